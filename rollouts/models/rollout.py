@@ -1,0 +1,430 @@
+"""The Rollout API (`rollouts.dev/v1alpha1`), field-compatible with Argo Rollouts v1alpha1.
+
+Spec models reject unknown fields; a Rollout that uses an Argo feature we do not support
+fails validation naming that field instead of being half-applied.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from rollouts.models.base import ApiModel, Duration, IntOrPercent, StatusModel, parse_duration
+
+GROUP = "rollouts.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+# Label put on every ReplicaSet, its selector and its pods; Services are pinned with it.
+POD_TEMPLATE_HASH_LABEL = "rollouts-pod-template-hash"
+# Annotations the controller keeps on the ReplicaSets it owns.
+REVISION_ANNOTATION = "rollouts.dev/revision"
+SCALE_DOWN_DEADLINE_ANNOTATION = "rollouts.dev/scale-down-deadline"
+
+
+# --- selectors and references -------------------------------------------------------------
+
+
+class LabelSelectorRequirement(ApiModel):
+    key: str
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: list[str] | None = None
+
+
+class LabelSelector(ApiModel):
+    match_labels: dict[str, str] | None = None
+    match_expressions: list[LabelSelectorRequirement] | None = None
+
+
+class ObjectRef(ApiModel):
+    """Argo's workloadRef is not supported; kept out of the model on purpose."""
+
+
+# --- analysis references (the Rollout side; templates live in models/analysis.py) ----------
+
+
+class SecretKeyRef(ApiModel):
+    name: str
+    key: str
+
+
+class FieldRef(ApiModel):
+    field_path: str
+
+
+class ArgumentValueFrom(ApiModel):
+    pod_template_hash_value: Literal["Stable", "Latest"] | None = None
+    field_ref: FieldRef | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ArgumentValueFrom:
+        given = [f for f in (self.pod_template_hash_value, self.field_ref) if f is not None]
+        if len(given) != 1:
+            raise ValueError("valueFrom needs exactly one of podTemplateHashValue, fieldRef")
+        return self
+
+
+class AnalysisRunArgument(ApiModel):
+    name: str
+    value: str | None = None
+    value_from: ArgumentValueFrom | None = None
+
+
+class AnalysisTemplateRef(ApiModel):
+    template_name: str
+    cluster_scope: bool = False
+
+
+class RolloutAnalysis(ApiModel):
+    templates: list[AnalysisTemplateRef] = Field(min_length=1)
+    args: list[AnalysisRunArgument] | None = None
+    dry_run: list[dict[str, str]] | None = None
+    measurement_retention: list[dict[str, Any]] | None = None
+
+
+class RolloutAnalysisBackground(RolloutAnalysis):
+    starting_step: int | None = Field(default=None, ge=0)
+
+
+class AnalysisRunHistory(ApiModel):
+    """spec.analysis: how many finished AnalysisRuns to keep."""
+
+    successful_run_history_limit: int = Field(default=5, ge=0)
+    unsuccessful_run_history_limit: int = Field(default=5, ge=0)
+
+
+# --- canary ---------------------------------------------------------------------------------
+
+
+class RolloutPause(ApiModel):
+    """A pause step; without a duration it waits for `promote`."""
+
+    duration: Duration | None = None
+
+    def seconds(self) -> int | None:
+        return None if self.duration is None else parse_duration(self.duration)
+
+
+class SetCanaryScale(ApiModel):
+    weight: int | None = Field(default=None, ge=0, le=100)
+    replicas: int | None = Field(default=None, ge=0)
+    match_traffic_weight: bool | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SetCanaryScale:
+        given = [
+            f
+            for f in (self.weight, self.replicas, self.match_traffic_weight or None)
+            if f is not None
+        ]
+        if len(given) != 1:
+            raise ValueError(
+                "setCanaryScale needs exactly one of weight, replicas, matchTrafficWeight: true"
+            )
+        return self
+
+
+class CanaryStep(ApiModel):
+    set_weight: int | None = Field(default=None, ge=0, le=100)
+    pause: RolloutPause | None = None
+    set_canary_scale: SetCanaryScale | None = None
+    analysis: RolloutAnalysis | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one_action(self) -> CanaryStep:
+        given = [
+            name
+            for name, value in (
+                ("setWeight", self.set_weight),
+                ("pause", self.pause),
+                ("setCanaryScale", self.set_canary_scale),
+                ("analysis", self.analysis),
+            )
+            if value is not None
+        ]
+        if len(given) != 1:
+            raise ValueError(
+                "a step needs exactly one of setWeight, pause, setCanaryScale, analysis"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        return self
+
+
+class CanaryStrategy(ApiModel):
+    canary_service: str | None = None
+    stable_service: str | None = None
+    steps: list[CanaryStep] | None = None
+    max_surge: IntOrPercent = "25%"
+    max_unavailable: IntOrPercent = "25%"
+    analysis: RolloutAnalysisBackground | None = None
+    scale_down_delay_seconds: int = Field(default=30, ge=0)
+    abort_scale_down_delay_seconds: int = Field(default=30, ge=0)
+
+    @model_validator(mode="after")
+    def _services_differ(self) -> CanaryStrategy:
+        if self.canary_service and self.canary_service == self.stable_service:
+            raise ValueError("canaryService and stableService must be different Services")
+        return self
+
+
+# --- blue-green -----------------------------------------------------------------------------
+
+
+class BlueGreenStrategy(ApiModel):
+    active_service: str = Field(min_length=1)
+    preview_service: str | None = None
+    preview_replica_count: int | None = Field(default=None, ge=1)
+    auto_promotion_enabled: bool = True
+    auto_promotion_seconds: int | None = Field(default=None, ge=0)
+    max_unavailable: IntOrPercent = 0
+    scale_down_delay_seconds: int = Field(default=30, ge=0)
+    abort_scale_down_delay_seconds: int = Field(default=30, ge=0)
+    pre_promotion_analysis: RolloutAnalysis | None = None
+    post_promotion_analysis: RolloutAnalysis | None = None
+
+    @model_validator(mode="after")
+    def _services_differ(self) -> BlueGreenStrategy:
+        if self.preview_service and self.preview_service == self.active_service:
+            raise ValueError("activeService and previewService must be different Services")
+        return self
+
+
+class RolloutStrategy(ApiModel):
+    canary: CanaryStrategy | None = None
+    blue_green: BlueGreenStrategy | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> RolloutStrategy:
+        if (self.canary is None) == (self.blue_green is None):
+            raise ValueError("strategy needs exactly one of canary, blueGreen")
+        return self
+
+
+# --- the Rollout ----------------------------------------------------------------------------
+
+
+class PodTemplate(ApiModel):
+    """A Pod template; its spec is passed through to ReplicaSets untouched."""
+
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: dict[str, Any]
+
+    @field_validator("metadata")
+    @classmethod
+    def _labels_are_strings(cls, value: dict[str, Any]) -> dict[str, Any]:
+        labels = value.get("labels") or {}
+        if not isinstance(labels, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
+        ):
+            raise ValueError("metadata.labels must map strings to strings")
+        return value
+
+
+class RolloutSpec(ApiModel):
+    replicas: int = Field(default=1, ge=0)
+    selector: LabelSelector
+    template: PodTemplate
+    min_ready_seconds: int = Field(default=0, ge=0)
+    revision_history_limit: int = Field(default=10, ge=0)
+    paused: bool = False
+    progress_deadline_seconds: int = Field(default=600, ge=1)
+    progress_deadline_abort: bool = False
+    strategy: RolloutStrategy
+    analysis: AnalysisRunHistory | None = None
+
+    @model_validator(mode="after")
+    def _selector_matches_template(self) -> RolloutSpec:
+        labels: dict[str, str] = self.template.metadata.get("labels") or {}
+        wanted = self.selector.match_labels or {}
+        if not wanted and not self.selector.match_expressions:
+            raise ValueError("selector must not be empty")
+        for key, value in wanted.items():
+            if labels.get(key) != value:
+                raise ValueError(
+                    f"selector.matchLabels {key}={value} does not match template.metadata.labels"
+                )
+        return self
+
+
+# --- status ---------------------------------------------------------------------------------
+
+Phase = Literal["Healthy", "Progressing", "Paused", "Degraded"]
+
+
+class Condition(StatusModel):
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str = ""
+    message: str = ""
+    last_transition_time: str | None = None
+    last_update_time: str | None = None
+
+
+class PauseCondition(StatusModel):
+    reason: str
+    start_time: str
+
+
+class WeightDestination(StatusModel):
+    pod_template_hash: str | None = None
+    weight: int = 0
+
+
+class TrafficWeights(StatusModel):
+    canary: WeightDestination = WeightDestination()
+    stable: WeightDestination = WeightDestination(weight=100)
+    verified: bool | None = None
+
+
+class RolloutAnalysisRunStatus(StatusModel):
+    name: str
+    status: str = ""
+    message: str = ""
+
+
+class CanaryStatus(StatusModel):
+    # weights: what the traffic split is now (for replica-weighted canaries: the share of
+    # available pods); desiredWeight: what the current step asks for.
+    weights: TrafficWeights | None = None
+    desired_weight: int | None = None
+    current_step_analysis_run_status: RolloutAnalysisRunStatus | None = None
+    current_background_analysis_run_status: RolloutAnalysisRunStatus | None = None
+
+
+class BlueGreenStatus(StatusModel):
+    active_selector: str | None = None
+    preview_selector: str | None = None
+    scale_up_preview_check_point: bool | None = None
+    pre_promotion_analysis_run_status: RolloutAnalysisRunStatus | None = None
+    post_promotion_analysis_run_status: RolloutAnalysisRunStatus | None = None
+
+
+class RolloutStatus(StatusModel):
+    phase: Phase | None = None
+    message: str = ""
+    observed_generation: int | None = None
+    replicas: int = 0
+    updated_replicas: int = 0
+    ready_replicas: int = 0
+    available_replicas: int = 0
+    current_pod_hash: str | None = None
+    stable_rs: str | None = Field(default=None, alias="stableRS")
+    current_step_index: int | None = None
+    pause_conditions: list[PauseCondition] | None = None
+    controller_pause: bool | None = None
+    abort: bool | None = None
+    aborted_at: str | None = None
+    # Why the Rollout was aborted (operator request, progress deadline, failed analysis).
+    abort_message: str | None = None
+    promote_full: bool | None = None
+    # The desired revision the controller last saw; a new one resets abort and step progress.
+    observed_pod_hash: str | None = None
+    # When the current revision (or step) last made progress: the progress-deadline clock.
+    progress_at: str | None = None
+    # When the active revision became fully available (blue-green auto-promotion clock).
+    preview_ready_at: str | None = None
+    canary: CanaryStatus | None = None
+    blue_green: BlueGreenStatus | None = None
+    selector: str | None = None
+    conditions: list[Condition] | None = None
+
+    def condition(self, type_: str) -> Condition | None:
+        return next((c for c in self.conditions or () if c.type == type_), None)
+
+    def paused_for(self, reason: str) -> PauseCondition | None:
+        return next((p for p in self.pause_conditions or () if p.reason == reason), None)
+
+
+class ObjectMeta(StatusModel):
+    """The metadata fields the controller reads; everything else passes through."""
+
+    name: str
+    namespace: str = "default"
+    uid: str = ""
+    generation: int = 1
+    resource_version: str = ""
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+    creation_timestamp: str | None = None
+
+
+class Rollout(StatusModel):
+    """A whole Rollout object as read from the API server.
+
+    The spec is validated separately (`parse_spec`) so that a Rollout with an invalid spec is
+    still readable and can be given an InvalidSpec condition instead of being dropped.
+    """
+
+    api_version: str = API_VERSION
+    kind: Literal["Rollout"] = "Rollout"
+    metadata: ObjectMeta
+    spec: dict[str, Any] = Field(default_factory=dict)
+    status: RolloutStatus = RolloutStatus()
+
+
+def parse_spec(spec: dict[str, Any]) -> RolloutSpec:
+    """Validate a Rollout spec; raises pydantic.ValidationError naming the field."""
+    return RolloutSpec.model_validate(spec)
+
+
+def rollout_manifest_errors(spec: dict[str, Any]) -> list[tuple[str, str]]:
+    """(field path, message) for every problem in a spec; empty when valid."""
+    from pydantic import ValidationError
+
+    try:
+        model = parse_spec(spec)
+    except ValidationError as exc:
+        return [(_field_path("spec", err["loc"]), _message(err)) for err in exc.errors()]
+    return semantic_errors(model)
+
+
+def semantic_errors(spec: RolloutSpec) -> list[tuple[str, str]]:
+    """Rules that need more than one field, or features this controller does not run yet.
+
+    A feature we cannot run is refused by name rather than ignored: a manifest that asks for
+    analysis must never roll out unanalysed.
+    """
+    errors: list[tuple[str, str]] = []
+    canary = spec.strategy.canary
+    if canary is not None:
+        for i, step in enumerate(canary.steps or []):
+            if step.set_canary_scale is not None:
+                errors.append((
+                    f"spec.strategy.canary.steps[{i}].setCanaryScale",
+                    "setCanaryScale requires trafficRouting (as in Argo Rollouts); "
+                    "without a traffic router the canary's weight is its share of pods",
+                ))
+            if step.analysis is not None:
+                errors.append((f"spec.strategy.canary.steps[{i}].analysis", _NO_ANALYSIS))
+        if canary.analysis is not None:
+            errors.append(("spec.strategy.canary.analysis", _NO_ANALYSIS))
+    blue_green = spec.strategy.blue_green
+    if blue_green is not None:
+        if blue_green.pre_promotion_analysis is not None:
+            errors.append(("spec.strategy.blueGreen.prePromotionAnalysis", _NO_ANALYSIS))
+        if blue_green.post_promotion_analysis is not None:
+            errors.append(("spec.strategy.blueGreen.postPromotionAnalysis", _NO_ANALYSIS))
+    return errors
+
+
+_NO_ANALYSIS = "analysis is not supported by this controller version; remove it or upgrade"
+
+
+def _field_path(root: str, loc: tuple[int | str, ...]) -> str:
+    path = root
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part in ("function-after", "function-before") or "[" in str(part):
+            continue
+        else:
+            path += f".{part}"
+    return path
+
+
+def _message(err: Any) -> str:
+    if err.get("type") == "extra_forbidden":
+        return "unknown field (not supported by rollouts.dev/v1alpha1)"
+    msg = str(err.get("msg", "invalid"))
+    return msg.removeprefix("Value error, ")

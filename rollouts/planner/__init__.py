@@ -1,0 +1,1 @@
+"""The planner: pure decisions from (Rollout, Observed, now) to a Plan."""

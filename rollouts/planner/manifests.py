@@ -1,0 +1,99 @@
+"""Pure builders for the objects the controller creates, and the pod-template hash."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from typing import Any
+
+from rollouts.models.rollout import (
+    POD_TEMPLATE_HASH_LABEL,
+    REVISION_ANNOTATION,
+    RolloutSpec,
+)
+
+# Characters Kubernetes uses for generated suffixes: no vowels, no look-alikes.
+_SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def pod_template_hash(template: dict[str, Any]) -> str:
+    """A short stable hash of a pod template, used in names, labels and selectors.
+
+    Any change to the template (image, env, labels, ...) gives a new hash; the same template
+    always gives the same hash, which is what makes a git revert land on the old ReplicaSet.
+    """
+    canonical = json.dumps(template, sort_keys=True, separators=(",", ":"))
+    number = int.from_bytes(hashlib.sha256(canonical.encode()).digest()[:8], "big")
+    chars = []
+    for _ in range(10):
+        number, index = divmod(number, len(_SAFE_ALPHABET))
+        chars.append(_SAFE_ALPHABET[index])
+    return "".join(chars)
+
+
+def replica_set_name(rollout_name: str, pod_hash: str) -> str:
+    return f"{rollout_name}-{pod_hash}"
+
+
+def replica_set_manifest(
+    *,
+    rollout_name: str,
+    rollout_uid: str,
+    namespace: str,
+    spec: RolloutSpec,
+    template: dict[str, Any],
+    pod_hash: str,
+    replicas: int,
+    revision: int,
+) -> dict[str, Any]:
+    """The ReplicaSet for one revision, owned by the Rollout."""
+    pod_template = copy.deepcopy(template)
+    metadata = pod_template.setdefault("metadata", {})
+    labels = {**(metadata.get("labels") or {}), POD_TEMPLATE_HASH_LABEL: pod_hash}
+    metadata["labels"] = labels
+    selector = spec.selector.to_wire()
+    selector["matchLabels"] = {**(selector.get("matchLabels") or {}),
+                               POD_TEMPLATE_HASH_LABEL: pod_hash}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {
+            "name": replica_set_name(rollout_name, pod_hash),
+            "namespace": namespace,
+            "labels": labels,
+            "annotations": {REVISION_ANNOTATION: str(revision)},
+            "ownerReferences": [
+                {
+                    "apiVersion": "rollouts.dev/v1alpha1",
+                    "kind": "Rollout",
+                    "name": rollout_name,
+                    "uid": rollout_uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": {
+            "replicas": replicas,
+            "minReadySeconds": spec.min_ready_seconds,
+            "selector": selector,
+            "template": pod_template,
+        },
+    }
+
+
+def selector_string(spec: RolloutSpec) -> str:
+    """The label selector as a string, for status.selector (the scale subresource)."""
+    parts = [f"{k}={v}" for k, v in sorted((spec.selector.match_labels or {}).items())]
+    for req in spec.selector.match_expressions or ():
+        values = ",".join(req.values or ())
+        if req.operator == "In":
+            parts.append(f"{req.key} in ({values})")
+        elif req.operator == "NotIn":
+            parts.append(f"{req.key} notin ({values})")
+        elif req.operator == "Exists":
+            parts.append(req.key)
+        else:
+            parts.append(f"!{req.key}")
+    return ",".join(parts)

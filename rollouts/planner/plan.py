@@ -1,0 +1,243 @@
+"""plan(rollout, observed, now) -> Plan: the whole decision of one reconcile pass.
+
+Pure: no I/O, no clock reads, no randomness. Everything it decides is either an idempotent
+action or a field of the next status, so a controller killed at any instant resumes from
+status alone (invariant 4) and planning the same inputs twice changes nothing (invariant 6).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from rollouts.models.rollout import (
+    Condition,
+    Phase,
+    Rollout,
+    RolloutSpec,
+    RolloutStatus,
+    parse_spec,
+    rollout_manifest_errors,
+)
+from rollouts.planner.bluegreen import plan_blue_green
+from rollouts.planner.canary import plan_canary
+from rollouts.planner.context import Context, Draft, iso, parse_time
+from rollouts.planner.manifests import pod_template_hash, selector_string
+from rollouts.planner.types import CreateReplicaSet, Event, Observed, PinService, Plan
+
+PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
+
+
+def plan(rollout: Rollout, observed: Observed, now: dt.datetime) -> Plan:
+    old = rollout.status
+    errors = rollout_manifest_errors(rollout.spec)
+    spec = parse_spec(rollout.spec) if not errors else None
+    if spec is not None:
+        errors = _missing_services(spec, observed)
+    if spec is None or errors:
+        return _invalid(rollout, errors, now)
+
+    status = _reset_for_revision(old, pod_template_hash(rollout.spec["template"]), now)
+    draft = _decide(rollout, spec, observed, now, status)
+
+    # Progress deadline: only a Rollout that is moving can be late.
+    progress_at, exceeded = _progress(spec, old, status, draft, observed, now)
+    if exceeded and spec.progress_deadline_abort and not status.abort:
+        message = _deadline_message(spec, status)
+        status = status.model_copy(update={
+            "abort": True, "aborted_at": iso(now), "abort_message": message})
+        draft = _decide(rollout, spec, observed, now, status)
+        progress_at, exceeded = None, True
+    return _finish(rollout, spec, observed, now, old, status, draft, progress_at, exceeded)
+
+
+def _decide(rollout: Rollout, spec: RolloutSpec, observed: Observed, now: dt.datetime,
+            status: RolloutStatus) -> Draft:
+    ctx = Context(rollout, spec, observed, now, status.observed_pod_hash or "", status)
+    draft = Draft()
+    if spec.strategy.canary is not None:
+        plan_canary(ctx, draft)
+    else:
+        plan_blue_green(ctx, draft)
+    return draft
+
+
+def _reset_for_revision(status: RolloutStatus, desired_hash: str,
+                        now: dt.datetime) -> RolloutStatus:
+    """A new desired revision starts from step 0 and clears the last one's abort/pauses.
+
+    This is also how an aborted Rollout leaves Degraded: a new commit changes the hash.
+    """
+    if status.observed_pod_hash == desired_hash:
+        return status
+    return status.model_copy(update={
+        "observed_pod_hash": desired_hash,
+        "current_pod_hash": desired_hash,
+        "current_step_index": 0,
+        "abort": None,
+        "aborted_at": None,
+        "abort_message": None,
+        "pause_conditions": None,
+        "controller_pause": None,
+        "promote_full": None,
+        "preview_ready_at": None,
+        "progress_at": iso(now),
+    })
+
+
+def _missing_services(spec: RolloutSpec, observed: Observed) -> list[tuple[str, str]]:
+    named: list[tuple[str, str | None]] = []
+    if spec.strategy.canary is not None:
+        named += [("spec.strategy.canary.canaryService", spec.strategy.canary.canary_service),
+                  ("spec.strategy.canary.stableService", spec.strategy.canary.stable_service)]
+    if spec.strategy.blue_green is not None:
+        bg = spec.strategy.blue_green
+        named += [("spec.strategy.blueGreen.activeService", bg.active_service),
+                  ("spec.strategy.blueGreen.previewService", bg.preview_service)]
+    return [
+        (path, f'Service "{name}" not found')
+        for path, name in named
+        if name and observed.services.get(name) is None
+    ]
+
+
+def _progress_key(status: RolloutStatus) -> tuple[Any, ...]:
+    return (status.current_pod_hash, status.current_step_index, status.stable_rs,
+            status.replicas, status.updated_replicas, status.ready_replicas,
+            status.available_replicas)
+
+
+def _progress(spec: RolloutSpec, old: RolloutStatus, status: RolloutStatus, draft: Draft,
+              observed: Observed, now: dt.datetime) -> tuple[str | None, bool]:
+    """(progress_at to record, whether the deadline has passed).
+
+    The deadline clock runs only while Progressing; a pause stops it and resuming restarts
+    it, so time spent waiting for a human never counts against the revision.
+    """
+    if draft.phase != "Progressing" or status.abort:
+        return None, False
+    counts = status.model_copy(
+        update={**draft.updates, **_counts(observed, status.observed_pod_hash)})
+    moved = _progress_key(old) != _progress_key(counts)
+    started = parse_time(status.progress_at)
+    if started is None or moved:
+        return iso(now), False
+    deadline = started + dt.timedelta(seconds=spec.progress_deadline_seconds)
+    if now >= deadline:
+        return status.progress_at, True
+    draft.wake(deadline)
+    return status.progress_at, False
+
+
+def _deadline_message(spec: RolloutSpec, status: RolloutStatus) -> str:
+    return (
+        f"Revision {status.current_pod_hash} made no progress for "
+        f"{spec.progress_deadline_seconds}s ({PROGRESS_DEADLINE_EXCEEDED})"
+    )
+
+
+def _finish(rollout: Rollout, spec: RolloutSpec, observed: Observed, now: dt.datetime,
+            old: RolloutStatus, status: RolloutStatus, draft: Draft,
+            progress_at: str | None, exceeded: bool) -> Plan:
+    phase: Phase = draft.phase
+    message = draft.message
+    if exceeded and not status.abort:
+        phase = "Degraded"
+        message = _deadline_message(spec, status)
+    desired = status.observed_pod_hash
+    new = status.model_copy(update={
+        **draft.updates,
+        "phase": phase,
+        "message": message,
+        "observed_generation": rollout.metadata.generation,
+        "progress_at": progress_at,
+        "selector": selector_string(spec),
+        **_counts(observed, desired),
+    })
+    conditions = _conditions(old, phase, message, now, exceeded=exceeded,
+                             generation_seen=True, invalid=None)
+    new = new.model_copy(update={"conditions": conditions})
+    events = _events(old, new, draft)
+    wake = min(draft.wake_at, default=None)
+    requeue = None if wake is None else max(0.0, (wake - now).total_seconds())
+    return Plan(actions=tuple(draft.actions), status=new, events=events, requeue_after=requeue)
+
+
+def _counts(observed: Observed, desired: str | None) -> dict[str, int]:
+    sets = observed.replica_sets
+    return {
+        "replicas": sum(r.replicas for r in sets),
+        "updated_replicas": sum(r.replicas for r in sets if r.pod_hash == desired),
+        "ready_replicas": sum(r.ready for r in sets),
+        "available_replicas": sum(r.available for r in sets),
+    }
+
+
+def _invalid(rollout: Rollout, errors: list[tuple[str, str]], now: dt.datetime) -> Plan:
+    old = rollout.status
+    message = "; ".join(f"{path}: {text}" for path, text in errors[:5])
+    if len(errors) > 5:
+        message += f" (and {len(errors) - 5} more)"
+    new = old.model_copy(update={
+        "phase": "Degraded",
+        "message": f"InvalidSpec: {message}",
+        "observed_generation": rollout.metadata.generation,
+        "conditions": _conditions(old, "Degraded", f"InvalidSpec: {message}", now,
+                                  exceeded=False, generation_seen=True, invalid=message),
+    })
+    events: tuple[Event, ...] = ()
+    if old.message != new.message:
+        events = (Event("Warning", "InvalidSpec", message),)
+    return Plan(actions=(), status=new, events=events, requeue_after=None)
+
+
+def _conditions(old: RolloutStatus, phase: Phase, message: str, now: dt.datetime, *,
+                exceeded: bool, generation_seen: bool, invalid: str | None) -> list[Condition]:
+    """kstatus conditions (Ready, Reconciling, Stalled) plus InvalidSpec and Progressing.
+
+    A condition keeps its lastTransitionTime while its status and reason stay the same.
+    """
+    wanted: list[tuple[str, str, str, str]] = [
+        ("Ready", "True" if phase == "Healthy" and generation_seen else "False", phase, message),
+        ("Reconciling", "True" if phase in ("Progressing", "Paused") else "False", phase,
+         message if phase in ("Progressing", "Paused") else ""),
+        ("Stalled", "True" if phase == "Degraded" else "False", phase,
+         message if phase == "Degraded" else ""),
+    ]
+    if invalid is not None:
+        wanted.append(("InvalidSpec", "True", "InvalidSpec", invalid))
+    if exceeded:
+        wanted.append(("Progressing", "False", PROGRESS_DEADLINE_EXCEEDED, message))
+    result = []
+    for type_, status, reason, text in wanted:
+        before = old.condition(type_)
+        same = before is not None and before.status == status and before.reason == reason
+        stamp = before.last_transition_time if same and before else iso(now)
+        result.append(Condition(type=type_, status=status,
+                                reason=reason, message=text, last_transition_time=stamp))
+    return result
+
+
+def _events(old: RolloutStatus, new: RolloutStatus, draft: Draft) -> tuple[Event, ...]:
+    """Kubernetes Events for every transition between the old and the new status."""
+    events: list[Event] = []
+    for action in draft.actions:
+        if isinstance(action, CreateReplicaSet):
+            events.append(Event("Normal", "ReplicaSetCreated",
+                                f"Created ReplicaSet {action.name} (revision {action.revision})"))
+        elif isinstance(action, PinService):
+            events.append(Event("Normal", "ServiceSwitched",
+                                f"Service {action.service} now selects revision {action.pod_hash}"))
+    if new.abort and not old.abort:
+        events.append(Event("Warning", "RolloutAborted", new.abort_message or "Rollout aborted"))
+    if (new.current_step_index != old.current_step_index
+            and new.current_pod_hash == old.current_pod_hash and not new.abort):
+        events.append(Event("Normal", "RolloutStepChanged",
+                            f"Step index {old.current_step_index} -> {new.current_step_index}"))
+    if new.stable_rs != old.stable_rs and new.stable_rs:
+        events.append(Event("Normal", "RolloutPromoted",
+                            f"Revision {new.stable_rs} is now stable"))
+    if new.phase != old.phase:
+        events.append(Event("Warning" if new.phase == "Degraded" else "Normal",
+                            f"Rollout{new.phase}", new.message))
+    return tuple(events)

@@ -1,0 +1,107 @@
+"""What the planner reads (`Observed`) and what it returns (`Plan`): plain frozen data."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from rollouts.models.rollout import RolloutStatus
+
+
+@dataclass(frozen=True)
+class ReplicaSetView:
+    """One ReplicaSet owned by the Rollout, as the ReplicaSet controller reports it."""
+
+    name: str
+    pod_hash: str
+    revision: int
+    spec_replicas: int
+    replicas: int = 0  # status.replicas: pods that exist
+    ready: int = 0
+    available: int = 0
+    scale_down_at: dt.datetime | None = None
+    resource_version: str = ""
+
+
+@dataclass(frozen=True)
+class ServiceView:
+    name: str
+    selector: Mapping[str, str]
+    resource_version: str = ""
+
+
+@dataclass(frozen=True)
+class AnalysisRunView:
+    """An AnalysisRun owned by the Rollout (phase as the run reports it)."""
+
+    name: str
+    phase: str
+    message: str = ""
+    pod_hash: str = ""
+    kind: str = ""  # "step", "background", "prePromotion", "postPromotion"
+    step_index: int | None = None
+
+
+@dataclass(frozen=True)
+class Observed:
+    """Everything the planner may look at besides the Rollout itself and the clock."""
+
+    replica_sets: tuple[ReplicaSetView, ...] = ()
+    # Services named by the strategy; None when the named Service does not exist.
+    services: Mapping[str, ServiceView | None] = field(default_factory=dict)
+    analysis_runs: tuple[AnalysisRunView, ...] = ()
+
+
+# --- actions: each is idempotent, the executor runs them in order ---------------------------
+
+
+@dataclass(frozen=True)
+class CreateReplicaSet:
+    name: str
+    pod_hash: str
+    replicas: int
+    revision: int
+
+
+@dataclass(frozen=True)
+class ScaleReplicaSet:
+    """Set spec.replicas and the scale-down deadline annotation (None removes it)."""
+
+    name: str
+    replicas: int
+    scale_down_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class DeleteReplicaSet:
+    name: str
+
+
+@dataclass(frozen=True)
+class PinService:
+    """Point a Service's selector at one revision (the pod-template-hash label)."""
+
+    service: str
+    pod_hash: str
+
+
+Action = CreateReplicaSet | ScaleReplicaSet | DeleteReplicaSet | PinService
+
+
+@dataclass(frozen=True)
+class Event:
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    actions: tuple[Action, ...]
+    status: RolloutStatus
+    events: tuple[Event, ...] = ()
+    # Seconds until the plan should be made again even if nothing changes (a pause ending,
+    # a scale-down deadline, the progress deadline); None: only when something changes.
+    requeue_after: float | None = None

@@ -1,0 +1,147 @@
+"""A tiny in-memory cluster for driving the pure planner: ReplicaSets, Services, a clock.
+
+It applies a Plan's actions the way the kube executor would, and lets a test decide when
+pods become available. Nothing here talks to a server.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from rollouts.models.rollout import POD_TEMPLATE_HASH_LABEL, ObjectMeta, Rollout, RolloutStatus
+from rollouts.planner.plan import plan
+from rollouts.planner.types import (
+    CreateReplicaSet,
+    DeleteReplicaSet,
+    Observed,
+    PinService,
+    Plan,
+    ReplicaSetView,
+    ScaleReplicaSet,
+    ServiceView,
+)
+
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def canary_spec(steps: list[dict[str, Any]] | None = None, *, replicas: int = 4,
+                image: str = "app:1", **canary: Any) -> dict[str, Any]:
+    return {
+        "replicas": replicas,
+        "selector": {"matchLabels": {"app": "demo"}},
+        "template": {"metadata": {"labels": {"app": "demo"}},
+                     "spec": {"containers": [{"name": "app", "image": image}]}},
+        "strategy": {"canary": {"steps": steps if steps is not None else [], **canary}},
+    }
+
+
+def blue_green_spec(*, replicas: int = 3, image: str = "app:1", **bg: Any) -> dict[str, Any]:
+    return {
+        "replicas": replicas,
+        "selector": {"matchLabels": {"app": "demo"}},
+        "template": {"metadata": {"labels": {"app": "demo"}},
+                     "spec": {"containers": [{"name": "app", "image": image}]}},
+        "strategy": {"blueGreen": {"activeService": "active", "previewService": "preview", **bg}},
+    }
+
+
+@dataclass
+class World:
+    spec: dict[str, Any]
+    now: dt.datetime = T0
+    status: RolloutStatus = field(default_factory=RolloutStatus)
+    replica_sets: dict[str, ReplicaSetView] = field(default_factory=dict)
+    services: dict[str, ServiceView] = field(default_factory=dict)
+    generation: int = 1
+    history: list[Plan] = field(default_factory=list)
+    auto_ready: bool = True  # pods become available as soon as the ReplicaSet asks for them
+
+    def __post_init__(self) -> None:
+        for name in ("canary", "stable", "active", "preview"):
+            self.services.setdefault(name, ServiceView(name, {"app": "demo"}))
+
+    # --- inputs -----------------------------------------------------------------------
+    def rollout(self) -> Rollout:
+        return Rollout(metadata=ObjectMeta(name="demo", uid="uid-1", generation=self.generation),
+                       spec=copy.deepcopy(self.spec), status=self.status)
+
+    def observed(self) -> Observed:
+        return Observed(replica_sets=tuple(self.replica_sets.values()),
+                        services=dict(self.services))
+
+    def set_image(self, image: str) -> None:
+        self.spec = copy.deepcopy(self.spec)
+        self.spec["template"]["spec"]["containers"][0]["image"] = image
+        self.generation += 1
+
+    def advance(self, seconds: float) -> None:
+        self.now += dt.timedelta(seconds=seconds)
+
+    def edit_status(self, **updates: Any) -> None:
+        self.status = self.status.model_copy(update=updates)
+
+    # --- the loop ---------------------------------------------------------------------
+    def plan(self) -> Plan:
+        return plan(self.rollout(), self.observed(), self.now)
+
+    def step(self) -> Plan:
+        """One reconcile pass: plan, apply actions, write status, let pods settle."""
+        result = self.plan()
+        self.apply(result)
+        self.history.append(result)
+        if self.auto_ready:
+            self.settle()
+        return result
+
+    def apply(self, result: Plan) -> None:
+        for action in result.actions:
+            if isinstance(action, CreateReplicaSet):
+                self.replica_sets[action.pod_hash] = ReplicaSetView(
+                    name=action.name, pod_hash=action.pod_hash, revision=action.revision,
+                    spec_replicas=action.replicas)
+            elif isinstance(action, ScaleReplicaSet):
+                rs = self._by_name(action.name)
+                self.replica_sets[rs.pod_hash] = replace(
+                    rs, spec_replicas=action.replicas, scale_down_at=action.scale_down_at)
+            elif isinstance(action, DeleteReplicaSet):
+                rs = self._by_name(action.name)
+                del self.replica_sets[rs.pod_hash]
+            elif isinstance(action, PinService):
+                svc = self.services[action.service]
+                self.services[action.service] = ServiceView(
+                    svc.name, {**svc.selector, POD_TEMPLATE_HASH_LABEL: action.pod_hash})
+        self.status = result.status
+
+    def settle(self, *, available: dict[str, int] | None = None) -> None:
+        """Pods match spec; all available unless `available` caps some revisions."""
+        for pod_hash, rs in list(self.replica_sets.items()):
+            cap = rs.spec_replicas if available is None else min(
+                rs.spec_replicas, available.get(pod_hash, rs.spec_replicas))
+            self.replica_sets[pod_hash] = replace(
+                rs, replicas=rs.spec_replicas, ready=cap, available=cap)
+
+    def run(self, passes: int = 30) -> Plan:
+        """Reconcile until nothing changes (or `passes` run out)."""
+        result = self.step()
+        for _ in range(passes):
+            if not result.actions and result.status == self.history[-2].status \
+                    if len(self.history) > 1 else False:
+                break
+            result = self.step()
+        return result
+
+    def _by_name(self, name: str) -> ReplicaSetView:
+        return next(r for r in self.replica_sets.values() if r.name == name)
+
+    # --- reading ------------------------------------------------------------------------
+    def rs(self, pod_hash: str | None) -> ReplicaSetView | None:
+        return self.replica_sets.get(pod_hash or "")
+
+    def sizes(self) -> dict[str, int]:
+        return {h: r.spec_replicas for h, r in self.replica_sets.items()}
+
+    def selector(self, service: str) -> str | None:
+        return self.services[service].selector.get(POD_TEMPLATE_HASH_LABEL)
