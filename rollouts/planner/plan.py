@@ -121,6 +121,7 @@ def _progress(spec: RolloutSpec, old: RolloutStatus, status: RolloutStatus, draf
     moved = _progress_key(old) != _progress_key(counts)
     started = parse_time(status.progress_at)
     if started is None or moved:
+        draft.wake(now + dt.timedelta(seconds=spec.progress_deadline_seconds))
         return iso(now), False
     deadline = started + dt.timedelta(seconds=spec.progress_deadline_seconds)
     if now >= deadline:

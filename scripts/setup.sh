@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Prepare a fresh Debian bookworm machine (as root, Python 3.11) to develop and test rollouts.
+# Idempotent: safe to run again; it only installs what is missing or out of date.
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo_root"
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+# Run a command quietly; on failure show what it printed, so errors are never swallowed.
+quiet() {
+    local out
+    out="$(mktemp)"
+    if ! "$@" >"$out" 2>&1; then
+        log "failed: $*"
+        cat "$out" >&2
+        rm -f "$out"
+        return 1
+    fi
+    rm -f "$out"
+}
+
+python="${PYTHON:-python3}"
+if ! command -v "$python" >/dev/null 2>&1; then
+    log "no $python on PATH: install Python >= 3.11 first"
+    exit 1
+fi
+
+log "installing the package and its test extras (pip install -e '.[test]')"
+# Debian marks its Python as externally managed; as root on a throwaway machine we install
+# into it anyway (no venv, by design of these machines).
+PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_BREAK_SYSTEM_PACKAGES=1 \
+    quiet "$python" -m pip install --quiet -e '.[test]'
+
+# The real Prometheus (and promtool) used by the provider tests and the sandbox.
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+    if [ "$(id -u)" -ne 0 ]; then
+        log "prometheus is missing and this is not root: run 'apt-get install -y prometheus' as root"
+        exit 1
+    fi
+    log "installing the Debian prometheus package (apt-get)"
+    export DEBIAN_FRONTEND=noninteractive
+    quiet apt-get update
+    quiet apt-get install -y --no-install-recommends prometheus
+    # The package enables a system service where an init system runs; the tests start their own.
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+        systemctl disable --now prometheus >/dev/null 2>&1 || true
+    fi
+fi
+
+log "ready: $("$python" --version 2>&1), $(prometheus --version 2>&1 | head -n1)"

@@ -1,0 +1,124 @@
+"""Blue-green planning, case by case, on the in-memory world."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rollouts.planner.types import PinService
+from tests.unit.world import World, blue_green_spec
+
+
+def healthy(**bg: Any) -> World:
+    w = World(blue_green_spec(**bg))
+    w.run()
+    assert w.status.phase == "Healthy"
+    return w
+
+
+def test_first_revision_becomes_active_once_available() -> None:
+    w = World(blue_green_spec())
+    w.auto_ready = False
+    w.step()
+    assert w.selector("active") is None  # nothing is available yet
+    w.settle()
+    w.run()
+    assert w.selector("active") == w.status.stable_rs
+    assert w.status.blue_green is not None
+    assert w.status.blue_green.active_selector == w.status.stable_rs
+
+
+def test_auto_promotion_switches_only_when_fully_available() -> None:
+    w = healthy()
+    old = w.status.stable_rs
+    w.auto_ready = False
+    w.set_image("app:2")
+    w.step()
+    new = w.status.current_pod_hash
+    assert w.selector("preview") == new and w.selector("active") == old
+    w.settle(available={new or "": 2})
+    result = w.step()
+    assert not any(isinstance(a, PinService) and a.service == "active" for a in result.actions)
+    w.settle()
+    w.run()
+    assert w.selector("active") == new
+    assert w.status.stable_rs == new and w.status.phase == "Healthy"
+    # The old revision keeps its pods for scaleDownDelaySeconds (30 by default).
+    assert w.sizes()[old or ""] == 3
+    assert w.rs(old).scale_down_at is not None  # type: ignore[union-attr]
+    w.advance(30)
+    w.run()
+    assert w.sizes()[old or ""] == 0
+
+
+def test_manual_promotion_waits_then_switches() -> None:
+    w = healthy(autoPromotionEnabled=False)
+    old = w.status.stable_rs
+    w.set_image("app:2")
+    w.run()
+    assert w.status.phase == "Paused"
+    assert w.selector("active") == old
+    w.advance(3600)
+    w.run()
+    assert w.selector("active") == old
+    w.edit_status(pause_conditions=None)  # promote
+    w.run()
+    assert w.status.phase == "Healthy"
+    assert w.selector("active") == w.status.current_pod_hash
+
+
+def test_auto_promotion_seconds_delays_switch() -> None:
+    w = healthy(autoPromotionSeconds=60)
+    old = w.status.stable_rs
+    w.set_image("app:2")
+    w.run()
+    assert w.status.phase == "Paused" and w.selector("active") == old
+    assert w.history[-1].requeue_after == 60
+    w.advance(60)
+    w.run()
+    assert w.selector("active") == w.status.current_pod_hash
+
+
+def test_preview_replica_count_scales_up_before_switch() -> None:
+    w = healthy(previewReplicaCount=1, autoPromotionEnabled=False, replicas=3)
+    w.set_image("app:2")
+    w.run()
+    new = w.status.current_pod_hash or ""
+    assert w.sizes()[new] == 1
+    w.edit_status(pause_conditions=None)
+    w.auto_ready = False
+    w.step()
+    assert w.sizes()[new] == 3
+    assert w.selector("active") != new
+    w.settle()
+    w.run()
+    assert w.selector("active") == new
+
+
+def test_abort_pins_stable_then_scales_preview_down_after_delay() -> None:
+    w = healthy(autoPromotionEnabled=False, abortScaleDownDelaySeconds=10)
+    old = w.status.stable_rs
+    w.set_image("app:2")
+    w.run()
+    new = w.status.current_pod_hash or ""
+    w.edit_status(abort=True, abort_message="Rollout aborted by user")
+    w.run()
+    assert w.status.phase == "Degraded"
+    assert w.selector("active") == old and w.selector("preview") == old
+    assert w.sizes()[new] == 3
+    w.advance(10)
+    w.run()
+    assert w.sizes()[new] == 0
+    assert w.status.phase == "Degraded"
+
+
+def test_revert_drops_preview_at_once() -> None:
+    w = healthy(autoPromotionEnabled=False)
+    old = w.status.stable_rs
+    w.set_image("app:2")
+    w.run()
+    new = w.status.current_pod_hash or ""
+    w.set_image("app:1")
+    w.run()
+    assert w.status.phase == "Healthy"
+    assert w.sizes() == {old: 3, new: 0}
+    assert w.selector("preview") == old
