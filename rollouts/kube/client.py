@@ -1,0 +1,341 @@
+"""A thin async Kubernetes API client on httpx.
+
+Only what the controller and the CLI need: get, list, create, merge/JSON patch, replace,
+delete and watch on any resource addressed by (group, version, plural). Error statuses
+become `rollouts.errors` exceptions; nothing is retried here (a 409 is a signal to observe
+again, decided by the caller). Requests are counted per verb for the benchmarks.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+from collections import Counter
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from rollouts.errors import ConflictError, ForbiddenError, KubeError, NotFoundError
+from rollouts.kube import config as kubeconfig
+from rollouts.kube.config import Connection
+
+Body = dict[str, Any]
+
+MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
+
+
+def resource_path(
+    group: str,
+    version: str,
+    plural: str,
+    namespace: str | None = None,
+    name: str | None = None,
+    subresource: str | None = None,
+) -> str:
+    """The REST path of a collection or an object; group "" is the core API."""
+    path = f"/api/{version}" if not group else f"/apis/{group}/{version}"
+    if namespace:
+        path += f"/namespaces/{namespace}"
+    path += f"/{plural}"
+    if name:
+        path += f"/{name}"
+        if subresource:
+            path += f"/{subresource}"
+    return path
+
+
+def raise_for_status(response: httpx.Response, body: Any = None) -> None:
+    """Map an error response to ConflictError / NotFoundError / ForbiddenError / KubeError."""
+    if response.status_code < 400:
+        return
+    if body is None:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+    reason = ""
+    message = response.reason_phrase or ""
+    if isinstance(body, dict):
+        reason = str(body.get("reason") or "")
+        message = str(body.get("message") or message)
+    elif response.text:
+        message = response.text[:500]
+    error: type[KubeError] = {
+        409: ConflictError,
+        404: NotFoundError,
+        403: ForbiddenError,
+    }.get(response.status_code, KubeError)
+    raise error(response.status_code, reason or response.reason_phrase or "", message)
+
+
+class KubeClient:
+    """Async client for one API server; use as an async context manager or call `close()`."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self.connection = connection
+        verify: ssl.SSLContext | bool = False
+        if connection.host.startswith("https"):
+            context = ssl.create_default_context(cafile=connection.ca_path)
+            if not connection.verify:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            if connection.cert_path and connection.key_path:
+                context.load_cert_chain(connection.cert_path, connection.key_path)
+            verify = context
+        auth: httpx.Auth | None = None
+        if connection.username and connection.password and not connection.token:
+            auth = httpx.BasicAuth(connection.username, connection.password)
+        self._http = httpx.AsyncClient(
+            base_url=connection.host,
+            verify=verify,
+            auth=auth,
+            timeout=timeout,
+            transport=transport,
+            headers={"Accept": "application/json"},
+        )
+        # Requests sent, per verb (get, list, create, patch, update, delete, watch).
+        self.request_counts: Counter[str] = Counter()
+
+    # --- construction ------------------------------------------------------------------------
+
+    @classmethod
+    def from_kubeconfig(cls, path: str | None = None, context: str | None = None) -> KubeClient:
+        return cls(kubeconfig.from_kubeconfig(path, context))
+
+    @classmethod
+    def in_cluster(cls) -> KubeClient:
+        return cls(kubeconfig.in_cluster())
+
+    @classmethod
+    def load(cls, kubeconfig_path: str | None = None, context: str | None = None) -> KubeClient:
+        return cls(kubeconfig.load(kubeconfig_path, context))
+
+    @property
+    def default_namespace(self) -> str:
+        return self.connection.default_namespace or "default"
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> KubeClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    def _headers(self, content_type: str | None = None) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        token = self.connection.bearer()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        if content_type:
+            headers["Content-Type"] = content_type
+        return headers
+
+    async def _request(
+        self,
+        verb: str,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Any = None,
+        content_type: str | None = None,
+    ) -> Any:
+        self.request_counts[verb] += 1
+        content = None if body is None else json.dumps(body).encode()
+        if content is not None and content_type is None:
+            content_type = "application/json"
+        response = await self._http.request(
+            method,
+            path,
+            params=dict(params or {}),
+            content=content,
+            headers=self._headers(content_type),
+        )
+        try:
+            payload = response.json() if response.content else None
+        except ValueError:
+            payload = None
+        raise_for_status(response, payload)
+        return payload
+
+    # --- verbs -------------------------------------------------------------------------------
+
+    async def get(
+        self,
+        group: str,
+        version: str,
+        plural: str,
+        namespace: str | None,
+        name: str,
+        *,
+        subresource: str | None = None,
+    ) -> Body:
+        path = resource_path(group, version, plural, namespace, name, subresource)
+        result: Body = await self._request("get", "GET", path)
+        return result
+
+    async def list(
+        self,
+        group: str,
+        version: str,
+        plural: str,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> tuple[list[Body], str]:
+        """Items and the list's resourceVersion (to watch from)."""
+        params: dict[str, str] = {}
+        if label_selector:
+            params["labelSelector"] = label_selector
+        if field_selector:
+            params["fieldSelector"] = field_selector
+        path = resource_path(group, version, plural, namespace)
+        result = await self._request("list", "GET", path, params=params)
+        items = list((result or {}).get("items") or [])
+        version_ = str(((result or {}).get("metadata") or {}).get("resourceVersion") or "")
+        return items, version_
+
+    async def create(
+        self,
+        group: str,
+        version: str,
+        plural: str,
+        namespace: str | None,
+        body: Mapping[str, Any],
+    ) -> Body:
+        path = resource_path(group, version, plural, namespace)
+        result: Body = await self._request("create", "POST", path, body=dict(body))
+        return result
+
+    async def patch_merge(
+        self,
+        group: str,
+        version: str,
+        plural: str,
+        namespace: str | None,
+        name: str,
+        body: Mapping[str, Any],
+        *,
+        subresource: str | None = None,
+    ) -> Body:
+        path = resource_path(group, version, plural, namespace, name, subresource)
+        result: Body = await self._request(
+            "patch", "PATCH", path, body=dict(body), content_type=MERGE_PATCH
+        )
+        return result
+
+    async def patch_json(
+        self,
+        group: str,
+        version: str,
+        plural: str,
+        namespace: str | None,
+        name: str,
+        ops: Sequence[Mapping[str, Any]],
+        *,
+        subresource: str | None = None,
+    ) -> Body:
+        path = resource_path(group, version, plural, namespace, name, subresource)
+        result: Body = await self._request(
+            "patch", "PATCH", path, body=[dict(op) for op in ops], content_type=JSON_PATCH
+        )
+        return result
+
+    async def replace(
+        self,
+        group: str,
+        version: str,
+        plural: str,
+        namespace: str | None,
+        name: str,
+        body: Mapping[str, Any],
+        *,
+        subresource: str | None = None,
+    ) -> Body:
+        path = resource_path(group, version, plural, namespace, name, subresource)
+        result: Body = await self._request("update", "PUT", path, body=dict(body))
+        return result
+
+    async def delete(
+        self,
+        group: str,
+        version: str,
+        plural: str,
+        namespace: str | None,
+        name: str,
+        *,
+        propagation_policy: str | None = "Background",
+        resource_version: str | None = None,
+    ) -> Body | None:
+        """Delete; with `resource_version` the delete is a precondition-guarded write."""
+        path = resource_path(group, version, plural, namespace, name)
+        options: Body = {"apiVersion": "v1", "kind": "DeleteOptions"}
+        if propagation_policy:
+            options["propagationPolicy"] = propagation_policy
+        if resource_version:
+            options["preconditions"] = {"resourceVersion": resource_version}
+        result: Body | None = await self._request("delete", "DELETE", path, body=options)
+        return result
+
+    async def watch(
+        self,
+        group: str,
+        version: str,
+        plural: str,
+        namespace: str | None = None,
+        *,
+        resource_version: str | None = None,
+        label_selector: str | None = None,
+        timeout: float | None = None,
+    ) -> AsyncIterator[tuple[str, Body]]:
+        """Stream (type, object) events; ends when the server closes the stream.
+
+        An ERROR event (e.g. 410 Gone: the resourceVersion is too old) raises KubeError with
+        the Status code; the caller lists again and watches from the new version.
+        """
+        params: dict[str, str] = {"watch": "true", "allowWatchBookmarks": "true"}
+        if resource_version:
+            params["resourceVersion"] = resource_version
+        if label_selector:
+            params["labelSelector"] = label_selector
+        if timeout is not None:
+            params["timeoutSeconds"] = str(max(1, int(timeout)))
+        path = resource_path(group, version, plural, namespace)
+        self.request_counts["watch"] += 1
+        request_timeout = httpx.Timeout(
+            connect=self._http.timeout.connect,
+            read=None if timeout is None else timeout + 5.0,
+            write=self._http.timeout.write,
+            pool=self._http.timeout.pool,
+        )
+        async with self._http.stream(
+            "GET", path, params=params, headers=self._headers(), timeout=request_timeout
+        ) as response:
+            if response.status_code >= 400:
+                await response.aread()
+                raise_for_status(response)
+            async for line in response.aiter_lines():
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                kind = str(event.get("type", ""))
+                obj = event.get("object") or {}
+                if kind == "ERROR":
+                    code = int(obj.get("code") or 500)
+                    raise {409: ConflictError, 404: NotFoundError, 403: ForbiddenError}.get(
+                        code, KubeError
+                    )(code, str(obj.get("reason") or ""), str(obj.get("message") or ""))
+                yield kind, obj

@@ -1,0 +1,522 @@
+"""The controller process: kopf wiring around one level-triggered reconcile per Rollout.
+
+This is the only module that imports kopf. It decides nothing: each pass reads the Rollout
+(kopf's live body) and the watch-fed caches, asks `rollouts.planner.plan.plan` what to do,
+and hands the plan to `rollouts.kube.execute.execute`.
+
+Wiring
+------
+* Caches: `@kopf.index` handlers keep the ReplicaSets and AnalysisRuns controlled by a
+  Rollout (keyed by the owner's (namespace, name)) and every Service (keyed by its own
+  (namespace, name)) in memory, trimmed to the fields the planner reads. Nothing is listed
+  per pass; a quiet Rollout costs no API request at all.
+* Wake-ups: `@kopf.on.event` handlers for Rollouts, owned ReplicaSets, owned AnalysisRuns and
+  Services set the owning Rollout's `asyncio.Event` (Services wake every Rollout whose strategy
+  names them). The events live in a `Runtime` kept in kopf's memo, not in module state.
+* Reconcile: one `@kopf.daemon` per Rollout loops: wait for its wake event or for the plan's
+  `requeue_after` (clamped to [requeue_floor, requeue_ceiling]); observe -> plan -> execute.
+  A ConflictError (some write was based on a stale view) waits `requeue_floor` (or the next
+  wake) and observes again; it never retries the stale write. Any other failure is logged
+  with the Rollout's name and retried with exponential backoff up to `requeue_ceiling`; other
+  Rollouts are unaffected (each has its own daemon). An invalid spec is not a failure: the
+  planner returns an InvalidSpec status.
+* Peering: kopf's (auto-detected unless `standalone` is forced). Paused operators have their
+  daemons stopped by kopf, so only the active replica writes.
+
+What kopf writes into user objects
+----------------------------------
+* A finalizer on each Rollout (`rollouts.dev/finalizer` by default, kopf's own default name
+  replaced): kopf insists on one for every object with a daemon, so that the daemon is
+  stopped before the object goes away. It is removed by the controller when the Rollout is
+  deleted (which means deleting a Rollout while no controller runs needs the finalizer
+  removed by hand). Nothing else: there are no create/update/delete handlers, so kopf stores
+  no diff-base (`last-handled-configuration`) and no handler progress. Both storages are
+  nevertheless pointed at `rollouts.dev/`-prefixed annotations rather than at `status`: the
+  status belongs to the planner and is replaced wholesale on every write.
+* kopf's own handler-outcome Events are disabled (`settings.posting.enabled = False`); the
+  Events users see are the planner's, posted by the executor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+import pydantic
+
+from rollouts.clock import Clock, SystemClock
+from rollouts.errors import ConflictError, KubeError
+from rollouts.kube import config as kube_config
+from rollouts.kube.client import KubeClient
+from rollouts.kube.config import Connection
+from rollouts.kube.execute import execute, status_unchanged
+from rollouts.kube.observe import controller_owner, named_services, observe
+from rollouts.models.rollout import GROUP, POD_TEMPLATE_HASH_LABEL, VERSION, Rollout, parse_spec
+from rollouts.planner.plan import plan as make_plan
+
+Key = tuple[str, str]  # (namespace, name)
+
+log = logging.getLogger("rollouts.operator")
+
+_RUNTIME = "rollouts_runtime"
+# How long to trust that our own status write will come back through the watch before
+# planning on the (then stale) body anyway.
+_ECHO_WAIT = 5.0
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    clock: Clock = field(default_factory=SystemClock)
+    # Namespaces to serve; empty with clusterwide=False means the kubeconfig's namespace.
+    namespaces: tuple[str, ...] = ()
+    clusterwide: bool = False
+    # None: kopf's auto-detection (standalone when the peering CRD is absent).
+    standalone: bool | None = None
+    peering_name: str = "rollouts"
+    # Bounds on the wait before the next pass: the floor is also the delay after a conflict
+    # and the first retry delay after an error; the ceiling caps requeues and backoff.
+    requeue_floor: float = 0.5
+    requeue_ceiling: float = 300.0
+    finalizer: str = "rollouts.dev/finalizer"
+    # Seconds a stopping reconcile may take to finish its pass before it is cancelled.
+    cancellation_timeout: float = 5.0
+
+
+@dataclass
+class Runtime:
+    """Per-operator mutable state, kept in kopf's memo (one per running operator)."""
+
+    client: KubeClient
+    # One per running reconcile daemon; created by the daemon, dropped when it exits.
+    wakeups: dict[Key, asyncio.Event] = field(default_factory=dict)
+    # (namespace, service) -> Rollouts whose strategy names it, and the reverse.
+    service_users: dict[Key, set[Key]] = field(default_factory=dict)
+    services_of: dict[Key, tuple[str, ...]] = field(default_factory=dict)
+
+    def wakeup(self, key: Key) -> asyncio.Event:
+        event = self.wakeups.get(key)
+        if event is None:
+            event = self.wakeups[key] = asyncio.Event()
+        return event
+
+    def wake(self, key: Key) -> None:
+        # Nothing to do without a daemon: a starting daemon makes its first pass anyway, and
+        # creating events here would leak one per deleted Rollout.
+        event = self.wakeups.get(key)
+        if event is not None:
+            event.set()
+
+    def set_services(self, key: Key, services: tuple[str, ...]) -> None:
+        if self.services_of.get(key, ()) == services:
+            return
+        namespace = key[0]
+        for service in self.services_of.pop(key, ()):
+            users = self.service_users.get((namespace, service))
+            if users is not None:
+                users.discard(key)
+                if not users:
+                    del self.service_users[(namespace, service)]
+        if services:
+            self.services_of[key] = services
+        for service in services:
+            self.service_users.setdefault((namespace, service), set()).add(key)
+
+    def forget(self, key: Key) -> None:
+        self.wakeups.pop(key, None)
+        self.set_services(key, ())
+
+
+def _runtime(memo: Any) -> Runtime:
+    runtime = memo.get(_RUNTIME) if isinstance(memo, Mapping) else getattr(memo, _RUNTIME, None)
+    if not isinstance(runtime, Runtime):
+        raise RuntimeError("the operator's startup handler has not run")
+    return runtime
+
+
+def _trim_replica_set(body: Mapping[str, Any]) -> dict[str, Any]:
+    """Only what observe() reads: keeps the cache small for large templates."""
+    metadata = body.get("metadata") or {}
+    spec = body.get("spec") or {}
+    return {
+        "metadata": {
+            k: copy.deepcopy(metadata[k])
+            for k in ("name", "namespace", "labels", "annotations", "resourceVersion",
+                      "ownerReferences")
+            if k in metadata
+        },
+        "spec": {k: copy.deepcopy(spec[k]) for k in ("replicas", "selector") if k in spec},
+        "status": copy.deepcopy(dict(body.get("status") or {})),
+    }
+
+
+def _trim_service(body: Mapping[str, Any]) -> dict[str, Any]:
+    metadata = body.get("metadata") or {}
+    spec = body.get("spec") or {}
+    return {
+        "metadata": {k: metadata[k] for k in ("name", "namespace", "resourceVersion")
+                     if k in metadata},
+        "spec": {"selector": copy.deepcopy(dict(spec.get("selector") or {}))},
+    }
+
+
+def _trim_analysis_run(body: Mapping[str, Any]) -> dict[str, Any]:
+    metadata = body.get("metadata") or {}
+    status = body.get("status") or {}
+    return {
+        "metadata": {k: copy.deepcopy(metadata[k])
+                     for k in ("name", "namespace", "labels", "resourceVersion",
+                               "ownerReferences") if k in metadata},
+        "status": {k: status[k] for k in ("phase", "message") if k in status},
+    }
+
+
+def _owner_key(body: Mapping[str, Any], namespace: str | None) -> Key | None:
+    owner = controller_owner(body)
+    return None if owner is None else (namespace or "", owner[0])
+
+
+def _is_owned(body: Any, **_: Any) -> bool:
+    return controller_owner(body) is not None
+
+
+def _first(store: Any) -> Mapping[str, Any] | None:
+    for item in store or ():
+        if isinstance(item, Mapping):
+            return item
+    return None
+
+
+def _connection_info(connection: Connection) -> kopf.ConnectionInfo:
+    return kopf.ConnectionInfo(
+        server=connection.host,
+        ca_path=connection.ca_path,
+        insecure=not connection.verify,
+        username=connection.username,
+        password=connection.password,
+        scheme="Bearer" if connection.bearer() else None,
+        token=connection.bearer(),
+        certificate_path=connection.cert_path,
+        private_key_path=connection.key_path,
+        default_namespace=connection.default_namespace,
+    )
+
+
+def _rollout_model(snapshot: dict[str, Any]) -> Rollout:
+    """The Rollout as the planner reads it; an unreadable status is planned from scratch."""
+    try:
+        return Rollout.model_validate(snapshot)
+    except pydantic.ValidationError:
+        return Rollout.model_validate({**snapshot, "status": {}})
+
+
+class _Reconciler:
+    """One Rollout's observe -> plan -> execute passes (state between passes: none but
+    the resourceVersion of our last status write, to wait for its echo)."""
+
+    def __init__(self, config: OperatorConfig, runtime: Runtime, key: Key) -> None:
+        self.config = config
+        self.runtime = runtime
+        self.key = key
+        self.name = f"{key[0]}/{key[1]}"
+        self.written_over: str | None = None  # the rv our last status write replaced
+
+    async def reconcile(
+        self,
+        body: Mapping[str, Any],
+        replica_sets: Any,
+        services: Any,
+        analysis_runs: Any,
+    ) -> float | None:
+        """One pass; the seconds until the planner wants to look again (None: on change)."""
+        snapshot: dict[str, Any] = copy.deepcopy(dict(body))
+        metadata = snapshot.get("metadata") or {}
+        if metadata.get("deletionTimestamp"):
+            return None
+        rv = str(metadata.get("resourceVersion") or "")
+        if self.written_over is not None and rv == self.written_over:
+            # Our own status write has not come back yet: planning now would plan from the
+            # status we just replaced. The Rollout's watch event wakes us.
+            self.written_over = None
+            return _ECHO_WAIT
+        self.written_over = None
+
+        namespace = self.key[0]
+        wanted = named_services(snapshot.get("spec") or {})
+        self.runtime.set_services(self.key, wanted)
+        service_bodies = {name: _first(services.get((namespace, name))) for name in wanted}
+        observed = observe(
+            snapshot,
+            replica_sets=list(replica_sets.get(self.key, ())),
+            services=service_bodies,
+            analysis_runs=list(analysis_runs.get(self.key, ())),
+        )
+        rollout = _rollout_model(snapshot)
+        try:
+            spec = parse_spec(snapshot.get("spec") or {})
+        except (pydantic.ValidationError, ValueError):
+            spec = None
+        now = self.config.clock.now()
+        plan = make_plan(rollout, observed, now)
+        status_changes = not status_unchanged(snapshot.get("status"), plan.status)
+        wrote = await execute(
+            self.runtime.client, snapshot, spec, plan, observed=observed, now=now
+        )
+        if status_changes:
+            self.written_over = rv
+        if wrote:
+            log.info(
+                "reconciled",
+                extra={
+                    "rollout": self.name,
+                    "phase": plan.status.phase,
+                    "step": plan.status.current_step_index,
+                    "actions": [type(a).__name__ for a in plan.actions],
+                    "events": [e.reason for e in plan.events],
+                    "requeue_after": plan.requeue_after,
+                },
+            )
+        return plan.requeue_after
+
+    def clamp(self, delay: float | None) -> float | None:
+        if delay is None:
+            return None
+        return min(self.config.requeue_ceiling, max(self.config.requeue_floor, delay))
+
+
+async def _sleep(wake: asyncio.Event, stopped: kopf.DaemonStopped, delay: float | None) -> None:
+    """Until the Rollout is woken, the daemon is stopped, or `delay` seconds pass."""
+    if wake.is_set() or stopped:
+        return
+    waiters = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stopped.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+def build_registry(
+    config: OperatorConfig, *, connection: Connection | None = None
+) -> kopf.OperatorRegistry:
+    """A fresh registry with every handler of the controller.
+
+    `connection`: where the API server is (also used for kopf's login); None loads it at
+    startup from $KUBECONFIG / ~/.kube/config, or the pod's service account.
+    """
+    registry = kopf.OperatorRegistry()
+
+    def _connection() -> Connection:
+        return connection if connection is not None else kube_config.load()
+
+    @kopf.on.login(id="login", registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        return _connection_info(_connection())
+
+    @kopf.on.startup(id="startup", registry=registry)
+    async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
+        settings.persistence.finalizer = config.finalizer
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+            prefix="rollouts.dev"
+        )
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix="rollouts.dev", key="last-handled-configuration"
+        )
+        settings.posting.enabled = False
+        # The reconcile loop exits between passes as soon as it is stopped; give it that
+        # moment so that kopf releases a deleted Rollout at once instead of polling it.
+        settings.background.instant_exit_timeout = 0.5
+        # Only the ReplicaSets this controller makes carry the hash label: watch just those.
+        settings.watching.label_selectors["apps", "replicasets"] = POD_TEMPLATE_HASH_LABEL
+        settings.peering.name = config.peering_name
+        if config.standalone is not None:
+            settings.peering.standalone = config.standalone
+        memo[_RUNTIME] = Runtime(client=KubeClient(_connection()))
+
+    @kopf.on.cleanup(id="cleanup", registry=registry)
+    async def cleanup(memo: Any, **_: Any) -> None:
+        with contextlib.suppress(RuntimeError):
+            await _runtime(memo).client.close()
+
+    # --- caches --------------------------------------------------------------------------
+
+    @kopf.index("apps", "v1", "replicasets",
+                when=_is_owned, id="rollout_replicasets", registry=registry)
+    def rollout_replicasets(
+        body: kopf.Body, namespace: str | None, **_: Any
+    ) -> dict[Key, dict[str, Any]] | None:
+        key = _owner_key(body, namespace)
+        return None if key is None else {key: _trim_replica_set(body)}
+
+    @kopf.index("", "v1", "services", id="rollout_services", registry=registry)
+    def rollout_services(
+        body: kopf.Body, namespace: str | None, name: str | None, **_: Any
+    ) -> dict[Key, dict[str, Any]]:
+        return {(namespace or "", name or ""): _trim_service(body)}
+
+    @kopf.index(GROUP, VERSION, "analysisruns",
+                when=_is_owned, id="rollout_analysisruns", registry=registry)
+    def rollout_analysisruns(
+        body: kopf.Body, namespace: str | None, **_: Any
+    ) -> dict[Key, dict[str, Any]] | None:
+        key = _owner_key(body, namespace)
+        return None if key is None else {key: _trim_analysis_run(body)}
+
+    # --- wake-ups ------------------------------------------------------------------------
+
+    @kopf.on.event(GROUP, VERSION, "rollouts", id="rollout_changed", registry=registry)
+    def rollout_changed(namespace: str | None, name: str | None, memo: Any,
+                        **_: Any) -> None:
+        _runtime(memo).wake((namespace or "", name or ""))
+
+    @kopf.on.event("apps", "v1", "replicasets",
+                   when=_is_owned, id="replica_set_changed", registry=registry)
+    def replica_set_changed(body: kopf.Body, namespace: str | None, memo: Any,
+                            **_: Any) -> None:
+        key = _owner_key(body, namespace)
+        if key is not None:
+            _runtime(memo).wake(key)
+
+    @kopf.on.event(GROUP, VERSION, "analysisruns",
+                   when=_is_owned, id="analysis_run_changed", registry=registry)
+    def analysis_run_changed(body: kopf.Body, namespace: str | None, memo: Any,
+                             **_: Any) -> None:
+        key = _owner_key(body, namespace)
+        if key is not None:
+            _runtime(memo).wake(key)
+
+    @kopf.on.event("", "v1", "services", id="service_changed", registry=registry)
+    def service_changed(namespace: str | None, name: str | None, memo: Any,
+                        **_: Any) -> None:
+        runtime = _runtime(memo)
+        for key in list(runtime.service_users.get((namespace or "", name or ""), ())):
+            runtime.wake(key)
+
+    # --- the reconcile loop --------------------------------------------------------------
+
+    @kopf.daemon(
+        GROUP, VERSION, "rollouts",
+        id="reconcile", registry=registry,
+        # Signalled first (the loop wakes on `stopped` and exits between passes), cancelled
+        # only if a pass is still running after the backoff.
+        cancellation_backoff=config.cancellation_timeout,
+        cancellation_timeout=1.0,
+    )
+    async def reconcile(
+        body: kopf.Body,
+        namespace: str | None,
+        name: str,
+        memo: Any,
+        stopped: kopf.DaemonStopped,
+        **kwargs: Any,
+    ) -> None:
+        # The caches arrive as kwargs named after the index handlers.
+        replica_sets = kwargs["rollout_replicasets"]
+        services = kwargs["rollout_services"]
+        analysis_runs = kwargs["rollout_analysisruns"]
+        runtime = _runtime(memo)
+        key: Key = (namespace or "", name)
+        reconciler = _Reconciler(config, runtime, key)
+        wake = runtime.wakeup(key)
+        wake.set()  # the first pass runs at once
+        delay: float | None = None
+        failures = 0
+        try:
+            while not stopped:
+                await _sleep(wake, stopped, delay)
+                if stopped:
+                    break
+                wake.clear()
+                try:
+                    requeue = await reconciler.reconcile(
+                        body, replica_sets, services, analysis_runs
+                    )
+                    failures = 0
+                    delay = reconciler.clamp(requeue)
+                except ConflictError as exc:
+                    # Something changed under a guarded write: look again once the watch
+                    # has (probably) delivered the change.
+                    log.debug("conflict; observing again",
+                              extra={"rollout": reconciler.name, "error": str(exc)})
+                    delay = config.requeue_floor
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    failures += 1
+                    delay = min(config.requeue_ceiling,
+                                config.requeue_floor * 2 ** min(failures, 20))
+                    log.error(
+                        "reconcile failed",
+                        exc_info=not isinstance(exc, KubeError),
+                        extra={"rollout": reconciler.name, "error": str(exc),
+                               "error_type": type(exc).__name__, "failures": failures,
+                               "retry_in": delay},
+                    )
+        finally:
+            runtime.forget(key)
+
+    return registry
+
+
+async def operator(
+    config: OperatorConfig,
+    *,
+    connection: Connection,
+    namespaces: tuple[str, ...] | None = None,
+    clusterwide: bool | None = None,
+    stop_flag: asyncio.Event | threading.Event | None = None,
+    ready_flag: asyncio.Event | threading.Event | None = None,
+) -> None:
+    """Run the controller on the current event loop until `stop_flag` is set."""
+    registry = build_registry(config, connection=connection)
+    serve = tuple(namespaces if namespaces is not None else config.namespaces)
+    wide = config.clusterwide if clusterwide is None else clusterwide
+    if not wide and not serve:
+        serve = (connection.default_namespace or "default",)
+    await kopf.operator(
+        registry=registry,
+        standalone=config.standalone,
+        # Not peering_name=: kopf makes peering mandatory when a name is passed; the name is
+        # set in the startup handler so that auto-detection stays on.
+        clusterwide=wide,
+        namespaces=() if wide else serve,
+        stop_flag=stop_flag,
+        ready_flag=ready_flag,
+        memo=kopf.Memo(),
+    )
+
+
+def run_operator(
+    config: OperatorConfig,
+    *,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    namespaces: tuple[str, ...] | None = None,
+    clusterwide: bool | None = None,
+    stop_flag: asyncio.Event | threading.Event | None = None,
+    ready_flag: asyncio.Event | threading.Event | None = None,
+    configure_logging: bool = False,
+    verbose: bool = False,
+) -> None:
+    """Blocking entry point (the CLI's `rollouts controller`); run it in a thread with a
+    `threading.Event` stop flag to embed it. Logs are one JSON object a line when
+    `configure_logging` is set."""
+    if configure_logging:
+        kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON, log_refkey="object")
+    connection = kube_config.load(kubeconfig, context)
+    asyncio.run(
+        operator(
+            config,
+            connection=connection,
+            namespaces=namespaces,
+            clusterwide=clusterwide,
+            stop_flag=stop_flag,
+            ready_flag=ready_flag,
+        )
+    )
