@@ -153,7 +153,10 @@ class Checker:
         canary = before.rs(desired)
         start = old.current_step_index or 0
         end = new.current_step_index or 0
-        for i in range(start, min(end, len(steps))):
+        # promote --full skips the remaining steps on purpose; the completion gate below
+        # still holds for it.
+        skipped = range(0) if old.promote_full else range(start, min(end, len(steps)))
+        for i in skipped:
             weight = steps[i].get("setWeight")
             if weight is not None:
                 need = replica_targets(self.replicas, weight)[0]
