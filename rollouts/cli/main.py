@@ -1,0 +1,577 @@
+"""The `rollouts` command (also installed as `kubectl-rollouts`).
+
+Read commands (`get`, `list`, `status`) print for humans or, with `-o json|yaml`, for
+machines. Operations (`promote`, `abort`, `retry`, `pause`, `resume`) write the Rollout's
+status only. `lint` and `convert` work on files, offline. Exit codes: 0 success, 1 failure
+(not found, forbidden, refused operation, failed rollout, lint errors), 2 timeout or a
+rollout still in progress (`status`), and usage errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+import yaml
+from rich.console import Console
+from rich.live import Live
+from rich.markup import escape
+
+from rollouts import __version__
+from rollouts.cli import render
+from rollouts.cli.cluster import (
+    fetch_view,
+    get_rollout,
+    list_rollouts,
+    watch_views,
+    write_operation,
+)
+from rollouts.cli.kubeopts import CliError, Globals
+from rollouts.errors import OperationError
+from rollouts.models.base import parse_duration
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="rollouts",
+    help="Progressive delivery for Kubernetes: inspect and steer canary and blue-green "
+    "Rollouts (rollouts.dev/v1alpha1).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class Output(StrEnum):
+    json = "json"
+    yaml = "yaml"
+
+
+NamespaceOpt = Annotated[
+    str | None,
+    typer.Option("--namespace", "-n", help="Namespace (default: the kubeconfig context's)."),
+]
+KubeconfigOpt = Annotated[
+    str | None, typer.Option("--kubeconfig", help="Path to the kubeconfig file.")
+]
+ContextOpt = Annotated[str | None, typer.Option("--context", help="Kubeconfig context.")]
+OutputOpt = Annotated[
+    Output | None, typer.Option("--output", "-o", help="Print json or yaml instead.")
+]
+NameArg = Annotated[str, typer.Argument(help="Name of the Rollout.")]
+
+
+# --- plumbing --------------------------------------------------------------------------------
+
+
+def _stdout() -> Console:
+    # Colour only on a terminal; rich honours NO_COLOR and TERM=dumb by itself.
+    return Console(highlight=False, emoji=False)
+
+
+def _stderr() -> Console:
+    return Console(stderr=True, highlight=False, emoji=False)
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    _stderr().print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _run(make: Callable[[], Awaitable[T]]) -> T:
+    """Run one command's coroutine; expected failures become a line on stderr."""
+    try:
+        return asyncio.run(_as_coroutine(make))
+    except CliError as exc:
+        raise _fail(exc.message, exc.code) from None
+    except OperationError as exc:
+        raise _fail(str(exc)) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+async def _as_coroutine(make: Callable[[], Awaitable[T]]) -> T:
+    return await make()
+
+
+def _globals(ctx: typer.Context, namespace: str | None, kubeconfig: str | None,
+             context: str | None) -> Globals:
+    """Global options, overridden by the same options given after the command name."""
+    base = ctx.obj if isinstance(ctx.obj, Globals) else Globals()
+    return Globals(
+        kubeconfig=kubeconfig or base.kubeconfig,
+        context=context or base.context,
+        namespace=namespace or base.namespace,
+        transport=base.transport,
+    )
+
+
+def _dump(data: Any, output: Output) -> str:
+    if output is Output.json:
+        return json.dumps(data, indent=2, sort_keys=False) + "\n"
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
+
+
+def _print_data(data: Any, output: Output) -> None:
+    sys.stdout.write(_dump(data, output))
+    sys.stdout.flush()
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@app.callback()
+def _main(
+    ctx: typer.Context,
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+    namespace: NamespaceOpt = None,
+) -> None:
+    base = ctx.obj if isinstance(ctx.obj, Globals) else Globals()
+    ctx.obj = Globals(kubeconfig=kubeconfig or base.kubeconfig,
+                      context=context or base.context,
+                      namespace=namespace or base.namespace,
+                      transport=base.transport)
+
+
+# --- read commands ---------------------------------------------------------------------------
+
+
+@app.command()
+def get(
+    ctx: typer.Context,
+    name: NameArg,
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="Redraw on every change.")] = False,
+    output: OutputOpt = None,
+    namespace: NamespaceOpt = None,
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+) -> None:
+    """Show a Rollout: phase, steps, weights, revisions, analysis and pause countdown."""
+    g = _globals(ctx, namespace, kubeconfig, context)
+
+    async def once() -> None:
+        async with g.client() as client:
+            ns = g.resolved_namespace()
+            if output is not None:
+                _print_data(await get_rollout(client, ns, name), output)
+                return
+            view = await fetch_view(client, ns, name)
+        _stdout().print(render.rollout_tree(view, _now()))
+
+    async def follow() -> None:
+        async with g.client() as client:
+            ns = g.resolved_namespace()
+            await get_rollout(client, ns, name)  # a clear "not found" before watching
+            await _live(client, ns, name, output)
+
+    _run(follow if watch else once)
+
+
+async def _live(client: Any, namespace: str, name: str, output: Output | None) -> None:
+    console = _stdout()
+
+    def draw(view: render.RolloutView | None) -> Any:
+        if view is None:
+            return f"rollout {name} not found in namespace {namespace} (waiting)"
+        if output is not None:
+            return _dump(view.rollout.model_dump(by_alias=True, exclude_none=True,
+                                                 mode="json"), output)
+        return render.rollout_tree(view, _now())
+
+    views = watch_views(client, namespace, name)
+    latest: render.RolloutView | None = None
+    if not console.is_terminal or output is not None:
+        # Piped: one full rendering per change, no cursor tricks.
+        async for view in views:
+            console.print(draw(view))
+            console.print()
+        return
+    with Live(console=console, auto_refresh=False, transient=False) as live:
+        pending = asyncio.ensure_future(anext(views))
+        try:
+            while True:
+                # The 1s tick only redraws (pause countdown); changes come from the watches.
+                done, _ = await asyncio.wait({pending}, timeout=1.0)
+                if pending in done:
+                    latest = pending.result()
+                    pending = asyncio.ensure_future(anext(views))
+                live.update(draw(latest), refresh=True)
+        finally:
+            pending.cancel()
+            await views.aclose()
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    all_namespaces: Annotated[
+        bool, typer.Option("--all-namespaces", "-A", help="Rollouts in every namespace.")
+    ] = False,
+    output: OutputOpt = None,
+    namespace: NamespaceOpt = None,
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+) -> None:
+    """One line per Rollout: strategy, phase, step, canary weight, age."""
+    g = _globals(ctx, namespace, kubeconfig, context)
+
+    async def run() -> None:
+        async with g.client() as client:
+            ns = None if all_namespaces else g.resolved_namespace()
+            bodies = await list_rollouts(client, ns)
+        now = _now()
+        rollouts = [render.parse_rollout(b) for b in bodies]
+        if output is not None:
+            _print_data([render.list_row(r, now) for r in rollouts], output)
+            return
+        if not rollouts:
+            where = "any namespace" if ns is None else f"namespace {ns}"
+            _stderr().print(f"No rollouts found in {where}.")
+            return
+        _stdout().print(render.rollouts_table(rollouts, now, all_namespaces=all_namespaces))
+
+    _run(run)
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    name: NameArg,
+    watch: Annotated[
+        bool, typer.Option("--watch", "-w", help="Wait until the Rollout is done.")
+    ] = False,
+    timeout: Annotated[
+        str | None,
+        typer.Option("--timeout", "-t", help="Give up after this long (30s, 5m); implies "
+                     "--watch; exit 2."),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option("--until", help="'paused': also succeed when paused for a human."),
+    ] = None,
+    output: OutputOpt = None,
+    namespace: NamespaceOpt = None,
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+) -> None:
+    """For CI: exit 0 Healthy, 1 Degraded/aborted/invalid, 2 timeout or still in progress."""
+    if until not in (None, "paused"):
+        raise typer.BadParameter("the only accepted value is 'paused'", param_hint="--until")
+    seconds: int | None = None
+    if timeout is not None:
+        try:
+            seconds = parse_duration(timeout)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--timeout") from None
+    g = _globals(ctx, namespace, kubeconfig, context)
+    until_paused = until == "paused"
+
+    async def run() -> int:
+        async with g.client() as client:
+            ns = g.resolved_namespace()
+            rollout = render.parse_rollout(await get_rollout(client, ns, name))
+            verdict = render.assess(rollout, until_paused=until_paused)
+            if not verdict.done and (watch or seconds is not None):
+                verdict = await _wait(client, ns, name, verdict, seconds, until_paused,
+                                      quiet=output is not None)
+            view = await fetch_view(client, ns, name)
+        final = render.assess(view.rollout, until_paused=until_paused)
+        if final.done or not verdict.done:
+            verdict = final if final.done else verdict
+        if output is not None:
+            _print_data(render.summary(view), output)
+        else:
+            rollout = view.rollout
+            _stdout().print(f"{rollout.metadata.name}: {rollout.status.phase or 'Unknown'}"
+                            + (f" - {rollout.status.message}" if rollout.status.message
+                               else ""), markup=False, soft_wrap=True)
+        if verdict.done and verdict.code != 0:
+            _stderr().print(f"rollout {name} {verdict.reason}", markup=False, soft_wrap=True)
+        elif not verdict.done:
+            what = "timed out" if seconds is not None else "not done"
+            _stderr().print(f"rollout {name} {what}: {verdict.reason}", markup=False,
+                            soft_wrap=True)
+        return verdict.code if verdict.done else 2
+
+    code = _run(run)
+    raise typer.Exit(code)
+
+
+async def _wait(client: Any, namespace: str, name: str, verdict: render.Verdict,
+                seconds: int | None, until_paused: bool, *, quiet: bool) -> render.Verdict:
+    console = _stdout()
+    last = verdict.reason
+
+    async def follow() -> render.Verdict:
+        nonlocal last
+        async for view in watch_views(client, namespace, name, plurals=("rollouts",)):
+            if view is None:
+                raise CliError(f"rollout {name} was deleted while waiting")
+            current = render.assess(view.rollout, until_paused=until_paused)
+            if not quiet and current.reason != last:
+                console.print(f"  {current.reason}", markup=False, soft_wrap=True)
+            last = current.reason
+            if current.done:
+                return current
+        raise CliError("the watch ended unexpectedly")  # pragma: no cover
+
+    if not quiet:
+        console.print(f"Waiting for rollout {name}: {verdict.reason}", markup=False, soft_wrap=True)
+    try:
+        async with asyncio.timeout(seconds):
+            return await follow()
+    except TimeoutError:
+        return render.Verdict(False, 2, last)
+
+
+# --- operations ------------------------------------------------------------------------------
+
+_DONE = {
+    "promote": "promoted",
+    "abort": "aborted",
+    "retry": "restarted (retry)",
+    "pause": "paused",
+    "resume": "resumed",
+}
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "<unset>"
+    if isinstance(value, list):
+        reasons = [str(v.get("reason")) if isinstance(v, dict) else str(v) for v in value]
+        return "[" + ", ".join(reasons) + "]"
+    return json.dumps(value)
+
+
+def describe_changes(before: dict[str, Any], updates: dict[str, Any]) -> list[str]:
+    """"field: old -> new" for every status field the operation changed."""
+    lines = []
+    for field, new in updates.items():
+        old = before.get(field)
+        if old == new or (new is None and field not in before):
+            continue
+        lines.append(f"{field}: {_show(old)} -> {_show(new)}")
+    return lines
+
+
+def _operate(ctx: typer.Context, operation: str, name: str, namespace: str | None,
+             kubeconfig: str | None, context: str | None, *, full: bool = False) -> None:
+    g = _globals(ctx, namespace, kubeconfig, context)
+
+    async def run() -> None:
+        async with g.client() as client:
+            ns = g.resolved_namespace()
+            result = await write_operation(client, ns, name, operation, full=full)
+        console = _stdout()
+        what = "promoted fully" if full else _DONE[operation]
+        console.print(f"rollout {name} {what} (namespace {ns})", markup=False, soft_wrap=True)
+        before = result.before.status.model_dump(by_alias=True, exclude_none=True, mode="json")
+        for line in describe_changes(before, result.updates):
+            console.print(f"  {line}", markup=False, soft_wrap=True)
+
+    _run(run)
+
+
+@app.command()
+def promote(
+    ctx: typer.Context,
+    name: NameArg,
+    full: Annotated[
+        bool, typer.Option("--full", help="Skip all remaining steps, pauses and analysis.")
+    ] = False,
+    namespace: NamespaceOpt = None,
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+) -> None:
+    """Canary: skip the current step. Blue-green: switch to the preview."""
+    _operate(ctx, "promote", name, namespace, kubeconfig, context, full=full)
+
+
+@app.command()
+def abort(
+    ctx: typer.Context,
+    name: NameArg,
+    namespace: NamespaceOpt = None,
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+) -> None:
+    """Send all traffic back to the stable revision and scale the new one down."""
+    _operate(ctx, "abort", name, namespace, kubeconfig, context)
+
+
+@app.command()
+def retry(
+    ctx: typer.Context,
+    name: NameArg,
+    namespace: NamespaceOpt = None,
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+) -> None:
+    """Start an aborted Rollout over from its first step."""
+    _operate(ctx, "retry", name, namespace, kubeconfig, context)
+
+
+@app.command()
+def pause(
+    ctx: typer.Context,
+    name: NameArg,
+    namespace: NamespaceOpt = None,
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+) -> None:
+    """Hold an update where it is until `resume`."""
+    _operate(ctx, "pause", name, namespace, kubeconfig, context)
+
+
+@app.command()
+def resume(
+    ctx: typer.Context,
+    name: NameArg,
+    namespace: NamespaceOpt = None,
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+) -> None:
+    """Lift a pause set with `pause`."""
+    _operate(ctx, "resume", name, namespace, kubeconfig, context)
+
+
+# --- offline commands ------------------------------------------------------------------------
+
+
+@app.command()
+def lint(
+    paths: Annotated[list[Path], typer.Argument(help="YAML files or directories.")],
+) -> None:
+    """Validate Rollout and AnalysisTemplate manifests without a cluster."""
+    from rollouts.cli.lint import lint_paths
+
+    problems, checked = lint_paths(paths)
+    for problem in problems:
+        sys.stdout.write(f"{problem}\n")
+    errors = sum(1 for p in problems if not p.warning)
+    warnings = len(problems) - errors
+    summary = f"{checked} document(s) checked: {errors} error(s), {warnings} warning(s)"
+    _stderr().print(summary, markup=False, soft_wrap=True)
+    if errors:
+        raise typer.Exit(1)
+
+
+@app.command()
+def convert(
+    paths: Annotated[list[Path], typer.Argument(help="Argo Rollouts manifests (YAML).")],
+) -> None:
+    """Turn argoproj.io/v1alpha1 manifests into rollouts.dev/v1alpha1 (YAML on stdout)."""
+    from rollouts.cli.convert import convert_paths
+
+    text, problems = convert_paths(paths)
+    sys.stdout.write(text)
+    err = _stderr()
+    for problem in problems:
+        err.print(f"unsupported: {problem}", markup=False, soft_wrap=True)
+    if problems:
+        err.print(f"{len(problems)} unsupported field(s): the output will be rejected until "
+                  "they are removed", markup=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    sys.stdout.write(f"rollouts {__version__}\n")
+
+
+@app.command("gen-crds")
+def gen_crds(
+    directory: Annotated[Path, typer.Option("--dir", help="Where the CRD files live.")] = Path(
+        "crds"),
+    check: Annotated[
+        bool, typer.Option("--check", help="Only compare; exit 1 when files differ.")
+    ] = False,
+) -> None:
+    """Generate the CRDs from the models (or check that they are up to date)."""
+    from rollouts.models.crds import crds_differ, write_crds
+
+    if check:
+        differ = crds_differ(directory)
+        if differ:
+            raise _fail(f"CRDs in {directory} are out of date: {', '.join(differ)} "
+                        "(run `rollouts gen-crds`)")
+        sys.stdout.write(f"CRDs in {directory} are up to date\n")
+        return
+    for path in write_crds(directory):
+        sys.stdout.write(f"{path}\n")
+
+
+# --- commands written elsewhere (imported when run, so the CLI works without them) -----------
+
+
+@app.command()
+def controller(
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+    namespace: Annotated[
+        list[str] | None,
+        typer.Option("--namespace", "-n", help="Serve this namespace (repeatable)."),
+    ] = None,
+    all_namespaces: Annotated[
+        bool, typer.Option("--all-namespaces", "-A", help="Serve every namespace.")
+    ] = False,
+    standalone: Annotated[
+        bool, typer.Option("--standalone", help="No peering: assume the only replica.")
+    ] = False,
+    peering: Annotated[
+        str | None, typer.Option("--peering", help="Peering object name (leader election).")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+) -> None:
+    """Run the controller."""
+    try:
+        from rollouts.cli.controller import controller_command
+    except ModuleNotFoundError as exc:
+        if exc.name != "rollouts.cli.controller":
+            raise
+        raise _fail("the controller is not part of this build") from None
+
+    controller_command(
+        kubeconfig=kubeconfig,
+        context=context,
+        namespaces=list(namespace or []),
+        all_namespaces=all_namespaces,
+        standalone=standalone,
+        peering=peering,
+        verbose=verbose,
+    )
+
+
+@app.command()
+def demo(
+    keep: Annotated[bool, typer.Option("--keep", help="Keep the sandbox running after.")] = False,
+    fast: Annotated[bool, typer.Option("--fast", help="Shorter pauses.")] = False,
+) -> None:
+    """A local playground: API emulator, controller and a canary to watch."""
+    try:
+        from rollouts.cli.demo import demo_command
+    except ModuleNotFoundError as exc:
+        if exc.name != "rollouts.cli.demo":
+            raise
+        raise _fail("the demo is not part of this build") from None
+
+    demo_command(keep=keep, fast=fast)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
