@@ -142,7 +142,9 @@ class Sandbox:
                 raise SandboxError(f"the controller failed: {self._operator_errors[0]!r}")
 
     # --- objects ---------------------------------------------------------------------------
-    def apply(self, manifests: str | pathlib.Path | Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    def apply(
+        self, manifests: str | pathlib.Path | Iterable[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
         """Create or update objects (a YAML path or text, or dicts), in the sandbox namespace."""
         if isinstance(manifests, str | pathlib.Path):
             text = manifests.read_text() if isinstance(manifests, pathlib.Path) else manifests
