@@ -317,6 +317,8 @@ class RolloutStatus(StatusModel):
     aborted_at: str | None = None
     # Why the Rollout was aborted (operator request, progress deadline, failed analysis).
     abort_message: str | None = None
+    # AnalysisRuns of earlier attempts (before an abort) are not looked at after a retry.
+    analysis_attempt: int | None = None
     promote_full: bool | None = None
     # The desired revision the controller last saw; a new one resets abort and step progress.
     observed_pod_hash: str | None = None
@@ -382,8 +384,7 @@ def rollout_manifest_errors(spec: dict[str, Any]) -> list[tuple[str, str]]:
 def semantic_errors(spec: RolloutSpec) -> list[tuple[str, str]]:
     """Rules that need more than one field, or features this controller does not run yet.
 
-    A feature we cannot run is refused by name rather than ignored: a manifest that asks for
-    analysis must never roll out unanalysed.
+    A feature we cannot run is refused by name rather than ignored.
     """
     errors: list[tuple[str, str]] = []
     canary = spec.strategy.canary
@@ -395,20 +396,7 @@ def semantic_errors(spec: RolloutSpec) -> list[tuple[str, str]]:
                     "setCanaryScale requires trafficRouting (as in Argo Rollouts); "
                     "without a traffic router the canary's weight is its share of pods",
                 ))
-            if step.analysis is not None:
-                errors.append((f"spec.strategy.canary.steps[{i}].analysis", _NO_ANALYSIS))
-        if canary.analysis is not None:
-            errors.append(("spec.strategy.canary.analysis", _NO_ANALYSIS))
-    blue_green = spec.strategy.blue_green
-    if blue_green is not None:
-        if blue_green.pre_promotion_analysis is not None:
-            errors.append(("spec.strategy.blueGreen.prePromotionAnalysis", _NO_ANALYSIS))
-        if blue_green.post_promotion_analysis is not None:
-            errors.append(("spec.strategy.blueGreen.postPromotionAnalysis", _NO_ANALYSIS))
     return errors
-
-
-_NO_ANALYSIS = "analysis is not supported by this controller version; remove it or upgrade"
 
 
 def _field_path(root: str, loc: tuple[int | str, ...]) -> str:

@@ -6,7 +6,22 @@ from __future__ import annotations
 import datetime as dt
 import math
 
-from rollouts.models.rollout import BlueGreenStatus, BlueGreenStrategy, PauseCondition
+from rollouts.models.rollout import (
+    BlueGreenStatus,
+    BlueGreenStrategy,
+    PauseCondition,
+    RolloutAnalysisRunStatus,
+)
+from rollouts.planner.analysis import (
+    INCONCLUSIVE_PAUSE,
+    Gate,
+    failure_message,
+    find_run,
+    gate,
+    next_attempt,
+    terminate_runs,
+    trim_runs,
+)
 from rollouts.planner.context import (
     Context,
     Draft,
@@ -17,7 +32,7 @@ from rollouts.planner.context import (
     retire_others,
     scale,
 )
-from rollouts.planner.types import ReplicaSetView
+from rollouts.planner.types import AnalysisRunView, ReplicaSetView
 
 BLUE_GREEN_PAUSE = "BlueGreenPause"
 USER_PAUSE = "PausedByUser"
@@ -38,13 +53,21 @@ def plan_blue_green(ctx: Context, draft: Draft) -> None:
         return
 
     new = ctx.rs(ctx.desired_hash)
+    bg = status.blue_green or BlueGreenStatus()
     scale(ctx, draft, stable, stable_hash, ctx.replicas, None)
-    pin(ctx, draft, strategy.active_service, stable_hash)
-    pin(ctx, draft, strategy.preview_service, ctx.desired_hash)
     retire_others(ctx, draft, {stable_hash, ctx.desired_hash},
                   stable_ready=fully_available(stable, ctx.replicas), delay_seconds=None)
+    terminate_runs(ctx, draft, keep_current=True)
+    trim_runs(ctx, draft)
+    pin(ctx, draft, strategy.preview_service, ctx.desired_hash)
+    if (strategy.post_promotion_analysis is not None
+            and bg.active_selector == ctx.desired_hash
+            and fully_available(new, ctx.replicas)):
+        # Already switched; waiting for the post-promotion verdict.
+        _switch(ctx, draft, strategy, stable_hash)
+        return
+    pin(ctx, draft, strategy.active_service, stable_hash)
 
-    bg = status.blue_green or BlueGreenStatus()
     pause_conditions = list(status.pause_conditions or [])
     checkpoint = bool(bg.scale_up_preview_check_point)
     preview_size = ctx.replicas if checkpoint else (
@@ -60,7 +83,8 @@ def plan_blue_green(ctx: Context, draft: Draft) -> None:
         ready_at = None
     draft.set(preview_ready_at=iso(ready_at) if ready_at else None)
     draft.set(blue_green=bg.model_copy(update={
-        "active_selector": stable_hash, "preview_selector": ctx.desired_hash}))
+        "active_selector": stable_hash, "preview_selector": ctx.desired_hash,
+        "pre_promotion_analysis_run_status": _run_status(find_run(ctx, "prePromotion"))}))
 
     user_paused = ctx.spec.paused or status.paused_for(USER_PAUSE) is not None
     if not preview_ready or ready_at is None:
@@ -77,6 +101,14 @@ def plan_blue_green(ctx: Context, draft: Draft) -> None:
         draft.message = "Paused by user" if not ctx.spec.paused else "Paused (spec.paused)"
         draft.set(pause_conditions=pause_conditions or None)
         return
+
+    pre = strategy.pre_promotion_analysis
+    if pre is not None and not status.promote_full:
+        verdict = gate(ctx, draft, "prePromotion", pre,
+                       "spec.strategy.blueGreen.prePromotionAnalysis")
+        if verdict.verdict != "successful":
+            _wait_for_analysis(ctx, draft, verdict, "Pre-promotion analysis", pause_conditions)
+            return
 
     if not (status.promote_full or checkpoint):
         if not strategy.auto_promotion_enabled:
@@ -122,13 +154,55 @@ def plan_blue_green(ctx: Context, draft: Draft) -> None:
     _switch(ctx, draft, strategy, stable_hash)
 
 
+def _wait_for_analysis(ctx: Context, draft: Draft, verdict: Gate, what: str,
+                       pause_conditions: list[PauseCondition]) -> None:
+    """Hold the switch (or the stable mark) until the run passes; abort or pause on a bad
+    verdict."""
+    draft.phase = "Progressing"
+    draft.message = verdict.describe(what)
+    if verdict.verdict == "failed":
+        draft.abort_message = failure_message(what.lower(), verdict)
+    elif verdict.verdict == "inconclusive":
+        if not any(p.reason == INCONCLUSIVE_PAUSE for p in pause_conditions):
+            pause_conditions = [*pause_conditions,
+                                PauseCondition(reason=INCONCLUSIVE_PAUSE, start_time=iso(ctx.now))]
+        draft.phase = "Paused"
+        draft.message += "; promote or abort"
+    draft.set(pause_conditions=pause_conditions or None)
+
+
 def _switch(ctx: Context, draft: Draft, strategy: BlueGreenStrategy, old_hash: str) -> None:
-    """The new revision is fully available: make it active and stable."""
+    """The new revision is fully available: make it active, then stable.
+
+    With postPromotionAnalysis the active Service moves first and the revision becomes
+    stable only when the analysis passes; a failure aborts, which switches back.
+    """
+    post = strategy.post_promotion_analysis
+    if post is not None:
+        pin(ctx, draft, strategy.active_service, ctx.desired_hash)
+        bg = ctx.status.blue_green or BlueGreenStatus()
+        draft.set(blue_green=bg.model_copy(update={
+            "active_selector": ctx.desired_hash, "preview_selector": ctx.desired_hash,
+            "scale_up_preview_check_point": True,
+            "post_promotion_analysis_run_status": _run_status(
+                find_run(ctx, "postPromotion"))}))
+        verdict = gate(ctx, draft, "postPromotion", post,
+                       "spec.strategy.blueGreen.postPromotionAnalysis")
+        if verdict.verdict != "successful":
+            _wait_for_analysis(ctx, draft, verdict, "Post-promotion analysis",
+                               list(ctx.status.pause_conditions or []))
+            return
     # steady() marks the previous revision for scale-down after scaleDownDelaySeconds.
     promoted = ctx.status.model_copy(update={"stable_rs": ctx.desired_hash})
     steady(Context(ctx.rollout, ctx.spec, ctx.observed, ctx.now, ctx.desired_hash, promoted),
            draft, strategy, switch_delay=strategy.scale_down_delay_seconds)
     draft.message = f"Revision {ctx.desired_hash} promoted to active (was {old_hash})"
+
+
+def _run_status(run: AnalysisRunView | None) -> RolloutAnalysisRunStatus | None:
+    if run is None:
+        return None
+    return RolloutAnalysisRunStatus(name=run.name, status=run.phase, message=run.message)
 
 
 def steady(ctx: Context, draft: Draft, strategy: BlueGreenStrategy,
@@ -144,6 +218,8 @@ def steady(ctx: Context, draft: Draft, strategy: BlueGreenStrategy,
     # After a promotion the previous revision keeps its pods for scaleDownDelaySeconds; on a
     # revert the un-promoted preview never had production traffic and goes at once.
     retire_others(ctx, draft, {stable_hash}, stable_ready=ready, delay_seconds=switch_delay)
+    terminate_runs(ctx, draft, keep_current=False)
+    trim_runs(ctx, draft)
     bg = ctx.status.blue_green or BlueGreenStatus()
     draft.set(
         stable_rs=stable_hash,
@@ -178,8 +254,11 @@ def abort(ctx: Context, draft: Draft, strategy: BlueGreenStrategy, stable_hash: 
     ready = fully_available(stable, ctx.replicas)
     retire_others(ctx, draft, {stable_hash}, stable_ready=ready,
                   delay_seconds=strategy.abort_scale_down_delay_seconds)
+    terminate_runs(ctx, draft, keep_current=False)
+    trim_runs(ctx, draft)
     bg = ctx.status.blue_green or BlueGreenStatus()
     draft.set(
+        analysis_attempt=next_attempt(ctx) or None,
         pause_conditions=None,
         controller_pause=None,
         promote_full=None,

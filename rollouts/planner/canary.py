@@ -14,10 +14,22 @@ import math
 
 from rollouts.models.base import resolve_int_or_percent
 from rollouts.models.rollout import (
+    CanaryStatus,
     CanaryStrategy,
     PauseCondition,
+    RolloutAnalysisRunStatus,
+    RolloutStatus,
     TrafficWeights,
     WeightDestination,
+)
+from rollouts.planner.analysis import (
+    INCONCLUSIVE_PAUSE,
+    failure_message,
+    find_run,
+    gate,
+    next_attempt,
+    terminate_runs,
+    trim_runs,
 )
 from rollouts.planner.context import (
     Context,
@@ -29,7 +41,7 @@ from rollouts.planner.context import (
     retire_others,
     scale,
 )
-from rollouts.planner.types import ReplicaSetView
+from rollouts.planner.types import AnalysisRunView, ReplicaSetView
 
 CANARY_PAUSE = "CanaryPauseStep"
 USER_PAUSE = "PausedByUser"
@@ -152,6 +164,8 @@ def plan_canary(ctx: Context, draft: Draft) -> None:
     # replaced mid-rollout) once the stable is serving.
     retire_others(ctx, draft, {stable_hash, ctx.desired_hash},
                   stable_ready=stable.available > 0, delay_seconds=None)
+    terminate_runs(ctx, draft, keep_current=True)
+    trim_runs(ctx, draft)
 
     if user_paused:
         draft.phase = "Paused"
@@ -203,8 +217,34 @@ def plan_canary(ctx: Context, draft: Draft) -> None:
                 left = math.ceil((resume - ctx.now).total_seconds())
                 draft.message = f"Step {index + 1}/{len(steps)}: paused for {left}s more"
             break
+        if step.analysis is not None:
+            what = f"Step {index + 1}/{len(steps)}"
+            verdict = gate(ctx, draft, "step", step.analysis,
+                           f"spec.strategy.canary.steps[{index}].analysis", index)
+            if verdict.verdict == "successful":
+                index += 1
+                continue
+            if verdict.verdict == "failed":
+                draft.abort_message = failure_message(f"step {index + 1}", verdict)
+            elif verdict.verdict == "inconclusive":
+                pause_conditions = _inconclusive(ctx, pause_conditions)
+                draft.phase = "Paused"
+                draft.message = verdict.describe(what) + "; promote or abort"
+            else:
+                draft.message = verdict.describe(what)
+            break
         # Other step kinds are rejected by validation before planning.
         raise AssertionError(f"unplannable step {index}")
+
+    background = strategy.analysis
+    if background is not None and index >= (background.starting_step or 0):
+        verdict = gate(ctx, draft, "background", background, "spec.strategy.canary.analysis")
+        if verdict.verdict == "failed":
+            draft.abort_message = failure_message("background", verdict)
+        elif verdict.verdict == "inconclusive":
+            pause_conditions = _inconclusive(ctx, pause_conditions)
+            draft.phase = "Paused"
+            draft.message = verdict.describe("Background analysis") + "; promote or abort"
 
     canary_next, stable_next = rolling_counts(ctx.replicas, strategy, canary, stable, target)
     scale(ctx, draft, canary, ctx.desired_hash, canary_next)
@@ -219,19 +259,35 @@ def _record(ctx: Context, draft: Draft, strategy: CanaryStrategy, index: int,
             pause_conditions: list[PauseCondition]) -> None:
     desired = step_weight(strategy, index)
     actual = traffic_share(canary, stable)
+    status = _canary_status(ctx.status, ctx.desired_hash, ctx.status.stable_rs, actual,
+                            desired, split_done(canary, stable, target))
+    step_run = find_run(ctx, "step", index)
+    background_run = find_run(ctx, "background")
+    status = status.model_copy(update={
+        "current_step_analysis_run_status": _run_status(step_run),
+        "current_background_analysis_run_status": _run_status(background_run),
+    })
     draft.set(
         current_step_index=index,
         pause_conditions=pause_conditions or None,
-        canary=_canary_status(ctx.status, ctx.desired_hash, ctx.status.stable_rs, actual,
-                              desired, split_done(canary, stable, target)),
+        canary=status,
     )
 
 
-def _canary_status(status: object, canary_hash: str | None, stable_hash: str | None,
-                   actual: int, desired: int, verified: bool) -> object:
-    from rollouts.models.rollout import CanaryStatus, RolloutStatus
+def _run_status(run: AnalysisRunView | None) -> RolloutAnalysisRunStatus | None:
+    if run is None:
+        return None
+    return RolloutAnalysisRunStatus(name=run.name, status=run.phase, message=run.message)
 
-    assert isinstance(status, RolloutStatus)
+
+def _inconclusive(ctx: Context, pause_conditions: list[PauseCondition]) -> list[PauseCondition]:
+    if any(p.reason == INCONCLUSIVE_PAUSE for p in pause_conditions):
+        return pause_conditions
+    return [*pause_conditions, PauseCondition(reason=INCONCLUSIVE_PAUSE, start_time=iso(ctx.now))]
+
+
+def _canary_status(status: RolloutStatus, canary_hash: str | None, stable_hash: str | None,
+                   actual: int, desired: int, verified: bool) -> CanaryStatus:
     old = status.canary or CanaryStatus()
     return old.model_copy(
         update={
@@ -271,6 +327,8 @@ def steady(ctx: Context, draft: Draft, strategy: CanaryStrategy) -> None:
     pin(ctx, draft, strategy.stable_service, stable_hash)
     pin(ctx, draft, strategy.canary_service, stable_hash)
     retire_others(ctx, draft, {stable_hash}, stable_ready=ready, delay_seconds=None)
+    terminate_runs(ctx, draft, keep_current=False)
+    trim_runs(ctx, draft)
     steps = strategy.steps or []
     draft.set(
         stable_rs=stable_hash,
@@ -312,10 +370,13 @@ def abort(ctx: Context, draft: Draft, strategy: CanaryStrategy, stable_hash: str
         else f"{reason}; restoring stable revision {stable_hash} "
         f"({min(stable.available, ctx.replicas)}/{ctx.replicas} available)"
     )
+    terminate_runs(ctx, draft, keep_current=False)
+    trim_runs(ctx, draft)
     draft.set(
         current_step_index=0,
         pause_conditions=None,
         promote_full=None,
+        analysis_attempt=next_attempt(ctx) or None,
         canary=_canary_status(ctx.status, ctx.desired_hash, stable_hash,
                               traffic_share(canary, stable), 0, False),
     )

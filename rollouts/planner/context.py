@@ -64,6 +64,9 @@ class Draft:
     actions: list[Action] = field(default_factory=list)
     updates: dict[str, Any] = field(default_factory=dict)
     wake_at: list[dt.datetime] = field(default_factory=list)
+    # Set when this pass finds a reason to abort (failed analysis); plan() then re-plans
+    # with the abort recorded in status, so the same pass already moves traffic to stable.
+    abort_message: str | None = None
 
     def set(self, **updates: Any) -> None:
         self.updates.update(updates)

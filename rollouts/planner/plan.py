@@ -33,12 +33,16 @@ def plan(rollout: Rollout, observed: Observed, now: dt.datetime) -> Plan:
     errors = rollout_manifest_errors(rollout.spec)
     spec = parse_spec(rollout.spec) if not errors else None
     if spec is not None:
-        errors = _missing_services(spec, observed)
+        errors = _missing_services(spec, observed) + sorted(observed.analysis_problems.items())
     if spec is None or errors:
         return _invalid(rollout, errors, now)
 
     status = _reset_for_revision(old, pod_template_hash(rollout.spec["template"]), now)
     draft = _decide(rollout, spec, observed, now, status)
+    if draft.abort_message and not status.abort:
+        status = status.model_copy(update={
+            "abort": True, "aborted_at": iso(now), "abort_message": draft.abort_message})
+        draft = _decide(rollout, spec, observed, now, status)
 
     # Progress deadline: only a Rollout that is moving can be late.
     progress_at, exceeded = _progress(spec, old, status, draft, observed, now)
@@ -81,6 +85,7 @@ def _reset_for_revision(status: RolloutStatus, desired_hash: str,
         "controller_pause": None,
         "promote_full": None,
         "preview_ready_at": None,
+        "analysis_attempt": None,
         "progress_at": iso(now),
     })
 

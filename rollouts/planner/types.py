@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from rollouts.models.rollout import RolloutStatus
+from rollouts.models.rollout import RolloutAnalysis, RolloutStatus
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,8 @@ class AnalysisRunView:
     pod_hash: str = ""
     kind: str = ""  # "step", "background", "prePromotion", "postPromotion"
     step_index: int | None = None
+    attempt: int = 0  # bumped by each abort, so a retry measures afresh
+    created: str = ""  # creationTimestamp, orders runs for history limits
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,9 @@ class Observed:
     # Services named by the strategy; None when the named Service does not exist.
     services: Mapping[str, ServiceView | None] = field(default_factory=dict)
     analysis_runs: tuple[AnalysisRunView, ...] = ()
+    # Analysis references that cannot make a run (template missing, arg unresolved, ...):
+    # field path -> message. Resolved by the observer, which can read templates.
+    analysis_problems: Mapping[str, str] = field(default_factory=dict)
 
 
 # --- actions: each is idempotent, the executor runs them in order ---------------------------
@@ -87,7 +92,39 @@ class PinService:
     pod_hash: str
 
 
-Action = CreateReplicaSet | ScaleReplicaSet | DeleteReplicaSet | PinService
+@dataclass(frozen=True)
+class CreateAnalysisRun:
+    """Start one analysis of one revision; the executor resolves the templates."""
+
+    kind: str  # "step", "background", "prePromotion", "postPromotion"
+    pod_hash: str
+    analysis: RolloutAnalysis
+    field: str  # where `analysis` sits in the spec, for messages
+    step_index: int | None = None
+    attempt: int = 0
+
+
+@dataclass(frozen=True)
+class TerminateAnalysisRun:
+    """Stop a run that is no longer needed (spec.terminate: true); it ends Successful."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class DeleteAnalysisRun:
+    name: str
+
+
+Action = (
+    CreateReplicaSet
+    | ScaleReplicaSet
+    | DeleteReplicaSet
+    | PinService
+    | CreateAnalysisRun
+    | TerminateAnalysisRun
+    | DeleteAnalysisRun
+)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ step_strategy = st.one_of(
     st.builds(lambda w: {"setWeight": w}, st.integers(0, 100)),
     st.builds(lambda d: {"pause": {"duration": d}}, st.integers(0, 30)),
     st.just({"pause": {}}),
+    st.just({"analysis": {"templates": [{"templateName": "t"}]}}),
 )
 
 canary_specs = st.builds(
@@ -50,6 +51,7 @@ blue_green_specs = st.builds(
 moves = st.sampled_from([
     "pass", "pass", "pass", "pass", "pods", "pods", "pods_partial", "clock", "promote",
     "promote_full", "abort", "retry", "pause", "resume", "image", "revert", "crash",
+    "run_ok", "run_ok", "run_failed", "run_inconclusive",
 ])
 
 
@@ -104,6 +106,10 @@ class Checker:
             self.aborted_by_user = False
         elif move == "crash":
             self.crash(data)
+        elif move.startswith("run_"):
+            phase = {"run_ok": "Successful", "run_failed": "Failed",
+                     "run_inconclusive": "Inconclusive"}[move]
+            w.finish_runs(phase, message="verdict from test")
         else:
             self.reconcile()
 
@@ -225,6 +231,7 @@ def run_history(spec: dict[str, Any], data: st.DataObject) -> Checker:
         checker.do(move, data)
     # Finally let everything settle: the Rollout must come to rest.
     for _ in range(25):
+        checker.world.finish_runs("Successful")
         checker.do("pods", data)
         checker.do("promote", data)
         checker.do("pass", data)
@@ -267,6 +274,7 @@ def test_restart_resumes_at_same_step(spec: dict[str, Any], kill_at: int,
             continue
         world.step()
         indices.append(world.status.current_step_index or 0)
+        world.finish_runs("Successful")
         world.advance(30)
     steps = spec["strategy"]["canary"]["steps"]
     first_indefinite = next((i for i, s in enumerate(steps)

@@ -14,7 +14,10 @@ from typing import Any
 from rollouts.models.rollout import POD_TEMPLATE_HASH_LABEL, ObjectMeta, Rollout, RolloutStatus
 from rollouts.planner.plan import plan
 from rollouts.planner.types import (
+    AnalysisRunView,
+    CreateAnalysisRun,
     CreateReplicaSet,
+    DeleteAnalysisRun,
     DeleteReplicaSet,
     Observed,
     PinService,
@@ -22,6 +25,7 @@ from rollouts.planner.types import (
     ReplicaSetView,
     ScaleReplicaSet,
     ServiceView,
+    TerminateAnalysisRun,
 )
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -57,6 +61,8 @@ class World:
     services: dict[str, ServiceView] = field(default_factory=dict)
     generation: int = 1
     history: list[Plan] = field(default_factory=list)
+    runs: dict[str, AnalysisRunView] = field(default_factory=dict)
+    analysis_problems: dict[str, str] = field(default_factory=dict)
     auto_ready: bool = True  # pods become available as soon as the ReplicaSet asks for them
 
     def __post_init__(self) -> None:
@@ -70,7 +76,9 @@ class World:
 
     def observed(self) -> Observed:
         return Observed(replica_sets=tuple(self.replica_sets.values()),
-                        services=dict(self.services))
+                        services=dict(self.services),
+                        analysis_runs=tuple(self.runs.values()),
+                        analysis_problems=dict(self.analysis_problems))
 
     def set_image(self, image: str) -> None:
         self.spec = copy.deepcopy(self.spec)
@@ -109,6 +117,17 @@ class World:
             elif isinstance(action, DeleteReplicaSet):
                 rs = self._by_name(action.name)
                 del self.replica_sets[rs.pod_hash]
+            elif isinstance(action, CreateAnalysisRun):
+                name = f"run-{action.pod_hash}-{action.kind}-{action.step_index}-{action.attempt}"
+                self.runs[name] = AnalysisRunView(
+                    name=name, phase="Running", pod_hash=action.pod_hash, kind=action.kind,
+                    step_index=action.step_index, attempt=action.attempt,
+                    created=f"{len(self.runs):06d}")
+            elif isinstance(action, TerminateAnalysisRun):
+                run = self.runs[action.name]
+                self.runs[action.name] = replace(run, phase="Successful", message="terminated")
+            elif isinstance(action, DeleteAnalysisRun):
+                del self.runs[action.name]
             elif isinstance(action, PinService):
                 svc = self.services[action.service]
                 self.services[action.service] = ServiceView(
@@ -135,6 +154,16 @@ class World:
 
     def _by_name(self, name: str) -> ReplicaSetView:
         return next(r for r in self.replica_sets.values() if r.name == name)
+
+    def finish_runs(self, phase: str, *, kind: str | None = None,
+                    message: str = "") -> list[str]:
+        """Every running run (of `kind`) ends with `phase`; returns their names."""
+        done = []
+        for name, run in self.runs.items():
+            if run.phase == "Running" and (kind is None or run.kind == kind):
+                self.runs[name] = replace(run, phase=phase, message=message)
+                done.append(name)
+        return done
 
     # --- reading ------------------------------------------------------------------------
     def rs(self, pod_hash: str | None) -> ReplicaSetView | None:
