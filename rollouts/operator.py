@@ -51,9 +51,11 @@ from typing import Any
 import kopf
 import pydantic
 
+from rollouts.analysis.runner import ProviderConfig, ProviderSet, reconcile_analysis_run
 from rollouts.clock import Clock, SystemClock
 from rollouts.errors import ConflictError, KubeError
 from rollouts.kube import config as kube_config
+from rollouts.kube.analysis import Templates
 from rollouts.kube.client import KubeClient
 from rollouts.kube.config import Connection
 from rollouts.kube.execute import execute, status_unchanged
@@ -87,6 +89,8 @@ class OperatorConfig:
     finalizer: str = "rollouts.dev/finalizer"
     # Seconds a stopping reconcile may take to finish its pass before it is cancelled.
     cancellation_timeout: float = 5.0
+    # Prometheus for metrics that name no address (e.g. the sandbox's own Prometheus).
+    prometheus_address: str | None = None
 
 
 @dataclass
@@ -94,6 +98,7 @@ class Runtime:
     """Per-operator mutable state, kept in kopf's memo (one per running operator)."""
 
     client: KubeClient
+    providers: ProviderSet
     # One per running reconcile daemon; created by the daemon, dropped when it exits.
     wakeups: dict[Key, asyncio.Event] = field(default_factory=dict)
     # (namespace, service) -> Rollouts whose strategy names it, and the reverse.
@@ -127,6 +132,12 @@ class Runtime:
             self.services_of[key] = services
         for service in services:
             self.service_users.setdefault((namespace, service), set()).add(key)
+
+    def wake_namespace(self, namespace: str | None) -> None:
+        """Wake every Rollout of a namespace (all of them for None): a template changed."""
+        for key, event in self.wakeups.items():
+            if namespace is None or key[0] == namespace:
+                event.set()
 
     def forget(self, key: Key) -> None:
         self.wakeups.pop(key, None)
@@ -172,7 +183,7 @@ def _trim_analysis_run(body: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "metadata": {k: copy.deepcopy(metadata[k])
                      for k in ("name", "namespace", "labels", "resourceVersion",
-                               "ownerReferences") if k in metadata},
+                               "ownerReferences", "creationTimestamp") if k in metadata},
         "status": {k: status[k] for k in ("phase", "message") if k in status},
     }
 
@@ -233,6 +244,7 @@ class _Reconciler:
         replica_sets: Any,
         services: Any,
         analysis_runs: Any,
+        templates: tuple[Any, Any] = ({}, {}),
     ) -> float | None:
         """One pass; the seconds until the planner wants to look again (None: on change)."""
         snapshot: dict[str, Any] = copy.deepcopy(dict(body))
@@ -251,11 +263,14 @@ class _Reconciler:
         wanted = named_services(snapshot.get("spec") or {})
         self.runtime.set_services(self.key, wanted)
         service_bodies = {name: _first(services.get((namespace, name))) for name in wanted}
+        namespaced, cluster = templates
+        known = Templates.from_bodies(namespaced.get(namespace, ()), cluster.get("", ()))
         observed = observe(
             snapshot,
             replica_sets=list(replica_sets.get(self.key, ())),
             services=service_bodies,
             analysis_runs=list(analysis_runs.get(self.key, ())),
+            templates=known,
         )
         rollout = _rollout_model(snapshot)
         try:
@@ -266,7 +281,8 @@ class _Reconciler:
         plan = make_plan(rollout, observed, now)
         status_changes = not status_unchanged(snapshot.get("status"), plan.status)
         wrote = await execute(
-            self.runtime.client, snapshot, spec, plan, observed=observed, now=now
+            self.runtime.client, snapshot, spec, plan, observed=observed, now=now,
+            templates=known,
         )
         if status_changes:
             self.written_over = rv
@@ -337,12 +353,17 @@ def build_registry(
         settings.peering.name = config.peering_name
         if config.standalone is not None:
             settings.peering.standalone = config.standalone
-        memo[_RUNTIME] = Runtime(client=KubeClient(_connection()))
+        client = KubeClient(_connection())
+        providers = ProviderSet.from_config(
+            ProviderConfig(prometheus_address=config.prometheus_address), client)
+        memo[_RUNTIME] = Runtime(client=client, providers=providers)
 
     @kopf.on.cleanup(id="cleanup", registry=registry)
     async def cleanup(memo: Any, **_: Any) -> None:
         with contextlib.suppress(RuntimeError):
-            await _runtime(memo).client.close()
+            runtime = _runtime(memo)
+            await runtime.providers.aclose()
+            await runtime.client.close()
 
     # --- caches --------------------------------------------------------------------------
 
@@ -368,7 +389,28 @@ def build_registry(
         key = _owner_key(body, namespace)
         return None if key is None else {key: _trim_analysis_run(body)}
 
+    @kopf.index(GROUP, VERSION, "analysistemplates", id="analysis_templates",
+                registry=registry)
+    def analysis_templates(body: kopf.Body, namespace: str | None,
+                           **_: Any) -> dict[str, dict[str, Any]]:
+        return {namespace or "": copy.deepcopy(dict(body))}
+
+    @kopf.index(GROUP, VERSION, "clusteranalysistemplates", id="cluster_analysis_templates",
+                registry=registry)
+    def cluster_analysis_templates(body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
+        return {"": copy.deepcopy(dict(body))}
+
     # --- wake-ups ------------------------------------------------------------------------
+
+    @kopf.on.event(GROUP, VERSION, "analysistemplates", id="template_changed",
+                   registry=registry)
+    def template_changed(namespace: str | None, memo: Any, **_: Any) -> None:
+        _runtime(memo).wake_namespace(namespace or "")
+
+    @kopf.on.event(GROUP, VERSION, "clusteranalysistemplates", id="cluster_template_changed",
+                   registry=registry)
+    def cluster_template_changed(memo: Any, **_: Any) -> None:
+        _runtime(memo).wake_namespace(None)
 
     @kopf.on.event(GROUP, VERSION, "rollouts", id="rollout_changed", registry=registry)
     def rollout_changed(namespace: str | None, name: str | None, memo: Any,
@@ -385,11 +427,13 @@ def build_registry(
 
     @kopf.on.event(GROUP, VERSION, "analysisruns",
                    when=_is_owned, id="analysis_run_changed", registry=registry)
-    def analysis_run_changed(body: kopf.Body, namespace: str | None, memo: Any,
-                             **_: Any) -> None:
+    def analysis_run_changed(body: kopf.Body, namespace: str | None, name: str | None,
+                             memo: Any, **_: Any) -> None:
+        runtime = _runtime(memo)
         key = _owner_key(body, namespace)
         if key is not None:
-            _runtime(memo).wake(key)
+            runtime.wake(key)
+        runtime.wake(_run_key(namespace, name))
 
     @kopf.on.event("", "v1", "services", id="service_changed", registry=registry)
     def service_changed(namespace: str | None, name: str | None, memo: Any,
@@ -420,6 +464,7 @@ def build_registry(
         replica_sets = kwargs["rollout_replicasets"]
         services = kwargs["rollout_services"]
         analysis_runs = kwargs["rollout_analysisruns"]
+        templates = (kwargs["analysis_templates"], kwargs["cluster_analysis_templates"])
         runtime = _runtime(memo)
         key: Key = (namespace or "", name)
         reconciler = _Reconciler(config, runtime, key)
@@ -435,7 +480,7 @@ def build_registry(
                 wake.clear()
                 try:
                     requeue = await reconciler.reconcile(
-                        body, replica_sets, services, analysis_runs
+                        body, replica_sets, services, analysis_runs, templates
                     )
                     failures = 0
                     delay = reconciler.clamp(requeue)
@@ -461,7 +506,74 @@ def build_registry(
         finally:
             runtime.forget(key)
 
+    @kopf.daemon(
+        GROUP, VERSION, "analysisruns",
+        id="analysis", registry=registry,
+        cancellation_backoff=config.cancellation_timeout,
+        cancellation_timeout=1.0,
+    )
+    async def analysis(
+        body: kopf.Body,
+        namespace: str | None,
+        name: str,
+        memo: Any,
+        stopped: kopf.DaemonStopped,
+        **_: Any,
+    ) -> None:
+        """Measure one AnalysisRun on its schedule until it completes.
+
+        The schedule lives in the run's status (each measurement's slot), so a restarted
+        controller neither repeats nor skips a measurement.
+        """
+        runtime = _runtime(memo)
+        key = _run_key(namespace, name)
+        wake = runtime.wakeup(key)
+        wake.set()
+        delay: float | None = None
+        failures = 0
+        try:
+            while not stopped:
+                await _sleep(wake, stopped, delay)
+                if stopped:
+                    break
+                wake.clear()
+                snapshot = copy.deepcopy(dict(body))
+                if (snapshot.get("status") or {}).get("phase") in _RUN_DONE:
+                    return  # finished runs need no daemon; a restart looks once more
+                try:
+                    requeue = await reconcile_analysis_run(
+                        runtime.client, snapshot, runtime.providers, config.clock.now())
+                    failures = 0
+                    # 0 means a conflict: wait for the watch to bring the newer run.
+                    delay = config.requeue_floor if requeue == 0 else \
+                        _clamp(config, requeue)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    failures += 1
+                    delay = min(config.requeue_ceiling,
+                                config.requeue_floor * 2 ** min(failures, 20))
+                    log.error("analysis run failed", exc_info=not isinstance(exc, KubeError),
+                              extra={"analysisrun": f"{namespace}/{name}", "error": str(exc),
+                                     "retry_in": delay})
+        finally:
+            runtime.forget(key)
+
     return registry
+
+
+_RUN_DONE = frozenset({"Successful", "Failed", "Error", "Inconclusive"})
+
+
+def _run_key(namespace: str | None, name: str | None) -> Key:
+    # A separate key space from Rollouts (an AnalysisRun may share a Rollout's name).
+    return (namespace or "", f"analysisrun/{name or ''}")
+
+
+def _clamp(config: OperatorConfig, delay: float | None) -> float | None:
+    if delay is None:
+        return None
+    return min(config.requeue_ceiling, max(config.requeue_floor, delay))
 
 
 async def operator(

@@ -25,6 +25,7 @@ from typing import Any
 
 from rollouts.clock import SystemClock
 from rollouts.errors import ConflictError, KubeError, NotFoundError
+from rollouts.kube.analysis import Templates, run_manifest
 from rollouts.kube.client import KubeClient
 from rollouts.kube.observe import format_time
 from rollouts.models.rollout import (
@@ -39,7 +40,9 @@ from rollouts.models.rollout import (
 from rollouts.planner.manifests import replica_set_manifest
 from rollouts.planner.types import (
     Action,
+    CreateAnalysisRun,
     CreateReplicaSet,
+    DeleteAnalysisRun,
     DeleteReplicaSet,
     Event,
     Observed,
@@ -48,6 +51,7 @@ from rollouts.planner.types import (
     ReplicaSetView,
     ScaleReplicaSet,
     ServiceView,
+    TerminateAnalysisRun,
 )
 
 REPORTING_COMPONENT = "rollouts-controller"
@@ -153,6 +157,7 @@ async def _run_action(
     spec: RolloutSpec | None,
     action: Action,
     observed: Observed,
+    templates: Templates,
 ) -> bool:
     """Run one action; False when it was skipped as already done."""
     metadata = _meta(rollout_body)
@@ -205,6 +210,35 @@ async def _run_action(
         case DeleteReplicaSet():
             try:
                 await client.delete("apps", "v1", "replicasets", namespace, action.name)
+            except NotFoundError:
+                return False
+            return True
+        case CreateAnalysisRun():
+            status = rollout_body.get("status")
+            stable = status.get("stableRS") if isinstance(status, Mapping) else None
+            manifest = run_manifest(
+                rollout_body, action.analysis, templates,
+                kind=action.kind,  # type: ignore[arg-type]
+                pod_hash=action.pod_hash, stable_hash=stable, step_index=action.step_index,
+                attempt=action.attempt, field=action.field,
+            )
+            try:
+                await client.create(GROUP, VERSION, "analysisruns", namespace, manifest)
+            except ConflictError as exc:
+                if exc.reason and exc.reason != "AlreadyExists":
+                    raise
+                return False
+            return True
+        case TerminateAnalysisRun():
+            try:
+                await client.patch_merge(GROUP, VERSION, "analysisruns", namespace, action.name,
+                                         {"spec": {"terminate": True}})
+            except NotFoundError:
+                return False
+            return True
+        case DeleteAnalysisRun():
+            try:
+                await client.delete(GROUP, VERSION, "analysisruns", namespace, action.name)
             except NotFoundError:
                 return False
             return True
@@ -268,6 +302,7 @@ async def execute(
     *,
     observed: Observed | None = None,
     now: dt.datetime | None = None,
+    templates: Templates | None = None,
 ) -> bool:
     """Run the plan's actions in order, write the status, post the events.
 
@@ -281,7 +316,8 @@ async def execute(
     observed = observed or Observed()
     wrote = False
     for action in plan.actions:
-        wrote = await _run_action(client, rollout_body, spec, action, observed) or wrote
+        wrote = await _run_action(client, rollout_body, spec, action, observed,
+                                  templates or Templates()) or wrote
     wrote = await write_status(client, rollout_body, plan.status) or wrote
     if plan.events:
         await post_events(client, rollout_body, plan.events, now or SystemClock().now())

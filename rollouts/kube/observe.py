@@ -11,11 +11,15 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from pydantic import ValidationError
+
+from rollouts.kube.analysis import ANALYSIS_ATTEMPT_LABEL, Templates, analysis_problems
 from rollouts.models.rollout import (
     API_VERSION,
     POD_TEMPLATE_HASH_LABEL,
     REVISION_ANNOTATION,
     SCALE_DOWN_DEADLINE_ANNOTATION,
+    parse_spec,
 )
 from rollouts.planner.types import AnalysisRunView, Observed, ReplicaSetView, ServiceView
 
@@ -132,6 +136,9 @@ def analysis_run_view(body: Mapping[str, Any]) -> AnalysisRunView:
         pod_hash=str(labels.get(POD_TEMPLATE_HASH_LABEL) or ""),
         kind=str(labels.get(ANALYSIS_KIND_LABEL) or ""),
         step_index=_int(step) if step is not None and str(step).isdigit() else None,
+        attempt=_int(labels.get(ANALYSIS_ATTEMPT_LABEL)) if str(
+            labels.get(ANALYSIS_ATTEMPT_LABEL, "")).isdigit() else 0,
+        created=str(metadata.get("creationTimestamp") or ""),
     )
 
 
@@ -165,12 +172,15 @@ def observe(
     replica_sets: Iterable[Mapping[str, Any]] = (),
     services: Mapping[str, Mapping[str, Any] | None] | None = None,
     analysis_runs: Iterable[Mapping[str, Any]] = (),
+    templates: Templates | None = None,
 ) -> Observed:
     """The planner's view of what a Rollout owns and names, from raw objects.
 
     `replica_sets` / `analysis_runs` may include objects of other owners; they are filtered
     by the controlling ownerReference's uid. `services` maps names to bodies (None = missing);
-    a Service the strategy names but the mapping lacks is reported missing.
+    a Service the strategy names but the mapping lacks is reported missing. With
+    `templates`, every analysis reference is resolved against them and what cannot make a
+    run is reported (the planner turns it into InvalidSpec naming the field).
     """
     metadata = _dict(rollout.get("metadata"))
     uid = str(metadata.get("uid") or "")
@@ -193,4 +203,16 @@ def observe(
                 key=lambda view: view.name,
             )
         ),
+        analysis_problems=_analysis_problems(rollout, templates),
     )
+
+
+def _analysis_problems(rollout: Mapping[str, Any], templates: Templates | None
+                       ) -> dict[str, str]:
+    if templates is None:
+        return {}
+    try:
+        spec = parse_spec(dict(_dict(rollout.get("spec"))))
+    except (ValidationError, ValueError):
+        return {}  # the planner reports the spec itself
+    return analysis_problems(rollout, spec, templates)
