@@ -27,6 +27,7 @@ from rollouts.planner.context import (
     Draft,
     fully_available,
     iso,
+    iso_precise,
     parse_time,
     pin,
     retire_others,
@@ -81,7 +82,7 @@ def plan_blue_green(ctx: Context, draft: Draft) -> None:
         ready_at = ctx.now
     if not preview_ready and not checkpoint:
         ready_at = None
-    draft.set(preview_ready_at=iso(ready_at) if ready_at else None)
+    draft.set(preview_ready_at=iso_precise(ready_at) if ready_at else None)
     draft.set(blue_green=bg.model_copy(update={
         "active_selector": stable_hash, "preview_selector": ctx.desired_hash,
         "pre_promotion_analysis_run_status": _run_status(find_run(ctx, "prePromotion"))}))

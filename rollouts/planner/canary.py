@@ -36,6 +36,7 @@ from rollouts.planner.context import (
     Draft,
     fully_available,
     iso,
+    iso_precise,
     parse_time,
     pin,
     retire_others,
@@ -200,7 +201,7 @@ def plan_canary(ctx: Context, draft: Draft) -> None:
         if step.pause is not None:
             current = next((p for p in pause_conditions if p.reason == CANARY_PAUSE), None)
             if current is None:
-                current = PauseCondition(reason=CANARY_PAUSE, start_time=iso(ctx.now))
+                current = PauseCondition(reason=CANARY_PAUSE, start_time=iso_precise(ctx.now))
                 pause_conditions.append(current)
             duration = step.pause.seconds()
             started = parse_time(current.start_time) or ctx.now

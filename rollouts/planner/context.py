@@ -26,6 +26,15 @@ def iso(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def iso_precise(moment: dt.datetime) -> str:
+    """RFC 3339 with microseconds when there are any: for clocks a duration is measured
+    from (pause starts), so that a pause never ends before its full duration."""
+    moment = moment.astimezone(dt.UTC)
+    if moment.microsecond == 0:
+        return iso(moment)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def parse_time(text: str | None) -> dt.datetime | None:
     if not text:
         return None

@@ -1,0 +1,44 @@
+"""`rollouts demo`: a thin wrapper; the scenario lives in `rollouts.sandbox.demo`.
+
+Promote and abort go through `write_operation` of `rollouts.cli.cluster`, the very code of
+`rollouts promote` / `rollouts abort`, against the sandbox's kubeconfig.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import typer
+from rich.console import Console
+
+from rollouts.cli.cluster import WriteResult, write_operation
+from rollouts.cli.kubeopts import CliError, Globals
+from rollouts.errors import OperationError
+from rollouts.sandbox.cluster import Sandbox
+from rollouts.sandbox.demo import OperationResult, run_demo
+
+
+def cli_operate(sandbox: Sandbox, operation: str, name: str) -> OperationResult:
+    """What `rollouts --kubeconfig <sandbox> <operation> <name>` writes."""
+    settings = Globals(kubeconfig=str(sandbox.kubeconfig), namespace=sandbox.namespace)
+
+    async def write() -> WriteResult:
+        async with settings.client() as client:
+            return await write_operation(client, sandbox.namespace, name, operation)
+
+    try:
+        result = asyncio.run(write())
+    except CliError as exc:
+        raise OperationError(exc.message) from exc
+    before = result.before.status.model_dump(by_alias=True, exclude_none=True, mode="json")
+    return OperationResult(before=before, updates=result.updates)
+
+
+def demo_command(*, keep: bool, fast: bool) -> None:
+    # Colour only on a terminal; rich honours NO_COLOR and TERM=dumb by itself.
+    out = Console(highlight=False, emoji=False)
+    try:
+        code = run_demo(keep=keep, fast=fast, out=out, operate=cli_operate)
+    except KeyboardInterrupt:
+        code = 130
+    raise typer.Exit(code)
