@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-echo "== ruff"; python3 -m ruff check rollouts tests bench
+echo "== ruff"; python3 -m ruff check .
 echo "== mypy --strict rollouts/"; python3 -m mypy rollouts
 echo "== import contracts"; lint-imports
 echo "== CRDs match the models"; python3 -m rollouts.cli.main gen-crds --check
