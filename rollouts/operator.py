@@ -471,7 +471,7 @@ def build_registry(
         wake = runtime.wakeup(key)
         wake.set()  # the first pass runs at once
         delay: float | None = None
-        failures = 0
+        failures = conflicts = 0
         try:
             while not stopped:
                 await _sleep(wake, stopped, delay)
@@ -482,14 +482,17 @@ def build_registry(
                     requeue = await reconciler.reconcile(
                         body, replica_sets, services, analysis_runs, templates
                     )
-                    failures = 0
+                    failures = conflicts = 0
                     delay = reconciler.clamp(requeue)
                 except ConflictError as exc:
                     # Something changed under a guarded write: look again once the watch
-                    # has (probably) delivered the change.
+                    # has (probably) delivered the change (its event wakes us sooner); back
+                    # off while conflicts repeat, so a lagging watch is not hammered.
+                    conflicts += 1
                     log.debug("conflict; observing again",
                               extra={"rollout": reconciler.name, "error": str(exc)})
-                    delay = config.requeue_floor
+                    delay = min(config.requeue_ceiling,
+                                config.requeue_floor * 2 ** min(conflicts - 1, 6))
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
@@ -621,6 +624,9 @@ def run_operator(
     `configure_logging` is set."""
     if configure_logging:
         kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON, log_refkey="object")
+        if not verbose:
+            # One line per HTTP request drowns the controller's own lines at scale.
+            logging.getLogger("httpx").setLevel(logging.WARNING)
     connection = kube_config.load(kubeconfig, context)
     asyncio.run(
         operator(

@@ -2147,13 +2147,21 @@ class ApiEmulator:
                 for x in (deadline, next_bookmark if bookmarks else None, now + 1.0)
                 if x is not None
             )
-            try:
-                event = await asyncio.wait_for(watcher.queue.get(), max(0.0, wake - now))
-            except TimeoutError:
-                if bookmarks and loop.time() >= next_bookmark and watcher.queue.empty():
-                    await self._send(response, self._bookmark(info))
-                    next_bookmark = loop.time() + self.bookmark_interval
+            if bookmarks and now >= next_bookmark:
+                # Due bookmarks go out even while events are queued: a busy stream must not
+                # starve them (and they carry the current resourceVersion anyway).
+                await self._send(response, self._bookmark(info))
+                next_bookmark = loop.time() + self.bookmark_interval
                 continue
+            try:
+                # Take what is already queued without waiting: on Python 3.11 a zero
+                # timeout cancels queue.get() before it runs, even with items waiting.
+                event = watcher.queue.get_nowait()
+            except asyncio.QueueEmpty:
+                try:
+                    event = await asyncio.wait_for(watcher.queue.get(), max(0.0, wake - now))
+                except TimeoutError:
+                    continue
             if event is None:
                 return
             await self._send(response, self._event_json(info, event))

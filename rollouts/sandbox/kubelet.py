@@ -321,9 +321,14 @@ class KubeletSimulator:
         uid = rs["metadata"]["uid"]
         spec = rs.get("spec") or {}
         want = int(spec.get("replicas", 1))
+        # Narrow by the ReplicaSet's own labels first: listing (and copying) every pod of
+        # the namespace on each event made the simulator quadratic in the number of pods.
+        match = (spec.get("selector") or {}).get("matchLabels") or {}
+        selector = ",".join(f"{k}={v}" for k, v in sorted(match.items())) or None
         pods = [
             p
-            for p in self.emulator.list_objects(*_PODS, namespace=namespace)
+            for p in self.emulator.list_objects(*_PODS, namespace=namespace,
+                                                label_selector=selector)
             if _controller_uid(p) == uid and not p["metadata"].get("deletionTimestamp")
         ]
         if len(pods) < want:
