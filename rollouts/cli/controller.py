@@ -14,6 +14,7 @@ def controller_command(
     standalone: bool,
     peering: str | None,
     verbose: bool,
+    prometheus_address: str | None = None,
 ) -> None:
     """Blocks until SIGINT/SIGTERM. Without -n, serves all namespaces (like Argo Rollouts)."""
     clusterwide = all_namespaces or not namespaces
@@ -22,6 +23,7 @@ def controller_command(
         clusterwide=clusterwide,
         standalone=True if standalone else None,
         peering_name=peering or "rollouts",
+        prometheus_address=prometheus_address,
     )
     run_operator(
         config,

@@ -532,6 +532,11 @@ def controller(
     peering: Annotated[
         str | None, typer.Option("--peering", help="Peering object name (leader election).")
     ] = None,
+    prometheus_address: Annotated[
+        str | None,
+        typer.Option("--prometheus-address",
+                     help="Prometheus for metrics whose provider names no address."),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     """Run the controller."""
@@ -549,6 +554,7 @@ def controller(
         all_namespaces=all_namespaces,
         standalone=standalone,
         peering=peering,
+        prometheus_address=prometheus_address,
         verbose=verbose,
     )
 

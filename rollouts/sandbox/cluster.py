@@ -3,6 +3,14 @@
 Used by `rollouts demo`, the end-to-end tests and the benchmark. The controller is the real
 one: either in a thread of this process (fast, for tests) or as a `rollouts controller`
 subprocess that can be killed with SIGKILL at any instant (for restart scenarios).
+
+With `prometheus=True` the sandbox also runs a real Prometheus (the Debian binary, scraping
+every second) and the simulated application of `rollouts.sandbox.app`, which exports request
+metrics per ReplicaSet whose error rate and latency follow the image tag ("bad", "slow",
+"idle"). The analysis catalog (`analysis/*.yaml`) is installed as ClusterAnalysisTemplates
+with the default of their `prometheus-address` arg pointed at this Prometheus, so manifests
+written for a real cluster (e.g. `examples/canary-analysis.yaml`) run unchanged; the
+controller also gets it as its default address for metrics that name none.
 """
 
 from __future__ import annotations
@@ -23,11 +31,14 @@ import yaml
 
 from rollouts.operator import OperatorConfig, run_operator
 from rollouts.sandbox.apiserver import ApiEmulator, EmulatorThread
+from rollouts.sandbox.app import AppSimulator
 from rollouts.sandbox.kubelet import KubeletSimulator, never_ready_if_image_contains
+from rollouts.sandbox.prometheus import PrometheusServer
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CRD_DIR = ROOT / "crds"
 EXAMPLES_DIR = ROOT / "examples"
+CATALOG_DIR = ROOT / "analysis"
 GROUP, VERSION = "rollouts.dev", "v1alpha1"
 
 
@@ -39,7 +50,9 @@ class Sandbox:
     """Start with `with Sandbox() as sb:`; everything stops (and temp files go) on exit."""
 
     def __init__(self, *, ready_delay: float = 0.2, namespace: str = "default",
-                 workdir: pathlib.Path | None = None, requeue_floor: float = 0.2) -> None:
+                 workdir: pathlib.Path | None = None, requeue_floor: float = 0.2,
+                 prometheus: bool = False, scrape_interval: float = 1.0,
+                 app_endpoints: int = 16) -> None:
         self.namespace = namespace
         self.emulator = ApiEmulator()
         self.kubelet = KubeletSimulator(self.emulator, ready_delay=ready_delay,
@@ -53,18 +66,44 @@ class Sandbox:
         self._operator_stop: threading.Event | None = None
         self._operator_errors: list[BaseException] = []
         self._process: subprocess.Popen[bytes] | None = None
+        self.prometheus: PrometheusServer | None = (
+            PrometheusServer(job="app", scrape_interval=scrape_interval) if prometheus else None)
+        self.app: AppSimulator | None = None
+        self.app_endpoints = app_endpoints
+        self._prometheus_url: str | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
     def start(self) -> Sandbox:
         self._thread.start()
-        for path in sorted(CRD_DIR.glob("*.yaml")):
-            self.emulator.apply_yaml(path)
-        self.emulator.write_kubeconfig(self.kubeconfig, namespace=self.namespace)
+        try:
+            for path in sorted(CRD_DIR.glob("*.yaml")):
+                self.emulator.apply_yaml(path)
+            self.emulator.write_kubeconfig(self.kubeconfig, namespace=self.namespace)
+            if self.prometheus is not None:
+                # The app's endpoints are registered before Prometheus starts, and start()
+                # returns once each has been scraped: Prometheus applies target changes in
+                # 5 s batches, and this way nothing later waits for one.
+                self.app = AppSimulator(self.emulator, self.prometheus, job="app",
+                                        spare_endpoints=self.app_endpoints).start()
+                self.prometheus.start()
+                self._prometheus_url = self.prometheus.url
+                self.install_catalog()
+                self.app.wait_scraped()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:
-        self.stop_controller()
-        self._thread.stop()
+        try:
+            self.stop_controller()
+        finally:
+            if self.app is not None:
+                self.app.stop()
+                self.app = None
+            if self.prometheus is not None:
+                self.prometheus.stop()
+            self._thread.stop()
         if self._own_dir:
             for path in sorted(self.workdir.glob("**/*"), reverse=True):
                 path.unlink() if path.is_file() else path.rmdir()
@@ -80,14 +119,59 @@ class Sandbox:
     def url(self) -> str:
         return self.emulator.url
 
+    # --- Prometheus and the analysis catalog -----------------------------------------------
+    @property
+    def prometheus_url(self) -> str:
+        """Base URL of the sandbox's Prometheus (it stays known after `stop_prometheus`)."""
+        if self._prometheus_url is None:
+            raise SandboxError("this sandbox has no Prometheus: use Sandbox(prometheus=True)")
+        return self._prometheus_url
+
+    def catalog(self) -> list[dict[str, Any]]:
+        """The catalog's ClusterAnalysisTemplates, `prometheus-address` defaulting to ours."""
+        docs = []
+        for path in sorted(CATALOG_DIR.glob("*.yaml")):
+            for doc in yaml.safe_load_all(path.read_text()):
+                if not doc:
+                    continue
+                for arg in (doc.get("spec") or {}).get("args") or ():
+                    if arg.get("name") == "prometheus-address" and "value" in arg:
+                        arg["value"] = self.prometheus_url
+                docs.append(doc)
+        return docs
+
+    def install_catalog(self) -> list[dict[str, Any]]:
+        """Apply every catalog ClusterAnalysisTemplate (done by start() with Prometheus)."""
+        return [self.emulator.apply_manifest(doc) for doc in self.catalog()]
+
+    def stop_prometheus(self) -> None:
+        """Break the metric source: stop Prometheus for good (queries get connection
+        refused). For error-path tests; the address stays in the templates."""
+        if self.prometheus is None:
+            raise SandboxError("this sandbox has no Prometheus: use Sandbox(prometheus=True)")
+        self.prometheus.stop()
+
+    def analysis_runs(self, name: str) -> dict[str, dict[str, Any]]:
+        """The AnalysisRuns a Rollout owns, by name."""
+        uid = self.rollout(name)["metadata"]["uid"]
+        return {
+            run["metadata"]["name"]: run
+            for run in self.emulator.list_objects(GROUP, VERSION, "analysisruns", self.namespace)
+            if any(o.get("uid") == uid for o in run["metadata"].get("ownerReferences") or [])
+        }
+
     # --- the controller --------------------------------------------------------------------
     def start_controller(self, *, process: bool = False, timeout: float = 30.0) -> None:
         """Run the real controller: in a thread, or as a killable subprocess."""
         if process:
             log = (self.workdir / "controller.log").open("ab")
+            command = [sys.executable, "-m", "rollouts.cli.main", "controller",
+                       "--kubeconfig", str(self.kubeconfig), "-n", self.namespace,
+                       "--standalone"]
+            if self._prometheus_url is not None:
+                command += ["--prometheus-address", self._prometheus_url]
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "rollouts.cli.main", "controller",
-                 "--kubeconfig", str(self.kubeconfig), "-n", self.namespace, "--standalone"],
+                command,
                 stdout=log, stderr=subprocess.STDOUT,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
@@ -99,7 +183,7 @@ class Sandbox:
             try:
                 run_operator(
                     OperatorConfig(requeue_floor=self.requeue_floor, cancellation_timeout=2.0,
-                                   standalone=True),
+                                   standalone=True, prometheus_address=self._prometheus_url),
                     kubeconfig=str(self.kubeconfig),
                     namespaces=(self.namespace,),
                     stop_flag=stop,
