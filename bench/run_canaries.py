@@ -222,14 +222,14 @@ def proc_sample(pid: int | str) -> ProcSample:
 
 
 def controller_pid(sandbox: Sandbox) -> int:
-    process = sandbox._process  # the Sandbox has no public accessor for the subprocess
+    process = sandbox.controller_process
     if process is None:
         raise BenchError("the controller subprocess is not running")
     return int(process.pid)
 
 
 def check_alive(sandbox: Sandbox) -> None:
-    process = sandbox._process
+    process = sandbox.controller_process
     if process is not None and process.poll() is not None:
         log = (sandbox.workdir / "controller.log").read_text(errors="replace")
         tail = "\n".join(log.splitlines()[-30:])

@@ -198,6 +198,11 @@ class Sandbox:
             raise SandboxError("the controller did not become ready")
         self._operator, self._operator_stop = thread, stop
 
+    @property
+    def controller_process(self) -> subprocess.Popen[bytes] | None:
+        """The controller subprocess (start_controller(process=True)), if one runs."""
+        return self._process
+
     def kill_controller(self) -> None:
         """SIGKILL the controller subprocess: no cleanup, no last write."""
         if self._process is None:
