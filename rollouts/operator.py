@@ -44,7 +44,7 @@ import contextlib
 import copy
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -300,11 +300,6 @@ class _Reconciler:
             )
         return plan.requeue_after
 
-    def clamp(self, delay: float | None) -> float | None:
-        if delay is None:
-            return None
-        return min(self.config.requeue_ceiling, max(self.config.requeue_floor, delay))
-
 
 async def _sleep(wake: asyncio.Event, stopped: kopf.DaemonStopped, delay: float | None) -> None:
     """Until the Rollout is woken, the daemon is stopped, or `delay` seconds pass."""
@@ -468,46 +463,12 @@ def build_registry(
         runtime = _runtime(memo)
         key: Key = (namespace or "", name)
         reconciler = _Reconciler(config, runtime, key)
-        wake = runtime.wakeup(key)
-        wake.set()  # the first pass runs at once
-        delay: float | None = None
-        failures = conflicts = 0
-        try:
-            while not stopped:
-                await _sleep(wake, stopped, delay)
-                if stopped:
-                    break
-                wake.clear()
-                try:
-                    requeue = await reconciler.reconcile(
-                        body, replica_sets, services, analysis_runs, templates
-                    )
-                    failures = conflicts = 0
-                    delay = reconciler.clamp(requeue)
-                except ConflictError as exc:
-                    # Something changed under a guarded write: look again once the watch
-                    # has (probably) delivered the change (its event wakes us sooner); back
-                    # off while conflicts repeat, so a lagging watch is not hammered.
-                    conflicts += 1
-                    log.debug("conflict; observing again",
-                              extra={"rollout": reconciler.name, "error": str(exc)})
-                    delay = min(config.requeue_ceiling,
-                                config.requeue_floor * 2 ** min(conflicts - 1, 6))
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    failures += 1
-                    delay = min(config.requeue_ceiling,
-                                config.requeue_floor * 2 ** min(failures, 20))
-                    log.error(
-                        "reconcile failed",
-                        exc_info=not isinstance(exc, KubeError),
-                        extra={"rollout": reconciler.name, "error": str(exc),
-                               "error_type": type(exc).__name__, "failures": failures,
-                               "retry_in": delay},
-                    )
-        finally:
-            runtime.forget(key)
+
+        async def one_pass() -> float | None:
+            return await reconciler.reconcile(
+                body, replica_sets, services, analysis_runs, templates)
+
+        await _loop(config, runtime, key, stopped, one_pass, {"rollout": reconciler.name})
 
     @kopf.daemon(
         GROUP, VERSION, "analysisruns",
@@ -529,38 +490,19 @@ def build_registry(
         controller neither repeats nor skips a measurement.
         """
         runtime = _runtime(memo)
-        key = _run_key(namespace, name)
-        wake = runtime.wakeup(key)
-        wake.set()
-        delay: float | None = None
-        failures = 0
-        try:
-            while not stopped:
-                await _sleep(wake, stopped, delay)
-                if stopped:
-                    break
-                wake.clear()
-                snapshot = copy.deepcopy(dict(body))
-                if (snapshot.get("status") or {}).get("phase") in _RUN_DONE:
-                    return  # finished runs need no daemon; a restart looks once more
-                try:
-                    requeue = await reconcile_analysis_run(
-                        runtime.client, snapshot, runtime.providers, config.clock.now())
-                    failures = 0
-                    # 0 means a conflict: wait for the watch to bring the newer run.
-                    delay = config.requeue_floor if requeue == 0 else \
-                        _clamp(config, requeue)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    failures += 1
-                    delay = min(config.requeue_ceiling,
-                                config.requeue_floor * 2 ** min(failures, 20))
-                    log.error("analysis run failed", exc_info=not isinstance(exc, KubeError),
-                              extra={"analysisrun": f"{namespace}/{name}", "error": str(exc),
-                                     "retry_in": delay})
-        finally:
-            runtime.forget(key)
+
+        async def one_pass() -> float | None:
+            snapshot = copy.deepcopy(dict(body))
+            if (snapshot.get("status") or {}).get("phase") in _RUN_DONE:
+                raise _Done  # finished runs need no daemon; a restart looks once more
+            requeue = await reconcile_analysis_run(
+                runtime.client, snapshot, runtime.providers, config.clock.now())
+            if requeue == 0:  # a conflict: wait for the watch to bring the newer run
+                raise ConflictError(409, "Conflict", "AnalysisRun status changed")
+            return requeue
+
+        await _loop(config, runtime, _run_key(namespace, name), stopped, one_pass,
+                    {"analysisrun": f"{namespace}/{name}"})
 
     return registry
 
@@ -577,6 +519,53 @@ def _clamp(config: OperatorConfig, delay: float | None) -> float | None:
     if delay is None:
         return None
     return min(config.requeue_ceiling, max(config.requeue_floor, delay))
+
+
+class _Done(Exception):
+    """Raised by a pass whose object needs no more passes: the loop ends."""
+
+
+async def _loop(config: OperatorConfig, runtime: Runtime, key: Key,
+                stopped: kopf.DaemonStopped, one_pass: Callable[[], Awaitable[float | None]],
+                names: Mapping[str, str]) -> None:
+    """Run `one_pass` whenever the object is woken or its requeue comes due, until stopped.
+
+    A conflict (some write was based on a stale view) is never retried as is: the next pass
+    observes again, soon after the watch delivers the change (its event wakes the loop),
+    backing off while conflicts repeat. Any other failure is logged with the object's name
+    and retried with exponential backoff; other objects are unaffected.
+    """
+    wake = runtime.wakeup(key)
+    wake.set()  # the first pass runs at once
+    delay: float | None = None
+    failures = conflicts = 0
+    try:
+        while not stopped:
+            await _sleep(wake, stopped, delay)
+            if stopped:
+                break
+            wake.clear()
+            try:
+                delay = _clamp(config, await one_pass())
+                failures = conflicts = 0
+            except _Done:
+                return
+            except ConflictError as exc:
+                conflicts += 1
+                log.debug("conflict; observing again", extra={**names, "error": str(exc)})
+                delay = min(config.requeue_ceiling,
+                            config.requeue_floor * 2 ** min(conflicts - 1, 6))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                failures += 1
+                delay = min(config.requeue_ceiling,
+                            config.requeue_floor * 2 ** min(failures, 20))
+                log.error("pass failed", exc_info=not isinstance(exc, KubeError),
+                          extra={**names, "error": str(exc), "error_type": type(exc).__name__,
+                                 "failures": failures, "retry_in": delay})
+    finally:
+        runtime.forget(key)
 
 
 async def operator(
