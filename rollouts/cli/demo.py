@@ -1,7 +1,9 @@
 """`rollouts demo`: a thin wrapper; the scenario lives in `rollouts.sandbox.demo`.
 
 Promote and abort go through `write_operation` of `rollouts.cli.cluster`, the very code of
-`rollouts promote` / `rollouts abort`, against the sandbox's kubeconfig.
+`rollouts promote` / `rollouts abort`, against the sandbox's kubeconfig. The analysis acts
+need the `prometheus` binary (scripts/setup.sh installs it); without it the demo says so and
+exits 1.
 """
 
 from __future__ import annotations

@@ -74,6 +74,15 @@ def gate(ctx: Context, draft: Draft, kind: str, analysis: RolloutAnalysis, field
     return Gate("running", run)
 
 
+def latest_run(ctx: Context, kind: str) -> AnalysisRunView | None:
+    """The newest run of this kind for the revision, of its latest attempt (for display:
+    after an abort, the runs that caused it)."""
+    runs = [r for r in ctx.observed.analysis_runs
+            if r.pod_hash == ctx.desired_hash and r.kind == kind]
+    return max(runs, key=lambda r: (r.attempt, r.created, r.step_index or 0, r.name),
+               default=None)
+
+
 def current(ctx: Context, run: AnalysisRunView) -> bool:
     """Whether a run belongs to the revision being rolled out, in this attempt."""
     return run.pod_hash == ctx.desired_hash and run.attempt == attempt(ctx)

@@ -27,6 +27,7 @@ from rollouts.planner.analysis import (
     failure_message,
     find_run,
     gate,
+    latest_run,
     next_attempt,
     terminate_runs,
     trim_runs,
@@ -373,11 +374,16 @@ def abort(ctx: Context, draft: Draft, strategy: CanaryStrategy, stable_hash: str
     )
     terminate_runs(ctx, draft, keep_current=False)
     trim_runs(ctx, draft)
+    # The runs that led here stay on show (the last step run and the background run).
+    shown = _canary_status(ctx.status, ctx.desired_hash, stable_hash,
+                           traffic_share(canary, stable), 0, False).model_copy(update={
+        "current_step_analysis_run_status": _run_status(latest_run(ctx, "step")),
+        "current_background_analysis_run_status": _run_status(latest_run(ctx, "background")),
+    })
     draft.set(
         current_step_index=0,
         pause_conditions=None,
         promote_full=None,
         analysis_attempt=next_attempt(ctx) or None,
-        canary=_canary_status(ctx.status, ctx.desired_hash, stable_hash,
-                              traffic_share(canary, stable), 0, False),
+        canary=shown,
     )

@@ -2,8 +2,12 @@
 
 The scenario is fixed and needs no input: install `examples/canary.yaml`, release a new image
 and watch it go 25% -> timed pause -> 50% -> paused, promote it, then release another and
-abort it at its first pause. Every outcome is checked; the exit code says whether all were as
-expected, so the demo doubles as a smoke test of a fresh install.
+abort it at its first pause. Then the analysis acts, with a real Prometheus scraping the
+sandbox's simulated app: install `examples/demo-analysis.yaml` (a canary whose second step is
+an analysis of the canary Service's success rate), release a good image that the analysis
+promotes with no human action, and a bad one (30% errors) whose failed analysis makes the
+controller roll it back by itself. Every outcome is checked; the exit code says whether all
+were as expected, so the demo doubles as a smoke test of a fresh install.
 
 Promote and abort are decided by `rollouts.planner.operations` (what `rollouts promote/abort`
 decide with) and written to the status subresource with the resourceVersion they were decided
@@ -18,6 +22,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import shutil
 import signal
 import threading
 import time
@@ -32,21 +37,35 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from rollouts.analysis.templates import ANALYSIS_KIND_LABEL
 from rollouts.errors import OperationError
 from rollouts.models.rollout import POD_TEMPLATE_HASH_LABEL, REVISION_ANNOTATION, Rollout
 from rollouts.planner.operations import decide
 from rollouts.sandbox.apiserver import ApiError
 from rollouts.sandbox.cluster import EXAMPLES_DIR, GROUP, VERSION, Sandbox, SandboxError
+from rollouts.sandbox.prometheus import PrometheusServerError
 
 NAME = "web"
 MANIFEST = EXAMPLES_DIR / "canary.yaml"
 FIRST_IMAGE = "example/web:1.0"
 PROMOTED_IMAGE = "example/web:2.0"
 ABORTED_IMAGE = "example/web:3.0"
+# The analysis acts: their own Rollout, judged by Prometheus (see the manifest's comments).
+ANALYSIS_NAME = "api"
+ANALYSIS_MANIFEST = EXAMPLES_DIR / "demo-analysis.yaml"
+ANALYSIS_FIRST_IMAGE = "example/api:1.0"
+GOOD_IMAGE = "example/api:2.0"
+BAD_IMAGE = "example/api:3.0-bad"  # "bad": the simulated app answers 30% of requests with 5xx
+SUCCESS_RATE = 0.95  # the manifest's success-rate arg
+MEASUREMENTS = 3  # ...and its count
+PROMETHEUS_BINARY = "prometheus"
 WRITE_ATTEMPTS = 3
 
 PHASE_STYLE = {"Healthy": "green", "Progressing": "yellow", "Paused": "cyan",
-               "Degraded": "red"}
+               "Degraded": "red",
+               # AnalysisRuns and their measurements
+               "Successful": "green", "Running": "yellow", "Failed": "red", "Error": "red",
+               "Inconclusive": "cyan"}
 
 
 @dataclass(frozen=True)
@@ -129,9 +148,54 @@ class ReplicaSetRow:
 
 
 @dataclass(frozen=True)
+class MeasurementRow:
+    metric: str
+    number: int  # 1-based, per metric
+    phase: str
+    value: str  # as the provider recorded it: a Prometheus vector, e.g. "[0.9957]"
+    condition: str  # the run's (resolved) condition this phase came from, "" when none
+
+    @property
+    def number_value(self) -> float | None:
+        """The value as one number, when it is one (a one-element vector)."""
+        with contextlib.suppress(ValueError, TypeError):
+            parsed = json.loads(self.value)
+            if isinstance(parsed, list) and len(parsed) == 1:
+                return float(parsed[0])
+            return float(parsed)
+        return None
+
+    @property
+    def short_value(self) -> str:
+        number = self.number_value
+        if number is not None:
+            return f"{number:.3f}"
+        return "no data" if self.value in ("", "[]") else self.value
+
+
+@dataclass(frozen=True)
+class AnalysisRow:
+    """The newest AnalysisRun of the Rollout's current revision."""
+
+    name: str
+    kind: str  # step, background, ...
+    phase: str
+    message: str
+    measurements: tuple[MeasurementRow, ...]
+
+    @property
+    def done(self) -> bool:
+        return self.phase not in ("", "Pending", "Running")
+
+    def first(self, phase: str) -> MeasurementRow | None:
+        return next((m for m in self.measurements if m.phase == phase), None)
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """The Rollout, its ReplicaSets and its Services' selectors at one moment."""
 
+    name: str
     elapsed: float
     generation: int
     observed_generation: int | None
@@ -148,6 +212,7 @@ class Snapshot:
     aborted: bool
     replica_sets: tuple[ReplicaSetRow, ...]
     services: tuple[tuple[str, str], ...]  # (service, pinned hash or "-")
+    run: AnalysisRow | None = None
 
     @property
     def in_flight(self) -> bool:
@@ -185,6 +250,40 @@ def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _condition(metric: dict[str, Any], phase: str) -> str:
+    key = {"Successful": "successCondition", "Failed": "failureCondition"}.get(phase)
+    return str(metric.get(key) or "") if key else ""
+
+
+def take_analysis(sandbox: Sandbox, name: str, pod_hash: str | None) -> AnalysisRow | None:
+    """The newest AnalysisRun the Rollout owns for `pod_hash`, if any."""
+    runs = [run for run in sandbox.analysis_runs(name).values()
+            if _dict(_dict(run.get("metadata")).get("labels")).get(POD_TEMPLATE_HASH_LABEL)
+            == pod_hash]
+    if pod_hash is None or not runs:
+        return None
+    run = max(runs, key=lambda r: (str(_dict(r.get("metadata")).get("creationTimestamp")),
+                                   str(_dict(r.get("metadata")).get("name"))))
+    meta, status = _dict(run.get("metadata")), _dict(run.get("status"))
+    specs = {str(_dict(m).get("name")): _dict(m)
+             for m in _dict(run.get("spec")).get("metrics") or ()}
+    rows = []
+    for result in status.get("metricResults") or ():
+        metric = str(_dict(result).get("name"))
+        for number, taken in enumerate(_dict(result).get("measurements") or (), start=1):
+            phase = str(_dict(taken).get("phase") or "")
+            rows.append(MeasurementRow(metric, number, phase,
+                                       str(_dict(taken).get("value") or ""),
+                                       _condition(specs.get(metric, {}), phase)))
+    return AnalysisRow(
+        name=str(meta.get("name")),
+        kind=str(_dict(meta.get("labels")).get(ANALYSIS_KIND_LABEL) or "?"),
+        phase=str(status.get("phase") or "Pending"),
+        message=str(status.get("message") or ""),
+        measurements=tuple(rows),
+    )
+
+
 def take_snapshot(sandbox: Sandbox, name: str, started: float) -> Snapshot:
     body = sandbox.rollout(name)
     spec, status = _dict(body.get("spec")), _dict(body.get("status"))
@@ -215,6 +314,7 @@ def take_snapshot(sandbox: Sandbox, name: str, started: float) -> Snapshot:
                 pinned = "(missing)"
             services.append((service, pinned))
     return Snapshot(
+        name=name,
         elapsed=time.monotonic() - started,
         generation=int(_dict(body.get("metadata")).get("generation") or 0),
         observed_generation=status.get("observedGeneration"),
@@ -231,6 +331,7 @@ def take_snapshot(sandbox: Sandbox, name: str, started: float) -> Snapshot:
         aborted=bool(status.get("abort")),
         replica_sets=tuple(sorted(rows, key=lambda r: -r.revision)),
         services=tuple(services),
+        run=take_analysis(sandbox, name, status.get("currentPodHash")),
     )
 
 
@@ -251,7 +352,7 @@ def describe_step(step: dict[str, Any]) -> str:
 
 
 def _phase(phase: str) -> Text:
-    return Text(phase, style=f"bold {PHASE_STYLE.get(phase, '')}".strip())
+    return Text(phase, style=f"bold {PHASE_STYLE.get(phase.strip(), '')}".strip())
 
 
 def _pct(value: int | None) -> str:
@@ -292,10 +393,35 @@ def step_marks(snap: Snapshot, marks: Marks) -> list[tuple[str, str]]:
     return result
 
 
+def measurement_mark(phase: str, marks: Marks) -> tuple[str, str]:
+    """(mark, style) of a measurement: passed, failed, or neither (no data, error)."""
+    if phase == "Successful":
+        return marks.ok, "green"
+    if phase in ("Failed", "Error"):
+        return marks.bad, "red"
+    return "?", "cyan"
+
+
+def measurements_text(run: AnalysisRow, marks: Marks) -> Text:
+    """"success-rate 1.000 ✔ 0.996 ✔" per metric, one line each."""
+    text = Text()
+    metrics = list(dict.fromkeys(m.metric for m in run.measurements))
+    for i, metric in enumerate(metrics):
+        if i:
+            text.append("\n")
+        text.append(metric)
+        for taken in (m for m in run.measurements if m.metric == metric):
+            mark, style = measurement_mark(taken.phase, marks)
+            text.append(f"  {taken.short_value} ")
+            text.append(mark, style=style)
+    return text
+
+
 def render_view(snap: Snapshot, marks: Marks, width: int = 80) -> RenderableType:
-    """The Rollout at a glance, in 80 columns: phase, steps, weights, ReplicaSets, Services."""
-    head = Text.assemble(" ", ("Rollout ", "bold"), (NAME, "bold"), "  ", _phase(snap.phase),
-                         " ")
+    """The Rollout at a glance, in 80 columns: phase, steps, weights, ReplicaSets, Services
+    and, when its revision has one, its AnalysisRun with the measurements so far."""
+    head = Text.assemble(" ", ("Rollout ", "bold"), (snap.name, "bold"), "  ",
+                         _phase(snap.phase), " ")
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column()
@@ -328,6 +454,12 @@ def render_view(snap: Snapshot, marks: Marks, width: int = 80) -> RenderableType
     grid.add_row("ReplicaSets", table if snap.replica_sets else Text("(none yet)", style="dim"))
     grid.add_row("Services", ", ".join(f"{svc} {marks.arrow} {pinned}"
                                        for svc, pinned in snap.services) or "-")
+    if snap.run is not None:
+        analysis = Text.assemble(f"{snap.run.name}  ", _phase(snap.run.phase))
+        if snap.run.measurements:
+            analysis.append("\n")
+            analysis.append_text(measurements_text(snap.run, marks))
+        grid.add_row("Analysis", analysis)
     return Panel(grid, title=head, title_align="left", width=min(width, 80), padding=(0, 1))
 
 
@@ -364,6 +496,18 @@ def transition_line(snap: Snapshot, console: Console) -> Text:
     pods = [f"{r.tag} {r.available}/{r.desired}" for r in snap.replica_sets
             if r.desired or r.available]
     line.append("  pods " + ", ".join(pods or ["-"]))
+    return line
+
+
+def analysis_line(run: AnalysisRow, elapsed: float, marks: Marks) -> Text:
+    """One line per change of an AnalysisRun: its phase, then each measurement so far."""
+    line = Text(f"{elapsed:6.1f}s  ", style="dim")
+    line.append(f"{'analysis':<11} ")
+    line.append_text(_phase(f"{run.phase:<10}" if run.measurements else run.phase))
+    for taken in run.measurements:
+        mark, style = measurement_mark(taken.phase, marks)
+        line.append(f"  {taken.short_value} ")
+        line.append(mark, style=style)
     return line
 
 
@@ -420,10 +564,12 @@ class Demo:
     pace: Pace
     operate: Operate
     started: float = field(default_factory=time.monotonic)
+    name: str = NAME  # the Rollout the current act is about
     checks: int = 0
     legend_shown: bool = False
     live: Live | None = None
-    _last_key: tuple[Any, ...] | None = None
+    _last_keys: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    _last_runs: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     last: Snapshot | None = None
 
     @property
@@ -431,16 +577,24 @@ class Demo:
         return Marks.for_console(self.out)
 
     # --- watching ------------------------------------------------------------------------
-    def poll(self) -> Snapshot:
-        snap = take_snapshot(self.sandbox, NAME, self.started)
+    def poll(self, name: str | None = None) -> Snapshot:
+        """Look at a Rollout (the current act's by default); log what changed."""
+        name = name or self.name
+        snap = take_snapshot(self.sandbox, name, self.started)
         key = snap.transition_key()
-        if key != self._last_key:
+        if key != self._last_keys.get(name):
             if snap.observed_generation is not None:  # before that: nothing to say yet
                 self.out.print(transition_line(snap, self.out), soft_wrap=True)
-            self._last_key = key
-        if self.live is not None:
+            self._last_keys[name] = key
+        run = snap.run
+        run_key = () if run is None else (run.name, run.phase, run.measurements)
+        if run is not None and run_key != self._last_runs.get(name):
+            self.out.print(analysis_line(run, snap.elapsed, self.marks), soft_wrap=True)
+        self._last_runs[name] = run_key
+        if self.live is not None and name == self.name:
             self.live.update(render_view(snap, self.marks, self.out.width), refresh=True)
-        self.last = snap
+        if name == self.name:
+            self.last = snap
         return snap
 
     def wait(self, what: str, done: Callable[[Snapshot], bool],
@@ -480,20 +634,23 @@ class Demo:
             print_view(self.out, render_view(snap, self.marks, self.out.width))
 
     def expect(self, what: str, expected: Any, seen: Any) -> None:
-        if expected != seen:
-            raise DemoFailure(what, str(expected), str(seen))
+        self.expect_that(what, expected == seen, str(expected), str(seen))
+
+    def expect_that(self, what: str, held: bool, expected: str, seen: str) -> None:
+        if not held:
+            raise DemoFailure(what, expected, seen)
         self.checks += 1
         self.out.print(Text(f"  {self.marks.ok} {what}", style="green"), soft_wrap=True)
 
     def run_operation(self, operation: str) -> OperationResult:
-        self.command(f"rollouts {operation} {NAME}")
+        self.command(f"rollouts {operation} {self.name}")
         try:
-            result = self.operate(self.sandbox, operation, NAME)
+            result = self.operate(self.sandbox, operation, self.name)
         except OperationError as exc:
-            raise DemoFailure(f"rollouts {operation} {NAME}", "the operation to be accepted",
-                              f"it refused: {exc}") from exc
+            raise DemoFailure(f"rollouts {operation} {self.name}",
+                              "the operation to be accepted", f"it refused: {exc}") from exc
         done = {"promote": "promoted", "abort": "aborted"}.get(operation, operation)
-        self.out.print(Text(f"rollout {NAME} {done}"), soft_wrap=True)
+        self.out.print(Text(f"rollout {self.name} {done}"), soft_wrap=True)
         for line in describe_changes(result.before, result.updates):
             self.out.print(Text(f"  {line}", style="dim"), soft_wrap=True)
         return result
@@ -574,6 +731,146 @@ class Demo:
                      paused.canary_weight, paused.stable_weight))
         self.show(paused)
 
+    # --- the analysis acts: Prometheus decides, nobody runs promote or abort ---------------
+    def analysis_scenario(self) -> None:
+        self.name = ANALYSIS_NAME
+        self.act(f"4. Install {ANALYSIS_MANIFEST.parent.name}/{ANALYSIS_MANIFEST.name}: "
+                 "Prometheus decides")
+        self.say(f"A Rollout {ANALYSIS_NAME} of 4 {ANALYSIS_FIRST_IMAGE} pods. "
+                 "Steps: setWeight 50, then analysis.")
+        self.say(f"Its AnalysisTemplate asks Prometheus {MEASUREMENTS} times, 2s apart, for "
+                 "the share of non-5xx")
+        self.say(f"responses through Service {ANALYSIS_NAME}-canary; one value below "
+                 f"{SUCCESS_RATE:.0%} fails the run.")
+        self.say("No pause for a human: Successful completes the rollout, Failed aborts it.")
+        self.sandbox.apply(ANALYSIS_MANIFEST)
+        first = self.wait(f"{ANALYSIS_NAME}'s first revision to be Healthy",
+                          lambda s: s.up_to_date and s.phase == "Healthy"
+                          and s.sizes(s.stable_hash) == (4, 4))
+        self.expect(f"Healthy: 4/4 pods of {ANALYSIS_FIRST_IMAGE} are the stable revision",
+                    (ANALYSIS_FIRST_IMAGE, 4, 4), self._rs_summary(first, first.stable_hash))
+        self.show(first)
+        self.breathe()
+
+        self.act(f"5. Release {GOOD_IMAGE}: the analysis promotes it")
+        self.say("No `rollouts promote` here: a Successful AnalysisRun is the go-ahead.")
+        new, old = self.release_analysed(GOOD_IMAGE)
+        done = self.wait(
+            f"{GOOD_IMAGE} to be Healthy and stable",
+            lambda s: s.phase == "Healthy" and s.stable_hash == new
+            and s.sizes(new) == (4, 4) and s.sizes(old) == (0, 0),
+            seen=lambda s: f"{s.phase}, {self._run_summary(s.run)}, stable "
+                           f"{s.sizes(new)}, old {s.sizes(old)}")
+        run = done.run
+        self.print_run(run)
+        self.expect(f"AnalysisRun Successful: {MEASUREMENTS} measurements, all Successful",
+                    ("Successful", ["Successful"] * MEASUREMENTS),
+                    (run.phase, [m.phase for m in run.measurements]) if run else "no run")
+        self.expect(f"Healthy on {GOOD_IMAGE} with no promote: 4/4 pods, "
+                    f"{ANALYSIS_FIRST_IMAGE} at 0",
+                    ((4, 4), (0, 0)), (done.sizes(new), done.sizes(old)))
+        self.show(done)
+        self.breathe()
+
+        self.act(f"6. Release {BAD_IMAGE}: the analysis rolls it back")
+        self.say("Its pods answer 30% of requests with a 5xx. No `rollouts abort` here:")
+        self.say("a Failed AnalysisRun is enough.")
+        bad, stable = self.release_analysed(BAD_IMAGE)
+        canary_service, stable_service = (svc for svc, _ in self._snap().services)
+        aborted = self.wait(
+            "Degraded with stable at full size",
+            lambda s: s.phase == "Degraded" and s.aborted and s.sizes(stable) == (4, 4)
+            and s.sizes(bad) == (0, 0) and s.service(canary_service) == stable,
+            seen=lambda s: f"{s.phase}, {self._run_summary(s.run)}, stable "
+                           f"{s.sizes(stable)}, canary {s.sizes(bad)}, "
+                           f"{canary_service} -> {s.service(canary_service)}")
+        run = aborted.run
+        failing = run.first("Failed") if run else None
+        self.print_failure(run, failing, aborted.message)
+        value = failing.number_value if failing else None
+        self.expect_that(
+            f"AnalysisRun Failed: a measurement below {SUCCESS_RATE}",
+            run is not None and run.phase == "Failed" and value is not None
+            and value < SUCCESS_RATE,
+            f"a Failed run with a success-rate below {SUCCESS_RATE}",
+            self._run_summary(run))
+        self.expect("Degraded and aborted by the controller, no abort command",
+                    ("Degraded", True), (aborted.phase, aborted.aborted))
+        self.expect(f"stable {GOOD_IMAGE} back at 4/4 pods", (4, 4), aborted.sizes(stable))
+        self.expect(f"canary {BAD_IMAGE} scaled to 0", (0, 0), aborted.sizes(bad))
+        self.expect(f"{canary_service} and {stable_service} pinned to stable {stable}",
+                    (stable, stable),
+                    (aborted.service(canary_service), aborted.service(stable_service)))
+        names = [str(run.name) if run else "(no run)", '"success-rate"']
+        self.expect_that("status.message names the failed AnalysisRun and metric",
+                         all(n in aborted.message for n in names),
+                         f"a message naming {' and '.join(names)}",
+                         repr(aborted.message))
+        self.show(aborted)
+
+    def release_analysed(self, image: str) -> tuple[str, str]:
+        """Set the image and check the canary at 50% with its AnalysisRun under way."""
+        self.say(f"The pod template's image changes to {image}: a new revision.")
+        self.sandbox.set_image(self.name, image)
+        running = self.wait(
+            "step 2/2 (the analysis) under way",
+            lambda s: s.up_to_date and s.in_flight and s.step == 1 and s.run is not None
+            and not s.run.done and s.sizes(s.current_hash) == (2, 2),
+            seen=lambda s: f"{s.phase} at step {s.step}, {self._run_summary(s.run)}")
+        new, old = running.current_hash, running.stable_hash
+        self.expect(f"50%: 2 pods of {image}, 2 stable; step 2's AnalysisRun started",
+                    (image, (2, 2), (2, 2), "step"),
+                    (self._rs_summary(running, new)[0], running.sizes(new),
+                     running.sizes(old), running.run.kind if running.run else "no run"))
+        self.show(running)
+        return str(new), str(old)
+
+    def print_run(self, run: AnalysisRow | None) -> None:
+        """The run's measurements as the controller recorded them: value and phase each."""
+        if run is None:
+            return
+        self.out.print(Text.assemble(("AnalysisRun ", "bold"), (run.name, "bold"), "  ",
+                                     _phase(run.phase)), soft_wrap=True)
+        table = Table(box=None, pad_edge=False, show_header=True, header_style="dim",
+                      padding=(0, 2, 0, 0))
+        for column in ("  METRIC", "#", "VALUE", "PHASE"):
+            table.add_column(column, no_wrap=True)
+        for taken in run.measurements:
+            mark, style = measurement_mark(taken.phase, self.marks)
+            table.add_row(f"  {taken.metric}", str(taken.number), taken.value,
+                          Text.assemble((mark, style), " ", _phase(taken.phase)))
+        print_view(self.out, table)
+
+    def print_failure(self, run: AnalysisRow | None, failing: MeasurementRow | None,
+                      message: str) -> None:
+        """The measurement that failed the run, and what the Rollout says about it."""
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(no_wrap=True)
+        grid.add_column(style="bold", no_wrap=True)
+        grid.add_column()
+        if failing is not None:
+            self.out.print(Text("The failing measurement, and the Rollout's status.message:",
+                                style="bold"))
+            grid.add_row("", "metric", f"{failing.metric} (#{failing.number} of AnalysisRun "
+                                       f"{run.name if run else '?'})")
+            grid.add_row("", "value", failing.value)
+            grid.add_row("", "failureCondition",
+                         Text.assemble(failing.condition, "  (true: ", _phase(failing.phase),
+                                       ")"))
+        else:
+            self.out.print(Text("No failed measurement; the Rollout's status.message:",
+                                style="bold"))
+        grid.add_row("", "status.message", Text(message or "-"))
+        print_view(self.out, grid)
+
+    @staticmethod
+    def _run_summary(run: AnalysisRow | None) -> str:
+        if run is None:
+            return "no AnalysisRun"
+        values = ", ".join(f"{m.short_value} {m.phase}" for m in run.measurements)
+        return f"AnalysisRun {run.phase}" + (f" ({values})" if values else "") + (
+            f": {run.message}" if run.message else "")
+
     def _snap(self) -> Snapshot:
         return self.last if self.last is not None else self.poll()
 
@@ -587,17 +884,39 @@ class Demo:
         return (row.image, row.desired, row.available) if row else ("(no ReplicaSet)", 0, 0)
 
 
-def run_demo(keep: bool, fast: bool, out: Console, *, operate: Operate | None = None) -> int:
-    """Run the scenario; 0 when every expectation held, 1 otherwise (printed)."""
+def run_demo(keep: bool, fast: bool, out: Console, *, operate: Operate | None = None,
+             analysis: bool = True) -> int:
+    """Run the scenario; 0 when every expectation held, 1 otherwise (printed).
+
+    `analysis=False` leaves out the acts judged by Prometheus (and Prometheus): the first
+    three acts alone, for tests of them on machines without the binary.
+    """
     pace = FAST if fast else NORMAL
     marks = Marks.for_console(out)
     started = time.monotonic()
     out.print(Text("rollouts demo", style="bold")
               + Text(": the real controller and a sandbox API server, no cluster needed."))
-    with quiet_controller_logs(out), Sandbox(ready_delay=pace.ready_delay) as sandbox:
+    if analysis and shutil.which(PROMETHEUS_BINARY) is None:
+        _report_no_prometheus(out, marks,
+                              f"The {PROMETHEUS_BINARY!r} binary is not on PATH.")
+        return 1
+    if analysis:
+        out.print(Text("Starting the sandbox with a real Prometheus (a few seconds)...",
+                       style="dim"), soft_wrap=True)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(quiet_controller_logs(out))
+        try:
+            sandbox = stack.enter_context(Sandbox(ready_delay=pace.ready_delay,
+                                                  prometheus=analysis))
+        except PrometheusServerError as exc:
+            _report_no_prometheus(out, marks, f"It did not start: {exc}")
+            return 1
         sandbox.start_controller()
         out.print(Text(f"Sandbox API server on {sandbox.url}; controller running.",
                        style="dim"), soft_wrap=True)
+        if analysis:
+            out.print(Text(f"Prometheus on {sandbox.prometheus_url}, scraping the "
+                           "simulated app.", style="dim"), soft_wrap=True)
         demo = Demo(sandbox, out, pace, operate or write_operation, started=started)
         code = 0
         live = Live(console=out, auto_refresh=False, transient=True) if out.is_terminal \
@@ -606,6 +925,8 @@ def run_demo(keep: bool, fast: bool, out: Console, *, operate: Operate | None = 
             with live if live is not None else contextlib.nullcontext():
                 demo.live = live
                 demo.scenario()
+                if analysis:
+                    demo.analysis_scenario()
         except (DemoFailure, SandboxError) as exc:
             code = 1
             _report_failure(out, marks, exc, demo)
@@ -619,8 +940,18 @@ def run_demo(keep: bool, fast: bool, out: Console, *, operate: Operate | None = 
                            f"{time.monotonic() - started:.1f}s.", style="bold green"),
                       soft_wrap=True)
         if keep:
-            _keep_running(demo)
+            _keep_running(demo, [NAME, ANALYSIS_NAME] if analysis else [NAME])
         return code
+
+
+def _report_no_prometheus(out: Console, marks: Marks, why: str) -> None:
+    """Why Prometheus is missing or did not start, and how to install it."""
+    out.print()
+    out.print(Text(f"{marks.bad} The demo needs Prometheus for its analysis acts.",
+                   style="bold red"))
+    out.print(Text(why))
+    out.print(Text("scripts/setup.sh installs it (Debian's prometheus package), as root:"))
+    out.print(Text("  bash scripts/setup.sh && rollouts demo", style="bold"))
 
 
 def _report_failure(out: Console, marks: Marks, exc: Exception, demo: Demo) -> None:
@@ -637,22 +968,29 @@ def _report_failure(out: Console, marks: Marks, exc: Exception, demo: Demo) -> N
                    style="red"), soft_wrap=True)
 
 
-def _keep_running(demo: Demo) -> None:
+def _keep_running(demo: Demo, names: list[str]) -> None:
     out = demo.out
     out.print()
     out.print("The sandbox keeps running. In another shell:", soft_wrap=True)
-    out.print(f"  export KUBECONFIG={demo.sandbox.kubeconfig}", soft_wrap=True, highlight=False)
-    out.print(f"  rollouts get {NAME}", soft_wrap=True, highlight=False)
-    out.print("  rollouts list", soft_wrap=True, highlight=False)
-    out.print(f"  rollouts retry {NAME}     # start example/web:3.0 over", soft_wrap=True,
-              highlight=False)
+    out.print(f"  export KUBECONFIG={demo.sandbox.kubeconfig}", soft_wrap=True,
+              highlight=False, markup=False)
+    hints = [(f"rollouts get {NAME}", ""), ("rollouts list", ""),
+             (f"rollouts retry {NAME}", f"start {ABORTED_IMAGE} over")]
+    if ANALYSIS_NAME in names:
+        hints += [(f"rollouts get {ANALYSIS_NAME}", "its AnalysisRuns too"),
+                  (f"rollouts retry {ANALYSIS_NAME}", f"analyse {BAD_IMAGE} again")]
+    width = max(len(command) for command, _ in hints)
+    for command, comment in hints:
+        line = f"  {command:<{width}}   # {comment}" if comment else f"  {command}"
+        out.print(line, soft_wrap=True, highlight=False, markup=False)
     out.print("Changes are logged here. Press Ctrl-C to stop.", soft_wrap=True)
     with _terminate_as_interrupt():
         try:
             while True:
                 time.sleep(0.2)
-                with contextlib.suppress(SandboxError):  # deleted from another shell
-                    demo.poll()
+                for name in names:
+                    with contextlib.suppress(SandboxError):  # deleted from another shell
+                        demo.poll(name)
         except KeyboardInterrupt:
             out.print("Stopping the sandbox.", soft_wrap=True)
 

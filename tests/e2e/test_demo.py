@@ -1,8 +1,17 @@
-"""`rollouts demo --fast`: the whole scenario with the real controller, as a user runs it."""
+"""`rollouts demo --fast`: the whole scenario with the real controller, as a user runs it.
+
+The first three acts (promote and abort by hand) need no Prometheus and are tested on their
+own with `run_demo(analysis=False)`; the analysis acts (a real Prometheus judges the canary)
+run with the command as typed, skipped only where the binary is missing outside CI.
+"""
 
 from __future__ import annotations
 
 import io
+import os
+import re
+import shutil
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -15,15 +24,27 @@ from rollouts.sandbox.demo import OperationResult, run_demo
 
 pytestmark = pytest.mark.e2e
 
+needs_prometheus = pytest.mark.skipif(
+    shutil.which("prometheus") is None and os.environ.get("CI", "").lower() != "true",
+    reason="the prometheus binary is not installed (scripts/setup.sh installs it)",
+)
+
 
 def _console(buffer: io.StringIO) -> Console:
     return Console(file=buffer, width=80, force_terminal=False, color_system=None,
                    highlight=False, emoji=False)
 
 
-def test_run_demo_meets_every_expectation() -> None:
+def _assert_readable_in_80_columns(text: str) -> None:
+    assert "\x1b[" not in text
+    assert max(len(line) for line in text.splitlines()) <= 80, max(
+        text.splitlines(), key=len)
+    assert "OS signals are ignored" not in text
+
+
+def test_the_first_acts_meet_every_expectation() -> None:
     buffer = io.StringIO()
-    code = run_demo(keep=False, fast=True, out=_console(buffer))
+    code = run_demo(keep=False, fast=True, out=_console(buffer), analysis=False)
     text = buffer.getvalue()
     assert code == 0, text
     for line in (
@@ -50,9 +71,9 @@ def test_run_demo_meets_every_expectation() -> None:
     assert "example/web:3.0  aborted" in text
     # A log line per transition, and no controller noise on a plain console.
     assert "Paused      step 2/4  canary 25%            pods 2.0 1/1, 1.0 3/3" in text
-    assert "OS signals are ignored" not in text
-    assert "\x1b[" not in text
-    assert max(len(line) for line in text.splitlines()) <= 80
+    # Without the analysis acts there is no Prometheus, and no word of it.
+    assert "Prometheus" not in text and "4. Install" not in text
+    _assert_readable_in_80_columns(text)
 
 
 def test_a_refused_operation_fails_the_demo_saying_what_was_expected() -> None:
@@ -60,7 +81,8 @@ def test_a_refused_operation_fails_the_demo_saying_what_was_expected() -> None:
         raise OperationError(f"cannot {operation} rollout {name}: testing")
 
     buffer = io.StringIO()
-    code = run_demo(keep=False, fast=True, out=_console(buffer), operate=refuse)
+    code = run_demo(keep=False, fast=True, out=_console(buffer), operate=refuse,
+                    analysis=False)
     text = buffer.getvalue()
     assert code == 1, text
     assert "✘ rollouts promote web" in text
@@ -69,10 +91,66 @@ def test_a_refused_operation_fails_the_demo_saying_what_was_expected() -> None:
     assert "All 12 expectations met" not in text
 
 
-def test_rollouts_demo_fast_through_the_cli() -> None:
-    """The command as typed, with promote/abort written by the CLI's own writer."""
-    result = CliRunner().invoke(app, ["demo", "--fast"])
-    assert result.exit_code == 0, result.output
-    assert "rollout web promoted" in result.output
-    assert "rollout web aborted" in result.output
-    assert "All 12 expectations met" in result.output
+@needs_prometheus
+def test_rollouts_demo_fast_through_the_cli_with_the_analysis_acts() -> None:
+    """The command as typed: promote/abort written by the CLI's own writer, then a good
+    release promoted and a bad one rolled back by the analysis alone."""
+    result = CliRunner().invoke(app, ["demo", "--fast"], env={"COLUMNS": "80"})
+    text = result.output
+    assert result.exit_code == 0, text
+    assert "rollout web promoted" in text
+    assert "rollout web aborted" in text
+    acts = text[text.index("4. Install examples/demo-analysis.yaml"):]
+    for line in (
+        "✔ Healthy: 4/4 pods of example/api:1.0 are the stable revision",
+        # the good release: measured 3 times, promoted with nobody's help
+        "5. Release example/api:2.0: the analysis promotes it",
+        "✔ 50%: 2 pods of example/api:2.0, 2 stable; step 2's AnalysisRun started",
+        "✔ AnalysisRun Successful: 3 measurements, all Successful",
+        "✔ Healthy on example/api:2.0 with no promote: 4/4 pods, example/api:1.0 at 0",
+        # the bad release: failed on its measurement, rolled back with nobody's help
+        "6. Release example/api:3.0-bad: the analysis rolls it back",
+        "✔ 50%: 2 pods of example/api:3.0-bad, 2 stable; step 2's AnalysisRun started",
+        "The failing measurement, and the Rollout's status.message:",
+        "failureCondition  len(result) > 0 && result[0] < 0.95  (true: Failed)",
+        "✔ AnalysisRun Failed: a measurement below 0.95",
+        "✔ Degraded and aborted by the controller, no abort command",
+        "✔ stable example/api:2.0 back at 4/4 pods",
+        "✔ canary example/api:3.0-bad scaled to 0",
+        "✔ status.message names the failed AnalysisRun and metric",
+        "✔ All 23 expectations met",
+    ):
+        assert line in acts, f"missing {line!r} in:\n{text}"
+    assert "$ rollouts" not in acts  # no human operation in the analysis acts
+    good, bad = acts.split("6. Release", 1)
+    # The good run's measurements, value and phase each, as the controller recorded them.
+    taken = re.findall(r"^  success-rate  (\d)  (\[[0-9.e-]+\])\s+✔ Successful$", good,
+                       re.MULTILINE)
+    assert [n for n, _ in taken] == ["1", "2", "3"], good
+    assert all(float(v.strip("[]")) >= 0.95 for _, v in taken), taken
+    # The bad run's failing measurement: ~70% of requests succeed.
+    value = re.search(r"^  value +\[([0-9.]+)\]$", bad, re.MULTILINE)
+    assert value is not None and 0.5 < float(value.group(1)) < 0.95, bad
+    assert re.search(r"^  metric +success-rate \(#1 of AnalysisRun api-\w+-step-1\)$", bad,
+                     re.MULTILINE), bad
+    assert re.search(r"status\.message +Aborted: step 2 AnalysisRun api-\w+-step-1 Failed:",
+                     bad), bad
+    # Live log lines for the run: its phase and each measurement as it comes.
+    assert re.search(r"analysis    Successful  (\d\.\d{3} ✔  ){2}\d\.\d{3} ✔$", good,
+                     re.MULTILINE), good
+    assert re.search(r"analysis    Failed      0\.\d+ ✘", bad), bad
+    _assert_readable_in_80_columns(text)
+
+
+def test_without_prometheus_the_demo_says_how_to_install_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty directory: no prometheus binary
+    result = CliRunner().invoke(app, ["demo", "--fast"], env={"COLUMNS": "80"})
+    assert result.exit_code == 1, result.output
+    assert "✘ The demo needs Prometheus for its analysis acts." in result.output
+    assert "The 'prometheus' binary is not on PATH." in result.output
+    assert "scripts/setup.sh installs it (Debian's prometheus package), as root:" \
+        in result.output
+    assert "  bash scripts/setup.sh && rollouts demo" in result.output
+    assert "Sandbox API server" not in result.output  # nothing was started
+    assert max(len(line) for line in result.output.splitlines()) <= 80

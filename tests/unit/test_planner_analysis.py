@@ -174,3 +174,15 @@ def test_post_promotion_success_marks_stable() -> None:
     w.run()
     assert w.status.phase == "Healthy"
     assert w.status.stable_rs == w.status.current_pod_hash
+
+
+def test_aborted_status_shows_the_failed_run_not_a_stale_running_one() -> None:
+    w = canary_world([{"setWeight": 50}, {"analysis": ANALYSIS}])
+    w.run()
+    assert w.status.canary is not None
+    running = w.status.canary.current_step_analysis_run_status
+    assert running is not None and running.status == "Running"
+    w.finish_runs("Failed", message="bad")
+    w.run()
+    shown = w.status.canary.current_step_analysis_run_status
+    assert shown is not None and shown.status == "Failed" and shown.message == "bad"
