@@ -279,7 +279,8 @@ async def test_a_stale_plan_writes_no_status_and_a_fresh_one_does(
                              plan(Rollout.model_validate(fresh), observed, now),
                              observed=observed, now=now)
     status = sandbox.status("web")
-    assert status["currentPodHash"] and status["phase"] == "Progressing", status
+    # Healthy too when the kubelet made the pods ready before the second look (under load).
+    assert status["currentPodHash"] and status["phase"] in ("Progressing", "Healthy"), status
     assert len(sandbox.replica_sets("web")) == 1  # the create was idempotent
 
 
