@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Protocol, TypeAlias
+from typing import Protocol, Self, TypeAlias
 
 import httpx
 
@@ -327,3 +327,18 @@ class HttpClients:
         self._clients.clear()
         for client in clients:
             await client.aclose()
+
+
+class HttpProvider:
+    """The lifecycle shared by the HTTP-based providers: one client set, closed once."""
+
+    _clients: HttpClients
+
+    async def aclose(self) -> None:
+        await self._clients.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()

@@ -33,6 +33,7 @@ import httpx
 from rollouts.analysis.providers.base import (
     ErrorReason,
     HttpClients,
+    HttpProvider,
     Measurement,
     MeasurementResult,
     ProviderContext,
@@ -117,7 +118,7 @@ def parse_query_data(data: object) -> Measurement:
     raise ValueError(f"unsupported resultType {kind!r}")
 
 
-class PrometheusProvider:
+class PrometheusProvider(HttpProvider):
     """Measures `provider.prometheus` metrics.
 
     `default_address` is used when a metric names none (the controller's configured
@@ -137,15 +138,6 @@ class PrometheusProvider:
         self.default_address = default_address
         self.default_timeout = default_timeout
         self._clients = clients or HttpClients(transport=transport)
-
-    async def aclose(self) -> None:
-        await self._clients.aclose()
-
-    async def __aenter__(self) -> PrometheusProvider:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
 
     async def measure(
         self, metric: Metric, context: ProviderContext, now: datetime

@@ -32,6 +32,7 @@ import httpx
 from rollouts.analysis.providers.base import (
     ErrorReason,
     HttpClients,
+    HttpProvider,
     Measurement,
     MeasurementResult,
     ProviderContext,
@@ -210,7 +211,7 @@ def _render(steps: tuple[_Step, ...]) -> str:
     return out
 
 
-class WebProvider:
+class WebProvider(HttpProvider):
     """Measures `provider.web` metrics. `transport` is for tests."""
 
     kind = "web"
@@ -224,15 +225,6 @@ class WebProvider:
     ) -> None:
         self.default_timeout = default_timeout
         self._clients = clients or HttpClients(transport=transport)
-
-    async def aclose(self) -> None:
-        await self._clients.aclose()
-
-    async def __aenter__(self) -> WebProvider:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
 
     async def measure(
         self, metric: Metric, context: ProviderContext, now: datetime
