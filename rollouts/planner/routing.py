@@ -1,0 +1,140 @@
+"""The seam between the planner and traffic routers.
+
+A router (one module per kind under `rollouts/traffic/`) is a pure object built from the
+Rollout's validated `trafficRouting` spec. The observer reads the objects it names
+(`Router.objects`) into `RouteSnapshot`s; the planner asks the router what to write for the
+traffic it wants (`TrafficIntent`) and what weight the objects hold now. Routers never do
+I/O: the executor applies the `RouteWrite`s they return as they are.
+
+Writes to objects the controller does not own are JSON patches that touch only the fields
+the router must own (backend weights, its own named routes, its own annotations) and carry
+the observed `metadata.resourceVersion` as their first operation, so a stale write is a
+409 Conflict (re-observe and plan again), never a blind overwrite of someone's change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+
+@dataclass(frozen=True)
+class ObjectKey:
+    """Which object a router reads or writes (always in the Rollout's namespace unless set)."""
+
+    api_version: str
+    kind: str
+    name: str
+    namespace: str
+
+
+@dataclass(frozen=True)
+class RouteSnapshot:
+    """A route object as observed: the whole body (with metadata.resourceVersion)."""
+
+    key: ObjectKey
+    body: Mapping[str, Any]
+
+
+# What observe hands the router: every key from `Router.objects()`, None when missing.
+Observed = Mapping[ObjectKey, RouteSnapshot | None]
+
+
+@dataclass(frozen=True)
+class HeaderMatch:
+    name: str
+    value: str
+    match: Literal["exact", "prefix", "regex"] = "exact"
+
+
+@dataclass(frozen=True)
+class HeaderRoute:
+    """A managed route (setHeaderRoute): requests matching every header go to the canary."""
+
+    name: str
+    matches: tuple[HeaderMatch, ...]
+
+
+@dataclass(frozen=True)
+class RequestMatch:
+    """One match of a mirror route; empty fields match anything."""
+
+    method: str | None = None
+    method_match: Literal["exact", "prefix", "regex"] = "exact"
+    path: str | None = None
+    path_match: Literal["exact", "prefix", "regex"] = "prefix"
+    headers: tuple[HeaderMatch, ...] = ()
+
+
+@dataclass(frozen=True)
+class MirrorRoute:
+    """A managed route (setMirrorRoute): matching requests are copied to the canary."""
+
+    name: str
+    percentage: int  # 0..100 of matching requests mirrored
+    matches: tuple[RequestMatch, ...]
+
+
+@dataclass(frozen=True)
+class TrafficIntent:
+    """The traffic the planner wants the router to hold.
+
+    `canary_weight + stable_weight == max_weight` (maxTrafficWeight, 100 by default).
+    Managed routes are listed in the order of `trafficRouting.managedRoutes` (their
+    precedence); a route not listed is removed.
+    """
+
+    canary_weight: int
+    stable_weight: int
+    max_weight: int = 100
+    header_routes: tuple[HeaderRoute, ...] = ()
+    mirror_routes: tuple[MirrorRoute, ...] = ()
+
+
+@dataclass(frozen=True)
+class RouteWrite:
+    """One idempotent write, applied by the executor exactly as given.
+
+    - "patch": an RFC 6902 JSON patch (`patch`) on an object the controller does not own;
+      its first operation sets metadata.resourceVersion to the observed one (409 when stale).
+    - "create": a complete manifest (`manifest`) of an object the controller owns (e.g. the
+      NGINX `<ingress>-canary` Ingress), with the Rollout as controller owner.
+    - "delete": remove an object the controller owns.
+    """
+
+    key: ObjectKey
+    op: Literal["patch", "create", "delete"]
+    patch: tuple[Mapping[str, Any], ...] = ()
+    manifest: Mapping[str, Any] | None = None
+
+
+class Router(Protocol):
+    """One traffic router bound to one Rollout's spec. Pure: every method decides, none writes."""
+
+    @property
+    def name(self) -> str:
+        """The router's kind as users write it ("istio", "nginx", "gatewayAPI", ...)."""
+        ...
+
+    def objects(self) -> tuple[ObjectKey, ...]:
+        """Every object the router reads (routes, ingresses, splits it may create)."""
+        ...
+
+    def problems(self, observed: Observed) -> list[tuple[str, str]]:
+        """(spec field path, message) for a missing object or a route that names no
+        canary/stable destination. Empty when the router can act."""
+        ...
+
+    def writes(self, observed: Observed, intent: TrafficIntent) -> tuple[RouteWrite, ...]:
+        """The writes that make the objects hold `intent`; empty when they already do."""
+        ...
+
+    def verified_weight(self, observed: Observed) -> int | None:
+        """The canary weight the objects hold now (None when they disagree or are missing)."""
+        ...
+
+    def finalize(self, observed: Observed) -> tuple[RouteWrite, ...]:
+        """Writes for a Rollout being deleted: all traffic to stable, no managed route, no
+        object of ours left behind."""
+        ...
