@@ -1,0 +1,481 @@
+"""Statistical judges for canary-versus-baseline comparisons (pure: numbers in, Evidence out).
+
+Two tests, each returning a typed `Evidence` record that says what was compared, what was
+estimated and why the decision was taken:
+
+* `mann_whitney` — a fixed-horizon, rank-based comparison of two samples (latency, CPU, any
+  sample where the distribution is unknown and outliers are common). Mann-Whitney U with the
+  tie-corrected normal approximation and continuity correction (what
+  `scipy.stats.mannwhitneyu(method="asymptotic", use_continuity=True)` computes), and the
+  Hodges-Lehmann shift (median of all pairwise differences) with its distribution-free
+  confidence interval (Moses' method, normal approximation for the order statistic).
+
+* `sequential_counts` — an anytime-valid comparison of error counts (errors out of requests,
+  canary versus baseline) that may be looked at after every interval without inflating false
+  alarms. Given the errors seen in a look on both sides, the canary's share of them is
+  binomial with probability rho*nc / (rho*nc + nb), where rho is the ratio of the canary's
+  error rate to the baseline's and nc, nb the requests of each side in that look (exact for
+  Poisson counts, the usual approximation for rare errors). The log-likelihood of rho is kept
+  on a fixed grid (`SequentialState`), look after look; mixtures of likelihood ratios over
+  the grid are e-values, and by Ville's inequality a test that rejects when an e-value
+  reaches 1/alpha keeps its false-alarm rate under alpha however often it looks. The same
+  e-values, inverted, give a confidence sequence for rho.
+
+Neither test ever passes or fails on too little data: below `min_samples` per side the
+decision is `inconclusive` (the metric layer decides whether to wait for more).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from statistics import NormalDist
+from typing import Final, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "Decision",
+    "Direction",
+    "Evidence",
+    "MannWhitneyResult",
+    "SequentialState",
+    "Tolerance",
+    "hodges_lehmann",
+    "mann_whitney",
+    "mann_whitney_u",
+    "sequential_counts",
+]
+
+Direction = Literal["increase", "decrease", "either"]
+Decision = Literal["pass", "fail", "inconclusive", "continue"]
+Alternative = Literal["greater", "less", "two-sided"]
+
+_NORMAL: Final = NormalDist()
+# Grid of log(rate ratio) for the sequential test: from 1/256x to 256x around the tolerance,
+# about 10% apart. Mixture alternatives lie within 32x of the value tested.
+_GRID_SPAN: Final = math.log(256.0)
+_GRID_STEP: Final = 0.1
+_MIXTURE_SPAN: Final = math.log(32.0)
+
+FloatArray = npt.NDArray[np.float64]
+# What the tests accept: any sequence of numbers or a numpy array.
+Samples = Sequence[float] | FloatArray
+
+
+@dataclass(frozen=True, slots=True)
+class Tolerance:
+    """The change allowed before a canary counts as worse: `relative` (0.1 = 10% of the
+    baseline) or `absolute` (in the metric's unit). Zero means any change counts."""
+
+    relative: float | None = None
+    absolute: float | None = None
+
+    def __post_init__(self) -> None:
+        if (self.relative is None) == (self.absolute is None):
+            raise ValueError("a tolerance is either relative or absolute")
+        value = self.relative if self.relative is not None else self.absolute
+        if value is None or not math.isfinite(value) or value < 0:
+            raise ValueError("a tolerance must be a finite number >= 0")
+
+    def describe(self) -> str:
+        if self.relative is not None:
+            return f"{self.relative:.0%}" if self.relative >= 0.01 else f"{self.relative:g}x"
+        return f"{self.absolute:g}"
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """Why a comparison decided what it decided; stored with every measurement.
+
+    `canary` / `baseline` count samples (Mann-Whitney) or requests (sequential counts);
+    `canary_errors` / `baseline_errors` are the error counts of the sequential test.
+    `effect` is the Hodges-Lehmann shift (canary - baseline, in the metric's unit) or the
+    estimated ratio of error rates (canary / baseline); `interval` its confidence interval
+    (a confidence sequence for the sequential test). `p_value` for Mann-Whitney, `e_value`
+    (the larger of the decision e-values) for the sequential test.
+    """
+
+    test: Literal["mannWhitney", "sequentialCounts"]
+    decision: Decision
+    reason: str
+    canary: float
+    baseline: float
+    confidence: float
+    statistic: float | None = None
+    effect: float | None = None
+    interval: tuple[float, float] | None = None
+    p_value: float | None = None
+    e_value: float | None = None
+    canary_errors: float | None = None
+    baseline_errors: float | None = None
+    looks: int = 1
+    state: SequentialState | None = None
+
+
+def _finite(values: Samples) -> FloatArray:
+    array = np.asarray(values, dtype=np.float64).ravel()
+    return array[np.isfinite(array)]
+
+
+def _rank(values: FloatArray) -> FloatArray:
+    """Ranks 1..n with ties given their average rank."""
+    order = np.argsort(values, kind="mergesort")
+    ordered = values[order]
+    # Start index of each run of equal values, and the average rank of that run.
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    ends = np.r_[starts[1:], len(values)]
+    average = (starts + ends + 1) / 2.0
+    ranks = np.empty(len(values), dtype=np.float64)
+    ranks[order] = np.repeat(average, ends - starts)
+    return ranks
+
+
+@dataclass(frozen=True, slots=True)
+class MannWhitneyResult:
+    u: float  # U of the first sample: pairs (x, y) with x > y, ties counting one half
+    z: float
+    p_value: float
+
+
+def mann_whitney_u(
+    x: Samples, y: Samples, alternative: Alternative = "two-sided"
+) -> MannWhitneyResult:
+    """Mann-Whitney U test of x against y, normal approximation with tie and continuity
+    corrections. `greater`: x tends to be larger than y.
+
+    Worked example: x = [3, 4], y = [1, 2, 3]: ranks of the pooled [3,4,1,2,3] are
+    [3.5, 5, 1, 2, 3.5], R1 = 8.5, U1 = 8.5 - 3 = 5.5 of n1*n2 = 6 pairs.
+    """
+    xs, ys = _finite(x), _finite(y)
+    n1, n2 = len(xs), len(ys)
+    if n1 == 0 or n2 == 0:
+        raise ValueError("both samples need at least one finite value")
+    pooled = np.concatenate([xs, ys])
+    ranks = _rank(pooled)
+    u1 = float(ranks[:n1].sum() - n1 * (n1 + 1) / 2.0)
+    u2 = n1 * n2 - u1
+    n = n1 + n2
+    _, counts = np.unique(pooled, return_counts=True)
+    ties = float((counts.astype(np.float64) ** 3 - counts).sum())
+    variance = n1 * n2 / 12.0 * ((n + 1) - (ties / (n * (n - 1)) if n > 1 else 0.0))
+    mean = n1 * n2 / 2.0
+    if alternative == "greater":
+        u, sides = u1, 1.0
+    elif alternative == "less":
+        u, sides = u2, 1.0
+    else:
+        u, sides = max(u1, u2), 2.0
+    if variance <= 0:  # every value equal: no evidence either way
+        return MannWhitneyResult(u1, 0.0, 1.0)
+    z = (u - mean - 0.5) / math.sqrt(variance)
+    p = min(1.0, max(0.0, sides * (1.0 - _NORMAL.cdf(z))))
+    return MannWhitneyResult(u1, z, p)
+
+
+def hodges_lehmann(
+    x: Samples, y: Samples, confidence: float = 0.95
+) -> tuple[float, tuple[float, float]]:
+    """The Hodges-Lehmann shift of x over y (median of all x_i - y_j) and its two-sided
+    confidence interval: the C-th smallest and largest pairwise differences, where
+    C = n1*n2/2 - z * sqrt(n1*n2*(n1+n2+1)/12). Too few samples for the confidence asked
+    give an infinite interval.
+
+    Worked example: x = [5, 6], y = [1, 2]: differences [4, 3, 5, 4], shift 4.
+    """
+    xs, ys = _finite(x), _finite(y)
+    n1, n2 = len(xs), len(ys)
+    if n1 == 0 or n2 == 0:
+        raise ValueError("both samples need at least one finite value")
+    differences = np.sort(np.subtract.outer(xs, ys).ravel())
+    shift = float(np.median(differences))
+    z = _NORMAL.inv_cdf(0.5 + confidence / 2.0)
+    c = math.floor(n1 * n2 / 2.0 - z * math.sqrt(n1 * n2 * (n1 + n2 + 1) / 12.0))
+    if c < 1:
+        return shift, (-math.inf, math.inf)
+    return shift, (float(differences[c - 1]), float(differences[len(differences) - c]))
+
+
+def _allowed_shift(tolerance: Tolerance, baseline: FloatArray) -> float:
+    if tolerance.absolute is not None:
+        return tolerance.absolute
+    assert tolerance.relative is not None
+    return tolerance.relative * abs(float(np.median(baseline)))
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def _fmt_interval(interval: tuple[float, float]) -> str:
+    return f"[{_fmt(interval[0])}, {_fmt(interval[1])}]"
+
+
+def mann_whitney(
+    canary: Samples,
+    baseline: Samples,
+    *,
+    direction: Direction = "increase",
+    tolerance: Tolerance | None = None,
+    confidence: float = 0.95,
+    min_samples: int = 10,
+) -> Evidence:
+    """Judge canary samples against baseline samples (fixed horizon).
+
+    `direction` says which change is bad. Fails when the canary is shifted the bad way by
+    more than the tolerance, with significance `1 - confidence` (split in two for
+    `either`); otherwise passes, with the shift and its interval in the evidence.
+    Fewer than `min_samples` finite values on a side: inconclusive.
+    """
+    _check_confidence(confidence)
+    tolerance = tolerance or Tolerance(absolute=0.0)
+    xs, ys = _finite(canary), _finite(baseline)
+    base = Evidence(
+        test="mannWhitney",
+        decision="inconclusive",
+        reason="",
+        canary=float(len(xs)),
+        baseline=float(len(ys)),
+        confidence=confidence,
+    )
+    if len(xs) < max(1, min_samples) or len(ys) < max(1, min_samples):
+        return replace(
+            base,
+            reason=f"too few samples: canary {len(xs)}, baseline {len(ys)} "
+            f"(minSamples {min_samples})",
+        )
+    allowed = _allowed_shift(tolerance, ys)
+    shift, interval = hodges_lehmann(xs, ys, confidence)
+    alpha = 1.0 - confidence
+    tests: list[tuple[str, MannWhitneyResult, float]] = []
+    if direction in ("increase", "either"):
+        tests.append(("higher", mann_whitney_u(xs - allowed, ys, "greater"), allowed))
+    if direction in ("decrease", "either"):
+        tests.append(("lower", mann_whitney_u(xs + allowed, ys, "less"), -allowed))
+    level = alpha / len(tests)
+    worst_word, worst, bound = min(tests, key=lambda t: t[1].p_value)
+    evidence = replace(
+        base,
+        statistic=worst.u,
+        effect=shift,
+        interval=interval,
+        p_value=min(1.0, worst.p_value * len(tests)),
+    )
+    described = f"shift {_fmt(shift)} {_fmt_interval(interval)}"
+    if worst.p_value < level:
+        return replace(
+            evidence,
+            decision="fail",
+            reason=f"canary {worst_word} than baseline beyond tolerance {_fmt(bound)}: "
+            f"{described}, p={worst.p_value * len(tests):.2g}",
+        )
+    return replace(
+        evidence,
+        decision="pass",
+        reason=f"no shift beyond tolerance {_fmt(allowed)}: {described}, "
+        f"p={min(1.0, worst.p_value * len(tests)):.2g}",
+    )
+
+
+def _check_confidence(confidence: float) -> None:
+    if not 0.5 <= confidence < 1.0:
+        raise ValueError("confidence must be in [0.5, 1)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Sequential test on counts
+
+
+def _ratio_bounds(tolerance: float) -> tuple[float, float]:
+    """log of the lowest and highest acceptable rate ratio for a relative tolerance."""
+    high = math.log1p(tolerance)
+    return -high, high
+
+
+def _grid(tolerance: float) -> FloatArray:
+    """log(rate ratio) points, with both bounds of the tolerance exactly on the grid."""
+    low, high = _ratio_bounds(tolerance)
+    inner = max(1, math.ceil((high - low) / _GRID_STEP)) if high > low else 0
+    step = (high - low) / inner if inner else _GRID_STEP
+    outer = math.ceil(_GRID_SPAN / step)
+    return low + step * np.arange(-outer, inner + outer + 1, dtype=np.float64)
+
+
+@dataclass(frozen=True, slots=True)
+class SequentialState:
+    """What the sequential test carries from look to look: totals per side and the
+    log-likelihood of each rate ratio on the grid (`_grid(tolerance)`)."""
+
+    tolerance: float
+    log_likelihood: tuple[float, ...]
+    canary_requests: float = 0.0
+    canary_errors: float = 0.0
+    baseline_requests: float = 0.0
+    baseline_errors: float = 0.0
+    looks: int = 0
+
+    @classmethod
+    def start(cls, tolerance: float) -> SequentialState:
+        return cls(tolerance, tuple(0.0 for _ in _grid(tolerance)))
+
+    def update(
+        self,
+        canary_errors: float,
+        canary_requests: float,
+        baseline_errors: float,
+        baseline_requests: float,
+    ) -> SequentialState:
+        """Fold in one look's new counts (negative or non-finite counts count as 0; more
+        errors than requests are capped at the requests)."""
+        nc, nb = _count(canary_requests), _count(baseline_requests)
+        xc, xb = min(_count(canary_errors), nc), min(_count(baseline_errors), nb)
+        log_likelihood = np.asarray(self.log_likelihood, dtype=np.float64)
+        if nc > 0 and nb > 0 and xc + xb > 0:
+            ratio = np.exp(_grid(self.tolerance))
+            share = ratio * nc / (ratio * nc + nb)
+            log_likelihood = log_likelihood + xc * np.log(share) + xb * np.log1p(-share)
+        return SequentialState(
+            tolerance=self.tolerance,
+            log_likelihood=tuple(float(v) for v in log_likelihood),
+            canary_requests=self.canary_requests + nc,
+            canary_errors=self.canary_errors + xc,
+            baseline_requests=self.baseline_requests + nb,
+            baseline_errors=self.baseline_errors + xb,
+            looks=self.looks + 1,
+        )
+
+
+def _count(value: float) -> float:
+    return value if math.isfinite(value) and value > 0 else 0.0
+
+
+def _log_e_values(log_likelihood: FloatArray, grid: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """For every grid point r0, the log of the e-value against 'ratio <= r0' (an equal-weight
+    mixture of likelihood ratios over the grid points above r0, within the mixture span) and
+    against 'ratio >= r0' (points below). Computed in logs: e-values grow past 1e308."""
+    ratios = log_likelihood[np.newaxis, :] - log_likelihood[:, np.newaxis]  # [r0, r1]
+    distance = grid[np.newaxis, :] - grid[:, np.newaxis]
+    span = _MIXTURE_SPAN + 1e-9
+    logs = []
+    for chosen in ((distance > 0) & (distance <= span), (distance < 0) & (distance >= -span)):
+        count = chosen.sum(axis=1)
+        masked = np.where(chosen, ratios, -np.inf)
+        total = np.logaddexp.reduce(masked, axis=1)
+        # A point with no alternatives on that side (the grid's edge) has no evidence: e = 1.
+        logs.append(np.where(count > 0, total - np.log(np.maximum(count, 1)), 0.0))
+    return logs[0], logs[1]
+
+
+def _e(log_e: float) -> float:
+    return math.exp(min(log_e, 700.0))
+
+
+def sequential_counts(
+    state: SequentialState,
+    *,
+    direction: Direction = "increase",
+    confidence: float = 0.95,
+    min_samples: int = 100,
+    final: bool = False,
+) -> Evidence:
+    """Judge the counts accumulated in `state` (anytime-valid).
+
+    With alpha = 1 - confidence and t the relative tolerance (the canary's error rate may be
+    up to (1+t) times the baseline's; `decrease`: down to 1/(1+t) times):
+    - fail as soon as the e-value against 'ratio within tolerance' reaches 1/alpha;
+    - pass early as soon as the e-value against 'ratio beyond tolerance' reaches 1/alpha;
+    - `either` checks both sides at alpha/2 each;
+    - otherwise `continue`, or at the final look `pass` (no regression shown).
+    Fewer than `min_samples` requests on a side: inconclusive.
+    """
+    _check_confidence(confidence)
+    grid = _grid(state.tolerance)
+    log_likelihood = np.asarray(state.log_likelihood, dtype=np.float64)
+    if len(log_likelihood) != len(grid):
+        raise ValueError("the state was built for another tolerance")
+    log_up, log_down = _log_e_values(log_likelihood, grid)
+    alpha = 1.0 - confidence
+    sides = 2 if direction == "either" else 1
+    threshold = sides / alpha
+    low_bound, high_bound = _ratio_bounds(state.tolerance)
+    low_index = int(np.argmin(np.abs(grid - low_bound)))
+    high_index = int(np.argmin(np.abs(grid - high_bound)))
+
+    log_level = math.log(2.0 / alpha)
+    inside = (log_up < log_level) & (log_down < log_level)
+    candidates = np.flatnonzero(inside)
+    interval = (
+        (float(math.exp(grid[candidates[0]])), float(math.exp(grid[candidates[-1]])))
+        if len(candidates)
+        else (math.nan, math.nan)
+    )
+    estimate = float(math.exp(grid[int(np.argmax(log_likelihood))]))
+    if state.canary_errors + state.baseline_errors == 0:
+        estimate = 1.0
+    fails: list[tuple[str, float]] = []
+    passes: list[float] = []
+    if direction in ("increase", "either"):
+        fails.append((f"higher than {math.exp(high_bound):.3g}x", _e(log_up[high_index])))
+        passes.append(_e(log_down[high_index]))
+    if direction in ("decrease", "either"):
+        fails.append((f"lower than {math.exp(low_bound):.3g}x", _e(log_down[low_index])))
+        passes.append(_e(log_up[low_index]))
+    worst_words, fail_e = max(fails, key=lambda f: f[1])
+    pass_e = min(passes)
+    evidence = Evidence(
+        test="sequentialCounts",
+        decision="continue",
+        reason="",
+        canary=state.canary_requests,
+        baseline=state.baseline_requests,
+        confidence=confidence,
+        statistic=float(math.log(max(fail_e, pass_e))),
+        effect=estimate,
+        interval=interval,
+        e_value=max(fail_e, pass_e),
+        canary_errors=state.canary_errors,
+        baseline_errors=state.baseline_errors,
+        looks=state.looks,
+        state=state,
+    )
+    rates = (
+        f"errors {_fmt(state.canary_errors)}/{_fmt(state.canary_requests)} vs "
+        f"{_fmt(state.baseline_errors)}/{_fmt(state.baseline_requests)}, "
+        f"ratio {_fmt(estimate)} {_fmt_interval(interval)}"
+    )
+    if min(state.canary_requests, state.baseline_requests) < max(1, min_samples):
+        return replace(
+            evidence,
+            decision="inconclusive",
+            reason=f"too little traffic: requests canary {_fmt(state.canary_requests)}, "
+            f"baseline {_fmt(state.baseline_requests)} (minSamples {min_samples})",
+        )
+    if fail_e >= threshold:
+        return replace(
+            evidence,
+            decision="fail",
+            e_value=fail_e,
+            reason=f"canary error rate {worst_words} baseline's: {rates}, "
+            f"e={_fmt(fail_e)} >= {_fmt(threshold)}",
+        )
+    if pass_e >= threshold:
+        return replace(
+            evidence,
+            decision="pass",
+            e_value=pass_e,
+            reason=f"error rate bounded within tolerance: {rates}, "
+            f"e={_fmt(pass_e)} >= {_fmt(threshold)}",
+        )
+    if final:
+        return replace(
+            evidence,
+            decision="pass",
+            reason=f"no regression shown by the last look: {rates}, e={_fmt(fail_e)}",
+        )
+    return replace(
+        evidence,
+        decision="continue",
+        reason=f"undecided: {rates}, e={_fmt(max(fail_e, pass_e))} < {_fmt(threshold)}",
+    )
