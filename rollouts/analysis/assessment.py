@@ -30,6 +30,8 @@ Deliberate differences:
 - A measurement with no data (nil, NaN, empty vector) is never Successful (see
   `conditions.measurement_outcome`), and an Error measurement also breaks a
   consecutiveSuccess streak.
+- A metric with `compare` is judged by its evidence (`comparison.metric_verdict`), not by
+  conditions, inconclusiveLimit or count alone.
 - An unresolved or invalid limit (e.g. a leftover `{{args.x}}`) makes the metric Error with a
   message instead of raising.
 """
@@ -44,6 +46,7 @@ from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Final
 
+from rollouts.analysis.comparison import metric_verdict
 from rollouts.analysis.conditions import (
     Condition,
     compile_condition,
@@ -237,6 +240,8 @@ def assess_metric(
         limits = _limits(metric)
     except InvalidSpecError as exc:
         return MetricAssessment("Error", f"metric {metric.name!r}: {exc}")
+    if metric.compare is not None:
+        return _assess_comparison(metric, result, limits, terminating)
 
     if limits.failure >= 0 and result.failed > limits.failure:
         return MetricAssessment("Failed", metric_message(metric, result, "Failed"))
@@ -261,6 +266,27 @@ def assess_metric(
     if terminating:
         return MetricAssessment("Successful")
     return MetricAssessment("Running")
+
+
+def _assess_comparison(
+    metric: Metric, result: MetricResult, limits: _Limits, terminating: bool
+) -> MetricAssessment:
+    """A `compare` metric: failure and error limits as for any metric, then the verdict of
+    its evidence (see `comparison`); inconclusiveLimit and conditions do not apply."""
+    if limits.failure >= 0 and result.failed > limits.failure:
+        last = _last(result, "Failed")
+        why = last.message if last is not None and last.message else "canary worse than baseline"
+        return MetricAssessment(
+            "Failed",
+            f"metric {_q(metric.name)} failed: {why} "
+            f"(failures {result.failed} > failureLimit {limits.failure})",
+        )
+    if result.consecutive_error > limits.consecutive_error:
+        return MetricAssessment("Error", metric_message(metric, result, "Error"))
+    verdict = metric_verdict(metric, result)
+    if verdict is not None:
+        return MetricAssessment(verdict.phase, verdict.message)
+    return MetricAssessment("Successful" if terminating else "Running")
 
 
 def _q(text: str) -> str:

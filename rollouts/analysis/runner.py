@@ -29,7 +29,9 @@ from typing import Any, Final, Protocol
 import httpx
 
 from rollouts.analysis.assessment import error_measurement, is_completed, measure
+from rollouts.analysis.comparison import judge
 from rollouts.analysis.providers.base import (
+    ComparisonSamples,
     ErrorReason,
     ProviderContext,
     ProviderError,
@@ -64,6 +66,7 @@ from rollouts.models.analysis import (
     AnalysisRunStatus,
     Measurement,
     Metric,
+    MetricResult,
     load,
     load_analysis_run,
 )
@@ -264,9 +267,15 @@ def _masked(measurement: Measurement, secrets: set[str]) -> Measurement:
 
 
 def to_measurement(
-    metric: Metric, outcome: ProviderOutcome, slot: datetime, now: datetime, poll: float
+    metric: Metric,
+    outcome: ProviderOutcome,
+    slot: datetime,
+    now: datetime,
+    poll: float,
+    previous: MetricResult | None = None,
 ) -> Measurement:
-    """The status record for what a provider answered."""
+    """The status record for what a provider answered (`previous`: the metric's result so
+    far, which a comparison's sequential test continues from)."""
     if isinstance(outcome, ProviderError):
         return error_measurement(str(outcome), started_at=slot, finished_at=now)
     if isinstance(outcome, Pending):
@@ -287,6 +296,12 @@ def to_measurement(
             message=outcome.message,
             metadata=dict(outcome.metadata) or None,
         )
+    if isinstance(outcome, ComparisonSamples):
+        try:
+            judged = judge(metric, outcome, previous, started_at=slot, finished_at=now)
+        except (InvalidSpecError, ValueError) as exc:
+            return error_measurement(f"cannot judge: {exc}", started_at=slot, finished_at=now)
+        return judged.model_copy(update={"metadata": dict(outcome.metadata) or None})
     if isinstance(outcome, ProviderMeasurement):
         record = measure(metric, outcome.value, started_at=slot, finished_at=now)
         update: dict[str, object] = {"value": outcome.raw}
@@ -323,7 +338,10 @@ async def _take(
                 due.index,
             )
             outcome = await providers.for_metric(resolved).measure(resolved, context, now)
-        record = to_measurement(resolved, outcome, due.slot, now, providers.poll_interval)
+        previous = run.status.result_for(metric.name) if run.status is not None else None
+        record = to_measurement(
+            resolved, outcome, due.slot, now, providers.poll_interval, previous
+        )
     except TimeoutError:
         record = error_measurement(
             f"Timeout: no answer within {timeout:g}s", started_at=due.slot, finished_at=now

@@ -35,6 +35,7 @@ from pydantic import (
 
 from rollouts.errors import InvalidSpecError
 from rollouts.models.base import ApiModel, Duration, StatusModel, parse_duration
+from rollouts.models.comparison import ROLE_PLACEHOLDER, Compare, Evidence
 
 API_VERSION: Final = "rollouts.dev/v1alpha1"
 
@@ -334,6 +335,24 @@ class Metric(ApiModel):
         default=None, description="succeed after this many successes in a row (default 0: off)"
     )
     provider: MetricProvider
+    compare: Compare | None = Field(
+        default=None, description="ours: judge canary against baseline (docs/analysis.md)"
+    )
+
+    @model_validator(mode="after")
+    def _compare_fits(self) -> Metric:
+        if self.compare is None:
+            return self
+        prometheus = self.provider.prometheus
+        if prometheus is None:
+            raise ValueError("compare needs provider prometheus")
+        if ROLE_PLACEHOLDER not in prometheus.query:
+            raise ValueError(f"compare needs {ROLE_PLACEHOLDER} in provider.prometheus.query")
+        if self.success_condition or self.failure_condition:
+            raise ValueError(
+                "compare decides the measurement: remove successCondition/failureCondition"
+            )
+        return self
 
     @model_validator(mode="after")
     def _limits(self) -> Metric:
@@ -473,6 +492,7 @@ class Measurement(StatusModel):
     message: str | None = None
     resume_at: datetime | None = None
     metadata: dict[str, str] | None = None
+    evidence: Evidence | None = None  # ours: comparison metrics only
 
 
 class MetricResult(StatusModel):

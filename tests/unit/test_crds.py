@@ -12,7 +12,7 @@ import pytest
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from rollouts.models import analysis, rollout
+from rollouts.models import analysis, comparison, rollout
 from rollouts.models.crds import (
     CEL_RULES,
     HEADER,
@@ -353,6 +353,7 @@ def test_exactly_one_shapes() -> None:
 # sample fields, the CEL verdict equals pydantic's. Needs cel-python (`pip install cel-python`).
 
 RULE_CASES: list[tuple[type[BaseModel], dict[str, Any], dict[str, list[Any]]]] = [
+    (comparison.CompareTolerance, {}, {"relative": [0.1], "absolute": [2.0]}),
     (rollout.RolloutStrategy, {}, {"canary": [{}], "blueGreen": [{"activeService": "a"}]}),
     (
         rollout.CanaryStep,

@@ -36,6 +36,7 @@ from rollouts.models.analysis import Metric, PrometheusAuthentication
 __all__ = [
     "RAW_LIMIT",
     "BasicCredentials",
+    "ComparisonSamples",
     "ErrorReason",
     "HttpClients",
     "Measurement",
@@ -120,7 +121,23 @@ class Measurement:
         return self.value is None or (isinstance(self.value, list) and not self.value)
 
 
-MeasurementResult: TypeAlias = Measurement | ProviderError
+@dataclass(frozen=True)
+class ComparisonSamples:
+    """What a `compare` metric's queries returned for each side, as finite numbers.
+
+    `canary` / `baseline`: the answers of `provider.prometheus.query` (every sample of a
+    vector or matrix); `canary_total` / `baseline_total`: those of `compare.totalQuery`
+    (sequentialCounts). NaN and infinite samples are dropped here.
+    """
+
+    canary: tuple[float, ...]
+    baseline: tuple[float, ...]
+    canary_total: tuple[float, ...] = ()
+    baseline_total: tuple[float, ...] = ()
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+MeasurementResult: TypeAlias = Measurement | ComparisonSamples | ProviderError
 
 
 @dataclass(frozen=True)

@@ -24,13 +24,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 
 from rollouts.analysis.providers.base import (
+    ComparisonSamples,
     ErrorReason,
     HttpClients,
     HttpProvider,
@@ -46,6 +49,7 @@ from rollouts.analysis.providers.base import (
 )
 from rollouts.models.analysis import Metric, PrometheusMetric, range_time_offset
 from rollouts.models.base import parse_duration
+from rollouts.models.comparison import INTERVAL_PLACEHOLDER, ROLE_PLACEHOLDER
 
 __all__ = ["DEFAULT_TIMEOUT_SECONDS", "RESOLVED_QUERY_KEY", "PrometheusProvider"]
 
@@ -75,6 +79,26 @@ def _labels(entry: Mapping[str, Any]) -> Mapping[str, str]:
     if not isinstance(metric, Mapping):
         raise ValueError(f"expected a label set, got {metric!r}")
     return {str(k): str(v) for k, v in metric.items()}
+
+
+def _numbers(measurement: Measurement) -> tuple[float, ...] | None:
+    """The finite samples of a vector, matrix or scalar answer; None for a string."""
+    value = measurement.value
+    values = [value] if isinstance(value, float) else value
+    if not isinstance(values, list):
+        return None
+    return tuple(v for v in values if isinstance(v, float) and math.isfinite(v))
+
+
+@dataclass(frozen=True)
+class _Call:
+    """Where and how one measurement's queries are sent."""
+
+    address: str
+    headers: dict[str, str]
+    auth: httpx.Auth | None
+    timeout: float
+    now: datetime
 
 
 def _list_raw(values: Sequence[float]) -> str:
@@ -160,25 +184,72 @@ class PrometheusProvider(HttpProvider):
                 else f"prometheus address {address!r} is not an http(s) URL",
             )
         timeout = float(spec.timeout) if spec.timeout is not None else self.default_timeout
-        try:
-            path, params = self._request(spec, now, timeout)
-        except ValueError as exc:
-            return ProviderError(ErrorReason.INVALID_SPEC, str(exc))
-        url = address.rstrip("/") + path
         headers = {h.key: h.value for h in spec.headers or ()}
         headers.update(context.headers)
         auth = context.apply_auth(headers)
-        client = self._clients.get(insecure=bool(spec.insecure))
-        try:
-            async with asyncio.timeout(timeout):
-                response = await self._send(client, url, params, headers, auth, timeout)
-        except (httpx.HTTPError, TimeoutError) as exc:
-            return error_from_http_exception(exc, url)
-        result = self._parse(response, url)
+        call = _Call(address.rstrip("/"), headers, auth, timeout, now)
+        if metric.compare is not None:
+            return await self._compare(metric, spec, call)
+        result = await self._query(spec, call)
         if isinstance(result, Measurement):
             metadata = {RESOLVED_QUERY_KEY: spec.query, **result.metadata}
             result = dataclasses.replace(result, metadata=metadata)
         return result
+
+    async def _query(self, spec: PrometheusMetric, call: _Call) -> Measurement | ProviderError:
+        try:
+            path, params = self._request(spec, call.now, call.timeout)
+        except ValueError as exc:
+            return ProviderError(ErrorReason.INVALID_SPEC, str(exc))
+        url = call.address + path
+        client = self._clients.get(insecure=bool(spec.insecure))
+        try:
+            async with asyncio.timeout(call.timeout):
+                response = await self._send(
+                    client, url, params, call.headers, call.auth, call.timeout
+                )
+        except (httpx.HTTPError, TimeoutError) as exc:
+            return error_from_http_exception(exc, url)
+        return self._parse(response, url)
+
+    async def _compare(
+        self, metric: Metric, spec: PrometheusMetric, call: _Call
+    ) -> MeasurementResult:
+        """Run the query (and `compare.totalQuery`) once per side, `{{role}}` replaced by
+        `compare.canary` / `compare.baseline` and `{{interval}}` by the metric's interval."""
+        compare = metric.compare
+        assert compare is not None
+        interval = metric.interval_seconds()
+        templates = [("", spec.query)]
+        if compare.total_query:
+            templates.append(("totalQuery ", compare.total_query))
+        wanted: list[tuple[str, str]] = []
+        for label, template in templates:
+            if INTERVAL_PLACEHOLDER in template and interval is None:
+                return ProviderError(
+                    ErrorReason.INVALID_SPEC, f"{INTERVAL_PLACEHOLDER} needs metric.interval"
+                )
+            for side, role in (("canary", compare.canary), ("baseline", compare.baseline)):
+                text = template.replace(ROLE_PLACEHOLDER, role)
+                text = text.replace(INTERVAL_PLACEHOLDER, f"{interval}s")
+                wanted.append((f"{side} {label}".strip(), text))
+        answers = await asyncio.gather(
+            *(self._query(spec.model_copy(update={"query": text}), call) for _, text in wanted)
+        )
+        numbers: list[tuple[float, ...]] = []
+        for (what, _), answer in zip(wanted, answers, strict=True):
+            if isinstance(answer, ProviderError):
+                return ProviderError(answer.reason, f"{what}: {answer.message}")
+            values = _numbers(answer)
+            if values is None:
+                return ProviderError(
+                    ErrorReason.BAD_RESPONSE, f"{what}: a {answer.kind} is not a number"
+                )
+            numbers.append(values)
+        metadata = {f"{RESOLVED_QUERY_KEY}/{what}": text for what, text in wanted}
+        if compare.total_query:
+            return ComparisonSamples(numbers[0], numbers[1], numbers[2], numbers[3], metadata)
+        return ComparisonSamples(numbers[0], numbers[1], metadata=metadata)
 
     @staticmethod
     def _request(
@@ -226,7 +297,7 @@ class PrometheusProvider(HttpProvider):
         return response
 
     @staticmethod
-    def _parse(response: httpx.Response, url: str) -> MeasurementResult:
+    def _parse(response: httpx.Response, url: str) -> Measurement | ProviderError:
         status = response.status_code
         try:
             body = json.loads(response.content)

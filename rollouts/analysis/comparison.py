@@ -1,0 +1,248 @@
+"""Judging `compare` metrics (pure): both sides' numbers in, a measurement with Evidence out.
+
+A comparison metric is measured like any other (interval, count, initialDelay), but each
+measurement is a *look* at canary versus baseline judged by `statistics`:
+
+- `mannWhitney`: every look is its own fixed-horizon test of the samples it fetched.
+- `sequentialCounts`: every look adds the new errors and requests (queries over
+  `[{{interval}}]`) to the test's state, carried in the previous measurement's evidence, so
+  the decision uses everything seen since the run started and stays valid at every look.
+
+Decisions, the phase of the measurement that records them, and what the metric does:
+
+- fail: Failed; the metric fails once failures exceed failureLimit (default 0: at once).
+- pass: Successful; sequentialCounts ends Successful at once (an early pass, or the last
+  look); mannWhitney ends Successful when `count` looks were taken.
+- continue with enough traffic: Successful (nothing wrong so far); keeps measuring.
+- continue with too little traffic: Inconclusive; keeps measuring, past `count` for at most
+  `extraMeasurements` more looks.
+- inconclusive: Inconclusive; the metric ends Inconclusive (too little traffic by the last
+  allowed look).
+
+`inconclusiveLimit` does not apply: looks without enough traffic are how a comparison waits.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from rollouts.analysis.providers.base import ComparisonSamples
+from rollouts.analysis.statistics import (
+    Evidence,
+    SequentialState,
+    Tolerance,
+    mann_whitney,
+    sequential_counts,
+)
+from rollouts.models.analysis import AnalysisPhase, Measurement, Metric, MetricResult
+from rollouts.models.comparison import Compare
+from rollouts.models.comparison import Evidence as EvidenceRecord
+
+__all__ = [
+    "ComparisonVerdict",
+    "evidence_line",
+    "judge",
+    "last_evidence",
+    "look_number",
+    "metric_verdict",
+]
+
+_STATE_DIGITS = 4  # log-likelihoods kept to 1e-4: e-values to 0.01% (status size)
+
+
+def look_number(result: MetricResult | None) -> int:
+    """The 1-based number of the next look: measurements that did not error, plus one."""
+    return (result.count if result is not None else 0) + 1
+
+
+def last_evidence(result: MetricResult | None) -> EvidenceRecord | None:
+    """The evidence of the latest measurement that has one (errors have none)."""
+    if result is None:
+        return None
+    return next((m.evidence for m in reversed(result.measurements) if m.evidence), None)
+
+
+def _tolerance(compare: Compare) -> Tolerance:
+    tolerance = compare.effective_tolerance()
+    return Tolerance(relative=tolerance.relative, absolute=tolerance.absolute)
+
+
+def encode_state(state: SequentialState) -> str:
+    return json.dumps(
+        {
+            "tolerance": state.tolerance,
+            "logLikelihood": [round(v, _STATE_DIGITS) for v in state.log_likelihood],
+            "totals": [
+                state.canary_errors,
+                state.canary_requests,
+                state.baseline_errors,
+                state.baseline_requests,
+            ],
+            "looks": state.looks,
+        },
+        separators=(",", ":"),
+    )
+
+
+def decode_state(text: str | None, tolerance: float) -> SequentialState:
+    """The state a previous look left; a fresh one when there is none. ValueError when it
+    cannot be read or was built for another tolerance (never a silent restart)."""
+    fresh = SequentialState.start(tolerance)
+    if text is None:
+        return fresh
+    try:
+        data = json.loads(text)
+        log_likelihood = tuple(float(v) for v in data["logLikelihood"])
+        xc, nc, xb, nb = (float(v) for v in data["totals"])
+        looks = int(data["looks"])
+        recorded = float(data["tolerance"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"the sequential test's saved state is unreadable: {exc}") from None
+    if recorded != tolerance or len(log_likelihood) != len(fresh.log_likelihood):
+        raise ValueError("the sequential test's saved state was built for another tolerance")
+    return SequentialState(tolerance, log_likelihood, nc, xc, nb, xb, looks)
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def to_record(evidence: Evidence) -> EvidenceRecord:
+    low, high = evidence.interval if evidence.interval is not None else (None, None)
+    return EvidenceRecord(
+        test=evidence.test,
+        decision=evidence.decision,
+        reason=evidence.reason,
+        canary=evidence.canary,
+        baseline=evidence.baseline,
+        canary_errors=evidence.canary_errors,
+        baseline_errors=evidence.baseline_errors,
+        statistic=_finite_or_none(evidence.statistic),
+        effect=_finite_or_none(evidence.effect),
+        interval_low=_finite_or_none(low),
+        interval_high=_finite_or_none(high),
+        confidence=evidence.confidence,
+        p_value=evidence.p_value,
+        e_value=_finite_or_none(evidence.e_value),
+        looks=evidence.looks,
+        state=encode_state(evidence.state) if evidence.state is not None else None,
+    )
+
+
+def _decide_samples(compare: Compare, samples: ComparisonSamples, look: int) -> Evidence:
+    evidence = mann_whitney(
+        samples.canary,
+        samples.baseline,
+        direction=compare.effective_direction(),
+        tolerance=_tolerance(compare),
+        confidence=compare.effective_confidence(),
+        min_samples=compare.effective_min_samples(),
+    )
+    return replace(evidence, looks=look)
+
+
+def _decide_counts(
+    metric: Metric, compare: Compare, samples: ComparisonSamples, previous: EvidenceRecord | None
+) -> Evidence:
+    count = metric.effective_count()
+    tolerance = _tolerance(compare).relative
+    assert tolerance is not None  # the model refuses absolute tolerances for counts
+    state = decode_state(previous.state if previous is not None else None, tolerance).update(
+        math.fsum(samples.canary),
+        math.fsum(samples.canary_total),
+        math.fsum(samples.baseline),
+        math.fsum(samples.baseline_total),
+    )
+    return sequential_counts(
+        state,
+        direction=compare.effective_direction(),
+        confidence=compare.effective_confidence(),
+        min_samples=compare.effective_min_samples(),
+        final=count is not None and state.looks >= count,
+    )
+
+
+def judge(
+    metric: Metric,
+    samples: ComparisonSamples,
+    result: MetricResult | None,
+    *,
+    started_at: datetime,
+    finished_at: datetime,
+) -> Measurement:
+    """The measurement for one look at both sides of `metric` (which has `compare`).
+
+    Raises ValueError (or InvalidSpecError) when the metric cannot be judged: the caller
+    records an Error measurement.
+    """
+    compare = metric.compare
+    if compare is None:
+        raise ValueError(f"metric {metric.name!r} has no compare")
+    look = look_number(result)
+    if compare.test == "sequentialCounts":
+        evidence = _decide_counts(metric, compare, samples, last_evidence(result))
+    else:
+        evidence = _decide_samples(compare, samples, look)
+    phases: dict[str, AnalysisPhase] = {
+        "fail": "Failed",
+        "pass": "Successful",
+        "continue": "Successful",
+        "inconclusive": "Inconclusive",
+    }
+    phase = phases[evidence.decision]
+    if evidence.decision == "inconclusive":
+        count = metric.effective_count()
+        extra = compare.effective_extra_measurements() if metric.interval is not None else 0
+        if count is None or look < count + extra:
+            waiting = (
+                f" (extra measurement {look - count + 1} of {extra})"
+                if count is not None and look >= count
+                else ""
+            )
+            evidence = replace(
+                evidence, decision="continue", reason=f"waiting: {evidence.reason}{waiting}"
+            )
+        else:
+            evidence = replace(evidence, reason=f"{evidence.reason} after {look} measurements")
+    record = to_record(evidence)
+    return Measurement(
+        phase=phase,
+        value=None if record.effect is None else f"{record.effect:.6g}",
+        started_at=started_at,
+        finished_at=finished_at,
+        message=evidence.reason,
+        evidence=record,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ComparisonVerdict:
+    phase: AnalysisPhase
+    message: str | None = None
+
+
+def metric_verdict(metric: Metric, result: MetricResult) -> ComparisonVerdict | None:
+    """The phase a comparison metric reached from its latest evidence; None while it is
+    still measuring. Failure and error limits are checked by the caller, as for any metric.
+    """
+    evidence = last_evidence(result)
+    if evidence is None or metric.compare is None:
+        return None
+    name = json.dumps(metric.name)
+    if evidence.decision == "inconclusive":
+        return ComparisonVerdict("Inconclusive", f"metric {name} inconclusive: {evidence.reason}")
+    if evidence.decision != "pass":
+        return None
+    count = metric.effective_count()
+    if metric.compare.test == "sequentialCounts" or (count is not None and result.count >= count):
+        return ComparisonVerdict("Successful")
+    return None
+
+
+def evidence_line(evidence: EvidenceRecord) -> str:
+    """One line for `rollouts get`: the decision, the test and why."""
+    looks = f", look {evidence.looks}" if evidence.looks else ""
+    return f"{evidence.decision} ({evidence.test}{looks}): {evidence.reason}"
