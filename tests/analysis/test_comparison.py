@@ -1,0 +1,379 @@
+"""Comparison metrics: the `compare` model, judging looks, and how a metric follows its
+evidence (pure: tables and small scripted runs)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from rollouts.analysis.assessment import assess_metric, new_result, record_measurement
+from rollouts.analysis.comparison import (
+    decode_state,
+    encode_state,
+    evidence_line,
+    judge,
+    last_evidence,
+)
+from rollouts.analysis.providers.base import ComparisonSamples, ProviderContext, ProviderError
+from rollouts.analysis.providers.prometheus import PrometheusProvider
+from rollouts.analysis.runner import to_measurement
+from rollouts.analysis.statistics import SequentialState
+from rollouts.errors import InvalidSpecError
+from rollouts.models.analysis import AnalysisRun, Metric, MetricResult, load
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+ERRORS = 'sum(increase(errors_total{hash="{{role}}"}[{{interval}}]))'
+TOTAL = 'sum(increase(requests_total{hash="{{role}}"}[{{interval}}]))'
+LATENCY = 'latency_seconds{hash="{{role}}"}'
+
+
+def counts_metric(**compare: Any) -> Metric:
+    return load(
+        Metric,
+        {
+            "name": "errors",
+            "interval": "1m",
+            "count": 5,
+            "provider": {"prometheus": {"address": "http://prom", "query": ERRORS}},
+            "compare": {
+                "test": "sequentialCounts",
+                "canary": "new",
+                "baseline": "old",
+                "totalQuery": TOTAL,
+                **compare,
+            },
+        },
+    )
+
+
+def latency_metric(count: int = 2, **compare: Any) -> Metric:
+    return load(
+        Metric,
+        {
+            "name": "latency",
+            "interval": "1m",
+            "count": count,
+            "provider": {"prometheus": {"address": "http://prom", "query": LATENCY}},
+            "compare": {"test": "mannWhitney", "canary": "new", "baseline": "old", **compare},
+        },
+    )
+
+
+def look(metric: Metric, result: MetricResult | None, samples: ComparisonSamples) -> MetricResult:
+    index = result.count + result.error if result is not None else 0
+    moment = T0 + timedelta(minutes=index)
+    measurement = judge(metric, samples, result, started_at=moment, finished_at=moment)
+    return record_measurement(result or new_result(metric.name), measurement)
+
+
+def counts(xc: float, nc: float, xb: float, nb: float) -> ComparisonSamples:
+    return ComparisonSamples((xc,), (xb,), (nc,), (nb,))
+
+
+# ---------------------------------------------------------------------------------------------
+# The model
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"provider": {"prometheus": {"query": "up"}}}, "compare needs {{role}}"),
+        ({"provider": {"web": {"url": "http://x"}}}, "compare needs provider prometheus"),
+        ({"successCondition": "result[0] < 1"}, "remove successCondition"),
+        ({"compare": {"test": "sequentialCounts", "canary": "a", "baseline": "b"}}, "totalQuery"),
+        (
+            {
+                "compare": {
+                    "test": "sequentialCounts",
+                    "canary": "a",
+                    "baseline": "b",
+                    "totalQuery": "requests",
+                }
+            },
+            "totalQuery must contain {{role}}",
+        ),
+        (
+            {
+                "compare": {
+                    "test": "sequentialCounts",
+                    "canary": "a",
+                    "baseline": "b",
+                    "totalQuery": TOTAL,
+                    "tolerance": {"absolute": 0.01},
+                }
+            },
+            "absolute is not supported by sequentialCounts",
+        ),
+        (
+            {"compare": {"test": "mannWhitney", "canary": "a", "baseline": "b", "totalQuery": "x"}},
+            "only for test sequentialCounts",
+        ),
+        (
+            {"compare": {"test": "mannWhitney", "canary": "a", "baseline": "b", "tolerance": {}}},
+            "exactly one of relative, absolute",
+        ),
+        (
+            {"compare": {"test": "mannWhitney", "canary": "a", "baseline": "b", "confidence": 1}},
+            "less than 1",
+        ),
+        ({"compare": {"test": "tTest", "canary": "a", "baseline": "b"}}, "mannWhitney"),
+    ],
+)
+def test_invalid_compare_is_rejected_with_the_field(change: dict[str, Any], message: str) -> None:
+    wire = {**latency_metric().to_wire(), **change}
+    with pytest.raises(InvalidSpecError, match=message):
+        load(Metric, wire)
+
+
+def test_defaults() -> None:
+    compare = counts_metric().compare
+    assert compare is not None
+    assert compare.effective_direction() == "increase"
+    assert compare.effective_confidence() == 0.95
+    assert compare.effective_min_samples() == 100
+    assert compare.effective_tolerance().relative == 0.1
+    assert compare.effective_extra_measurements() == 3
+    assert latency_metric().compare.effective_min_samples() == 10  # type: ignore[union-attr]
+
+
+# ---------------------------------------------------------------------------------------------
+# Sequential counts, look by look
+
+
+def test_a_bad_canary_fails_at_the_look_the_evidence_arrives() -> None:
+    metric = counts_metric()
+    result = look(metric, None, counts(2, 1000, 1, 1000))
+    assert result.measurements[-1].phase == "Successful"
+    assert result.measurements[-1].evidence.decision == "continue"  # type: ignore[union-attr]
+    assert assess_metric(metric, result).phase == "Running"
+    result = look(metric, result, counts(40, 5000, 5, 5000))
+    evidence = last_evidence(result)
+    assert evidence is not None and evidence.decision == "fail"
+    assert (evidence.canary, evidence.canary_errors) == (6000, 42)  # both looks add up
+    assert (evidence.baseline, evidence.baseline_errors) == (6000, 6)
+    assert evidence.looks == 2
+    assert evidence.interval_low is not None and evidence.interval_low > 1.1
+    verdict = assess_metric(metric, result)
+    assert verdict.phase == "Failed"
+    assert verdict.message is not None
+    assert verdict.message.startswith('metric "errors" failed: canary error rate higher than')
+
+
+def test_a_good_canary_passes_early() -> None:
+    metric = counts_metric(tolerance={"relative": 0.5})
+    result: MetricResult | None = None
+    rng = np.random.default_rng(1)
+    for _ in range(4):
+        result = look(
+            metric,
+            result,
+            counts(rng.poisson(200), 100_000, rng.poisson(200), 100_000),
+        )
+        if assess_metric(metric, result).phase != "Running":
+            break
+    assert result is not None and result.count < 5
+    assert assess_metric(metric, result).phase == "Successful"
+    assert last_evidence(result).reason.startswith("error rate bounded")  # type: ignore[union-attr]
+
+
+def test_the_last_look_passes_when_no_regression_was_shown() -> None:
+    metric = counts_metric()
+    result: MetricResult | None = None
+    for _ in range(5):
+        result = look(metric, result, counts(1, 500, 1, 500))
+    assert result is not None
+    assert last_evidence(result).decision == "pass"  # type: ignore[union-attr]
+    assert assess_metric(metric, result).phase == "Successful"
+
+
+def test_too_little_traffic_extends_then_is_inconclusive() -> None:
+    metric = counts_metric(extraMeasurements=2)
+    result: MetricResult | None = None
+    phases = []
+    for _ in range(7):
+        result = look(metric, result, counts(0, 3, 0, 3))
+        phases.append(assess_metric(metric, result).phase)
+        if phases[-1] != "Running":
+            break
+    assert result is not None
+    # count 5 + 2 extra measurements, each recorded Inconclusive, then the metric is.
+    assert phases == ["Running"] * 6 + ["Inconclusive"]
+    assert [m.phase for m in result.measurements] == ["Inconclusive"] * 7
+    assert "extra measurement 2 of 2" in (result.measurements[-2].message or "")
+    message = assess_metric(metric, result).message or ""
+    assert "too little traffic" in message and "after 7 measurements" in message
+
+
+def test_traffic_arriving_during_the_extension_decides() -> None:
+    metric = counts_metric(extraMeasurements=3)
+    result: MetricResult | None = None
+    for _ in range(5):
+        result = look(metric, result, counts(0, 10, 0, 10))
+    assert assess_metric(metric, result).phase == "Running"
+    result = look(metric, result, counts(1, 500, 1, 500))
+    assert assess_metric(metric, result).phase == "Successful"
+
+
+def test_no_baseline_errors_and_empty_answers() -> None:
+    metric = counts_metric()
+    # An empty errors vector (no 5xx series at all) counts as zero errors.
+    result = look(metric, None, ComparisonSamples((), (), (5000.0,), (5000.0,)))
+    assert last_evidence(result).decision == "continue"  # type: ignore[union-attr]
+    assert last_evidence(result).canary_errors == 0  # type: ignore[union-attr]
+
+
+def test_state_round_trips_and_refuses_a_foreign_state() -> None:
+    state = SequentialState.start(0.1).update(3, 100, 1, 100)
+    back = decode_state(encode_state(state), 0.1)
+    assert back.log_likelihood == pytest.approx(state.log_likelihood, abs=1e-4)
+    assert back.looks == 1 and back.canary_errors == 3
+    with pytest.raises(ValueError, match="another tolerance"):
+        decode_state(encode_state(state), 0.2)
+    with pytest.raises(ValueError, match="unreadable"):
+        decode_state("{not json", 0.1)
+
+
+def test_an_unreadable_state_is_an_error_measurement_not_a_restart() -> None:
+    metric = counts_metric()
+    result = look(metric, None, counts(1, 500, 1, 500))
+    broken = result.measurements[-1].evidence.model_copy(update={"state": "garbage"})  # type: ignore[union-attr]
+    result = result.model_copy(
+        update={"measurements": [result.measurements[-1].model_copy(update={"evidence": broken})]}
+    )
+    measurement = to_measurement(metric, counts(1, 500, 1, 500), T0, T0, 1.0, result)
+    assert measurement.phase == "Error"
+    assert (measurement.message or "").startswith("cannot judge: the sequential test's saved")
+
+
+# ---------------------------------------------------------------------------------------------
+# Mann-Whitney, look by look
+
+
+def test_mann_whitney_fails_a_slower_canary() -> None:
+    metric = latency_metric()
+    rng = np.random.default_rng(2)
+    samples = ComparisonSamples(tuple(rng.normal(0.3, 0.02, 30)), tuple(rng.normal(0.2, 0.02, 30)))
+    result = look(metric, None, samples)
+    assert result.measurements[-1].phase == "Failed"
+    evidence = last_evidence(result)
+    assert evidence is not None and evidence.p_value is not None and evidence.p_value < 0.01
+    assert evidence.effect == pytest.approx(0.1, abs=0.03)
+    assert assess_metric(metric, result).phase == "Failed"
+
+
+def test_mann_whitney_passes_after_count_looks() -> None:
+    metric = latency_metric(count=2)
+    rng = np.random.default_rng(3)
+    result: MetricResult | None = None
+    for expected in ("Running", "Successful"):
+        same = ComparisonSamples(tuple(rng.normal(0.2, 0.02, 30)), tuple(rng.normal(0.2, 0.02, 30)))
+        result = look(metric, result, same)
+        assert assess_metric(metric, result).phase == expected
+
+
+def test_mann_whitney_too_few_samples_waits_then_is_inconclusive() -> None:
+    metric = latency_metric(count=1, extraMeasurements=1)
+    few = ComparisonSamples((0.2, 0.3), (0.2,) * 30)
+    result = look(metric, None, few)
+    assert result.measurements[-1].phase == "Inconclusive"
+    assert assess_metric(metric, result).phase == "Running"
+    result = look(metric, result, few)
+    assert assess_metric(metric, result).phase == "Inconclusive"
+
+
+def test_without_interval_there_is_no_extension() -> None:
+    wire = latency_metric(count=1).to_wire()
+    del wire["interval"]
+    metric = load(Metric, wire)
+    result = look(metric, None, ComparisonSamples((0.2,), (0.2,)))
+    assert assess_metric(metric, result).phase == "Inconclusive"
+
+
+def test_evidence_line() -> None:
+    result = look(counts_metric(), None, counts(40, 5000, 5, 5000))
+    line = evidence_line(last_evidence(result))  # type: ignore[arg-type]
+    assert line.startswith("fail (sequentialCounts, look 1): canary error rate higher than")
+    assert "errors 40/5000 vs 5/5000" in line
+
+
+def test_evidence_is_in_the_analysis_run_status_wire_form() -> None:
+    result = look(counts_metric(), None, counts(40, 5000, 5, 5000))
+    wire = result.to_wire()["measurements"][0]["evidence"]
+    assert wire["decision"] == "fail" and wire["test"] == "sequentialCounts"
+    assert {"canary", "baseline", "canaryErrors", "eValue", "intervalLow", "state"} <= set(wire)
+    assert json.loads(wire["state"])["looks"] == 1
+    run = {
+        "metadata": {"name": "r"},
+        "spec": {"metrics": [counts_metric().to_wire()]},
+        "status": {"phase": "Running", "metricResults": [result.to_wire()]},
+    }
+    loaded = AnalysisRun.model_validate(run)
+    assert loaded.status is not None
+    assert loaded.status.metric_results[0].measurements[0].evidence is not None
+
+
+# ---------------------------------------------------------------------------------------------
+# The provider fetches both sides
+
+
+async def test_provider_queries_each_side_with_role_and_interval() -> None:
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        query = dict(httpx.QueryParams(request.content.decode()))["query"]
+        seen.append(query)
+        value = "7" if "errors" in query else "1000"
+        if 'hash="old"' in query and "errors" in query:
+            return httpx.Response(
+                200, json={"status": "success", "data": {"resultType": "vector", "result": []}}
+            )
+        return httpx.Response(
+            200,
+            json={
+                "status": "success",
+                "data": {"resultType": "vector", "result": [{"metric": {}, "value": [1, value]}]},
+            },
+        )
+
+    provider = PrometheusProvider(transport=httpx.MockTransport(answer))
+    try:
+        samples = await provider.measure(counts_metric(), ProviderContext(), T0)
+    finally:
+        await provider.aclose()
+    assert samples == ComparisonSamples(
+        (7.0,), (), (1000.0,), (1000.0,), metadata=samples.metadata  # type: ignore[union-attr]
+    )
+    assert sorted(seen) == sorted(
+        [
+            'sum(increase(errors_total{hash="new"}[60s]))',
+            'sum(increase(errors_total{hash="old"}[60s]))',
+            'sum(increase(requests_total{hash="new"}[60s]))',
+            'sum(increase(requests_total{hash="old"}[60s]))',
+        ]
+    )
+
+
+async def test_provider_names_the_side_that_failed() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        query = dict(httpx.QueryParams(request.content.decode()))["query"]
+        if 'hash="old"' in query:
+            return httpx.Response(
+                400, json={"status": "error", "errorType": "bad_data", "error": "parse error"}
+            )
+        return httpx.Response(
+            200,
+            json={"status": "success", "data": {"resultType": "vector", "result": []}},
+        )
+
+    provider = PrometheusProvider(transport=httpx.MockTransport(answer))
+    try:
+        outcome = await provider.measure(latency_metric(), ProviderContext(), T0)
+    finally:
+        await provider.aclose()
+    assert isinstance(outcome, ProviderError)
+    assert str(outcome) == "QueryError: baseline: bad_data: parse error"
