@@ -44,6 +44,7 @@ from rollouts.models.comparison import Evidence as EvidenceRecord
 __all__ = [
     "ComparisonVerdict",
     "evidence_line",
+    "evidence_suffix",
     "judge",
     "last_evidence",
     "look_number",
@@ -246,3 +247,10 @@ def evidence_line(evidence: EvidenceRecord) -> str:
     """One line for `rollouts get`: the decision, the test and why."""
     looks = f", look {evidence.looks}" if evidence.looks else ""
     return f"{evidence.decision} ({evidence.test}{looks}): {evidence.reason}"
+
+
+def evidence_suffix(result: MetricResult) -> str:
+    """What `rollouts get` appends to a comparison metric's line: ' | <evidence line>' for
+    its latest evidence; '' for other metrics."""
+    evidence = last_evidence(result)
+    return "" if evidence is None else f" | {evidence_line(evidence)}"

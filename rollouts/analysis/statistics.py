@@ -372,6 +372,26 @@ def _e(log_e: float) -> float:
     return math.exp(min(log_e, 700.0))
 
 
+def _grid_value(grid: FloatArray, index: int) -> float:
+    """exp(grid[index]); the grid's ends stand for 0 and infinity (nothing excluded there)."""
+    if index == 0:
+        return 0.0
+    if index == len(grid) - 1:
+        return math.inf
+    return float(math.exp(grid[index]))
+
+
+def _rate_ratio(state: SequentialState) -> float:
+    """The canary's error rate over the baseline's; half an error is added to both sides
+    when either has none, so that the estimate stays finite (1 with no errors at all)."""
+    xc, xb = state.canary_errors, state.baseline_errors
+    if state.canary_requests <= 0 or state.baseline_requests <= 0:
+        return math.nan
+    if xc == 0 or xb == 0:
+        xc, xb = xc + 0.5, xb + 0.5
+    return (xc / state.canary_requests) / (xb / state.baseline_requests)
+
+
 def sequential_counts(
     state: SequentialState,
     *,
@@ -407,13 +427,11 @@ def sequential_counts(
     inside = (log_up < log_level) & (log_down < log_level)
     candidates = np.flatnonzero(inside)
     interval = (
-        (float(math.exp(grid[candidates[0]])), float(math.exp(grid[candidates[-1]])))
+        (_grid_value(grid, int(candidates[0])), _grid_value(grid, int(candidates[-1])))
         if len(candidates)
         else (math.nan, math.nan)
     )
-    estimate = float(math.exp(grid[int(np.argmax(log_likelihood))]))
-    if state.canary_errors + state.baseline_errors == 0:
-        estimate = 1.0
+    estimate = _rate_ratio(state)
     fails: list[tuple[str, float]] = []
     passes: list[float] = []
     if direction in ("increase", "either"):

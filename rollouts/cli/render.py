@@ -22,6 +22,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
+from rollouts.analysis.comparison import evidence_suffix
 from rollouts.kube.observe import ANALYSIS_KIND_LABEL, ANALYSIS_STEP_LABEL, owned_by, parse_time
 from rollouts.kube.observe import replica_set_view as _rs_view
 from rollouts.models.analysis import AnalysisRunStatus, MetricResult
@@ -423,6 +424,7 @@ def _metric_line(result: MetricResult) -> Text:
                 f"{result.inconclusive} inconclusive, {result.error} errors)", style="dim")
     if result.message:
         text.append(f" {result.message}", style="dim")
+    text.append(evidence_suffix(result), style="dim")
     return text
 
 

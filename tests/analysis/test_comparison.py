@@ -301,6 +301,18 @@ def test_evidence_line() -> None:
     assert "errors 40/5000 vs 5/5000" in line
 
 
+def test_rollouts_get_shows_the_evidence_on_the_metric_line() -> None:
+    from rollouts.cli.render import _metric_line
+
+    result = look(counts_metric(), None, counts(40, 5000, 5, 5000))
+    line = _metric_line(result).plain
+    assert "\n" not in line
+    assert line.startswith("errors: ")
+    assert "| fail (sequentialCounts, look 1): canary error rate higher" in line
+    plain = _metric_line(new_result("threshold")).plain
+    assert "|" not in plain
+
+
 def test_evidence_is_in_the_analysis_run_status_wire_form() -> None:
     result = look(counts_metric(), None, counts(40, 5000, 5, 5000))
     wire = result.to_wire()["measurements"][0]["evidence"]

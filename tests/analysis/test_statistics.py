@@ -267,12 +267,14 @@ def test_sequential_final_look_passes_when_nothing_was_shown() -> None:
 
 
 def test_sequential_evidence_by_hand() -> None:
-    # One look, 30 canary errors and no baseline errors in equal traffic: the canary's
-    # share of errors is 1; the likelihood grows without bound in the ratio, so the
-    # estimate sits at the top of the grid and the interval's lower end is well above 1.
+    # One look, 30 canary errors and no baseline errors in equal traffic: the likelihood
+    # grows without bound in the ratio, so the interval is open above; the estimate adds
+    # half an error to each side: 30.5 / 0.5 = 61.
     state = SequentialState.start(0.0).update(30, 10_000, 0, 10_000)
     evidence = sequential_counts(state, min_samples=100)
     assert evidence.decision == "fail"
+    assert evidence.effect == pytest.approx(61.0)
+    assert evidence.interval is not None and evidence.interval[1] == math.inf
     assert (evidence.canary, evidence.baseline) == (10_000, 10_000)
     assert (evidence.canary_errors, evidence.baseline_errors) == (30, 0)
     assert evidence.interval is not None and evidence.interval[0] > 2
