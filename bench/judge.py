@@ -1,0 +1,208 @@
+"""Compare release judges on synthetic releases: false rollbacks, misses, detection time.
+
+    python bench/judge.py                      # 300 releases per scenario, seed 1
+    python bench/judge.py --releases 1000 --seed 7 --json
+
+The releases are drawn in this process (numpy, seeded): no Prometheus, no controller. Each
+release is a canary and its baseline receiving `requests` requests per side per interval,
+with a baseline error rate and a canary error rate `ratio` times it; some scenarios add
+shared blips (an interval where a dependency fails and both sides see 20x the errors).
+Up to `--horizon` intervals are judged (default 10). Judges:
+
+* threshold-95 / threshold-99: the canary's success rate in the interval must be >= 95% /
+  99% (an Argo successCondition); the first interval below fails the release.
+* mann-whitney: fixed horizon. At the end, the canary's per-interval error rates against
+  the baseline's, one-sided Mann-Whitney at 95% with a 10% relative tolerance
+  (`statistics.mann_whitney`); detection time is the horizon.
+* sequential: `statistics.sequential_counts` after every interval (the `sequentialCounts`
+  metric: 10% relative tolerance, 95% confidence, 100 requests minimum), stopping at the
+  first fail or pass; an undecided release passes at the horizon.
+
+A release with ratio 1 is good: failing it is a false rollback. A release with ratio > 1.1
+is bad: passing it is a miss. "decided": intervals until the right decision (a bad release
+failed, a good one passed), median and p90 over the releases that got it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rollouts.analysis.statistics import (
+    SequentialState,
+    Tolerance,
+    mann_whitney,
+    sequential_counts,
+)
+
+TOLERANCE = 0.1
+CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    requests: int  # per side per interval
+    base_rate: float
+    ratio: float
+    blip_chance: float = 0.0
+
+
+SCENARIOS = (
+    Scenario("good, 0.1% errors, 5000 req/interval", 5000, 0.001, 1.0),
+    Scenario("good, 1% errors, 1000 req/interval", 1000, 0.01, 1.0),
+    Scenario("good, 0.5% errors, shared blips 10%", 2000, 0.005, 1.0, 0.1),
+    Scenario("good, low traffic 60 req/interval", 60, 0.01, 1.0),
+    Scenario("good, 1% errors, 8 req/interval", 8, 0.01, 1.0),
+    Scenario("bad 10x, 0.1% -> 1%, 5000 req", 5000, 0.001, 10.0),
+    Scenario("bad 10x, 0.1% -> 1%, 500 req", 500, 0.001, 10.0),
+    Scenario("bad 2x, 1% -> 2%, 1000 req", 1000, 0.01, 2.0),
+    Scenario("bad 1.5x, 1% -> 1.5%, 5000 req", 5000, 0.01, 1.5),
+)
+
+
+@dataclass(frozen=True)
+class Release:
+    canary_errors: np.ndarray
+    baseline_errors: np.ndarray
+    requests: int
+
+
+def draw(rng: np.random.Generator, scenario: Scenario, horizon: int) -> Release:
+    blips = rng.random(horizon) < scenario.blip_chance
+    base = np.where(blips, np.minimum(1.0, scenario.base_rate * 20), scenario.base_rate)
+    canary = np.minimum(1.0, base * scenario.ratio)
+    return Release(
+        rng.binomial(scenario.requests, canary),
+        rng.binomial(scenario.requests, base),
+        scenario.requests,
+    )
+
+
+# A judge returns ("fail" | "pass" | "inconclusive", intervals used).
+Judge = Callable[[Release], tuple[str, int]]
+
+
+def threshold(minimum: float) -> Judge:
+    def judge(release: Release) -> tuple[str, int]:
+        for look, errors in enumerate(release.canary_errors, start=1):
+            if 1 - errors / release.requests < minimum:
+                return "fail", look
+        return "pass", len(release.canary_errors)
+
+    return judge
+
+
+def fixed_mann_whitney(release: Release) -> tuple[str, int]:
+    horizon = len(release.canary_errors)
+    evidence = mann_whitney(
+        release.canary_errors / release.requests,
+        release.baseline_errors / release.requests,
+        tolerance=Tolerance(relative=TOLERANCE),
+        confidence=CONFIDENCE,
+        min_samples=5,
+    )
+    return evidence.decision, horizon
+
+
+def sequential(release: Release) -> tuple[str, int]:
+    state = SequentialState.start(TOLERANCE)
+    horizon = len(release.canary_errors)
+    for look in range(horizon):
+        state = state.update(
+            float(release.canary_errors[look]),
+            float(release.requests),
+            float(release.baseline_errors[look]),
+            float(release.requests),
+        )
+        evidence = sequential_counts(
+            state, confidence=CONFIDENCE, min_samples=100, final=look == horizon - 1
+        )
+        if evidence.decision not in ("continue", "inconclusive") or look == horizon - 1:
+            return evidence.decision, look + 1
+    raise AssertionError("unreachable")
+
+
+JUDGES: dict[str, Judge] = {
+    "threshold-95": threshold(0.95),
+    "threshold-99": threshold(0.99),
+    "mann-whitney": fixed_mann_whitney,
+    "sequential": sequential,
+}
+
+
+def run(releases: int, seed: int, horizon: int) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
+    for index, scenario in enumerate(SCENARIOS):
+        rng = np.random.default_rng([seed, index])
+        drawn = [draw(rng, scenario, horizon) for _ in range(releases)]
+        bad = scenario.ratio > 1 + TOLERANCE
+        for name, judge in JUDGES.items():
+            started = time.perf_counter()
+            outcomes = [judge(release) for release in drawn]
+            elapsed = time.perf_counter() - started
+            fails = [look for decision, look in outcomes if decision == "fail"]
+            # Intervals until the right decision: a fail for a bad release, a pass for a good.
+            decided = [
+                look for decision, look in outcomes if decision == ("fail" if bad else "pass")
+            ]
+            inconclusive = sum(decision == "inconclusive" for decision, _ in outcomes)
+            rows.append(
+                {
+                    "scenario": scenario.name,
+                    "judge": name,
+                    "bad": bad,
+                    "fail_rate": len(fails) / releases,
+                    "inconclusive_rate": inconclusive / releases,
+                    "decided_p50": float(np.median(decided)) if decided else None,
+                    "decided_p90": float(np.percentile(decided, 90)) if decided else None,
+                    "ms_per_release": 1000 * elapsed / releases,
+                }
+            )
+    return rows
+
+
+def _print(rows: list[dict[str, object]], releases: int, seed: int, horizon: int) -> None:
+    print(f"releases per scenario: {releases}, seed {seed}, horizon {horizon} intervals")
+    print("false rb: good releases failed; miss: bad releases passed; decided: intervals to")
+    print("the right decision (fail for bad, pass for good)")
+    header = f"{'scenario':40} {'judge':13} {'false rb':>8} {'miss':>6} {'inconcl':>7} "
+    print(header + f"{'decided p50':>11} {'p90':>5} {'ms/rel':>7}")
+    for row in rows:
+        fail = float(row["fail_rate"])  # type: ignore[arg-type]
+        inconclusive = float(row["inconclusive_rate"])  # type: ignore[arg-type]
+        false_rb = "-" if row["bad"] else f"{fail:.1%}"
+        miss = f"{1 - fail - inconclusive:.1%}" if row["bad"] else "-"
+        p50 = "-" if row["decided_p50"] is None else f"{row['decided_p50']:g}"
+        p90 = "-" if row["decided_p90"] is None else f"{row['decided_p90']:g}"
+        print(
+            f"{row['scenario']:40} {row['judge']:13} {false_rb:>8} {miss:>6} "
+            f"{inconclusive:>7.1%} {p50:>11} {p90:>5} {row['ms_per_release']:>7.2f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--releases", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--horizon", type=int, default=10)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    rows = run(args.releases, args.seed, args.horizon)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        _print(rows, args.releases, args.seed, args.horizon)
+
+
+if __name__ == "__main__":
+    main()
