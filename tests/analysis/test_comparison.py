@@ -389,3 +389,20 @@ async def test_provider_names_the_side_that_failed() -> None:
         await provider.aclose()
     assert isinstance(outcome, ProviderError)
     assert str(outcome) == "QueryError: baseline: bad_data: parse error"
+
+
+def test_the_example_loads() -> None:
+    import pathlib
+
+    import yaml
+
+    from rollouts.models.analysis import AnalysisTemplate, load_analysis_object
+    from rollouts.models.rollout import parse_spec
+
+    path = pathlib.Path(__file__).resolve().parents[2] / "examples" / "canary-compare.yaml"
+    template, rollout = yaml.safe_load_all(path.read_text(encoding="utf-8"))
+    loaded = load_analysis_object(template)
+    assert isinstance(loaded, AnalysisTemplate)
+    tests = [m.compare.test for m in loaded.spec.metrics if m.compare is not None]
+    assert tests == ["sequentialCounts", "mannWhitney"]
+    assert parse_spec(rollout["spec"]).strategy.canary is not None
