@@ -302,6 +302,12 @@ def to_measurement(
         except (InvalidSpecError, ValueError) as exc:
             return error_measurement(f"cannot judge: {exc}", started_at=slot, finished_at=now)
         return judged.model_copy(update={"metadata": dict(outcome.metadata) or None})
+    if isinstance(outcome, ProviderMeasurement) and metric.compare is not None:
+        return error_measurement(
+            "a comparison metric needs both sides; the provider returned one value",
+            started_at=slot,
+            finished_at=now,
+        )
     if isinstance(outcome, ProviderMeasurement):
         record = measure(metric, outcome.value, started_at=slot, finished_at=now)
         update: dict[str, object] = {"value": outcome.raw}

@@ -406,3 +406,12 @@ def test_the_example_loads() -> None:
     tests = [m.compare.test for m in loaded.spec.metrics if m.compare is not None]
     assert tests == ["sequentialCounts", "mannWhitney"]
     assert parse_spec(rollout["spec"]).strategy.canary is not None
+
+
+def test_a_single_value_for_a_comparison_metric_is_an_error() -> None:
+    from rollouts.analysis.providers.base import Measurement as ProviderMeasurement
+
+    outcome = ProviderMeasurement([1.0], "[1]", "vector")
+    measurement = to_measurement(counts_metric(), outcome, T0, T0, 1.0)
+    assert measurement.phase == "Error"
+    assert "needs both sides" in (measurement.message or "")
