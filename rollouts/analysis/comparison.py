@@ -184,7 +184,15 @@ def judge(
         raise ValueError(f"metric {metric.name!r} has no compare")
     look = look_number(result)
     if compare.test == "sequentialCounts":
-        evidence = _decide_counts(metric, compare, samples, last_evidence(result))
+        previous = last_evidence(result)
+        if previous is None and look > 1:
+            # Every earlier look left evidence; none is left when measurementRetention kept
+            # only errors since. Starting over would silently forget what was seen.
+            raise ValueError(
+                "the sequential test's state is gone (measurementRetention kept only errors "
+                "since the last look): raise measurementRetention for this metric"
+            )
+        evidence = _decide_counts(metric, compare, samples, previous)
     else:
         evidence = _decide_samples(compare, samples, look)
     phases: dict[str, AnalysisPhase] = {

@@ -415,3 +415,12 @@ def test_a_single_value_for_a_comparison_metric_is_an_error() -> None:
     measurement = to_measurement(counts_metric(), outcome, T0, T0, 1.0)
     assert measurement.phase == "Error"
     assert "needs both sides" in (measurement.message or "")
+
+
+def test_a_state_trimmed_away_is_an_error_not_a_restart() -> None:
+    metric = counts_metric()
+    result = look(metric, None, counts(1, 500, 1, 500))
+    trimmed = result.model_copy(update={"measurements": []})  # only the counters remain
+    measurement = to_measurement(metric, counts(1, 500, 1, 500), T0, T0, 1.0, trimmed)
+    assert measurement.phase == "Error"
+    assert "raise measurementRetention" in (measurement.message or "")
