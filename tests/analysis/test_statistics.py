@@ -318,3 +318,47 @@ def test_bad_counts_are_ignored_not_crashing() -> None:
     assert (state.canary_requests, state.baseline_errors, state.looks) == (0.0, 0.0, 1)
     # More errors than requests are capped.
     assert SequentialState.start(0.1).update(50, 10, 0, 10).canary_errors == 10
+
+
+look_counts = st.lists(
+    st.tuples(st.integers(0, 40), st.integers(1, 3000), st.integers(0, 40), st.integers(1, 3000)),
+    min_size=1,
+    max_size=5,
+)
+
+
+@given(look_counts, st.sampled_from([0.0, 0.1, 0.5]))
+@settings(max_examples=40, deadline=None)
+def test_swapping_the_sides_mirrors_the_direction(
+    looks: list[tuple[int, int, int, int]], tolerance: float
+) -> None:
+    # Canary and baseline swapped, rho becomes 1/rho: an increase of the one is a decrease
+    # of the other, and the tolerance band is symmetric in log(rho).
+    forward = SequentialState.start(tolerance)
+    swapped = SequentialState.start(tolerance)
+    for xc, nc, xb, nb in looks:
+        forward = forward.update(xc, nc, xb, nb)
+        swapped = swapped.update(xb, nb, xc, nc)
+    up = sequential_counts(forward, direction="increase", min_samples=1)
+    down = sequential_counts(swapped, direction="decrease", min_samples=1)
+    assert up.decision == down.decision
+    assert up.e_value == pytest.approx(down.e_value, rel=1e-6)
+
+
+@given(samples, samples, st.sampled_from(["increase", "decrease", "either"]))
+@settings(max_examples=60, deadline=None)
+def test_mann_whitney_negating_both_samples_mirrors_the_direction(
+    x: list[float], y: list[float], direction: str
+) -> None:
+    mirrored = {"increase": "decrease", "decrease": "increase", "either": "either"}[direction]
+    tolerance = Tolerance(absolute=1.0)
+    plain = mann_whitney(x, y, direction=direction, tolerance=tolerance, min_samples=1)  # type: ignore[arg-type]
+    negated = mann_whitney(
+        [-v for v in x],
+        [-v for v in y],
+        direction=mirrored,  # type: ignore[arg-type]
+        tolerance=tolerance,
+        min_samples=1,
+    )
+    assert plain.decision == negated.decision
+    assert plain.p_value == pytest.approx(negated.p_value)
