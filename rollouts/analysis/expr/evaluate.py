@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final
 
 import re2
 
@@ -218,7 +218,10 @@ class Evaluation:
         assert isinstance(node.right, Binary)
         item = self.eval(node.left)
         low, high = self.range_bounds(node.right)
-        return is_number(item) and low <= item <= high  # type: ignore[operator]
+        # Membership by equality, as in the built range: only whole numbers are in it.
+        if isinstance(item, float):
+            return item.is_integer() and low <= item <= high
+        return is_int(item) and low <= item <= high  # type: ignore[operator]
 
     def range_bounds(self, node: Binary) -> tuple[int, int]:
         low = self.eval(node.left)
@@ -350,7 +353,8 @@ class Evaluation:
         raise self.fail(node, "a predicate is only allowed as a function argument")
 
 
-_DISPATCH: Final[Mapping[type, Callable[[Evaluation, object], object]]] = MappingProxyType({  # type: ignore[arg-type]
+# Each handler takes its own node type; the table is keyed by that type.
+_DISPATCH: Final[Mapping[type, Callable[[Evaluation, Any], object]]] = MappingProxyType({
     Lit: Evaluation.lit,
     Result: Evaluation.result_,
     Element: Evaluation.element,
@@ -366,7 +370,8 @@ _DISPATCH: Final[Mapping[type, Callable[[Evaluation, object], object]]] = Mappin
     RegexMatch: Evaluation.regex_match,
 })
 
-_BINARY: Final[Mapping[str, Callable[[Evaluation, Binary, object, object], bool]]] = MappingProxyType({
+_Compare = Callable[[Evaluation, Binary, object, object], bool]
+_BINARY: Final[Mapping[str, _Compare]] = MappingProxyType({
     "==": Evaluation.eq,
     "!=": Evaluation.ne,
     "<": Evaluation.order,

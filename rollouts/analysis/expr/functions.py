@@ -18,7 +18,6 @@ from types import MappingProxyType
 from typing import Final
 
 from rollouts.analysis.expr.budget import (
-    INT_MAX,
     INT_MIN,
     MAX_NUMBER_LITERAL,
     Budget,
@@ -128,7 +127,7 @@ def go_round(value: float) -> float:
     whole = float(math.trunc(value))
     if abs(value - whole) >= 0.5:
         whole += math.copysign(1.0, value)
-    return whole
+    return math.copysign(whole, value)
 
 
 def _rounding(name: str, fn: Callable[[float], float]) -> Plain:
@@ -192,7 +191,7 @@ def _flat_numbers(b: Budget, pos: int, values: Sequence[object], what: str,
 
 def _extreme(name: str, pick: Callable[[list[int | float]], int | float]) -> Plain:
     def apply(b: Budget, pos: int, args: list[object]) -> object:
-        if len(args) == 1 and not is_list(args[0]):
+        if len(args) == 1 and not is_list(args[0]) and not is_number(args[0]):
             raise b.fail(pos, f"{name}() needs an array or several numbers, "
                               f"got {type_name(args[0])}")
         values = _flat_numbers(b, pos, args, f"{name}()")
