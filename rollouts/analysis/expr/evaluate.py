@@ -235,7 +235,8 @@ class Evaluation:
     def range_(self, node: Binary, low: object, high: object) -> object:
         if not (is_int(low) and is_int(high)):
             raise self.fail(node, f"'..' needs integers, got {type_name(low)}..{type_name(high)}")
-        assert isinstance(low, int) and isinstance(high, int)
+        low = int(number(self.budget, node.pos, low, "'..'"))
+        high = int(number(self.budget, node.pos, high, "'..'"))
         size = max(0, high - low + 1)
         if size > MAX_BUILT:
             raise self.fail(node, f"range of {size} elements is too large")

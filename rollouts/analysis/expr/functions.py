@@ -31,6 +31,8 @@ from rollouts.analysis.expr.budget import (
 
 Plain = Callable[[Budget, int, list[object]], object]
 # (budget, position, items, predicate(element, index), the other evaluated arguments)
+MAX_CUTSET: Final = 256
+
 HigherOrder = Callable[[Budget, int, Sequence[object], Callable[[object, int], object]], object]
 
 
@@ -287,7 +289,11 @@ def _fn_trim(b: Budget, pos: int, args: list[object]) -> object:
     b.build(pos, len(text))
     if len(args) == 1:
         return text.strip()
-    return text.strip(_string_arg(b, pos, args[1], "trim()"))
+    cutset = _string_arg(b, pos, args[1], "trim()")
+    if len(cutset) > MAX_CUTSET:
+        # str.strip(chars) costs len(text) * len(chars) in the worst case.
+        raise b.fail(pos, f"trim(): more than {MAX_CUTSET} characters to trim")
+    return text.strip(cutset)
 
 
 def _affix(name: str, fn: Callable[[str, str], object]) -> Plain:
