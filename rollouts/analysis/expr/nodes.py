@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 
@@ -91,7 +91,8 @@ class RegexMatch:
 
     pos: int
     target: Node
-    regex: Any  # a compiled RE2 pattern
+    pattern: str
+    regex: Any = field(compare=False)  # `pattern` compiled by RE2
     negated: bool = False
 
 

@@ -164,7 +164,7 @@ class Parser:
                 regex = compile_regex(right.value)
             except ValueError as exc:
                 raise self.error(right.pos, str(exc)) from None
-            return RegexMatch(pos, left, regex, negated=op != "matches")
+            return RegexMatch(pos, left, right.value, regex, negated=op != "matches")
         return Binary(pos, op, left, right)
 
     def unary(self, depth: int) -> tuple[Node, int]:
