@@ -228,7 +228,8 @@ def _port_rules(port: Mapping[str, Any], base: str, seen: set[str]) -> list[Find
     found: list[Finding] = []
     for key in ("containerPort", "hostPort"):
         if key in port and isinstance(port[key], int) and not _port_number(port[key]):
-            found.append((f"{base}.{key}", f"must be between 1 and 65535, got {port[key]}"))
+            found.append((f"{base}.{key}",
+                          f"must be between 1 and 65535, got {_show(port[key])}"))
     protocol = port.get("protocol")
     if isinstance(protocol, str) and protocol not in _PROTOCOLS:
         found.append((f"{base}.protocol", f"must be one of {', '.join(_PROTOCOLS)}, got "
@@ -260,7 +261,8 @@ def _probe_rules(probe: Mapping[str, Any], base: str, kind: str) -> list[Finding
             if problem:
                 found.append((f"{base}.{handler}.port", problem))
         elif isinstance(port, int) and not _port_number(port):
-            found.append((f"{base}.{handler}.port", f"must be between 1 and 65535, got {port}"))
+            found.append((f"{base}.{handler}.port",
+                          f"must be between 1 and 65535, got {_show(port)}"))
     for key in ("initialDelaySeconds", "timeoutSeconds", "periodSeconds", "successThreshold",
                 "failureThreshold", "terminationGracePeriodSeconds"):
         value = probe.get(key)
