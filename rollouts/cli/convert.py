@@ -99,7 +99,10 @@ def _convert_source(source: Source, pods: PodTemplateChecker, result: Conversion
     try:
         trees = [tree for tree in yaml.load_all(source.text)]
     except (RuamelError, ValueError) as exc:
-        result.errors.append(Problem(source.name, 0, "<yaml>", f"invalid YAML: {exc}"))
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        why = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        result.errors.append(Problem(source.name, 0, "<yaml>", f"invalid YAML{where}: {why}"))
         return ""
     by_index = {doc.index: doc for doc in docs}
     kept = []

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
@@ -93,61 +93,101 @@ def _line(event: yaml.Event) -> str:
     return f" (line {mark.line + 1})" if mark is not None else ""
 
 
+@dataclass
+class _Frame:
+    """An open mapping or sequence while the event stream is walked."""
+
+    anchor: str | None
+    mapping: bool
+    size: int = 1  # nodes below it, aliases expanded
+    children: int = 0
+    keys: set[str] = field(default_factory=set)
+
+
+class _StreamCheck:
+    """Depth, expanded size, self-referencing aliases, duplicate keys and long numbers."""
+
+    def __init__(self) -> None:
+        self.frames: list[_Frame] = []
+        self.sizes: dict[str, int] = {}  # anchor -> expanded size of its node
+        self.total = 0
+
+    def new_document(self) -> None:
+        self.sizes.clear()
+        self.total = 0
+
+    def feed(self, event: yaml.Event) -> str | None:
+        """Why the document must not be built, or None to go on."""
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            why = self.child(event, None)
+            if len(self.frames) >= MAX_DEPTH:
+                return f"nested more than {MAX_DEPTH} levels deep{_line(event)}"
+            self.frames.append(_Frame(event.anchor, isinstance(event, yaml.MappingStartEvent)))
+            return why
+        if isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            frame = self.frames.pop()
+            if frame.anchor is not None:
+                self.sizes[frame.anchor] = frame.size
+            return self.add(frame.size, event)
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor not in self.sizes:
+                if any(frame.anchor == event.anchor for frame in self.frames):
+                    return f"alias *{event.anchor} refers to itself{_line(event)}"
+                return f"undefined alias *{event.anchor}{_line(event)}"
+            return self.child(event, None) or self.add(self.sizes[event.anchor], event)
+        if isinstance(event, yaml.ScalarEvent):
+            if event.style is None and len(event.value) > MAX_NUMBER_DIGITS \
+                    and _NUMBERISH.match(event.value):
+                return f"number with {len(event.value)} digits is too long{_line(event)}"
+            if event.anchor is not None:
+                self.sizes[event.anchor] = 1
+            return self.child(event, event.value) or self.add(1, event)
+        return None
+
+    def child(self, event: yaml.Event, scalar: str | None) -> str | None:
+        """Count a child of the open collection; in a mapping, every other one is a key."""
+        if not self.frames:
+            return None
+        frame = self.frames[-1]
+        is_key = frame.mapping and frame.children % 2 == 0
+        frame.children += 1
+        if is_key and scalar is not None and scalar != "<<":
+            if scalar in frame.keys:
+                return f"duplicate key {scalar[:60]!r}{_line(event)}"
+            frame.keys.add(scalar)
+        return None
+
+    def add(self, size: int, event: yaml.Event) -> str | None:
+        if self.frames:
+            self.frames[-1].size += size
+            grown = self.frames[-1].size
+        else:
+            self.total += size
+            grown = self.total
+        if grown > MAX_EXPANDED:
+            return (f"aliases expand to more than {MAX_EXPANDED} nodes (a YAML alias bomb?)"
+                    f"{_line(event)}")
+        return None
+
+
 def check_stream(text: str) -> tuple[int, str] | None:
     """(document number, why) for the first document that must not be built, else None.
 
-    Walks the event stream once: depth, the expanded size of every anchored node, aliases
-    to a node still open (a self-reference), and over-long numbers.
+    Walks the event stream once (no recursion, nothing built): nesting depth, the expanded
+    size of every anchored node, aliases to a node still open (a self-reference), duplicate
+    keys (kubectl refuses them; PyYAML would keep the last silently) and over-long numbers.
     """
     doc = 0
-    depth = 0
-    # one frame per open collection: [anchor, expanded size so far]
-    open_nodes: list[list[Any]] = []
-    sizes: dict[str, int] = {}
-    total = 0
+    check = _StreamCheck()
     try:
         for event in yaml.parse(text, Loader=yaml.SafeLoader):
             if isinstance(event, yaml.DocumentStartEvent):
                 doc += 1
-                sizes.clear()
-                total = 0
+                check.new_document()
                 continue
-            added = 0
-            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-                depth += 1
-                if depth > MAX_DEPTH:
-                    return doc, f"nested more than {MAX_DEPTH} levels deep{_line(event)}"
-                open_nodes.append([event.anchor, 1])
-                continue
-            if isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-                depth -= 1
-                anchor, size = open_nodes.pop()
-                if anchor is not None:
-                    sizes[anchor] = size
-                added = size
-            elif isinstance(event, yaml.AliasEvent):
-                if event.anchor not in sizes:
-                    if any(frame[0] == event.anchor for frame in open_nodes):
-                        return doc, f"alias *{event.anchor} refers to itself{_line(event)}"
-                    return doc, f"undefined alias *{event.anchor}{_line(event)}"
-                added = sizes[event.anchor]
-            elif isinstance(event, yaml.ScalarEvent):
-                if event.style is None and len(event.value) > MAX_NUMBER_DIGITS \
-                        and _NUMBERISH.match(event.value):
-                    return doc, (f"number with {len(event.value)} digits is too long"
-                                 f"{_line(event)}")
-                if event.anchor is not None:
-                    sizes[event.anchor] = 1
-                added = 1
-            else:
-                continue
-            if open_nodes:
-                open_nodes[-1][1] += added
-            else:
-                total += added
-            if total > MAX_EXPANDED or (open_nodes and open_nodes[-1][1] > MAX_EXPANDED):
-                return doc, (f"aliases expand to more than {MAX_EXPANDED} nodes (a YAML alias "
-                             f"bomb?){_line(event)}")
+            why = check.feed(event)
+            if why is not None:
+                return doc, why
     except yaml.YAMLError:
         return None  # the loader reports syntax errors with their position
     return None

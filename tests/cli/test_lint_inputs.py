@@ -203,6 +203,8 @@ HOSTILE = {
     "control": (b"apiVersion: v1\x07\n", "invalid YAML"),
     "bad-date": (b"a: 2024-13-45 10:00:00\n", "invalid value"),
     "scalar": (b"just a string\n", "a manifest must be a mapping, not a string"),
+    "duplicate-key": (b"apiVersion: v1\nkind: A\nkind: B\n", "duplicate key 'kind' (line 3)"),
+    "python-tag": (b"a: !!python/object/apply:os.system [id]\n", "could not determine a"),
 }
 
 
