@@ -25,7 +25,7 @@ from rollouts.analysis.expr.budget import (
     number,
     type_name,
 )
-from rollouts.analysis.expr.functions import BUILTINS, identity
+from rollouts.analysis.expr.functions import BUILTINS, go_pow, identity
 from rollouts.analysis.expr.nodes import (
     Binary,
     Call,
@@ -39,6 +39,7 @@ from rollouts.analysis.expr.nodes import (
     Predicate,
     RegexMatch,
     Result,
+    Slice,
     Ternary,
     Unary,
 )
@@ -120,6 +121,28 @@ class Evaluation:
                 raise self.fail(node, f"index {key} out of range (length {len(target)})")
             return target[key]
         raise self.fail(node, f"cannot index {type_name(target)}")
+
+    def slice_(self, node: Slice) -> object:
+        target = self.eval(node.target)
+        if not isinstance(target, (list, tuple, str)):
+            raise self.fail(node, f"cannot slice {type_name(target)}")
+        length = len(target)
+        low = self.bound(node, node.low, 0, length)
+        high = self.bound(node, node.high, length, length)
+        low = min(low, high)  # as Go's slicing in expr-lang: out-of-range bounds are clamped
+        self.budget.build(node.pos, high - low)
+        return target[low:high]
+
+    def bound(self, node: Slice, expr: Node | None, default: int, length: int) -> int:
+        if expr is None:
+            return default
+        value = self.eval(expr)
+        if not is_int(value):
+            raise self.fail(node, f"slice bounds must be integers, got {type_name(value)}")
+        assert isinstance(value, int)
+        if value < 0:
+            value += length
+        return max(0, min(value, length))
 
     # -- operators
     def unary(self, node: Unary) -> object:
@@ -307,6 +330,8 @@ class Evaluation:
             raise self.fail(node, f"cannot compute {type_name(a)} {op} {type_name(b)}")
         x = number(self.budget, node.pos, a, repr(op))
         y = number(self.budget, node.pos, b, repr(op))
+        if op in ("**", "^"):
+            return go_pow(float(x), float(y))
         if op == "/":
             if y == 0:
                 raise self.fail(node, "division by zero")
@@ -363,6 +388,7 @@ _DISPATCH: Final[Mapping[type, Callable[[Evaluation, Any], object]]] = MappingPr
     Chain: Evaluation.chain,
     Member: Evaluation.member,
     Index: Evaluation.index,
+    Slice: Evaluation.slice_,
     Unary: Evaluation.unary,
     Binary: Evaluation.binary,
     Ternary: Evaluation.ternary,

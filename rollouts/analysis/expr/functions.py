@@ -132,6 +132,20 @@ def go_round(value: float) -> float:
     return math.copysign(whole, value)
 
 
+def go_pow(base: float, exponent: float) -> float:
+    """base ** exponent as Go's math.Pow: ±Inf on overflow and for 0 ** -n, NaN when undefined."""
+    try:
+        return math.pow(base, exponent)
+    except OverflowError:
+        odd = exponent.is_integer() and int(exponent) % 2 == 1
+        return -math.inf if base < 0 and odd else math.inf
+    except ValueError:  # 0 ** negative, or a negative base to a fractional power
+        if base == 0:
+            odd = exponent.is_integer() and int(exponent) % 2 == 1
+            return math.copysign(math.inf, base) if odd else math.inf
+        return math.nan
+
+
 def _rounding(name: str, fn: Callable[[float], float]) -> Plain:
     def apply(b: Budget, pos: int, args: list[object]) -> object:
         value = to_float(b, pos, args[0], f"{name}()")
@@ -304,6 +318,42 @@ def _affix(name: str, fn: Callable[[str, str], object]) -> Plain:
         return fn(text, affix)
 
     return apply
+
+
+def _fn_split(b: Budget, pos: int, args: list[object]) -> object:
+    text = _string_arg(b, pos, args[0], "split()")
+    separator = _string_arg(b, pos, args[1], "split()")
+    limit = -1
+    if len(args) == 3:
+        count = number(b, pos, args[2], "split()")
+        if not isinstance(count, int):
+            raise b.fail(pos, "split(): the count must be an integer")
+        limit = count
+    b.build(pos, 2 * len(text) + 1)  # the parts, and a list slot for each
+    if limit == 0:
+        return []
+    if separator == "":  # Go splits into characters
+        parts = list(text)
+        return parts if limit < 0 or limit >= len(parts) else \
+            [*parts[: limit - 1], "".join(parts[limit - 1 :])]
+    return text.split(separator, limit - 1 if limit > 0 else -1)
+
+
+def _fn_join(b: Budget, pos: int, args: list[object]) -> object:
+    items = _list_arg(b, pos, args[0], "join()")
+    glue = _string_arg(b, pos, args[1], "join()") if len(args) == 2 else ""
+    parts = [_string_arg(b, pos, item, "join()") for item in items]
+    b.build(pos, sum(map(len, parts)) + len(glue) * max(0, len(parts) - 1))
+    return glue.join(parts)
+
+
+def _fn_replace(b: Budget, pos: int, args: list[object]) -> object:
+    text, old, new = (_string_arg(b, pos, a, "replace()") for a in args)
+    count = len(text) + 1 if old == "" else text.count(old)
+    b.build(pos, len(text) + count * max(0, len(new) - len(old)))
+    if old == "":  # Go inserts `new` around every character
+        return new + new.join(text) + new if text else new
+    return text.replace(old, new)
 
 
 def go_format_float(value: float) -> str:
@@ -489,5 +539,8 @@ BUILTINS: Final[Mapping[str, Builtin]] = MappingProxyType({
     "trimSuffix": _plain(2, 2, _affix("trimSuffix", str.removesuffix)),
     "hasPrefix": _plain(2, 2, _affix("hasPrefix", str.startswith)),
     "hasSuffix": _plain(2, 2, _affix("hasSuffix", str.endswith)),
+    "split": _plain(2, 3, _fn_split),
+    "join": _plain(1, 2, _fn_join),
+    "replace": _plain(3, 3, _fn_replace),
 })  # fmt: skip
 FUNCTION_NAMES: Final = frozenset(BUILTINS)

@@ -23,8 +23,8 @@ class Token:
 
 # Longest first so that "<=" wins over "<" and "??" over "?".
 _OPERATORS: Final = (
-    "#index", "&&", "||", "==", "!=", "<=", ">=", "??", "?.", "..",
-    "<", ">", "+", "-", "*", "/", "%", "!", "?", ":", ",", ".", "(", ")", "[", "]", "{", "}",
+    "#index", "&&", "||", "==", "!=", "<=", ">=", "??", "?.", "..", "**",
+    "<", ">", "^", "+", "-", "*", "/", "%", "!", "?", ":", ",", ".", "(", ")", "[", "]", "{", "}",
     "#",
 )  # fmt: skip
 _ESCAPES: Final = MappingProxyType(
@@ -66,8 +66,6 @@ def tokenize(text: str) -> list[Token]:
                 raise ConditionSyntaxError(text, start, f"invalid name {word!r}")
             tokens.append(Token("name", word, start))
             continue
-        if text.startswith("**", i) or ch == "^":
-            raise ConditionSyntaxError(text, i, f"{'**' if ch == '*' else '^'!r} is not supported")
         for op in _OPERATORS:
             if text.startswith(op, i):
                 if op == "?." and i + 2 < n and _is_digit(text[i + 2]):

@@ -39,6 +39,16 @@ class Index:
 
 
 @dataclass(frozen=True, slots=True)
+class Slice:
+    """`target[low:high]`; a missing bound is the start or the end."""
+
+    pos: int
+    target: Node
+    low: Node | None
+    high: Node | None
+
+
+@dataclass(frozen=True, slots=True)
 class Member:
     """`target.key`; with `optional` (`target?.key`) a nil target ends the chain with nil."""
 
@@ -104,6 +114,6 @@ class Call:
 
 
 Node: TypeAlias = (
-    Lit | Result | Element | ListExpr | Index | Member | Chain | Unary | Binary | Ternary
+    Lit | Result | Element | ListExpr | Index | Slice | Member | Chain | Unary | Binary | Ternary
     | Predicate | Call | RegexMatch
 )

@@ -7,9 +7,9 @@ Grammar (lowest precedence first)::
                   || or (10) · && and (15)
                   == != < <= > >= in matches contains startsWith endsWith, each also
                   after `not` (20; a chain like `a < b < c` is refused)
-                  .. (25) · + - (30) · * / % (60) · ?? (500)
+                  .. (25) · + - (30) · * / % (60) · ** ^ (100, right) · ?? (500)
     unary    := ("!" | "not") binary(50) | ("-" | "+") binary(90) | postfix
-    postfix  := primary { "[" expr "]" | "." NAME | "?." NAME }
+    postfix  := primary { "[" expr "]" | "[" [expr] ":" [expr] "]" | "." NAME | "?." NAME }
     primary  := NUMBER | STRING | true | false | nil | result | "#" | "#index" | "." NAME
               | "(" expr ")" | "[" [ expr { "," expr } ] "]" | FUNC "(" args ")"
 
@@ -40,6 +40,7 @@ from rollouts.analysis.expr.nodes import (
     Predicate,
     RegexMatch,
     Result,
+    Slice,
     Ternary,
     Unary,
 )
@@ -57,8 +58,10 @@ _BINDING: Final[Mapping[str, int]] = MappingProxyType({
     "..": 25,
     "+": 30, "-": 30,
     "*": 60, "/": 60, "%": 60,
+    "**": 100, "^": 100,
     "??": 500,
 })  # fmt: skip
+_RIGHT_ASSOCIATIVE: Final = frozenset({"**", "^"})
 _UNARY_BINDING: Final = MappingProxyType({"!": 50, "not": 50, "-": 90, "+": 90})
 _CANONICAL: Final = MappingProxyType({"or": "||", "and": "&&", "not": "!"})
 
@@ -150,7 +153,9 @@ class Parser:
             pos = self.tok.pos
             for _ in range(width):
                 self.advance()
-            right, rd = self.binary(_BINDING[op], depth + 1)
+            # `**` and `^` group to the right: 2 ** 3 ** 2 is 2 ** 9
+            right_bp = _BINDING[op] - 1 if op in _RIGHT_ASSOCIATIVE else _BINDING[op]
+            right, rd = self.binary(right_bp, depth + 1)
             after = self.binary_op()
             if op in COMPARISONS and after is not None and after[0] in COMPARISONS:
                 raise self.error(self.tok.pos, "chained comparisons are not supported")
@@ -184,11 +189,7 @@ class Parser:
         optional = False
         while True:
             if self.is_op("["):
-                pos = self.advance().pos
-                key, kd = self.expr(depth + 1)
-                self.expect("]")
-                d = max(d, kd) + 1
-                target = self.node(Index(pos, target, key), d)
+                target, d = self.subscript(target, d, depth)
             elif self.is_op(".") or self.is_op("?."):
                 is_optional = self.tok.text == "?."
                 optional = optional or is_optional
@@ -201,6 +202,24 @@ class Parser:
                     d += 1
                     target = self.node(Chain(target.pos, target), d)
                 return target, d
+
+    def subscript(self, target: Node, d: int, depth: int) -> tuple[Node, int]:
+        """`target[key]` or the slice `target[low:high]` (either bound may be left out)."""
+        pos = self.advance().pos
+        low: Node | None = None
+        if not self.is_op(":"):
+            low, ld = self.expr(depth + 1)
+            d = max(d, ld)
+            if not self.is_op(":"):
+                self.expect("]")
+                return self.node(Index(pos, target, low), d + 1), d + 1
+        self.expect(":")
+        high: Node | None = None
+        if not self.is_op("]"):
+            high, hd = self.expr(depth + 1)
+            d = max(d, hd)
+        self.expect("]")
+        return self.node(Slice(pos, target, low, high), d + 1), d + 1
 
     def key_name(self) -> str:
         name = self.tok
