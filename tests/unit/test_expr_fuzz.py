@@ -35,6 +35,7 @@ _ATOMS = st.sampled_from([
 _BINARY = st.sampled_from([
     "+", "-", "*", "/", "%", "==", "!=", "<", "<=", ">", ">=", "&&", "||", "and", "or", "in",
     "not in", "??", "..", "matches", "contains", "startsWith", "endsWith", "not matches", "**",
+    "^",
 ])  # fmt: skip
 _UNARY = st.sampled_from(["!", "not ", "-", "+"])
 _NAMES = st.sampled_from(sorted(FUNCTION_NAMES | {"mean2", "eval", "now"}))
@@ -48,6 +49,8 @@ def _compound(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
         st.tuples(inner, inner, inner).map(lambda t: f"{t[0]} ? {t[1]} : {t[2]}"),
         st.lists(inner, max_size=3).map(lambda items: "[" + ", ".join(items) + "]"),
         st.tuples(inner, inner).map(lambda t: f"{t[0]}[{t[1]}]"),
+        st.tuples(inner, inner, st.sampled_from(["{}:{}", ":{}", "{}:", ":"])).map(
+            lambda t: f"{t[0]}[{t[2].format(t[1], t[1])}]"),
         st.tuples(inner, st.sampled_from([".a", "?.a", ".value", "?.b"])).map("".join),
         st.tuples(_NAMES, st.lists(inner, max_size=3)).map(
             lambda t: f"{t[0]}({', '.join(t[1])})"),
