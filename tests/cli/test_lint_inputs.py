@@ -13,6 +13,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from rollouts.cli import convert as convert_module
 from rollouts.cli import lint as lint_module
 from rollouts.cli.main import app
 from rollouts.cli.manifests import MAX_EXPANDED
@@ -222,14 +223,22 @@ def test_hostile_yaml_is_a_clear_error(tmp_path: pathlib.Path, case: str, comman
         assert "unsupported" not in err
 
 
-def test_internal_errors_exit_3(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("command", "module", "function"), [
+    ("lint", lint_module, "lint_paths"),
+    ("convert", convert_module, "convert_paths"),
+])
+def test_internal_errors_exit_3(monkeypatch: pytest.MonkeyPatch, command: str, module: Any,
+                                function: str) -> None:
     def broken(*args: object, **kwargs: object) -> object:
         raise KeyError("bug")
 
-    monkeypatch.setattr(lint_module, "lint_paths", broken)
-    code, _, err = run("lint", str(DATA / "good.yaml"))
-    assert code == 3
+    monkeypatch.setattr(module, function, broken)
+    code, out, err = run(command, str(DATA / "good.yaml"))
+    assert code == 3 and out == ""
     assert "internal error (a bug in rollouts" in err and "KeyError" in err
+    assert "Traceback" not in err
+    monkeypatch.setenv("ROLLOUTS_DEBUG", "1")
+    assert "Traceback" in run(command, str(DATA / "good.yaml"))[2]
 
 
 # --- convert ----------------------------------------------------------------------------------
