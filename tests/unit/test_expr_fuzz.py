@@ -1,6 +1,7 @@
 """Fuzzing the condition language: generated expressions against hostile results.
 
-The suite runs a small, derandomized budget (ROLLOUTS_FUZZ_EXAMPLES, default 200 a test);
+The suite runs a small, derandomized budget (ROLLOUTS_FUZZ_EXAMPLES, default 200 a test)
+of generated expressions, token soup and arbitrary text;
 `python bench/fuzz_conditions.py --examples 10000` runs the same tests with a bigger one.
 The only outcomes allowed: a Condition or a ConditionSyntaxError when compiling; a value of
 the JSON types or an EvaluationError when evaluating. Anything else is a bug.
@@ -112,6 +113,21 @@ def _check(text: str, result: object) -> None:
 @FUZZ
 @given(EXPRESSIONS, VALUES)
 def test_generated_expressions_end_in_values_or_our_errors(text: str, result: object) -> None:
+    _check(text, result)
+
+
+TOKENS = st.sampled_from([
+    "result", "[", "]", "(", ")", "{", "}", "#", ".", ",", "?", ":", "?.", "??", "..", "0", "1",
+    "-1", "0.5", "1e308", "1e999", "'a'", '"b"', "'", "true", "false", "nil", "==", "!=", "<",
+    "<=", ">", ">=", "+", "-", "*", "/", "%", "**", "^", "!", "&&", "||", "and", "or", "not",
+    "in", "matches", "len", "all", "any", "map", "default", "asInt", "min", "sum", "isNaN",
+    "__class__", "x", "status", "\\", "$", " ", "#index",
+])  # fmt: skip
+
+
+@FUZZ
+@given(st.lists(TOKENS, max_size=25).map(" ".join), VALUES)
+def test_token_soup_ends_in_values_or_our_errors(text: str, result: object) -> None:
     _check(text, result)
 
 
