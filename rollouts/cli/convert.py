@@ -2,36 +2,55 @@
 
 The API is field-compatible, so conversion is the apiVersion. What it adds is honesty: every
 converted document is validated with our models and every field we do not support is
-reported (on stderr, by the caller) instead of being dropped, so nobody ships a Rollout that
-silently lost its analysis or its traffic router.
+reported (on stderr) instead of being dropped, so nobody ships a Rollout that silently lost
+its analysis or its traffic router. The YAML is edited in place (ruamel.yaml's round trip):
+comments, key order, quoting and block scalars come out as they went in.
+
+Input that cannot be converted at all (a missing file, text that is not UTF-8, invalid YAML,
+an alias bomb) is an error, reported apart from unsupported fields.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+import io
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, TextIO
 
-import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError as RuamelError
 
 from rollouts.cli.lint import (
     ARGO_API_VERSION,
+    EXIT_FINDINGS,
+    EXIT_INTERNAL,
     KINDS,
     Document,
     Problem,
     check_rollout,
     check_template,
-    read_documents,
-    yaml_files,
+    guarded,
 )
+from rollouts.cli.lint_pods import PodTemplateChecker
+from rollouts.cli.manifests import Source, load_documents, read_source, yaml_files
 from rollouts.models.rollout import API_VERSION
 
 # Argo kinds with no counterpart here (AnalysisRuns are created by the controller).
 UNSUPPORTED_KINDS = ("Experiment", "AnalysisRun")
 
 
-def convert_document(doc: Document) -> tuple[dict[str, Any], list[Problem]]:
+@dataclass
+class Conversion:
+    text: str = ""
+    errors: list[Problem] = field(default_factory=list)  # input that could not be read
+    unsupported: list[Problem] = field(default_factory=list)  # converted, but will not run
+
+
+def convert_document(doc: Document, pods: PodTemplateChecker | None = None
+                     ) -> tuple[dict[str, Any], list[Problem]]:
     """The converted body and what in it we cannot run."""
     body = copy.deepcopy(dict(doc.body))
     kind = body.get("kind")
@@ -42,29 +61,99 @@ def convert_document(doc: Document) -> tuple[dict[str, Any], list[Problem]]:
         return body, [Problem(doc.file, doc.index, "kind", f"{kind} is {why}; left as is")]
     body["apiVersion"] = API_VERSION
     converted = Document(doc.file, doc.index, body)
-    problems = check_rollout(converted) if kind == "Rollout" else check_template(converted)
+    problems = (check_rollout(converted, pods) if kind == "Rollout"
+                else check_template(converted, pods))
     return body, [p for p in problems if not p.warning]
 
 
-class _Dumper(yaml.SafeDumper):
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
-
-
-def convert_paths(paths: Iterable[Path]) -> tuple[str, list[Problem]]:
-    """YAML of every document (converted where it is Argo's), and the problems found."""
-    out: list[dict[str, Any]] = []
-    problems: list[Problem] = []
-    for path in yaml_files(paths):
-        if not path.exists():
-            problems.append(Problem(str(path), 0, "<file>", "no such file"))
+def _round_trip(text: str) -> YAML:
+    """A round-trip YAML keeping the input's indentation of mappings and sequences."""
+    yaml = YAML(typ="rt")
+    yaml.preserve_quotes = True
+    yaml.width = 4096  # never re-wrap long lines
+    mapping, offset = 2, 0
+    previous = ""
+    for line in text.splitlines():
+        stripped = line.lstrip(" ")
+        if not stripped or stripped.startswith("#"):
             continue
-        docs, errors = read_documents(path)
-        problems += errors
-        for doc in docs:
-            body, found = convert_document(doc)
-            out.append(body)
-            problems += found
-    text = yaml.dump_all(out, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
-                         allow_unicode=True) if out else ""
-    return text, problems
+        indent = len(line) - len(stripped)
+        parent = len(previous) - len(previous.lstrip(" "))
+        if previous.rstrip().endswith(":") and indent > parent:
+            if stripped.startswith("- "):
+                offset = indent - parent
+                break
+            mapping = indent - parent
+        previous = line
+    yaml.indent(mapping=mapping, sequence=offset + 2, offset=offset)
+    return yaml
+
+
+def _convert_source(source: Source, pods: PodTemplateChecker, result: Conversion) -> str:
+    docs, errors, _ = load_documents(source)
+    if errors:
+        result.errors += errors
+        return ""
+    assert source.text is not None
+    yaml = _round_trip(source.text)
+    try:
+        trees = [tree for tree in yaml.load_all(source.text)]
+    except (RuamelError, ValueError) as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        why = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        result.errors.append(Problem(source.name, 0, "<yaml>", f"invalid YAML{where}: {why}"))
+        return ""
+    by_index = {doc.index: doc for doc in docs}
+    kept = []
+    for index, tree in enumerate(trees, start=1):
+        if tree is None:
+            continue
+        kept.append(tree)
+        doc = by_index.get(index)
+        if doc is None:
+            continue
+        _, found = convert_document(doc, pods)
+        result.unsupported += found
+        if doc.body.get("apiVersion") == ARGO_API_VERSION and doc.body.get("kind") in KINDS:
+            tree["apiVersion"] = API_VERSION
+    out = io.StringIO()
+    yaml.dump_all(kept, out)
+    return out.getvalue()
+
+
+_DOC_START = re.compile(r"\A(%.*\n)*---")
+
+
+def convert_paths(paths: Iterable[Path], stdin: BinaryIO | None = None) -> Conversion:
+    """YAML of every document (converted where it is Argo's), and the problems found."""
+    result = Conversion()
+    pods = PodTemplateChecker()
+    parts: list[str] = []
+    for path in yaml_files(paths):
+        text = _convert_source(read_source(path, stdin), pods, result)
+        if text:
+            parts.append(text)
+    # Files are joined as one stream: each starts a new document.
+    result.text = "".join(
+        part if i == 0 or _DOC_START.match(part) else "---\n" + part
+        for i, part in enumerate(parts)
+    )
+    return result
+
+
+def convert_command(paths: Sequence[Path], out: TextIO, err: TextIO,
+                    stdin: BinaryIO | None = None) -> int:
+    """Print the converted YAML and the problems; the exit code."""
+    result = guarded(lambda: convert_paths(paths, stdin), err, "convert")
+    if result is None:
+        return EXIT_INTERNAL
+    out.write(result.text)
+    for problem in result.errors:
+        err.write(f"error: {problem}\n")
+    for problem in result.unsupported:
+        err.write(f"unsupported: {problem}\n")
+    if result.unsupported:
+        err.write(f"{len(result.unsupported)} unsupported field(s): the output will be "
+                  "rejected until they are removed\n")
+    return EXIT_FINDINGS if result.errors or result.unsupported else 0

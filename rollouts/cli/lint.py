@@ -1,50 +1,62 @@
 """`rollouts lint`: validate manifests offline, the way the CRDs and the controller would.
 
 Checks, per document: the schema (the same models the CRDs are generated from), rules that
-span fields, canary step sanity, analysis condition syntax, and across all the files given:
-that every AnalysisTemplate a Rollout names is among them and gets every argument it needs.
-Problems print as `FILE:doc N: field.path: message`.
+span fields, canary step sanity, analysis condition syntax, the Pod templates of Rollouts and
+of job metrics (as the API server would: lint_pods), and across all the files given: that
+every AnalysisTemplate a Rollout names is among them and gets every argument it needs.
+Problems print as `FILE:doc N: field.path: message`; every problem of a document is
+reported, not only the first. Reading (files, directories, `-` for standard input, hostile
+YAML) is manifests.py's job.
 """
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import traceback
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Final, TextIO, TypeVar
 
-import yaml
 from pydantic import ValidationError
 
 from rollouts.analysis.conditions import check_condition
+from rollouts.cli.lint_pods import PodTemplateChecker
+from rollouts.cli.manifests import (
+    STDIN,
+    Document,
+    Problem,
+    load_documents,
+    read_documents,
+    read_source,
+    yaml_files,
+)
 from rollouts.models.analysis import AnalysisTemplate, ClusterAnalysisTemplate
 from rollouts.models.rollout import API_VERSION, rollout_manifest_errors
 
+__all__ = [
+    "ARGO_API_VERSION",
+    "KINDS",
+    "STDIN",
+    "Document",
+    "LintReport",
+    "Problem",
+    "check_rollout",
+    "check_template",
+    "lint_command",
+    "lint_paths",
+    "read_documents",
+    "yaml_files",
+]
+
 ARGO_API_VERSION = "argoproj.io/v1alpha1"
+API_GROUP: Final = API_VERSION.split("/")[0]
 KINDS = ("Rollout", "AnalysisTemplate", "ClusterAnalysisTemplate")
+EXIT_FINDINGS: Final = 1
+EXIT_INTERNAL: Final = 3
+T = TypeVar("T")
 _PLACEHOLDER = re.compile(r"\{\{\s*[A-Za-z0-9_.\-]+\s*\}\}")
-
-
-@dataclass(frozen=True)
-class Problem:
-    file: str
-    doc: int  # 1-based; 0 for the file as a whole
-    path: str
-    message: str
-    warning: bool = False
-
-    def __str__(self) -> str:
-        where = f"{self.file}:doc {self.doc}" if self.doc else self.file
-        prefix = "warning: " if self.warning else ""
-        return f"{where}: {prefix}{self.path}: {self.message}"
-
-
-@dataclass(frozen=True)
-class Document:
-    file: str
-    index: int
-    body: Mapping[str, Any]
 
 
 @dataclass
@@ -55,37 +67,27 @@ class _Templates:
     cluster: dict[str, list[str]] = field(default_factory=dict)
 
 
-def yaml_files(paths: Iterable[Path]) -> list[Path]:
-    found: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml")))
-        else:
-            found.append(path)
-    return found
+@dataclass(frozen=True)
+class Skipped:
+    """A document lint did not check, and why (printed, so nothing is skipped silently)."""
+
+    file: str
+    doc: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:doc {self.doc}: skipped: {self.reason}"
 
 
-def read_documents(path: Path) -> tuple[list[Document], list[Problem]]:
-    """Every mapping document of a (multi-document) YAML file, numbered from 1."""
-    name = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        return [], [Problem(name, 0, "<file>", f"cannot read: {exc.strerror or exc}")]
-    docs: list[Document] = []
-    try:
-        for index, body in enumerate(yaml.safe_load_all(text), start=1):
-            if body is None:
-                continue
-            if not isinstance(body, Mapping):
-                return docs, [Problem(name, index, "<root>", "a manifest must be a mapping")]
-            docs.append(Document(name, index, body))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        return docs, [Problem(name, len(docs) + 1, "<yaml>", f"invalid YAML{where}: "
-                              f"{getattr(exc, 'problem', None) or exc}")]
-    return docs, []
+@dataclass
+class LintReport:
+    problems: list[Problem] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    checked: int = 0
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for p in self.problems if not p.warning)
 
 
 def field_path(loc: Sequence[int | str], root: str = "") -> str:
@@ -121,7 +123,7 @@ def _list(value: Any) -> list[Any]:
 # --- per-kind checks ---------------------------------------------------------------------------
 
 
-def check_template(doc: Document) -> list[Problem]:
+def check_template(doc: Document, pods: PodTemplateChecker | None = None) -> list[Problem]:
     kind = doc.body.get("kind")
     model = AnalysisTemplate if kind == "AnalysisTemplate" else ClusterAnalysisTemplate
     problems: list[Problem] = []
@@ -132,33 +134,65 @@ def check_template(doc: Document) -> list[Problem]:
     except ValidationError as exc:
         problems.extend(_validation_problems(doc, exc))
     for i, metric in enumerate(_list(_dict(doc.body.get("spec")).get("metrics"))):
-        for key in ("successCondition", "failureCondition"):
-            text = _dict(metric).get(key)
-            if not isinstance(text, str):
-                continue
-            # {{args.x}} is substituted before evaluation: a dummy number keeps the syntax.
-            resolved = _PLACEHOLDER.sub("0", text)
-            error = check_condition(resolved)
-            if error is not None:
-                shown = repr(text) if resolved == text else \
-                    f"{resolved!r} (placeholders replaced by 0)"
-                problems.append(Problem(doc.file, doc.index, f"spec.metrics[{i}].{key}",
-                                        f"{error.message} at position {error.position} "
-                                        f"in {shown}"))
+        problems += _condition_problems(doc, i, _dict(metric))
+        job = _dict(_dict(_dict(metric).get("provider")).get("job"))
+        if isinstance(job.get("spec"), Mapping):
+            base = f"spec.metrics[{i}].provider.job.spec"
+            problems += _findings(doc, (pods or PodTemplateChecker()).job_spec(job["spec"], base))
     return problems
 
 
-def check_rollout(doc: Document) -> list[Problem]:
+def _condition_problems(doc: Document, i: int, metric: Mapping[str, Any]) -> list[Problem]:
+    problems: list[Problem] = []
+    for key in ("successCondition", "failureCondition"):
+        text = metric.get(key)
+        if not isinstance(text, str):
+            continue
+        # {{args.x}} is substituted before evaluation: a dummy number keeps the syntax.
+        resolved = _PLACEHOLDER.sub("0", text)
+        error = check_condition(resolved)
+        if error is not None:
+            shown = repr(text) if resolved == text else \
+                f"{resolved!r} (placeholders replaced by 0)"
+            problems.append(Problem(doc.file, doc.index, f"spec.metrics[{i}].{key}",
+                                    f"{error.message} at position {error.position} "
+                                    f"in {shown}"))
+    return problems
+
+
+def _findings(doc: Document, found: Iterable[tuple[str, str]]) -> list[Problem]:
+    return [Problem(doc.file, doc.index, path, message) for path, message in found]
+
+
+def check_rollout(doc: Document, pods: PodTemplateChecker | None = None) -> list[Problem]:
     problems: list[Problem] = []
     if not _dict(doc.body.get("metadata")).get("name"):
         problems.append(Problem(doc.file, doc.index, "metadata.name", "a name is required"))
     spec = doc.body.get("spec")
     if not isinstance(spec, Mapping):
         return [*problems, Problem(doc.file, doc.index, "spec", "a Rollout needs a spec")]
-    problems += [Problem(doc.file, doc.index, path, message)
-                 for path, message in rollout_manifest_errors(dict(spec))]
+    errors = rollout_manifest_errors(dict(spec))
+    problems += _findings(doc, errors)
+    if any(path != "spec" for path, _ in errors):
+        # A field error stops the model before its cross-field rules: check those here, so
+        # that one run reports every problem of the document.
+        problems += _findings(doc, selector_mismatches(spec))
+    if isinstance(spec.get("template"), Mapping):
+        problems += _findings(doc, (pods or PodTemplateChecker()).template(spec["template"],
+                                                                           "spec.template"))
     problems += _step_warnings(doc, spec)
     return problems
+
+
+def selector_mismatches(spec: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """matchLabels that the template's labels do not carry (the Rollout would own no pods)."""
+    wanted = _dict(_dict(spec.get("selector")).get("matchLabels"))
+    labels = _dict(_dict(_dict(spec.get("template")).get("metadata")).get("labels"))
+    return [
+        ("spec.selector.matchLabels",
+         f"{key}={value} does not match spec.template.metadata.labels")
+        for key, value in wanted.items() if labels.get(key) != value
+    ]
 
 
 def _step_warnings(doc: Document, spec: Mapping[str, Any]) -> list[Problem]:
@@ -271,41 +305,101 @@ def check_references(doc: Document, templates: _Templates) -> list[Problem]:
 # --- the command ---------------------------------------------------------------------------
 
 
-def lint_documents(docs: Sequence[Document]) -> list[Problem]:
+def classify(doc: Document) -> Problem | Skipped | None:
+    """None when lint checks the document; else the error it is, or why it is skipped."""
+    api_version = doc.body.get("apiVersion")
+    kind = doc.body.get("kind")
+    if api_version == ARGO_API_VERSION and kind in KINDS:
+        return Problem(doc.file, doc.index, "apiVersion",
+                       f"{ARGO_API_VERSION} is Argo Rollouts; run `rollouts convert` to get "
+                       f"{API_VERSION}")
+    if isinstance(api_version, str) and api_version.split("/")[0] == API_GROUP:
+        if api_version != API_VERSION:
+            return Problem(doc.file, doc.index, "apiVersion",
+                           f"{api_version} is not served; this version of rollouts serves "
+                           f"{API_VERSION}")
+        if kind == "AnalysisRun":
+            return Skipped(doc.file, doc.index, "AnalysisRun (created by the controller)")
+        if kind not in KINDS:
+            return Problem(doc.file, doc.index, "kind",
+                           f"unknown kind {kind!r} in {API_VERSION} (expected one of "
+                           f"{', '.join(KINDS)})")
+        return None
+    if not api_version or not kind:
+        return Skipped(doc.file, doc.index, "no apiVersion and kind (not a Kubernetes manifest)")
+    return Skipped(doc.file, doc.index, f"{kind} {api_version} (not a {API_GROUP} resource)")
+
+
+def lint_documents(docs: Sequence[Document], report: LintReport | None = None,
+                   pods: PodTemplateChecker | None = None) -> list[Problem]:
+    report = report if report is not None else LintReport()
+    pods = pods or PodTemplateChecker()
     templates = collect_templates(docs)
     problems: list[Problem] = []
     for doc in docs:
-        api_version = doc.body.get("apiVersion")
-        kind = doc.body.get("kind")
-        if kind not in KINDS:
+        verdict = classify(doc)
+        if isinstance(verdict, Skipped):
+            report.skipped.append(verdict)
             continue
-        if api_version == ARGO_API_VERSION:
-            problems.append(Problem(doc.file, doc.index, "apiVersion",
-                                    f"{ARGO_API_VERSION} is Argo Rollouts; run `rollouts "
-                                    f"convert` to get {API_VERSION}"))
-            continue
-        if api_version != API_VERSION:
-            continue
-        if kind == "Rollout":
-            problems += check_rollout(doc)
+        report.checked += 1
+        if isinstance(verdict, Problem):
+            problems.append(verdict)
+        elif doc.body.get("kind") == "Rollout":
+            problems += check_rollout(doc, pods)
             problems += check_references(doc, templates)
         else:
-            problems += check_template(doc)
+            problems += check_template(doc, pods)
+    report.problems += problems
     return problems
 
 
-def lint_paths(paths: Iterable[Path]) -> tuple[list[Problem], int]:
-    """Problems found (warnings included) and how many of our documents were checked."""
+def lint_paths(paths: Iterable[Path], stdin: BinaryIO | None = None) -> LintReport:
+    """Problems found (warnings included), documents skipped and how many were checked."""
+    report = LintReport()
     docs: list[Document] = []
-    problems: list[Problem] = []
-    files = yaml_files(paths)
-    for path in files:
-        if not path.exists():
-            problems.append(Problem(str(path), 0, "<file>", "no such file"))
-            continue
-        found, errors = read_documents(path)
+    for path in yaml_files(paths):
+        found, errors, _ = load_documents(read_source(path, stdin))
         docs += found
-        problems += errors
-    problems += lint_documents(docs)
-    checked = sum(1 for d in docs if d.body.get("kind") in KINDS)
-    return problems, checked
+        report.problems += errors
+    lint_documents(docs, report)
+    return report
+
+
+def lint_command(paths: Sequence[Path], out: TextIO, err: TextIO,
+                 stdin: BinaryIO | None = None) -> int:
+    """Run lint, print its findings; the exit code (0, EXIT_FINDINGS or EXIT_INTERNAL)."""
+    report = guarded(lambda: lint_paths(paths, stdin), err, "lint")
+    if report is None:
+        return EXIT_INTERNAL
+    for problem in report.problems:
+        out.write(f"{problem}\n")
+    for skipped in report.skipped:
+        err.write(f"{skipped}\n")
+    summary = (f"{report.checked} document(s) checked: {report.errors} error(s), "
+               f"{len(report.problems) - report.errors} warning(s)")
+    if report.skipped:
+        summary += f", {len(report.skipped)} skipped"
+    err.write(summary + "\n")
+    if report.errors:
+        return EXIT_FINDINGS
+    if report.checked == 0:
+        err.write(f"error: no {API_GROUP} document (Rollout, AnalysisTemplate, "
+                  "ClusterAnalysisTemplate) in the input: nothing was checked\n")
+        return EXIT_FINDINGS
+    return 0
+
+
+def guarded(work: Callable[[], T], err: TextIO, command: str) -> T | None:
+    """`work()`, or None after saying that rollouts itself failed (a bug, not the input).
+
+    Findings about the input exit 1; this exits EXIT_INTERNAL so that CI can tell a broken
+    tool from a broken manifest. ROLLOUTS_DEBUG=1 adds the traceback.
+    """
+    try:
+        return work()
+    except Exception as exc:  # every input problem is a Problem: this is a bug
+        err.write(f"rollouts {command}: internal error (a bug in rollouts; please report it): "
+                  f"{type(exc).__name__}: {str(exc)[:300]}\n")
+        if os.environ.get("ROLLOUTS_DEBUG"):
+            err.write(traceback.format_exc())
+        return None

@@ -4,7 +4,8 @@ Read commands (`get`, `list`, `status`) print for humans or, with `-o json|yaml`
 machines. Operations (`promote`, `abort`, `retry`, `pause`, `resume`) write the Rollout's
 status only. `lint` and `convert` work on files, offline. Exit codes: 0 success, 1 failure
 (not found, forbidden, refused operation, failed rollout, lint errors), 2 timeout or a
-rollout still in progress (`status`), and usage errors.
+rollout still in progress (`status`), and usage errors; 3 an internal error of `lint` or
+`convert` (a bug, as opposed to findings in the input).
 """
 
 from __future__ import annotations
@@ -450,38 +451,22 @@ def resume(
 
 @app.command()
 def lint(
-    paths: Annotated[list[Path], typer.Argument(help="YAML files or directories.")],
+    paths: Annotated[list[Path], typer.Argument(help="YAML files or directories ('-': stdin).")],
 ) -> None:
     """Validate Rollout and AnalysisTemplate manifests without a cluster."""
-    from rollouts.cli.lint import lint_paths
+    from rollouts.cli.lint import lint_command
 
-    problems, checked = lint_paths(paths)
-    for problem in problems:
-        sys.stdout.write(f"{problem}\n")
-    errors = sum(1 for p in problems if not p.warning)
-    warnings = len(problems) - errors
-    summary = f"{checked} document(s) checked: {errors} error(s), {warnings} warning(s)"
-    _stderr().print(summary, markup=False, soft_wrap=True)
-    if errors:
-        raise typer.Exit(1)
+    raise typer.Exit(lint_command(paths, sys.stdout, sys.stderr))
 
 
 @app.command()
 def convert(
-    paths: Annotated[list[Path], typer.Argument(help="Argo Rollouts manifests (YAML).")],
+    paths: Annotated[list[Path], typer.Argument(help="Argo Rollouts manifests ('-': stdin).")],
 ) -> None:
     """Turn argoproj.io/v1alpha1 manifests into rollouts.dev/v1alpha1 (YAML on stdout)."""
-    from rollouts.cli.convert import convert_paths
+    from rollouts.cli.convert import convert_command
 
-    text, problems = convert_paths(paths)
-    sys.stdout.write(text)
-    err = _stderr()
-    for problem in problems:
-        err.print(f"unsupported: {problem}", markup=False, soft_wrap=True)
-    if problems:
-        err.print(f"{len(problems)} unsupported field(s): the output will be rejected until "
-                  "they are removed", markup=False, soft_wrap=True)
-        raise typer.Exit(1)
+    raise typer.Exit(convert_command(paths, sys.stdout, sys.stderr))
 
 
 @app.command()
