@@ -42,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import dataclasses
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Mapping
@@ -353,6 +354,11 @@ def build_registry(
         # Only the ReplicaSets this controller makes carry the hash label: watch just those.
         settings.watching.label_selectors["apps", "replicasets"] = POD_TEMPLATE_HASH_LABEL
         settings.peering.name = config.peering_name
+        if not config.clusterwide:
+            # Named namespaces: discover the resources once at start instead of watching
+            # Namespaces and CRDs cluster-wide, so a Role-per-namespace install needs no
+            # cluster-wide read of either (least privilege; see charts/rollouts).
+            settings.scanning.disabled = True
         if config.standalone is not None:
             settings.peering.standalone = config.standalone
         client = KubeClient(_connection(), on_response=telemetry.observe_request)  # telemetry
@@ -600,7 +606,8 @@ async def operator(
         Peering(config.peering_name, identity, config.peering_priority or 0,
                 None if wide else serve, config.standalone),
         None if wide else serve)
-    registry = build_registry(config, connection=connection, telemetry=telemetry)
+    registry = build_registry(dataclasses.replace(config, clusterwide=wide),
+                              connection=connection, telemetry=telemetry)
     async with telemetry.serve(config.metrics_address):
         await kopf.operator(
             registry=registry,

@@ -142,8 +142,7 @@ def test_namespaced_mode_has_a_role_per_namespace() -> None:
     assert ("kopf.dev", "kopfpeerings", "patch") in _rules(roles["shop"])
     # The ClusterRole keeps only cluster-scoped kinds: nothing namespaced cluster-wide.
     cluster = _rules(by_kind(docs, "ClusterRole")[0])
-    assert {resource for _, resource, _ in cluster} == {
-        "customresourcedefinitions", "clusteranalysistemplates"}
+    assert {resource for _, resource, _ in cluster} == {"clusteranalysistemplates"}
     assert {p["metadata"]["namespace"] for p in by_kind(docs, "KopfPeering")} == {
         "shop", "payments"}
 

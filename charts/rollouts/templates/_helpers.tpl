@@ -133,10 +133,13 @@ these rules with the requests a canary and a blue-green release make.
 
 {{/* Rules on cluster-scoped kinds, granted in both modes. */}}
 {{- define "rollouts.clusterRules" -}}
-# kopf discovers the resources it serves from the CRDs.
+{{- if not .Values.watchNamespaces }}
+# Serving every namespace, kopf follows the CRDs to discover what it serves (with named
+# namespaces it discovers once at start and needs no cluster-wide read of CRDs).
 - apiGroups: [apiextensions.k8s.io]
   resources: [customresourcedefinitions]
   verbs: [list, watch]
+{{- end }}
 # Shared analysis templates.
 - apiGroups: [rollouts.dev]
   resources: [clusteranalysistemplates]
