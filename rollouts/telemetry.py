@@ -50,7 +50,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from rollouts.analysis.runner import Provider, ProviderSet
-from rollouts.errors import ConflictError, KubeError, NotFoundError
+from rollouts.errors import ConflictError, KubeError, NotFoundError, RolloutsError
 from rollouts.kube.client import KubeClient
 from rollouts.models.analysis import COMPLETED_PHASES
 from rollouts.models.rollout import GROUP, VERSION
@@ -70,6 +70,10 @@ MEASUREMENT_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5
                               30.0, 60.0, 300.0)
 # How long a peering verdict is trusted before /readyz reads the peering object again.
 PEERING_TTL: Final = 5.0
+
+
+class MetricsAddressError(RolloutsError):
+    """The metrics endpoint cannot be served where it was asked (bad or busy address)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -359,7 +363,10 @@ class Telemetry:
         if address is None:
             yield self
             return
-        host, port = parse_address(address)
+        try:
+            host, port = parse_address(address)
+        except ValueError as exc:
+            raise MetricsAddressError(str(exc)) from None
         app = web.Application()
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/healthz", self._healthz)
@@ -367,7 +374,12 @@ class Telemetry:
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, host, port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise MetricsAddressError(
+                f"cannot serve metrics on {address}: {exc.strerror or exc}") from None
         sockets = getattr(site._server, "sockets", None) or []
         self.port = int(sockets[0].getsockname()[1]) if sockets else port
         log.info("serving metrics and probes", extra={"address": f"{host}:{self.port}"})
@@ -420,4 +432,5 @@ def parse_address(address: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
-__all__ = ["Peering", "Telemetry", "acting_verdict", "parse_address", "peer_identity"]
+__all__ = ["MetricsAddressError", "Peering", "Telemetry", "acting_verdict", "parse_address",
+           "peer_identity"]

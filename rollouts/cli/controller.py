@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from rollouts.operator import OperatorConfig, run_operator
-from rollouts.telemetry import parse_address
+from rollouts.telemetry import MetricsAddressError, parse_address
 
 
 def controller_command(
@@ -38,12 +38,15 @@ def controller_command(
         # Deployment update hands over to the new version as soon as its pod starts.
         peering_priority=time.time_ns() // 1_000_000,
     )
-    run_operator(
-        config,
-        kubeconfig=kubeconfig,
-        context=context,
-        namespaces=tuple(namespaces) or None,
-        clusterwide=clusterwide,
-        configure_logging=True,
-        verbose=verbose,
-    )
+    try:
+        run_operator(
+            config,
+            kubeconfig=kubeconfig,
+            context=context,
+            namespaces=tuple(namespaces) or None,
+            clusterwide=clusterwide,
+            configure_logging=True,
+            verbose=verbose,
+        )
+    except MetricsAddressError as exc:
+        raise SystemExit(f"error: {exc}") from None

@@ -189,3 +189,20 @@ def test_metric_names_pass_promtool() -> None:
     bad = ("# HELP x_latency_milliseconds x\n# TYPE x_latency_milliseconds gauge\n"
            "x_latency_milliseconds 1\n")
     assert "milliseconds" in promtool_problems(bad)
+
+
+async def test_a_busy_or_bad_metrics_address_is_a_clear_error() -> None:
+    import socket
+
+    from rollouts.telemetry import MetricsAddressError
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(MetricsAddressError, match=f"cannot serve metrics on 127.0.0.1:{port}"):
+            async with Telemetry(process_metrics=False).serve(f"127.0.0.1:{port}"):
+                pass
+    with pytest.raises(MetricsAddressError, match="HOST:PORT"):
+        async with Telemetry(process_metrics=False).serve("nonsense"):
+            pass
