@@ -339,6 +339,11 @@ class Telemetry:
     async def check_synced(self) -> tuple[bool, str]:
         if self._caches_synced:
             return True, "synced"
+        # kopf does not watch while it stands by: a replica that has stood by since it
+        # started fills its caches when it takes over, and is ready for its role meanwhile.
+        acting, _ = await self.check_acting()
+        if not acting:
+            return True, "standby: the caches fill when this replica takes over"
         # Nothing to cache means nothing for a handler to be called with: look once.
         client = self._client
         if client is None:

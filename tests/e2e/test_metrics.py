@@ -6,6 +6,7 @@ metrics`; two replicas sharing a KopfPeering show that exactly one is ready (act
 
 from __future__ import annotations
 
+import datetime as dt
 import pathlib
 from typing import Any
 
@@ -145,3 +146,30 @@ def test_exactly_one_of_two_replicas_is_ready(sandbox: CountingSandbox,
         # The acting replica is gone (its peering record goes with it): the other resumes.
         wait_until("the first replica to act again", lambda: first.status("/readyz") == 200,
                    timeout=45, on_timeout=first.output)
+
+
+def test_a_replica_that_starts_as_standby_is_ready_for_its_role(
+        sandbox: CountingSandbox, tmp_path: pathlib.Path) -> None:
+    """A live peer with a higher priority (a phantom record whose lifetime is short) keeps
+    the new replica standing by from its start: kopf lists nothing, yet the probe the chart
+    uses passes; once the phantom's record expires the replica acts and reconciles."""
+    phantom = {"priority": 2**62, "lifetime": 8,
+               "lastseen": dt.datetime.now(dt.UTC).isoformat()}
+    sandbox.apply([{**PEERING, "status": {"phantom": phantom}}])
+    sandbox.apply(MANIFESTS)
+    with controller(sandbox.kubeconfig, tmp_path / "standby.log",
+                    "-n", sandbox.namespace) as process:
+        wait_until("the probe the chart uses",
+                   lambda: process.status("/readyz?exclude=acting") == 200,
+                   on_timeout=process.output)
+        response = wait_until("kopf to register this replica beside the phantom", lambda: (
+            (r := process.get("/readyz?verbose")) is not None
+            and "phantom has a higher priority" in r.text and r), on_timeout=process.output)
+        assert response.status_code == 503
+        assert "[+]caches-synced ok" in response.text
+        assert "[-]acting failed: standby: phantom has a higher priority" in response.text
+        assert not sandbox.status("web"), "a standby must not reconcile"
+        wait_until("the replica to act once the phantom expires",
+                   lambda: process.status("/readyz") == 200, timeout=45,
+                   on_timeout=process.output)
+        sandbox.wait_phase("web", "Healthy")
