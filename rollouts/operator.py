@@ -42,11 +42,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import dataclasses
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import kopf
 import pydantic
@@ -62,6 +63,7 @@ from rollouts.kube.execute import execute, status_unchanged
 from rollouts.kube.observe import controller_owner, named_services, observe
 from rollouts.models.rollout import GROUP, POD_TEMPLATE_HASH_LABEL, VERSION, Rollout, parse_spec
 from rollouts.planner.plan import plan as make_plan
+from rollouts.telemetry import Peering, Telemetry, peer_identity
 
 Key = tuple[str, str]  # (namespace, name)
 
@@ -82,6 +84,10 @@ class OperatorConfig:
     # None: kopf's auto-detection (standalone when the peering CRD is absent).
     standalone: bool | None = None
     peering_name: str = "rollouts"
+    # kopf peering priority: of two live replicas the higher acts (equal ones both pause).
+    peering_priority: int | None = None
+    # Serve /metrics, /healthz and /readyz here ("host:port", ":port"); None: not at all.
+    metrics_address: str | None = None
     # Bounds on the wait before the next pass: the floor is also the delay after a conflict
     # and the first retry delay after an error; the ceiling caps requeues and backoff.
     requeue_floor: float = 0.5
@@ -314,7 +320,8 @@ async def _sleep(wake: asyncio.Event, stopped: kopf.DaemonStopped, delay: float 
 
 
 def build_registry(
-    config: OperatorConfig, *, connection: Connection | None = None
+    config: OperatorConfig, *, connection: Connection | None = None,
+    telemetry: Telemetry | None = None,
 ) -> kopf.OperatorRegistry:
     """A fresh registry with every handler of the controller.
 
@@ -322,6 +329,7 @@ def build_registry(
     startup from $KUBECONFIG / ~/.kube/config, or the pod's service account.
     """
     registry = kopf.OperatorRegistry()
+    telemetry = telemetry or Telemetry(process_metrics=False)
 
     def _connection() -> Connection:
         return connection if connection is not None else kube_config.load()
@@ -346,11 +354,17 @@ def build_registry(
         # Only the ReplicaSets this controller makes carry the hash label: watch just those.
         settings.watching.label_selectors["apps", "replicasets"] = POD_TEMPLATE_HASH_LABEL
         settings.peering.name = config.peering_name
+        if not config.clusterwide:
+            # Named namespaces: discover the resources once at start instead of watching
+            # Namespaces and CRDs cluster-wide, so a Role-per-namespace install needs no
+            # cluster-wide read of either (least privilege; see charts/rollouts).
+            settings.scanning.disabled = True
         if config.standalone is not None:
             settings.peering.standalone = config.standalone
-        client = KubeClient(_connection())
-        providers = ProviderSet.from_config(
-            ProviderConfig(prometheus_address=config.prometheus_address), client)
+        client = KubeClient(_connection(), on_response=telemetry.observe_request)  # telemetry
+        providers = telemetry.instrument(ProviderSet.from_config(  # telemetry
+            ProviderConfig(prometheus_address=config.prometheus_address), client))
+        telemetry.bind(client)  # telemetry
         memo[_RUNTIME] = Runtime(client=client, providers=providers)
 
     @kopf.on.cleanup(id="cleanup", registry=registry)
@@ -408,8 +422,9 @@ def build_registry(
         _runtime(memo).wake_namespace(None)
 
     @kopf.on.event(GROUP, VERSION, "rollouts", id="rollout_changed", registry=registry)
-    def rollout_changed(namespace: str | None, name: str | None, memo: Any,
-                        **_: Any) -> None:
+    def rollout_changed(body: kopf.Body, namespace: str | None, name: str | None, memo: Any,
+                        type: str | None, **_: Any) -> None:
+        telemetry.observe_rollout(body, type)  # telemetry
         _runtime(memo).wake((namespace or "", name or ""))
 
     @kopf.on.event("apps", "v1", "replicasets",
@@ -423,7 +438,8 @@ def build_registry(
     @kopf.on.event(GROUP, VERSION, "analysisruns",
                    when=_is_owned, id="analysis_run_changed", registry=registry)
     def analysis_run_changed(body: kopf.Body, namespace: str | None, name: str | None,
-                             memo: Any, **_: Any) -> None:
+                             memo: Any, type: str | None, **_: Any) -> None:
+        telemetry.observe_analysis_run(body, type)  # telemetry
         runtime = _runtime(memo)
         key = _owner_key(body, namespace)
         if key is not None:
@@ -433,6 +449,7 @@ def build_registry(
     @kopf.on.event("", "v1", "services", id="service_changed", registry=registry)
     def service_changed(namespace: str | None, name: str | None, memo: Any,
                         **_: Any) -> None:
+        telemetry.mark_synced()  # telemetry
         runtime = _runtime(memo)
         for key in list(runtime.service_users.get((namespace or "", name or ""), ())):
             runtime.wake(key)
@@ -468,7 +485,8 @@ def build_registry(
             return await reconciler.reconcile(
                 body, replica_sets, services, analysis_runs, templates)
 
-        await _loop(config, runtime, key, stopped, one_pass, {"rollout": reconciler.name})
+        await _loop(config, runtime, key, stopped, telemetry.timed(one_pass),  # telemetry
+                    {"rollout": reconciler.name})
 
     @kopf.daemon(
         GROUP, VERSION, "analysisruns",
@@ -578,22 +596,32 @@ async def operator(
     ready_flag: asyncio.Event | threading.Event | None = None,
 ) -> None:
     """Run the controller on the current event loop until `stop_flag` is set."""
-    registry = build_registry(config, connection=connection)
     serve = tuple(namespaces if namespaces is not None else config.namespaces)
     wide = config.clusterwide if clusterwide is None else clusterwide
     if not wide and not serve:
         serve = (connection.default_namespace or "default",)
-    await kopf.operator(
-        registry=registry,
-        standalone=config.standalone,
-        # Not peering_name=: kopf makes peering mandatory when a name is passed; the name is
-        # set in the startup handler so that auto-detection stays on.
-        clusterwide=wide,
-        namespaces=() if wide else serve,
-        stop_flag=stop_flag,
-        ready_flag=ready_flag,
-        memo=kopf.Memo(),
-    )
+    # --- telemetry: the peering this replica takes part in, and the metrics endpoint
+    telemetry, identity = Telemetry(), peer_identity()
+    telemetry.set_scope(
+        Peering(config.peering_name, identity, config.peering_priority or 0,
+                None if wide else serve, config.standalone),
+        None if wide else serve)
+    registry = build_registry(dataclasses.replace(config, clusterwide=wide),
+                              connection=connection, telemetry=telemetry)
+    async with telemetry.serve(config.metrics_address):
+        await kopf.operator(
+            registry=registry,
+            standalone=config.standalone,
+            # Not peering_name=: kopf makes peering mandatory when a name is passed; the name
+            # is set in the startup handler so that auto-detection stays on.
+            identity=cast(Any, identity),
+            priority=config.peering_priority,
+            clusterwide=wide,
+            namespaces=() if wide else serve,
+            stop_flag=stop_flag,
+            ready_flag=ready_flag,
+            memo=kopf.Memo(),
+        )
 
 
 def run_operator(

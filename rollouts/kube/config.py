@@ -43,7 +43,10 @@ class Connection:
 
 
 def _token_of(cfg: kubernetes.client.Configuration) -> str | None:
-    value = cfg.get_api_key_with_prefix("authorization")  # runs the refresh hook if any
+    # kubernetes >= 30 keeps the token under "BearerToken" (older: "authorization"); both run
+    # the refresh hook if any.
+    value = (cfg.get_api_key_with_prefix("BearerToken")
+             or cfg.get_api_key_with_prefix("authorization"))
     if not value:
         return None
     text = str(value)

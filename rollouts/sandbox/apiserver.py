@@ -27,7 +27,8 @@ stored once and served with the requested apiVersion), the full strategic-merge 
 the common list merge keys -- containers, env, volumes, ports, conditions... -- and ``$patch``
 directives; refused with 415 on custom resources like a real server), server-side
 apply field management (``apply-patch+yaml`` is a merge patch that creates when absent),
-authentication and authorisation (any bearer token, or none, is accepted), graceful pod
+authentication (any bearer token, or none, is accepted; tokens registered with ``add_token``
+are authorised by the RBAC objects in the store, see ``rollouts.sandbox.rbac``), graceful pod
 termination, Foreground deletion (treated as Background), Table output on watch streams (kubectl
 ``get`` gets a minimal Table with NAME, the CRD's printer columns and AGE; ``get -w`` gets plain
 JSON events), ``/openapi``, aggregated discovery (clients fall back to the legacy documents),
@@ -60,6 +61,8 @@ from typing import Any, TypeVar
 
 import yaml
 from aiohttp import web
+
+from rollouts.sandbox import rbac
 
 __all__ = [
     "ApiEmulator",
@@ -294,6 +297,14 @@ def _builtin_resources() -> list[ResourceInfo]:
         ResourceInfo("batch", "v1", "jobs", "job", "Job", True, (), ("all",), status=True),
         ResourceInfo(
             "coordination.k8s.io", "v1", "leases", "lease", "Lease", True, has_generation=False
+        ),
+        *(
+            ResourceInfo(rbac.GROUP, "v1", plural, plural[:-1], kind, namespaced,
+                         has_generation=False)
+            for plural, kind, namespaced in (
+                ("roles", "Role", True), ("rolebindings", "RoleBinding", True),
+                ("clusterroles", "ClusterRole", False),
+                ("clusterrolebindings", "ClusterRoleBinding", False))
         ),
         ResourceInfo(
             "apiextensions.k8s.io",
@@ -819,6 +830,18 @@ class ApiEmulator:
         self._random = random.Random()
         self.requests_total = 0
         self.requests: collections.Counter[tuple[str, str]] = collections.Counter()
+        # RBAC: users of the registered tokens, and what each was allowed to do, by
+        # (user, verb, group, resource[/subresource], namespace or "" for cluster scope).
+        self.tokens: dict[str, rbac.User] = {}
+        self.allowed: collections.Counter[tuple[str, str, str, str, str]] = (
+            collections.Counter())
+        self._policy = rbac.Policy(
+            lambda plural, ns, name: self._store(self._info(rbac.GROUP, "v1", plural)).get(
+                (ns or "", name)),
+            lambda plural, ns: [
+                obj for (obj_ns, _), obj in
+                self._store(self._info(rbac.GROUP, "v1", plural)).items()
+                if ns is None or obj_ns == ns])
         for info in _builtin_resources():
             self._register(info)
             self._builtin_keys.add(info.key)
@@ -874,13 +897,19 @@ class ApiEmulator:
         self.requests_total = 0
         self.requests.clear()
 
-    def write_kubeconfig(self, path: pathlib.Path, namespace: str = "default") -> pathlib.Path:
-        """A kubeconfig with context ``sandbox``: plain http, a dummy bearer token."""
+    def add_token(self, token: str, user: rbac.User) -> None:
+        """Requests with this bearer token are `user`'s, authorised by the stored RBAC."""
+        self.tokens[token] = user
+
+    def write_kubeconfig(self, path: pathlib.Path, namespace: str = "default",
+                         token: str = "sandbox-token") -> pathlib.Path:
+        """A kubeconfig with context ``sandbox``: plain http, a bearer token (by default a
+        dummy one that acts as the cluster's administrator)."""
         config = {
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": "sandbox", "cluster": {"server": self.url}}],
-            "users": [{"name": "sandbox", "user": {"token": "sandbox-token"}}],
+            "users": [{"name": "sandbox", "user": {"token": token}}],
             "contexts": [
                 {
                     "name": "sandbox",
@@ -1720,9 +1749,29 @@ class ApiEmulator:
             err = ApiError(500, "InternalError", f"{type(e).__name__}: {e}")
             return web.json_response(err.status(), status=500)
 
+    def _authorize(self, request: web.Request, **attributes: Any) -> None:
+        """403 unless the request's token is unrestricted or its RBAC allows the request."""
+        auth = request.headers.get("Authorization", "")
+        user = self.tokens.get(auth.removeprefix("Bearer ").strip()) if auth else None
+        if user is None:
+            return
+        if "verb" not in attributes:  # a non-resource path (discovery, health)
+            attributes = {"verb": request.method.lower(), "resource_request": False}
+        asked = rbac.Request(user=user, path=request.path, **attributes)
+        allowed, reason = self._policy.decide(asked)
+        if not allowed:
+            message, details = rbac.forbidden_message(asked, reason)
+            raise ApiError(403, "Forbidden", message, details=details)
+        if asked.resource_request:
+            self.allowed[(user.name, asked.verb, asked.group, asked.combined_resource,
+                          asked.namespace)] += 1
+
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         parts = [p for p in request.path.split("/") if p]
         q = request.query
+        if not parts or parts[0] not in ("api", "apis") or len(parts) <= 2 + (
+                parts[0] == "apis"):
+            self._authorize(request)  # discovery and health paths
         if not parts:
             self._count("get", "discovery")
             return web.json_response({"paths": ["/api", "/api/v1", "/apis", "/version"]})
@@ -1795,6 +1844,10 @@ class ApiEmulator:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         resource = plural if sub is None else f"{plural}/{sub}"
         method = request.method
+        self._authorize(
+            request, verb=rbac.request_verb(method, watch=watch, named=name is not None),
+            group=group, resource=plural, subresource=sub or "", namespace=namespace or "",
+            name=name or "")
         dry_run = "dryRun" in q
 
         if method == "GET":
