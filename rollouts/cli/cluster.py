@@ -102,8 +102,8 @@ async def write_operation(client: KubeClient, namespace: str, name: str, operati
 # --- watching --------------------------------------------------------------------------------
 
 
-async def _follow(client: KubeClient, group: str, version: str, plural: str,
-                  namespace: str, queue: asyncio.Queue[tuple[str, str, Body]]) -> None:
+async def follow(client: KubeClient, group: str, version: str, plural: str,
+                 namespace: str | None, queue: asyncio.Queue[tuple[str, str, Body]]) -> None:
     """List, then watch from the list's version; after the stream ends or expires, again."""
     while True:
         try:
@@ -167,7 +167,7 @@ async def watch_views(client: KubeClient, namespace: str, name: str, *,
     queue: asyncio.Queue[tuple[str, str, Body]] = asyncio.Queue()
     cache = Cache()
     tasks = [
-        asyncio.create_task(_follow(client, g, v, p, namespace, queue))
+        asyncio.create_task(follow(client, g, v, p, namespace, queue))
         for g, v, p in WATCHED if p in plurals
     ]
     synced: set[str] = set()

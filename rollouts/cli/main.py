@@ -335,35 +335,6 @@ async def _wait(client: Any, namespace: str, name: str, verdict: render.Verdict,
 
 # --- operations ------------------------------------------------------------------------------
 
-_DONE = {
-    "promote": "promoted",
-    "abort": "aborted",
-    "retry": "restarted (retry)",
-    "pause": "paused",
-    "resume": "resumed",
-}
-
-
-def _show(value: Any) -> str:
-    if value is None:
-        return "<unset>"
-    if isinstance(value, list):
-        reasons = [str(v.get("reason")) if isinstance(v, dict) else str(v) for v in value]
-        return "[" + ", ".join(reasons) + "]"
-    return json.dumps(value)
-
-
-def describe_changes(before: dict[str, Any], updates: dict[str, Any]) -> list[str]:
-    """"field: old -> new" for every status field the operation changed."""
-    lines = []
-    for field, new in updates.items():
-        old = before.get(field)
-        if old == new or (new is None and field not in before):
-            continue
-        lines.append(f"{field}: {_show(old)} -> {_show(new)}")
-    return lines
-
-
 def _operate(ctx: typer.Context, operation: str, name: str, namespace: str | None,
              kubeconfig: str | None, context: str | None, *, full: bool = False) -> None:
     g = _globals(ctx, namespace, kubeconfig, context)
@@ -373,10 +344,9 @@ def _operate(ctx: typer.Context, operation: str, name: str, namespace: str | Non
             ns = g.resolved_namespace()
             result = await write_operation(client, ns, name, operation, full=full)
         console = _stdout()
-        what = "promoted fully" if full else _DONE[operation]
-        console.print(f"rollout {name} {what} (namespace {ns})", markup=False, soft_wrap=True)
-        before = result.before.status.model_dump(by_alias=True, exclude_none=True, mode="json")
-        for line in describe_changes(before, result.updates):
+        console.print(render.operation_done(name, ns, operation, full=full), markup=False,
+                      soft_wrap=True)
+        for line in render.operation_changes(result.before, result.updates):
             console.print(f"  {line}", markup=False, soft_wrap=True)
 
     _run(run)
@@ -443,6 +413,43 @@ def resume(
 ) -> None:
     """Lift a pause set with `pause`."""
     _operate(ctx, "resume", name, namespace, kubeconfig, context)
+
+
+@app.command()
+def dashboard(
+    ctx: typer.Context,
+    port: Annotated[int, typer.Option("--port", "-p", help="Port to listen on.")] = 3100,
+    address: Annotated[
+        str, typer.Option("--address", help="Address to listen on; anything but loopback "
+                          "requires the printed token.")
+    ] = "127.0.0.1",
+    all_namespaces: Annotated[
+        bool, typer.Option("--all-namespaces", "-A", help="Rollouts in every namespace.")
+    ] = False,
+    namespace: NamespaceOpt = None,
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+) -> None:
+    """Serve a live web dashboard: Rollouts, steps, analysis charts, and the operations."""
+    from rollouts.dashboard.server import Settings, run_dashboard
+
+    g = _globals(ctx, namespace, kubeconfig, context)
+    settings = Settings(namespace=None if all_namespaces else g.resolved_namespace(),
+                        address=address, port=port)
+    err = _stderr()
+
+    def announce(url: str) -> None:
+        scope = (settings.namespace and f"namespace {settings.namespace}") or "all namespaces"
+        err.print(f"Dashboard of {scope} on {url}", markup=False, soft_wrap=True)
+        if settings.require_token:
+            err.print("Not on loopback: the page needs the token in this URL.",
+                      markup=False, soft_wrap=True)
+        err.print("Press Ctrl-C to stop.", markup=False)
+
+    try:
+        run_dashboard(g.client(), settings, announce)
+    except CliError as exc:
+        raise _fail(exc.message, exc.code) from None
 
 
 # --- offline commands ------------------------------------------------------------------------
