@@ -49,4 +49,17 @@ if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2
     fi
 fi
 
-log "ready: $("$python" --version 2>&1), $(prometheus --version 2>&1 | head -n1)"
+# Debian's Chromium, driven by the Python `playwright` package (a test extra) in the dashboard
+# tests. Playwright's own browser download is not used (it cannot be fetched here).
+if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" -ne 0 ]; then
+        log "chromium is missing and this is not root: run 'apt-get install -y chromium' as root"
+        exit 1
+    fi
+    log "installing the Debian chromium package (apt-get)"
+    export DEBIAN_FRONTEND=noninteractive
+    quiet apt-get update
+    quiet apt-get install -y --no-install-recommends chromium
+fi
+
+log "ready: $("$python" --version 2>&1), $(prometheus --version 2>&1 | head -n1), chromium at $(command -v chromium)"
