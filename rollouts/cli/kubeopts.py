@@ -10,13 +10,17 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-
-import httpx
+from typing import TYPE_CHECKING
 
 from rollouts.errors import ForbiddenError, KubeError, NotFoundError, RolloutsError
-from rollouts.kube.client import KubeClient
-from rollouts.kube.config import Connection
-from rollouts.kube.config import load as load_connection
+
+# httpx and the kubernetes client load only when a command talks to a cluster: every
+# command builds `Globals`, and `rollouts version` must stay fast.
+if TYPE_CHECKING:
+    import httpx
+
+    from rollouts.kube.client import KubeClient
+    from rollouts.kube.config import Connection
 
 GROUP = "rollouts.dev"
 VERSION = "v1alpha1"
@@ -43,6 +47,8 @@ class Globals:
     _connection: Connection | None = None
 
     def connection(self) -> Connection:
+        from rollouts.kube.config import load as load_connection
+
         if self._connection is None:
             try:
                 self._connection = load_connection(self.kubeconfig, self.context)
@@ -52,6 +58,8 @@ class Globals:
         return self._connection
 
     def client(self) -> KubeClient:
+        from rollouts.kube.client import KubeClient
+
         return KubeClient(self.connection(), transport=self.transport)
 
     def resolved_namespace(self) -> str:
@@ -69,6 +77,8 @@ def _where(namespace: str | None) -> str:
 async def api_call(verb: str, resource: str, namespace: str | None,
                    name: str | None = None) -> AsyncIterator[None]:
     """Turn API failures inside the block into CliError naming what was attempted."""
+    import httpx
+
     try:
         yield
     except NotFoundError as exc:

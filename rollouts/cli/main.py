@@ -9,33 +9,27 @@ rollout still in progress (`status`), and usage errors.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import sys
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-import yaml
-from rich.console import Console
-from rich.live import Live
-from rich.markup import escape
 
 from rollouts import __version__
-from rollouts.cli import render
-from rollouts.cli.cluster import (
-    fetch_view,
-    get_rollout,
-    list_rollouts,
-    watch_views,
-    write_operation,
-)
 from rollouts.cli.kubeopts import CliError, Globals
 from rollouts.errors import OperationError
-from rollouts.models.base import parse_duration
+
+# Everything that talks to a cluster or renders a Rollout (httpx, kubernetes, pydantic models,
+# rich) is imported by the command that needs it, so `version`, `--help` and shell completion
+# start fast (tests/cli/test_startup.py).
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from rollouts.cli import render
 
 T = TypeVar("T")
 
@@ -72,21 +66,29 @@ NameArg = Annotated[str, typer.Argument(help="Name of the Rollout.")]
 
 
 def _stdout() -> Console:
+    from rich.console import Console
+
     # Colour only on a terminal; rich honours NO_COLOR and TERM=dumb by itself.
     return Console(highlight=False, emoji=False)
 
 
 def _stderr() -> Console:
+    from rich.console import Console
+
     return Console(stderr=True, highlight=False, emoji=False)
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
+    from rich.markup import escape
+
     _stderr().print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     return typer.Exit(code)
 
 
 def _run(make: Callable[[], Awaitable[T]]) -> T:
     """Run one command's coroutine; expected failures become a line on stderr."""
+    import asyncio
+
     try:
         return asyncio.run(_as_coroutine(make))
     except CliError as exc:
@@ -116,6 +118,8 @@ def _globals(ctx: typer.Context, namespace: str | None, kubeconfig: str | None,
 def _dump(data: Any, output: Output) -> str:
     if output is Output.json:
         return json.dumps(data, indent=2, sort_keys=False) + "\n"
+    import yaml
+
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
 
 
@@ -156,6 +160,9 @@ def get(
     context: ContextOpt = None,
 ) -> None:
     """Show a Rollout: phase, steps, weights, revisions, analysis and pause countdown."""
+    from rollouts.cli import render
+    from rollouts.cli.cluster import fetch_view, get_rollout
+
     g = _globals(ctx, namespace, kubeconfig, context)
 
     async def once() -> None:
@@ -177,6 +184,13 @@ def get(
 
 
 async def _live(client: Any, namespace: str, name: str, output: Output | None) -> None:
+    import asyncio
+
+    from rich.live import Live
+
+    from rollouts.cli import render
+    from rollouts.cli.cluster import watch_views
+
     console = _stdout()
 
     def draw(view: render.RolloutView | None) -> Any:
@@ -222,6 +236,9 @@ def list_(
     context: ContextOpt = None,
 ) -> None:
     """One line per Rollout: strategy, phase, step, canary weight, age."""
+    from rollouts.cli import render
+    from rollouts.cli.cluster import list_rollouts
+
     g = _globals(ctx, namespace, kubeconfig, context)
 
     async def run() -> None:
@@ -264,6 +281,10 @@ def status(
     context: ContextOpt = None,
 ) -> None:
     """For CI: exit 0 Healthy, 1 Degraded/aborted/invalid, 2 timeout or still in progress."""
+    from rollouts.cli import render
+    from rollouts.cli.cluster import fetch_view, get_rollout
+    from rollouts.models.base import parse_duration
+
     if until not in (None, "paused"):
         raise typer.BadParameter("the only accepted value is 'paused'", param_hint="--until")
     seconds: int | None = None
@@ -308,6 +329,11 @@ def status(
 
 async def _wait(client: Any, namespace: str, name: str, verdict: render.Verdict,
                 seconds: int | None, until_paused: bool, *, quiet: bool) -> render.Verdict:
+    import asyncio
+
+    from rollouts.cli import render
+    from rollouts.cli.cluster import watch_views
+
     console = _stdout()
     last = verdict.reason
 
@@ -337,6 +363,9 @@ async def _wait(client: Any, namespace: str, name: str, verdict: render.Verdict,
 
 def _operate(ctx: typer.Context, operation: str, name: str, namespace: str | None,
              kubeconfig: str | None, context: str | None, *, full: bool = False) -> None:
+    from rollouts.cli import render
+    from rollouts.cli.cluster import write_operation
+
     g = _globals(ctx, namespace, kubeconfig, context)
 
     async def run() -> None:
@@ -570,6 +599,10 @@ def controller(
 def demo(
     keep: Annotated[bool, typer.Option("--keep", help="Keep the sandbox running after.")] = False,
     fast: Annotated[bool, typer.Option("--fast", help="Shorter pauses.")] = False,
+    dashboard: Annotated[
+        bool, typer.Option("--dashboard", help="With --keep: serve the web dashboard of the "
+                           "sandbox too.")
+    ] = False,
 ) -> None:
     """A local playground: API emulator, controller and a canary to watch."""
     try:
@@ -579,7 +612,7 @@ def demo(
             raise
         raise _fail("the demo is not part of this build") from None
 
-    demo_command(keep=keep, fast=fast)
+    demo_command(keep=keep, fast=fast, dashboard=dashboard)
 
 
 def main() -> None:

@@ -63,6 +63,14 @@ class Chart:
     right_x: float = WIDTH - RIGHT
 
     @property
+    def threshold_labels(self) -> tuple[tuple[float, str], ...]:
+        """One label per threshold height (success and failure often share a value)."""
+        grouped: dict[float, list[str]] = {}
+        for threshold in self.thresholds:
+            grouped.setdefault(threshold.y, []).append(threshold.label)
+        return tuple((y, " · ".join(labels)) for y, labels in grouped.items())
+
+    @property
     def line(self) -> str:
         """SVG polyline points joining the numeric measurements in time order."""
         return " ".join(f"{p.x:.1f},{p.y:.1f}" for p in self.points if p.phase != "no-value")

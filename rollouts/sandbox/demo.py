@@ -884,12 +884,17 @@ class Demo:
         return (row.image, row.desired, row.available) if row else ("(no ReplicaSet)", 0, 0)
 
 
+# Serves a web view of the kept sandbox while it runs; gives the URL to open.
+ServeDashboard = Callable[[Sandbox], contextlib.AbstractContextManager[str]]
+
+
 def run_demo(keep: bool, fast: bool, out: Console, *, operate: Operate | None = None,
-             analysis: bool = True) -> int:
+             analysis: bool = True, dashboard: ServeDashboard | None = None) -> int:
     """Run the scenario; 0 when every expectation held, 1 otherwise (printed).
 
     `analysis=False` leaves out the acts judged by Prometheus (and Prometheus): the first
-    three acts alone, for tests of them on machines without the binary.
+    three acts alone, for tests of them on machines without the binary. With `keep`, a
+    `dashboard` (the CLI passes `rollouts dashboard`) serves the sandbox until Ctrl-C.
     """
     pace = FAST if fast else NORMAL
     marks = Marks.for_console(out)
@@ -940,7 +945,12 @@ def run_demo(keep: bool, fast: bool, out: Console, *, operate: Operate | None = 
                            f"{time.monotonic() - started:.1f}s.", style="bold green"),
                       soft_wrap=True)
         if keep:
-            _keep_running(demo, [NAME, ANALYSIS_NAME] if analysis else [NAME])
+            names = [NAME, ANALYSIS_NAME] if analysis else [NAME]
+            with dashboard(sandbox) if dashboard is not None else \
+                    contextlib.nullcontext("") as url:
+                _keep_running(demo, names, url)
+        else:
+            _next_steps(out)
         return code
 
 
@@ -968,9 +978,18 @@ def _report_failure(out: Console, marks: Marks, exc: Exception, demo: Demo) -> N
                    style="red"), soft_wrap=True)
 
 
-def _keep_running(demo: Demo, names: list[str]) -> None:
+def _next_steps(out: Console) -> None:
+    out.print("Next: `rollouts demo --keep` leaves the sandbox running to try the commands "
+              "yourself (`--dashboard` also opens it in a browser).", soft_wrap=True,
+              highlight=False, markup=False)
+
+
+def _keep_running(demo: Demo, names: list[str], dashboard_url: str = "") -> None:
     out = demo.out
     out.print()
+    if dashboard_url:
+        out.print(f"Dashboard: {dashboard_url}  (open it in a browser)", soft_wrap=True,
+                  highlight=False, markup=False)
     out.print("The sandbox keeps running. In another shell:", soft_wrap=True)
     out.print(f"  export KUBECONFIG={demo.sandbox.kubeconfig}", soft_wrap=True,
               highlight=False, markup=False)

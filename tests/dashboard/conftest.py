@@ -6,18 +6,16 @@ Chromium is Debian's (`/usr/bin/chromium`, installed by scripts/setup.sh); the P
 
 from __future__ import annotations
 
-import asyncio
 import os
 import pathlib
 import shutil
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from rollouts.cli.kubeopts import Globals
-from rollouts.dashboard.server import Settings, serve
+from rollouts.dashboard.background import DashboardThread
+from rollouts.dashboard.server import Settings
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -25,53 +23,9 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--disable-component-update", "--disable-sync"]
 
 
-class DashboardThread:
-    """`rollouts dashboard` in a thread with its own event loop, on a free port."""
-
-    def __init__(self, kubeconfig: pathlib.Path, namespace: str | None) -> None:
-        self.settings = Settings(namespace=namespace, port=0)
-        self.kubeconfig = kubeconfig
-        self.url = ""
-        self._started = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._main, name="dashboard", daemon=True)
-
-    def _main(self) -> None:
-        async def run() -> None:
-            self._loop = asyncio.get_running_loop()
-            self._stop = asyncio.Event()
-
-            def started(url: str) -> None:
-                self.url = url
-                self._started.set()
-
-            async with Globals(kubeconfig=str(self.kubeconfig)).client() as client:
-                await serve(self.settings, client, started=started, stop=self._stop)
-
-        try:
-            asyncio.run(run())
-        except BaseException as exc:
-            self._error = exc
-            self._started.set()
-
-    def start(self, timeout: float = 60.0) -> DashboardThread:
-        self._thread.start()
-        if not self._started.wait(timeout):
-            raise RuntimeError("the dashboard did not start")
-        if self._error is not None:
-            raise RuntimeError(f"the dashboard failed: {self._error!r}")
-        return self
-
-    def stop(self) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout=20)
-
-
 def start_dashboard(kubeconfig: pathlib.Path, namespace: str | None) -> DashboardThread:
-    return DashboardThread(kubeconfig, namespace).start()
+    """`rollouts dashboard` on a free port, in a thread."""
+    return DashboardThread(str(kubeconfig), Settings(namespace=namespace, port=0)).start()
 
 
 @pytest.fixture
