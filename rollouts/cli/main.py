@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from rollouts import __version__
+from rollouts.cli.helpfmt import RolloutsGroup
 from rollouts.cli.kubeopts import CliError, Globals
 from rollouts.errors import OperationError
 
@@ -37,6 +38,7 @@ app = typer.Typer(
     name="rollouts",
     help="Progressive delivery for Kubernetes: inspect and steer canary and blue-green "
     "Rollouts (rollouts.dev/v1alpha1).",
+    cls=RolloutsGroup,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -50,16 +52,52 @@ class Output(StrEnum):
 
 NamespaceOpt = Annotated[
     str | None,
-    typer.Option("--namespace", "-n", help="Namespace (default: the kubeconfig context's)."),
+    typer.Option("--namespace", "-n", metavar="NAMESPACE",
+                 help="Namespace (default: the kubeconfig context's)."),
 ]
 KubeconfigOpt = Annotated[
-    str | None, typer.Option("--kubeconfig", help="Path to the kubeconfig file.")
+    str | None, typer.Option("--kubeconfig", metavar="PATH", help="Path to the kubeconfig file.")
 ]
-ContextOpt = Annotated[str | None, typer.Option("--context", help="Kubeconfig context.")]
+ContextOpt = Annotated[
+    str | None, typer.Option("--context", metavar="CONTEXT", help="Kubeconfig context.")
+]
 OutputOpt = Annotated[
     Output | None, typer.Option("--output", "-o", help="Print json or yaml instead.")
 ]
-NameArg = Annotated[str, typer.Argument(help="Name of the Rollout.")]
+
+
+def _complete_rollout_names(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion of NAME: the Rollouts of the namespace the command line names.
+
+    Best effort: any failure (no kubeconfig, no server) completes nothing rather than
+    printing into the user's shell.
+    """
+    import asyncio
+
+    given: dict[str, Any] = {}
+    for level in (ctx.parent, ctx):
+        if level is not None:
+            given.update({k: v for k, v in level.params.items() if v})
+    settings = Globals(kubeconfig=given.get("kubeconfig"), context=given.get("context"),
+                       namespace=given.get("namespace"))
+
+    async def names() -> list[str]:
+        from rollouts.cli.cluster import list_rollouts
+
+        async with settings.client() as client:
+            bodies = await list_rollouts(client, settings.resolved_namespace())
+        return [str(b.get("metadata", {}).get("name", "")) for b in bodies]
+
+    try:
+        found = asyncio.run(asyncio.wait_for(names(), timeout=3))
+    except Exception:
+        return []
+    return [name for name in found if name.startswith(incomplete)]
+
+
+NameArg = Annotated[
+    str, typer.Argument(help="Name of the Rollout.", autocompletion=_complete_rollout_names)
+]
 
 
 # --- plumbing --------------------------------------------------------------------------------
@@ -132,12 +170,22 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"rollouts {__version__}\n")
+        raise typer.Exit()
+
+
 @app.callback()
 def _main(
     ctx: typer.Context,
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
     namespace: NamespaceOpt = None,
+    version: Annotated[
+        bool, typer.Option("--version", is_eager=True, callback=_print_version,
+                           help="Print the version and exit.")
+    ] = False,
 ) -> None:
     base = ctx.obj if isinstance(ctx.obj, Globals) else Globals()
     ctx.obj = Globals(kubeconfig=kubeconfig or base.kubeconfig,

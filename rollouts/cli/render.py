@@ -182,9 +182,11 @@ def in_flight(status: RolloutStatus) -> bool:
 def invalid_spec(rollout: Rollout) -> str | None:
     """Why the controller refused the spec (condition InvalidSpec), or None."""
     condition = rollout.status.condition("InvalidSpec")
-    if condition is None or condition.status != "True":
-        return None
-    return condition.message or "invalid spec"
+    if condition is not None and condition.status == "True":
+        return condition.message or "invalid spec"
+    if rollout.status.message.startswith("InvalidSpec"):  # as `assess` reads it
+        return rollout.status.message.removeprefix("InvalidSpec:").strip()
+    return None
 
 
 def abort_reason(status: RolloutStatus) -> str:
