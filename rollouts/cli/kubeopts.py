@@ -50,9 +50,13 @@ class Globals:
         from rollouts.kube.config import load as load_connection
 
         if self._connection is None:
+            from rollouts.kube.config import KubeconfigError
+
             try:
                 self._connection = load_connection(self.kubeconfig, self.context)
-            except Exception as exc:  # kubernetes' loaders raise many unrelated types
+            except KubeconfigError as exc:
+                raise CliError(str(exc)) from exc
+            except Exception as exc:  # in-cluster loading raises many unrelated types
                 where = self.kubeconfig or "$KUBECONFIG / ~/.kube/config"
                 raise CliError(f"cannot load kubeconfig ({where}): {exc}") from exc
         return self._connection
@@ -61,6 +65,16 @@ class Globals:
         from rollouts.kube.client import KubeClient
 
         return KubeClient(self.connection(), transport=self.transport)
+
+    def unreachable(self, exc: BaseException) -> str:
+        """The one line for a request that never reached the server: which server, which
+        context, and what to check."""
+        connection = self.connection()
+        where = f" (context {connection.context})" if connection.context else ""
+        reason = str(exc) or type(exc).__name__
+        return (f"cannot reach the Kubernetes API server at {connection.host}{where}: "
+                f"{reason}; check that the cluster is up, or choose another context with "
+                "--context")
 
     def resolved_namespace(self) -> str:
         """-n, else the kubeconfig context's namespace, else "default"."""

@@ -123,18 +123,28 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _run(make: Callable[[], Awaitable[T]]) -> T:
+def _run(make: Callable[[], Awaitable[T]], settings: Globals | None = None) -> T:
     """Run one command's coroutine; expected failures become a line on stderr."""
     import asyncio
 
     try:
         return asyncio.run(_as_coroutine(make))
     except CliError as exc:
-        raise _fail(exc.message, exc.code) from None
+        raise _fail(_explained(exc, settings), exc.code) from None
     except OperationError as exc:
         raise _fail(str(exc)) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+
+
+def _explained(exc: CliError, settings: Globals | None) -> str:
+    """A request that never reached the server is told with the server and the context."""
+    import httpx
+
+    cause = exc.__cause__
+    if settings is not None and isinstance(cause, httpx.TransportError):
+        return settings.unreachable(cause)
+    return exc.message
 
 
 async def _as_coroutine(make: Callable[[], Awaitable[T]]) -> T:
@@ -228,7 +238,7 @@ def get(
             await get_rollout(client, ns, name)  # a clear "not found" before watching
             await _live(client, ns, name, output)
 
-    _run(follow if watch else once)
+    _run(follow if watch else once, g)
 
 
 async def _live(client: Any, namespace: str, name: str, output: Output | None) -> None:
@@ -304,7 +314,7 @@ def list_(
             return
         _stdout().print(render.rollouts_table(rollouts, now, all_namespaces=all_namespaces))
 
-    _run(run)
+    _run(run, g)
 
 
 @app.command()
@@ -371,7 +381,7 @@ def status(
                             soft_wrap=True)
         return verdict.code if verdict.done else 2
 
-    code = _run(run)
+    code = _run(run, g)
     raise typer.Exit(code)
 
 
@@ -426,7 +436,7 @@ def _operate(ctx: typer.Context, operation: str, name: str, namespace: str | Non
         for line in render.operation_changes(result.before, result.updates):
             console.print(f"  {line}", markup=False, soft_wrap=True)
 
-    _run(run)
+    _run(run, g)
 
 
 @app.command()
@@ -511,8 +521,11 @@ def dashboard(
     from rollouts.dashboard.server import Settings, run_dashboard
 
     g = _globals(ctx, namespace, kubeconfig, context)
-    settings = Settings(namespace=None if all_namespaces else g.resolved_namespace(),
-                        address=address, port=port)
+    try:
+        scope = None if all_namespaces else g.resolved_namespace()
+    except CliError as exc:
+        raise _fail(exc.message, exc.code) from None
+    settings = Settings(namespace=scope, address=address, port=port)
     err = _stderr()
 
     def announce(url: str) -> None:
@@ -526,7 +539,7 @@ def dashboard(
     try:
         run_dashboard(g.client(), settings, announce)
     except CliError as exc:
-        raise _fail(exc.message, exc.code) from None
+        raise _fail(_explained(exc, g), exc.code) from None
 
 
 # --- offline commands ------------------------------------------------------------------------
@@ -630,6 +643,12 @@ def controller(
         if exc.name != "rollouts.cli.controller":
             raise
         raise _fail("the controller is not part of this build") from None
+    from rollouts.kube.config import KubeconfigError, UnreachableError, check_reachable, load
+
+    try:  # one line for what a user gets wrong first, before kopf starts
+        check_reachable(load(kubeconfig, context))
+    except (KubeconfigError, UnreachableError) as exc:
+        raise _fail(str(exc)) from None
 
     controller_command(
         kubeconfig=kubeconfig,
