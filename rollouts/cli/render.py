@@ -60,6 +60,8 @@ class ReplicaSetInfo:
     desired: int
     ready: int
     available: int
+    # When the controller scales it down (blue-green scaleDownDelaySeconds, and the like).
+    scale_down_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,7 @@ def build_view(rollout: Mapping[str, Any], replica_sets: Iterable[Mapping[str, A
             continue
         view = _rs_view(body)
         sets.append(ReplicaSetInfo(view.name, view.pod_hash, view.revision, view.spec_replicas,
-                                   view.ready, view.available))
+                                   view.ready, view.available, view.scale_down_at))
     sets.sort(key=lambda r: (-r.revision, r.name))
     runs = sorted((run_info(b) for b in analysis_runs if owned_by(b, uid)),
                   key=lambda r: (r.created or "", r.name))
@@ -301,6 +303,14 @@ def pause_left(rollout: Rollout, now: dt.datetime) -> tuple[str, int | None] | N
         left = math.ceil((ready + dt.timedelta(seconds=auto) - now).total_seconds())
         return "auto-promotion", max(left, 0)
     return None
+
+
+def scale_down_left(rs: ReplicaSetInfo, now: dt.datetime) -> int | None:
+    """Seconds until the controller scales this ReplicaSet down (0: due now); None when no
+    scale-down is scheduled or it has no pods left."""
+    if rs.scale_down_at is None or rs.desired == 0:
+        return None
+    return max(math.ceil((rs.scale_down_at - now).total_seconds()), 0)
 
 
 def roles(rollout: Rollout, pod_hash: str) -> list[str]:
@@ -490,6 +500,10 @@ def rollout_tree(view: RolloutView, now: dt.datetime) -> Tree:
         if role:
             text.append(f" ({', '.join(role)})", style="bold")
         text.append(f"  pods {rs.desired} desired, {rs.ready} ready, {rs.available} available")
+        left = scale_down_left(rs, now)
+        if left is not None:
+            text.append(f"; scaled down in {short_duration(left)}" if left else
+                        "; scaling down", style="cyan")
         revisions.add(text)
 
     runs = view.analysis_runs

@@ -69,6 +69,13 @@ def rows(store: Store, now: dt.datetime, *, namespace: str | None = None,
 
 
 @dataclass(frozen=True)
+class Pause:
+    why: str
+    seconds_left: int | None
+    deadline: str | None  # ISO time the countdown reaches zero (the page ticks to it)
+
+
+@dataclass(frozen=True)
 class PodLine:
     name: str
     phase: str
@@ -88,6 +95,7 @@ class Revision:
     created: str
     pods: tuple[PodLine, ...]
     analysis: tuple[str, ...]  # "name Phase" of the runs of this revision
+    scale_down: Pause | None = None  # the countdown to its scale-down (scaleDownDelaySeconds)
 
 
 @dataclass(frozen=True)
@@ -116,13 +124,6 @@ class EventLine:
     type: str
     reason: str
     message: str
-
-
-@dataclass(frozen=True)
-class Pause:
-    why: str
-    seconds_left: int | None
-    deadline: str | None  # ISO time the countdown reaches zero (the page ticks to it)
 
 
 @dataclass(frozen=True)
@@ -213,6 +214,13 @@ def _pause(rollout: Any, now: dt.datetime) -> Pause | None:
     return Pause(why, left, deadline)
 
 
+def _scale_down(rs: render.ReplicaSetInfo, now: dt.datetime) -> Pause | None:
+    left = render.scale_down_left(rs, now)
+    if left is None:
+        return None
+    return Pause("scaled down in", left, (now + dt.timedelta(seconds=left)).isoformat())
+
+
 def detail(store: Store, key: Key, now: dt.datetime) -> Detail | None:
     body = store.rollout(key)
     if body is None:
@@ -236,7 +244,8 @@ def detail(store: Store, key: Key, now: dt.datetime) -> Detail | None:
             render.age(created, now) if created else "?",
             tuple(_pod_line(p) for p in store.pods_of(key[0], rs.name)),
             tuple(f"{r.name} {r.status.phase}" for r in view.analysis_runs
-                  if r.pod_hash == rs.pod_hash)))
+                  if r.pod_hash == rs.pod_hash),
+            _scale_down(rs, now)))
 
     weight = render.weights(rollout)
     verified = ""

@@ -254,3 +254,17 @@ def test_watch_views_follow_changes(sandbox: Sandbox) -> None:
     assert seen[0] == (1, 1)
     assert seen[1] == (2, 1)
     assert seen[-1] == (2, 2)
+
+
+def test_blue_green_old_revision_counts_down_to_its_scale_down() -> None:
+    status = {"phase": "Healthy", "observedGeneration": 1, "currentPodHash": "new",
+              "stableRS": "new", "blueGreen": {"activeSelector": "new"}}
+    old = rs("old", 1, 2, 2)
+    old["metadata"]["annotations"]["rollouts.dev/scale-down-deadline"] = "2024-01-01T00:00:45Z"
+    view = render.build_view(rollout(BLUE_GREEN_SPEC, status), [old, rs("new", 2, 2, 2)])
+    text = render.to_text(render.rollout_tree(view, NOW), width=120)
+    assert "#1 web-old  pods 2 desired, 2 ready, 2 available; scaled down in 25s" in text
+    later = render.to_text(render.rollout_tree(view, NOW + dt.timedelta(seconds=30)), width=120)
+    assert "scaled down in 0s" not in later and "scaled down in" not in later
+    assert "; scaling down" in render.to_text(
+        render.rollout_tree(view, NOW + dt.timedelta(seconds=60)), width=120)
