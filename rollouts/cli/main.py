@@ -61,6 +61,9 @@ KubeconfigOpt = Annotated[
 ContextOpt = Annotated[
     str | None, typer.Option("--context", metavar="CONTEXT", help="Kubeconfig context.")
 ]
+AllNamespacesOpt = Annotated[
+    bool, typer.Option("--all-namespaces", "-A", help="Rollouts in every namespace.")
+]
 OutputOpt = Annotated[
     Output | None, typer.Option("--output", "-o", help="Print json or yaml instead.")
 ]
@@ -285,9 +288,7 @@ async def _live(client: Any, namespace: str, name: str, output: Output | None) -
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    all_namespaces: Annotated[
-        bool, typer.Option("--all-namespaces", "-A", help="Rollouts in every namespace.")
-    ] = False,
+    all_namespaces: AllNamespacesOpt = False,
     output: OutputOpt = None,
     namespace: NamespaceOpt = None,
     kubeconfig: KubeconfigOpt = None,
@@ -510,9 +511,7 @@ def dashboard(
         str, typer.Option("--address", help="Address to listen on; anything but loopback "
                           "requires the printed token.")
     ] = "127.0.0.1",
-    all_namespaces: Annotated[
-        bool, typer.Option("--all-namespaces", "-A", help="Rollouts in every namespace.")
-    ] = False,
+    all_namespaces: AllNamespacesOpt = False,
     namespace: NamespaceOpt = None,
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,

@@ -51,19 +51,22 @@ class Row:
     message: str
 
 
-def row(body: Mapping[str, Any], now: dt.datetime) -> Row:
+def row(store: Store, body: Mapping[str, Any], now: dt.datetime) -> Row:
     rollout = render.parse_rollout(body)
     data = render.list_row(rollout, now)
     key = (rollout.metadata.namespace or "", rollout.metadata.name)
+    view = render.RolloutView(rollout)
+    if rollout.status.abort:  # its runs tell at which step it stopped
+        view = render.build_view(body, (), store.owned(ANALYSIS_RUNS, key))
     return Row(key, dom_id(key), data["name"], data["namespace"] or "", data["strategy"],
-               data["phase"] or "Unknown", data["step"] or "-",
+               data["phase"] or "Unknown", render.step_label(view) or "-",
                "-" if data["weight"] is None else f"{data['weight']}%", data["age"],
-               render.status_message(render.RolloutView(rollout), now))
+               render.status_message(view, now))
 
 
 def rows(store: Store, now: dt.datetime, *, namespace: str | None = None,
          phase: str | None = None) -> list[Row]:
-    found = [row(b, now) for b in store.rollouts()]
+    found = [row(store, b, now) for b in store.rollouts()]
     return [r for r in found if (not namespace or r.namespace == namespace)
             and (not phase or r.phase == phase)]
 

@@ -216,7 +216,7 @@ class Dashboard:
                     if body is None:
                         await self._send(response, "remove", {"id": model.dom_id(key)})
                     else:
-                        row = model.row(body, now)
+                        row = model.row(self.store, body, now)
                         await self._send(response, "row", {"id": row.id,
                                                            "html": self.pages.row(frame, row)})
             await self._send(response, "synced", {"at": now.isoformat(), "count": len(keys)})

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rollouts.cli.cluster import follow
+from rollouts.cli.cluster import follow, merged
 from rollouts.cli.kubeopts import GROUP, VERSION, CliError
 from rollouts.kube.client import Body, KubeClient
 
@@ -234,20 +234,7 @@ async def feed(store: Store, client: KubeClient, namespace: str | None,
             await queue.put((plural, "SYNCED", {}))
 
     tasks = [asyncio.create_task(one(g, v, p)) for g, v, p in KINDS]
-    try:
-        while True:
-            getter = asyncio.create_task(queue.get())
-            done, _ = await asyncio.wait({getter, *tasks}, return_when=asyncio.FIRST_COMPLETED)
-            if getter not in done:
-                getter.cancel()
-                for task in done:
-                    task.result()  # the Rollouts watch failed: raise its error
-                continue
-            plural, kind, obj = getter.result()
-            store.apply(plural, kind, obj)
-            if len(store.synced) == len(KINDS):
-                synced.set()
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    async for plural, kind, obj in merged(queue, tasks):
+        store.apply(plural, kind, obj)
+        if len(store.synced) == len(KINDS):
+            synced.set()

@@ -8,6 +8,7 @@ as the same identity.
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -47,6 +48,19 @@ class Connection:
     context: str | None = None  # the kubeconfig context it came from (for messages)
     # Re-reads a rotating token (projected service-account tokens, exec plugins); may be None.
     refresh: Callable[[], str | None] | None = field(default=None, compare=False, repr=False)
+
+    def tls(self) -> ssl.SSLContext | bool:
+        """What httpx verifies the server with (and presents a client certificate from);
+        False for a plain-http server."""
+        if not self.host.startswith("https"):
+            return False
+        context = ssl.create_default_context(cafile=self.ca_path)
+        if not self.verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        if self.cert_path and self.key_path:
+            context.load_cert_chain(self.cert_path, self.key_path)
+        return context
 
     def bearer(self) -> str | None:
         """The current bearer token, refreshed when the source supports it."""
@@ -203,18 +217,10 @@ def check_reachable(connection: Connection, timeout: float = 5.0) -> None:
     Any HTTP answer (even 401/403) means the server is there: credentials are the
     caller's next concern, and its own error says so.
     """
-    import ssl
-
     import httpx
 
-    verify: ssl.SSLContext | bool = False
-    if connection.host.startswith("https"):
-        verify = ssl.create_default_context(cafile=connection.ca_path)
-        if not connection.verify:
-            verify.check_hostname = False
-            verify.verify_mode = ssl.CERT_NONE
     try:
-        with httpx.Client(verify=verify, timeout=timeout) as http:
+        with httpx.Client(verify=connection.tls(), timeout=timeout) as http:
             http.get(f"{connection.host}/version")
     except httpx.HTTPError as exc:
         where = f" (context {connection.context})" if connection.context else ""

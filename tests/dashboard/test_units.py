@@ -126,7 +126,7 @@ def test_detail_model_of_a_paused_canary() -> None:
     assert detail.pause is not None and detail.pause.why == "paused until promoted"
     (revision,) = detail.revisions
     assert revision.roles == ("canary",) and revision.images == ("x:2",)
-    row = model.row(store.rollout(("default", "web")) or {}, NOW)
+    row = model.row(store, store.rollout(("default", "web")) or {}, NOW)
     assert (row.phase, row.step, row.age) == ("Paused", "2/2", "60s")
     assert model.detail(store, ("default", "gone"), NOW) is None
 
