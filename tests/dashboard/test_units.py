@@ -227,3 +227,20 @@ async def test_actions_write_like_the_cli() -> None:
                             "status": {"currentStepIndex": 2, "pauseConditions": None}}]
     finally:
         await client.close()
+
+
+def test_every_template_and_script_ships_in_the_wheel() -> None:
+    import fnmatch
+    import pathlib
+    import tomllib
+
+    root = pathlib.Path(__file__).resolve().parents[2]
+    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"]["rollouts"]
+    package = root / "rollouts"
+    shipped = [p for p in (package / "dashboard").rglob("*")
+               if p.is_file() and p.suffix in (".html", ".js", ".css")]
+    assert shipped
+    for path in shipped:
+        relative = path.relative_to(package).as_posix()
+        assert any(fnmatch.fnmatch(relative, g) for g in globs), f"{relative} not packaged"
