@@ -117,6 +117,18 @@ def test_list_detail_promote_abort(world: Sandbox, browser: Any,
         assert "success: result <= 0.05" in (chart.locator(".threshold-label").text_content() or "")
         page.screenshot(path=str(screenshots / "dashboard-analysis.png"), full_page=True)
 
+        # Keyboard: an action asks first; Escape cancels, writes nothing, gives focus back.
+        pause = page.locator("button[data-operation=pause]")
+        pause.focus()
+        page.keyboard.press("Enter")
+        page.wait_for_selector("dialog#confirm[open]")
+        page.keyboard.press("Escape")
+        page.wait_for_selector("dialog#confirm:not([open])", state="hidden")
+        assert page.evaluate("document.activeElement.dataset.operation") == "pause"
+        assert page.locator("#result").inner_text() == ""
+        assert "pauseConditions" not in world.emulator.get_object(
+            "rollouts.dev", "v1alpha1", "rollouts", CHART_NAMESPACE, "checkout")["status"]
+
         # The paused canary: weights, the current step, and promote.
         page.goto(dashboard.url.rstrip("/") + "/rollouts/default/web")
         assert page.locator("#weights").inner_text().startswith("canary 25%")
