@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from rollouts import __version__
+from rollouts.cli.completion import complete_rollout_names
 from rollouts.cli.helpfmt import RolloutsGroup
 from rollouts.cli.kubeopts import CliError, Globals
 from rollouts.errors import OperationError
@@ -69,37 +70,8 @@ OutputOpt = Annotated[
 ]
 
 
-def _complete_rollout_names(ctx: typer.Context, incomplete: str) -> list[str]:
-    """Shell completion of NAME: the Rollouts of the namespace the command line names.
-
-    Best effort: any failure (no kubeconfig, no server) completes nothing rather than
-    printing into the user's shell.
-    """
-    import asyncio
-
-    given: dict[str, Any] = {}
-    for level in (ctx.parent, ctx):
-        if level is not None:
-            given.update({k: v for k, v in level.params.items() if v})
-    settings = Globals(kubeconfig=given.get("kubeconfig"), context=given.get("context"),
-                       namespace=given.get("namespace"))
-
-    async def names() -> list[str]:
-        from rollouts.cli.cluster import list_rollouts
-
-        async with settings.client() as client:
-            bodies = await list_rollouts(client, settings.resolved_namespace())
-        return [str(b.get("metadata", {}).get("name", "")) for b in bodies]
-
-    try:
-        found = asyncio.run(asyncio.wait_for(names(), timeout=3))
-    except Exception:
-        return []
-    return [name for name in found if name.startswith(incomplete)]
-
-
 NameArg = Annotated[
-    str, typer.Argument(help="Name of the Rollout.", autocompletion=_complete_rollout_names)
+    str, typer.Argument(help="Name of the Rollout.", autocompletion=complete_rollout_names)
 ]
 
 
@@ -342,6 +314,8 @@ def status(
     """For CI: exit 0 Healthy, 1 Degraded/aborted/invalid, 2 timeout or still in progress."""
     from rollouts.cli import render
     from rollouts.cli.cluster import fetch_view, get_rollout
+    from rollouts.cli.verdict import assess as verdict_of
+    from rollouts.cli.verdict import wait_for_verdict
     from rollouts.models.base import parse_duration
 
     if until not in (None, "paused"):
@@ -359,12 +333,12 @@ def status(
         async with g.client() as client:
             ns = g.resolved_namespace()
             rollout = render.parse_rollout(await get_rollout(client, ns, name))
-            verdict = render.assess(rollout, until_paused=until_paused)
+            verdict = verdict_of(rollout, until_paused=until_paused)
             if not verdict.done and (watch or seconds is not None):
-                verdict = await _wait(client, ns, name, verdict, seconds, until_paused,
+                verdict = await wait_for_verdict(client, ns, name, verdict, seconds, until_paused,
                                       quiet=output is not None)
             view = await fetch_view(client, ns, name)
-        final = render.assess(view.rollout, until_paused=until_paused)
+        final = verdict_of(view.rollout, until_paused=until_paused)
         if final.done or not verdict.done:
             verdict = final if final.done else verdict
         if output is not None:
@@ -386,43 +360,11 @@ def status(
     raise typer.Exit(code)
 
 
-async def _wait(client: Any, namespace: str, name: str, verdict: render.Verdict,
-                seconds: int | None, until_paused: bool, *, quiet: bool) -> render.Verdict:
-    import asyncio
-
-    from rollouts.cli import render
-    from rollouts.cli.cluster import watch_views
-
-    console = _stdout()
-    last = verdict.reason
-
-    async def follow() -> render.Verdict:
-        nonlocal last
-        async for view in watch_views(client, namespace, name, plurals=("rollouts",)):
-            if view is None:
-                raise CliError(f"rollout {name} was deleted while waiting")
-            current = render.assess(view.rollout, until_paused=until_paused)
-            if not quiet and current.reason != last:
-                console.print(f"  {current.reason}", markup=False, soft_wrap=True)
-            last = current.reason
-            if current.done:
-                return current
-        raise CliError("the watch ended unexpectedly")  # pragma: no cover
-
-    if not quiet:
-        console.print(f"Waiting for rollout {name}: {verdict.reason}", markup=False, soft_wrap=True)
-    try:
-        async with asyncio.timeout(seconds):
-            return await follow()
-    except TimeoutError:
-        return render.Verdict(False, 2, last)
-
-
 # --- operations ------------------------------------------------------------------------------
 
 def _operate(ctx: typer.Context, operation: str, name: str, namespace: str | None,
              kubeconfig: str | None, context: str | None, *, full: bool = False) -> None:
-    from rollouts.cli import render
+    from rollouts.cli import changes
     from rollouts.cli.cluster import write_operation
 
     g = _globals(ctx, namespace, kubeconfig, context)
@@ -432,9 +374,9 @@ def _operate(ctx: typer.Context, operation: str, name: str, namespace: str | Non
             ns = g.resolved_namespace()
             result = await write_operation(client, ns, name, operation, full=full)
         console = _stdout()
-        console.print(render.operation_done(name, ns, operation, full=full), markup=False,
+        console.print(changes.operation_done(name, ns, operation, full=full), markup=False,
                       soft_wrap=True)
-        for line in render.operation_changes(result.before, result.updates):
+        for line in changes.operation_changes(result.before, result.updates):
             console.print(f"  {line}", markup=False, soft_wrap=True)
 
     _run(run, g)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -578,84 +577,3 @@ def to_text(renderable: RenderableType, *, width: int = 80, color: bool = False)
                       force_terminal=color, highlight=False, emoji=False)
     console.print(renderable)
     return buffer.getvalue()
-
-
-# --- what `status` concludes -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """Whether CI can stop waiting, the exit code if so, and why."""
-
-    done: bool
-    code: int
-    reason: str
-
-
-def assess(rollout: Rollout, *, until_paused: bool = False) -> Verdict:
-    """0 Healthy (or paused for a human with `until_paused`), 1 failed, else not done.
-
-    Nothing is trusted until the controller has observed the current generation: before
-    that the phase describes the previous spec.
-    """
-    status = rollout.status
-    meta = rollout.metadata
-    if status.observed_generation is None or status.observed_generation < meta.generation:
-        return Verdict(False, 2, f"waiting for the controller to observe generation "
-                                 f"{meta.generation} (observed {status.observed_generation})")
-    invalid = status.condition("InvalidSpec")
-    if (invalid is not None and invalid.status == "True") or status.message.startswith(
-            "InvalidSpec"):
-        detail = invalid.message if invalid is not None and invalid.message else status.message
-        return Verdict(True, 1, f"invalid spec: {detail.removeprefix('InvalidSpec: ')}")
-    if status.abort:
-        return Verdict(True, 1, f"aborted: {status.abort_message or status.message}")
-    if status.phase == "Degraded":
-        return Verdict(True, 1, f"degraded: {status.message}")
-    if status.phase == "Healthy":
-        return Verdict(True, 0, status.message or "healthy")
-    if status.phase == "Paused" and until_paused:
-        return Verdict(True, 0, f"paused: {status.message}")
-    return Verdict(False, 2, f"{status.phase or 'Unknown'}: {status.message}")
-
-
-# --- what an operation did -------------------------------------------------------------------
-
-_DONE = {
-    "promote": "promoted",
-    "abort": "aborted",
-    "retry": "restarted (retry)",
-    "pause": "paused",
-    "resume": "resumed",
-}
-
-
-def operation_done(name: str, namespace: str, operation: str, *, full: bool = False) -> str:
-    what = "promoted fully" if full and operation == "promote" else _DONE[operation]
-    return f"rollout {name} {what} (namespace {namespace})"
-
-
-def _show(value: Any) -> str:
-    if value is None:
-        return "<unset>"
-    if isinstance(value, list):
-        reasons = [str(v.get("reason")) if isinstance(v, dict) else str(v) for v in value]
-        return "[" + ", ".join(reasons) + "]"
-    return json.dumps(value)
-
-
-def describe_changes(before: Mapping[str, Any], updates: Mapping[str, Any]) -> list[str]:
-    """"field: old -> new" for every status field the operation changed."""
-    lines = []
-    for field, new in updates.items():
-        old = before.get(field)
-        if old == new or (new is None and field not in before):
-            continue
-        lines.append(f"{field}: {_show(old)} -> {_show(new)}")
-    return lines
-
-
-def operation_changes(before: Rollout, updates: Mapping[str, Any]) -> list[str]:
-    """describe_changes against the Rollout's status as it was read before the write."""
-    status = before.status.model_dump(by_alias=True, exclude_none=True, mode="json")
-    return describe_changes(status, updates)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rollouts.cli import render
+from rollouts.cli import changes
 from rollouts.cli.cluster import write_operation
 from rollouts.kube.client import KubeClient
 
@@ -28,5 +28,5 @@ async def apply_operation(client: KubeClient, namespace: str, name: str, operati
                           full: bool = False) -> Outcome:
     """Run one operation like the CLI; OperationError / CliError propagate (refusals)."""
     result = await write_operation(client, namespace, name, operation, full=full)
-    return Outcome(render.operation_done(name, namespace, operation, full=full),
-                   tuple(render.operation_changes(result.before, result.updates)))
+    return Outcome(changes.operation_done(name, namespace, operation, full=full),
+                   tuple(changes.operation_changes(result.before, result.updates)))
