@@ -244,3 +244,40 @@ def test_every_template_and_script_ships_in_the_wheel() -> None:
     for path in shipped:
         relative = path.relative_to(package).as_posix()
         assert any(fnmatch.fnmatch(relative, g) for g in globs), f"{relative} not packaged"
+
+
+async def test_stream_sends_changed_rows_and_removals() -> None:
+    store = Store()
+    store.apply("rollouts", "ADDED", rollout())
+    settings = Settings(namespace="default", token="t0k", batch_seconds=0.05)
+    dashboard = Dashboard(settings, store, api(lambda r: None))
+    client: TestClient[Any, Any] = TestClient(TestServer(dashboard.application()))
+    await client.start_server()
+    try:
+        response = await client.get(f"/stream?view=list&namespace=default&since={store.seq}")
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+
+        async def event() -> tuple[str, dict[str, Any]]:
+            lines: list[str] = []
+            while True:
+                line = (await response.content.readline()).decode().rstrip("\n")
+                if line == "" and lines:
+                    break
+                if line and not line.startswith(":"):
+                    lines.append(line)
+            fields = dict(line.split(": ", 1) for line in lines)
+            return fields["event"], json.loads(fields["data"])
+
+        assert (await event())[0] == "synced"
+        degraded = rollout(status={"phase": "Degraded", "observedGeneration": 1})
+        store.apply("rollouts", "MODIFIED", degraded)
+        store.apply("rollouts", "ADDED", rollout(name="other", namespace="elsewhere"))
+        kind, data = await event()
+        assert kind == "row" and data["id"] == "r--default--web"
+        assert "phase-degraded" in data["html"]
+        assert (await event())[0] == "synced"  # the other namespace is not this page's
+        store.apply("rollouts", "DELETED", degraded)
+        assert await event() == ("remove", {"id": "r--default--web"})
+        response.close()
+    finally:
+        await client.close()
