@@ -299,12 +299,13 @@ def status(
     ] = False,
     timeout: Annotated[
         str | None,
-        typer.Option("--timeout", "-t", help="Give up after this long (30s, 5m); implies "
-                     "--watch; exit 2."),
+        typer.Option("--timeout", "-t", metavar="DURATION",
+                     help="Give up after this long (30s, 5m); implies --watch; exit 2."),
     ] = None,
     until: Annotated[
         str | None,
-        typer.Option("--until", help="'paused': also succeed when paused for a human."),
+        typer.Option("--until", metavar="paused",
+                     help="'paused': also succeed when paused for a human."),
     ] = None,
     output: OutputOpt = None,
     namespace: NamespaceOpt = None,
@@ -450,8 +451,9 @@ def dashboard(
     ctx: typer.Context,
     port: Annotated[int, typer.Option("--port", "-p", help="Port to listen on.")] = 3100,
     address: Annotated[
-        str, typer.Option("--address", help="Address to listen on; anything but loopback "
-                          "requires the printed token.")
+        str, typer.Option("--address", metavar="ADDRESS",
+                          help="Address to listen on; anything but loopback requires the "
+                          "printed token.")
     ] = "127.0.0.1",
     all_namespaces: AllNamespacesOpt = False,
     namespace: NamespaceOpt = None,
@@ -559,7 +561,8 @@ def controller(
     context: ContextOpt = None,
     namespace: Annotated[
         list[str] | None,
-        typer.Option("--namespace", "-n", help="Serve this namespace (repeatable)."),
+        typer.Option("--namespace", "-n", metavar="NAMESPACE",
+                     help="Serve this namespace (repeatable)."),
     ] = None,
     all_namespaces: Annotated[
         bool, typer.Option("--all-namespaces", "-A", help="Serve every namespace.")
@@ -568,11 +571,12 @@ def controller(
         bool, typer.Option("--standalone", help="No peering: assume the only replica.")
     ] = False,
     peering: Annotated[
-        str | None, typer.Option("--peering", help="Peering object name (leader election).")
+        str | None,
+        typer.Option("--peering", metavar="NAME", help="Peering object name (leader election)."),
     ] = None,
     prometheus_address: Annotated[
         str | None,
-        typer.Option("--prometheus-address",
+        typer.Option("--prometheus-address", metavar="URL",
                      help="Prometheus for metrics whose provider names no address."),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
