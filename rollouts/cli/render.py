@@ -219,11 +219,12 @@ class StepState:
     """One canary step as shown: its text and where the Rollout is relative to it."""
 
     text: str
-    state: str  # "done", "current", "aborted", "pending"
+    state: str  # "done", "current", "aborted", "pending", "skipped"
 
     @property
     def mark(self) -> str:
-        return {"done": "✔", "current": "▶", "aborted": "✖"}.get(self.state, "○")
+        return {"done": "✔", "current": "▶", "aborted": "✖", "skipped": "-"}.get(self.state,
+                                                                                 "○")
 
 
 def step_states(view: RolloutView) -> list[StepState]:
@@ -244,6 +245,8 @@ def step_states(view: RolloutView) -> list[StepState]:
                           "pending" if stopped is None or i > stopped else
                           "aborted" if i == stopped else "done")
                 for i, s in enumerate(steps)]
+    if first_revision(view):
+        return [StepState(describe_step(s), "skipped") for s in steps]
     index, _ = position
     return [StepState(describe_step(s),
                       "done" if i < index else
@@ -251,8 +254,19 @@ def step_states(view: RolloutView) -> list[StepState]:
             for i, s in enumerate(steps)]
 
 
+def first_revision(view: RolloutView) -> bool:
+    """The Rollout's only revision is stable: it was installed, not rolled out, so no step
+    ran (a first revision skips its steps, as in Argo Rollouts). Needs the ReplicaSets."""
+    status = view.rollout.status
+    if in_flight(status) or not view.replica_sets or status.stable_rs is None:
+        return False
+    stable = next((r for r in view.replica_sets if r.pod_hash == status.stable_rs), None)
+    return stable is not None and all(r.revision >= stable.revision for r in view.replica_sets)
+
+
 def step_label(view: RolloutView) -> str | None:
-    """ "2/4", "4/4 done", "✖ 2/4", "invalid" for a canary; None for blue-green."""
+    """ "2/4", "4/4 done", "2/4 aborted", "-/4 (invalid spec)" for a canary; None for
+    blue-green."""
     rollout = view.rollout
     position = step_position(rollout)
     if position is None:
@@ -263,6 +277,8 @@ def step_label(view: RolloutView) -> str | None:
     if rollout.status.abort:
         stopped = aborted_step(view)
         return "aborted" if stopped is None else f"{min(stopped + 1, total)}/{total} aborted"
+    if first_revision(view):
+        return f"-/{total} (first revision: steps skipped)"
     if index >= total:
         return f"{total}/{total} done" if total else "0/0"
     return f"{index + 1}/{total}"

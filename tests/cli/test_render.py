@@ -268,3 +268,17 @@ def test_blue_green_old_revision_counts_down_to_its_scale_down() -> None:
     assert "scaled down in 0s" not in later and "scaled down in" not in later
     assert "; scaling down" in render.to_text(
         render.rollout_tree(view, NOW + dt.timedelta(seconds=60)), width=120)
+
+
+def test_a_first_revision_ran_no_steps() -> None:
+    healthy = {"phase": "Healthy", "observedGeneration": 1, "currentPodHash": "old",
+               "stableRS": "old", "currentStepIndex": 4}
+    installed = render.build_view(rollout(CANARY_SPEC, healthy), [rs("old", 1, 4, 4)])
+    text = render.to_text(render.rollout_tree(installed, NOW))
+    assert "Step:     -/4 (first revision: steps skipped)" in text
+    assert "- setWeight: 25" in text and "✔" not in text
+    released = {**healthy, "currentPodHash": "new", "stableRS": "new"}
+    done = render.build_view(rollout(CANARY_SPEC, released),
+                             [rs("old", 1, 0, 0), rs("new", 2, 4, 4)])
+    text = render.to_text(render.rollout_tree(done, NOW))
+    assert "Step:     4/4 done" in text and text.count("✔") == 4
