@@ -38,3 +38,24 @@ def test_blue_green_old_revision_shows_its_scale_down_countdown(
     assert "(stable" not in old and "(active" not in old
     seconds = re.search(r"scaled down in (\d+)s", old)
     assert seconds is not None and 0 < int(seconds.group(1)) <= 30, old
+
+
+def test_aborted_canary_reads_once_and_names_the_aborted_revision(
+        cluster: CountingSandbox) -> None:
+    cluster.apply(EXAMPLES_DIR / "canary.yaml")
+    cluster.wait_phase("web", "Healthy")
+    assert "Step:     -/4 (first revision: steps skipped)" in get(cluster, "web")
+    cluster.set_image("web", "example/web:2.0")
+    cluster.wait_phase("web", "Paused", step=1)
+    result = CliRunner().invoke(app, ["--kubeconfig", str(cluster.kubeconfig), "abort", "web"])
+    assert result.exit_code == 0, result.output
+    cluster.wait_for("the canary scaled down", lambda: cluster.wait_phase("web", "Degraded")
+                     and all(size == (0, 0) for h, size in cluster.sizes("web").items()
+                             if h != cluster.status("web").get("stableRS")))
+    text = get(cluster, "web")
+    assert "Step:     aborted" in text
+    assert "(aborted)" in text and "(canary)" not in text
+    assert "not yet verified" not in text
+    assert "Aborted:  Aborted" not in text and text.count("Rollout aborted by user") == 1
+    listed = CliRunner().invoke(app, ["--kubeconfig", str(cluster.kubeconfig), "list"])
+    assert re.search(r"web\s+Canary\s+Degraded\s+aborted", listed.stdout), listed.stdout
