@@ -33,16 +33,26 @@ log "installing the package and its test extras (pip install -e '.[test]')"
 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_BREAK_SYSTEM_PACKAGES=1 \
     quiet "$python" -m pip install --quiet -e '.[test]'
 
-# The real Prometheus (and promtool) used by the provider tests and the sandbox.
-if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+# Install a Debian package (as root); apt-get update runs once, on the first install.
+apt_updated=""
+apt_install() {
+    local package="$1"
     if [ "$(id -u)" -ne 0 ]; then
-        log "prometheus is missing and this is not root: run 'apt-get install -y prometheus' as root"
+        log "$package is missing and this is not root: run 'apt-get install -y $package' as root"
         exit 1
     fi
-    log "installing the Debian prometheus package (apt-get)"
+    log "installing the Debian $package package (apt-get)"
     export DEBIAN_FRONTEND=noninteractive
-    quiet apt-get update
-    quiet apt-get install -y --no-install-recommends prometheus
+    if [ -z "$apt_updated" ]; then
+        quiet apt-get update
+        apt_updated=1
+    fi
+    quiet apt-get install -y --no-install-recommends "$package"
+}
+
+# The real Prometheus (and promtool) used by the provider tests and the sandbox.
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+    apt_install prometheus
     # The package enables a system service where an init system runs; the tests start their own.
     if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
         systemctl disable --now prometheus >/dev/null 2>&1 || true
@@ -56,4 +66,10 @@ if ! command -v helm >/dev/null 2>&1; then
     quiet "$python" scripts/install_helm.py "$helm_dest"
 fi
 
-log "ready: $("$python" --version 2>&1), $(prometheus --version 2>&1 | head -n1), helm $(helm version --short 2>&1)"
+# Debian's Chromium, driven by the Python `playwright` package (a test extra) in the dashboard
+# tests. Playwright's own browser download is not used (it cannot be fetched here).
+if ! command -v chromium >/dev/null 2>&1; then
+    apt_install chromium
+fi
+
+log "ready: $("$python" --version 2>&1), $(prometheus --version 2>&1 | head -n1), helm $(helm version --short 2>&1), chromium at $(command -v chromium)"

@@ -102,8 +102,8 @@ async def write_operation(client: KubeClient, namespace: str, name: str, operati
 # --- watching --------------------------------------------------------------------------------
 
 
-async def _follow(client: KubeClient, group: str, version: str, plural: str,
-                  namespace: str, queue: asyncio.Queue[tuple[str, str, Body]]) -> None:
+async def follow(client: KubeClient, group: str, version: str, plural: str,
+                 namespace: str | None, queue: asyncio.Queue[tuple[str, str, Body]]) -> None:
     """List, then watch from the list's version; after the stream ends or expires, again."""
     while True:
         try:
@@ -167,26 +167,35 @@ async def watch_views(client: KubeClient, namespace: str, name: str, *,
     queue: asyncio.Queue[tuple[str, str, Body]] = asyncio.Queue()
     cache = Cache()
     tasks = [
-        asyncio.create_task(_follow(client, g, v, p, namespace, queue))
+        asyncio.create_task(follow(client, g, v, p, namespace, queue))
         for g, v, p in WATCHED if p in plurals
     ]
     synced: set[str] = set()
+    async for plural, kind, obj in merged(queue, tasks):
+        cache.apply(plural, kind, obj)
+        if kind == "SYNCED":
+            synced.add(plural)
+        if synced >= set(plurals) and queue.empty():
+            yield cache.view(name)
+
+
+async def merged(queue: asyncio.Queue[tuple[str, str, Body]],
+                 followers: list[asyncio.Task[None]],
+                 ) -> AsyncGenerator[tuple[str, str, Body], None]:
+    """The events `follow` tasks put on `queue`, in order. A follower's failure is raised;
+    the followers are cancelled when the consumer stops."""
     try:
         while True:
             getter = asyncio.create_task(queue.get())
-            done, _ = await asyncio.wait({getter, *tasks}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({getter, *followers},
+                                         return_when=asyncio.FIRST_COMPLETED)
             if getter not in done:
                 getter.cancel()
                 for task in done:
                     task.result()  # a follower failed: raise its error
                 continue
-            plural, kind, obj = getter.result()
-            cache.apply(plural, kind, obj)
-            if kind == "SYNCED":
-                synced.add(plural)
-            if synced >= set(plurals) and queue.empty():
-                yield cache.view(name)
+            yield getter.result()
     finally:
-        for task in tasks:
+        for task in followers:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*followers, return_exceptions=True)

@@ -9,6 +9,8 @@ exits 1.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 
 import typer
 from rich.console import Console
@@ -36,11 +38,35 @@ def cli_operate(sandbox: Sandbox, operation: str, name: str) -> OperationResult:
     return OperationResult(before=before, updates=result.updates)
 
 
-def demo_command(*, keep: bool, fast: bool) -> None:
+@contextlib.contextmanager
+def serve_dashboard(sandbox: Sandbox) -> Iterator[str]:
+    """`rollouts dashboard` of the sandbox (port 3100, else any free port), in a thread."""
+    from rollouts.dashboard.background import DashboardThread
+    from rollouts.dashboard.server import Settings
+
+    for port in (3100, 0):
+        thread = DashboardThread(str(sandbox.kubeconfig), Settings(namespace=None, port=port))
+        try:
+            thread.start()
+        except CliError:
+            continue  # port 3100 taken: any free one
+        try:
+            yield thread.url
+        finally:
+            thread.stop()
+        return
+
+
+def demo_command(*, keep: bool, fast: bool, dashboard: bool = False) -> None:
     # Colour only on a terminal; rich honours NO_COLOR and TERM=dumb by itself.
     out = Console(highlight=False, emoji=False)
+    if dashboard and not keep:
+        out.print("--dashboard needs --keep (the dashboard shows the sandbox kept running)",
+                  style="red", highlight=False)
+        raise typer.Exit(2)
     try:
-        code = run_demo(keep=keep, fast=fast, out=out, operate=cli_operate)
+        code = run_demo(keep=keep, fast=fast, out=out, operate=cli_operate,
+                        dashboard=serve_dashboard if dashboard else None)
     except KeyboardInterrupt:
         code = 130
     raise typer.Exit(code)

@@ -10,13 +10,17 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-
-import httpx
+from typing import TYPE_CHECKING
 
 from rollouts.errors import ForbiddenError, KubeError, NotFoundError, RolloutsError
-from rollouts.kube.client import KubeClient
-from rollouts.kube.config import Connection
-from rollouts.kube.config import load as load_connection
+
+# httpx and the kubernetes client load only when a command talks to a cluster: every
+# command builds `Globals`, and `rollouts version` must stay fast.
+if TYPE_CHECKING:
+    import httpx
+
+    from rollouts.kube.client import KubeClient
+    from rollouts.kube.config import Connection
 
 GROUP = "rollouts.dev"
 VERSION = "v1alpha1"
@@ -43,16 +47,34 @@ class Globals:
     _connection: Connection | None = None
 
     def connection(self) -> Connection:
+        from rollouts.kube.config import load as load_connection
+
         if self._connection is None:
+            from rollouts.kube.config import KubeconfigError
+
             try:
                 self._connection = load_connection(self.kubeconfig, self.context)
-            except Exception as exc:  # kubernetes' loaders raise many unrelated types
+            except KubeconfigError as exc:
+                raise CliError(str(exc)) from exc
+            except Exception as exc:  # in-cluster loading raises many unrelated types
                 where = self.kubeconfig or "$KUBECONFIG / ~/.kube/config"
                 raise CliError(f"cannot load kubeconfig ({where}): {exc}") from exc
         return self._connection
 
     def client(self) -> KubeClient:
+        from rollouts.kube.client import KubeClient
+
         return KubeClient(self.connection(), transport=self.transport)
+
+    def unreachable(self, exc: BaseException) -> str:
+        """The one line for a request that never reached the server: which server, which
+        context, and what to check."""
+        connection = self.connection()
+        where = f" (context {connection.context})" if connection.context else ""
+        reason = str(exc) or type(exc).__name__
+        return (f"cannot reach the Kubernetes API server at {connection.host}{where}: "
+                f"{reason}; check that the cluster is up, or choose another context with "
+                "--context")
 
     def resolved_namespace(self) -> str:
         """-n, else the kubeconfig context's namespace, else "default"."""
@@ -69,6 +91,8 @@ def _where(namespace: str | None) -> str:
 async def api_call(verb: str, resource: str, namespace: str | None,
                    name: str | None = None) -> AsyncIterator[None]:
     """Turn API failures inside the block into CliError naming what was attempted."""
+    import httpx
+
     try:
         yield
     except NotFoundError as exc:

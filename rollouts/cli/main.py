@@ -10,33 +10,29 @@ rollout still in progress (`status`), and usage errors; 3 an internal error of `
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import sys
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-import yaml
-from rich.console import Console
-from rich.live import Live
-from rich.markup import escape
 
 from rollouts import __version__
-from rollouts.cli import render
-from rollouts.cli.cluster import (
-    fetch_view,
-    get_rollout,
-    list_rollouts,
-    watch_views,
-    write_operation,
-)
+from rollouts.cli.completion import complete_rollout_names
+from rollouts.cli.helpfmt import RolloutsGroup
 from rollouts.cli.kubeopts import CliError, Globals
 from rollouts.errors import OperationError
-from rollouts.models.base import parse_duration
+
+# Everything that talks to a cluster or renders a Rollout (httpx, kubernetes, pydantic models,
+# rich) is imported by the command that needs it, so `version`, `--help` and shell completion
+# start fast (tests/cli/test_startup.py).
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from rollouts.cli import render
 
 T = TypeVar("T")
 
@@ -44,6 +40,7 @@ app = typer.Typer(
     name="rollouts",
     help="Progressive delivery for Kubernetes: inspect and steer canary and blue-green "
     "Rollouts (rollouts.dev/v1alpha1).",
+    cls=RolloutsGroup,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -57,45 +54,73 @@ class Output(StrEnum):
 
 NamespaceOpt = Annotated[
     str | None,
-    typer.Option("--namespace", "-n", help="Namespace (default: the kubeconfig context's)."),
+    typer.Option("--namespace", "-n", metavar="NAMESPACE",
+                 help="Namespace (default: the kubeconfig context's)."),
 ]
 KubeconfigOpt = Annotated[
-    str | None, typer.Option("--kubeconfig", help="Path to the kubeconfig file.")
+    str | None, typer.Option("--kubeconfig", metavar="PATH", help="Path to the kubeconfig file.")
 ]
-ContextOpt = Annotated[str | None, typer.Option("--context", help="Kubeconfig context.")]
+ContextOpt = Annotated[
+    str | None, typer.Option("--context", metavar="CONTEXT", help="Kubeconfig context.")
+]
+AllNamespacesOpt = Annotated[
+    bool, typer.Option("--all-namespaces", "-A", help="Rollouts in every namespace.")
+]
 OutputOpt = Annotated[
     Output | None, typer.Option("--output", "-o", help="Print json or yaml instead.")
 ]
-NameArg = Annotated[str, typer.Argument(help="Name of the Rollout.")]
+
+
+NameArg = Annotated[
+    str, typer.Argument(help="Name of the Rollout.", autocompletion=complete_rollout_names)
+]
 
 
 # --- plumbing --------------------------------------------------------------------------------
 
 
 def _stdout() -> Console:
+    from rich.console import Console
+
     # Colour only on a terminal; rich honours NO_COLOR and TERM=dumb by itself.
     return Console(highlight=False, emoji=False)
 
 
 def _stderr() -> Console:
+    from rich.console import Console
+
     return Console(stderr=True, highlight=False, emoji=False)
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
+    from rich.markup import escape
+
     _stderr().print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     return typer.Exit(code)
 
 
-def _run(make: Callable[[], Awaitable[T]]) -> T:
+def _run(make: Callable[[], Awaitable[T]], settings: Globals | None = None) -> T:
     """Run one command's coroutine; expected failures become a line on stderr."""
+    import asyncio
+
     try:
         return asyncio.run(_as_coroutine(make))
     except CliError as exc:
-        raise _fail(exc.message, exc.code) from None
+        raise _fail(_explained(exc, settings), exc.code) from None
     except OperationError as exc:
         raise _fail(str(exc)) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+
+
+def _explained(exc: CliError, settings: Globals | None) -> str:
+    """A request that never reached the server is told with the server and the context."""
+    import httpx
+
+    cause = exc.__cause__
+    if settings is not None and isinstance(cause, httpx.TransportError):
+        return settings.unreachable(cause)
+    return exc.message
 
 
 async def _as_coroutine(make: Callable[[], Awaitable[T]]) -> T:
@@ -117,6 +142,8 @@ def _globals(ctx: typer.Context, namespace: str | None, kubeconfig: str | None,
 def _dump(data: Any, output: Output) -> str:
     if output is Output.json:
         return json.dumps(data, indent=2, sort_keys=False) + "\n"
+    import yaml
+
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
 
 
@@ -129,12 +156,22 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"rollouts {__version__}\n")
+        raise typer.Exit()
+
+
 @app.callback()
 def _main(
     ctx: typer.Context,
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
     namespace: NamespaceOpt = None,
+    version: Annotated[
+        bool, typer.Option("--version", is_eager=True, callback=_print_version,
+                           help="Print the version and exit.")
+    ] = False,
 ) -> None:
     base = ctx.obj if isinstance(ctx.obj, Globals) else Globals()
     ctx.obj = Globals(kubeconfig=kubeconfig or base.kubeconfig,
@@ -157,6 +194,9 @@ def get(
     context: ContextOpt = None,
 ) -> None:
     """Show a Rollout: phase, steps, weights, revisions, analysis and pause countdown."""
+    from rollouts.cli import render
+    from rollouts.cli.cluster import fetch_view, get_rollout
+
     g = _globals(ctx, namespace, kubeconfig, context)
 
     async def once() -> None:
@@ -174,10 +214,17 @@ def get(
             await get_rollout(client, ns, name)  # a clear "not found" before watching
             await _live(client, ns, name, output)
 
-    _run(follow if watch else once)
+    _run(follow if watch else once, g)
 
 
 async def _live(client: Any, namespace: str, name: str, output: Output | None) -> None:
+    import asyncio
+
+    from rich.live import Live
+
+    from rollouts.cli import render
+    from rollouts.cli.cluster import watch_views
+
     console = _stdout()
 
     def draw(view: render.RolloutView | None) -> Any:
@@ -214,15 +261,16 @@ async def _live(client: Any, namespace: str, name: str, output: Output | None) -
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    all_namespaces: Annotated[
-        bool, typer.Option("--all-namespaces", "-A", help="Rollouts in every namespace.")
-    ] = False,
+    all_namespaces: AllNamespacesOpt = False,
     output: OutputOpt = None,
     namespace: NamespaceOpt = None,
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
 ) -> None:
     """One line per Rollout: strategy, phase, step, canary weight, age."""
+    from rollouts.cli import render
+    from rollouts.cli.cluster import list_rollouts
+
     g = _globals(ctx, namespace, kubeconfig, context)
 
     async def run() -> None:
@@ -240,7 +288,7 @@ def list_(
             return
         _stdout().print(render.rollouts_table(rollouts, now, all_namespaces=all_namespaces))
 
-    _run(run)
+    _run(run, g)
 
 
 @app.command()
@@ -252,12 +300,13 @@ def status(
     ] = False,
     timeout: Annotated[
         str | None,
-        typer.Option("--timeout", "-t", help="Give up after this long (30s, 5m); implies "
-                     "--watch; exit 2."),
+        typer.Option("--timeout", "-t", metavar="DURATION",
+                     help="Give up after this long (30s, 5m); implies --watch; exit 2."),
     ] = None,
     until: Annotated[
         str | None,
-        typer.Option("--until", help="'paused': also succeed when paused for a human."),
+        typer.Option("--until", metavar="paused",
+                     help="'paused': also succeed when paused for a human."),
     ] = None,
     output: OutputOpt = None,
     namespace: NamespaceOpt = None,
@@ -265,6 +314,12 @@ def status(
     context: ContextOpt = None,
 ) -> None:
     """For CI: exit 0 Healthy, 1 Degraded/aborted/invalid, 2 timeout or still in progress."""
+    from rollouts.cli import render
+    from rollouts.cli.cluster import fetch_view, get_rollout
+    from rollouts.cli.verdict import assess as verdict_of
+    from rollouts.cli.verdict import wait_for_verdict
+    from rollouts.models.base import parse_duration
+
     if until not in (None, "paused"):
         raise typer.BadParameter("the only accepted value is 'paused'", param_hint="--until")
     seconds: int | None = None
@@ -280,12 +335,12 @@ def status(
         async with g.client() as client:
             ns = g.resolved_namespace()
             rollout = render.parse_rollout(await get_rollout(client, ns, name))
-            verdict = render.assess(rollout, until_paused=until_paused)
+            verdict = verdict_of(rollout, until_paused=until_paused)
             if not verdict.done and (watch or seconds is not None):
-                verdict = await _wait(client, ns, name, verdict, seconds, until_paused,
+                verdict = await wait_for_verdict(client, ns, name, verdict, seconds, until_paused,
                                       quiet=output is not None)
             view = await fetch_view(client, ns, name)
-        final = render.assess(view.rollout, until_paused=until_paused)
+        final = verdict_of(view.rollout, until_paused=until_paused)
         if final.done or not verdict.done:
             verdict = final if final.done else verdict
         if output is not None:
@@ -303,70 +358,17 @@ def status(
                             soft_wrap=True)
         return verdict.code if verdict.done else 2
 
-    code = _run(run)
+    code = _run(run, g)
     raise typer.Exit(code)
-
-
-async def _wait(client: Any, namespace: str, name: str, verdict: render.Verdict,
-                seconds: int | None, until_paused: bool, *, quiet: bool) -> render.Verdict:
-    console = _stdout()
-    last = verdict.reason
-
-    async def follow() -> render.Verdict:
-        nonlocal last
-        async for view in watch_views(client, namespace, name, plurals=("rollouts",)):
-            if view is None:
-                raise CliError(f"rollout {name} was deleted while waiting")
-            current = render.assess(view.rollout, until_paused=until_paused)
-            if not quiet and current.reason != last:
-                console.print(f"  {current.reason}", markup=False, soft_wrap=True)
-            last = current.reason
-            if current.done:
-                return current
-        raise CliError("the watch ended unexpectedly")  # pragma: no cover
-
-    if not quiet:
-        console.print(f"Waiting for rollout {name}: {verdict.reason}", markup=False, soft_wrap=True)
-    try:
-        async with asyncio.timeout(seconds):
-            return await follow()
-    except TimeoutError:
-        return render.Verdict(False, 2, last)
 
 
 # --- operations ------------------------------------------------------------------------------
 
-_DONE = {
-    "promote": "promoted",
-    "abort": "aborted",
-    "retry": "restarted (retry)",
-    "pause": "paused",
-    "resume": "resumed",
-}
-
-
-def _show(value: Any) -> str:
-    if value is None:
-        return "<unset>"
-    if isinstance(value, list):
-        reasons = [str(v.get("reason")) if isinstance(v, dict) else str(v) for v in value]
-        return "[" + ", ".join(reasons) + "]"
-    return json.dumps(value)
-
-
-def describe_changes(before: dict[str, Any], updates: dict[str, Any]) -> list[str]:
-    """"field: old -> new" for every status field the operation changed."""
-    lines = []
-    for field, new in updates.items():
-        old = before.get(field)
-        if old == new or (new is None and field not in before):
-            continue
-        lines.append(f"{field}: {_show(old)} -> {_show(new)}")
-    return lines
-
-
 def _operate(ctx: typer.Context, operation: str, name: str, namespace: str | None,
              kubeconfig: str | None, context: str | None, *, full: bool = False) -> None:
+    from rollouts.cli import changes
+    from rollouts.cli.cluster import write_operation
+
     g = _globals(ctx, namespace, kubeconfig, context)
 
     async def run() -> None:
@@ -374,13 +376,12 @@ def _operate(ctx: typer.Context, operation: str, name: str, namespace: str | Non
             ns = g.resolved_namespace()
             result = await write_operation(client, ns, name, operation, full=full)
         console = _stdout()
-        what = "promoted fully" if full else _DONE[operation]
-        console.print(f"rollout {name} {what} (namespace {ns})", markup=False, soft_wrap=True)
-        before = result.before.status.model_dump(by_alias=True, exclude_none=True, mode="json")
-        for line in describe_changes(before, result.updates):
+        console.print(changes.operation_done(name, ns, operation, full=full), markup=False,
+                      soft_wrap=True)
+        for line in changes.operation_changes(result.before, result.updates):
             console.print(f"  {line}", markup=False, soft_wrap=True)
 
-    _run(run)
+    _run(run, g)
 
 
 @app.command()
@@ -446,6 +447,45 @@ def resume(
     _operate(ctx, "resume", name, namespace, kubeconfig, context)
 
 
+@app.command()
+def dashboard(
+    ctx: typer.Context,
+    port: Annotated[int, typer.Option("--port", "-p", help="Port to listen on.")] = 3100,
+    address: Annotated[
+        str, typer.Option("--address", metavar="ADDRESS",
+                          help="Address to listen on; anything but loopback requires the "
+                          "printed token.")
+    ] = "127.0.0.1",
+    all_namespaces: AllNamespacesOpt = False,
+    namespace: NamespaceOpt = None,
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+) -> None:
+    """Serve a live web dashboard: Rollouts, steps, analysis charts, and the operations."""
+    from rollouts.dashboard.server import Settings, run_dashboard
+
+    g = _globals(ctx, namespace, kubeconfig, context)
+    try:
+        scope = None if all_namespaces else g.resolved_namespace()
+    except CliError as exc:
+        raise _fail(exc.message, exc.code) from None
+    settings = Settings(namespace=scope, address=address, port=port)
+    err = _stderr()
+
+    def announce(url: str) -> None:
+        scope = (settings.namespace and f"namespace {settings.namespace}") or "all namespaces"
+        err.print(f"Dashboard of {scope} on {url}", markup=False, soft_wrap=True)
+        if settings.require_token:
+            err.print("Not on loopback: the page needs the token in this URL.",
+                      markup=False, soft_wrap=True)
+        err.print("Press Ctrl-C to stop.", markup=False)
+
+    try:
+        run_dashboard(g.client(), settings, announce)
+    except CliError as exc:
+        raise _fail(_explained(exc, g), exc.code) from None
+
+
 # --- offline commands ------------------------------------------------------------------------
 
 
@@ -506,7 +546,8 @@ def controller(
     context: ContextOpt = None,
     namespace: Annotated[
         list[str] | None,
-        typer.Option("--namespace", "-n", help="Serve this namespace (repeatable)."),
+        typer.Option("--namespace", "-n", metavar="NAMESPACE",
+                     help="Serve this namespace (repeatable)."),
     ] = None,
     all_namespaces: Annotated[
         bool, typer.Option("--all-namespaces", "-A", help="Serve every namespace.")
@@ -515,11 +556,12 @@ def controller(
         bool, typer.Option("--standalone", help="No peering: assume the only replica.")
     ] = False,
     peering: Annotated[
-        str | None, typer.Option("--peering", help="Peering object name (leader election).")
+        str | None,
+        typer.Option("--peering", metavar="NAME", help="Peering object name (leader election)."),
     ] = None,
     prometheus_address: Annotated[
         str | None,
-        typer.Option("--prometheus-address",
+        typer.Option("--prometheus-address", metavar="URL",
                      help="Prometheus for metrics whose provider names no address."),
     ] = None,
     metrics_address: Annotated[
@@ -536,6 +578,12 @@ def controller(
         if exc.name != "rollouts.cli.controller":
             raise
         raise _fail("the controller is not part of this build") from None
+    from rollouts.kube.config import KubeconfigError, UnreachableError, check_reachable, load
+
+    try:  # one line for what a user gets wrong first, before kopf starts
+        check_reachable(load(kubeconfig, context))
+    except (KubeconfigError, UnreachableError) as exc:
+        raise _fail(str(exc)) from None
 
     controller_command(
         kubeconfig=kubeconfig,
@@ -554,6 +602,10 @@ def controller(
 def demo(
     keep: Annotated[bool, typer.Option("--keep", help="Keep the sandbox running after.")] = False,
     fast: Annotated[bool, typer.Option("--fast", help="Shorter pauses.")] = False,
+    dashboard: Annotated[
+        bool, typer.Option("--dashboard", help="With --keep: serve the web dashboard of the "
+                           "sandbox too.")
+    ] = False,
 ) -> None:
     """A local playground: API emulator, controller and a canary to watch."""
     try:
@@ -563,7 +615,7 @@ def demo(
             raise
         raise _fail("the demo is not part of this build") from None
 
-    demo_command(keep=keep, fast=fast)
+    demo_command(keep=keep, fast=fast, dashboard=dashboard)
 
 
 def main() -> None:

@@ -60,6 +60,8 @@ class ReplicaSetInfo:
     desired: int
     ready: int
     available: int
+    # When the controller scales it down (blue-green scaleDownDelaySeconds, and the like).
+    scale_down_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,7 @@ def build_view(rollout: Mapping[str, Any], replica_sets: Iterable[Mapping[str, A
             continue
         view = _rs_view(body)
         sets.append(ReplicaSetInfo(view.name, view.pod_hash, view.revision, view.spec_replicas,
-                                   view.ready, view.available))
+                                   view.ready, view.available, view.scale_down_at))
     sets.sort(key=lambda r: (-r.revision, r.name))
     runs = sorted((run_info(b) for b in analysis_runs if owned_by(b, uid)),
                   key=lambda r: (r.created or "", r.name))
@@ -179,6 +181,110 @@ def in_flight(status: RolloutStatus) -> bool:
     return status.current_pod_hash is not None and status.current_pod_hash != status.stable_rs
 
 
+def invalid_spec(rollout: Rollout) -> str | None:
+    """Why the controller refused the spec (condition InvalidSpec), or None."""
+    condition = rollout.status.condition("InvalidSpec")
+    if condition is not None and condition.status == "True":
+        return condition.message or "invalid spec"
+    if rollout.status.message.startswith("InvalidSpec"):  # as `assess` reads it
+        return rollout.status.message.removeprefix("InvalidSpec:").strip()
+    return None
+
+
+def abort_reason(status: RolloutStatus) -> str:
+    """The abort message without the "Aborted:" the controller may have put in front."""
+    reason = (status.abort_message or "").strip()
+    return reason.removeprefix("Aborted:").strip() or "aborted"
+
+
+def aborted_step(view: RolloutView) -> int | None:
+    """Index of the step an aborted canary stopped at, when it can be known.
+
+    The controller resets currentStepIndex to 0 on abort (as Argo Rollouts does), so a
+    non-zero index is taken as it is; otherwise the step of the failed step AnalysisRun of
+    the aborted revision tells where it stopped.
+    """
+    status = view.rollout.status
+    if not status.abort:
+        return None
+    if status.current_step_index:
+        return status.current_step_index
+    failed = [r for r in view.analysis_runs
+              if r.step_index is not None and r.pod_hash == status.current_pod_hash
+              and r.status.phase in ("Failed", "Error", "Inconclusive")]
+    return failed[-1].step_index if failed else None
+
+
+@dataclass(frozen=True)
+class StepState:
+    """One canary step as shown: its text and where the Rollout is relative to it."""
+
+    text: str
+    state: str  # "done", "current", "aborted", "pending", "skipped"
+
+    @property
+    def mark(self) -> str:
+        return {"done": "✔", "current": "▶", "aborted": "✖", "skipped": "-"}.get(self.state,
+                                                                                 "○")
+
+
+def step_states(view: RolloutView) -> list[StepState]:
+    """The canary steps marked done / current / aborted here / pending.
+
+    Nothing is "done" for a spec the controller refused, and an aborted Rollout marks the
+    step it stopped at (when known) instead of pretending it never started.
+    """
+    rollout = view.rollout
+    steps = canary_steps(rollout.spec)
+    position = step_position(rollout)
+    if position is None or invalid_spec(rollout) is not None:
+        return [StepState(describe_step(s), "pending") for s in steps]
+    status = rollout.status
+    if status.abort:
+        stopped = aborted_step(view)
+        return [StepState(describe_step(s),
+                          "pending" if stopped is None or i > stopped else
+                          "aborted" if i == stopped else "done")
+                for i, s in enumerate(steps)]
+    if first_revision(view):
+        return [StepState(describe_step(s), "skipped") for s in steps]
+    index, _ = position
+    return [StepState(describe_step(s),
+                      "done" if i < index else
+                      "current" if i == index and in_flight(status) else "pending")
+            for i, s in enumerate(steps)]
+
+
+def first_revision(view: RolloutView) -> bool:
+    """The Rollout's only revision is stable: it was installed, not rolled out, so no step
+    ran (a first revision skips its steps, as in Argo Rollouts). Needs the ReplicaSets."""
+    status = view.rollout.status
+    if in_flight(status) or not view.replica_sets or status.stable_rs is None:
+        return False
+    stable = next((r for r in view.replica_sets if r.pod_hash == status.stable_rs), None)
+    return stable is not None and all(r.revision >= stable.revision for r in view.replica_sets)
+
+
+def step_label(view: RolloutView) -> str | None:
+    """ "2/4", "4/4 done", "2/4 aborted", "-/4 (invalid spec)" for a canary; None for
+    blue-green."""
+    rollout = view.rollout
+    position = step_position(rollout)
+    if position is None:
+        return None
+    index, total = position
+    if invalid_spec(rollout) is not None:
+        return f"-/{total} (invalid spec)"
+    if rollout.status.abort:
+        stopped = aborted_step(view)
+        return "aborted" if stopped is None else f"{min(stopped + 1, total)}/{total} aborted"
+    if first_revision(view):
+        return f"-/{total} (first revision: steps skipped)"
+    if index >= total:
+        return f"{total}/{total} done" if total else "0/0"
+    return f"{index + 1}/{total}"
+
+
 def pause_left(rollout: Rollout, now: dt.datetime) -> tuple[str, int | None] | None:
     """(why it is paused, seconds left or None for "until someone acts"); None if not paused."""
     status = rollout.status
@@ -215,6 +321,14 @@ def pause_left(rollout: Rollout, now: dt.datetime) -> tuple[str, int | None] | N
     return None
 
 
+def scale_down_left(rs: ReplicaSetInfo, now: dt.datetime) -> int | None:
+    """Seconds until the controller scales this ReplicaSet down (0: due now); None when no
+    scale-down is scheduled or it has no pods left."""
+    if rs.scale_down_at is None or rs.desired == 0:
+        return None
+    return max(math.ceil((rs.scale_down_at - now).total_seconds()), 0)
+
+
 def roles(rollout: Rollout, pod_hash: str) -> list[str]:
     status = rollout.status
     found: list[str] = []
@@ -228,7 +342,7 @@ def roles(rollout: Rollout, pod_hash: str) -> list[str]:
                 and pod_hash != status.stable_rs):
             found.append("preview")
     elif pod_hash == status.current_pod_hash and pod_hash != status.stable_rs:
-        found.append("canary")
+        found.append("aborted" if status.abort else "canary")
     return found
 
 
@@ -306,14 +420,14 @@ def summary(view: RolloutView) -> dict[str, Any]:
 
 def list_row(rollout: Rollout, now: dt.datetime) -> dict[str, Any]:
     """One row of `list` (also its -o json/yaml item)."""
-    position = step_position(rollout)
+    step_position(rollout)
     weight = weights(rollout)
     return {
         "name": rollout.metadata.name,
         "namespace": rollout.metadata.namespace,
         "strategy": strategy_name(rollout.spec),
         "phase": rollout.status.phase,
-        "step": None if position is None else f"{min(position[0] + 1, position[1])}/{position[1]}",
+        "step": step_label(RolloutView(rollout)),
         "weight": None if weight is None else weight["canary"],
         "age": age(rollout.metadata.creation_timestamp, now),
     }
@@ -327,6 +441,19 @@ def _phase_text(phase: str | None) -> Text:
     return Text(name, style=f"bold {PHASE_STYLE.get(name, '')}".strip())
 
 
+def status_message(view: RolloutView, now: dt.datetime) -> str:
+    """status.message, with a timed pause's countdown computed now rather than the
+    seconds left when the controller last wrote (so it matches the Pause line)."""
+    rollout = view.rollout
+    paused = pause_left(rollout, now)
+    position = step_position(rollout)
+    if paused is not None and paused[1] is not None and position is not None \
+            and paused[0] == "paused":
+        index, total = position
+        return f"Step {index + 1}/{total}: paused, {short_duration(paused[1])} left"
+    return rollout.status.message
+
+
 def rollout_tree(view: RolloutView, now: dt.datetime) -> Tree:
     rollout = view.rollout
     status = rollout.status
@@ -334,39 +461,39 @@ def rollout_tree(view: RolloutView, now: dt.datetime) -> Tree:
     tree = Tree(Text.assemble(("Rollout ", "bold"), (meta.name, "bold"),
                               f"  (namespace {meta.namespace})"))
 
+    message = status_message(view, now)
     head = Text.assemble("Status:   ", _phase_text(status.phase))
-    if status.message:
-        head.append(f"  {status.message}")
+    if message:
+        head.append(f"  {message}")
     tree.add(head)
     if status.observed_generation is not None and status.observed_generation < meta.generation:
         tree.add(Text(f"Generation {meta.generation} not yet observed by the controller "
                       f"(observed {status.observed_generation})", style="yellow"))
+    shown = [message]  # each explanation is printed once, where it is first met
     if status.abort:
-        tree.add(Text(f"Aborted:  {status.abort_message or 'yes'}"
+        reason = abort_reason(status)
+        said = reason in message
+        shown.append(reason)
+        tree.add(Text("Aborted:  " + ("yes" if said else reason)
                       + (f" at {status.aborted_at}" if status.aborted_at else ""), style="red"))
     tree.add(f"Strategy: {strategy_name(rollout.spec)}")
 
-    position = step_position(rollout)
-    if position is not None:
-        index, total = position
-        label = f"Step:     {min(index + 1, total)}/{total}" if index < total else \
-            f"Step:     {total}/{total} (all steps done)"
-        steps_node = tree.add(label)
-        for i, step in enumerate(canary_steps(rollout.spec)):
-            if i < index:
-                steps_node.add(Text(f"✔ {describe_step(step)}", style="green"))
-            elif i == index and in_flight(status) and not status.abort:
-                steps_node.add(Text(f"▶ {describe_step(step)}", style="bold yellow"))
-            else:
-                steps_node.add(Text(f"○ {describe_step(step)}", style="dim"))
+    label = step_label(view)
+    if label is not None:
+        steps_node = tree.add(f"Step:     {label}")
+        style = {"done": "green", "current": "bold yellow", "aborted": "bold red"}
+        for step in step_states(view):
+            steps_node.add(Text(f"{step.mark} {step.text}", style=style.get(step.state, "dim")))
         weight = weights(rollout)
         if weight is not None:
             verified = status.canary.weights.verified if status.canary and \
                 status.canary.weights else None
             line = (f"Weights:  canary {_pct(weight['canary'])}, stable {_pct(weight['stable'])}"
                     f", desired {_pct(weight['desired'])}")
-            if verified is not None:
-                line += " (verified)" if verified else " (not yet verified)"
+            if verified:
+                line += " (verified)"
+            elif verified is not None and in_flight(status) and not status.abort:
+                line += " (not yet verified)"
             tree.add(line)
     else:
         blue_green = status.blue_green
@@ -389,6 +516,10 @@ def rollout_tree(view: RolloutView, now: dt.datetime) -> Tree:
         if role:
             text.append(f" ({', '.join(role)})", style="bold")
         text.append(f"  pods {rs.desired} desired, {rs.ready} ready, {rs.available} available")
+        left = scale_down_left(rs, now)
+        if left is not None:
+            text.append(f"; scaled down in {short_duration(left)}" if left else
+                        "; scaling down", style="cyan")
         revisions.add(text)
 
     runs = view.analysis_runs
@@ -404,25 +535,30 @@ def rollout_tree(view: RolloutView, now: dt.datetime) -> Tree:
             if what:
                 heading.append(f" ({what})", style="dim")
             node = analysis.add(heading)
-            if run.status.message:
+            if run.status.message and not _said(run.status.message, shown):
                 node.add(Text(escape(run.status.message), style="dim"))
+                shown.append(run.status.message)
             for result in run.status.metric_results:
-                node.add(_metric_line(result))
+                node.add(_metric_line(result, shown))
     return tree
+
+
+def _said(text: str, shown: Sequence[str]) -> bool:
+    return any(text in earlier for earlier in shown if earlier)
 
 
 def _pct(value: int | None) -> str:
     return "-" if value is None else f"{value}%"
 
 
-def _metric_line(result: MetricResult) -> Text:
+def _metric_line(result: MetricResult, shown: Sequence[str] = ()) -> Text:
     latest = result.measurements[-1] if result.measurements else None
     value = latest.value if latest is not None and latest.value is not None else "-"
     text = Text(f"{result.name}: {value} ")
     text.append(result.phase, style=RUN_STYLE.get(result.phase, ""))
     text.append(f" ({result.successful} ok, {result.failed} failed, "
                 f"{result.inconclusive} inconclusive, {result.error} errors)", style="dim")
-    if result.message:
+    if result.message and not _said(result.message, shown):
         text.append(f" {result.message}", style="dim")
     text.append(evidence_suffix(result), style="dim")
     return text
@@ -459,42 +595,3 @@ def to_text(renderable: RenderableType, *, width: int = 80, color: bool = False)
                       force_terminal=color, highlight=False, emoji=False)
     console.print(renderable)
     return buffer.getvalue()
-
-
-# --- what `status` concludes -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """Whether CI can stop waiting, the exit code if so, and why."""
-
-    done: bool
-    code: int
-    reason: str
-
-
-def assess(rollout: Rollout, *, until_paused: bool = False) -> Verdict:
-    """0 Healthy (or paused for a human with `until_paused`), 1 failed, else not done.
-
-    Nothing is trusted until the controller has observed the current generation: before
-    that the phase describes the previous spec.
-    """
-    status = rollout.status
-    meta = rollout.metadata
-    if status.observed_generation is None or status.observed_generation < meta.generation:
-        return Verdict(False, 2, f"waiting for the controller to observe generation "
-                                 f"{meta.generation} (observed {status.observed_generation})")
-    invalid = status.condition("InvalidSpec")
-    if (invalid is not None and invalid.status == "True") or status.message.startswith(
-            "InvalidSpec"):
-        detail = invalid.message if invalid is not None and invalid.message else status.message
-        return Verdict(True, 1, f"invalid spec: {detail.removeprefix('InvalidSpec: ')}")
-    if status.abort:
-        return Verdict(True, 1, f"aborted: {status.abort_message or status.message}")
-    if status.phase == "Degraded":
-        return Verdict(True, 1, f"degraded: {status.message}")
-    if status.phase == "Healthy":
-        return Verdict(True, 0, status.message or "healthy")
-    if status.phase == "Paused" and until_paused:
-        return Verdict(True, 0, f"paused: {status.message}")
-    return Verdict(False, 2, f"{status.phase or 'Unknown'}: {status.message}")

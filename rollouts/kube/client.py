@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import ssl
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
@@ -91,15 +90,7 @@ class KubeClient:
         # assignment pass is quadratic in the backlog) and its wait counts against the
         # request timeout, so requests failed without ever being sent.
         self._in_flight = asyncio.Semaphore(max_in_flight)
-        verify: ssl.SSLContext | bool = False
-        if connection.host.startswith("https"):
-            context = ssl.create_default_context(cafile=connection.ca_path)
-            if not connection.verify:
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-            if connection.cert_path and connection.key_path:
-                context.load_cert_chain(connection.cert_path, connection.key_path)
-            verify = context
+        verify = connection.tls()
         auth: httpx.Auth | None = None
         if connection.username and connection.password and not connection.token:
             auth = httpx.BasicAuth(connection.username, connection.password)

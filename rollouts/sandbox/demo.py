@@ -19,6 +19,7 @@ on. The CLI passes its own writer (`operate=`) so the demo goes through exactly 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -37,7 +38,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from rollouts.analysis.templates import ANALYSIS_KIND_LABEL
+from rollouts.analysis.templates import ANALYSIS_KIND_LABEL, ANALYSIS_STEP_LABEL
 from rollouts.errors import OperationError
 from rollouts.models.rollout import POD_TEMPLATE_HASH_LABEL, REVISION_ANNOTATION, Rollout
 from rollouts.planner.operations import decide
@@ -182,6 +183,7 @@ class AnalysisRow:
     phase: str
     message: str
     measurements: tuple[MeasurementRow, ...]
+    step: int | None = None  # the index of the step it judges (step runs)
 
     @property
     def done(self) -> bool:
@@ -213,6 +215,15 @@ class Snapshot:
     replica_sets: tuple[ReplicaSetRow, ...]
     services: tuple[tuple[str, str], ...]  # (service, pinned hash or "-")
     run: AnalysisRow | None = None
+    # After an abort: the step it stopped at, when known (the controller resets the index).
+    stopped_at: int | None = None
+
+    @property
+    def first_revision(self) -> bool:
+        """Nothing was rolled out yet: the first revision skips its steps."""
+        stable = self.rs(self.stable_hash)
+        return stable is not None and all(r.revision >= stable.revision
+                                          for r in self.replica_sets)
 
     @property
     def in_flight(self) -> bool:
@@ -275,12 +286,14 @@ def take_analysis(sandbox: Sandbox, name: str, pod_hash: str | None) -> Analysis
             rows.append(MeasurementRow(metric, number, phase,
                                        str(_dict(taken).get("value") or ""),
                                        _condition(specs.get(metric, {}), phase)))
+    step = str(_dict(meta.get("labels")).get(ANALYSIS_STEP_LABEL) or "")
     return AnalysisRow(
         name=str(meta.get("name")),
         kind=str(_dict(meta.get("labels")).get(ANALYSIS_KIND_LABEL) or "?"),
         phase=str(status.get("phase") or "Pending"),
         message=str(status.get("message") or ""),
         measurements=tuple(rows),
+        step=int(step) if step.isdigit() else None,
     )
 
 
@@ -304,6 +317,7 @@ def take_snapshot(sandbox: Sandbox, name: str, started: float) -> Snapshot:
             desired=int(_dict(rs.get("spec")).get("replicas") or 0),
             available=int(_dict(rs.get("status")).get("availableReplicas") or 0),
         ))
+    run = take_analysis(sandbox, name, status.get("currentPodHash"))
     services = []
     for key in ("canaryService", "stableService"):
         service = canary_spec.get(key)
@@ -331,7 +345,9 @@ def take_snapshot(sandbox: Sandbox, name: str, started: float) -> Snapshot:
         aborted=bool(status.get("abort")),
         replica_sets=tuple(sorted(rows, key=lambda r: -r.revision)),
         services=tuple(services),
-        run=take_analysis(sandbox, name, status.get("currentPodHash")),
+        run=run,
+        stopped_at=run.step if status.get("abort") and run is not None
+        and run.step is not None and run.phase in ("Failed", "Error", "Inconclusive") else None,
     )
 
 
@@ -377,12 +393,20 @@ class Marks:
 
 
 def step_marks(snap: Snapshot, marks: Marks) -> list[tuple[str, str]]:
-    """(mark, style) per step: done, current, or still to come (all of them after an abort)."""
+    """(mark, style) per step: done, current, where an abort stopped, or still to come.
+
+    The first revision of a Rollout runs no steps (nothing to compare it with), so they stay
+    marked as not run rather than done.
+    """
     index = snap.step if snap.step is not None else (0 if snap.in_flight else len(snap.steps))
     result = []
     for i in range(len(snap.steps)):
         if snap.aborted:
-            # The controller resets the step index on abort: no step is current any more.
+            # The controller resets the step index on abort; mark where it stopped if known.
+            stopped = snap.stopped_at
+            result.append((marks.done, "green") if stopped is not None and i < stopped else
+                          (marks.failed, "bold red") if i == stopped else (marks.todo, "dim"))
+        elif not snap.in_flight and snap.first_revision:
             result.append((marks.todo, "dim"))
         elif not snap.in_flight or i < index:
             result.append((marks.done, "green"))
@@ -570,6 +594,8 @@ class Demo:
     live: Live | None = None
     _last_keys: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     _last_runs: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    # Rollout -> the step index a user's abort was decided at (the status forgets it).
+    _aborted_at: dict[str, int] = field(default_factory=dict)
     last: Snapshot | None = None
 
     @property
@@ -581,6 +607,8 @@ class Demo:
         """Look at a Rollout (the current act's by default); log what changed."""
         name = name or self.name
         snap = take_snapshot(self.sandbox, name, self.started)
+        if snap.aborted and snap.stopped_at is None and name in self._aborted_at:
+            snap = dataclasses.replace(snap, stopped_at=self._aborted_at[name])
         key = snap.transition_key()
         if key != self._last_keys.get(name):
             if snap.observed_generation is not None:  # before that: nothing to say yet
@@ -649,6 +677,9 @@ class Demo:
         except OperationError as exc:
             raise DemoFailure(f"rollouts {operation} {self.name}",
                               "the operation to be accepted", f"it refused: {exc}") from exc
+        index = result.before.get("currentStepIndex")
+        if operation == "abort" and isinstance(index, int):
+            self._aborted_at[self.name] = index
         done = {"promote": "promoted", "abort": "aborted"}.get(operation, operation)
         self.out.print(Text(f"rollout {self.name} {done}"), soft_wrap=True)
         for line in describe_changes(result.before, result.updates):
@@ -701,7 +732,8 @@ class Demo:
         aborted = self.wait(
             "Degraded with stable at full size",
             lambda s: s.phase == "Degraded" and s.sizes(stable) == (4, 4)
-            and s.sizes(bad) == (0, 0) and s.service(canary_service) == stable,
+            and s.sizes(bad) == (0, 0) and s.service(canary_service) == stable
+            and s.canary_weight in (0, None),  # the status caught up: one state in the box
             seen=lambda s: f"{s.phase}, stable {s.sizes(stable)}, canary {s.sizes(bad)}, "
                            f"{canary_service} -> {s.service(canary_service)}")
         self.expect("Degraded and marked aborted", ("Degraded", True),
@@ -780,7 +812,8 @@ class Demo:
         aborted = self.wait(
             "Degraded with stable at full size",
             lambda s: s.phase == "Degraded" and s.aborted and s.sizes(stable) == (4, 4)
-            and s.sizes(bad) == (0, 0) and s.service(canary_service) == stable,
+            and s.sizes(bad) == (0, 0) and s.service(canary_service) == stable
+            and s.canary_weight in (0, None),
             seen=lambda s: f"{s.phase}, {self._run_summary(s.run)}, stable "
                            f"{s.sizes(stable)}, canary {s.sizes(bad)}, "
                            f"{canary_service} -> {s.service(canary_service)}")
@@ -884,12 +917,17 @@ class Demo:
         return (row.image, row.desired, row.available) if row else ("(no ReplicaSet)", 0, 0)
 
 
+# Serves a web view of the kept sandbox while it runs; gives the URL to open.
+ServeDashboard = Callable[[Sandbox], contextlib.AbstractContextManager[str]]
+
+
 def run_demo(keep: bool, fast: bool, out: Console, *, operate: Operate | None = None,
-             analysis: bool = True) -> int:
+             analysis: bool = True, dashboard: ServeDashboard | None = None) -> int:
     """Run the scenario; 0 when every expectation held, 1 otherwise (printed).
 
     `analysis=False` leaves out the acts judged by Prometheus (and Prometheus): the first
-    three acts alone, for tests of them on machines without the binary.
+    three acts alone, for tests of them on machines without the binary. With `keep`, a
+    `dashboard` (the CLI passes `rollouts dashboard`) serves the sandbox until Ctrl-C.
     """
     pace = FAST if fast else NORMAL
     marks = Marks.for_console(out)
@@ -905,12 +943,17 @@ def run_demo(keep: bool, fast: bool, out: Console, *, operate: Operate | None = 
                        style="dim"), soft_wrap=True)
     with contextlib.ExitStack() as stack:
         stack.enter_context(quiet_controller_logs(out))
+        restore = _sigint_handler()
         try:
             sandbox = stack.enter_context(Sandbox(ready_delay=pace.ready_delay,
                                                   prometheus=analysis))
         except PrometheusServerError as exc:
             _report_no_prometheus(out, marks, f"It did not start: {exc}")
             return 1
+        # Exits run last-in first-out: Ctrl-C is ignored while the sandbox stops (so its
+        # temporary kubeconfig and data always go), then the handler comes back.
+        stack.callback(restore)
+        stack.callback(_ignore_sigint)
         sandbox.start_controller()
         out.print(Text(f"Sandbox API server on {sandbox.url}; controller running.",
                        style="dim"), soft_wrap=True)
@@ -930,6 +973,12 @@ def run_demo(keep: bool, fast: bool, out: Console, *, operate: Operate | None = 
         except (DemoFailure, SandboxError) as exc:
             code = 1
             _report_failure(out, marks, exc, demo)
+        except KeyboardInterrupt:
+            demo.live = None
+            out.print()
+            out.print(Text("Interrupted: stopping the sandbox and removing its files.",
+                           style="yellow"), soft_wrap=True)
+            return 130
         finally:
             demo.live = None
         if code == 0:
@@ -940,7 +989,12 @@ def run_demo(keep: bool, fast: bool, out: Console, *, operate: Operate | None = 
                            f"{time.monotonic() - started:.1f}s.", style="bold green"),
                       soft_wrap=True)
         if keep:
-            _keep_running(demo, [NAME, ANALYSIS_NAME] if analysis else [NAME])
+            names = [NAME, ANALYSIS_NAME] if analysis else [NAME]
+            with dashboard(sandbox) if dashboard is not None else \
+                    contextlib.nullcontext("") as url:
+                _keep_running(demo, names, url)
+        else:
+            _next_steps(out)
         return code
 
 
@@ -968,9 +1022,21 @@ def _report_failure(out: Console, marks: Marks, exc: Exception, demo: Demo) -> N
                    style="red"), soft_wrap=True)
 
 
-def _keep_running(demo: Demo, names: list[str]) -> None:
+def _next_steps(out: Console) -> None:
+    out.print("Next: keep the sandbox running and try the commands yourself:",
+              highlight=False, markup=False)
+    out.print("  rollouts demo --keep               # prints the KUBECONFIG to use",
+              highlight=False, markup=False)
+    out.print("  rollouts demo --keep --dashboard   # ...and serves it in a browser",
+              highlight=False, markup=False)
+
+
+def _keep_running(demo: Demo, names: list[str], dashboard_url: str = "") -> None:
     out = demo.out
     out.print()
+    if dashboard_url:
+        out.print(f"Dashboard: {dashboard_url}  (open it in a browser)", soft_wrap=True,
+                  highlight=False, markup=False)
     out.print("The sandbox keeps running. In another shell:", soft_wrap=True)
     out.print(f"  export KUBECONFIG={demo.sandbox.kubeconfig}", soft_wrap=True,
               highlight=False, markup=False)
@@ -993,6 +1059,23 @@ def _keep_running(demo: Demo, names: list[str]) -> None:
                         demo.poll(name)
         except KeyboardInterrupt:
             out.print("Stopping the sandbox.", soft_wrap=True)
+
+
+def _sigint_handler() -> Callable[[], None]:
+    """A function that puts back the SIGINT handler of now (a no-op off the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = signal.getsignal(signal.SIGINT)
+
+    def restore() -> None:
+        signal.signal(signal.SIGINT, previous)
+
+    return restore
+
+
+def _ignore_sigint() -> None:
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @contextlib.contextmanager

@@ -366,7 +366,7 @@ def test_unreachable_server(tmp_path: Any) -> None:
 def test_missing_kubeconfig(tmp_path: Any) -> None:
     result = CliRunner().invoke(app, ["--kubeconfig", str(tmp_path / "none"), "list"])
     assert result.exit_code == 1
-    assert "cannot load kubeconfig" in result.output
+    assert f"kubeconfig {tmp_path / 'none'} not found" in result.output
 
 
 # --- misc -------------------------------------------------------------------------------------

@@ -65,7 +65,7 @@ def test_canary_tree() -> None:
     text = render.to_text(render.rollout_tree(canary_view(), NOW))
     assert lines(text) == [
         "Rollout web  (namespace prod)",
-        "├── Status:   Paused  Step 2/4: paused for 60s more",
+        "├── Status:   Paused  Step 2/4: paused, 40s left",
         "├── Strategy: Canary",
         "├── Step:     2/4",
         "│   ├── ✔ setWeight: 25",
@@ -127,6 +127,63 @@ def test_invalid_spec_still_renders() -> None:
     text = render.to_text(render.rollout_tree(render.build_view(rollout(spec, status)), NOW))
     assert "InvalidSpec: spec.selector: Field required" in text
     assert "setWeight: 10" in text
+
+
+def test_invalid_spec_marks_no_step_done() -> None:
+    # The controller refused the spec: no step ran, whatever the index says.
+    status = {"phase": "Degraded", "message": "InvalidSpec: spec.strategy: bad",
+              "observedGeneration": 1, "currentStepIndex": 2,
+              "conditions": [{"type": "InvalidSpec", "status": "True",
+                              "message": "spec.strategy: bad"}]}
+    spec = {**CANARY_SPEC, "strategy": {"canary": {"steps": [{"setWeight": 10},
+                                                              {"pause": {}}]}}}
+    view = render.build_view(rollout(spec, status))
+    text = render.to_text(render.rollout_tree(view, NOW))
+    assert "✔" not in text and "all steps done" not in text
+    assert "Step:     -/2 (invalid spec)" in text
+    assert render.list_row(view.rollout, NOW)["step"] == "-/2 (invalid spec)"
+
+
+ABORTED_RUN = {
+    "metadata": {"name": "web-new-2", "ownerReferences": owner(),
+                 "creationTimestamp": "2024-01-01T00:00:00Z",
+                 "labels": {"rollouts-pod-template-hash": "new",
+                            "rollouts.dev/analysis-kind": "step", "rollouts.dev/step-index": "1"}},
+    "status": {"phase": "Failed", "message": 'metric "error-rate" failed: value 0.3',
+               "metricResults": [{"name": "error-rate", "phase": "Failed", "failed": 1,
+                                  "message": 'metric "error-rate" failed: value 0.3',
+                                  "measurements": [{"phase": "Failed", "value": "0.3"}]}]},
+}
+
+
+def test_aborted_at_a_step_says_where_once() -> None:
+    # As the controller leaves it: index reset to 0, the failed step run says where it stopped.
+    reason = 'Aborted: step 2 AnalysisRun web-new-2 Failed: metric "error-rate" failed: value 0.3'
+    status = {**CANARY_PAUSED, "phase": "Degraded", "abort": True, "abortMessage": reason,
+              "message": f"{reason}; stable revision old serving all traffic",
+              "currentStepIndex": 0, "pauseConditions": None,
+              "canary": {"weights": {"canary": {"podTemplateHash": "new", "weight": 0},
+                                     "stable": {"podTemplateHash": "old", "weight": 100},
+                                     "verified": False}, "desiredWeight": 0}}
+    view = render.build_view(rollout(CANARY_SPEC, status), [rs("old", 1, 4, 4),
+                                                             rs("new", 2, 0, 0)], [ABORTED_RUN])
+    text = render.to_text(render.rollout_tree(view, NOW), width=200)
+    assert "Step:     2/4 aborted" in text
+    assert "✔ setWeight: 25" in text and "✖ pause: 60s" in text and "○ setWeight: 50" in text
+    assert "not yet verified" not in text
+    assert "Aborted:  Aborted" not in text
+    assert text.count('metric "error-rate" failed: value 0.3') == 1
+    assert "web-new (aborted)" in text and "(canary)" not in text
+    assert render.list_row(view.rollout, NOW)["step"] == "aborted"  # no runs in a list
+    assert render.step_label(view) == "2/4 aborted"
+
+
+def test_status_line_counts_down_with_the_pause_line() -> None:
+    later = NOW + dt.timedelta(seconds=15)
+    text = render.to_text(render.rollout_tree(canary_view(), later))
+    assert "Step 2/4: paused, 25s left" in text
+    assert "Pause:    paused, 25s left" in text
+    assert "paused for 60s more" not in text
 
 
 def test_user_pause_and_auto_promotion_countdown() -> None:
@@ -197,3 +254,31 @@ def test_watch_views_follow_changes(sandbox: Sandbox) -> None:
     assert seen[0] == (1, 1)
     assert seen[1] == (2, 1)
     assert seen[-1] == (2, 2)
+
+
+def test_blue_green_old_revision_counts_down_to_its_scale_down() -> None:
+    status = {"phase": "Healthy", "observedGeneration": 1, "currentPodHash": "new",
+              "stableRS": "new", "blueGreen": {"activeSelector": "new"}}
+    old = rs("old", 1, 2, 2)
+    old["metadata"]["annotations"]["rollouts.dev/scale-down-deadline"] = "2024-01-01T00:00:45Z"
+    view = render.build_view(rollout(BLUE_GREEN_SPEC, status), [old, rs("new", 2, 2, 2)])
+    text = render.to_text(render.rollout_tree(view, NOW), width=120)
+    assert "#1 web-old  pods 2 desired, 2 ready, 2 available; scaled down in 25s" in text
+    later = render.to_text(render.rollout_tree(view, NOW + dt.timedelta(seconds=30)), width=120)
+    assert "scaled down in 0s" not in later and "scaled down in" not in later
+    assert "; scaling down" in render.to_text(
+        render.rollout_tree(view, NOW + dt.timedelta(seconds=60)), width=120)
+
+
+def test_a_first_revision_ran_no_steps() -> None:
+    healthy = {"phase": "Healthy", "observedGeneration": 1, "currentPodHash": "old",
+               "stableRS": "old", "currentStepIndex": 4}
+    installed = render.build_view(rollout(CANARY_SPEC, healthy), [rs("old", 1, 4, 4)])
+    text = render.to_text(render.rollout_tree(installed, NOW))
+    assert "Step:     -/4 (first revision: steps skipped)" in text
+    assert "- setWeight: 25" in text and "✔" not in text
+    released = {**healthy, "currentPodHash": "new", "stableRS": "new"}
+    done = render.build_view(rollout(CANARY_SPEC, released),
+                             [rs("old", 1, 0, 0), rs("new", 2, 4, 4)])
+    text = render.to_text(render.rollout_tree(done, NOW))
+    assert "Step:     4/4 done" in text and text.count("✔") == 4

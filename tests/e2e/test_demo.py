@@ -73,7 +73,34 @@ def test_the_first_acts_meet_every_expectation() -> None:
     assert "Paused      step 2/4  canary 25%            pods 2.0 1/1, 1.0 3/3" in text
     # Without the analysis acts there is no Prometheus, and no word of it.
     assert "Prometheus" not in text and "4. Install" not in text
+    # The first revision ran no steps: none is marked done in its box.
+    first_box = text[text.index("1. Install"):text.index("2. Release")]
+    assert "○ 1. setWeight 25" in first_box and "✔ 1." not in first_box
+    # The aborted box marks where it stopped, and shows one moment: weights already settled.
+    last_box = text[text.index("✔ Degraded and marked aborted"):]
+    assert "✔ 1. setWeight 25" in last_box and "✘ 2. pause 2s" in last_box
+    assert "○ 3. setWeight 50" in last_box
+    assert "canary 0%, stable 100%" in last_box
+    # ...and the way on.
+    assert "rollouts demo --keep" in text
     _assert_readable_in_80_columns(text)
+
+
+def test_ctrl_c_stops_cleanly_and_leaves_no_files() -> None:
+    seen: list[Path] = []
+
+    def interrupted(sandbox: Sandbox, operation: str, name: str) -> OperationResult:
+        seen.append(sandbox.workdir)
+        assert sandbox.kubeconfig.exists()
+        raise KeyboardInterrupt
+
+    buffer = io.StringIO()
+    code = run_demo(keep=False, fast=True, out=_console(buffer), operate=interrupted,
+                    analysis=False)
+    text = buffer.getvalue()
+    assert code == 130, text
+    assert text.rstrip().endswith("Interrupted: stopping the sandbox and removing its files.")
+    assert seen and not seen[0].exists()
 
 
 def test_a_refused_operation_fails_the_demo_saying_what_was_expected() -> None:

@@ -1,0 +1,91 @@
+"""Every way a kubeconfig goes wrong gives one line that says what to do, for the CLI's
+commands and for `rollouts controller` (which used to print a 50-line traceback)."""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+from typer.testing import CliRunner
+
+from rollouts.cli.main import app
+from rollouts.kube.config import NO_KUBECONFIG, KubeconfigError, from_kubeconfig
+
+REFUSED = "http://127.0.0.1:9"  # the discard port: nothing listens
+
+
+def kubeconfig(tmp_path: pathlib.Path, server: str = REFUSED) -> pathlib.Path:
+    path = tmp_path / "config"
+    path.write_text(f"""apiVersion: v1
+kind: Config
+clusters: [{{name: c, cluster: {{server: "{server}"}}}}]
+users: [{{name: u, user: {{token: x}}}}]
+contexts: [{{name: dev, context: {{cluster: c, user: u}}}},
+           {{name: prod, context: {{cluster: c, user: u, namespace: shop}}}}]
+current-context: dev
+""")
+    return path
+
+
+def one_line_error(args: list[str], env: dict[str, str] | None = None) -> str:
+    result = CliRunner().invoke(app, args, env=env)
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+@pytest.fixture
+def no_default(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    return {"KUBECONFIG": "", "HOME": str(tmp_path / "home")}
+
+
+@pytest.mark.parametrize("command", [["list"], ["get", "web"], ["controller"], ["dashboard"]])
+def test_no_kubeconfig_at_all(no_default: dict[str, str], command: list[str]) -> None:
+    assert one_line_error(command, no_default) == f"error: {NO_KUBECONFIG}"
+
+
+@pytest.mark.parametrize("command", [["list"], ["controller"]])
+def test_missing_file(tmp_path: pathlib.Path, command: list[str]) -> None:
+    line = one_line_error([*command, "--kubeconfig", str(tmp_path / "nope")])
+    assert f"kubeconfig {tmp_path / 'nope'} not found" in line
+    assert "Invalid kube-config" not in line
+
+
+def test_unreadable_file(tmp_path: pathlib.Path) -> None:
+    bad = tmp_path / "bad"
+    bad.write_text("clusters: [oops\n")
+    line = one_line_error(["controller", "--kubeconfig", str(bad)])
+    assert f"kubeconfig {bad} cannot be read" in line and "line 2" in line
+
+
+@pytest.mark.parametrize("command", [["list"], ["controller"]])
+def test_unknown_context_lists_the_known_ones(tmp_path: pathlib.Path,
+                                              command: list[str]) -> None:
+    line = one_line_error([*command, "--kubeconfig", str(kubeconfig(tmp_path)),
+                           "--context", "staging"])
+    assert "context 'staging' not found" in line and "known contexts: dev, prod" in line
+
+
+@pytest.mark.parametrize("command", [["list"], ["get", "web"], ["controller"],
+                                     ["promote", "web"]])
+def test_unreachable_server_named_with_its_context(tmp_path: pathlib.Path,
+                                                    command: list[str]) -> None:
+    line = one_line_error([*command, "--kubeconfig", str(kubeconfig(tmp_path)),
+                           "--context", "prod"])
+    assert f"cannot reach the Kubernetes API server at {REFUSED} (context prod)" in line
+
+
+def test_a_context_without_server(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(KubeconfigError, match="names no server URL"):
+        from_kubeconfig(str(kubeconfig(tmp_path, server="")))
+
+
+def test_a_good_kubeconfig_loads(tmp_path: pathlib.Path) -> None:
+    connection = from_kubeconfig(str(kubeconfig(tmp_path)), "prod")
+    assert (connection.host, connection.context, connection.default_namespace) == (
+        REFUSED, "prod", "shop")
