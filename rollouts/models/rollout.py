@@ -11,6 +11,14 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from rollouts.models.base import ApiModel, Duration, IntOrPercent, StatusModel, parse_duration
+from rollouts.models.traffic import (
+    PingPongSpec,
+    PodMetadata,
+    RolloutTrafficRouting,
+    SetHeaderRoute,
+    SetMirrorRoute,
+    traffic_errors,
+)
 
 GROUP = "rollouts.dev"
 VERSION = "v1alpha1"
@@ -126,10 +134,13 @@ class SetCanaryScale(ApiModel):
 
 
 class CanaryStep(ApiModel):
-    set_weight: int | None = Field(default=None, ge=0, le=100)
+    # Out of maxTrafficWeight (100 unless set): checked in semantic_errors.
+    set_weight: int | None = Field(default=None, ge=0)
     pause: RolloutPause | None = None
     set_canary_scale: SetCanaryScale | None = None
     analysis: RolloutAnalysis | None = None
+    set_header_route: SetHeaderRoute | None = None
+    set_mirror_route: SetMirrorRoute | None = None
 
     @model_validator(mode="after")
     def _exactly_one_action(self) -> CanaryStep:
@@ -140,12 +151,15 @@ class CanaryStep(ApiModel):
                 ("pause", self.pause),
                 ("setCanaryScale", self.set_canary_scale),
                 ("analysis", self.analysis),
+                ("setHeaderRoute", self.set_header_route),
+                ("setMirrorRoute", self.set_mirror_route),
             )
             if value is not None
         ]
         if len(given) != 1:
             raise ValueError(
-                "a step needs exactly one of setWeight, pause, setCanaryScale, analysis"
+                "a step needs exactly one of setWeight, pause, setCanaryScale, analysis, "
+                "setHeaderRoute, setMirrorRoute"
                 + (f" (got {', '.join(given)})" if given else "")
             )
         return self
@@ -160,6 +174,14 @@ class CanaryStrategy(ApiModel):
     analysis: RolloutAnalysisBackground | None = None
     scale_down_delay_seconds: int = Field(default=30, ge=0)
     abort_scale_down_delay_seconds: int = Field(default=30, ge=0)
+    traffic_routing: RolloutTrafficRouting | None = None
+    max_traffic_weight: int = Field(default=100, ge=1)
+    dynamic_stable_scale: bool = False
+    scale_down_delay_revision_limit: int | None = Field(default=None, ge=0)
+    min_pods_per_replica_set: int | None = Field(default=None, ge=1)
+    canary_metadata: PodMetadata | None = None
+    stable_metadata: PodMetadata | None = None
+    ping_pong: PingPongSpec | None = None
 
     @model_validator(mode="after")
     def _services_differ(self) -> CanaryStrategy:
@@ -382,21 +404,9 @@ def rollout_manifest_errors(spec: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def semantic_errors(spec: RolloutSpec) -> list[tuple[str, str]]:
-    """Rules that need more than one field, or features this controller does not run yet.
-
-    A feature we cannot run is refused by name rather than ignored.
-    """
-    errors: list[tuple[str, str]] = []
+    """Rules that need more than one field (the traffic-routing ones: models/traffic.py)."""
     canary = spec.strategy.canary
-    if canary is not None:
-        for i, step in enumerate(canary.steps or []):
-            if step.set_canary_scale is not None:
-                errors.append((
-                    f"spec.strategy.canary.steps[{i}].setCanaryScale",
-                    "setCanaryScale requires trafficRouting (as in Argo Rollouts); "
-                    "without a traffic router the canary's weight is its share of pods",
-                ))
-    return errors
+    return [] if canary is None else traffic_errors(canary)
 
 
 def _field_path(root: str, loc: tuple[int | str, ...]) -> str:
