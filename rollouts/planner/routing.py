@@ -90,6 +90,10 @@ class TrafficIntent:
     max_weight: int = 100
     header_routes: tuple[HeaderRoute, ...] = ()
     mirror_routes: tuple[MirrorRoute, ...] = ()
+    # Pod-template hashes of each side, for routers that select pods by label (Istio
+    # DestinationRule subsets, App Mesh virtual nodes); None leaves the labels as they are.
+    canary_hash: str | None = None
+    stable_hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -117,8 +121,13 @@ class Router(Protocol):
         """The router's kind as users write it ("istio", "nginx", "gatewayAPI", ...)."""
         ...
 
-    def objects(self) -> tuple[ObjectKey, ...]:
-        """Every object the router reads (routes, ingresses, splits it may create)."""
+    def objects(self, observed: Observed | None = None) -> tuple[ObjectKey, ...]:
+        """Every object the router reads (routes, ingresses, splits it may create).
+
+        Most routers name their objects from the spec alone. A router whose objects name
+        further ones (App Mesh: VirtualService -> its VirtualRouter) lists those once the
+        first are in `observed`: the observer calls again until the list stops growing.
+        """
         ...
 
     def problems(self, observed: Observed) -> list[tuple[str, str]]:

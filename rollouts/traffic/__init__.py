@@ -1,0 +1,160 @@
+"""Traffic routers: one module per kind, built from a canary's `trafficRouting` block.
+
+`build_router` returns one `Router` (rollouts/planner/routing.py) for a canary strategy, or
+None without trafficRouting. Several routers in one block (Argo allows e.g. NGINX with SMI)
+are combined: each gets the same intent and their read-backs must agree. A plugin other
+than the built-in Gateway API one is looked up among the `rollouts.traffic_routers` entry
+points (importlib.metadata): the entry point's name is the plugin name and it loads a
+callable `(config: Mapping[str, Any], binding: Binding) -> Router`. A plugin nobody
+registered gives a router whose `problems()` names the field, and which writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from importlib.metadata import entry_points
+from typing import Any, Literal
+
+from rollouts.models.rollout import CanaryStrategy
+from rollouts.models.traffic import RolloutTrafficRouting
+from rollouts.planner.routing import (
+    ObjectKey,
+    Observed,
+    Router,
+    RouteWrite,
+    TrafficIntent,
+)
+from rollouts.traffic.alb import ALBRouter
+from rollouts.traffic.ambassador import AmbassadorRouter
+from rollouts.traffic.apisix import ApisixRouter
+from rollouts.traffic.appmesh import AppMeshRouter
+from rollouts.traffic.common import Binding, Problems, agreed
+from rollouts.traffic.gatewayapi import GatewayAPIRouter
+from rollouts.traffic.istio import IstioRouter
+from rollouts.traffic.nginx import NginxRouter
+from rollouts.traffic.smi import SMIRouter
+from rollouts.traffic.traefik import TraefikRouter
+
+ENTRY_POINT_GROUP = "rollouts.traffic_routers"
+PLUGINS = "spec.strategy.canary.trafficRouting.plugins"
+
+RouterFactory = Callable[[Mapping[str, Any], Binding], Router]
+
+__all__ = ["ENTRY_POINT_GROUP", "Binding", "build_router", "spec_problems"]
+
+
+def build_router(strategy: CanaryStrategy, namespace: str, rollout_name: str,
+                 owner: Mapping[str, Any],
+                 stable_ping_pong: Literal["ping", "pong"] = "ping") -> Router | None:
+    """The router for a canary's trafficRouting; None when it has none.
+
+    `owner` is the ownerReference put on objects the router creates; `stable_ping_pong`
+    which of the pingPong Services is stable now (status.canary.stablePingPong).
+    """
+    routing = strategy.traffic_routing
+    if routing is None:
+        return None
+    binding = Binding(namespace=namespace, rollout_name=rollout_name,
+                      canary_service=strategy.canary_service or "",
+                      stable_service=strategy.stable_service or "",
+                      max_weight=strategy.max_traffic_weight,
+                      managed_routes=tuple(r.name for r in routing.managed_routes or []),
+                      owner=owner)
+    routers: list[Router] = []
+    if routing.istio is not None:
+        routers.append(IstioRouter(routing.istio, binding))
+    if routing.nginx is not None:
+        routers.append(NginxRouter(routing.nginx, binding))
+    if routing.alb is not None:
+        routers.append(ALBRouter(routing.alb, binding, strategy.ping_pong, stable_ping_pong))
+    if routing.smi is not None:
+        routers.append(SMIRouter(routing.smi, binding))
+    if routing.ambassador is not None:
+        routers.append(AmbassadorRouter(routing.ambassador, binding))
+    if routing.app_mesh is not None:
+        routers.append(AppMeshRouter(routing.app_mesh, binding))
+    if routing.traefik is not None:
+        routers.append(TraefikRouter(routing.traefik, binding))
+    if routing.apisix is not None:
+        routers.append(ApisixRouter(routing.apisix, binding))
+    if routing.plugins is not None:
+        if routing.plugins.gateway_api is not None:
+            routers.append(GatewayAPIRouter(routing.plugins.gateway_api, binding))
+        for name, config in routing.plugins.others().items():
+            routers.append(_plugin(name, config, binding))
+    return routers[0] if len(routers) == 1 else CombinedRouter(tuple(routers))
+
+
+def spec_problems(routing: RolloutTrafficRouting) -> Problems:
+    """Problems found from the spec alone (no cluster): plugins nobody registered."""
+    if routing.plugins is None:
+        return []
+    return [(f'{PLUGINS}["{name}"]', _unknown(name)) for name in routing.plugins.others()
+            if _registered(name) is None]
+
+
+def _registered(name: str) -> RouterFactory | None:
+    found = entry_points(group=ENTRY_POINT_GROUP, name=name)
+    for entry in found:
+        factory: RouterFactory = entry.load()
+        return factory
+    return None
+
+
+def _unknown(name: str) -> str:
+    return (f'unknown traffic router plugin "{name}": no "{ENTRY_POINT_GROUP}" entry point '
+            "of that name is installed")
+
+
+def _plugin(name: str, config: Any, binding: Binding) -> Router:
+    factory = _registered(name)
+    if factory is None:
+        return UnknownRouter(name, f'{PLUGINS}["{name}"]', _unknown(name))
+    return factory(config if isinstance(config, Mapping) else {}, binding)
+
+
+class UnknownRouter:
+    """Stands for a router that cannot be built: reports why, writes nothing."""
+
+    def __init__(self, name: str, field: str, message: str) -> None:
+        self.name = name
+        self.field = field
+        self.message = message
+
+    def objects(self, observed: Observed | None = None) -> tuple[ObjectKey, ...]:
+        return ()
+
+    def problems(self, observed: Observed) -> Problems:
+        return [(self.field, self.message)]
+
+    def writes(self, observed: Observed, intent: TrafficIntent) -> tuple[RouteWrite, ...]:
+        return ()
+
+    def verified_weight(self, observed: Observed) -> int | None:
+        return None
+
+    def finalize(self, observed: Observed) -> tuple[RouteWrite, ...]:
+        return ()
+
+
+class CombinedRouter:
+    """Several routers holding the same traffic (e.g. an NGINX edge in front of SMI)."""
+
+    def __init__(self, routers: tuple[Router, ...]) -> None:
+        self.routers = routers
+        self.name = "+".join(r.name for r in routers)
+
+    def objects(self, observed: Observed | None = None) -> tuple[ObjectKey, ...]:
+        return tuple(dict.fromkeys(k for r in self.routers for k in r.objects(observed)))
+
+    def problems(self, observed: Observed) -> Problems:
+        return [p for r in self.routers for p in r.problems(observed)]
+
+    def writes(self, observed: Observed, intent: TrafficIntent) -> tuple[RouteWrite, ...]:
+        return tuple(w for r in self.routers for w in r.writes(observed, intent))
+
+    def verified_weight(self, observed: Observed) -> int | None:
+        return agreed(r.verified_weight(observed) for r in self.routers)
+
+    def finalize(self, observed: Observed) -> tuple[RouteWrite, ...]:
+        return tuple(w for r in self.routers for w in r.finalize(observed))
