@@ -67,10 +67,14 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def guarded_patch(snapshot: RouteSnapshot, desired: Mapping[str, Any]) -> RouteWrite | None:
+def guarded_patch(snapshot: RouteSnapshot, desired: Mapping[str, Any],
+                  first: list[Body] | None = None) -> RouteWrite | None:
     """The JSON patch from the observed body to `desired`, led by the resourceVersion guard;
-    None when they are equal."""
-    ops = jsonpatch.make_patch(_plain(snapshot.body), _plain(desired)).patch
+    None when they are equal. `first` (from `managed_entry_ops`) goes before the computed
+    difference, so that inserting our own route is an insert, not a rewrite of the user's
+    routes by position."""
+    staged = jsonpatch.apply_patch(_plain(snapshot.body), first) if first else snapshot.body
+    ops = [*(first or []), *jsonpatch.make_patch(_plain(staged), _plain(desired)).patch]
     if not ops:
         return None
     metadata = snapshot.body.get("metadata") or {}
@@ -145,6 +149,22 @@ def names_service(host: object, service: str) -> bool:
 def without_managed(items: list[Any], managed: Iterable[str]) -> list[Any]:
     names = set(managed)
     return [i for i in items if not (isinstance(i, Mapping) and i.get("name") in names)]
+
+
+def managed_entry_ops(pointer: str, items: list[Any], managed: Iterable[str],
+                      wanted: list[Body]) -> list[Body]:
+    """JSON patch ops that make our named entries of a list `wanted`, first, in order:
+    remove ours (by index, last first) and insert the wanted ones at the front. Empty when
+    the list already starts with exactly them."""
+    names = set(managed)
+    ours = [i for i, item in enumerate(items) if isinstance(item, Mapping)
+            and item.get("name") in names]
+    if ours == list(range(len(wanted))) and [_plain(items[i]) for i in ours] == wanted:
+        return []
+    ops: list[Body] = [{"op": "remove", "path": f"{pointer}/{i}"} for i in reversed(ours)]
+    ops += [{"op": "add", "path": f"{pointer}/{i}", "value": copy.deepcopy(entry)}
+            for i, entry in enumerate(wanted)]
+    return ops
 
 
 def as_regex(match: Literal["exact", "prefix", "regex"], value: str) -> str:

@@ -34,6 +34,7 @@ from rollouts.traffic.common import (
     editable,
     guarded_patch,
     header_regex_or_exact,
+    managed_entry_ops,
     missing,
     without_managed,
 )
@@ -94,18 +95,20 @@ class GatewayAPIRouter(RouterBase):
             if snapshot is None or not self._weighted(snapshot.body):
                 continue
             desired = editable(snapshot)
-            rules = desired.get("spec", {}).get("rules") or []
             for rule in self._weighted(desired):
                 self._set_weights(rule.get("backendRefs"), intent)
+            first: list[Body] = []
             if route.managed_rules:
                 template = self._weighted(desired)[0]
-                managed = [_header_rule(h, template, self._canary_ref(template))
-                           for h in intent.header_routes]
-                managed += [_mirror_rule(m, template, self._canary_ref(template))
-                            for m in intent.mirror_routes]
+                canary = self._canary_ref(template)
+                managed = [_header_rule(h, template, canary) for h in intent.header_routes]
+                managed += [_mirror_rule(m, template, canary) for m in intent.mirror_routes]
+                rules = desired["spec"]["rules"]
+                first = managed_entry_ops("/spec/rules", snapshot.body["spec"]["rules"],
+                                          self.binding.managed_routes, managed)
                 desired["spec"]["rules"] = managed + without_managed(
                     rules, self.binding.managed_routes)
-            writes.append(guarded_patch(snapshot, desired))
+            writes.append(guarded_patch(snapshot, desired, first))
         return collect(writes)
 
     def verified_weight(self, observed: Observed) -> int | None:

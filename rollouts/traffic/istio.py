@@ -34,6 +34,7 @@ from rollouts.traffic.common import (
     collect,
     editable,
     guarded_patch,
+    managed_entry_ops,
     missing,
     names_service,
     without_managed,
@@ -95,14 +96,16 @@ class IstioRouter(RouterBase):
                         destination["weight"] = (intent.canary_weight if side == "canary"
                                                  else intent.stable_weight)
             http = desired["spec"].get("http")
-            if http is not None:
-                template = next((r for r in weighted if r in http), None)
-                if template is not None:
-                    managed = [self._header_route(h, template) for h in intent.header_routes]
-                    managed += [self._mirror_route(m, template) for m in intent.mirror_routes]
-                    desired["spec"]["http"] = managed + without_managed(
-                        http, self.binding.managed_routes)
-            writes.append(guarded_patch(snapshot, desired))
+            template = next((r for r in weighted if http and r in http), None)
+            first: list[Body] = []
+            if http is not None and template is not None:
+                managed = [self._header_route(h, template) for h in intent.header_routes]
+                managed += [self._mirror_route(m, template) for m in intent.mirror_routes]
+                first = managed_entry_ops("/spec/http", snapshot.body["spec"]["http"],
+                                          self.binding.managed_routes, managed)
+                desired["spec"]["http"] = managed + without_managed(
+                    http, self.binding.managed_routes)
+            writes.append(guarded_patch(snapshot, desired, first))
         writes.append(self._subset_labels(observed, intent))
         return collect(writes)
 
