@@ -15,7 +15,9 @@ from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from typing import Any, Literal
 
-from rollouts.models.rollout import CanaryStrategy
+from pydantic import ValidationError
+
+from rollouts.models.rollout import CanaryStrategy, parse_spec
 from rollouts.models.traffic import RolloutTrafficRouting
 from rollouts.planner.routing import (
     ObjectKey,
@@ -40,7 +42,7 @@ PLUGINS = "spec.strategy.canary.trafficRouting.plugins"
 
 RouterFactory = Callable[[Mapping[str, Any], Binding], Router]
 
-__all__ = ["ENTRY_POINT_GROUP", "Binding", "build_router", "spec_problems"]
+__all__ = ["ENTRY_POINT_GROUP", "Binding", "build_router", "manifest_problems", "spec_problems"]
 
 
 def build_router(strategy: CanaryStrategy, namespace: str, rollout_name: str,
@@ -91,6 +93,17 @@ def spec_problems(routing: RolloutTrafficRouting) -> Problems:
         return []
     return [(f'{PLUGINS}["{name}"]', _unknown(name)) for name in routing.plugins.others()
             if _registered(name) is None]
+
+
+def manifest_problems(spec: Mapping[str, Any]) -> Problems:
+    """`spec_problems` of a raw Rollout spec; empty when the spec is invalid (the model's
+    own errors say why) or has no trafficRouting."""
+    try:
+        canary = parse_spec(dict(spec)).strategy.canary
+    except ValidationError:
+        return []
+    routing = None if canary is None else canary.traffic_routing
+    return [] if routing is None else spec_problems(routing)
 
 
 def _registered(name: str) -> RouterFactory | None:
