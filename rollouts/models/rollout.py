@@ -175,7 +175,6 @@ class CanaryStrategy(ApiModel):
     scale_down_delay_seconds: int = Field(default=30, ge=0)
     abort_scale_down_delay_seconds: int = Field(default=30, ge=0)
     traffic_routing: RolloutTrafficRouting | None = None
-    max_traffic_weight: int = Field(default=100, ge=1)
     dynamic_stable_scale: bool = False
     scale_down_delay_revision_limit: int | None = Field(default=None, ge=0)
     min_pods_per_replica_set: int | None = Field(default=None, ge=1)

@@ -265,6 +265,8 @@ class RolloutTrafficRouting(ApiModel):
     apisix: ApisixTrafficRouting | None = None
     plugins: TrafficPlugins | None = None
     managed_routes: list[ManagedRoute] | None = None
+    # What setWeight values are out of (weights written are canary + stable = this).
+    max_traffic_weight: int = Field(default=100, ge=1)
 
     @model_validator(mode="after")
     def _some_router(self) -> RolloutTrafficRouting:
@@ -291,7 +293,8 @@ class RolloutTrafficRouting(ApiModel):
 
 
 class PingPongSpec(ApiModel):
-    """ALB ping-pong: two Services that take turns being stable instead of canary/stable."""
+    """Ping-pong (ALB, Istio): two Services that take turns being stable, instead of
+    canaryService / stableService."""
 
     ping_service: str = Field(min_length=1)
     pong_service: str = Field(min_length=1)
@@ -329,17 +332,18 @@ def traffic_errors(canary: CanaryStrategy) -> list[tuple[str, str]]:
                 errors.append((f"{base}.{field}", f"{field} requires trafficRouting"))
     else:
         errors += _service_errors(canary, routing)
-    if canary.dynamic_stable_scale and "abort_scale_down_delay_seconds" in canary.model_fields_set:
-        errors.append((f"{base}.abortScaleDownDelaySeconds",
-                       "abortScaleDownDelaySeconds cannot be used with dynamicStableScale"))
+    if canary.dynamic_stable_scale and "scale_down_delay_seconds" in canary.model_fields_set:
+        errors.append((f"{base}.scaleDownDelaySeconds",
+                       "scaleDownDelaySeconds cannot be used with dynamicStableScale"))
     managed = [r.name for r in (routing.managed_routes or [])] if routing else []
+    max_weight = routing.max_traffic_weight if routing else 100
     kinds = set(routing.routers()) if routing else set()
     custom = bool(kinds - BUILT_IN_ROUTERS)
     for i, step in enumerate(canary.steps or []):
         path = f"{base}.steps[{i}]"
-        if step.set_weight is not None and step.set_weight > canary.max_traffic_weight:
+        if step.set_weight is not None and step.set_weight > max_weight:
             errors.append((f"{path}.setWeight", f"setWeight {step.set_weight} is above "
-                           f"maxTrafficWeight ({canary.max_traffic_weight})"))
+                           f"trafficRouting.maxTrafficWeight ({max_weight})"))
         if step.set_canary_scale is not None and routing is None:
             errors.append((f"{path}.setCanaryScale",
                            "setCanaryScale requires trafficRouting (as in Argo Rollouts); "
@@ -364,12 +368,12 @@ def _service_errors(canary: CanaryStrategy, routing: RolloutTrafficRouting) -> l
         tuple[str, str]]:
     base = "spec.strategy.canary"
     if canary.ping_pong is not None:
-        if routing.alb is None:
-            return [(f"{base}.pingPong", "pingPong works with the alb router only")]
-        if canary.canary_service or canary.stable_service:
-            return [(f"{base}.pingPong",
-                     "pingPong replaces canaryService and stableService: give one or the other")]
+        if routing.alb is None and routing.istio is None:
+            return [(f"{base}.pingPong", "pingPong works with the alb and istio routers only")]
         return []
+    if routing.istio is not None and routing.istio.destination_rule is not None and len(
+            routing.routers()) == 1:
+        return []  # subset-level split: the subsets, not Services, tell canary from stable
     return [(f"{base}.{field}", f"{field} is required with trafficRouting")
             for field, value in (("canaryService", canary.canary_service),
                                  ("stableService", canary.stable_service)) if not value]

@@ -56,19 +56,26 @@ def build_router(strategy: CanaryStrategy, namespace: str, rollout_name: str,
     routing = strategy.traffic_routing
     if routing is None:
         return None
-    binding = Binding(namespace=namespace, rollout_name=rollout_name,
-                      canary_service=strategy.canary_service or "",
-                      stable_service=strategy.stable_service or "",
-                      max_weight=strategy.max_traffic_weight,
-                      managed_routes=tuple(r.name for r in routing.managed_routes or []),
-                      owner=owner)
+    managed = tuple(r.name for r in routing.managed_routes or [])
+    # ALB splits between ping and pong; the others between canaryService and stableService
+    # when given beside pingPong (an ALB edge in front of a mesh), else ping and pong too.
+    binding = Binding(namespace, rollout_name, strategy.canary_service or "",
+                      strategy.stable_service or "", routing.max_traffic_weight, managed, owner)
+    turns = binding
+    if strategy.ping_pong is not None:  # the two Services take turns being stable
+        ping, pong = strategy.ping_pong.ping_service, strategy.ping_pong.pong_service
+        stable, canary = (ping, pong) if stable_ping_pong == "ping" else (pong, ping)
+        turns = Binding(namespace, rollout_name, canary, stable, routing.max_traffic_weight,
+                        managed, owner)
+        if not (strategy.canary_service and strategy.stable_service):
+            binding = turns
     routers: list[Router] = []
     if routing.istio is not None:
         routers.append(IstioRouter(routing.istio, binding))
     if routing.nginx is not None:
         routers.append(NginxRouter(routing.nginx, binding))
     if routing.alb is not None:
-        routers.append(ALBRouter(routing.alb, binding, strategy.ping_pong, stable_ping_pong))
+        routers.append(ALBRouter(routing.alb, turns))
     if routing.smi is not None:
         routers.append(SMIRouter(routing.smi, binding))
     if routing.ambassador is not None:

@@ -3,17 +3,17 @@
 The Ingress routes a path to the action Service (rootService, else stableService) on port
 `use-annotation`; the annotation of that name holds a forward action splitting between the
 canary and stable target groups (with optional stickiness). The router writes only that
-annotation. With pingPong the two Services take turns: the stable one is whichever the
-Rollout's status says (`stable_ping_pong`, given when the router is built).
+annotation. With pingPong the factory binds the ping and pong Services as stable / canary
+by turns.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
-from rollouts.models.traffic import ALBTrafficRouting, PingPongSpec
+from rollouts.models.traffic import ALBTrafficRouting
 from rollouts.planner.routing import ObjectKey, Observed, RouteWrite, TrafficIntent
 from rollouts.traffic.common import (
     Binding,
@@ -34,15 +34,8 @@ BASE = "spec.strategy.canary.trafficRouting.alb"
 class ALBRouter(RouterBase):
     name = "alb"
 
-    def __init__(self, config: ALBTrafficRouting, binding: Binding,
-                 ping_pong: PingPongSpec | None = None,
-                 stable_ping_pong: Literal["ping", "pong"] = "ping") -> None:
+    def __init__(self, config: ALBTrafficRouting, binding: Binding) -> None:
         self.config = config
-        if ping_pong is not None:
-            ping, pong = ping_pong.ping_service, ping_pong.pong_service
-            stable, canary = (ping, pong) if stable_ping_pong == "ping" else (pong, ping)
-            binding = Binding(binding.namespace, binding.rollout_name, canary, stable,
-                              binding.max_weight, binding.managed_routes, binding.owner)
         self.binding = binding
         self.action_service = config.root_service or binding.stable_service
         self.annotation = f"{config.annotation_prefix}/actions.{self.action_service}"

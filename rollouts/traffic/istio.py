@@ -142,8 +142,11 @@ class IstioRouter(RouterBase):
 
     def _route_problems(self, path: str, vs: IstioVirtualService, body: Mapping[str, Any]
                         ) -> Problems:
-        names = {r.get("name") for r in _spec(body).get("http") or []}
-        lost = [n for n in vs.routes or [] if n not in names]
+        http = _spec(body).get("http") or []
+        names = {r.get("name") for r in http}
+        # As Argo: named http routes are looked for only in a VirtualService that has some
+        # (one that splits TLS / TCP only may still list `routes`).
+        lost = [n for n in vs.routes or [] if n not in names] if http else []
         if lost:
             return [(f"{path}.routes", f"VirtualService {vs.name} has no http route "
                      f"named {', '.join(lost)}")]

@@ -97,8 +97,8 @@ class Case:
 
     def strategy(self, max_weight: int = 100) -> CanaryStrategy:
         return CanaryStrategy.model_validate({
-            "canaryService": CANARY, "stableService": STABLE, "maxTrafficWeight": max_weight,
-            "trafficRouting": {**self.routing,
+            "canaryService": CANARY, "stableService": STABLE,
+            "trafficRouting": {**self.routing, "maxTrafficWeight": max_weight,
                                "managedRoutes": [{"name": n} for n in MANAGED]},
             **self.canary})
 
