@@ -311,7 +311,7 @@ class PodMetadata(ApiModel):
 
 # Routers whose objects can express a header route / a mirror route (plugins registered by
 # third parties decide for themselves, through their `problems`).
-HEADER_ROUTERS = frozenset({"istio", "nginx", GATEWAY_API_PLUGIN})
+HEADER_ROUTERS = frozenset({"istio", "nginx", "alb", GATEWAY_API_PLUGIN})
 MIRROR_ROUTERS = frozenset({"istio", GATEWAY_API_PLUGIN})
 BUILT_IN_ROUTERS = frozenset({"istio", "nginx", "alb", "smi", "ambassador", "appMesh",
                               "traefik", "apisix", GATEWAY_API_PLUGIN})
@@ -361,6 +361,23 @@ def traffic_errors(canary: CanaryStrategy) -> list[tuple[str, str]]:
                 errors.append((f"{path}.{field}", f"{field} needs a router that supports it "
                                f"({', '.join(sorted(able))}); this Rollout uses "
                                f"{', '.join(sorted(kinds))}"))
+        if step.set_header_route is not None and routing is not None:
+            errors += _header_limits(f"{path}.setHeaderRoute", step.set_header_route, routing)
+    return errors
+
+
+def _header_limits(path: str, route: SetHeaderRoute, routing: RolloutTrafficRouting
+                   ) -> list[tuple[str, str]]:
+    """What the ingress routers' header canaries cannot express."""
+    matches = route.match or []
+    errors = []
+    if routing.nginx is not None and len(matches) > 1:
+        errors.append((f"{path}.match", "nginx has one header canary per Ingress: give one "
+                       "match"))
+    for i, match in enumerate(matches):
+        if routing.alb is not None and match.header_value.regex is not None:
+            errors.append((f"{path}.match[{i}].headerValue.regex", "alb matches headers "
+                           "exactly or by prefix (with * and ? wildcards), not by regex"))
     return errors
 
 

@@ -2,13 +2,15 @@
 
 The Ingress routes a path to the action Service (rootService, else stableService) on port
 `use-annotation`; the annotation of that name holds a forward action splitting between the
-canary and stable target groups (with optional stickiness). The router writes only that
-annotation. With pingPong the factory binds the ping and pong Services as stable / canary
-by turns.
+canary and stable target groups (with optional stickiness). A header route is an action
+and a conditions annotation of its own (named as the managed route) and a path to that
+action inserted before the weighted one. The router writes only those. With pingPong the
+factory binds the ping and pong Services as stable / canary by turns.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -17,14 +19,17 @@ from rollouts.models.traffic import ALBTrafficRouting
 from rollouts.planner.routing import ObjectKey, Observed, RouteWrite, TrafficIntent
 from rollouts.traffic.common import (
     Binding,
+    Body,
     Problems,
     RouterBase,
     agreed,
     collect,
     editable,
     guarded_patch,
+    managed_entry_ops,
     maybe_int,
     missing,
+    without_managed,
 )
 
 API_VERSION = "networking.k8s.io/v1"
@@ -58,18 +63,52 @@ class ALBRouter(RouterBase):
 
     def writes(self, observed: Observed, intent: TrafficIntent) -> tuple[RouteWrite, ...]:
         writes: list[RouteWrite | None] = []
-        wanted = self._action(intent)
         for _, key in self.ingresses:
             snapshot = observed.get(key)
             if snapshot is None or not _uses_action(snapshot.body, self.action_service):
                 continue
-            if _parsed(_annotations(snapshot.body).get(self.annotation)) == wanted:
-                continue  # same action, maybe written with other spacing: leave it
             desired = editable(snapshot)
-            desired["metadata"].setdefault("annotations", {})[self.annotation] = json.dumps(
-                wanted, separators=(",", ":"))
-            writes.append(guarded_patch(snapshot, desired))
+            wanted = self._annotations(intent, _annotations(snapshot.body))
+            if wanted:
+                desired["metadata"]["annotations"] = wanted
+            first: list[Body] = []
+            for i, rule in enumerate(desired.get("spec", {}).get("rules") or []):
+                paths = (rule.get("http") or {}).get("paths") or []
+                template = next((p for p in paths if _backend(p) == self.action_service), None)
+                if template is None:
+                    continue
+                routes = [_header_path(template, r.name) for r in intent.header_routes]
+                first += managed_entry_ops(f"/spec/rules/{i}/http/paths", paths,
+                                           self.binding.managed_routes, routes, _backend)
+                rule["http"]["paths"] = routes + without_managed(
+                    paths, self.binding.managed_routes, _backend)
+            writes.append(guarded_patch(snapshot, desired, first))
         return collect(writes)
+
+    def _annotations(self, intent: TrafficIntent, observed: Mapping[str, Any]
+                     ) -> dict[str, Any]:
+        """The Ingress's annotations with ours set: the weighted action, and per header route
+        an action to the canary and its header conditions. A value equal as JSON to the one
+        observed (written with other spacing) is left as it is."""
+        prefix = self.config.annotation_prefix
+        ours = {f"{prefix}/{kind}.{name}" for name in self.binding.managed_routes
+                for kind in ("actions", "conditions")}
+        out = {k: v for k, v in observed.items() if k not in ours}
+        values: dict[str, Any] = {self.annotation: self._action(intent)}
+        for route in intent.header_routes:
+            values[f"{prefix}/actions.{route.name}"] = {"Type": "forward", "ForwardConfig": {
+                "TargetGroups": [{"ServiceName": self.binding.canary_service,
+                                  "ServicePort": str(self.config.service_port)}]}}
+            values[f"{prefix}/conditions.{route.name}"] = [
+                {"Field": "http-header", "HttpHeaderConfig": {
+                    "HttpHeaderName": h.name,
+                    # ALB matches exactly, with * and ? wildcards: a prefix is "value*".
+                    "Values": [h.value + ("*" if h.match == "prefix" else "")]}}
+                for h in route.matches]
+        for name, value in values.items():
+            same = _parsed(observed.get(name)) == value
+            out[name] = observed[name] if same else json.dumps(value, separators=(",", ":"))
+        return out
 
     def verified_weight(self, observed: Observed) -> int | None:
         weights: list[int | None] = []
@@ -106,6 +145,17 @@ def _parsed(text: object) -> Any:
         return json.loads(text) if isinstance(text, str) else None
     except ValueError:
         return None
+
+
+def _backend(path: Mapping[str, Any]) -> object:
+    return ((path.get("backend") or {}).get("service") or {}).get("name")
+
+
+def _header_path(template: Mapping[str, Any], route: str) -> Body:
+    """The action path copied for a header route: same path, its own action."""
+    path = copy.deepcopy(dict(template))
+    path["backend"] = {"service": {"name": route, "port": {"name": "use-annotation"}}}
+    return path
 
 
 def _uses_action(body: Mapping[str, Any], service: str) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -146,19 +146,26 @@ def names_service(host: object, service: str) -> bool:
     return isinstance(host, str) and (host == service or host.startswith(service + "."))
 
 
-def without_managed(items: list[Any], managed: Iterable[str]) -> list[Any]:
+def entry_name(item: Mapping[str, Any]) -> object:
+    return item.get("name")
+
+
+def without_managed(items: list[Any], managed: Iterable[str],
+                    name_of: Callable[[Mapping[str, Any]], object] = entry_name) -> list[Any]:
     names = set(managed)
-    return [i for i in items if not (isinstance(i, Mapping) and i.get("name") in names)]
+    return [i for i in items if not (isinstance(i, Mapping) and name_of(i) in names)]
 
 
 def managed_entry_ops(pointer: str, items: list[Any], managed: Iterable[str],
-                      wanted: list[Body]) -> list[Body]:
+                      wanted: list[Body],
+                      name_of: Callable[[Mapping[str, Any]], object] = entry_name,
+                      ) -> list[Body]:
     """JSON patch ops that make our named entries of a list `wanted`, first, in order:
     remove ours (by index, last first) and insert the wanted ones at the front. Empty when
-    the list already starts with exactly them."""
+    the list already starts with exactly them. `name_of` reads an entry's name."""
     names = set(managed)
     ours = [i for i, item in enumerate(items) if isinstance(item, Mapping)
-            and item.get("name") in names]
+            and name_of(item) in names]
     if ours == list(range(len(wanted))) and [_plain(items[i]) for i in ours] == wanted:
         return []
     ops: list[Body] = [{"op": "remove", "path": f"{pointer}/{i}"} for i in reversed(ours)]

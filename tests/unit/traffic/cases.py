@@ -163,8 +163,13 @@ def strip_istio(body: Body) -> Body:
 
 def strip_alb(body: Body) -> Body:
     body = _base(body)
-    body["metadata"].get("annotations", {}).pop("alb.ingress.kubernetes.io/actions.web-root",
-                                                None)
+    annotations = body["metadata"].get("annotations", {})
+    for name in ["web-root", *MANAGED]:
+        annotations.pop(f"alb.ingress.kubernetes.io/actions.{name}", None)
+        annotations.pop(f"alb.ingress.kubernetes.io/conditions.{name}", None)
+    for rule in body["spec"]["rules"]:
+        rule["http"]["paths"] = [p for p in rule["http"]["paths"]
+                                 if p["backend"]["service"]["name"] not in MANAGED]
     return body
 
 
@@ -299,7 +304,7 @@ CASES = [
          [NGINX_INGRESS], _base, headers=True),
     Case("alb", {"alb": {"ingress": "web-alb", "servicePort": 80, "rootService": "web-root",
                          "stickinessConfig": {"enabled": True, "durationSeconds": 300}}},
-         [ALB_INGRESS], strip_alb),
+         [ALB_INGRESS], strip_alb, headers=True),
     Case("smi", {"smi": {"rootService": "web", "trafficSplitName": "web-split"}}, [], _base),
     Case("traefik", {"traefik": {"weightedTraefikServiceName": "web-ts"}}, [TRAEFIK_SERVICE],
          strip_named_weights("name")),

@@ -112,13 +112,23 @@ GOLDEN: dict[str, tuple[RouteWrite, ...]] = {
                 "service": {"name": "web-canary", "port": {"number": 80}}}}]}}]}}),),
     "alb": (RouteWrite(key("networking.k8s.io/v1", "Ingress", "web-alb"), "patch", patch=(
         guard(101),
+        {"op": "add", "path": "/spec/rules/0/http/paths/0", "value": {
+            "path": "/", "pathType": "Prefix",
+            "backend": {"service": {"name": "header-1", "port": {"name": "use-annotation"}}}}},
         {"op": "add", "path": "/metadata/annotations/alb.ingress.kubernetes.io~1actions.web-root",
          "value": json.dumps({"Type": "forward", "ForwardConfig": {
              "TargetGroups": [
                  {"ServiceName": "web-canary", "ServicePort": "80", "Weight": 30},
                  {"ServiceName": "web-stable", "ServicePort": "80", "Weight": 70}],
              "TargetGroupStickinessConfig": {"Enabled": True, "DurationSeconds": 300}}},
-             separators=(",", ":"))})),),
+             separators=(",", ":"))},
+        {"op": "add", "path": "/metadata/annotations/alb.ingress.kubernetes.io~1actions.header-1",
+         "value": json.dumps({"Type": "forward", "ForwardConfig": {"TargetGroups": [
+             {"ServiceName": "web-canary", "ServicePort": "80"}]}}, separators=(",", ":"))},
+        {"op": "add",
+         "path": "/metadata/annotations/alb.ingress.kubernetes.io~1conditions.header-1",
+         "value": json.dumps([{"Field": "http-header", "HttpHeaderConfig": {
+             "HttpHeaderName": "x-canary", "Values": ["yes"]}}], separators=(",", ":"))})),),
     "smi": (RouteWrite(key("split.smi-spec.io/v1alpha2", "TrafficSplit", "web-split"),
                        "create", manifest={
         "apiVersion": "split.smi-spec.io/v1alpha2", "kind": "TrafficSplit",

@@ -99,6 +99,15 @@ REFUSED = [
      f"{C}.trafficRouting", "managedRoutes lists h more than once"),
     (routed({"plugins": {"argoproj-labs/gatewayAPI": {}}}),
      f"{C}.trafficRouting.plugins.argoproj-labs/gatewayAPI", "needs one of httpRoute"),
+    (routed({"alb": {"ingress": "x", "servicePort": 80}, "managedRoutes": [{"name": "h"}]},
+            [{"setHeaderRoute": {"name": "h", "match": [
+                {"headerName": "x", "headerValue": {"regex": "a.*"}}]}}]),
+     f"{C}.steps[0].setHeaderRoute.match[0].headerValue.regex", "not by regex"),
+    (routed({"nginx": {"stableIngress": "x"}, "managedRoutes": [{"name": "h"}]},
+            [{"setHeaderRoute": {"name": "h", "match": [
+                {"headerName": "x", "headerValue": {"exact": "a"}},
+                {"headerName": "y", "headerValue": {"exact": "b"}}]}}]),
+     f"{C}.steps[0].setHeaderRoute.match", "nginx has one header canary per Ingress"),
     (routed(ISTIO, [{"setMirrorRoute": {"name": "m", "percentage": 101}}]),
      f"{C}.steps[0].setMirrorRoute.percentage", "less than or equal to 100"),
     (routed(ISTIO, [{"setHeaderRoute": {"name": "h", "match": [
