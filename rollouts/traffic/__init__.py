@@ -42,6 +42,12 @@ PLUGINS = "spec.strategy.canary.trafficRouting.plugins"
 
 RouterFactory = Callable[[Mapping[str, Any], Binding], Router]
 
+# trafficRouting fields (snake_case) and the router each one builds, in a fixed order.
+_BUILT_IN: tuple[tuple[str, Callable[[Any, Binding], Router]], ...] = (
+    ("istio", IstioRouter), ("nginx", NginxRouter), ("alb", ALBRouter), ("smi", SMIRouter),
+    ("ambassador", AmbassadorRouter), ("app_mesh", AppMeshRouter),
+    ("traefik", TraefikRouter), ("apisix", ApisixRouter))
+
 __all__ = ["ENTRY_POINT_GROUP", "Binding", "build_router", "manifest_problems", "spec_problems"]
 
 
@@ -69,23 +75,9 @@ def build_router(strategy: CanaryStrategy, namespace: str, rollout_name: str,
                         managed, owner)
         if not (strategy.canary_service and strategy.stable_service):
             binding = turns
-    routers: list[Router] = []
-    if routing.istio is not None:
-        routers.append(IstioRouter(routing.istio, binding))
-    if routing.nginx is not None:
-        routers.append(NginxRouter(routing.nginx, binding))
-    if routing.alb is not None:
-        routers.append(ALBRouter(routing.alb, turns))
-    if routing.smi is not None:
-        routers.append(SMIRouter(routing.smi, binding))
-    if routing.ambassador is not None:
-        routers.append(AmbassadorRouter(routing.ambassador, binding))
-    if routing.app_mesh is not None:
-        routers.append(AppMeshRouter(routing.app_mesh, binding))
-    if routing.traefik is not None:
-        routers.append(TraefikRouter(routing.traefik, binding))
-    if routing.apisix is not None:
-        routers.append(ApisixRouter(routing.apisix, binding))
+    routers: list[Router] = [
+        make(config, turns if field == "alb" else binding)
+        for field, make in _BUILT_IN if (config := getattr(routing, field)) is not None]
     if routing.plugins is not None:
         if routing.plugins.gateway_api is not None:
             routers.append(GatewayAPIRouter(routing.plugins.gateway_api, binding))

@@ -21,6 +21,8 @@ from rollouts.traffic.common import (
     guarded_patch,
     maybe_int,
     missing,
+    set_weights,
+    side_weights,
 )
 
 API_VERSION = "apisix.apache.org/v2"
@@ -59,12 +61,9 @@ class ApisixRouter(RouterBase):
         if snapshot is None or self.problems(observed):
             return ()
         desired = editable(snapshot)
-        weights = {self.binding.canary_service: intent.canary_weight,
-                   self.binding.stable_service: intent.stable_weight}
+        weights = side_weights(self.binding.canary_service, self.binding.stable_service, intent)
         for rule in self._weighted(desired):
-            for backend in rule.get("backends") or []:
-                if backend.get("serviceName") in weights:
-                    backend["weight"] = weights[backend["serviceName"]]
+            set_weights(rule.get("backends") or [], _service_name, weights)
         return collect([guarded_patch(snapshot, desired)])
 
     def verified_weight(self, observed: Observed) -> int | None:
@@ -81,6 +80,10 @@ class ApisixRouter(RouterBase):
         if self.rules is not None:
             return [r for r in _http(body) if r.get("name") in self.rules]
         return [r for r in _http(body) if self._both(r)]
+
+
+def _service_name(backend: Mapping[str, Any]) -> object:
+    return backend.get("serviceName")
 
 
 def _http(body: Mapping[str, Any]) -> list[Any]:

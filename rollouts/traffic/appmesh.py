@@ -25,6 +25,8 @@ from rollouts.traffic.common import (
     guarded_patch,
     maybe_int,
     missing,
+    set_weights,
+    side_weights,
 )
 
 API_VERSION = "appmesh.k8s.aws/v1beta2"
@@ -70,7 +72,7 @@ class AppMeshRouter(RouterBase):
             return [(f"{BASE}.virtualService.routes", f"VirtualRouter {router.name} has no "
                      f"route named {', '.join(lost)}")]
         for route in self._weighted(snapshot.body):
-            sides = {t.get("virtualNodeRef", {}).get("name") for t in _targets(route)}
+            sides = {_node_name(t) for t in _targets(route)}
             if not {k.name for k in self.nodes.values()} <= sides:
                 return [(f"{BASE}.virtualNodeGroup", f"VirtualRouter {router.name} route "
                          f"{route.get('name')} has no weighted targets to both virtual nodes")]
@@ -84,13 +86,9 @@ class AppMeshRouter(RouterBase):
         if snapshot is None:
             return ()
         desired = editable(snapshot)
-        weights = {self.nodes["canary"].name: intent.canary_weight,
-                   self.nodes["stable"].name: intent.stable_weight}
+        weights = side_weights(self.nodes["canary"].name, self.nodes["stable"].name, intent)
         for route in self._weighted(desired):
-            for target in _targets(route):
-                name = target.get("virtualNodeRef", {}).get("name")
-                if name in weights:
-                    target["weight"] = weights[name]
+            set_weights(_targets(route), _node_name, weights)
         writes = [guarded_patch(snapshot, desired)]
         for side, value in (("canary", intent.canary_hash), ("stable", intent.stable_hash)):
             node = observed.get(self.nodes[side])
@@ -108,7 +106,7 @@ class AppMeshRouter(RouterBase):
             return None
         canary = self.nodes["canary"].name
         return agreed(maybe_int(t.get("weight")) for r in self._weighted(snapshot.body)
-                      for t in _targets(r) if t.get("virtualNodeRef", {}).get("name") == canary)
+                      for t in _targets(r) if _node_name(t) == canary)
 
     def _router_key(self, observed: Observed) -> ObjectKey | None:
         snapshot = observed.get(self.service)
@@ -122,6 +120,10 @@ class AppMeshRouter(RouterBase):
 
     def _weighted(self, body: Mapping[str, Any]) -> list[Any]:
         return [r for r in _routes(body) if self.routes is None or r.get("name") in self.routes]
+
+
+def _node_name(target: Mapping[str, Any]) -> object:
+    return (target.get("virtualNodeRef") or {}).get("name")
 
 
 def _routes(body: Mapping[str, Any]) -> list[Any]:

@@ -49,6 +49,19 @@ class Binding:
         return any(isinstance(r, Mapping) and r.get("uid") == uid for r in refs)
 
 
+def set_weights(entries: Iterable[Any], name_of: Callable[[Mapping[str, Any]], object],
+                weights: Mapping[object, int]) -> None:
+    """Set `weight` on the entries whose name (read by `name_of`) has a weight given."""
+    for entry in entries:
+        name = name_of(entry)
+        if name in weights:
+            entry["weight"] = weights[name]
+
+
+def side_weights(canary: str, stable: str, intent: TrafficIntent) -> dict[object, int]:
+    return {canary: intent.canary_weight, stable: intent.stable_weight}
+
+
 def stable_only(max_weight: int) -> TrafficIntent:
     """All traffic to stable, no managed route: what finalize and abort hold."""
     return TrafficIntent(canary_weight=0, stable_weight=max_weight, max_weight=max_weight)

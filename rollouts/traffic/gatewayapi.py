@@ -32,10 +32,13 @@ from rollouts.traffic.common import (
     agreed,
     collect,
     editable,
+    entry_name,
     guarded_patch,
     header_regex_or_exact,
     managed_entry_ops,
     missing,
+    set_weights,
+    side_weights,
     without_managed,
 )
 
@@ -96,7 +99,8 @@ class GatewayAPIRouter(RouterBase):
                 continue
             desired = editable(snapshot)
             for rule in self._weighted(desired):
-                self._set_weights(rule.get("backendRefs"), intent)
+                set_weights(rule.get("backendRefs") or [], entry_name, side_weights(
+                    self.binding.canary_service, self.binding.stable_service, intent))
             first: list[Body] = []
             if route.managed_rules:
                 template = self._weighted(desired)[0]
@@ -132,13 +136,6 @@ class GatewayAPIRouter(RouterBase):
                 and {self.binding.canary_service, self.binding.stable_service}
                 <= {ref.get("name") for ref in rule.get("backendRefs") or []
                     if isinstance(ref, Mapping)}]
-
-    def _set_weights(self, refs: list[Body] | None, intent: TrafficIntent) -> None:
-        for ref in refs or []:
-            if ref.get("name") == self.binding.canary_service:
-                ref["weight"] = intent.canary_weight
-            elif ref.get("name") == self.binding.stable_service:
-                ref["weight"] = intent.stable_weight
 
     def _canary_ref(self, rule: Mapping[str, Any]) -> Body:
         ref = next(r for r in rule["backendRefs"] if r.get("name") == self.binding.canary_service)

@@ -18,9 +18,12 @@ from rollouts.traffic.common import (
     agreed,
     collect,
     editable,
+    entry_name,
     guarded_patch,
     maybe_int,
     missing,
+    set_weights,
+    side_weights,
 )
 
 API_VERSION = "traefik.io/v1alpha1"
@@ -53,11 +56,8 @@ class TraefikRouter(RouterBase):
         if snapshot is None or self.problems(observed):
             return ()
         desired = editable(snapshot)
-        weights = {self.binding.canary_service: intent.canary_weight,
-                   self.binding.stable_service: intent.stable_weight}
-        for service in _services(desired):
-            if service.get("name") in weights:
-                service["weight"] = weights[service["name"]]
+        set_weights(_services(desired), entry_name, side_weights(
+            self.binding.canary_service, self.binding.stable_service, intent))
         return collect([guarded_patch(snapshot, desired)])
 
     def verified_weight(self, observed: Observed) -> int | None:
