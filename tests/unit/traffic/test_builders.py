@@ -165,7 +165,8 @@ def _comparable(writes: tuple[RouteWrite, ...]) -> list[Any]:
     """Writes with the ops after the guard in a fixed order: jsonpatch lists the changes of
     one mapping in set order, which varies between runs (they touch disjoint paths)."""
     def ops(write: RouteWrite) -> list[Any]:
-        inserts = [o for o in write.patch[1:] if o["op"] == "add" and o["path"][-1].isdigit()]
+        inserts = [o for o in write.patch[1:]
+                   if o["op"] == "add" and o["path"].rsplit("/", 1)[-1].isdigit()]
         rest = sorted(json.dumps(o, sort_keys=True) for o in write.patch[1:] if o not in inserts)
         return [*write.patch[:1], *inserts, *rest]
     return [(w.key, w.op, ops(w), w.manifest) for w in writes]
