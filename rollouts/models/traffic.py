@@ -40,13 +40,6 @@ class StringMatch(ApiModel):
         _exactly_one(self, "exact", "prefix", "regex")
         return self
 
-    def kind_and_value(self) -> tuple[str, str]:
-        for kind in ("exact", "prefix", "regex"):
-            value = getattr(self, kind)
-            if value is not None:
-                return kind, value
-        raise AssertionError("validated to hold one")
-
 
 class HeaderRoutingMatch(ApiModel):
     header_name: str = Field(min_length=1)
