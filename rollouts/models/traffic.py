@@ -304,7 +304,7 @@ class PodMetadata(ApiModel):
 
 # Routers whose objects can express a header route / a mirror route (plugins registered by
 # third parties decide for themselves, through their `problems`).
-HEADER_ROUTERS = frozenset({"istio", "nginx", "alb", GATEWAY_API_PLUGIN})
+HEADER_ROUTERS = frozenset({"istio", "nginx", "alb", "apisix", GATEWAY_API_PLUGIN})
 MIRROR_ROUTERS = frozenset({"istio", GATEWAY_API_PLUGIN})
 BUILT_IN_ROUTERS = frozenset({"istio", "nginx", "alb", "smi", "ambassador", "appMesh",
                               "traefik", "apisix", GATEWAY_API_PLUGIN})

@@ -1,28 +1,35 @@
 """Apache APISIX: backend weights in the named http rules of an ApisixRoute.
 
 The ApisixRoute is the user's; in each rule listed in `route.rules` (every rule naming both
-Services when none is listed) the router writes only the two backends' `weight`.
+Services when none is listed) the router writes only the two backends' `weight`. A header
+route is a rule of its own named as the managed route, first: the weighted rule copied one
+priority higher, with header `exprs` added, to the canary only.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
 from rollouts.models.traffic import ApisixTrafficRouting
-from rollouts.planner.routing import ObjectKey, Observed, RouteWrite, TrafficIntent
+from rollouts.planner.routing import HeaderRoute, ObjectKey, Observed, RouteWrite, TrafficIntent
 from rollouts.traffic.common import (
     Binding,
+    Body,
     Problems,
     RouterBase,
     agreed,
+    as_regex,
     collect,
     editable,
     guarded_patch,
+    managed_entry_ops,
     maybe_int,
     missing,
     set_weights,
     side_weights,
+    without_managed,
 )
 
 API_VERSION = "apisix.apache.org/v2"
@@ -64,7 +71,13 @@ class ApisixRouter(RouterBase):
         weights = side_weights(self.binding.canary_service, self.binding.stable_service, intent)
         for rule in self._weighted(desired):
             set_weights(rule.get("backends") or [], _service_name, weights)
-        return collect([guarded_patch(snapshot, desired)])
+        template = self._weighted(desired)[0]
+        managed = [self._header_rule(route, template) for route in intent.header_routes]
+        http = desired["spec"]["http"]
+        first = managed_entry_ops("/spec/http", snapshot.body["spec"]["http"],
+                                  self.binding.managed_routes, managed)
+        desired["spec"]["http"] = managed + without_managed(http, self.binding.managed_routes)
+        return collect([guarded_patch(snapshot, desired, first)])
 
     def verified_weight(self, observed: Observed) -> int | None:
         snapshot = observed.get(self.key)
@@ -72,14 +85,32 @@ class ApisixRouter(RouterBase):
         return agreed(maybe_int(b.get("weight")) for r in rules for b in r.get("backends") or []
                       if b.get("serviceName") == self.binding.canary_service)
 
+    def _header_rule(self, route: HeaderRoute, template: Mapping[str, Any]) -> Body:
+        """The weighted rule copied under the route's name, one priority higher, matching
+        the headers too and sending to the canary only."""
+        rule = copy.deepcopy(dict(template))
+        match = rule.setdefault("match", {})
+        match["exprs"] = [*match.get("exprs", []), *(
+            {"subject": {"scope": "Header", "name": h.name},
+             "op": "Equal" if h.match == "exact" else "RegexMatch",
+             "value": h.value if h.match == "exact" else as_regex(h.match, h.value)}
+            for h in route.matches)]
+        canary = next(b for b in rule["backends"]
+                      if b.get("serviceName") == self.binding.canary_service)
+        canary.pop("weight", None)
+        rule.update(name=route.name, priority=int(rule.get("priority") or 0) + 1,
+                    backends=[canary])
+        return rule
+
     def _both(self, rule: Mapping[str, Any]) -> bool:
         names = {b.get("serviceName") for b in rule.get("backends") or []}
         return {self.binding.canary_service, self.binding.stable_service} <= names
 
     def _weighted(self, body: Mapping[str, Any]) -> list[Any]:
+        rules = without_managed(_http(body), self.binding.managed_routes)
         if self.rules is not None:
-            return [r for r in _http(body) if r.get("name") in self.rules]
-        return [r for r in _http(body) if self._both(r)]
+            return [r for r in rules if r.get("name") in self.rules]
+        return [r for r in rules if self._both(r)]
 
 
 def _service_name(backend: Mapping[str, Any]) -> object:

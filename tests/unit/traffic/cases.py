@@ -179,6 +179,12 @@ def strip_named_weights(key: str) -> Callable[[Body], Body]:
     return strip
 
 
+def strip_apisix(body: Body) -> Body:
+    body = strip_named_weights("serviceName")(body)
+    body["spec"]["http"] = _without(body["spec"]["http"], MANAGED)
+    return body
+
+
 def strip_appmesh(body: Body) -> Body:
     body = _base(body)
     if body["kind"] == "VirtualNode":
@@ -309,7 +315,7 @@ CASES = [
     Case("traefik", {"traefik": {"weightedTraefikServiceName": "web-ts"}}, [TRAEFIK_SERVICE],
          strip_named_weights("name")),
     Case("apisix", {"apisix": {"route": {"name": "web-apisix", "rules": ["main"]}}},
-         [APISIX_ROUTE], strip_named_weights("serviceName")),
+         [APISIX_ROUTE], strip_apisix, headers=True),
     Case("ambassador", {"ambassador": {"mappings": ["web-mapping"]}}, [MAPPING], _base),
     Case("appmesh", {"appMesh": {
         "virtualService": {"name": "web-vs", "routes": ["primary"]},

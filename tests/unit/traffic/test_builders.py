@@ -139,8 +139,16 @@ GOLDEN: dict[str, tuple[RouteWrite, ...]] = {
                            patch=(guard(101), weight("/spec/weighted/services/0", 70),
                                   weight("/spec/weighted/services/1", 30))),),
     "apisix": (RouteWrite(key("apisix.apache.org/v2", "ApisixRoute", "web-apisix"), "patch",
-                          patch=(guard(101), weight("/spec/http/0/backends/0", 70),
-                                 weight("/spec/http/0/backends/1", 30))),),
+                          patch=(guard(101),
+                                 {"op": "add", "path": "/spec/http/0", "value": {
+                                     "name": "header-1", "priority": 1,
+                                     "match": {"paths": ["/*"], "exprs": [{
+                                         "subject": {"scope": "Header", "name": "x-canary"},
+                                         "op": "Equal", "value": "yes"}]},
+                                     "backends": [{"serviceName": "web-canary",
+                                                   "servicePort": 80}]}},
+                                 weight("/spec/http/1/backends/0", 70),
+                                 weight("/spec/http/1/backends/1", 30))),),
     "ambassador": (RouteWrite(key("getambassador.io/v2", "Mapping", "web-mapping-canary"),
                               "create", manifest={
         "apiVersion": "getambassador.io/v2", "kind": "Mapping",
