@@ -169,6 +169,7 @@ def _step_warnings(doc: Document, spec: Mapping[str, Any]) -> list[Problem]:
     canary = _dict(_dict(spec.get("strategy")).get("canary"))
     steps = _list(canary.get("steps"))
     base = "spec.strategy.canary.steps"
+    full = _dict(canary.get("trafficRouting")).get("maxTrafficWeight", 100)
     weight: int | None = None
     previous_pause = False
     for i, step in enumerate(steps):
@@ -179,10 +180,10 @@ def _step_warnings(doc: Document, spec: Mapping[str, Any]) -> list[Problem]:
                 warnings.append(Problem(doc.file, doc.index, f"{base}[{i}].setWeight",
                                         f"weight goes down from {weight} to {value}",
                                         warning=True))
-            if weight == 100:
+            if weight == full:
                 warnings.append(Problem(doc.file, doc.index, f"{base}[{i}]",
-                                        "step after setWeight: 100 (the canary already has "
-                                        "all traffic)", warning=True))
+                                        f"step after setWeight: {full} (the canary already "
+                                        "has all traffic)", warning=True))
             weight = value
         is_pause = "pause" in step
         if is_pause and previous_pause:

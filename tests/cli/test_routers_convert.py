@@ -51,3 +51,18 @@ def test_unknown_plugin_and_missing_managed_route_are_named(tmp_path: pathlib.Pa
             'plugin "acme/mesh"') in err
     assert ('spec.strategy.canary.steps[2].setMirrorRoute.name: route "shadow-posts" is not '
             "listed in spec.strategy.canary.trafficRouting.managedRoutes") in err
+
+
+def test_full_weight_warning_follows_max_traffic_weight(tmp_path: pathlib.Path) -> None:
+    doc = next(yaml.safe_load_all((ROUTERS / "nginx.yaml").read_text()))
+    doc["apiVersion"] = "rollouts.dev/v1alpha1"
+    canary = doc["spec"]["strategy"]["canary"]
+    assert canary["trafficRouting"]["maxTrafficWeight"] == 1000
+    canary["steps"] = [{"setWeight": 100}, {"pause": {}}, {"setWeight": 1000}, {"pause": {}}]
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    code, out, _ = run("lint", str(path))
+    assert code == 0
+    assert out.splitlines() == [
+        f"{path}:doc 1: warning: spec.strategy.canary.steps[3]: step after setWeight: 1000 "
+        "(the canary already has all traffic)"]
