@@ -58,11 +58,12 @@ def test_full_weight_warning_follows_max_traffic_weight(tmp_path: pathlib.Path) 
     doc["apiVersion"] = "rollouts.dev/v1alpha1"
     canary = doc["spec"]["strategy"]["canary"]
     assert canary["trafficRouting"]["maxTrafficWeight"] == 1000
-    canary["steps"] = [{"setWeight": 100}, {"pause": {}}, {"setWeight": 1000}, {"pause": {}}]
+    canary["steps"] = [{"setWeight": 100}, {"pause": {}}, {"setWeight": 1000}, {"pause": {}},
+                       {"setWeight": 1000}]
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump(doc))
     code, out, _ = run("lint", str(path))
     assert code == 0
     assert out.splitlines() == [
-        f"{path}:doc 1: warning: spec.strategy.canary.steps[3]: step after setWeight: 1000 "
+        f"{path}:doc 1: warning: spec.strategy.canary.steps[4]: step after setWeight: 1000 "
         "(the canary already has all traffic)"]
