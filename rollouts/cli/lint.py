@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from rollouts.analysis.conditions import check_condition
 from rollouts.models.analysis import AnalysisTemplate, ClusterAnalysisTemplate
 from rollouts.models.rollout import API_VERSION, rollout_manifest_errors
-from rollouts.traffic import manifest_problems
+from rollouts.traffic import manifest_not_run, manifest_problems
 
 ARGO_API_VERSION = "argoproj.io/v1alpha1"
 KINDS = ("Rollout", "AnalysisTemplate", "ClusterAnalysisTemplate")
@@ -157,8 +157,11 @@ def check_rollout(doc: Document) -> list[Problem]:
     if not isinstance(spec, Mapping):
         return [*problems, Problem(doc.file, doc.index, "spec", "a Rollout needs a spec")]
     problems += [Problem(doc.file, doc.index, path, message)
-                 for path, message in (*rollout_manifest_errors(dict(spec)),
+                 for path, message in (*rollout_manifest_errors(dict(spec),
+                                                                refuse_not_run=False),
                                        *manifest_problems(spec))]
+    problems += [Problem(doc.file, doc.index, path, message, warning=True)
+                 for path, message in manifest_not_run(spec)]
     problems += _step_warnings(doc, spec)
     return problems
 

@@ -17,6 +17,7 @@ from rollouts.models.traffic import (
     RolloutTrafficRouting,
     SetHeaderRoute,
     SetMirrorRoute,
+    not_run_yet,
     traffic_errors,
 )
 
@@ -391,15 +392,25 @@ def parse_spec(spec: dict[str, Any]) -> RolloutSpec:
     return RolloutSpec.model_validate(spec)
 
 
-def rollout_manifest_errors(spec: dict[str, Any]) -> list[tuple[str, str]]:
-    """(field path, message) for every problem in a spec; empty when valid."""
+def rollout_manifest_errors(spec: dict[str, Any], *, refuse_not_run: bool = True
+                            ) -> list[tuple[str, str]]:
+    """(field path, message) for every problem in a spec; empty when valid.
+
+    With `refuse_not_run` (the controller), fields this version accepts but does not run
+    yet are problems too; lint passes False and shows them as warnings (`not_run_warnings`).
+    """
     from pydantic import ValidationError
 
     try:
         model = parse_spec(spec)
     except ValidationError as exc:
         return [(_field_path("spec", err["loc"]), _message(err)) for err in exc.errors()]
-    return semantic_errors(model)
+    return semantic_errors(model) + (not_run_warnings(model) if refuse_not_run else [])
+
+
+def not_run_warnings(spec: RolloutSpec) -> list[tuple[str, str]]:
+    canary = spec.strategy.canary
+    return [] if canary is None else not_run_yet(canary)
 
 
 def semantic_errors(spec: RolloutSpec) -> list[tuple[str, str]]:

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from rollouts.models.rollout import CanaryStrategy, parse_spec
-from rollouts.models.traffic import RolloutTrafficRouting
+from rollouts.models.traffic import RolloutTrafficRouting, not_run_yet
 from rollouts.planner.routing import (
     ObjectKey,
     Observed,
@@ -48,7 +48,8 @@ _BUILT_IN: tuple[tuple[str, Callable[[Any, Binding], Router]], ...] = (
     ("ambassador", AmbassadorRouter), ("app_mesh", AppMeshRouter),
     ("traefik", TraefikRouter), ("apisix", ApisixRouter))
 
-__all__ = ["ENTRY_POINT_GROUP", "Binding", "build_router", "manifest_problems", "spec_problems"]
+__all__ = ["ENTRY_POINT_GROUP", "Binding", "build_router", "manifest_not_run",
+           "manifest_problems", "spec_problems"]
 
 
 def build_router(strategy: CanaryStrategy, namespace: str, rollout_name: str,
@@ -97,12 +98,22 @@ def spec_problems(routing: RolloutTrafficRouting) -> Problems:
 def manifest_problems(spec: Mapping[str, Any]) -> Problems:
     """`spec_problems` of a raw Rollout spec; empty when the spec is invalid (the model's
     own errors say why) or has no trafficRouting."""
-    try:
-        canary = parse_spec(dict(spec)).strategy.canary
-    except ValidationError:
-        return []
+    canary = _canary(spec)
     routing = None if canary is None else canary.traffic_routing
     return [] if routing is None else spec_problems(routing)
+
+
+def manifest_not_run(spec: Mapping[str, Any]) -> Problems:
+    """What a valid raw Rollout spec uses that the controller does not run yet."""
+    canary = _canary(spec)
+    return [] if canary is None else not_run_yet(canary)
+
+
+def _canary(spec: Mapping[str, Any]) -> CanaryStrategy | None:
+    try:
+        return parse_spec(dict(spec)).strategy.canary
+    except ValidationError:
+        return None
 
 
 def _registered(name: str) -> RouterFactory | None:

@@ -62,7 +62,7 @@ ACCEPTED = [
 
 @pytest.mark.parametrize("body", ACCEPTED)
 def test_accepted(body: dict[str, Any]) -> None:
-    assert rollout_manifest_errors(body) == []
+    assert rollout_manifest_errors(body, refuse_not_run=False) == []
 
 
 REFUSED = [
@@ -118,5 +118,26 @@ REFUSED = [
 
 @pytest.mark.parametrize(("body", "path", "message"), REFUSED)
 def test_refused_naming_the_field(body: dict[str, Any], path: str, message: str) -> None:
-    errors = rollout_manifest_errors(body)
+    errors = rollout_manifest_errors(body, refuse_not_run=False)
     assert any(p == path and message in m for p, m in errors), errors
+
+
+def test_the_controller_refuses_what_it_does_not_run_yet() -> None:
+    """The reconcile loop does not call the routers yet: a Rollout with trafficRouting (or
+    pod metadata) is InvalidSpec, naming the field, instead of moving by pod share."""
+    errors = rollout_manifest_errors(ACCEPTED[1])
+    assert [p for p, _ in errors] == [f"{C}.trafficRouting", f"{C}.canaryMetadata",
+                                      f"{C}.stableMetadata"]
+    assert "does not run it yet" in errors[0][1]
+    assert rollout_manifest_errors(spec({"steps": [{"setWeight": 5}]})) == []
+
+
+def test_the_planner_reports_invalid_spec_instead_of_planning_router_steps() -> None:
+    from tests.unit.world import World, canary_spec
+    result = World(canary_spec(
+        [{"setCanaryScale": {"replicas": 1}}, {"setHeaderRoute": {"name": "h"}}],
+        canaryService="c", stableService="s",
+        trafficRouting={**ISTIO, "managedRoutes": [{"name": "h"}]})).step()
+    assert result.status.phase == "Degraded"
+    assert "spec.strategy.canary.trafficRouting" in result.status.message
+    assert result.actions == ()
