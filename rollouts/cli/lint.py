@@ -34,6 +34,7 @@ from rollouts.cli.manifests import (
 )
 from rollouts.models.analysis import AnalysisTemplate, ClusterAnalysisTemplate
 from rollouts.models.rollout import API_VERSION, rollout_manifest_errors
+from rollouts.traffic import manifest_not_run, manifest_problems
 
 __all__ = [
     "ARGO_API_VERSION",
@@ -171,8 +172,8 @@ def check_rollout(doc: Document, pods: PodTemplateChecker | None = None) -> list
     spec = doc.body.get("spec")
     if not isinstance(spec, Mapping):
         return [*problems, Problem(doc.file, doc.index, "spec", "a Rollout needs a spec")]
-    errors = rollout_manifest_errors(dict(spec))
-    problems += _findings(doc, errors)
+    errors = rollout_manifest_errors(dict(spec), refuse_not_run=False)
+    problems += _findings(doc, [*errors, *manifest_problems(spec)])
     if any(path != "spec" for path, _ in errors):
         # A field error stops the model before its cross-field rules: check those here, so
         # that one run reports every problem of the document.
@@ -180,6 +181,8 @@ def check_rollout(doc: Document, pods: PodTemplateChecker | None = None) -> list
     if isinstance(spec.get("template"), Mapping):
         problems += _findings(doc, (pods or PodTemplateChecker()).template(spec["template"],
                                                                            "spec.template"))
+    problems += [Problem(doc.file, doc.index, path, message, warning=True)
+                 for path, message in manifest_not_run(spec)]
     problems += _step_warnings(doc, spec)
     return problems
 
@@ -201,6 +204,7 @@ def _step_warnings(doc: Document, spec: Mapping[str, Any]) -> list[Problem]:
     canary = _dict(_dict(spec.get("strategy")).get("canary"))
     steps = _list(canary.get("steps"))
     base = "spec.strategy.canary.steps"
+    full = _dict(canary.get("trafficRouting")).get("maxTrafficWeight", 100)
     weight: int | None = None
     previous_pause = False
     for i, step in enumerate(steps):
@@ -211,10 +215,10 @@ def _step_warnings(doc: Document, spec: Mapping[str, Any]) -> list[Problem]:
                 warnings.append(Problem(doc.file, doc.index, f"{base}[{i}].setWeight",
                                         f"weight goes down from {weight} to {value}",
                                         warning=True))
-            if weight == 100:
+            if weight == full:
                 warnings.append(Problem(doc.file, doc.index, f"{base}[{i}]",
-                                        "step after setWeight: 100 (the canary already has "
-                                        "all traffic)", warning=True))
+                                        f"step after setWeight: {full} (the canary already "
+                                        "has all traffic)", warning=True))
             weight = value
         is_pause = "pause" in step
         if is_pause and previous_pause:

@@ -127,8 +127,10 @@ CEL_RULES: Final[Mapping[type[BaseModel], tuple[CelRule, ...]]] = MappingProxyTy
         ),
         rollout.CanaryStep: (
             CelRule(
-                exactly_one(has("setWeight"), has("pause"), has("setCanaryScale"), has("analysis")),
-                "a step needs exactly one of setWeight, pause, setCanaryScale, analysis",
+                exactly_one(has("setWeight"), has("pause"), has("setCanaryScale"), has("analysis"),
+                            has("setHeaderRoute"), has("setMirrorRoute")),
+                "a step needs exactly one of setWeight, pause, setCanaryScale, analysis, "
+                "setHeaderRoute, setMirrorRoute",
             ),
         ),
         rollout.SetCanaryScale: (

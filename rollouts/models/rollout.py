@@ -11,6 +11,15 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from rollouts.models.base import ApiModel, Duration, IntOrPercent, StatusModel, parse_duration
+from rollouts.models.traffic import (
+    PingPongSpec,
+    PodMetadata,
+    RolloutTrafficRouting,
+    SetHeaderRoute,
+    SetMirrorRoute,
+    not_run_yet,
+    traffic_errors,
+)
 
 GROUP = "rollouts.dev"
 VERSION = "v1alpha1"
@@ -126,10 +135,13 @@ class SetCanaryScale(ApiModel):
 
 
 class CanaryStep(ApiModel):
-    set_weight: int | None = Field(default=None, ge=0, le=100)
+    # Out of maxTrafficWeight (100 unless set): checked in semantic_errors.
+    set_weight: int | None = Field(default=None, ge=0)
     pause: RolloutPause | None = None
     set_canary_scale: SetCanaryScale | None = None
     analysis: RolloutAnalysis | None = None
+    set_header_route: SetHeaderRoute | None = None
+    set_mirror_route: SetMirrorRoute | None = None
 
     @model_validator(mode="after")
     def _exactly_one_action(self) -> CanaryStep:
@@ -140,12 +152,15 @@ class CanaryStep(ApiModel):
                 ("pause", self.pause),
                 ("setCanaryScale", self.set_canary_scale),
                 ("analysis", self.analysis),
+                ("setHeaderRoute", self.set_header_route),
+                ("setMirrorRoute", self.set_mirror_route),
             )
             if value is not None
         ]
         if len(given) != 1:
             raise ValueError(
-                "a step needs exactly one of setWeight, pause, setCanaryScale, analysis"
+                "a step needs exactly one of setWeight, pause, setCanaryScale, analysis, "
+                "setHeaderRoute, setMirrorRoute"
                 + (f" (got {', '.join(given)})" if given else "")
             )
         return self
@@ -160,6 +175,13 @@ class CanaryStrategy(ApiModel):
     analysis: RolloutAnalysisBackground | None = None
     scale_down_delay_seconds: int = Field(default=30, ge=0)
     abort_scale_down_delay_seconds: int = Field(default=30, ge=0)
+    traffic_routing: RolloutTrafficRouting | None = None
+    dynamic_stable_scale: bool = False
+    scale_down_delay_revision_limit: int | None = Field(default=None, ge=0)
+    min_pods_per_replica_set: int | None = Field(default=None, ge=1)
+    canary_metadata: PodMetadata | None = None
+    stable_metadata: PodMetadata | None = None
+    ping_pong: PingPongSpec | None = None
 
     @model_validator(mode="after")
     def _services_differ(self) -> CanaryStrategy:
@@ -370,33 +392,31 @@ def parse_spec(spec: dict[str, Any]) -> RolloutSpec:
     return RolloutSpec.model_validate(spec)
 
 
-def rollout_manifest_errors(spec: dict[str, Any]) -> list[tuple[str, str]]:
-    """(field path, message) for every problem in a spec; empty when valid."""
+def rollout_manifest_errors(spec: dict[str, Any], *, refuse_not_run: bool = True
+                            ) -> list[tuple[str, str]]:
+    """(field path, message) for every problem in a spec; empty when valid.
+
+    With `refuse_not_run` (the controller), fields this version accepts but does not run
+    yet are problems too; lint passes False and shows them as warnings (`not_run_warnings`).
+    """
     from pydantic import ValidationError
 
     try:
         model = parse_spec(spec)
     except ValidationError as exc:
         return [(_field_path("spec", err["loc"]), _message(err)) for err in exc.errors()]
-    return semantic_errors(model)
+    return semantic_errors(model) + (not_run_warnings(model) if refuse_not_run else [])
+
+
+def not_run_warnings(spec: RolloutSpec) -> list[tuple[str, str]]:
+    canary = spec.strategy.canary
+    return [] if canary is None else not_run_yet(canary)
 
 
 def semantic_errors(spec: RolloutSpec) -> list[tuple[str, str]]:
-    """Rules that need more than one field, or features this controller does not run yet.
-
-    A feature we cannot run is refused by name rather than ignored.
-    """
-    errors: list[tuple[str, str]] = []
+    """Rules that need more than one field (the traffic-routing ones: models/traffic.py)."""
     canary = spec.strategy.canary
-    if canary is not None:
-        for i, step in enumerate(canary.steps or []):
-            if step.set_canary_scale is not None:
-                errors.append((
-                    f"spec.strategy.canary.steps[{i}].setCanaryScale",
-                    "setCanaryScale requires trafficRouting (as in Argo Rollouts); "
-                    "without a traffic router the canary's weight is its share of pods",
-                ))
-    return errors
+    return [] if canary is None else traffic_errors(canary)
 
 
 def _field_path(root: str, loc: tuple[int | str, ...]) -> str:

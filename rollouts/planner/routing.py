@@ -16,7 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from rollouts.models.rollout import CanaryStrategy
+    from rollouts.models.traffic import RouteMatch, StringMatch
+
+MatchKind = Literal["exact", "prefix", "regex"]
 
 
 @dataclass(frozen=True)
@@ -45,7 +51,7 @@ Observed = Mapping[ObjectKey, RouteSnapshot | None]
 class HeaderMatch:
     name: str
     value: str
-    match: Literal["exact", "prefix", "regex"] = "exact"
+    match: MatchKind = "exact"
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,10 @@ class TrafficIntent:
     max_weight: int = 100
     header_routes: tuple[HeaderRoute, ...] = ()
     mirror_routes: tuple[MirrorRoute, ...] = ()
+    # Pod-template hashes of each side, for routers that select pods by label (Istio
+    # DestinationRule subsets, App Mesh virtual nodes); None leaves the labels as they are.
+    canary_hash: str | None = None
+    stable_hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -117,8 +127,13 @@ class Router(Protocol):
         """The router's kind as users write it ("istio", "nginx", "gatewayAPI", ...)."""
         ...
 
-    def objects(self) -> tuple[ObjectKey, ...]:
-        """Every object the router reads (routes, ingresses, splits it may create)."""
+    def objects(self, observed: Observed | None = None) -> tuple[ObjectKey, ...]:
+        """Every object the router reads (routes, ingresses, splits it may create).
+
+        Most routers name their objects from the spec alone. A router whose objects name
+        further ones (App Mesh: VirtualService -> its VirtualRouter) lists those once the
+        first are in `observed`: the observer calls again until the list stops growing.
+        """
         ...
 
     def problems(self, observed: Observed) -> list[tuple[str, str]]:
@@ -138,3 +153,54 @@ class Router(Protocol):
         """Writes for a Rollout being deleted: all traffic to stable, no managed route, no
         object of ours left behind."""
         ...
+
+
+# --- from the Rollout's steps to the intent's managed routes -------------------------------
+
+
+def managed_routes_at(strategy: CanaryStrategy, step_index: int
+                      ) -> tuple[tuple[HeaderRoute, ...], tuple[MirrorRoute, ...]]:
+    """The header and mirror routes in force once steps [0, step_index) have run.
+
+    A setHeaderRoute / setMirrorRoute step sets its named route; one without `match` removes
+    it. Routes come out in trafficRouting.managedRoutes order (their precedence). Past the
+    last step (promotion) the caller holds no managed route, as after an abort.
+    """
+    routing = strategy.traffic_routing
+    order = [r.name for r in (routing.managed_routes or [])] if routing else []
+    headers: dict[str, HeaderRoute] = {}
+    mirrors: dict[str, MirrorRoute] = {}
+    for step in (strategy.steps or [])[:max(step_index, 0)]:
+        if step.set_header_route is not None:
+            route = step.set_header_route
+            headers.pop(route.name, None)
+            if route.match:
+                headers[route.name] = HeaderRoute(route.name, tuple(
+                    HeaderMatch(m.header_name, *_match(m.header_value)) for m in route.match))
+        if step.set_mirror_route is not None:
+            mirror = step.set_mirror_route
+            mirrors.pop(mirror.name, None)
+            if mirror.match:
+                mirrors[mirror.name] = MirrorRoute(
+                    mirror.name, 100 if mirror.percentage is None else mirror.percentage,
+                    tuple(_request_match(m) for m in mirror.match))
+    return (tuple(headers[n] for n in order if n in headers),
+            tuple(mirrors[n] for n in order if n in mirrors))
+
+
+def _match(value: StringMatch) -> tuple[str, MatchKind]:
+    if value.exact is not None:
+        return value.exact, "exact"
+    if value.prefix is not None:
+        return value.prefix, "prefix"
+    return value.regex or "", "regex"
+
+
+def _request_match(match: RouteMatch) -> RequestMatch:
+    method: tuple[str | None, MatchKind] = _match(match.method) if match.method else (
+        None, "exact")
+    path: tuple[str | None, MatchKind] = _match(match.path) if match.path else (None, "prefix")
+    return RequestMatch(method=method[0], method_match=method[1], path=path[0],
+                        path_match=path[1], headers=tuple(
+                            HeaderMatch(name, *_match(value))
+                            for name, value in (match.headers or {}).items()))
