@@ -523,18 +523,29 @@ def gen_crds(
         bool, typer.Option("--check", help="Only compare; exit 1 when files differ.")
     ] = False,
 ) -> None:
-    """Generate the CRDs from the models (or check that they are up to date)."""
+    """Generate the CRDs from the models (or check that they are up to date).
+
+    With the default `--dir crds` in a checkout, the Helm chart's copy (charts/rollouts/crds)
+    is written and checked too, so the models stay the one source of both.
+    """
     from rollouts.models.crds import crds_differ, write_crds
 
-    if check:
-        differ = crds_differ(directory)
-        if differ:
-            raise _fail(f"CRDs in {directory} are out of date: {', '.join(differ)} "
-                        "(run `rollouts gen-crds`)")
-        sys.stdout.write(f"CRDs in {directory} are up to date\n")
-        return
-    for path in write_crds(directory):
-        sys.stdout.write(f"{path}\n")
+    directories = [directory]
+    if directory == Path("crds") and CHART_CRDS.is_dir():
+        directories.append(CHART_CRDS)
+    for target in directories:
+        if check:
+            differ = crds_differ(target)
+            if differ:
+                raise _fail(f"CRDs in {target} are out of date: {', '.join(differ)} "
+                            "(run `rollouts gen-crds`)")
+            sys.stdout.write(f"CRDs in {target} are up to date\n")
+            continue
+        for path in write_crds(target):
+            sys.stdout.write(f"{path}\n")
+
+
+CHART_CRDS = Path("charts/rollouts/crds")
 
 
 # --- commands written elsewhere (imported when run, so the CLI works without them) -----------

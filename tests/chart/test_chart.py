@@ -86,7 +86,8 @@ def test_chart_crds_are_the_generated_ones() -> None:
     """One source of truth: the models generate crds/, and the chart carries the same files."""
     chart_crds = {p.name: p.read_text() for p in (CHART / "crds").glob("*.yaml")}
     repo_crds = {p.name: p.read_text() for p in (ROOT / "crds").glob("*.yaml")}
-    assert chart_crds == repo_crds, "charts/rollouts/crds differs from crds/: copy crds/*.yaml"
+    assert chart_crds == repo_crds, (
+        "charts/rollouts/crds differs from crds/: run `rollouts gen-crds`")
     assert crds_differ(CHART / "crds") == []
 
 
