@@ -49,19 +49,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
-import pydantic
 
 from rollouts.analysis.runner import ProviderConfig, ProviderSet, reconcile_analysis_run
 from rollouts.clock import Clock, SystemClock
 from rollouts.errors import ConflictError, KubeError
 from rollouts.kube import config as kube_config
-from rollouts.kube.analysis import Templates
+from rollouts.kube.analysis import ParsedTemplate, Templates, parse_template
 from rollouts.kube.client import KubeClient
 from rollouts.kube.config import Connection
 from rollouts.kube.execute import execute, status_unchanged
-from rollouts.kube.observe import controller_owner, named_services, observe
-from rollouts.models.rollout import GROUP, POD_TEMPLATE_HASH_LABEL, VERSION, Rollout, parse_spec
+from rollouts.kube.observe import named_services, observe
+from rollouts.models.rollout import ValidRollout, parse_rollout
+from rollouts.models.wire import (
+    COMPLETED_RUN_PHASES,
+    GROUP,
+    POD_TEMPLATE_HASH_LABEL,
+    VERSION,
+    controller_owner,
+)
 from rollouts.planner.plan import plan as make_plan
+from rollouts.planner.types import Observed
 
 Key = tuple[str, str]  # (namespace, name)
 
@@ -219,14 +226,6 @@ def _connection_info(connection: Connection) -> kopf.ConnectionInfo:
     )
 
 
-def _rollout_model(snapshot: dict[str, Any]) -> Rollout:
-    """The Rollout as the planner reads it; an unreadable status is planned from scratch."""
-    try:
-        return Rollout.model_validate(snapshot)
-    except pydantic.ValidationError:
-        return Rollout.model_validate({**snapshot, "status": {}})
-
-
 class _Reconciler:
     """One Rollout's observe -> plan -> execute passes (state between passes: none but
     the resourceVersion of our last status write, to wait for its echo)."""
@@ -259,31 +258,17 @@ class _Reconciler:
             return _ECHO_WAIT
         self.written_over = None
 
-        namespace = self.key[0]
-        wanted = named_services(snapshot.get("spec") or {})
-        self.runtime.set_services(self.key, wanted)
-        service_bodies = {name: _first(services.get((namespace, name))) for name in wanted}
-        namespaced, cluster = templates
-        known = Templates.from_bodies(namespaced.get(namespace, ()), cluster.get("", ()))
-        observed = observe(
-            snapshot,
-            replica_sets=list(replica_sets.get(self.key, ())),
-            services=service_bodies,
-            analysis_runs=list(analysis_runs.get(self.key, ())),
-            templates=known,
-        )
-        rollout = _rollout_model(snapshot)
-        try:
-            spec = parse_spec(snapshot.get("spec") or {})
-        except (pydantic.ValidationError, ValueError):
-            spec = None
+        rollout = parse_rollout(snapshot)  # validated once; every step below reads this
         now = self.config.clock.now()
+        observed = Observed()
+        if isinstance(rollout, ValidRollout):
+            observed = self._observe(rollout, replica_sets, services, analysis_runs, templates)
+        else:
+            self.runtime.set_services(self.key, ())
         plan = make_plan(rollout, observed, now)
         status_changes = not status_unchanged(snapshot.get("status"), plan.status)
-        wrote = await execute(
-            self.runtime.client, snapshot, spec, plan, observed=observed, now=now,
-            templates=known,
-        )
+        wrote = await execute(self.runtime.client, rollout.metadata, snapshot.get("status"),
+                              plan, now)
         if status_changes:
             self.written_over = rv
         if wrote:
@@ -299,6 +284,22 @@ class _Reconciler:
                 },
             )
         return plan.requeue_after
+
+    def _observe(self, rollout: ValidRollout, replica_sets: Any, services: Any,
+                 analysis_runs: Any, templates: tuple[Any, Any]) -> Observed:
+        namespace = self.key[0]
+        wanted = named_services(rollout.spec)
+        self.runtime.set_services(self.key, wanted)
+        namespaced, cluster = templates
+        known = Templates.from_parsed(
+            [*namespaced.get(namespace, ()), *cluster.get("", ())])
+        return observe(
+            rollout,
+            replica_sets=list(replica_sets.get(self.key, ())),
+            services={name: _first(services.get((namespace, name))) for name in wanted},
+            analysis_runs=list(analysis_runs.get(self.key, ())),
+            templates=known,
+        )
 
 
 async def _sleep(wake: asyncio.Event, stopped: kopf.DaemonStopped, delay: float | None) -> None:
@@ -387,13 +388,14 @@ def build_registry(
     @kopf.index(GROUP, VERSION, "analysistemplates", id="analysis_templates",
                 registry=registry)
     def analysis_templates(body: kopf.Body, namespace: str | None,
-                           **_: Any) -> dict[str, dict[str, Any]]:
-        return {namespace or "": copy.deepcopy(dict(body))}
+                           **_: Any) -> dict[str, ParsedTemplate]:
+        # Validated here, once per change of the template, not on every pass.
+        return {namespace or "": parse_template(body, cluster=False)}
 
     @kopf.index(GROUP, VERSION, "clusteranalysistemplates", id="cluster_analysis_templates",
                 registry=registry)
-    def cluster_analysis_templates(body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
-        return {"": copy.deepcopy(dict(body))}
+    def cluster_analysis_templates(body: kopf.Body, **_: Any) -> dict[str, ParsedTemplate]:
+        return {"": parse_template(body, cluster=True)}
 
     # --- wake-ups ------------------------------------------------------------------------
 
@@ -493,7 +495,7 @@ def build_registry(
 
         async def one_pass() -> float | None:
             snapshot = copy.deepcopy(dict(body))
-            if (snapshot.get("status") or {}).get("phase") in _RUN_DONE:
+            if (snapshot.get("status") or {}).get("phase") in COMPLETED_RUN_PHASES:
                 raise _Done  # finished runs need no daemon; a restart looks once more
             requeue = await reconcile_analysis_run(
                 runtime.client, snapshot, runtime.providers, config.clock.now())
@@ -505,9 +507,6 @@ def build_registry(
                     {"analysisrun": f"{namespace}/{name}"})
 
     return registry
-
-
-_RUN_DONE = frozenset({"Successful", "Failed", "Error", "Inconclusive"})
 
 
 def _run_key(namespace: str | None, name: str | None) -> Key:

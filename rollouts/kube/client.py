@@ -116,14 +116,6 @@ class KubeClient:
     # --- construction ------------------------------------------------------------------------
 
     @classmethod
-    def from_kubeconfig(cls, path: str | None = None, context: str | None = None) -> KubeClient:
-        return cls(kubeconfig.from_kubeconfig(path, context))
-
-    @classmethod
-    def in_cluster(cls) -> KubeClient:
-        return cls(kubeconfig.in_cluster())
-
-    @classmethod
     def load(cls, kubeconfig_path: str | None = None, context: str | None = None) -> KubeClient:
         return cls(kubeconfig.load(kubeconfig_path, context))
 

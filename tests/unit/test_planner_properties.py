@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rollouts.models.rollout import PauseCondition, parse_spec
-from rollouts.planner.canary import replica_targets, traffic_share
 from rollouts.planner.manifests import pod_template_hash
+from rollouts.planner.traffic import replica_targets, traffic_share
 from rollouts.planner.types import PinService, Plan, ScaleReplicaSet
 from tests.unit.world import World, blue_green_spec, canary_spec
 

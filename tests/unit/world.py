@@ -11,7 +11,15 @@ import datetime as dt
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from rollouts.models.rollout import POD_TEMPLATE_HASH_LABEL, ObjectMeta, Rollout, RolloutStatus
+from rollouts.models.rollout import (
+    POD_TEMPLATE_HASH_LABEL,
+    ObjectMeta,
+    Rollout,
+    RolloutStatus,
+    ValidRollout,
+    parse_rollout,
+)
+from rollouts.planner.analysis import analysis_references, run_slot
 from rollouts.planner.plan import plan
 from rollouts.planner.types import (
     AnalysisRunView,
@@ -22,6 +30,7 @@ from rollouts.planner.types import (
     Observed,
     PinService,
     Plan,
+    PreparedRun,
     ReplicaSetView,
     ScaleReplicaSet,
     ServiceView,
@@ -78,7 +87,22 @@ class World:
         return Observed(replica_sets=tuple(self.replica_sets.values()),
                         services=dict(self.services),
                         analysis_runs=tuple(self.runs.values()),
-                        analysis_problems=dict(self.analysis_problems))
+                        analysis_problems=dict(self.analysis_problems),
+                        prepared_runs=self.prepared_runs())
+
+    def prepared_runs(self) -> dict[str, PreparedRun]:
+        """What the observer would prepare: one run per reference, for this revision and
+        attempt (named so a test can tell them apart; the templates are not modelled)."""
+        parsed = parse_rollout(self.rollout())
+        if not isinstance(parsed, ValidRollout):
+            return {}
+        pod_hash, attempt = run_slot(parsed)
+        return {
+            path: PreparedRun(path, kind, step, pod_hash, attempt, {
+                "metadata": {"name": f"run-{pod_hash}-{kind}-{step}-{attempt}"}})
+            for kind, path, _, step in analysis_references(parsed.spec)
+            if path not in self.analysis_problems
+        }
 
     def set_image(self, image: str) -> None:
         self.spec = copy.deepcopy(self.spec)
@@ -93,7 +117,7 @@ class World:
 
     # --- the loop ---------------------------------------------------------------------
     def plan(self) -> Plan:
-        return plan(self.rollout(), self.observed(), self.now)
+        return plan(parse_rollout(self.rollout()), self.observed(), self.now)
 
     def step(self) -> Plan:
         """One reconcile pass: plan, apply actions, write status, let pods settle."""
@@ -118,7 +142,7 @@ class World:
                 rs = self._by_name(action.name)
                 del self.replica_sets[rs.pod_hash]
             elif isinstance(action, CreateAnalysisRun):
-                name = f"run-{action.pod_hash}-{action.kind}-{action.step_index}-{action.attempt}"
+                name = action.name
                 self.runs[name] = AnalysisRunView(
                     name=name, phase="Running", pod_hash=action.pod_hash, kind=action.kind,
                     step_index=action.step_index, attempt=action.attempt,
