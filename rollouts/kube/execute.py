@@ -16,6 +16,8 @@ Fields written (invariant 5 — tell GitOps tools to ignore exactly these):
   `rollouts.dev/scale-down-deadline` annotation; deleted when out of history.
 - the Rollout: only `/status`, through the status subresource, replaced wholesale (PUT with
   the observed resourceVersion: 409 when the Rollout changed since).
+- route objects of the traffic router (with trafficRouting): exactly the writes the router
+  decided — see the router's module for the fields it owns.
 - core/v1 Events about the Rollout.
 """
 
@@ -39,8 +41,10 @@ from rollouts.models.wire import (
     format_time,
     whole_seconds,
 )
+from rollouts.planner.routing import ObjectKey, RouteWrite
 from rollouts.planner.types import (
     Action,
+    ApplyRouteWrite,
     CreateAnalysisRun,
     CreateReplicaSet,
     DeleteAnalysisRun,
@@ -157,6 +161,40 @@ async def _delete(client: KubeClient, group: str, plural: str, namespace: str,
     return True
 
 
+def _resource(key: ObjectKey) -> tuple[str, str, str]:
+    """(group, version, plural) of a route object's kind (plurals as Kubernetes makes them:
+    the kind lowercased, with -es after an s: Ingress -> ingresses)."""
+    group, _, version = key.api_version.rpartition("/")
+    kind = key.kind.lower()
+    return group, version, kind + ("es" if kind.endswith("s") else "s")
+
+
+async def apply_route_write(client: KubeClient, write: RouteWrite) -> bool:
+    """A router's write as it decided it: the patch is guarded by the resourceVersion it
+    carries (409 when stale); a create finding the object, a delete not finding it, are
+    no-ops."""
+    group, version, plural = _resource(write.key)
+    namespace = write.key.namespace
+    if write.op == "patch":
+        await client.patch_json(group, version, plural, namespace, write.key.name,
+                                write.patch)
+        return True
+    if write.op == "create":
+        assert write.manifest is not None, "a create carries its manifest"
+        try:
+            await client.create(group, version, plural, namespace, write.manifest)
+        except ConflictError as exc:
+            if exc.reason != "AlreadyExists":
+                raise
+            return False
+        return True
+    try:
+        await client.delete(group, version, plural, namespace, write.key.name)
+    except NotFoundError:
+        return False
+    return True
+
+
 async def apply_action(client: KubeClient, namespace: str, action: Action) -> bool:
     """Apply one action as given; False when it found the work already done."""
     match action:
@@ -183,6 +221,8 @@ async def apply_action(client: KubeClient, namespace: str, action: Action) -> bo
             return True
         case DeleteAnalysisRun(name=name):
             return await _delete(client, GROUP, "analysisruns", namespace, name)
+        case ApplyRouteWrite(write=write):
+            return await apply_route_write(client, write)
 
 
 async def write_status(client: KubeClient, metadata: ObjectMeta, old_status: Any,

@@ -22,6 +22,7 @@ from rollouts.models.wire import (
     controller_owner,
     parse_time,
 )
+from rollouts.planner.routing import ObjectKey, Router, RouteSnapshot
 from rollouts.planner.types import AnalysisRunView, Observed, ReplicaSetView, ServiceView
 
 
@@ -118,6 +119,8 @@ def observe(
     services: Mapping[str, Mapping[str, Any] | None],
     analysis_runs: Iterable[Mapping[str, Any]],
     templates: Templates,
+    router: Router | None = None,
+    route_bodies: Mapping[ObjectKey, Mapping[str, Any] | None] | None = None,
 ) -> Observed:
     """The planner's view of what a Rollout owns and names, from raw objects.
 
@@ -125,7 +128,9 @@ def observe(
     by the controlling ownerReference's uid. `services` maps names to bodies (None = missing);
     a Service the strategy names but the mapping lacks is reported missing. Every analysis
     reference is resolved against `templates` into the run it starts; what cannot make a run
-    is reported (the planner turns it into InvalidSpec naming the field).
+    is reported (the planner turns it into InvalidSpec naming the field). With a `router`
+    (built from the canary's trafficRouting), every object it reads is looked up in
+    `route_bodies` (missing: None).
     """
     uid = rollout.metadata.uid
     service_views: dict[str, ServiceView | None] = {}
@@ -133,6 +138,10 @@ def observe(
         found = services.get(name)
         service_views[name] = service_view(found) if found is not None else None
     prepared, problems = prepare_runs(rollout, templates)
+    routes: dict[ObjectKey, RouteSnapshot | None] = {}
+    for key in router.objects() if router is not None else ():
+        body = (route_bodies or {}).get(key)
+        routes[key] = RouteSnapshot(key, body) if body is not None else None
     return Observed(
         replica_sets=tuple(
             sorted(
@@ -149,4 +158,6 @@ def observe(
         ),
         analysis_problems=problems,
         prepared_runs=prepared,
+        router=router,
+        routes=routes,
     )

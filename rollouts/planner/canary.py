@@ -35,6 +35,7 @@ from rollouts.planner.context import (
     retire_others,
     scale,
 )
+from rollouts.planner.router_traffic import RouterTraffic
 from rollouts.planner.status import StatusChanges
 from rollouts.planner.steps import Abort, Advance, Handler, Outcome, Pause, Wait, Walk
 from rollouts.planner.steps import analysis as analysis_step
@@ -57,6 +58,10 @@ def handler(step: CanaryStep) -> Handler:
 
 
 def traffic_model(ctx: Context, strategy: CanaryStrategy) -> TrafficModel:
+    """The router's model when the canary has trafficRouting, else the pods' ratio."""
+    router = ctx.observed.router
+    if router is not None:
+        return RouterTraffic(ctx.replicas, router, ctx.observed.routes)
     return PodRatioTraffic(ctx.replicas, strategy)
 
 
@@ -86,7 +91,8 @@ def plan_canary(ctx: Context, draft: Draft) -> None:
         _record(ctx, draft, walk)
         return
     outcome = _walk_steps(ctx, draft, walk)
-    if walk.index == len(walk.steps) and walk.traffic.reached(100, walk.canary, stable):
+    if walk.index == len(walk.steps) and walk.traffic.reached(100, walk.canary, stable,
+                                                              walk.canary_scale):
         _promote(ctx, draft, strategy, stable_hash)
         return
     _follow(draft, outcome)
@@ -145,13 +151,14 @@ def _background_analysis(ctx: Context, draft: Draft, strategy: CanaryStrategy,
 
 def _move_traffic(ctx: Context, draft: Draft, strategy: CanaryStrategy, walk: Walk,
                   stable_hash: str) -> None:
-    """Pods, then Services, toward the weight in force (a router model adds its writes)."""
-    canary_next, stable_next = walk.traffic.pods(walk.weight, walk.canary, walk.stable)
-    scale(ctx, draft, walk.canary, ctx.desired_hash, canary_next)
-    scale(ctx, draft, walk.stable, stable_hash, stable_next)
-    draft.actions.extend(walk.traffic.writes(walk.weight))
+    """Services pinned, pods sized, then the traffic layer moved as far as the pods allow."""
     pin(ctx, draft, strategy.stable_service, stable_hash)
     pin(ctx, draft, strategy.canary_service, ctx.desired_hash)
+    size = walk.canary_scale
+    canary_next, stable_next = walk.traffic.pods(walk.weight, walk.canary, walk.stable, size)
+    scale(ctx, draft, walk.canary, ctx.desired_hash, canary_next)
+    scale(ctx, draft, walk.stable, stable_hash, stable_next)
+    draft.actions.extend(walk.traffic.writes(walk.weight, walk.canary, walk.stable, size))
 
 
 def _record(ctx: Context, draft: Draft, walk: Walk) -> None:
@@ -160,7 +167,8 @@ def _record(ctx: Context, draft: Draft, walk: Walk) -> None:
     draft.changes.canary = CanaryStatus(
         weights=_weights(ctx.desired_hash, ctx.status.stable_rs,
                          walk.traffic.verified_weight(walk.canary, walk.stable),
-                         walk.traffic.reached(walk.weight, walk.canary, walk.stable)),
+                         walk.traffic.reached(walk.weight, walk.canary, walk.stable,
+                                              walk.canary_scale)),
         desired_weight=walk.weight,
         current_step_analysis_run_status=run_status(find_run(ctx, "step", walk.index)),
         current_background_analysis_run_status=run_status(find_run(ctx, "background")))
@@ -195,7 +203,15 @@ def steady(ctx: Context, draft: Draft, strategy: CanaryStrategy) -> None:
     ready = fully_available(stable, ctx.replicas)
     pin(ctx, draft, strategy.stable_service, stable_hash)
     pin(ctx, draft, strategy.canary_service, stable_hash)
-    retire_others(ctx, draft, {stable_hash}, stable_ready=ready, delay_seconds=None)
+    traffic = traffic_model(ctx, strategy)
+    if stable is not None:
+        # Both Services now select the stable revision; the routes go back to all-stable.
+        draft.actions.extend(traffic.writes(0, None, stable))
+    # With a router the previous revision keeps its pods for scaleDownDelaySeconds after
+    # the switch (clients' connections drain); without one its pods were its traffic.
+    retire_others(ctx, draft, {stable_hash}, stable_ready=ready and traffic.off_canary(None),
+                  delay_seconds=strategy.scale_down_delay_seconds
+                  if traffic.routes_traffic else None)
     terminate_runs(ctx, draft, keep_current=False)
     trim_runs(ctx, draft)
     old = ctx.status.canary or CanaryStatus()
@@ -225,8 +241,9 @@ def abort(ctx: Context, draft: Draft) -> None:
     canary pods go.
 
     Without a traffic router the canary's share of traffic is its share of pods, so the
-    canary is removed as soon as the stable can carry everything; abortScaleDownDelaySeconds
-    applies where traffic is switched by selectors or routers (blue-green).
+    canary is removed as soon as the stable can carry everything. With a router the weight
+    goes to 0 and the managed routes go first; the canary's pods follow once the routes read
+    back 0, after abortScaleDownDelaySeconds.
     """
     strategy = ctx.spec.strategy.canary
     assert strategy is not None
@@ -235,13 +252,17 @@ def abort(ctx: Context, draft: Draft) -> None:
     if stable is None or stable_hash is None or stable_hash == ctx.desired_hash:
         steady(ctx, draft, strategy)  # nothing to abort to or from
         return
+    canary = ctx.rs(ctx.desired_hash)
+    traffic = traffic_model(ctx, strategy)
     scale(ctx, draft, stable, stable_hash, ctx.replicas, None)
-    draft.actions.extend(traffic_model(ctx, strategy).writes(0))
     pin(ctx, draft, strategy.stable_service, stable_hash)
     pin(ctx, draft, strategy.canary_service, stable_hash)
+    # Weight 0 and no managed route, before any canary pod goes.
+    draft.actions.extend(traffic.writes(0, canary, stable))
     ready = fully_available(stable, ctx.replicas)
-    retire_others(ctx, draft, {stable_hash}, stable_ready=ready, delay_seconds=None)
-    canary = ctx.rs(ctx.desired_hash)
+    retire_others(ctx, draft, {stable_hash}, stable_ready=ready and traffic.off_canary(canary),
+                  delay_seconds=strategy.abort_scale_down_delay_seconds
+                  if traffic.routes_traffic else None)
     draft.phase = "Degraded"
     reason = ctx.status.abort_message or "Rollout aborted"
     draft.message = (
@@ -253,7 +274,7 @@ def abort(ctx: Context, draft: Draft) -> None:
     terminate_runs(ctx, draft, keep_current=False)
     trim_runs(ctx, draft)
     # The runs that led here stay on show (the last step run and the background run).
-    actual = traffic_model(ctx, strategy).verified_weight(canary, stable)
+    actual = traffic.verified_weight(canary, stable)
     draft.changes.merge(StatusChanges(
         current_step_index=0,
         pause_conditions=None,

@@ -36,6 +36,8 @@ def plan(rollout: ValidRollout | InvalidRollout, observed: Observed, now: dt.dat
         return _invalid(rollout, list(rollout.errors), now)
     spec = rollout.spec
     errors = _missing_services(spec, observed) + sorted(observed.analysis_problems.items())
+    if observed.router is not None:
+        errors += observed.router.problems(observed.routes)
     if errors:
         return _invalid(rollout, errors, now)
 

@@ -20,22 +20,31 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from rollouts.models.base import resolve_int_or_percent
-from rollouts.models.rollout import CanaryStrategy
+from rollouts.models.rollout import CanaryStrategy, SetCanaryScale
 from rollouts.planner.types import Action, ReplicaSetView
 
 
 class TrafficModel(Protocol):
-    def pods(self, weight: int, canary: ReplicaSetView | None,
-             stable: ReplicaSetView) -> tuple[int, int]:
+    """`weight` is the canary weight in force (out of the model's maximum, 100 unless a
+    router says otherwise); `scale` the setCanaryScale in force, if any."""
+
+    # Whether traffic is routed apart from the pods (a router): the canary's pods may then
+    # outlive its traffic, and scale-down delays apply once the traffic has left.
+    routes_traffic: bool
+
+    def pods(self, weight: int, canary: ReplicaSetView | None, stable: ReplicaSetView,
+             scale: SetCanaryScale | None = None) -> tuple[int, int]:
         """The next (canary, stable) spec.replicas on the way to `weight`."""
         ...
 
-    def writes(self, weight: int) -> tuple[Action, ...]:
-        """The writes that make the traffic layer hold `weight` (none when it does)."""
+    def writes(self, weight: int, canary: ReplicaSetView | None, stable: ReplicaSetView,
+               scale: SetCanaryScale | None = None) -> tuple[Action, ...]:
+        """The writes that move the traffic layer toward `weight` as far as the pods allow
+        (none when it holds it)."""
         ...
 
-    def reached(self, weight: int, canary: ReplicaSetView | None,
-                stable: ReplicaSetView) -> bool:
+    def reached(self, weight: int, canary: ReplicaSetView | None, stable: ReplicaSetView,
+                scale: SetCanaryScale | None = None) -> bool:
         """Traffic is verifiably at `weight`, served by available pods."""
         ...
 
@@ -44,8 +53,13 @@ class TrafficModel(Protocol):
         """The canary's share of traffic now, as the cluster shows it."""
         ...
 
-    def waiting(self, weight: int, canary: ReplicaSetView | None,
-                stable: ReplicaSetView) -> str:
+    def off_canary(self, canary: ReplicaSetView | None) -> bool:
+        """No traffic is sent to the canary other than through its pods: scaling them
+        down is safe once the stable can carry everything (stable first, invariant 2)."""
+        ...
+
+    def waiting(self, weight: int, canary: ReplicaSetView | None, stable: ReplicaSetView,
+                scale: SetCanaryScale | None = None) -> str:
         """What `weight` still waits for, for status.message."""
         ...
 
@@ -143,29 +157,36 @@ def traffic_share(canary: ReplicaSetView | None, stable: ReplicaSetView | None) 
 
 @dataclass(frozen=True)
 class PodRatioTraffic:
-    """The canary without a traffic router: weight = the canary's share of available pods."""
+    """The canary without a traffic router: weight = the canary's share of available pods.
+    (setCanaryScale needs a router and is refused before planning.)"""
 
     replicas: int
     strategy: CanaryStrategy
 
-    def pods(self, weight: int, canary: ReplicaSetView | None,
-             stable: ReplicaSetView) -> tuple[int, int]:
+    routes_traffic = False
+
+    def pods(self, weight: int, canary: ReplicaSetView | None, stable: ReplicaSetView,
+             scale: SetCanaryScale | None = None) -> tuple[int, int]:
         return rolling_counts(self.replicas, self.strategy, canary, stable,
                               replica_targets(self.replicas, weight))
 
-    def writes(self, weight: int) -> tuple[Action, ...]:
+    def writes(self, weight: int, canary: ReplicaSetView | None, stable: ReplicaSetView,
+               scale: SetCanaryScale | None = None) -> tuple[Action, ...]:
         return ()  # the pods are the traffic split
 
-    def reached(self, weight: int, canary: ReplicaSetView | None,
-                stable: ReplicaSetView) -> bool:
+    def reached(self, weight: int, canary: ReplicaSetView | None, stable: ReplicaSetView,
+                scale: SetCanaryScale | None = None) -> bool:
         return split_done(canary, stable, replica_targets(self.replicas, weight))
 
     def verified_weight(self, canary: ReplicaSetView | None,
                         stable: ReplicaSetView | None) -> int:
         return traffic_share(canary, stable)
 
-    def waiting(self, weight: int, canary: ReplicaSetView | None,
-                stable: ReplicaSetView) -> str:
+    def off_canary(self, canary: ReplicaSetView | None) -> bool:
+        return True  # its traffic is its pods: scaling them down is what moves it
+
+    def waiting(self, weight: int, canary: ReplicaSetView | None, stable: ReplicaSetView,
+                scale: SetCanaryScale | None = None) -> str:
         wanted = replica_targets(self.replicas, weight)[0]
         have = min(canary.available, wanted) if canary else 0
         return f"waiting for {wanted} canary pods available (have {have})"

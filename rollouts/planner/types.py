@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from rollouts.models.rollout import RolloutStatus
+from rollouts.planner.routing import ObjectKey, Router, RouteSnapshot, RouteWrite
 
 AnalysisKind = Literal["step", "background", "prePromotion", "postPromotion"]
 
@@ -75,6 +76,10 @@ class Observed:
     analysis_problems: Mapping[str, str] = field(default_factory=dict)
     # Every analysis reference that can make a run: field path -> the run it makes.
     prepared_runs: Mapping[str, PreparedRun] = field(default_factory=dict)
+    # The traffic router of a canary with trafficRouting (None: the pods are the split),
+    # and every object it reads, as observed (None: missing).
+    router: Router | None = None
+    routes: Mapping[ObjectKey, RouteSnapshot | None] = field(default_factory=dict)
 
 
 # --- actions: each is idempotent, the executor runs them in order ---------------------------
@@ -145,6 +150,14 @@ class DeleteAnalysisRun:
     name: str
 
 
+@dataclass(frozen=True)
+class ApplyRouteWrite:
+    """One write a traffic router decided (a guarded JSON patch, a create or a delete of a
+    route object), applied exactly as given."""
+
+    write: RouteWrite
+
+
 Action = (
     CreateReplicaSet
     | ScaleReplicaSet
@@ -153,6 +166,7 @@ Action = (
     | CreateAnalysisRun
     | TerminateAnalysisRun
     | DeleteAnalysisRun
+    | ApplyRouteWrite
 )
 
 

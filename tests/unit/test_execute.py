@@ -28,7 +28,9 @@ from rollouts.models.wire import (
 )
 from rollouts.planner.manifests import pod_template_hash, replica_set_manifest
 from rollouts.planner.plan import plan as make_plan
+from rollouts.planner.routing import ObjectKey, RouteWrite
 from rollouts.planner.types import (
+    ApplyRouteWrite,
     CreateReplicaSet,
     DeleteReplicaSet,
     Event,
@@ -412,3 +414,61 @@ async def test_client_and_status_write_against_emulator() -> None:
 
             await client.delete("rollouts.dev", "v1alpha1", "rollouts", "shop", "web")
             assert client.request_counts["watch"] == 1
+
+
+# --- route writes (a traffic router's decisions, applied as given) ------------------------
+
+ROUTE_KEY = ObjectKey("networking.example.dev/v1", "Ingress", "web", "shop")
+ROUTES = "/apis/networking.example.dev/v1/namespaces/shop/ingresses"
+
+
+async def test_route_writes_are_applied_as_given() -> None:
+    rec = Recorder()
+    patch = ({"op": "replace", "path": "/metadata/resourceVersion", "value": "3"},
+             {"op": "replace", "path": "/spec/weight", "value": 25})
+    plan = Plan(actions=(
+        ApplyRouteWrite(RouteWrite(ROUTE_KEY, "patch", patch=patch)),
+        ApplyRouteWrite(RouteWrite(ROUTE_KEY, "create", manifest={"metadata": {"name": "c"}})),
+        ApplyRouteWrite(RouteWrite(ROUTE_KEY, "delete")),
+    ), status=status_of(phase="Progressing"))
+    async with rec.client() as client:
+        await execute(client, meta(rollout_body()), {"phase": "Progressing"}, plan, NOW)
+    assert [(m, p, c) for m, p, c, _ in rec.requests] == [
+        ("PATCH", f"{ROUTES}/web", "application/json-patch+json"),
+        ("POST", ROUTES, "application/json"),
+        ("DELETE", f"{ROUTES}/web", "application/json"),
+    ]
+    assert rec.requests[0][3] == [dict(op) for op in patch]
+
+
+async def test_route_writes_are_idempotent_and_a_stale_patch_is_a_conflict() -> None:
+    rec = Recorder({("POST", ROUTES): (409, {"reason": "AlreadyExists", "code": 409}),
+                    ("DELETE", f"{ROUTES}/web"): (404, {"reason": "NotFound", "code": 404}),
+                    ("PATCH", f"{ROUTES}/web"): (409, {"reason": "Conflict", "code": 409})})
+    done = Plan(actions=(
+        ApplyRouteWrite(RouteWrite(ROUTE_KEY, "create", manifest={"metadata": {"name": "c"}})),
+        ApplyRouteWrite(RouteWrite(ROUTE_KEY, "delete")),
+    ), status=status_of(phase="Progressing"))
+    stale = Plan(actions=(ApplyRouteWrite(RouteWrite(ROUTE_KEY, "patch", patch=(
+        {"op": "replace", "path": "/metadata/resourceVersion", "value": "1"},))),),
+        status=status_of(phase="Progressing"))
+    async with rec.client() as client:
+        assert not await execute(client, meta(rollout_body()), {"phase": "Progressing"},
+                                 done, NOW)
+        with pytest.raises(ConflictError):
+            await execute(client, meta(rollout_body()), {}, stale, NOW)
+
+
+def test_observe_reads_the_objects_the_router_names() -> None:
+    from tests.unit.fake_router import ROUTE, FakeRouter
+
+    body = {"metadata": {"name": "web-route", "resourceVersion": "4"},
+            "spec": {"canaryWeight": 10}}
+    observed = observe(valid(rollout_body()), replica_sets=(), services={}, analysis_runs=(),
+                       templates=Templates(), router=FakeRouter(), route_bodies={ROUTE: body})
+    snapshot = observed.routes[ROUTE]
+    assert snapshot is not None and snapshot.body == body
+    assert observed.router is not None and observed.router.verified_weight(observed.routes) == 10
+    missing = observe(valid(rollout_body()), replica_sets=(), services={}, analysis_runs=(),
+                      templates=Templates(), router=FakeRouter(), route_bodies={})
+    assert missing.routes == {ROUTE: None}

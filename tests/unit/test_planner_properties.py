@@ -68,14 +68,9 @@ class Checker:
     # --- moves ----------------------------------------------------------------------------
     def do(self, move: str, data: st.DataObject) -> None:
         w = self.world
-        if move == "pods":
-            w.settle()
-        elif move == "pods_partial":
-            w.settle(available={h: data.draw(st.integers(0, r.spec_replicas))
-                                for h, r in w.replica_sets.items()})
-        elif move == "clock":
-            w.advance(data.draw(st.sampled_from([1, 5, 10, 30, 700])))
-        elif move == "promote":
+        if w.move(move, data, clock=[1, 5, 10, 30, 700]):
+            return
+        if move == "promote":
             self.promote()
         elif move == "promote_full":
             w.edit_status(promote_full=True)

@@ -13,6 +13,7 @@ from rollouts.models.rollout import (
     ObjectMeta,
     PauseCondition,
     RolloutStatus,
+    SetCanaryScale,
     ValidRollout,
     parse_spec,
 )
@@ -44,16 +45,18 @@ class FakeTraffic:
 
     at: int
     asked: list[int] = field(default_factory=list)
+    routes_traffic = False
 
-    def pods(self, weight: int, canary: ReplicaSetView | None,
-             stable: ReplicaSetView) -> tuple[int, int]:
+    def pods(self, weight: int, canary: ReplicaSetView | None, stable: ReplicaSetView,
+             scale: SetCanaryScale | None = None) -> tuple[int, int]:
         return (weight, 100 - weight)
 
-    def writes(self, weight: int) -> tuple[Action, ...]:
+    def writes(self, weight: int, canary: ReplicaSetView | None, stable: ReplicaSetView,
+               scale: SetCanaryScale | None = None) -> tuple[Action, ...]:
         return ()
 
-    def reached(self, weight: int, canary: ReplicaSetView | None,
-                stable: ReplicaSetView) -> bool:
+    def reached(self, weight: int, canary: ReplicaSetView | None, stable: ReplicaSetView,
+                scale: SetCanaryScale | None = None) -> bool:
         self.asked.append(weight)
         return self.at == weight
 
@@ -61,8 +64,11 @@ class FakeTraffic:
                         stable: ReplicaSetView | None) -> int:
         return self.at
 
-    def waiting(self, weight: int, canary: ReplicaSetView | None,
-                stable: ReplicaSetView) -> str:
+    def off_canary(self, canary: ReplicaSetView | None) -> bool:
+        return self.at == 0
+
+    def waiting(self, weight: int, canary: ReplicaSetView | None, stable: ReplicaSetView,
+                scale: SetCanaryScale | None = None) -> str:
         return f"at {self.at}"
 
 

@@ -45,7 +45,8 @@ def test_pod_ratio(weight: int, canary: ReplicaSetView | None, stable: ReplicaSe
     assert MODEL.pods(weight, canary, stable) == pods
     assert MODEL.reached(weight, canary, stable) is reached
     assert MODEL.verified_weight(canary, stable) == verified
-    assert MODEL.writes(weight) == ()  # the pods are the split: nothing else to write
+    assert MODEL.writes(weight, canary, stable) == ()  # the pods are the split: no writes
+    assert MODEL.off_canary(canary)  # ...so scaling the canary down is what moves it
 
 
 def test_pod_ratio_reports_what_it_waits_for() -> None:

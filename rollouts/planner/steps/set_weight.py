@@ -10,7 +10,8 @@ from rollouts.planner.steps import Advance, Outcome, Wait, Walk
 def handle(ctx: Context, draft: Draft, walk: Walk, step: CanaryStep) -> Outcome:
     """The weight in force is this step's; it is reached or waited for."""
     weight = walk.weight
-    if walk.traffic.reached(weight, walk.canary, walk.stable):
+    scale = walk.canary_scale
+    if walk.traffic.reached(weight, walk.canary, walk.stable, scale):
         return Advance()
     return Wait(f"{walk.label}: setWeight {weight}: "
-                f"{walk.traffic.waiting(weight, walk.canary, walk.stable)}")
+                f"{walk.traffic.waiting(weight, walk.canary, walk.stable, scale)}")
