@@ -55,6 +55,7 @@ from rollouts.clock import Clock, SystemClock
 from rollouts.errors import ConflictError, KubeError
 from rollouts.kube import config as kube_config
 from rollouts.kube.analysis import ParsedTemplate, Templates, parse_template
+from rollouts.kube.cache import first, trim_analysis_run, trim_replica_set, trim_service
 from rollouts.kube.client import KubeClient
 from rollouts.kube.config import Connection
 from rollouts.kube.execute import execute, status_unchanged
@@ -158,43 +159,6 @@ def _runtime(memo: Any) -> Runtime:
     return runtime
 
 
-def _trim_replica_set(body: Mapping[str, Any]) -> dict[str, Any]:
-    """Only what observe() reads: keeps the cache small for large templates."""
-    metadata = body.get("metadata") or {}
-    spec = body.get("spec") or {}
-    return {
-        "metadata": {
-            k: copy.deepcopy(metadata[k])
-            for k in ("name", "namespace", "labels", "annotations", "resourceVersion",
-                      "ownerReferences")
-            if k in metadata
-        },
-        "spec": {k: copy.deepcopy(spec[k]) for k in ("replicas", "selector") if k in spec},
-        "status": copy.deepcopy(dict(body.get("status") or {})),
-    }
-
-
-def _trim_service(body: Mapping[str, Any]) -> dict[str, Any]:
-    metadata = body.get("metadata") or {}
-    spec = body.get("spec") or {}
-    return {
-        "metadata": {k: metadata[k] for k in ("name", "namespace", "resourceVersion")
-                     if k in metadata},
-        "spec": {"selector": copy.deepcopy(dict(spec.get("selector") or {}))},
-    }
-
-
-def _trim_analysis_run(body: Mapping[str, Any]) -> dict[str, Any]:
-    metadata = body.get("metadata") or {}
-    status = body.get("status") or {}
-    return {
-        "metadata": {k: copy.deepcopy(metadata[k])
-                     for k in ("name", "namespace", "labels", "resourceVersion",
-                               "ownerReferences", "creationTimestamp") if k in metadata},
-        "status": {k: status[k] for k in ("phase", "message") if k in status},
-    }
-
-
 def _owner_key(body: Mapping[str, Any], namespace: str | None) -> Key | None:
     owner = controller_owner(body)
     return None if owner is None else (namespace or "", owner[0])
@@ -202,13 +166,6 @@ def _owner_key(body: Mapping[str, Any], namespace: str | None) -> Key | None:
 
 def _is_owned(body: Any, **_: Any) -> bool:
     return controller_owner(body) is not None
-
-
-def _first(store: Any) -> Mapping[str, Any] | None:
-    for item in store or ():
-        if isinstance(item, Mapping):
-            return item
-    return None
 
 
 def _connection_info(connection: Connection) -> kopf.ConnectionInfo:
@@ -243,7 +200,7 @@ class _Reconciler:
         replica_sets: Any,
         services: Any,
         analysis_runs: Any,
-        templates: tuple[Any, Any] = ({}, {}),
+        templates: tuple[Any, Any],
     ) -> float | None:
         """One pass; the seconds until the planner wants to look again (None: on change)."""
         snapshot: dict[str, Any] = copy.deepcopy(dict(body))
@@ -296,7 +253,7 @@ class _Reconciler:
         return observe(
             rollout,
             replica_sets=list(replica_sets.get(self.key, ())),
-            services={name: _first(services.get((namespace, name))) for name in wanted},
+            services={name: first(services.get((namespace, name))) for name in wanted},
             analysis_runs=list(analysis_runs.get(self.key, ())),
             templates=known,
         )
@@ -369,13 +326,13 @@ def build_registry(
         body: kopf.Body, namespace: str | None, **_: Any
     ) -> dict[Key, dict[str, Any]] | None:
         key = _owner_key(body, namespace)
-        return None if key is None else {key: _trim_replica_set(body)}
+        return None if key is None else {key: trim_replica_set(body)}
 
     @kopf.index("", "v1", "services", id="rollout_services", registry=registry)
     def rollout_services(
         body: kopf.Body, namespace: str | None, name: str | None, **_: Any
     ) -> dict[Key, dict[str, Any]]:
-        return {(namespace or "", name or ""): _trim_service(body)}
+        return {(namespace or "", name or ""): trim_service(body)}
 
     @kopf.index(GROUP, VERSION, "analysisruns",
                 when=_is_owned, id="rollout_analysisruns", registry=registry)
@@ -383,7 +340,7 @@ def build_registry(
         body: kopf.Body, namespace: str | None, **_: Any
     ) -> dict[Key, dict[str, Any]] | None:
         key = _owner_key(body, namespace)
-        return None if key is None else {key: _trim_analysis_run(body)}
+        return None if key is None else {key: trim_analysis_run(body)}
 
     @kopf.index(GROUP, VERSION, "analysistemplates", id="analysis_templates",
                 registry=registry)

@@ -80,13 +80,6 @@ class Templates:
                 broken[entry.key] = entry.error
         return cls(good, good_cluster, broken)
 
-    @classmethod
-    def from_bodies(cls, namespaced: Iterable[Mapping[str, Any]],
-                    cluster: Iterable[Mapping[str, Any]]) -> Templates:
-        """For callers without an index (tests, one-off tools): validate here."""
-        return cls.from_parsed([*(parse_template(b, cluster=False) for b in namespaced),
-                                *(parse_template(b, cluster=True) for b in cluster)])
-
 
 def rollout_body(rollout: ValidRollout) -> dict[str, Any]:
     """The Rollout as argument `valueFrom.fieldRef` paths read it."""
