@@ -60,6 +60,7 @@ from rollouts.kube.client import KubeClient
 from rollouts.kube.config import Connection
 from rollouts.kube.execute import execute, status_unchanged
 from rollouts.kube.observe import named_services, observe
+from rollouts.kube.routes import read_routes
 from rollouts.models.rollout import ValidRollout, parse_rollout
 from rollouts.models.wire import (
     COMPLETED_RUN_PHASES,
@@ -69,9 +70,11 @@ from rollouts.models.wire import (
     controller_owner,
 )
 from rollouts.planner.plan import plan as make_plan
+from rollouts.planner.routing import Router
 from rollouts.planner.types import Observed
 
 Key = tuple[str, str]  # (namespace, name)
+RouterFactory = Callable[[ValidRollout], Router | None]
 
 log = logging.getLogger("rollouts.operator")
 
@@ -99,6 +102,9 @@ class OperatorConfig:
     cancellation_timeout: float = 5.0
     # Prometheus for metrics that name no address (e.g. the sandbox's own Prometheus).
     prometheus_address: str | None = None
+    # The traffic router of a Rollout (None: no trafficRouting, the pods are the split).
+    # Route objects are read on each pass of a Rollout that has a router.
+    router_factory: RouterFactory | None = None
 
 
 @dataclass
@@ -219,7 +225,8 @@ class _Reconciler:
         now = self.config.clock.now()
         observed = Observed()
         if isinstance(rollout, ValidRollout):
-            observed = self._observe(rollout, replica_sets, services, analysis_runs, templates)
+            observed = await self._observe(rollout, replica_sets, services, analysis_runs,
+                                           templates)
         else:
             self.runtime.set_services(self.key, ())
         plan = make_plan(rollout, observed, now)
@@ -242,12 +249,14 @@ class _Reconciler:
             )
         return plan.requeue_after
 
-    def _observe(self, rollout: ValidRollout, replica_sets: Any, services: Any,
-                 analysis_runs: Any, templates: tuple[Any, Any]) -> Observed:
+    async def _observe(self, rollout: ValidRollout, replica_sets: Any, services: Any,
+                       analysis_runs: Any, templates: tuple[Any, Any]) -> Observed:
         namespace = self.key[0]
         wanted = named_services(rollout.spec)
         self.runtime.set_services(self.key, wanted)
         namespaced, cluster = templates
+        factory = self.config.router_factory
+        router = factory(rollout) if factory is not None else None
         known = Templates.from_parsed(
             [*namespaced.get(namespace, ()), *cluster.get("", ())])
         return observe(
@@ -256,6 +265,8 @@ class _Reconciler:
             services={name: first(services.get((namespace, name))) for name in wanted},
             analysis_runs=list(analysis_runs.get(self.key, ())),
             templates=known,
+            router=router,
+            route_bodies=await read_routes(self.runtime.client, router) if router else {},
         )
 
 

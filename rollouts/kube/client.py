@@ -47,6 +47,14 @@ def resource_path(
     return path
 
 
+def kind_resource(api_version: str, kind: str) -> tuple[str, str, str]:
+    """(group, version, plural) of a kind, plurals as Kubernetes makes them for custom
+    resources: the kind lowercased, -es after an s (Ingress -> ingresses)."""
+    group, _, version = api_version.rpartition("/")
+    lower = kind.lower()
+    return group, version, lower + ("es" if lower.endswith("s") else "s")
+
+
 def raise_for_status(response: httpx.Response, body: Any = None) -> None:
     """Map an error response to ConflictError / NotFoundError / ForbiddenError / KubeError."""
     if response.status_code < 400:

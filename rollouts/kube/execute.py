@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rollouts.errors import ConflictError, KubeError, NotFoundError
-from rollouts.kube.client import KubeClient
+from rollouts.kube.client import KubeClient, kind_resource
 from rollouts.models.rollout import ObjectMeta, RolloutStatus
 from rollouts.models.wire import (
     API_VERSION,
@@ -41,7 +41,7 @@ from rollouts.models.wire import (
     format_time,
     whole_seconds,
 )
-from rollouts.planner.routing import ObjectKey, RouteWrite
+from rollouts.planner.routing import RouteWrite
 from rollouts.planner.types import (
     Action,
     ApplyRouteWrite,
@@ -161,19 +161,11 @@ async def _delete(client: KubeClient, group: str, plural: str, namespace: str,
     return True
 
 
-def _resource(key: ObjectKey) -> tuple[str, str, str]:
-    """(group, version, plural) of a route object's kind (plurals as Kubernetes makes them:
-    the kind lowercased, with -es after an s: Ingress -> ingresses)."""
-    group, _, version = key.api_version.rpartition("/")
-    kind = key.kind.lower()
-    return group, version, kind + ("es" if kind.endswith("s") else "s")
-
-
 async def apply_route_write(client: KubeClient, write: RouteWrite) -> bool:
     """A router's write as it decided it: the patch is guarded by the resourceVersion it
     carries (409 when stale); a create finding the object, a delete not finding it, are
     no-ops."""
-    group, version, plural = _resource(write.key)
+    group, version, plural = kind_resource(write.key.api_version, write.key.kind)
     namespace = write.key.namespace
     if write.op == "patch":
         await client.patch_json(group, version, plural, namespace, write.key.name,

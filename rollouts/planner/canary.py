@@ -8,10 +8,13 @@ move pods and Services toward the weight in force, record. Abort is a separate t
 
 from __future__ import annotations
 
+import datetime as dt
+
 from rollouts.models.rollout import (
     CanaryStatus,
     CanaryStep,
     CanaryStrategy,
+    SetCanaryScale,
     TrafficWeights,
     WeightDestination,
 )
@@ -158,7 +161,18 @@ def _move_traffic(ctx: Context, draft: Draft, strategy: CanaryStrategy, walk: Wa
     canary_next, stable_next = walk.traffic.pods(walk.weight, walk.canary, walk.stable, size)
     scale(ctx, draft, walk.canary, ctx.desired_hash, canary_next)
     scale(ctx, draft, walk.stable, stable_hash, stable_next)
-    draft.actions.extend(walk.traffic.writes(walk.weight, walk.canary, walk.stable, size))
+    _hold_traffic(ctx, draft, walk.traffic, walk.weight, walk.canary, walk.stable, size)
+
+
+def _hold_traffic(ctx: Context, draft: Draft, traffic: TrafficModel, weight: int,
+                  canary: ReplicaSetView | None, stable: ReplicaSetView,
+                  size: SetCanaryScale | None = None) -> None:
+    """The traffic layer's writes toward `weight`, and a wake-up to read it back when
+    nothing the controller watches would wake the Rollout (route objects)."""
+    draft.actions.extend(traffic.writes(weight, canary, stable, size))
+    recheck = traffic.recheck_after(weight, canary, stable, size)
+    if recheck is not None:
+        draft.wake(ctx.now + dt.timedelta(seconds=recheck))
 
 
 def _record(ctx: Context, draft: Draft, walk: Walk) -> None:
@@ -206,7 +220,7 @@ def steady(ctx: Context, draft: Draft, strategy: CanaryStrategy) -> None:
     traffic = traffic_model(ctx, strategy)
     if stable is not None:
         # Both Services now select the stable revision; the routes go back to all-stable.
-        draft.actions.extend(traffic.writes(0, None, stable))
+        _hold_traffic(ctx, draft, traffic, 0, None, stable)
     # With a router the previous revision keeps its pods for scaleDownDelaySeconds after
     # the switch (clients' connections drain); without one its pods were its traffic.
     retire_others(ctx, draft, {stable_hash}, stable_ready=ready and traffic.off_canary(None),
@@ -258,7 +272,7 @@ def abort(ctx: Context, draft: Draft) -> None:
     pin(ctx, draft, strategy.stable_service, stable_hash)
     pin(ctx, draft, strategy.canary_service, stable_hash)
     # Weight 0 and no managed route, before any canary pod goes.
-    draft.actions.extend(traffic.writes(0, canary, stable))
+    _hold_traffic(ctx, draft, traffic, 0, canary, stable)
     ready = fully_available(stable, ctx.replicas)
     retire_others(ctx, draft, {stable_hash}, stable_ready=ready and traffic.off_canary(canary),
                   delay_seconds=strategy.abort_scale_down_delay_seconds

@@ -31,6 +31,9 @@ class RouterTraffic:
     router: Router
     routes: Mapping[ObjectKey, RouteSnapshot | None]
     max_weight: int = 100  # trafficRouting.maxTrafficWeight
+    # Route objects are read, not watched: how soon to look again while they do not yet
+    # show the weight asked of them.
+    recheck_seconds: float = 2.0
 
     routes_traffic = True  # traffic leaves the canary before its pods do
 
@@ -93,3 +96,11 @@ class RouterTraffic:
         held = self.router.verified_weight(self.routes)
         shown = "unknown" if held is None else str(held)
         return f"waiting for the {self.router.name} routes to hold {weight} (now {shown})"
+
+    def recheck_after(self, weight: int, canary: ReplicaSetView | None,
+                      stable: ReplicaSetView, scale: SetCanaryScale | None = None
+                      ) -> float | None:
+        asked = self.target_weight(weight, canary, scale)
+        if self.router.verified_weight(self.routes) == asked:
+            return None
+        return self.recheck_seconds

@@ -63,6 +63,13 @@ class TrafficModel(Protocol):
         """What `weight` still waits for, for status.message."""
         ...
 
+    def recheck_after(self, weight: int, canary: ReplicaSetView | None,
+                      stable: ReplicaSetView, scale: SetCanaryScale | None = None
+                      ) -> float | None:
+        """Seconds after which to read the traffic layer back while it does not show what
+        was asked of it and nothing watched would wake the Rollout; None: no need."""
+        ...
+
 
 def replica_targets(replicas: int, weight: int) -> tuple[int, int]:
     """(canary, stable) pod counts that approximate `weight` percent for the canary.
@@ -190,3 +197,8 @@ class PodRatioTraffic:
         wanted = replica_targets(self.replicas, weight)[0]
         have = min(canary.available, wanted) if canary else 0
         return f"waiting for {wanted} canary pods available (have {have})"
+
+    def recheck_after(self, weight: int, canary: ReplicaSetView | None,
+                      stable: ReplicaSetView, scale: SetCanaryScale | None = None
+                      ) -> float | None:
+        return None  # ReplicaSets are watched: their changes wake the Rollout

@@ -102,3 +102,29 @@ async def test_a_conflict_means_observe_and_plan_again_not_an_error(
     assert passes == ["pass", "pass"]  # planned again, from a fresh observation
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert any("conflict" in r.getMessage() for r in caplog.records)
+
+
+ROUTE_PATH = "/apis/example.dev/v1/namespaces/default/routes/web-route"
+
+
+@pytest.mark.parametrize(("reply", "invalid"), [
+    ((200, {"metadata": {"name": "web-route", "resourceVersion": "3"},
+            "spec": {"canaryWeight": 0}}), False),
+    ((404, {"kind": "Status", "reason": "NotFound", "code": 404}), True),
+])
+async def test_a_rollout_with_a_router_reads_its_routes_each_pass(
+        reply: tuple[int, Any], invalid: bool) -> None:
+    from tests.unit.fake_router import FakeRouter
+
+    rec = Recorder({("GET", ROUTE_PATH): reply})
+    body = rollout_body(status={})
+    services = {("shop", name): [svc_body(name, {"app": "web"}, "1")]
+                for name in ("web", "web-canary")}
+    config = OperatorConfig(router_factory=lambda rollout: FakeRouter())
+    async with rec.client() as client:
+        runtime = Runtime(client=client, providers=None)  # type: ignore[arg-type]
+        reconciler = _Reconciler(config, runtime, ("shop", "web"))
+        await reconciler.reconcile(body, {}, services, {}, ({}, {}))
+    assert rec.requests[0][:2] == ("GET", ROUTE_PATH)
+    status = next(b for m, p, _, b in rec.requests if m == "PUT")["status"]
+    assert ("Route web-route not found" in status["message"]) is invalid

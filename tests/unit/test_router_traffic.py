@@ -79,6 +79,18 @@ def test_weight_raised_only_when_served(held: int | None, weight: int,
     assert traffic.off_canary(canary) is (held == 0)
 
 
+@pytest.mark.parametrize(("held", "weight", "canary", "recheck"), [
+    (0, 25, rs("c", 3), 2.0),  # 25 asked, the routes still show 0: read them back soon
+    (25, 25, rs("c", 3), None),  # they show it: nothing to look again for
+    (0, 25, rs("c", 3, 1), None),  # nothing asked yet (pods first): pods' events wake us
+    (None, 0, None, 2.0),  # unreadable routes asked to go to 0
+])
+def test_routes_are_read_back_again_until_they_show_what_was_asked(
+        held: int | None, weight: int, canary: ReplicaSetView | None,
+        recheck: float | None) -> None:
+    assert model(held).recheck_after(weight, canary, STABLE) == recheck
+
+
 def test_waiting_says_what_for() -> None:
     assert model(0).waiting(25, rs("c", 3, 1), STABLE) == (
         "waiting for 3 canary pods available (have 1)")
@@ -128,8 +140,10 @@ def test_canary_sized_first_weight_raised_only_once_its_pods_are_available() -> 
     assert route_writes(w.step()) == []
     assert w.status.message.endswith("waiting for 1 canary pods available (have 0)")
     w.settle()
-    assert route_writes(w.step()) == [25]  # served now: raised
+    raised = w.step()
+    assert route_writes(raised) == [25]  # served now: raised
     assert w.status.current_step_index == 0  # ...but not yet read back
+    assert raised.requeue_after == 2.0  # routes are not watched: read them back soon
     w.step()
     assert (w.status.current_step_index, w.status.phase) == (1, "Paused")
     assert w.status.canary is not None and w.status.canary.weights is not None

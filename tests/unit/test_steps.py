@@ -71,6 +71,11 @@ class FakeTraffic:
                 scale: SetCanaryScale | None = None) -> str:
         return f"at {self.at}"
 
+    def recheck_after(self, weight: int, canary: ReplicaSetView | None,
+                      stable: ReplicaSetView, scale: SetCanaryScale | None = None
+                      ) -> float | None:
+        return None
+
 
 def situation(steps: list[dict[str, Any]], index: int, *, at: int = 0,
               now: dt.datetime = T0, pauses: list[PauseCondition] | None = None,
