@@ -50,22 +50,33 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import kopf
-import pydantic
 
 from rollouts.analysis.runner import ProviderConfig, ProviderSet, reconcile_analysis_run
 from rollouts.clock import Clock, SystemClock
 from rollouts.errors import ConflictError, KubeError
 from rollouts.kube import config as kube_config
-from rollouts.kube.analysis import Templates
+from rollouts.kube.analysis import ParsedTemplate, Templates, parse_template
+from rollouts.kube.cache import first, trim_analysis_run, trim_replica_set, trim_service
 from rollouts.kube.client import KubeClient
 from rollouts.kube.config import Connection
 from rollouts.kube.execute import execute, status_unchanged
-from rollouts.kube.observe import controller_owner, named_services, observe
-from rollouts.models.rollout import GROUP, POD_TEMPLATE_HASH_LABEL, VERSION, Rollout, parse_spec
+from rollouts.kube.observe import named_services, observe
+from rollouts.kube.routes import read_routes
+from rollouts.models.rollout import ValidRollout, parse_rollout
+from rollouts.models.wire import (
+    COMPLETED_RUN_PHASES,
+    GROUP,
+    POD_TEMPLATE_HASH_LABEL,
+    VERSION,
+    controller_owner,
+)
 from rollouts.planner.plan import plan as make_plan
+from rollouts.planner.routing import Router
+from rollouts.planner.types import Observed
 from rollouts.telemetry import Peering, Telemetry, peer_identity
 
 Key = tuple[str, str]  # (namespace, name)
+RouterFactory = Callable[[ValidRollout], Router | None]
 
 log = logging.getLogger("rollouts.operator")
 
@@ -97,6 +108,9 @@ class OperatorConfig:
     cancellation_timeout: float = 5.0
     # Prometheus for metrics that name no address (e.g. the sandbox's own Prometheus).
     prometheus_address: str | None = None
+    # The traffic router of a Rollout (None: no trafficRouting, the pods are the split).
+    # Route objects are read on each pass of a Rollout that has a router.
+    router_factory: RouterFactory | None = None
 
 
 @dataclass
@@ -157,43 +171,6 @@ def _runtime(memo: Any) -> Runtime:
     return runtime
 
 
-def _trim_replica_set(body: Mapping[str, Any]) -> dict[str, Any]:
-    """Only what observe() reads: keeps the cache small for large templates."""
-    metadata = body.get("metadata") or {}
-    spec = body.get("spec") or {}
-    return {
-        "metadata": {
-            k: copy.deepcopy(metadata[k])
-            for k in ("name", "namespace", "labels", "annotations", "resourceVersion",
-                      "ownerReferences")
-            if k in metadata
-        },
-        "spec": {k: copy.deepcopy(spec[k]) for k in ("replicas", "selector") if k in spec},
-        "status": copy.deepcopy(dict(body.get("status") or {})),
-    }
-
-
-def _trim_service(body: Mapping[str, Any]) -> dict[str, Any]:
-    metadata = body.get("metadata") or {}
-    spec = body.get("spec") or {}
-    return {
-        "metadata": {k: metadata[k] for k in ("name", "namespace", "resourceVersion")
-                     if k in metadata},
-        "spec": {"selector": copy.deepcopy(dict(spec.get("selector") or {}))},
-    }
-
-
-def _trim_analysis_run(body: Mapping[str, Any]) -> dict[str, Any]:
-    metadata = body.get("metadata") or {}
-    status = body.get("status") or {}
-    return {
-        "metadata": {k: copy.deepcopy(metadata[k])
-                     for k in ("name", "namespace", "labels", "resourceVersion",
-                               "ownerReferences", "creationTimestamp") if k in metadata},
-        "status": {k: status[k] for k in ("phase", "message") if k in status},
-    }
-
-
 def _owner_key(body: Mapping[str, Any], namespace: str | None) -> Key | None:
     owner = controller_owner(body)
     return None if owner is None else (namespace or "", owner[0])
@@ -201,13 +178,6 @@ def _owner_key(body: Mapping[str, Any], namespace: str | None) -> Key | None:
 
 def _is_owned(body: Any, **_: Any) -> bool:
     return controller_owner(body) is not None
-
-
-def _first(store: Any) -> Mapping[str, Any] | None:
-    for item in store or ():
-        if isinstance(item, Mapping):
-            return item
-    return None
 
 
 def _connection_info(connection: Connection) -> kopf.ConnectionInfo:
@@ -223,14 +193,6 @@ def _connection_info(connection: Connection) -> kopf.ConnectionInfo:
         private_key_path=connection.key_path,
         default_namespace=connection.default_namespace,
     )
-
-
-def _rollout_model(snapshot: dict[str, Any]) -> Rollout:
-    """The Rollout as the planner reads it; an unreadable status is planned from scratch."""
-    try:
-        return Rollout.model_validate(snapshot)
-    except pydantic.ValidationError:
-        return Rollout.model_validate({**snapshot, "status": {}})
 
 
 class _Reconciler:
@@ -250,7 +212,7 @@ class _Reconciler:
         replica_sets: Any,
         services: Any,
         analysis_runs: Any,
-        templates: tuple[Any, Any] = ({}, {}),
+        templates: tuple[Any, Any],
     ) -> float | None:
         """One pass; the seconds until the planner wants to look again (None: on change)."""
         snapshot: dict[str, Any] = copy.deepcopy(dict(body))
@@ -265,31 +227,18 @@ class _Reconciler:
             return _ECHO_WAIT
         self.written_over = None
 
-        namespace = self.key[0]
-        wanted = named_services(snapshot.get("spec") or {})
-        self.runtime.set_services(self.key, wanted)
-        service_bodies = {name: _first(services.get((namespace, name))) for name in wanted}
-        namespaced, cluster = templates
-        known = Templates.from_bodies(namespaced.get(namespace, ()), cluster.get("", ()))
-        observed = observe(
-            snapshot,
-            replica_sets=list(replica_sets.get(self.key, ())),
-            services=service_bodies,
-            analysis_runs=list(analysis_runs.get(self.key, ())),
-            templates=known,
-        )
-        rollout = _rollout_model(snapshot)
-        try:
-            spec = parse_spec(snapshot.get("spec") or {})
-        except (pydantic.ValidationError, ValueError):
-            spec = None
+        rollout = parse_rollout(snapshot)  # validated once; every step below reads this
         now = self.config.clock.now()
+        observed = Observed()
+        if isinstance(rollout, ValidRollout):
+            observed = await self._observe(rollout, replica_sets, services, analysis_runs,
+                                           templates)
+        else:
+            self.runtime.set_services(self.key, ())
         plan = make_plan(rollout, observed, now)
         status_changes = not status_unchanged(snapshot.get("status"), plan.status)
-        wrote = await execute(
-            self.runtime.client, snapshot, spec, plan, observed=observed, now=now,
-            templates=known,
-        )
+        wrote = await execute(self.runtime.client, rollout.metadata, snapshot.get("status"),
+                              plan, now)
         if status_changes:
             self.written_over = rv
         if wrote:
@@ -305,6 +254,26 @@ class _Reconciler:
                 },
             )
         return plan.requeue_after
+
+    async def _observe(self, rollout: ValidRollout, replica_sets: Any, services: Any,
+                       analysis_runs: Any, templates: tuple[Any, Any]) -> Observed:
+        namespace = self.key[0]
+        wanted = named_services(rollout.spec)
+        self.runtime.set_services(self.key, wanted)
+        namespaced, cluster = templates
+        factory = self.config.router_factory
+        router = factory(rollout) if factory is not None else None
+        known = Templates.from_parsed(
+            [*namespaced.get(namespace, ()), *cluster.get("", ())])
+        return observe(
+            rollout,
+            replica_sets=list(replica_sets.get(self.key, ())),
+            services={name: first(services.get((namespace, name))) for name in wanted},
+            analysis_runs=list(analysis_runs.get(self.key, ())),
+            templates=known,
+            router=router,
+            route_bodies=await read_routes(self.runtime.client, router) if router else {},
+        )
 
 
 async def _sleep(wake: asyncio.Event, stopped: kopf.DaemonStopped, delay: float | None) -> None:
@@ -382,13 +351,13 @@ def build_registry(
         body: kopf.Body, namespace: str | None, **_: Any
     ) -> dict[Key, dict[str, Any]] | None:
         key = _owner_key(body, namespace)
-        return None if key is None else {key: _trim_replica_set(body)}
+        return None if key is None else {key: trim_replica_set(body)}
 
     @kopf.index("", "v1", "services", id="rollout_services", registry=registry)
     def rollout_services(
         body: kopf.Body, namespace: str | None, name: str | None, **_: Any
     ) -> dict[Key, dict[str, Any]]:
-        return {(namespace or "", name or ""): _trim_service(body)}
+        return {(namespace or "", name or ""): trim_service(body)}
 
     @kopf.index(GROUP, VERSION, "analysisruns",
                 when=_is_owned, id="rollout_analysisruns", registry=registry)
@@ -396,18 +365,19 @@ def build_registry(
         body: kopf.Body, namespace: str | None, **_: Any
     ) -> dict[Key, dict[str, Any]] | None:
         key = _owner_key(body, namespace)
-        return None if key is None else {key: _trim_analysis_run(body)}
+        return None if key is None else {key: trim_analysis_run(body)}
 
     @kopf.index(GROUP, VERSION, "analysistemplates", id="analysis_templates",
                 registry=registry)
     def analysis_templates(body: kopf.Body, namespace: str | None,
-                           **_: Any) -> dict[str, dict[str, Any]]:
-        return {namespace or "": copy.deepcopy(dict(body))}
+                           **_: Any) -> dict[str, ParsedTemplate]:
+        # Validated here, once per change of the template, not on every pass.
+        return {namespace or "": parse_template(body, cluster=False)}
 
     @kopf.index(GROUP, VERSION, "clusteranalysistemplates", id="cluster_analysis_templates",
                 registry=registry)
-    def cluster_analysis_templates(body: kopf.Body, **_: Any) -> dict[str, dict[str, Any]]:
-        return {"": copy.deepcopy(dict(body))}
+    def cluster_analysis_templates(body: kopf.Body, **_: Any) -> dict[str, ParsedTemplate]:
+        return {"": parse_template(body, cluster=True)}
 
     # --- wake-ups ------------------------------------------------------------------------
 
@@ -511,7 +481,7 @@ def build_registry(
 
         async def one_pass() -> float | None:
             snapshot = copy.deepcopy(dict(body))
-            if (snapshot.get("status") or {}).get("phase") in _RUN_DONE:
+            if (snapshot.get("status") or {}).get("phase") in COMPLETED_RUN_PHASES:
                 raise _Done  # finished runs need no daemon; a restart looks once more
             requeue = await reconcile_analysis_run(
                 runtime.client, snapshot, runtime.providers, config.clock.now())
@@ -523,9 +493,6 @@ def build_registry(
                     {"analysisrun": f"{namespace}/{name}"})
 
     return registry
-
-
-_RUN_DONE = frozenset({"Successful", "Failed", "Error", "Inconclusive"})
 
 
 def _run_key(namespace: str | None, name: str | None) -> Key:

@@ -30,7 +30,7 @@ import hashlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from rollouts.errors import InvalidSpecError
 from rollouts.models.analysis import (
@@ -41,22 +41,15 @@ from rollouts.models.analysis import (
     ClusterAnalysisTemplate,
     load,
 )
-from rollouts.models.rollout import (
-    API_VERSION,
-    POD_TEMPLATE_HASH_LABEL,
-    AnalysisRunArgument,
-    Rollout,
-    RolloutAnalysis,
-)
+from rollouts.models.rollout import AnalysisRunArgument, Rollout, RolloutAnalysis
+from rollouts.models.wire import ANALYSIS_KIND_LABEL as ANALYSIS_KIND_LABEL
+from rollouts.models.wire import ANALYSIS_STEP_LABEL as ANALYSIS_STEP_LABEL
+from rollouts.models.wire import API_VERSION, POD_TEMPLATE_HASH_LABEL, rollout_owner_reference
+from rollouts.models.wire import ROLLOUT_LABEL as ROLLOUT_LABEL
+from rollouts.planner.types import AnalysisKind
 
-AnalysisKind = Literal["step", "background", "prePromotion", "postPromotion"]
 ANALYSIS_KINDS: Final = ("step", "background", "prePromotion", "postPromotion")
 
-# The same label keys rollouts.kube.observe reads back (kube sits above analysis, so the
-# strings are repeated rather than imported).
-ROLLOUT_LABEL: Final = "rollouts.dev/rollout"
-ANALYSIS_KIND_LABEL: Final = "rollouts.dev/analysis-kind"
-ANALYSIS_STEP_LABEL: Final = "rollouts.dev/step-index"
 MAX_NAME_LENGTH: Final = 63
 
 ARG_PLACEHOLDER: Final = re.compile(r"\{\{\s*args\.([A-Za-z0-9_.\-]+)\s*\}\}")
@@ -424,14 +417,7 @@ def build_analysis_run(
     }
     if step_index is not None:
         labels[ANALYSIS_STEP_LABEL] = str(step_index)
-    owner_ref: dict[str, Any] = {
-        "apiVersion": str(body.get("apiVersion") or API_VERSION),
-        "kind": "Rollout",
-        "name": rollout_name,
-        "uid": str(metadata.get("uid") or ""),
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
+    owner_ref = rollout_owner_reference(rollout_name, str(metadata.get("uid") or ""))
     return {
         "apiVersion": API_VERSION,
         "kind": "AnalysisRun",

@@ -23,15 +23,21 @@ from rich.text import Text
 from rich.tree import Tree
 
 from rollouts.analysis.comparison import evidence_suffix
-from rollouts.kube.observe import ANALYSIS_KIND_LABEL, ANALYSIS_STEP_LABEL, owned_by, parse_time
+from rollouts.kube.observe import owned_by
 from rollouts.kube.observe import replica_set_view as _rs_view
 from rollouts.models.analysis import AnalysisRunStatus, MetricResult
 from rollouts.models.base import parse_duration
-from rollouts.models.rollout import POD_TEMPLATE_HASH_LABEL, Rollout, RolloutStatus
-
-CANARY_PAUSE = "CanaryPauseStep"
-BLUE_GREEN_PAUSE = "BlueGreenPause"
-USER_PAUSE = "PausedByUser"
+from rollouts.models.rollout import Rollout, RolloutStatus
+from rollouts.models.wire import (
+    ANALYSIS_KIND_LABEL,
+    ANALYSIS_STEP_LABEL,
+    BLUE_GREEN_PAUSE,
+    CANARY_PAUSE,
+    POD_TEMPLATE_HASH_LABEL,
+    USER_PAUSE,
+    format_time,
+    parse_time,
+)
 
 PHASE_STYLE = {
     "Healthy": "green",
@@ -474,8 +480,8 @@ def rollout_tree(view: RolloutView, now: dt.datetime) -> Tree:
         reason = abort_reason(status)
         said = reason in message
         shown.append(reason)
-        tree.add(Text("Aborted:  " + ("yes" if said else reason)
-                      + (f" at {status.aborted_at}" if status.aborted_at else ""), style="red"))
+        when = f" at {format_time(status.aborted_at)}" if status.aborted_at else ""
+        tree.add(Text("Aborted:  " + ("yes" if said else reason) + when, style="red"))
     tree.add(f"Strategy: {strategy_name(rollout.spec)}")
 
     label = step_label(view)

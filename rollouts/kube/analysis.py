@@ -1,19 +1,21 @@
 """The Rollout's analysis references against the templates in the cluster.
 
-Template lookup is I/O (the operator keeps them in watch-fed caches); turning a reference into
-an AnalysisRun is pure (`rollouts.analysis.templates`). This module joins the two for the
-observer (problems become InvalidSpec naming the field) and the executor (the run manifest).
+Templates are validated once, when the watch delivers them (`parse_template`, called where
+the operator indexes them), and kept as models. Each pass the observer resolves every
+reference of the Rollout into the complete AnalysisRun it would start for the revision being
+rolled out (`prepare_runs`); what cannot make a run becomes InvalidSpec naming the field.
+The planner then starts a prepared run as it is; nothing is resolved at execute time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 
-from rollouts.analysis.templates import AnalysisKind, build_analysis_run
+from rollouts.analysis.templates import build_analysis_run
 from rollouts.errors import InvalidSpecError
 from rollouts.models.analysis import (
     AnalysisTemplate,
@@ -21,10 +23,35 @@ from rollouts.models.analysis import (
     load_analysis_template,
     load_cluster_analysis_template,
 )
-from rollouts.models.rollout import RolloutAnalysis, RolloutSpec
+from rollouts.models.rollout import ValidRollout
+from rollouts.models.wire import ANALYSIS_ATTEMPT_LABEL
+from rollouts.planner.analysis import analysis_references, run_slot
+from rollouts.planner.types import PreparedRun
 
-ANALYSIS_ATTEMPT_LABEL = "rollouts.dev/analysis-attempt"
 
+@dataclass(frozen=True)
+class ParsedTemplate:
+    """One (Cluster)AnalysisTemplate as validated when it was indexed: the model, or why it
+    is unusable."""
+
+    name: str
+    cluster: bool
+    template: AnalysisTemplate | ClusterAnalysisTemplate | None
+    error: str = ""
+
+    @property
+    def key(self) -> str:
+        kind = "ClusterAnalysisTemplate" if self.cluster else "AnalysisTemplate"
+        return f"{kind}/{self.name}"
+
+
+def parse_template(body: Mapping[str, Any], *, cluster: bool) -> ParsedTemplate:
+    name = str((body.get("metadata") or {}).get("name") or "")
+    load = load_cluster_analysis_template if cluster else load_analysis_template
+    try:
+        return ParsedTemplate(name, cluster, load(dict(body)))
+    except (InvalidSpecError, ValidationError, ValueError) as exc:
+        return ParsedTemplate(name, cluster, None, str(exc))
 
 
 @dataclass(frozen=True)
@@ -40,54 +67,41 @@ class Templates:
     broken: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_bodies(cls, namespaced: Iterable[Mapping[str, Any]],
-                    cluster: Iterable[Mapping[str, Any]]) -> Templates:
+    def from_parsed(cls, parsed: Iterable[ParsedTemplate]) -> Templates:
         good: dict[str, AnalysisTemplate] = {}
         good_cluster: dict[str, ClusterAnalysisTemplate] = {}
         broken: dict[str, str] = {}
-        for body in namespaced:
-            name = str((body.get("metadata") or {}).get("name") or "")
-            try:
-                good[name] = load_analysis_template(dict(body))
-            except (InvalidSpecError, ValidationError, ValueError) as exc:
-                broken[f"AnalysisTemplate/{name}"] = str(exc)
-        for body in cluster:
-            name = str((body.get("metadata") or {}).get("name") or "")
-            try:
-                good_cluster[name] = load_cluster_analysis_template(dict(body))
-            except (InvalidSpecError, ValidationError, ValueError) as exc:
-                broken[f"ClusterAnalysisTemplate/{name}"] = str(exc)
+        for entry in parsed:
+            if isinstance(entry.template, ClusterAnalysisTemplate):
+                good_cluster[entry.name] = entry.template
+            elif isinstance(entry.template, AnalysisTemplate):
+                good[entry.name] = entry.template
+            else:
+                broken[entry.key] = entry.error
         return cls(good, good_cluster, broken)
 
 
-def analysis_references(spec: RolloutSpec) -> Iterator[tuple[AnalysisKind, str, RolloutAnalysis,
-                                                                int | None]]:
-    """(kind, field path, reference, step index) for every analysis the strategy asks for."""
-    canary = spec.strategy.canary
-    if canary is not None:
-        for i, step in enumerate(canary.steps or []):
-            if step.analysis is not None:
-                yield "step", f"spec.strategy.canary.steps[{i}].analysis", step.analysis, i
-        if canary.analysis is not None:
-            yield "background", "spec.strategy.canary.analysis", canary.analysis, None
-    blue_green = spec.strategy.blue_green
-    if blue_green is not None:
-        if blue_green.pre_promotion_analysis is not None:
-            yield ("prePromotion", "spec.strategy.blueGreen.prePromotionAnalysis",
-                   blue_green.pre_promotion_analysis, None)
-        if blue_green.post_promotion_analysis is not None:
-            yield ("postPromotion", "spec.strategy.blueGreen.postPromotionAnalysis",
-                   blue_green.post_promotion_analysis, None)
+def rollout_body(rollout: ValidRollout) -> dict[str, Any]:
+    """The Rollout as argument `valueFrom.fieldRef` paths read it."""
+    return {"apiVersion": rollout.api_version, "kind": "Rollout",
+            "metadata": rollout.metadata.to_wire(), "spec": rollout.spec.to_wire()}
 
 
-def analysis_problems(rollout_body: Mapping[str, Any], spec: RolloutSpec,
-                      templates: Templates) -> dict[str, str]:
-    """Field path -> message for every reference that cannot make an AnalysisRun."""
+def prepare_runs(rollout: ValidRollout, templates: Templates
+                 ) -> tuple[dict[str, PreparedRun], dict[str, str]]:
+    """(field -> the run the reference starts now, field -> why it cannot make one)."""
+    pod_hash, attempt = run_slot(rollout)
+    body = rollout_body(rollout)
+    prepared: dict[str, PreparedRun] = {}
     problems: dict[str, str] = {}
-    for kind, path, reference, step in analysis_references(spec):
+    for kind, path, reference, step in analysis_references(rollout.spec):
         try:
-            run_manifest(rollout_body, reference, templates, kind=kind, pod_hash="x",
-                         stable_hash="x", step_index=step, attempt=0, field=path)
+            manifest = build_analysis_run(
+                body, reference, kind=kind, pod_hash=pod_hash,
+                templates=templates.namespaced, cluster_templates=templates.cluster,
+                stable_hash=rollout.status.stable_rs, latest_hash=pod_hash,
+                step_index=step, attempt=attempt, field=path,
+            )
         except InvalidSpecError as exc:
             message = exc.message
             for ref in reference.templates:
@@ -96,19 +110,7 @@ def analysis_problems(rollout_body: Mapping[str, Any], spec: RolloutSpec,
                 if why:
                     message = f"{scope} {ref.template_name} is invalid: {why}"
             problems[exc.field] = message
-    return problems
-
-
-def run_manifest(rollout_body: Mapping[str, Any], reference: RolloutAnalysis,
-                 templates: Templates, *, kind: AnalysisKind, pod_hash: str,
-                 stable_hash: str | None, step_index: int | None, attempt: int,
-                 field: str) -> dict[str, Any]:
-    """The AnalysisRun to create; raises InvalidSpecError naming the field."""
-    manifest = build_analysis_run(
-        rollout_body, reference, kind=kind, pod_hash=pod_hash,
-        templates=templates.namespaced, cluster_templates=templates.cluster,
-        stable_hash=stable_hash, latest_hash=pod_hash, step_index=step_index,
-        attempt=attempt, field=field,
-    )
-    manifest["metadata"].setdefault("labels", {})[ANALYSIS_ATTEMPT_LABEL] = str(attempt)
-    return manifest
+            continue
+        manifest["metadata"].setdefault("labels", {})[ANALYSIS_ATTEMPT_LABEL] = str(attempt)
+        prepared[path] = PreparedRun(path, kind, step, pod_hash, attempt, manifest)
+    return prepared, problems

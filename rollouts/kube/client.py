@@ -46,6 +46,14 @@ def resource_path(
     return path
 
 
+def kind_resource(api_version: str, kind: str) -> tuple[str, str, str]:
+    """(group, version, plural) of a kind, plurals as Kubernetes makes them for custom
+    resources: the kind lowercased, -es after an s (Ingress -> ingresses)."""
+    group, _, version = api_version.rpartition("/")
+    lower = kind.lower()
+    return group, version, lower + ("es" if lower.endswith("s") else "s")
+
+
 def raise_for_status(response: httpx.Response, body: Any = None) -> None:
     """Map an error response to ConflictError / NotFoundError / ForbiddenError / KubeError."""
     if response.status_code < 400:
@@ -108,14 +116,6 @@ class KubeClient:
         self.request_counts: Counter[str] = Counter()
 
     # --- construction ------------------------------------------------------------------------
-
-    @classmethod
-    def from_kubeconfig(cls, path: str | None = None, context: str | None = None) -> KubeClient:
-        return cls(kubeconfig.from_kubeconfig(path, context))
-
-    @classmethod
-    def in_cluster(cls) -> KubeClient:
-        return cls(kubeconfig.in_cluster())
 
     @classmethod
     def load(cls, kubeconfig_path: str | None = None, context: str | None = None) -> KubeClient:

@@ -7,27 +7,23 @@ than raising: nothing a user can put in the cluster may crash the controller.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pydantic import ValidationError
-
-from rollouts.kube.analysis import ANALYSIS_ATTEMPT_LABEL, Templates, analysis_problems
-from rollouts.models.rollout import (
-    API_VERSION,
+from rollouts.kube.analysis import Templates, prepare_runs
+from rollouts.models.rollout import RolloutSpec, ValidRollout
+from rollouts.models.wire import (
+    ANALYSIS_ATTEMPT_LABEL,
+    ANALYSIS_KIND_LABEL,
+    ANALYSIS_STEP_LABEL,
     POD_TEMPLATE_HASH_LABEL,
     REVISION_ANNOTATION,
     SCALE_DOWN_DEADLINE_ANNOTATION,
-    parse_spec,
+    controller_owner,
+    parse_time,
 )
+from rollouts.planner.routing import ObjectKey, Router, RouteSnapshot
 from rollouts.planner.types import AnalysisRunView, Observed, ReplicaSetView, ServiceView
-
-# Labels the controller puts on the AnalysisRuns it creates (read back here).
-ANALYSIS_KIND_LABEL = "rollouts.dev/analysis-kind"
-ANALYSIS_STEP_LABEL = "rollouts.dev/step-index"
-
-Key = tuple[str, str]  # (namespace, name)
 
 
 def _int(value: Any, default: int = 0) -> int:
@@ -42,52 +38,6 @@ def _int(value: Any, default: int = 0) -> int:
 
 def _dict(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
-
-
-def parse_time(value: Any) -> dt.datetime | None:
-    """An RFC 3339 timestamp as an aware UTC datetime; None when absent or unreadable."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    return parsed.astimezone(dt.UTC)
-
-
-def format_time(value: dt.datetime) -> str:
-    """RFC 3339 in UTC with a Z, second precision (as Kubernetes writes timestamps)."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def controller_owner(body: Mapping[str, Any]) -> tuple[str, str] | None:
-    """(name, uid) of the Rollout that controls this object, if one does."""
-    refs = _dict(body.get("metadata")).get("ownerReferences") or []
-    if not isinstance(refs, list):
-        return None
-    for ref in refs:
-        ref = _dict(ref)
-        if (
-            ref.get("kind") == "Rollout"
-            and str(ref.get("apiVersion", "")).split("/")[0] == API_VERSION.split("/")[0]
-            and ref.get("controller", True)
-            and ref.get("name")
-        ):
-            return str(ref["name"]), str(ref.get("uid") or "")
-    return None
-
-
-def owner_key(body: Mapping[str, Any]) -> Key | None:
-    """(namespace, rollout name) of the controlling Rollout, for waking its reconcile."""
-    owner = controller_owner(body)
-    if owner is None:
-        return None
-    namespace = str(_dict(body.get("metadata")).get("namespace") or "")
-    return namespace, owner[0]
 
 
 def replica_set_view(body: Mapping[str, Any]) -> ReplicaSetView:
@@ -142,22 +92,17 @@ def analysis_run_view(body: Mapping[str, Any]) -> AnalysisRunView:
     )
 
 
-def named_services(spec: Mapping[str, Any]) -> tuple[str, ...]:
-    """Every Service the strategy names, from the raw spec (valid or not)."""
-    strategy = _dict(_dict(spec).get("strategy"))
-    canary = _dict(strategy.get("canary"))
-    blue_green = _dict(strategy.get("blueGreen"))
+def named_services(spec: RolloutSpec) -> tuple[str, ...]:
+    """Every Service the strategy names."""
+    canary = spec.strategy.canary
+    blue_green = spec.strategy.blue_green
     names = [
-        canary.get("canaryService"),
-        canary.get("stableService"),
-        blue_green.get("activeService"),
-        blue_green.get("previewService"),
+        canary.canary_service if canary else None,
+        canary.stable_service if canary else None,
+        blue_green.active_service if blue_green else None,
+        blue_green.preview_service if blue_green else None,
     ]
-    seen: dict[str, None] = {}
-    for name in names:
-        if isinstance(name, str) and name:
-            seen.setdefault(name, None)
-    return tuple(seen)
+    return tuple(dict.fromkeys(name for name in names if name))
 
 
 def owned_by(body: Mapping[str, Any], rollout_uid: str) -> bool:
@@ -168,27 +113,35 @@ def owned_by(body: Mapping[str, Any], rollout_uid: str) -> bool:
 
 
 def observe(
-    rollout: Mapping[str, Any],
-    replica_sets: Iterable[Mapping[str, Any]] = (),
-    services: Mapping[str, Mapping[str, Any] | None] | None = None,
-    analysis_runs: Iterable[Mapping[str, Any]] = (),
-    templates: Templates | None = None,
+    rollout: ValidRollout,
+    *,
+    replica_sets: Iterable[Mapping[str, Any]],
+    services: Mapping[str, Mapping[str, Any] | None],
+    analysis_runs: Iterable[Mapping[str, Any]],
+    templates: Templates,
+    router: Router | None = None,
+    route_bodies: Mapping[ObjectKey, Mapping[str, Any] | None] | None = None,
 ) -> Observed:
     """The planner's view of what a Rollout owns and names, from raw objects.
 
     `replica_sets` / `analysis_runs` may include objects of other owners; they are filtered
     by the controlling ownerReference's uid. `services` maps names to bodies (None = missing);
-    a Service the strategy names but the mapping lacks is reported missing. With
-    `templates`, every analysis reference is resolved against them and what cannot make a
-    run is reported (the planner turns it into InvalidSpec naming the field).
+    a Service the strategy names but the mapping lacks is reported missing. Every analysis
+    reference is resolved against `templates` into the run it starts; what cannot make a run
+    is reported (the planner turns it into InvalidSpec naming the field). With a `router`
+    (built from the canary's trafficRouting), every object it reads is looked up in
+    `route_bodies` (missing: None).
     """
-    metadata = _dict(rollout.get("metadata"))
-    uid = str(metadata.get("uid") or "")
-    services = services or {}
+    uid = rollout.metadata.uid
     service_views: dict[str, ServiceView | None] = {}
-    for name in named_services(_dict(rollout.get("spec"))):
+    for name in named_services(rollout.spec):
         found = services.get(name)
         service_views[name] = service_view(found) if found is not None else None
+    prepared, problems = prepare_runs(rollout, templates)
+    routes: dict[ObjectKey, RouteSnapshot | None] = {}
+    for key in router.objects() if router is not None else ():
+        body = (route_bodies or {}).get(key)
+        routes[key] = RouteSnapshot(key, body) if body is not None else None
     return Observed(
         replica_sets=tuple(
             sorted(
@@ -203,16 +156,8 @@ def observe(
                 key=lambda view: view.name,
             )
         ),
-        analysis_problems=_analysis_problems(rollout, templates),
+        analysis_problems=problems,
+        prepared_runs=prepared,
+        router=router,
+        routes=routes,
     )
-
-
-def _analysis_problems(rollout: Mapping[str, Any], templates: Templates | None
-                       ) -> dict[str, str]:
-    if templates is None:
-        return {}
-    try:
-        spec = parse_spec(dict(_dict(rollout.get("spec"))))
-    except (ValidationError, ValueError):
-        return {}  # the planner reports the spec itself
-    return analysis_problems(rollout, spec, templates)

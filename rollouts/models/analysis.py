@@ -36,11 +36,12 @@ from pydantic import (
 from rollouts.errors import InvalidSpecError
 from rollouts.models.base import ApiModel, Duration, StatusModel, parse_duration
 from rollouts.models.comparison import ROLE_PLACEHOLDER, Compare, Evidence
+from rollouts.models.wire import COMPLETED_RUN_PHASES
 
 API_VERSION: Final = "rollouts.dev/v1alpha1"
 
 AnalysisPhase = Literal["Pending", "Running", "Successful", "Failed", "Error", "Inconclusive"]
-COMPLETED_PHASES: frozenset[str] = frozenset({"Successful", "Failed", "Error", "Inconclusive"})
+COMPLETED_PHASES: frozenset[str] = COMPLETED_RUN_PHASES
 
 # Argo's defaults (analysis_types.go comments and the analysis controller).
 DEFAULT_FAILURE_LIMIT = 0

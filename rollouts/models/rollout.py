@@ -6,9 +6,11 @@ fails validation naming that field instead of being half-applied.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from rollouts.models.base import ApiModel, Duration, IntOrPercent, StatusModel, parse_duration
 from rollouts.models.traffic import (
@@ -21,16 +23,14 @@ from rollouts.models.traffic import (
     traffic_errors,
 )
 
-GROUP = "rollouts.dev"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
-
-# Label put on every ReplicaSet, its selector and its pods; Services are pinned with it.
-POD_TEMPLATE_HASH_LABEL = "rollouts-pod-template-hash"
-# Annotations the controller keeps on the ReplicaSets it owns.
-REVISION_ANNOTATION = "rollouts.dev/revision"
-SCALE_DOWN_DEADLINE_ANNOTATION = "rollouts.dev/scale-down-deadline"
-
+# The wire names live in rollouts.models.wire; re-exported for the modules that read them
+# with the Rollout model.
+from rollouts.models.wire import API_VERSION as API_VERSION
+from rollouts.models.wire import GROUP as GROUP
+from rollouts.models.wire import POD_TEMPLATE_HASH_LABEL as POD_TEMPLATE_HASH_LABEL
+from rollouts.models.wire import REVISION_ANNOTATION as REVISION_ANNOTATION
+from rollouts.models.wire import VERSION as VERSION
+from rollouts.models.wire import Timestamp
 
 # --- selectors and references -------------------------------------------------------------
 
@@ -279,13 +279,13 @@ class Condition(StatusModel):
     status: Literal["True", "False", "Unknown"]
     reason: str = ""
     message: str = ""
-    last_transition_time: str | None = None
-    last_update_time: str | None = None
+    last_transition_time: Timestamp | None = None
+    last_update_time: Timestamp | None = None
 
 
 class PauseCondition(StatusModel):
     reason: str
-    start_time: str
+    start_time: Timestamp
 
 
 class WeightDestination(StatusModel):
@@ -336,7 +336,7 @@ class RolloutStatus(StatusModel):
     pause_conditions: list[PauseCondition] | None = None
     controller_pause: bool | None = None
     abort: bool | None = None
-    aborted_at: str | None = None
+    aborted_at: Timestamp | None = None
     # Why the Rollout was aborted (operator request, progress deadline, failed analysis).
     abort_message: str | None = None
     # AnalysisRuns of earlier attempts (before an abort) are not looked at after a retry.
@@ -345,9 +345,9 @@ class RolloutStatus(StatusModel):
     # The desired revision the controller last saw; a new one resets abort and step progress.
     observed_pod_hash: str | None = None
     # When the current revision (or step) last made progress: the progress-deadline clock.
-    progress_at: str | None = None
+    progress_at: Timestamp | None = None
     # When the active revision became fully available (blue-green auto-promotion clock).
-    preview_ready_at: str | None = None
+    preview_ready_at: Timestamp | None = None
     canary: CanaryStatus | None = None
     blue_green: BlueGreenStatus | None = None
     selector: str | None = None
@@ -387,30 +387,86 @@ class Rollout(StatusModel):
     status: RolloutStatus = RolloutStatus()
 
 
-def parse_spec(spec: dict[str, Any]) -> RolloutSpec:
+def parse_spec(spec: Mapping[str, Any]) -> RolloutSpec:
     """Validate a Rollout spec; raises pydantic.ValidationError naming the field."""
     return RolloutSpec.model_validate(spec)
 
 
-def rollout_manifest_errors(spec: dict[str, Any], *, refuse_not_run: bool = True
+def rollout_manifest_errors(spec: Mapping[str, Any], *, refuse_not_run: bool = True
                             ) -> list[tuple[str, str]]:
     """(field path, message) for every problem in a spec; empty when valid.
 
     With `refuse_not_run` (the controller), fields this version accepts but does not run
     yet are problems too; lint passes False and shows them as warnings (`not_run_warnings`).
     """
-    from pydantic import ValidationError
+    parsed = _parse(spec)
+    if isinstance(parsed, list):
+        return parsed
+    return semantic_errors(parsed) + (not_run_warnings(parsed) if refuse_not_run else [])
 
+
+def _parse(spec: Mapping[str, Any]) -> RolloutSpec | list[tuple[str, str]]:
     try:
-        model = parse_spec(spec)
+        return parse_spec(spec)
     except ValidationError as exc:
         return [(_field_path("spec", err["loc"]), _message(err)) for err in exc.errors()]
-    return semantic_errors(model) + (not_run_warnings(model) if refuse_not_run else [])
 
 
 def not_run_warnings(spec: RolloutSpec) -> list[tuple[str, str]]:
     canary = spec.strategy.canary
     return [] if canary is None else not_run_yet(canary)
+
+
+# --- the parse-once boundary ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ValidRollout:
+    """A Rollout whose spec validated: what observe, plan and execute work from.
+
+    `template` is the pod template exactly as written: the pod-template hash and the
+    ReplicaSets are made from it, so that the same manifest always gives the same hash.
+    """
+
+    metadata: ObjectMeta
+    spec: RolloutSpec
+    template: Mapping[str, Any]
+    status: RolloutStatus
+    api_version: str = API_VERSION
+
+
+@dataclass(frozen=True)
+class InvalidRollout:
+    """A Rollout whose spec did not validate: (field path, message) for every problem."""
+
+    metadata: ObjectMeta
+    errors: tuple[tuple[str, str], ...]
+    status: RolloutStatus
+
+
+def parse_rollout(body: Mapping[str, Any] | Rollout) -> ValidRollout | InvalidRollout:
+    """Validate a Rollout object once per reconcile pass.
+
+    A status this controller cannot read (written by something else) is planned from
+    scratch rather than making the Rollout unservable.
+    """
+    rollout = body if isinstance(body, Rollout) else read_rollout(body)
+    parsed = _parse(rollout.spec)
+    if isinstance(parsed, list):
+        return InvalidRollout(rollout.metadata, tuple(parsed), rollout.status)
+    errors = semantic_errors(parsed) + not_run_warnings(parsed)
+    if errors:
+        return InvalidRollout(rollout.metadata, tuple(errors), rollout.status)
+    return ValidRollout(rollout.metadata, parsed, dict(rollout.spec["template"]),
+                        rollout.status, rollout.api_version)
+
+
+def read_rollout(body: Mapping[str, Any]) -> Rollout:
+    """The Rollout object with its spec left raw; an unreadable status reads as empty."""
+    try:
+        return Rollout.model_validate(body)
+    except ValidationError:
+        return Rollout.model_validate({**body, "status": {}})
 
 
 def semantic_errors(spec: RolloutSpec) -> list[tuple[str, str]]:

@@ -8,20 +8,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from rollouts.models.rollout import RolloutAnalysis
+from rollouts.models.rollout import (
+    PauseCondition,
+    RolloutAnalysis,
+    RolloutAnalysisRunStatus,
+    RolloutSpec,
+    ValidRollout,
+)
+from rollouts.models.wire import COMPLETED_RUN_PHASES, INCONCLUSIVE_PAUSE
 from rollouts.planner.context import Context, Draft
+from rollouts.planner.manifests import pod_template_hash
 from rollouts.planner.types import (
+    AnalysisKind,
     AnalysisRunView,
     CreateAnalysisRun,
     DeleteAnalysisRun,
     TerminateAnalysisRun,
 )
-
-INCONCLUSIVE_PAUSE = "InconclusiveAnalysisRun"
-FINISHED = frozenset({"Successful", "Failed", "Error", "Inconclusive"})
 
 Verdict = Literal["running", "successful", "failed", "inconclusive"]
 
@@ -56,14 +63,48 @@ def find_run(ctx: Context, kind: str, step_index: int | None = None) -> Analysis
     )
 
 
-def gate(ctx: Context, draft: Draft, kind: str, analysis: RolloutAnalysis, field: str,
+def analysis_references(spec: RolloutSpec) -> Iterator[tuple[AnalysisKind, str, RolloutAnalysis,
+                                                                int | None]]:
+    """(kind, field path, reference, step index) for every analysis the strategy asks for."""
+    canary = spec.strategy.canary
+    if canary is not None:
+        for i, step in enumerate(canary.steps or []):
+            if step.analysis is not None:
+                yield "step", f"spec.strategy.canary.steps[{i}].analysis", step.analysis, i
+        if canary.analysis is not None:
+            yield "background", "spec.strategy.canary.analysis", canary.analysis, None
+    blue_green = spec.strategy.blue_green
+    if blue_green is not None:
+        if blue_green.pre_promotion_analysis is not None:
+            yield ("prePromotion", "spec.strategy.blueGreen.prePromotionAnalysis",
+                   blue_green.pre_promotion_analysis, None)
+        if blue_green.post_promotion_analysis is not None:
+            yield ("postPromotion", "spec.strategy.blueGreen.postPromotionAnalysis",
+                   blue_green.post_promotion_analysis, None)
+
+
+def run_slot(rollout: ValidRollout) -> tuple[str, int]:
+    """(revision, attempt) of the runs this pass may start: the desired revision, and the
+    recorded attempt unless that revision is new (a new revision starts at attempt 0)."""
+    desired = pod_template_hash(rollout.template)
+    status = rollout.status
+    if status.observed_pod_hash != desired:
+        return desired, 0
+    return desired, status.analysis_attempt or 0
+
+
+def gate(ctx: Context, draft: Draft, kind: AnalysisKind, field: str,
          step_index: int | None = None) -> Gate:
-    """The verdict of the run for this slot, creating the run when there is none yet."""
+    """The verdict of the run for the reference at `field`, starting it when there is none
+    yet (from the run the observer prepared for this revision and attempt)."""
     run = find_run(ctx, kind, step_index)
     if run is None:
-        draft.actions.append(CreateAnalysisRun(
-            kind=kind, pod_hash=ctx.desired_hash, analysis=analysis, field=field,
-            step_index=step_index, attempt=attempt(ctx)))
+        prepared = ctx.observed.prepared_runs.get(field)
+        if (prepared is not None and prepared.pod_hash == ctx.desired_hash
+                and prepared.attempt == attempt(ctx)):
+            draft.actions.append(CreateAnalysisRun(
+                kind=prepared.kind, pod_hash=prepared.pod_hash, step_index=prepared.step_index,
+                attempt=prepared.attempt, field=prepared.field, manifest=prepared.manifest))
         return Gate("running", None)
     if run.phase == "Successful":
         return Gate("successful", run)
@@ -92,7 +133,7 @@ def terminate_runs(ctx: Context, draft: Draft, *, keep_current: bool) -> None:
     """Stop unfinished runs the Rollout no longer waits for: those of other revisions and
     earlier attempts, and with `keep_current=False` (promoted, aborted) all of them."""
     for run in ctx.observed.analysis_runs:
-        if run.phase in FINISHED or (keep_current and current(ctx, run)):
+        if run.phase in COMPLETED_RUN_PHASES or (keep_current and current(ctx, run)):
             continue
         draft.actions.append(TerminateAnalysisRun(run.name))
 
@@ -103,7 +144,8 @@ def trim_runs(ctx: Context, draft: Draft) -> None:
     keep_ok = limits.successful_run_history_limit if limits else 5
     keep_bad = limits.unsuccessful_run_history_limit if limits else 5
     finished = sorted(
-        (r for r in ctx.observed.analysis_runs if r.phase in FINISHED and not current(ctx, r)),
+        (r for r in ctx.observed.analysis_runs
+         if r.phase in COMPLETED_RUN_PHASES and not current(ctx, r)),
         key=lambda r: (r.created, r.name), reverse=True)
     good = [r for r in finished if r.phase == "Successful"]
     bad = [r for r in finished if r.phase != "Successful"]
@@ -125,3 +167,18 @@ def next_attempt(ctx: Context) -> int:
     """
     seen = [r.attempt for r in ctx.observed.analysis_runs if r.pod_hash == ctx.desired_hash]
     return max(seen) + 1 if seen else attempt(ctx)
+
+
+def run_status(run: AnalysisRunView | None) -> RolloutAnalysisRunStatus | None:
+    """A run as the Rollout's status shows it."""
+    if run is None:
+        return None
+    return RolloutAnalysisRunStatus(name=run.name, status=run.phase, message=run.message)
+
+
+def pause_inconclusive(ctx: Context, pause_conditions: list[PauseCondition]
+                       ) -> list[PauseCondition]:
+    """The pause an Inconclusive run holds the Rollout in (until promote or abort)."""
+    if any(p.reason == INCONCLUSIVE_PAUSE for p in pause_conditions):
+        return pause_conditions
+    return [*pause_conditions, PauseCondition(reason=INCONCLUSIVE_PAUSE, start_time=ctx.now)]

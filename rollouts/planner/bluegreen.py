@@ -5,20 +5,19 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from rollouts.models.rollout import (
-    BlueGreenStatus,
-    BlueGreenStrategy,
-    PauseCondition,
-    RolloutAnalysisRunStatus,
-)
+from rollouts.models.rollout import BlueGreenStatus, BlueGreenStrategy, PauseCondition
+from rollouts.models.wire import BLUE_GREEN_PAUSE, USER_PAUSE
 from rollouts.planner.analysis import (
-    INCONCLUSIVE_PAUSE,
     Gate,
     failure_message,
     find_run,
     gate,
     next_attempt,
+    pause_inconclusive,
+    run_status,
     terminate_runs,
     trim_runs,
 )
@@ -26,133 +25,180 @@ from rollouts.planner.context import (
     Context,
     Draft,
     fully_available,
-    iso,
-    iso_precise,
-    parse_time,
     pin,
     retire_others,
     scale,
 )
-from rollouts.planner.types import AnalysisRunView, ReplicaSetView
+from rollouts.planner.status import StatusChanges
+from rollouts.planner.types import ReplicaSetView
 
-BLUE_GREEN_PAUSE = "BlueGreenPause"
-USER_PAUSE = "PausedByUser"
+
+@dataclass
+class Release:
+    """The revision being released and what this pass knows about it."""
+
+    stable_hash: str
+    new: ReplicaSetView | None
+    before: BlueGreenStatus  # status.blueGreen as it was
+    pause_conditions: list[PauseCondition]
+    checkpoint: bool  # the preview was being scaled up for the switch
+    preview_size: int
+    ready_at: dt.datetime | None = None  # when the preview became fully available
+
+
+Stage = Callable[[Context, Draft, BlueGreenStrategy, Release], bool]
 
 
 def plan_blue_green(ctx: Context, draft: Draft) -> None:
+    """Steady, or the stages of a release in order; the first stage that holds ends the
+    pass, and a release that no stage holds switches the active Service."""
     strategy = ctx.spec.strategy.blue_green
     assert strategy is not None
-    status = ctx.status
-    stable_hash = status.stable_rs
+    stable_hash = ctx.status.stable_rs
     stable = ctx.rs(stable_hash)
-    if stable is None or stable_hash == ctx.desired_hash:
+    if stable is None or stable_hash is None or stable_hash == ctx.desired_hash:
         steady(ctx, draft, strategy, switch_delay=None)
         return
-    assert stable_hash is not None
-    if status.abort:
-        abort(ctx, draft, strategy, stable_hash, stable)
+    if ctx.status.abort:
+        abort(ctx, draft)
         return
+    release = _keep_stable_serving(ctx, draft, strategy, stable_hash)
+    if _switched_awaiting_analysis(ctx, strategy, release):
+        _switch(ctx, draft, strategy, stable_hash)
+        return
+    pin(ctx, draft, strategy.active_service, stable_hash)
+    stages: tuple[Stage, ...] = (_preview_up, _user_pause, _pre_promotion_analysis,
+                                 _promotion_pause, _scale_up_for_switch)
+    if not any(stage(ctx, draft, strategy, release) for stage in stages):
+        _switch(ctx, draft, strategy, stable_hash)
 
-    new = ctx.rs(ctx.desired_hash)
-    bg = status.blue_green or BlueGreenStatus()
+
+def _keep_stable_serving(ctx: Context, draft: Draft, strategy: BlueGreenStrategy,
+                         stable_hash: str) -> Release:
+    """The stable at full size and active; other old revisions retired; preview pinned."""
+    stable = ctx.rs(stable_hash)
     scale(ctx, draft, stable, stable_hash, ctx.replicas, None)
     retire_others(ctx, draft, {stable_hash, ctx.desired_hash},
                   stable_ready=fully_available(stable, ctx.replicas), delay_seconds=None)
     terminate_runs(ctx, draft, keep_current=True)
     trim_runs(ctx, draft)
     pin(ctx, draft, strategy.preview_service, ctx.desired_hash)
-    if (strategy.post_promotion_analysis is not None
-            and bg.active_selector == ctx.desired_hash
-            and fully_available(new, ctx.replicas)):
-        # Already switched; waiting for the post-promotion verdict.
-        _switch(ctx, draft, strategy, stable_hash)
-        return
-    pin(ctx, draft, strategy.active_service, stable_hash)
-
-    pause_conditions = list(status.pause_conditions or [])
-    checkpoint = bool(bg.scale_up_preview_check_point)
+    before = ctx.status.blue_green or BlueGreenStatus()
+    checkpoint = bool(before.scale_up_preview_check_point)
     preview_size = ctx.replicas if checkpoint else (
         min(strategy.preview_replica_count, ctx.replicas)
         if strategy.preview_replica_count is not None else ctx.replicas
     )
-    scale(ctx, draft, new, ctx.desired_hash, preview_size, None)
-    preview_ready = fully_available(new, preview_size)
-    ready_at = parse_time(status.preview_ready_at)
-    if preview_ready and ready_at is None:
+    return Release(stable_hash, ctx.rs(ctx.desired_hash), before,
+                   list(ctx.status.pause_conditions or []), checkpoint, preview_size)
+
+
+def _switched_awaiting_analysis(ctx: Context, strategy: BlueGreenStrategy,
+                                release: Release) -> bool:
+    """Already switched; waiting for the post-promotion verdict."""
+    return (strategy.post_promotion_analysis is not None
+            and release.before.active_selector == ctx.desired_hash
+            and fully_available(release.new, ctx.replicas))
+
+
+def _preview_up(ctx: Context, draft: Draft, strategy: BlueGreenStrategy,
+                release: Release) -> bool:
+    """Holds until the preview has all its pods available (and records since when)."""
+    new, size = release.new, release.preview_size
+    scale(ctx, draft, new, ctx.desired_hash, size, None)
+    ready = fully_available(new, size)
+    ready_at = ctx.status.preview_ready_at
+    if ready and ready_at is None:
         ready_at = ctx.now
-    if not preview_ready and not checkpoint:
+    if not ready and not release.checkpoint:
         ready_at = None
-    draft.set(preview_ready_at=iso_precise(ready_at) if ready_at else None)
-    draft.set(blue_green=bg.model_copy(update={
-        "active_selector": stable_hash, "preview_selector": ctx.desired_hash,
-        "pre_promotion_analysis_run_status": _run_status(find_run(ctx, "prePromotion"))}))
+    release.ready_at = ready_at
+    draft.changes.preview_ready_at = ready_at
+    draft.changes.blue_green = BlueGreenStatus(
+        active_selector=release.stable_hash, preview_selector=ctx.desired_hash,
+        scale_up_preview_check_point=release.before.scale_up_preview_check_point,
+        pre_promotion_analysis_run_status=run_status(find_run(ctx, "prePromotion")),
+        post_promotion_analysis_run_status=release.before.post_promotion_analysis_run_status)
+    if ready and ready_at is not None:
+        return False
+    draft.phase = "Progressing"
+    have = new.available if new else 0
+    draft.message = (f"Preview revision {ctx.desired_hash}: {min(have, size)}/{size} "
+                     "pods available")
+    draft.changes.pause_conditions = release.pause_conditions or None
+    return True
 
-    user_paused = ctx.spec.paused or status.paused_for(USER_PAUSE) is not None
-    if not preview_ready or ready_at is None:
-        draft.phase = "Progressing"
-        have = new.available if new else 0
-        draft.message = (
-            f"Preview revision {ctx.desired_hash}: {min(have, preview_size)}/{preview_size} "
-            "pods available"
-        )
-        draft.set(pause_conditions=pause_conditions or None)
-        return
-    if user_paused:
+
+def _user_pause(ctx: Context, draft: Draft, strategy: BlueGreenStrategy,
+                release: Release) -> bool:
+    if not ctx.spec.paused and ctx.status.paused_for(USER_PAUSE) is None:
+        return False
+    draft.phase = "Paused"
+    draft.message = "Paused by user" if not ctx.spec.paused else "Paused (spec.paused)"
+    draft.changes.pause_conditions = release.pause_conditions or None
+    return True
+
+
+def _pre_promotion_analysis(ctx: Context, draft: Draft, strategy: BlueGreenStrategy,
+                            release: Release) -> bool:
+    if strategy.pre_promotion_analysis is None or ctx.status.promote_full:
+        return False
+    verdict = gate(ctx, draft, "prePromotion", "spec.strategy.blueGreen.prePromotionAnalysis")
+    if verdict.verdict == "successful":
+        return False
+    _wait_for_analysis(ctx, draft, verdict, "Pre-promotion analysis", release.pause_conditions)
+    return True
+
+
+def _promotion_pause(ctx: Context, draft: Draft, strategy: BlueGreenStrategy,
+                     release: Release) -> bool:
+    """Holds for `promote` (autoPromotionEnabled: false) or autoPromotionSeconds."""
+    if ctx.status.promote_full or release.checkpoint:
+        return False
+    pauses = release.pause_conditions
+    if not strategy.auto_promotion_enabled:
+        waiting = next((p for p in pauses if p.reason == BLUE_GREEN_PAUSE), None)
+        if waiting is None and not ctx.status.controller_pause:
+            waiting = PauseCondition(reason=BLUE_GREEN_PAUSE, start_time=ctx.now)
+            pauses.append(waiting)
+        if waiting is None:
+            return False  # the pause was set and has been lifted: that is what promote does
         draft.phase = "Paused"
-        draft.message = "Paused by user" if not ctx.spec.paused else "Paused (spec.paused)"
-        draft.set(pause_conditions=pause_conditions or None)
-        return
+        draft.message = f"Preview revision {ctx.desired_hash} is ready; waiting for promote"
+        draft.changes.pause_conditions = pauses
+        draft.changes.controller_pause = True
+        return True
+    if not strategy.auto_promotion_seconds or release.ready_at is None:
+        return False
+    due = release.ready_at + dt.timedelta(seconds=strategy.auto_promotion_seconds)
+    if ctx.now >= due:
+        return False
+    draft.wake(due)
+    draft.phase = "Paused"
+    left = math.ceil((due - ctx.now).total_seconds())
+    draft.message = f"Preview revision {ctx.desired_hash} is ready; auto-promotion in {left}s"
+    draft.changes.pause_conditions = pauses or None
+    return True
 
-    pre = strategy.pre_promotion_analysis
-    if pre is not None and not status.promote_full:
-        verdict = gate(ctx, draft, "prePromotion", pre,
-                       "spec.strategy.blueGreen.prePromotionAnalysis")
-        if verdict.verdict != "successful":
-            _wait_for_analysis(ctx, draft, verdict, "Pre-promotion analysis", pause_conditions)
-            return
 
-    if not (status.promote_full or checkpoint):
-        if not strategy.auto_promotion_enabled:
-            waiting = next((p for p in pause_conditions if p.reason == BLUE_GREEN_PAUSE), None)
-            if waiting is None and not status.controller_pause:
-                pause_conditions.append(
-                    PauseCondition(reason=BLUE_GREEN_PAUSE, start_time=iso(ctx.now)))
-                waiting = pause_conditions[-1]
-            if waiting is not None:
-                draft.phase = "Paused"
-                draft.message = (
-                    f"Preview revision {ctx.desired_hash} is ready; waiting for promote"
-                )
-                draft.set(pause_conditions=pause_conditions, controller_pause=True)
-                return
-            # The pause was set and has been lifted: that is what `promote` does.
-        elif strategy.auto_promotion_seconds:
-            due = ready_at + dt.timedelta(seconds=strategy.auto_promotion_seconds)
-            if ctx.now < due:
-                draft.wake(due)
-                draft.phase = "Paused"
-                left = math.ceil((due - ctx.now).total_seconds())
-                draft.message = (
-                    f"Preview revision {ctx.desired_hash} is ready; auto-promotion in {left}s"
-                )
-                draft.set(pause_conditions=pause_conditions or None)
-                return
-
-    # Promote: first the new revision gets every pod, then the active Service switches.
-    if not fully_available(new, ctx.replicas):
-        scale(ctx, draft, new, ctx.desired_hash, ctx.replicas, None)
-        draft.set(blue_green=bg.model_copy(update={
-            "active_selector": stable_hash, "preview_selector": ctx.desired_hash,
-            "scale_up_preview_check_point": True}))
-        draft.phase = "Progressing"
-        have = new.available if new else 0
-        draft.message = (
-            f"Promoting {ctx.desired_hash}: scaling to {ctx.replicas} pods "
-            f"({min(have, ctx.replicas)} available)"
-        )
-        draft.set(pause_conditions=None)
-        return
-    _switch(ctx, draft, strategy, stable_hash)
+def _scale_up_for_switch(ctx: Context, draft: Draft, strategy: BlueGreenStrategy,
+                         release: Release) -> bool:
+    """Promote: first the new revision gets every pod, then the active Service switches."""
+    new = release.new
+    if fully_available(new, ctx.replicas):
+        return False
+    scale(ctx, draft, new, ctx.desired_hash, ctx.replicas, None)
+    draft.changes.blue_green = BlueGreenStatus(
+        active_selector=release.stable_hash, preview_selector=ctx.desired_hash,
+        scale_up_preview_check_point=True,
+        pre_promotion_analysis_run_status=release.before.pre_promotion_analysis_run_status,
+        post_promotion_analysis_run_status=release.before.post_promotion_analysis_run_status)
+    draft.phase = "Progressing"
+    have = new.available if new else 0
+    draft.message = (f"Promoting {ctx.desired_hash}: scaling to {ctx.replicas} pods "
+                     f"({min(have, ctx.replicas)} available)")
+    draft.changes.pause_conditions = None
+    return True
 
 
 def _wait_for_analysis(ctx: Context, draft: Draft, verdict: Gate, what: str,
@@ -164,12 +210,10 @@ def _wait_for_analysis(ctx: Context, draft: Draft, verdict: Gate, what: str,
     if verdict.verdict == "failed":
         draft.abort_message = failure_message(what.lower(), verdict)
     elif verdict.verdict == "inconclusive":
-        if not any(p.reason == INCONCLUSIVE_PAUSE for p in pause_conditions):
-            pause_conditions = [*pause_conditions,
-                                PauseCondition(reason=INCONCLUSIVE_PAUSE, start_time=iso(ctx.now))]
+        pause_conditions = pause_inconclusive(ctx, pause_conditions)
         draft.phase = "Paused"
         draft.message += "; promote or abort"
-    draft.set(pause_conditions=pause_conditions or None)
+    draft.changes.pause_conditions = pause_conditions or None
 
 
 def _switch(ctx: Context, draft: Draft, strategy: BlueGreenStrategy, old_hash: str) -> None:
@@ -182,28 +226,22 @@ def _switch(ctx: Context, draft: Draft, strategy: BlueGreenStrategy, old_hash: s
     if post is not None:
         pin(ctx, draft, strategy.active_service, ctx.desired_hash)
         bg = ctx.status.blue_green or BlueGreenStatus()
-        draft.set(blue_green=bg.model_copy(update={
-            "active_selector": ctx.desired_hash, "preview_selector": ctx.desired_hash,
-            "scale_up_preview_check_point": True,
-            "post_promotion_analysis_run_status": _run_status(
-                find_run(ctx, "postPromotion"))}))
-        verdict = gate(ctx, draft, "postPromotion", post,
+        draft.changes.blue_green = BlueGreenStatus(
+            active_selector=ctx.desired_hash, preview_selector=ctx.desired_hash,
+            scale_up_preview_check_point=True,
+            pre_promotion_analysis_run_status=bg.pre_promotion_analysis_run_status,
+            post_promotion_analysis_run_status=run_status(find_run(ctx, "postPromotion")))
+        verdict = gate(ctx, draft, "postPromotion",
                        "spec.strategy.blueGreen.postPromotionAnalysis")
         if verdict.verdict != "successful":
             _wait_for_analysis(ctx, draft, verdict, "Post-promotion analysis",
                                list(ctx.status.pause_conditions or []))
             return
     # steady() marks the previous revision for scale-down after scaleDownDelaySeconds.
-    promoted = ctx.status.model_copy(update={"stable_rs": ctx.desired_hash})
-    steady(Context(ctx.rollout, ctx.spec, ctx.observed, ctx.now, ctx.desired_hash, promoted),
-           draft, strategy, switch_delay=strategy.scale_down_delay_seconds)
+    promoted = StatusChanges(stable_rs=ctx.desired_hash).applied_to(ctx.status)
+    steady(ctx.with_status(promoted), draft, strategy,
+           switch_delay=strategy.scale_down_delay_seconds)
     draft.message = f"Revision {ctx.desired_hash} promoted to active (was {old_hash})"
-
-
-def _run_status(run: AnalysisRunView | None) -> RolloutAnalysisRunStatus | None:
-    if run is None:
-        return None
-    return RolloutAnalysisRunStatus(name=run.name, status=run.phase, message=run.message)
 
 
 def steady(ctx: Context, draft: Draft, strategy: BlueGreenStrategy,
@@ -222,18 +260,18 @@ def steady(ctx: Context, draft: Draft, strategy: BlueGreenStrategy,
     terminate_runs(ctx, draft, keep_current=False)
     trim_runs(ctx, draft)
     bg = ctx.status.blue_green or BlueGreenStatus()
-    draft.set(
+    draft.changes.merge(StatusChanges(
         stable_rs=stable_hash,
         pause_conditions=None,
         controller_pause=None,
         promote_full=None,
         preview_ready_at=None,
-        blue_green=bg.model_copy(update={
-            "active_selector": stable_hash if ready else bg.active_selector,
-            "preview_selector": stable_hash if ready else bg.preview_selector,
-            "scale_up_preview_check_point": None,
-        }),
-    )
+        blue_green=BlueGreenStatus(
+            active_selector=stable_hash if ready else bg.active_selector,
+            preview_selector=stable_hash if ready else bg.preview_selector,
+            pre_promotion_analysis_run_status=bg.pre_promotion_analysis_run_status,
+            post_promotion_analysis_run_status=bg.post_promotion_analysis_run_status),
+    ))
     if ready:
         draft.phase = "Healthy"
         draft.message = f"Revision {stable_hash} is active with {ctx.replicas} pods available"
@@ -245,10 +283,16 @@ def steady(ctx: Context, draft: Draft, strategy: BlueGreenStrategy,
         )
 
 
-def abort(ctx: Context, draft: Draft, strategy: BlueGreenStrategy, stable_hash: str,
-          stable: ReplicaSetView) -> None:
-    """Selectors back to stable first; the new revision's pods go after
-    abortScaleDownDelaySeconds."""
+def abort(ctx: Context, draft: Draft) -> None:
+    """The abort transition's target: selectors back to stable first; the new revision's
+    pods go after abortScaleDownDelaySeconds."""
+    strategy = ctx.spec.strategy.blue_green
+    assert strategy is not None
+    stable_hash = ctx.status.stable_rs
+    stable = ctx.rs(stable_hash)
+    if stable is None or stable_hash is None or stable_hash == ctx.desired_hash:
+        steady(ctx, draft, strategy, switch_delay=None)  # nothing to abort to or from
+        return
     scale(ctx, draft, stable, stable_hash, ctx.replicas, None)
     pin(ctx, draft, strategy.active_service, stable_hash)
     pin(ctx, draft, strategy.preview_service, stable_hash)
@@ -258,16 +302,17 @@ def abort(ctx: Context, draft: Draft, strategy: BlueGreenStrategy, stable_hash: 
     terminate_runs(ctx, draft, keep_current=False)
     trim_runs(ctx, draft)
     bg = ctx.status.blue_green or BlueGreenStatus()
-    draft.set(
+    draft.changes.merge(StatusChanges(
         analysis_attempt=next_attempt(ctx) or None,
         pause_conditions=None,
         controller_pause=None,
         promote_full=None,
         preview_ready_at=None,
-        blue_green=bg.model_copy(update={
-            "active_selector": stable_hash, "preview_selector": stable_hash,
-            "scale_up_preview_check_point": None}),
-    )
+        blue_green=BlueGreenStatus(
+            active_selector=stable_hash, preview_selector=stable_hash,
+            pre_promotion_analysis_run_status=bg.pre_promotion_analysis_run_status,
+            post_promotion_analysis_run_status=bg.post_promotion_analysis_run_status),
+    ))
     draft.phase = "Degraded"
     reason = ctx.status.abort_message or "Rollout aborted"
     draft.message = f"{reason}; active revision {stable_hash} serving all traffic"

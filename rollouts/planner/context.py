@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
 
-from rollouts.models.rollout import Phase, Rollout, RolloutSpec, RolloutStatus
+from rollouts.models.rollout import Phase, RolloutSpec, RolloutStatus, ValidRollout
+from rollouts.models.wire import POD_TEMPLATE_HASH_LABEL, whole_seconds
+from rollouts.planner.manifests import replica_set_manifest, replica_set_name
+from rollouts.planner.status import StatusChanges
 from rollouts.planner.types import (
     Action,
     CreateReplicaSet,
@@ -22,28 +24,9 @@ from rollouts.planner.types import (
 )
 
 
-def iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def iso_precise(moment: dt.datetime) -> str:
-    """RFC 3339 with microseconds when there are any: for clocks a duration is measured
-    from (pause starts), so that a pause never ends before its full duration."""
-    moment = moment.astimezone(dt.UTC)
-    if moment.microsecond == 0:
-        return iso(moment)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_time(text: str | None) -> dt.datetime | None:
-    if not text:
-        return None
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
 @dataclass(frozen=True)
 class Context:
-    rollout: Rollout
+    rollout: ValidRollout
     spec: RolloutSpec
     observed: Observed
     now: dt.datetime
@@ -63,22 +46,23 @@ class Context:
     def next_revision(self) -> int:
         return max((r.revision for r in self.observed.replica_sets), default=0) + 1
 
+    def with_status(self, status: RolloutStatus) -> Context:
+        return Context(self.rollout, self.spec, self.observed, self.now, self.desired_hash,
+                       status)
+
 
 @dataclass
 class Draft:
-    """Decisions of one pass: actions in order, status updates, phase, wake-up times."""
+    """Decisions of one pass: actions in order, status changes, phase, wake-up times."""
 
     phase: Phase = "Progressing"
     message: str = ""
     actions: list[Action] = field(default_factory=list)
-    updates: dict[str, Any] = field(default_factory=dict)
+    changes: StatusChanges = field(default_factory=StatusChanges)
     wake_at: list[dt.datetime] = field(default_factory=list)
-    # Set when this pass finds a reason to abort (failed analysis); plan() then re-plans
-    # with the abort recorded in status, so the same pass already moves traffic to stable.
+    # Set when this pass finds a reason to abort (failed analysis); plan() then makes the
+    # abort transition, so the same pass already moves traffic to stable.
     abort_message: str | None = None
-
-    def set(self, **updates: Any) -> None:
-        self.updates.update(updates)
 
     def wake(self, moment: dt.datetime) -> None:
         self.wake_at.append(moment)
@@ -91,19 +75,21 @@ def scale(ctx: Context, draft: Draft, rs: ReplicaSetView | None, pod_hash: str,
     Emits an action only when the observed ReplicaSet differs (invariant 6).
     """
     if rs is None:
-        from rollouts.planner.manifests import replica_set_name
-
+        revision = ctx.next_revision()
         draft.actions.append(
             CreateReplicaSet(
                 name=replica_set_name(ctx.rollout.metadata.name, pod_hash),
                 pod_hash=pod_hash,
                 replicas=replicas,
-                revision=ctx.next_revision(),
+                revision=revision,
+                manifest=replica_set_manifest(ctx.rollout, pod_hash=pod_hash,
+                                              replicas=replicas, revision=revision),
             )
         )
         return
     if rs.spec_replicas != replicas or rs.scale_down_at != scale_down_at:
-        draft.actions.append(ScaleReplicaSet(rs.name, replicas, scale_down_at))
+        draft.actions.append(ScaleReplicaSet(rs.name, replicas, scale_down_at,
+                                             rs.resource_version))
 
 
 def pin(ctx: Context, draft: Draft, service: str | None, pod_hash: str) -> None:
@@ -113,8 +99,8 @@ def pin(ctx: Context, draft: Draft, service: str | None, pod_hash: str) -> None:
     view = ctx.observed.services.get(service)
     if view is None:
         return  # missing Services are reported as InvalidSpec before planning
-    if view.selector.get("rollouts-pod-template-hash") != pod_hash:
-        draft.actions.append(PinService(service, pod_hash))
+    if view.selector.get(POD_TEMPLATE_HASH_LABEL) != pod_hash:
+        draft.actions.append(PinService(service, pod_hash, view.resource_version))
 
 
 def retire_others(ctx: Context, draft: Draft, keep: set[str], *, stable_ready: bool,
@@ -130,18 +116,20 @@ def retire_others(ctx: Context, draft: Draft, keep: set[str], *, stable_ready: b
             continue
         if rs.scale_down_at is not None:
             if ctx.now >= rs.scale_down_at:
-                draft.actions.append(ScaleReplicaSet(rs.name, 0, None))
+                draft.actions.append(ScaleReplicaSet(rs.name, 0, None, rs.resource_version))
             else:
                 draft.wake(rs.scale_down_at)
             continue
         if not stable_ready:
             continue
         if delay_seconds:
-            deadline = ctx.now + dt.timedelta(seconds=delay_seconds)
-            draft.actions.append(ScaleReplicaSet(rs.name, rs.spec_replicas, deadline))
+            # At the annotation's precision, so that the deadline read back is this one.
+            deadline = whole_seconds(ctx.now) + dt.timedelta(seconds=delay_seconds)
+            draft.actions.append(ScaleReplicaSet(rs.name, rs.spec_replicas, deadline,
+                                                 rs.resource_version))
             draft.wake(deadline)
         else:
-            draft.actions.append(ScaleReplicaSet(rs.name, 0, None))
+            draft.actions.append(ScaleReplicaSet(rs.name, 0, None, rs.resource_version))
     trim_history(ctx, draft, keep)
 
 

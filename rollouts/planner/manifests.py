@@ -5,19 +5,21 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any
 
-from rollouts.models.rollout import (
+from rollouts.models.rollout import RolloutSpec, ValidRollout
+from rollouts.models.wire import (
     POD_TEMPLATE_HASH_LABEL,
     REVISION_ANNOTATION,
-    RolloutSpec,
+    rollout_owner_reference,
 )
 
 # Characters Kubernetes uses for generated suffixes: no vowels, no look-alikes.
 _SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
-def pod_template_hash(template: dict[str, Any]) -> str:
+def pod_template_hash(template: Mapping[str, Any]) -> str:
     """A short stable hash of a pod template, used in names, labels and selectors.
 
     Any change to the template (image, env, labels, ...) gives a new hash; the same template
@@ -36,47 +38,31 @@ def replica_set_name(rollout_name: str, pod_hash: str) -> str:
     return f"{rollout_name}-{pod_hash}"
 
 
-def replica_set_manifest(
-    *,
-    rollout_name: str,
-    rollout_uid: str,
-    namespace: str,
-    spec: RolloutSpec,
-    template: dict[str, Any],
-    pod_hash: str,
-    replicas: int,
-    revision: int,
-) -> dict[str, Any]:
-    """The ReplicaSet for one revision, owned by the Rollout."""
-    pod_template = copy.deepcopy(template)
+def replica_set_manifest(rollout: ValidRollout, *, pod_hash: str, replicas: int,
+                         revision: int) -> dict[str, Any]:
+    """The ReplicaSet for one revision, owned by the Rollout: the pod template as written,
+    with the pod-template-hash label added to its labels and to the selector."""
+    pod_template = copy.deepcopy(dict(rollout.template))
     metadata = pod_template.setdefault("metadata", {})
     labels = {**(metadata.get("labels") or {}), POD_TEMPLATE_HASH_LABEL: pod_hash}
     metadata["labels"] = labels
-    selector = spec.selector.to_wire()
+    selector = rollout.spec.selector.to_wire()
     selector["matchLabels"] = {**(selector.get("matchLabels") or {}),
                                POD_TEMPLATE_HASH_LABEL: pod_hash}
     return {
         "apiVersion": "apps/v1",
         "kind": "ReplicaSet",
         "metadata": {
-            "name": replica_set_name(rollout_name, pod_hash),
-            "namespace": namespace,
+            "name": replica_set_name(rollout.metadata.name, pod_hash),
+            "namespace": rollout.metadata.namespace,
             "labels": labels,
             "annotations": {REVISION_ANNOTATION: str(revision)},
             "ownerReferences": [
-                {
-                    "apiVersion": "rollouts.dev/v1alpha1",
-                    "kind": "Rollout",
-                    "name": rollout_name,
-                    "uid": rollout_uid,
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
+                rollout_owner_reference(rollout.metadata.name, rollout.metadata.uid)],
         },
         "spec": {
             "replicas": replicas,
-            "minReadySeconds": spec.min_ready_seconds,
+            "minReadySeconds": rollout.spec.min_ready_seconds,
             "selector": selector,
             "template": pod_template,
         },

@@ -8,62 +8,68 @@ status alone (invariant 4) and planning the same inputs twice changes nothing (i
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from rollouts.models.rollout import (
     Condition,
+    InvalidRollout,
     Phase,
-    Rollout,
     RolloutSpec,
     RolloutStatus,
-    parse_spec,
-    rollout_manifest_errors,
+    ValidRollout,
 )
-from rollouts.planner.bluegreen import plan_blue_green
-from rollouts.planner.canary import plan_canary
-from rollouts.planner.context import Context, Draft, iso, parse_time
+from rollouts.models.wire import whole_seconds
+from rollouts.planner import bluegreen, canary
+from rollouts.planner.context import Context, Draft
 from rollouts.planner.manifests import pod_template_hash, selector_string
+from rollouts.planner.status import StatusChanges
 from rollouts.planner.types import CreateReplicaSet, Event, Observed, PinService, Plan
 
 PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
 
+Handler = Callable[[Context, Draft], None]
 
-def plan(rollout: Rollout, observed: Observed, now: dt.datetime) -> Plan:
-    old = rollout.status
-    errors = rollout_manifest_errors(rollout.spec)
-    spec = parse_spec(rollout.spec) if not errors else None
-    if spec is not None:
-        errors = _missing_services(spec, observed) + sorted(observed.analysis_problems.items())
-    if spec is None or errors:
+
+def plan(rollout: ValidRollout | InvalidRollout, observed: Observed, now: dt.datetime) -> Plan:
+    if isinstance(rollout, InvalidRollout):
+        return _invalid(rollout, list(rollout.errors), now)
+    spec = rollout.spec
+    errors = _missing_services(spec, observed) + sorted(observed.analysis_problems.items())
+    if observed.router is not None:
+        errors += observed.router.problems(observed.routes)
+    if errors:
         return _invalid(rollout, errors, now)
 
-    status = _reset_for_revision(old, pod_template_hash(rollout.spec["template"]), now)
-    draft = _decide(rollout, spec, observed, now, status)
+    old = rollout.status
+    progress, abort = ((canary.plan_canary, canary.abort) if spec.strategy.canary is not None
+                       else (bluegreen.plan_blue_green, bluegreen.abort))
+    status = _reset_for_revision(old, pod_template_hash(rollout.template), now)
+    ctx = Context(rollout, spec, observed, now, status.observed_pod_hash or "", status)
+    draft = _run(progress, ctx)
     if draft.abort_message and not status.abort:
-        status = status.model_copy(update={
-            "abort": True, "aborted_at": iso(now), "abort_message": draft.abort_message})
-        draft = _decide(rollout, spec, observed, now, status)
+        status, draft = _abort(abort, ctx, draft.abort_message)
 
     # Progress deadline: only a Rollout that is moving can be late.
     progress_at, exceeded = _progress(spec, old, status, draft, observed, now)
     if exceeded and spec.progress_deadline_abort and not status.abort:
-        message = _deadline_message(spec, status)
-        status = status.model_copy(update={
-            "abort": True, "aborted_at": iso(now), "abort_message": message})
-        draft = _decide(rollout, spec, observed, now, status)
+        status, draft = _abort(abort, ctx, _deadline_message(spec, status))
         progress_at, exceeded = None, True
     return _finish(rollout, spec, observed, now, old, status, draft, progress_at, exceeded)
 
 
-def _decide(rollout: Rollout, spec: RolloutSpec, observed: Observed, now: dt.datetime,
-            status: RolloutStatus) -> Draft:
-    ctx = Context(rollout, spec, observed, now, status.observed_pod_hash or "", status)
+def _run(handler: Handler, ctx: Context) -> Draft:
     draft = Draft()
-    if spec.strategy.canary is not None:
-        plan_canary(ctx, draft)
-    else:
-        plan_blue_green(ctx, draft)
+    handler(ctx, draft)
     return draft
+
+
+def _abort(abort: Handler, ctx: Context, message: str) -> tuple[RolloutStatus, Draft]:
+    """The abort transition: record why in status, then plan the way back to stable from
+    there (in the same pass, so traffic starts moving to stable at once)."""
+    status = StatusChanges(abort=True, aborted_at=whole_seconds(ctx.now),
+                           abort_message=message).applied_to(ctx.status)
+    return status, _run(abort, ctx.with_status(status))
 
 
 def _reset_for_revision(status: RolloutStatus, desired_hash: str,
@@ -74,20 +80,20 @@ def _reset_for_revision(status: RolloutStatus, desired_hash: str,
     """
     if status.observed_pod_hash == desired_hash:
         return status
-    return status.model_copy(update={
-        "observed_pod_hash": desired_hash,
-        "current_pod_hash": desired_hash,
-        "current_step_index": 0,
-        "abort": None,
-        "aborted_at": None,
-        "abort_message": None,
-        "pause_conditions": None,
-        "controller_pause": None,
-        "promote_full": None,
-        "preview_ready_at": None,
-        "analysis_attempt": None,
-        "progress_at": iso(now),
-    })
+    return StatusChanges(
+        observed_pod_hash=desired_hash,
+        current_pod_hash=desired_hash,
+        current_step_index=0,
+        abort=None,
+        aborted_at=None,
+        abort_message=None,
+        pause_conditions=None,
+        controller_pause=None,
+        promote_full=None,
+        preview_ready_at=None,
+        analysis_attempt=None,
+        progress_at=whole_seconds(now),
+    ).applied_to(status)
 
 
 def _missing_services(spec: RolloutSpec, observed: Observed) -> list[tuple[str, str]]:
@@ -113,7 +119,7 @@ def _progress_key(status: RolloutStatus) -> tuple[Any, ...]:
 
 
 def _progress(spec: RolloutSpec, old: RolloutStatus, status: RolloutStatus, draft: Draft,
-              observed: Observed, now: dt.datetime) -> tuple[str | None, bool]:
+              observed: Observed, now: dt.datetime) -> tuple[dt.datetime | None, bool]:
     """(progress_at to record, whether the deadline has passed).
 
     The deadline clock runs only while Progressing; a pause stops it and resuming restarts
@@ -121,13 +127,13 @@ def _progress(spec: RolloutSpec, old: RolloutStatus, status: RolloutStatus, draf
     """
     if draft.phase != "Progressing" or status.abort:
         return None, False
-    counts = status.model_copy(
-        update={**draft.updates, **_counts(observed, status.observed_pod_hash)})
-    moved = _progress_key(old) != _progress_key(counts)
-    started = parse_time(status.progress_at)
+    counts = _counts(observed, status.observed_pod_hash)
+    counts.merge(draft.changes)
+    moved = _progress_key(old) != _progress_key(counts.applied_to(status))
+    started = status.progress_at
     if started is None or moved:
         draft.wake(now + dt.timedelta(seconds=spec.progress_deadline_seconds))
-        return iso(now), False
+        return whole_seconds(now), False
     deadline = started + dt.timedelta(seconds=spec.progress_deadline_seconds)
     if now >= deadline:
         return status.progress_at, True
@@ -142,55 +148,53 @@ def _deadline_message(spec: RolloutSpec, status: RolloutStatus) -> str:
     )
 
 
-def _finish(rollout: Rollout, spec: RolloutSpec, observed: Observed, now: dt.datetime,
+def _finish(rollout: ValidRollout, spec: RolloutSpec, observed: Observed, now: dt.datetime,
             old: RolloutStatus, status: RolloutStatus, draft: Draft,
-            progress_at: str | None, exceeded: bool) -> Plan:
+            progress_at: dt.datetime | None, exceeded: bool) -> Plan:
     phase: Phase = draft.phase
     message = draft.message
     if exceeded and not status.abort:
         phase = "Degraded"
         message = _deadline_message(spec, status)
-    desired = status.observed_pod_hash
-    new = status.model_copy(update={
-        **draft.updates,
-        "phase": phase,
-        "message": message,
-        "observed_generation": rollout.metadata.generation,
-        "progress_at": progress_at,
-        "selector": selector_string(spec),
-        **_counts(observed, desired),
-    })
-    conditions = _conditions(old, phase, message, now, exceeded=exceeded,
-                             generation_seen=True, invalid=None)
-    new = new.model_copy(update={"conditions": conditions})
+    changes = StatusChanges()
+    changes.merge(draft.changes)
+    changes.merge(_counts(observed, status.observed_pod_hash))
+    changes.phase = phase
+    changes.message = message
+    changes.observed_generation = rollout.metadata.generation
+    changes.progress_at = progress_at
+    changes.selector = selector_string(spec)
+    changes.conditions = _conditions(old, phase, message, now, exceeded=exceeded, invalid=None)
+    new = changes.applied_to(status)
     events = _events(old, new, draft)
     wake = min(draft.wake_at, default=None)
     requeue = None if wake is None else max(0.0, (wake - now).total_seconds())
     return Plan(actions=tuple(draft.actions), status=new, events=events, requeue_after=requeue)
 
 
-def _counts(observed: Observed, desired: str | None) -> dict[str, int]:
+def _counts(observed: Observed, desired: str | None) -> StatusChanges:
     sets = observed.replica_sets
-    return {
-        "replicas": sum(r.replicas for r in sets),
-        "updated_replicas": sum(r.replicas for r in sets if r.pod_hash == desired),
-        "ready_replicas": sum(r.ready for r in sets),
-        "available_replicas": sum(r.available for r in sets),
-    }
+    return StatusChanges(
+        replicas=sum(r.replicas for r in sets),
+        updated_replicas=sum(r.replicas for r in sets if r.pod_hash == desired),
+        ready_replicas=sum(r.ready for r in sets),
+        available_replicas=sum(r.available for r in sets),
+    )
 
 
-def _invalid(rollout: Rollout, errors: list[tuple[str, str]], now: dt.datetime) -> Plan:
+def _invalid(rollout: ValidRollout | InvalidRollout, errors: list[tuple[str, str]],
+             now: dt.datetime) -> Plan:
     old = rollout.status
     message = "; ".join(f"{path}: {text}" for path, text in errors[:5])
     if len(errors) > 5:
         message += f" (and {len(errors) - 5} more)"
-    new = old.model_copy(update={
-        "phase": "Degraded",
-        "message": f"InvalidSpec: {message}",
-        "observed_generation": rollout.metadata.generation,
-        "conditions": _conditions(old, "Degraded", f"InvalidSpec: {message}", now,
-                                  exceeded=False, generation_seen=True, invalid=message),
-    })
+    new = StatusChanges(
+        phase="Degraded",
+        message=f"InvalidSpec: {message}",
+        observed_generation=rollout.metadata.generation,
+        conditions=_conditions(old, "Degraded", f"InvalidSpec: {message}", now,
+                               exceeded=False, invalid=message),
+    ).applied_to(old)
     events: tuple[Event, ...] = ()
     if old.message != new.message:
         events = (Event("Warning", "InvalidSpec", message),)
@@ -198,13 +202,13 @@ def _invalid(rollout: Rollout, errors: list[tuple[str, str]], now: dt.datetime) 
 
 
 def _conditions(old: RolloutStatus, phase: Phase, message: str, now: dt.datetime, *,
-                exceeded: bool, generation_seen: bool, invalid: str | None) -> list[Condition]:
+                exceeded: bool, invalid: str | None) -> list[Condition]:
     """kstatus conditions (Ready, Reconciling, Stalled) plus InvalidSpec and Progressing.
 
     A condition keeps its lastTransitionTime while its status and reason stay the same.
     """
     wanted: list[tuple[str, str, str, str]] = [
-        ("Ready", "True" if phase == "Healthy" and generation_seen else "False", phase, message),
+        ("Ready", "True" if phase == "Healthy" else "False", phase, message),
         ("Reconciling", "True" if phase in ("Progressing", "Paused") else "False", phase,
          message if phase in ("Progressing", "Paused") else ""),
         ("Stalled", "True" if phase == "Degraded" else "False", phase,
@@ -218,7 +222,7 @@ def _conditions(old: RolloutStatus, phase: Phase, message: str, now: dt.datetime
     for type_, status, reason, text in wanted:
         before = old.condition(type_)
         same = before is not None and before.status == status and before.reason == reason
-        stamp = before.last_transition_time if same and before else iso(now)
+        stamp = before.last_transition_time if same and before else whole_seconds(now)
         result.append(Condition(type=type_, status=status,
                                 reason=reason, message=text, last_transition_time=stamp))
     return result

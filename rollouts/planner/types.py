@@ -5,9 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
-from rollouts.models.rollout import RolloutAnalysis, RolloutStatus
+from rollouts.models.rollout import RolloutStatus
+from rollouts.planner.routing import ObjectKey, Router, RouteSnapshot, RouteWrite
+
+AnalysisKind = Literal["step", "background", "prePromotion", "postPromotion"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,20 @@ class AnalysisRunView:
 
 
 @dataclass(frozen=True)
+class PreparedRun:
+    """The AnalysisRun one analysis reference starts for revision `pod_hash`, attempt
+    `attempt`: resolved against the templates by the observer, complete and ready to create.
+    """
+
+    field: str  # where the reference sits in the spec
+    kind: AnalysisKind
+    step_index: int | None
+    pod_hash: str
+    attempt: int
+    manifest: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
 class Observed:
     """Everything the planner may look at besides the Rollout itself and the clock."""
 
@@ -57,6 +74,12 @@ class Observed:
     # Analysis references that cannot make a run (template missing, arg unresolved, ...):
     # field path -> message. Resolved by the observer, which can read templates.
     analysis_problems: Mapping[str, str] = field(default_factory=dict)
+    # Every analysis reference that can make a run: field path -> the run it makes.
+    prepared_runs: Mapping[str, PreparedRun] = field(default_factory=dict)
+    # The traffic router of a canary with trafficRouting (None: the pods are the split),
+    # and every object it reads, as observed (None: missing).
+    router: Router | None = None
+    routes: Mapping[ObjectKey, RouteSnapshot | None] = field(default_factory=dict)
 
 
 # --- actions: each is idempotent, the executor runs them in order ---------------------------
@@ -64,19 +87,24 @@ class Observed:
 
 @dataclass(frozen=True)
 class CreateReplicaSet:
+    """Create one revision's ReplicaSet (`manifest` is complete, owned by the Rollout)."""
+
     name: str
     pod_hash: str
     replicas: int
     revision: int
+    manifest: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
 class ScaleReplicaSet:
-    """Set spec.replicas and the scale-down deadline annotation (None removes it)."""
+    """Set spec.replicas and the scale-down deadline annotation (None removes it), guarded
+    by the ReplicaSet's observed resourceVersion."""
 
     name: str
     replicas: int
     scale_down_at: dt.datetime | None = None
+    resource_version: str = ""
 
 
 @dataclass(frozen=True)
@@ -86,22 +114,28 @@ class DeleteReplicaSet:
 
 @dataclass(frozen=True)
 class PinService:
-    """Point a Service's selector at one revision (the pod-template-hash label)."""
+    """Point a Service's selector at one revision (the pod-template-hash label), guarded by
+    the Service's observed resourceVersion."""
 
     service: str
     pod_hash: str
+    resource_version: str = ""
 
 
 @dataclass(frozen=True)
 class CreateAnalysisRun:
-    """Start one analysis of one revision; the executor resolves the templates."""
+    """Start one analysis of one revision (`manifest` prepared by the observer)."""
 
-    kind: str  # "step", "background", "prePromotion", "postPromotion"
+    kind: AnalysisKind
     pod_hash: str
-    analysis: RolloutAnalysis
-    field: str  # where `analysis` sits in the spec, for messages
-    step_index: int | None = None
-    attempt: int = 0
+    step_index: int | None
+    attempt: int
+    field: str  # where the reference sits in the spec
+    manifest: Mapping[str, Any]
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest["metadata"]["name"])
 
 
 @dataclass(frozen=True)
@@ -116,6 +150,14 @@ class DeleteAnalysisRun:
     name: str
 
 
+@dataclass(frozen=True)
+class ApplyRouteWrite:
+    """One write a traffic router decided (a guarded JSON patch, a create or a delete of a
+    route object), applied exactly as given."""
+
+    write: RouteWrite
+
+
 Action = (
     CreateReplicaSet
     | ScaleReplicaSet
@@ -124,6 +166,7 @@ Action = (
     | CreateAnalysisRun
     | TerminateAnalysisRun
     | DeleteAnalysisRun
+    | ApplyRouteWrite
 )
 
 

@@ -14,10 +14,11 @@ from typing import Any
 import pytest
 
 from rollouts.errors import ConflictError
+from rollouts.kube.analysis import Templates
 from rollouts.kube.client import KubeClient
 from rollouts.kube.execute import execute
 from rollouts.kube.observe import observe
-from rollouts.models.rollout import Rollout, parse_spec
+from rollouts.models.rollout import ValidRollout, parse_rollout
 from rollouts.planner.plan import plan
 from tests.e2e.conftest import CountingSandbox
 from tests.e2e.dsl import (
@@ -216,8 +217,8 @@ def test_restart_during_a_timed_pause_still_ends_the_pause(sandbox: CountingSand
 
 def test_stale_status_writes_are_replanned(cluster: CountingSandbox) -> None:
     """Metadata-only changes bump resourceVersion under the controller while it works: its
-    guarded status writes fail (422 on the JSON-patch test) and it observes and plans again
-    instead of losing or repeating progress."""
+    guarded status writes fail (409 Conflict on the stale resourceVersion) and it observes and
+    plans again instead of losing or repeating progress."""
     s = scenario(cluster).given(rollout(
         "web", canary(set_weight(25), pause(1), set_weight(50), pause(1), set_weight(75))))
     stop = threading.Event()
@@ -241,8 +242,9 @@ def test_stale_status_writes_are_replanned(cluster: CountingSandbox) -> None:
             stop.set()
             thread.join(timeout=5)
     assert s.world().rollout["metadata"]["generation"] == generation + 1
-    conflicts = cluster.failed_writes("/rollouts/web/status")
+    conflicts = cluster.failed_writes("/rollouts/web/status", codes=(409,))
     assert conflicts >= 1, cluster.responses
+    assert cluster.failed_writes("/rollouts/web/status", codes=(422,)) == 0, cluster.responses
     # Progress only moved forward: no step repeated or skipped back.
     steps = [x.status.get("currentStepIndex") for x in trace.samples
              if x.status.get("currentPodHash") != x.status.get("stableRS")]
@@ -257,27 +259,27 @@ async def test_a_stale_plan_writes_no_status_and_a_fresh_one_does(
     manifest, services = rollout_manifest("web", canary(set_weight(50)), replicas=2)
     sandbox.apply([*services, manifest])
 
-    def look() -> tuple[dict[str, Any], Any]:
-        body = sandbox.rollout("web")
+    def look() -> tuple[ValidRollout, Any]:
+        rollout = parse_rollout(sandbox.rollout("web"))
+        assert isinstance(rollout, ValidRollout)
         sets = sandbox.emulator.list_objects("apps", "v1", "replicasets", "default")
         svcs = {n: sandbox.emulator.get_object("", "v1", "services", "default", n)
                 for n in ("web-stable", "web-canary")}
-        return body, observe(body, replica_sets=sets, services=svcs)
+        return rollout, observe(rollout, replica_sets=sets, services=svcs, analysis_runs=(),
+                                templates=Templates())
 
     now = dt.datetime.now(dt.UTC)
     stale, observed = look()
-    stale_plan = plan(Rollout.model_validate(stale), observed, now)
+    stale_plan = plan(stale, observed, now)
     sandbox.emulator.patch_object("rollouts.dev", "v1alpha1", "rollouts", "default", "web",
                                   {"metadata": {"labels": {"touched": "yes"}}})
-    async with KubeClient.from_kubeconfig(str(sandbox.kubeconfig)) as client:
+    async with KubeClient.load(str(sandbox.kubeconfig)) as client:
         with pytest.raises(ConflictError):
-            await execute(client, stale, parse_spec(stale["spec"]), stale_plan,
-                          observed=observed, now=now)
+            await execute(client, stale.metadata, stale.status.to_wire(), stale_plan, now)
         assert not sandbox.status("web"), "a stale plan wrote the status"
         fresh, observed = look()
-        assert await execute(client, fresh, parse_spec(fresh["spec"]),
-                             plan(Rollout.model_validate(fresh), observed, now),
-                             observed=observed, now=now)
+        assert await execute(client, fresh.metadata, fresh.status.to_wire(),
+                             plan(fresh, observed, now), now)
     status = sandbox.status("web")
     # Healthy too when the kubelet made the pods ready before the second look (under load).
     assert status["currentPodHash"] and status["phase"] in ("Progressing", "Healthy"), status

@@ -10,18 +10,27 @@ import httpx
 import pytest
 
 from rollouts.errors import ConflictError, KubeError
+from rollouts.kube.analysis import Templates
 from rollouts.kube.client import KubeClient
 from rollouts.kube.config import Connection
 from rollouts.kube.execute import execute
 from rollouts.kube.observe import observe
 from rollouts.models.rollout import (
+    ObjectMeta,
+    RolloutStatus,
+    ValidRollout,
+    parse_rollout,
+)
+from rollouts.models.wire import (
     POD_TEMPLATE_HASH_LABEL,
     REVISION_ANNOTATION,
     SCALE_DOWN_DEADLINE_ANNOTATION,
-    RolloutStatus,
-    parse_spec,
 )
+from rollouts.planner.manifests import pod_template_hash, replica_set_manifest
+from rollouts.planner.plan import plan as make_plan
+from rollouts.planner.routing import ObjectKey, RouteWrite
 from rollouts.planner.types import (
+    ApplyRouteWrite,
     CreateReplicaSet,
     DeleteReplicaSet,
     Event,
@@ -104,31 +113,45 @@ def status_of(**fields: Any) -> RolloutStatus:
     return RolloutStatus.model_validate(fields)
 
 
+def valid(body: dict[str, Any]) -> ValidRollout:
+    parsed = parse_rollout(body)
+    assert isinstance(parsed, ValidRollout)
+    return parsed
+
+
+def meta(body: dict[str, Any]) -> ObjectMeta:
+    return ObjectMeta.model_validate(body["metadata"])
+
+
+def create_rs(body: dict[str, Any], pod_hash: str, replicas: int,
+              revision: int) -> CreateReplicaSet:
+    manifest = replica_set_manifest(valid(body), pod_hash=pod_hash, replicas=replicas,
+                                    revision=revision)
+    return CreateReplicaSet(name=f"web-{pod_hash}", pod_hash=pod_hash, replicas=replicas,
+                            revision=revision, manifest=manifest)
+
+
+STATUS_PATH = "/apis/rollouts.dev/v1alpha1/namespaces/shop/rollouts/web/status"
+
+
 async def test_actions_status_and_events_in_order() -> None:
     rec = Recorder()
     body = rollout_body(status={"phase": "Healthy", "stableRS": "aaa"})
-    observed = observe(
-        body,
-        replica_sets=[rs_body("web-aaa", "aaa", 3, "100")],
-        services={"web": svc_body("web", {"app": "web", POD_TEMPLATE_HASH_LABEL: "aaa"}, "7"),
-                  "web-canary": svc_body("web-canary", {"app": "web", "team": "x"}, "8")},
-    )
     deadline = NOW + dt.timedelta(seconds=30)
     plan = Plan(
         actions=(
-            CreateReplicaSet(name="web-bbb", pod_hash="bbb", replicas=1, revision=2),
-            PinService(service="web-canary", pod_hash="bbb"),
-            PinService(service="web", pod_hash="aaa"),  # already pinned: no write
-            ScaleReplicaSet(name="web-aaa", replicas=2, scale_down_at=deadline),
+            create_rs(body, "bbb", 1, 2),
+            PinService(service="web-canary", pod_hash="bbb", resource_version="8"),
+            ScaleReplicaSet(name="web-aaa", replicas=2, scale_down_at=deadline,
+                            resource_version="100"),
             DeleteReplicaSet(name="web-old"),
         ),
         status=status_of(phase="Progressing", stableRS="aaa", currentPodHash="bbb"),
         events=(Event(type="Normal", reason="RolloutUpdated", message="new revision bbb"),),
     )
     async with rec.client() as client:
-        wrote = await execute(client, body, parse_spec(body["spec"]), plan,
-                              observed=observed, now=NOW)
-        assert client.request_counts == {"create": 2, "patch": 3, "delete": 1}
+        wrote = await execute(client, meta(body), body["status"], plan, NOW)
+        assert client.request_counts == {"create": 2, "patch": 2, "delete": 1, "update": 1}
     assert wrote
 
     methods = [(m, p) for m, p, _, _ in rec.requests]
@@ -137,7 +160,7 @@ async def test_actions_status_and_events_in_order() -> None:
         ("PATCH", "/api/v1/namespaces/shop/services/web-canary"),
         ("PATCH", "/apis/apps/v1/namespaces/shop/replicasets/web-aaa"),
         ("DELETE", "/apis/apps/v1/namespaces/shop/replicasets/web-old"),
-        ("PATCH", "/apis/rollouts.dev/v1alpha1/namespaces/shop/rollouts/web/status"),
+        ("PUT", STATUS_PATH),
         ("POST", "/api/v1/namespaces/shop/events"),
     ]
     created = rec.requests[0][3]
@@ -159,13 +182,12 @@ async def test_actions_status_and_events_in_order() -> None:
         "spec": {"replicas": 2},
     }
 
-    _, _, ctype, status_ops = rec.requests[4]
-    assert ctype == "application/json-patch+json"
-    assert status_ops[0] == {"op": "test", "path": "/metadata/resourceVersion", "value": "42"}
-    assert status_ops[1]["op"] == "add" and status_ops[1]["path"] == "/status"
-    assert status_ops[1]["value"]["phase"] == "Progressing"
-    assert status_ops[1]["value"]["currentPodHash"] == "bbb"
-    assert "spec" not in json.dumps(status_ops)  # never writes spec
+    # The status: replaced whole, guarded by the Rollout's observed resourceVersion.
+    _, _, _, put = rec.requests[4]
+    assert put["metadata"] == {"name": "web", "namespace": "shop", "resourceVersion": "42"}
+    assert put["status"]["phase"] == "Progressing"
+    assert put["status"]["currentPodHash"] == "bbb"
+    assert "spec" not in put  # never writes spec
 
     event = rec.requests[5][3]
     assert event["involvedObject"] == {
@@ -179,12 +201,10 @@ async def test_actions_status_and_events_in_order() -> None:
 async def test_scale_removes_deadline_with_null() -> None:
     rec = Recorder()
     body = rollout_body(status={})
-    observed = observe(body, replica_sets=[rs_body("web-aaa", "aaa", 0, "5",
-                                                   deadline="2026-01-01T11:00:00Z")])
-    plan = Plan(actions=(ScaleReplicaSet(name="web-aaa", replicas=3),),
+    plan = Plan(actions=(ScaleReplicaSet(name="web-aaa", replicas=3, resource_version="5"),),
                 status=RolloutStatus.model_validate({}))
     async with rec.client() as client:
-        await execute(client, body, None, plan, observed=observed, now=NOW)
+        await execute(client, meta(body), body["status"], plan, NOW)
     assert rec.requests[0][3] == {
         "metadata": {"resourceVersion": "5",
                      "annotations": {SCALE_DOWN_DEADLINE_ANNOTATION: None}},
@@ -193,27 +213,25 @@ async def test_scale_removes_deadline_with_null() -> None:
 
 
 async def test_same_inputs_write_nothing() -> None:
-    """Invariant 6: a plan that matches what was observed sends no request at all."""
+    """Invariant 6: the plan made from what was observed, when it all matches, sends no
+    request at all."""
     rec = Recorder()
-    deadline = "2026-01-01T12:00:30Z"
-    status = status_of(phase="Healthy", stableRS="aaa", currentPodHash="aaa", replicas=3)
-    body = rollout_body(status=status.to_wire())
-    observed = observe(
-        body,
-        replica_sets=[rs_body("web-aaa", "aaa", 3, "100", deadline=deadline)],
-        services={"web": svc_body("web", {"app": "web", POD_TEMPLATE_HASH_LABEL: "aaa"}, "7")},
-    )
-    plan = Plan(
-        actions=(
-            PinService(service="web", pod_hash="aaa"),
-            ScaleReplicaSet(name="web-aaa", replicas=3,
-                            scale_down_at=NOW + dt.timedelta(seconds=30, microseconds=500)),
-        ),
-        status=status,
-    )
+    body = rollout_body()
+    rollout = valid(body)
+    live = rollout_body()
+    pod_hash = pod_template_hash(rollout.template)
+    rs = rs_body(f"web-{pod_hash}", pod_hash, 3, "100")
+    services = {name: svc_body(name, {"app": "web", POD_TEMPLATE_HASH_LABEL: pod_hash}, "7")
+                for name in ("web", "web-canary")}
+    first = make_plan(rollout, observe(rollout, replica_sets=[rs], services=services,
+                                       analysis_runs=(), templates=Templates()), NOW)
+    live["status"] = first.status.to_wire()
+    again = valid(live)
+    second = make_plan(again, observe(again, replica_sets=[rs], services=services,
+                                      analysis_runs=(), templates=Templates()), NOW)
+    assert second.actions == () and second.events == ()
     async with rec.client() as client:
-        wrote = await execute(client, body, parse_spec(body["spec"]), plan,
-                              observed=observed, now=NOW)
+        wrote = await execute(client, meta(live), live["status"], second, NOW)
     assert not wrote
     assert rec.requests == []
 
@@ -224,24 +242,34 @@ async def test_status_write_replaces_whole_status() -> None:
         {"reason": "CanaryPauseStep", "startTime": "2026-01-01T11:59:00Z"}]})
     plan = Plan(actions=(), status=status_of(phase="Progressing"))
     async with rec.client() as client:
-        await execute(client, body, None, plan, now=NOW)
-    value = rec.requests[0][3][1]["value"]
+        await execute(client, meta(body), body["status"], plan, NOW)
+    value = rec.requests[0][3]["status"]
     assert "pauseConditions" not in value  # cleared field goes away, not merged
 
 
 async def test_stale_status_write_is_a_conflict() -> None:
-    path = "/apis/rollouts.dev/v1alpha1/namespaces/shop/rollouts/web/status"
-    rec = Recorder({("PATCH", path): (422, {
-        "kind": "Status", "status": "Failure", "reason": "Invalid", "code": 422,
-        "message": "the server rejected our request: testing value "
-                   "/metadata/resourceVersion failed: test failed"})})
+    rec = Recorder({("PUT", STATUS_PATH): (409, {
+        "kind": "Status", "status": "Failure", "reason": "Conflict", "code": 409,
+        "message": "anything at all"})})
     plan = Plan(actions=(), status=status_of(phase="Progressing"),
                 events=(Event(type="Normal", reason="X", message="y"),))
     async with rec.client() as client:
         with pytest.raises(ConflictError):
-            await execute(client, rollout_body(status={}), None, plan, now=NOW)
+            await execute(client, meta(rollout_body()), {}, plan, NOW)
     # No Events for a status that was not written: the next pass posts them once.
-    assert [m for m, *_ in rec.requests] == ["PATCH"]
+    assert [m for m, *_ in rec.requests] == ["PUT"]
+
+
+async def test_an_invalid_status_write_is_an_error_whatever_its_message_says() -> None:
+    """Never keyed on message text: a 422 that mentions "test" is still a 422."""
+    rec = Recorder({("PUT", STATUS_PATH): (422, {
+        "kind": "Status", "status": "Failure", "reason": "Invalid", "code": 422,
+        "message": "testing value /metadata/resourceVersion failed: test failed"})})
+    plan = Plan(actions=(), status=status_of(phase="Progressing"))
+    async with rec.client() as client:
+        with pytest.raises(KubeError) as info:
+            await execute(client, meta(rollout_body()), {}, plan, NOW)
+    assert not isinstance(info.value, ConflictError) and info.value.status == 422
 
 
 async def test_stale_scale_propagates_409_and_stops() -> None:
@@ -250,13 +278,12 @@ async def test_stale_scale_propagates_409_and_stops() -> None:
         "kind": "Status", "reason": "Conflict", "code": 409,
         "message": "the object has been modified"})})
     body = rollout_body(status={})
-    observed = observe(body, replica_sets=[rs_body("web-aaa", "aaa", 3, "1")])
-    plan = Plan(actions=(ScaleReplicaSet(name="web-aaa", replicas=1),
-                         PinService(service="web", pod_hash="aaa")),
+    plan = Plan(actions=(ScaleReplicaSet(name="web-aaa", replicas=1, resource_version="1"),
+                         PinService(service="web", pod_hash="aaa", resource_version="2")),
                 status=status_of(phase="Progressing"))
     async with rec.client() as client:
         with pytest.raises(ConflictError) as info:
-            await execute(client, body, None, plan, observed=observed, now=NOW)
+            await execute(client, meta(body), body["status"], plan, NOW)
     assert info.value.status == 409
     assert len(rec.requests) == 1  # nothing after the stale write, no status
 
@@ -264,20 +291,23 @@ async def test_stale_scale_propagates_409_and_stops() -> None:
 async def test_create_already_exists_is_fine_other_errors_are_not() -> None:
     path = "/apis/apps/v1/namespaces/shop/replicasets"
     body = rollout_body(status={"phase": "Progressing"})
-    spec = parse_spec(body["spec"])
-    plan = Plan(actions=(CreateReplicaSet(name="web-bbb", pod_hash="bbb", replicas=1,
-                                          revision=2),),
-                status=status_of(phase="Progressing"))
+    plan = Plan(actions=(create_rs(body, "bbb", 1, 2),), status=status_of(phase="Progressing"))
     rec = Recorder({("POST", path): (409, {"reason": "AlreadyExists", "code": 409,
                                            "message": "exists"})})
     async with rec.client() as client:
-        assert not await execute(client, body, spec, plan, now=NOW)
+        assert not await execute(client, meta(body), body["status"], plan, NOW)
+
+    rec = Recorder({("POST", path): (409, {"reason": "Conflict", "code": 409,
+                                           "message": "exists"})})
+    async with rec.client() as client:
+        with pytest.raises(ConflictError):
+            await execute(client, meta(body), body["status"], plan, NOW)
 
     rec = Recorder({("POST", path): (403, {"reason": "Forbidden", "code": 403,
                                            "message": "no"})})
     async with rec.client() as client:
         with pytest.raises(KubeError) as info:
-            await execute(client, body, spec, plan, now=NOW)
+            await execute(client, meta(body), body["status"], plan, NOW)
     assert info.value.status == 403
 
 
@@ -286,9 +316,9 @@ async def test_event_failure_does_not_fail_the_pass() -> None:
     plan = Plan(actions=(), status=status_of(phase="Healthy"),
                 events=(Event(type="Warning", reason="X", message="y" * 5000),))
     async with rec.client() as client:
-        await execute(client, rollout_body(status={}), None, plan, now=NOW)
+        await execute(client, meta(rollout_body()), {}, plan, NOW)
     assert len(rec.requests[1][3]["message"]) == 1024
-    assert rec.requests[0][2] == "application/json-patch+json"
+    assert rec.requests[0][0] == "PUT"
 
 
 async def test_bearer_token_sent() -> None:
@@ -307,11 +337,12 @@ async def test_bearer_token_sent() -> None:
 
 
 def test_observe_filters_foreign_and_reports_missing_services() -> None:
-    body = rollout_body()
     foreign = rs_body("other-x", "x", 1, "3")
     foreign["metadata"]["ownerReferences"][0]["uid"] = "someone-else"
-    observed = observe(body, replica_sets=[rs_body("web-aaa", "aaa", 3, "1"), foreign],
-                       services={"web": svc_body("web", {"app": "web"}, "2")})
+    observed = observe(valid(rollout_body()),
+                       replica_sets=[rs_body("web-aaa", "aaa", 3, "1"), foreign],
+                       services={"web": svc_body("web", {"app": "web"}, "2")},
+                       analysis_runs=(), templates=Templates())
     assert [rs.name for rs in observed.replica_sets] == ["web-aaa"]
     rs = observed.replica_sets[0]
     assert (rs.pod_hash, rs.revision, rs.spec_replicas, rs.available) == ("aaa", 1, 3, 3)
@@ -337,7 +368,7 @@ async def test_client_and_status_write_against_emulator() -> None:
     async with ApiEmulator() as emulator:
         with tempfile.TemporaryDirectory() as tmp:
             path = emulator.write_kubeconfig(pathlib.Path(tmp) / "kubeconfig", namespace="shop")
-            client = KubeClient.from_kubeconfig(str(path))
+            client = KubeClient.load(str(path))
         async with client:
             assert client.default_namespace == "shop"
             for crd in yaml.safe_load_all((root / "crds/rollouts.dev_rollouts.yaml").read_text()):
@@ -358,16 +389,16 @@ async def test_client_and_status_write_against_emulator() -> None:
             # A status write from the observed version succeeds; a second one from the same
             # (now stale) observation is a conflict, and spec is untouched either way.
             plan = Plan(actions=(), status=status_of(phase="Progressing"))
-            assert await execute(client, created, None, plan, now=NOW)
+            assert await execute(client, meta(created), created.get("status"), plan, NOW)
             with pytest.raises(ConflictError):
-                await execute(client, created, None,
-                              Plan(actions=(), status=status_of(phase="Healthy")), now=NOW)
+                await execute(client, meta(created), created.get("status"),
+                              Plan(actions=(), status=status_of(phase="Healthy")), NOW)
             live = await client.get("rollouts.dev", "v1alpha1", "rollouts", "shop", "web")
             assert live["status"]["phase"] == "Progressing"
             assert live["spec"] == created["spec"]
             assert live["metadata"]["generation"] == created["metadata"]["generation"]
             # Same inputs again: nothing written.
-            assert not await execute(client, live, None, plan, now=NOW)
+            assert not await execute(client, meta(live), live["status"], plan, NOW)
 
             # Watch from the list's version sees the status write as MODIFIED.
             async def first_event() -> tuple[str, dict[str, Any]]:
@@ -383,3 +414,61 @@ async def test_client_and_status_write_against_emulator() -> None:
 
             await client.delete("rollouts.dev", "v1alpha1", "rollouts", "shop", "web")
             assert client.request_counts["watch"] == 1
+
+
+# --- route writes (a traffic router's decisions, applied as given) ------------------------
+
+ROUTE_KEY = ObjectKey("networking.example.dev/v1", "Ingress", "web", "shop")
+ROUTES = "/apis/networking.example.dev/v1/namespaces/shop/ingresses"
+
+
+async def test_route_writes_are_applied_as_given() -> None:
+    rec = Recorder()
+    patch = ({"op": "replace", "path": "/metadata/resourceVersion", "value": "3"},
+             {"op": "replace", "path": "/spec/weight", "value": 25})
+    plan = Plan(actions=(
+        ApplyRouteWrite(RouteWrite(ROUTE_KEY, "patch", patch=patch)),
+        ApplyRouteWrite(RouteWrite(ROUTE_KEY, "create", manifest={"metadata": {"name": "c"}})),
+        ApplyRouteWrite(RouteWrite(ROUTE_KEY, "delete")),
+    ), status=status_of(phase="Progressing"))
+    async with rec.client() as client:
+        await execute(client, meta(rollout_body()), {"phase": "Progressing"}, plan, NOW)
+    assert [(m, p, c) for m, p, c, _ in rec.requests] == [
+        ("PATCH", f"{ROUTES}/web", "application/json-patch+json"),
+        ("POST", ROUTES, "application/json"),
+        ("DELETE", f"{ROUTES}/web", "application/json"),
+    ]
+    assert rec.requests[0][3] == [dict(op) for op in patch]
+
+
+async def test_route_writes_are_idempotent_and_a_stale_patch_is_a_conflict() -> None:
+    rec = Recorder({("POST", ROUTES): (409, {"reason": "AlreadyExists", "code": 409}),
+                    ("DELETE", f"{ROUTES}/web"): (404, {"reason": "NotFound", "code": 404}),
+                    ("PATCH", f"{ROUTES}/web"): (409, {"reason": "Conflict", "code": 409})})
+    done = Plan(actions=(
+        ApplyRouteWrite(RouteWrite(ROUTE_KEY, "create", manifest={"metadata": {"name": "c"}})),
+        ApplyRouteWrite(RouteWrite(ROUTE_KEY, "delete")),
+    ), status=status_of(phase="Progressing"))
+    stale = Plan(actions=(ApplyRouteWrite(RouteWrite(ROUTE_KEY, "patch", patch=(
+        {"op": "replace", "path": "/metadata/resourceVersion", "value": "1"},))),),
+        status=status_of(phase="Progressing"))
+    async with rec.client() as client:
+        assert not await execute(client, meta(rollout_body()), {"phase": "Progressing"},
+                                 done, NOW)
+        with pytest.raises(ConflictError):
+            await execute(client, meta(rollout_body()), {}, stale, NOW)
+
+
+def test_observe_reads_the_objects_the_router_names() -> None:
+    from tests.unit.fake_router import ROUTE, FakeRouter
+
+    body = {"metadata": {"name": "web-route", "resourceVersion": "4"},
+            "spec": {"canaryWeight": 10}}
+    observed = observe(valid(rollout_body()), replica_sets=(), services={}, analysis_runs=(),
+                       templates=Templates(), router=FakeRouter(), route_bodies={ROUTE: body})
+    snapshot = observed.routes[ROUTE]
+    assert snapshot is not None and snapshot.body == body
+    assert observed.router is not None and observed.router.verified_weight(observed.routes) == 10
+    missing = observe(valid(rollout_body()), replica_sets=(), services={}, analysis_runs=(),
+                      templates=Templates(), router=FakeRouter(), route_bodies={})
+    assert missing.routes == {ROUTE: None}

@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from rollouts.planner.canary import replica_targets, step_weight
+from rollouts.planner.steps import step_weight
+from rollouts.planner.traffic import replica_targets
 from rollouts.planner.types import DeleteReplicaSet, ScaleReplicaSet
 from tests.unit.world import World, canary_spec
 
@@ -52,7 +53,7 @@ def test_step_weight_is_last_set_weight_at_or_before_index() -> None:
                                    {"setWeight": 60}]))
     strategy = spec.strategy.canary
     assert strategy is not None
-    assert [step_weight(strategy, i) for i in range(5)] == [0, 30, 30, 60, 100]
+    assert [step_weight(strategy.steps or [], i) for i in range(5)] == [0, 30, 30, 60, 100]
 
 
 def test_first_revision_goes_straight_to_stable() -> None:

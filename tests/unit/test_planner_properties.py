@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rollouts.models.rollout import PauseCondition, parse_spec
-from rollouts.planner.canary import replica_targets, traffic_share
 from rollouts.planner.manifests import pod_template_hash
+from rollouts.planner.traffic import replica_targets, traffic_share
 from rollouts.planner.types import PinService, Plan, ScaleReplicaSet
 from tests.unit.world import World, blue_green_spec, canary_spec
 
@@ -68,14 +68,9 @@ class Checker:
     # --- moves ----------------------------------------------------------------------------
     def do(self, move: str, data: st.DataObject) -> None:
         w = self.world
-        if move == "pods":
-            w.settle()
-        elif move == "pods_partial":
-            w.settle(available={h: data.draw(st.integers(0, r.spec_replicas))
-                                for h, r in w.replica_sets.items()})
-        elif move == "clock":
-            w.advance(data.draw(st.sampled_from([1, 5, 10, 30, 700])))
-        elif move == "promote":
+        if w.move(move, data, clock=[1, 5, 10, 30, 700]):
+            return
+        if move == "promote":
             self.promote()
         elif move == "promote_full":
             w.edit_status(promote_full=True)

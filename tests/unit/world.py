@@ -11,10 +11,19 @@ import datetime as dt
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from rollouts.models.rollout import POD_TEMPLATE_HASH_LABEL, ObjectMeta, Rollout, RolloutStatus
+from rollouts.models.rollout import (
+    POD_TEMPLATE_HASH_LABEL,
+    ObjectMeta,
+    Rollout,
+    RolloutStatus,
+    ValidRollout,
+    parse_rollout,
+)
+from rollouts.planner.analysis import analysis_references, run_slot
 from rollouts.planner.plan import plan
 from rollouts.planner.types import (
     AnalysisRunView,
+    ApplyRouteWrite,
     CreateAnalysisRun,
     CreateReplicaSet,
     DeleteAnalysisRun,
@@ -22,11 +31,13 @@ from rollouts.planner.types import (
     Observed,
     PinService,
     Plan,
+    PreparedRun,
     ReplicaSetView,
     ScaleReplicaSet,
     ServiceView,
     TerminateAnalysisRun,
 )
+from tests.unit.fake_router import route
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -64,6 +75,11 @@ class World:
     runs: dict[str, AnalysisRunView] = field(default_factory=dict)
     analysis_problems: dict[str, str] = field(default_factory=dict)
     auto_ready: bool = True  # pods become available as soon as the ReplicaSet asks for them
+    # A traffic router (tests.unit.fake_router.FakeRouter) and the weight its route holds
+    # (None: the route object is missing).
+    router: Any = None
+    route_weight: int | None = 0
+    route_version: int = 1
 
     def __post_init__(self) -> None:
         for name in ("canary", "stable", "active", "preview"):
@@ -78,7 +94,25 @@ class World:
         return Observed(replica_sets=tuple(self.replica_sets.values()),
                         services=dict(self.services),
                         analysis_runs=tuple(self.runs.values()),
-                        analysis_problems=dict(self.analysis_problems))
+                        analysis_problems=dict(self.analysis_problems),
+                        prepared_runs=self.prepared_runs(),
+                        router=self.router,
+                        routes=route(self.route_weight, str(self.route_version))
+                        if self.router is not None else {})
+
+    def prepared_runs(self) -> dict[str, PreparedRun]:
+        """What the observer would prepare: one run per reference, for this revision and
+        attempt (named so a test can tell them apart; the templates are not modelled)."""
+        parsed = parse_rollout(self.rollout())
+        if not isinstance(parsed, ValidRollout):
+            return {}
+        pod_hash, attempt = run_slot(parsed)
+        return {
+            path: PreparedRun(path, kind, step, pod_hash, attempt, {
+                "metadata": {"name": f"run-{pod_hash}-{kind}-{step}-{attempt}"}})
+            for kind, path, _, step in analysis_references(parsed.spec)
+            if path not in self.analysis_problems
+        }
 
     def set_image(self, image: str) -> None:
         self.spec = copy.deepcopy(self.spec)
@@ -88,12 +122,29 @@ class World:
     def advance(self, seconds: float) -> None:
         self.now += dt.timedelta(seconds=seconds)
 
+    def move(self, move: str, data: Any, *, clock: list[int] | None = None) -> bool:
+        """The moves random histories share (`data`: hypothesis's draw): pods become
+        available ("pods"), some of them ("pods_partial"), time passes ("clock").
+        False for any other move."""
+        from hypothesis import strategies as st
+
+        if move == "pods":
+            self.settle()
+        elif move == "pods_partial":
+            self.settle(available={h: data.draw(st.integers(0, r.spec_replicas))
+                                   for h, r in self.replica_sets.items()})
+        elif move == "clock":
+            self.advance(data.draw(st.sampled_from(clock or [1, 10, 30])))
+        else:
+            return False
+        return True
+
     def edit_status(self, **updates: Any) -> None:
         self.status = self.status.model_copy(update=updates)
 
     # --- the loop ---------------------------------------------------------------------
     def plan(self) -> Plan:
-        return plan(self.rollout(), self.observed(), self.now)
+        return plan(parse_rollout(self.rollout()), self.observed(), self.now)
 
     def step(self) -> Plan:
         """One reconcile pass: plan, apply actions, write status, let pods settle."""
@@ -118,7 +169,7 @@ class World:
                 rs = self._by_name(action.name)
                 del self.replica_sets[rs.pod_hash]
             elif isinstance(action, CreateAnalysisRun):
-                name = f"run-{action.pod_hash}-{action.kind}-{action.step_index}-{action.attempt}"
+                name = action.name
                 self.runs[name] = AnalysisRunView(
                     name=name, phase="Running", pod_hash=action.pod_hash, kind=action.kind,
                     step_index=action.step_index, attempt=action.attempt,
@@ -128,6 +179,11 @@ class World:
                 self.runs[action.name] = replace(run, phase="Successful", message="terminated")
             elif isinstance(action, DeleteAnalysisRun):
                 del self.runs[action.name]
+            elif isinstance(action, ApplyRouteWrite):
+                ops = {op["path"]: op["value"] for op in action.write.patch}
+                assert ops["/metadata/resourceVersion"] == str(self.route_version), "stale"
+                self.route_weight = ops["/spec/canaryWeight"]
+                self.route_version += 1
             elif isinstance(action, PinService):
                 svc = self.services[action.service]
                 self.services[action.service] = ServiceView(

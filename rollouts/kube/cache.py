@@ -1,0 +1,55 @@
+"""What the operator keeps of watched objects in its in-memory caches (kopf indexes).
+
+Only the fields `observe` reads are kept, so the caches stay small for large pod templates
+and many Rollouts.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+
+def trim_replica_set(body: Mapping[str, Any]) -> dict[str, Any]:
+    """Only what observe() reads: keeps the cache small for large templates."""
+    metadata = body.get("metadata") or {}
+    spec = body.get("spec") or {}
+    return {
+        "metadata": {
+            k: copy.deepcopy(metadata[k])
+            for k in ("name", "namespace", "labels", "annotations", "resourceVersion",
+                      "ownerReferences")
+            if k in metadata
+        },
+        "spec": {k: copy.deepcopy(spec[k]) for k in ("replicas", "selector") if k in spec},
+        "status": copy.deepcopy(dict(body.get("status") or {})),
+    }
+
+
+def trim_service(body: Mapping[str, Any]) -> dict[str, Any]:
+    metadata = body.get("metadata") or {}
+    spec = body.get("spec") or {}
+    return {
+        "metadata": {k: metadata[k] for k in ("name", "namespace", "resourceVersion")
+                     if k in metadata},
+        "spec": {"selector": copy.deepcopy(dict(spec.get("selector") or {}))},
+    }
+
+
+def trim_analysis_run(body: Mapping[str, Any]) -> dict[str, Any]:
+    metadata = body.get("metadata") or {}
+    status = body.get("status") or {}
+    return {
+        "metadata": {k: copy.deepcopy(metadata[k])
+                     for k in ("name", "namespace", "labels", "resourceVersion",
+                               "ownerReferences", "creationTimestamp") if k in metadata},
+        "status": {k: status[k] for k in ("phase", "message") if k in status},
+    }
+
+
+def first(store: Any) -> Mapping[str, Any] | None:
+    for item in store or ():
+        if isinstance(item, Mapping):
+            return item
+    return None

@@ -1,0 +1,92 @@
+"""One handler per canary step kind; each returns what the step wants next.
+
+A handler reads the step, the walk so far and the cluster (through the context and the
+traffic model) and answers with one `Outcome`:
+
+- `Advance`: the step is done; the walk moves on to the next step in this same pass.
+- `Wait`: the step is in progress (pods coming up, a run measuring); look again later.
+- `Pause`: the step holds the Rollout Paused (a pause step, an inconclusive run).
+- `Abort`: the step failed; `plan` makes the abort transition.
+
+Handlers may append actions (start an AnalysisRun) and wake-up times to the draft; the
+replica and Service writes for the weight in force are made once, after the walk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from rollouts.models.rollout import CanaryStep, PauseCondition, SetCanaryScale
+from rollouts.planner.context import Context, Draft
+from rollouts.planner.traffic import TrafficModel
+from rollouts.planner.types import ReplicaSetView
+
+
+@dataclass(frozen=True)
+class Advance:
+    pass
+
+
+@dataclass(frozen=True)
+class Wait:
+    message: str
+
+
+@dataclass(frozen=True)
+class Pause:
+    message: str
+
+
+@dataclass(frozen=True)
+class Abort:
+    message: str  # why, for status.abortMessage
+
+
+Outcome = Advance | Wait | Pause | Abort
+
+
+@dataclass
+class Walk:
+    """Where the walk through the steps stands in this pass."""
+
+    steps: Sequence[CanaryStep]
+    index: int
+    canary: ReplicaSetView | None
+    stable: ReplicaSetView
+    traffic: TrafficModel
+    pause_conditions: list[PauseCondition]
+
+    @property
+    def label(self) -> str:
+        return f"Step {self.index + 1}/{len(self.steps)}"
+
+    @property
+    def weight(self) -> int:
+        """The canary weight in force: the last setWeight at or before the current step
+        (100 past the last step)."""
+        return step_weight(self.steps, self.index)
+
+    @property
+    def canary_scale(self) -> SetCanaryScale | None:
+        """The setCanaryScale in force: the last one at or before the current step (None:
+        the canary is sized by the weight)."""
+        passed = self.steps[: self.index + 1]
+        return next((s.set_canary_scale for s in reversed(passed)
+                     if s.set_canary_scale is not None), None)
+
+
+def step_weight(steps: Sequence[CanaryStep], index: int) -> int:
+    """The canary weight in force at step `index`: the last setWeight at or before it.
+
+    E.g. steps [pause, setWeight 30, pause, setWeight 60]: 0, 30, 30, 60, then 100.
+    """
+    if index >= len(steps):
+        return 100
+    for step in reversed(steps[: index + 1]):
+        if step.set_weight is not None:
+            return step.set_weight
+    return 0
+
+
+Handler = Callable[[Context, Draft, Walk, CanaryStep], Outcome]
