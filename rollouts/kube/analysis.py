@@ -94,12 +94,15 @@ def prepare_runs(rollout: ValidRollout, templates: Templates
     body = rollout_body(rollout)
     prepared: dict[str, PreparedRun] = {}
     problems: dict[str, str] = {}
+    # A first revision has no stable one yet and runs no analysis (its steps are skipped);
+    # its references are still checked, with the revision standing in for the stable.
+    stable_hash = rollout.status.stable_rs or pod_hash
     for kind, path, reference, step in analysis_references(rollout.spec):
         try:
             manifest = build_analysis_run(
                 body, reference, kind=kind, pod_hash=pod_hash,
                 templates=templates.namespaced, cluster_templates=templates.cluster,
-                stable_hash=rollout.status.stable_rs, latest_hash=pod_hash,
+                stable_hash=stable_hash, latest_hash=pod_hash,
                 step_index=step, attempt=attempt, field=path,
             )
         except InvalidSpecError as exc:
