@@ -21,6 +21,7 @@ import datetime as dt
 import itertools
 import os
 import pathlib
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -252,7 +253,10 @@ def test_step_analysis_failure_aborts_to_stable(shared: Sandbox) -> None:
     assert sb.service_selector(f"{name}-stable")[POD_TEMPLATE_HASH_LABEL] == old
     assert run_phase(sb, name, "step") == "Failed"
     message = sb.status(name)["message"]
-    assert "success-rate" in message and "[0.7" in message, message
+    # The bad image fails 30% of requests: the measured success rate is near 0.7, not exactly.
+    measured = re.search(r"value \[(0\.\d+)", message)
+    assert "success-rate" in message and measured, message
+    assert 0.5 < float(measured.group(1)) < 0.95, message
     assert status["stableRS"] == old
 
 
