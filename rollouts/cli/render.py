@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -206,13 +207,16 @@ def abort_reason(status: RolloutStatus) -> str:
 def aborted_step(view: RolloutView) -> int | None:
     """Index of the step an aborted canary stopped at, when it can be known.
 
-    The controller resets currentStepIndex to 0 on abort (as Argo Rollouts does), so a
-    non-zero index is taken as it is; otherwise the step of the failed step AnalysisRun of
-    the aborted revision tells where it stopped.
+    The controller resets currentStepIndex to 0 on abort (as Argo Rollouts does) and keeps
+    where the abort found the Rollout in `status.step` ("aborted at 2/4"); a status written
+    before that field existed falls back to the step of the failed step AnalysisRun.
     """
     status = view.rollout.status
     if not status.abort:
         return None
+    where = re.fullmatch(r"aborted at (\d+)/\d+", status.step or "")
+    if where:
+        return int(where.group(1)) - 1
     if status.current_step_index:
         return status.current_step_index
     failed = [r for r in view.analysis_runs

@@ -587,7 +587,8 @@ KINDS: Final[tuple[Kind, ...]] = (
             PrinterColumn(
                 "Phase", "string", ".status.phase", "Healthy, Progressing, Paused or Degraded"
             ),
-            PrinterColumn("Step", "integer", ".status.currentStepIndex", "Current canary step"),
+            PrinterColumn("Step", "string", ".status.step",
+                          "Current canary step, 1-based (N/M)"),
             AGE,
         ),
     ),

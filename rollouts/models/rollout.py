@@ -333,6 +333,9 @@ class RolloutStatus(StatusModel):
     current_pod_hash: str | None = None
     stable_rs: str | None = Field(default=None, alias="stableRS")
     current_step_index: int | None = None
+    # The canary step for people: 1-based "N/M", "M/M" when done, "aborted at N/M" after an
+    # abort (currentStepIndex is 0-based and reset by an abort, as in Argo Rollouts).
+    step: str | None = None
     pause_conditions: list[PauseCondition] | None = None
     controller_pause: bool | None = None
     abort: bool | None = None

@@ -165,6 +165,7 @@ def _finish(rollout: ValidRollout, spec: RolloutSpec, observed: Observed, now: d
     changes.progress_at = progress_at
     changes.selector = selector_string(spec)
     changes.conditions = _conditions(old, phase, message, now, exceeded=exceeded, invalid=None)
+    changes.merge(StatusChanges(step=step_label(spec, old, changes.applied_to(status))))
     new = changes.applied_to(status)
     events = _events(old, new, draft)
     wake = min(draft.wake_at, default=None)
@@ -228,6 +229,20 @@ def _conditions(old: RolloutStatus, phase: Phase, message: str, now: dt.datetime
     return result
 
 
+def step_label(spec: RolloutSpec, old: RolloutStatus, new: RolloutStatus) -> str | None:
+    """The step for people, 1-based: "2/4"; "4/4" when every step is done; "aborted at 2/4"
+    (where the abort found it: an abort resets currentStepIndex). None without canary steps.
+    """
+    steps = len(spec.strategy.canary.steps or []) if spec.strategy.canary else 0
+    if steps == 0 or new.current_step_index is None:
+        return None
+    if new.abort:
+        if old.step and old.step.startswith("aborted"):
+            return old.step  # the place of the abort stays on show
+        return f"aborted at {old.step}" if old.step else "aborted"
+    return f"{min(new.current_step_index + 1, steps)}/{steps}"
+
+
 def _events(old: RolloutStatus, new: RolloutStatus, draft: Draft) -> tuple[Event, ...]:
     """Kubernetes Events for every transition between the old and the new status."""
     events: list[Event] = []
@@ -243,11 +258,13 @@ def _events(old: RolloutStatus, new: RolloutStatus, draft: Draft) -> tuple[Event
     if (new.current_step_index != old.current_step_index
             and new.current_pod_hash == old.current_pod_hash and not new.abort):
         events.append(Event("Normal", "RolloutStepChanged",
-                            f"Step index {old.current_step_index} -> {new.current_step_index}"))
-    if new.stable_rs != old.stable_rs and new.stable_rs:
+                            f"Step {old.step or '-'} -> {new.step or '-'}"))
+    promoted = bool(new.stable_rs and new.stable_rs != old.stable_rs)
+    if promoted:
         events.append(Event("Normal", "RolloutPromoted",
                             f"Revision {new.stable_rs} is now stable"))
-    if new.phase != old.phase:
+    # A promotion that makes the Rollout Healthy says so once (RolloutPromoted).
+    if new.phase != old.phase and not (promoted and new.phase == "Healthy"):
         events.append(Event("Warning" if new.phase == "Degraded" else "Normal",
                             f"Rollout{new.phase}", new.message))
     return tuple(events)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from rollouts.models.rollout import SetCanaryScale
 from rollouts.planner.routing import ObjectKey, Router, RouteSnapshot, TrafficIntent
+from rollouts.planner.traffic import waiting_for_pods
 from rollouts.planner.types import Action, ApplyRouteWrite, ReplicaSetView
 
 
@@ -92,7 +93,7 @@ class RouterTraffic:
         if not self.serving(canary, weight, scale):
             wanted = self.canary_pods(weight, scale)
             have = min(canary.available, wanted) if canary else 0
-            return f"waiting for {wanted} canary pods available (have {have})"
+            return waiting_for_pods(wanted, have)
         held = self.router.verified_weight(self.routes)
         shown = "unknown" if held is None else str(held)
         return f"waiting for the {self.router.name} routes to hold {weight} (now {shown})"

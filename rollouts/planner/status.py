@@ -43,6 +43,7 @@ class StatusChanges:
     current_pod_hash: str | Keep | None = KEEP
     stable_rs: str | Keep | None = KEEP
     current_step_index: int | Keep | None = KEEP
+    step: str | Keep | None = KEEP
     pause_conditions: list[PauseCondition] | Keep | None = KEEP
     controller_pause: bool | Keep | None = KEEP
     abort: bool | Keep | None = KEEP

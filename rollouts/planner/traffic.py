@@ -196,9 +196,15 @@ class PodRatioTraffic:
                 scale: SetCanaryScale | None = None) -> str:
         wanted = replica_targets(self.replicas, weight)[0]
         have = min(canary.available, wanted) if canary else 0
-        return f"waiting for {wanted} canary pods available (have {have})"
+        return waiting_for_pods(wanted, have)
 
     def recheck_after(self, weight: int, canary: ReplicaSetView | None,
                       stable: ReplicaSetView, scale: SetCanaryScale | None = None
                       ) -> float | None:
         return None  # ReplicaSets are watched: their changes wake the Rollout
+
+
+def waiting_for_pods(wanted: int, have: int) -> str:
+    """The message of a step waiting for canary pods (e.g. "waiting for 1 canary pod
+    available (have 0)")."""
+    return f"waiting for {wanted} canary {'pod' if wanted == 1 else 'pods'} available (have {have})"

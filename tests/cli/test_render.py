@@ -121,6 +121,15 @@ def test_aborted_and_stale_generation_are_shown() -> None:
     assert "(no ReplicaSets)" in text
 
 
+def test_a_user_abort_shows_the_step_the_controller_recorded() -> None:
+    status = {**CANARY_PAUSED, "phase": "Degraded", "abort": True, "currentStepIndex": 0,
+              "step": "aborted at 2/4", "abortMessage": "Rollout aborted by user",
+              "pauseConditions": None}
+    view = render.build_view(rollout(CANARY_SPEC, status))
+    assert render.step_label(view) == "2/4 aborted"
+    assert [s.state for s in render.step_states(view)][:3] == ["done", "aborted", "pending"]
+
+
 def test_invalid_spec_still_renders() -> None:
     status = {"phase": "Degraded", "message": "InvalidSpec: spec.selector: Field required"}
     spec = {"strategy": {"canary": {"steps": [{"setWeight": 10, "pause": {}}]}}}

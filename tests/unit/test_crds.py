@@ -525,7 +525,7 @@ def test_rollout_subresources_and_columns() -> None:
         "Up-to-date": ".status.updatedReplicas",
         "Available": ".status.availableReplicas",
         "Phase": ".status.phase",
-        "Step": ".status.currentStepIndex",
+        "Step": ".status.step",
         "Age": ".metadata.creationTimestamp",
     }
     status = schema_of(ROLLOUTS)["properties"]["status"]["properties"]

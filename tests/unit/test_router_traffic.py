@@ -138,7 +138,7 @@ def test_canary_sized_first_weight_raised_only_once_its_pods_are_available() -> 
     assert w.sizes() == {old: 4, new: 1}  # one pod for 25% of 4; the stable stays whole
     w.settle(available={new: 0})
     assert route_writes(w.step()) == []
-    assert w.status.message.endswith("waiting for 1 canary pods available (have 0)")
+    assert w.status.message.endswith("waiting for 1 canary pod available (have 0)")
     w.settle()
     raised = w.step()
     assert route_writes(raised) == [25]  # served now: raised

@@ -125,10 +125,10 @@ LATER = T0 + dt.timedelta(seconds=30)
 
 @pytest.mark.parametrize(("pause", "started", "now", "expected", "wake", "kept"), [
     # a timed pause starts now and asks to be woken at its end
-    ({"duration": 60}, None, T0, Pause("Step 1/1: paused for 60s more"),
+    ({"duration": 60}, None, T0, Pause("Step 1/1: paused 60s, until 2026-01-01T00:01:00Z"),
      T0 + dt.timedelta(seconds=60), True),
-    # ...half way through
-    ({"duration": 60}, T0, LATER, Pause("Step 1/1: paused for 30s more"),
+    # ...half way through: the same message (a countdown would be stale once written)
+    ({"duration": 60}, T0, LATER, Pause("Step 1/1: paused 60s, until 2026-01-01T00:01:00Z"),
      T0 + dt.timedelta(seconds=60), True),
     # ...over: advance and drop the condition
     ({"duration": "1m"}, T0, T0 + dt.timedelta(seconds=60), Advance(), None, False),

@@ -8,7 +8,7 @@ import datetime as dt
 import math
 
 from rollouts.models.rollout import CanaryStep, PauseCondition
-from rollouts.models.wire import CANARY_PAUSE
+from rollouts.models.wire import CANARY_PAUSE, format_time
 from rollouts.planner.context import Context, Draft
 from rollouts.planner.steps import Advance, Outcome, Pause, Walk
 
@@ -28,5 +28,11 @@ def handle(ctx: Context, draft: Draft, walk: Walk, step: CanaryStep) -> Outcome:
                                     if p.reason != CANARY_PAUSE]
         return Advance()
     draft.wake(resume)
-    left = math.ceil((resume - ctx.now).total_seconds())
-    return Pause(f"{walk.label}: paused for {left}s more")
+    # A message that stays true for the whole pause (a countdown would be stale at once);
+    # displays count down from the pause condition's start time.
+    return Pause(f"{walk.label}: paused {duration_text(duration)}, until {format_time(resume)}")
+
+
+def duration_text(seconds: float) -> str:
+    whole = math.ceil(seconds)
+    return f"{whole}s" if whole < 120 else f"{whole // 60}m{whole % 60:02d}s"
