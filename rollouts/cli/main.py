@@ -580,6 +580,19 @@ def controller(
         typer.Option("--metrics-address",
                      help="Serve /metrics, /healthz and /readyz on HOST:PORT (or :PORT)."),
     ] = None,
+    notifications_config: Annotated[
+        str | None,
+        typer.Option("--notifications-configmap", metavar="[NAMESPACE/]NAME",
+                     help="ConfigMap defining notification services (default namespace: "
+                     "the kubeconfig context's, in a pod its own). Without it notifications "
+                     "are off."),
+    ] = None,
+    notifications_secret: Annotated[
+        str | None,
+        typer.Option("--notifications-secret", metavar="NAME",
+                     help="Secret holding the webhook URLs and tokens the ConfigMap "
+                     "refers to as $key (same namespace as the ConfigMap)."),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     """Run the controller."""
@@ -605,6 +618,7 @@ def controller(
         peering=peering,
         prometheus_address=prometheus_address,
         metrics_address=metrics_address,
+        notifications=(notifications_config, notifications_secret),
         verbose=verbose,
     )
 
