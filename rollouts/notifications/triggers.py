@@ -57,13 +57,13 @@ def fired(old: RolloutStatus, new: RolloutStatus) -> list[Fired]:
         return []
     names: list[str] = []
     same_revision = old.observed_pod_hash == new.observed_pod_hash
-    if not same_revision or (old.abort and not new.abort):  # a new revision, or a retry
+    if not same_revision or _restarted(old, new):
         names.append(STARTED)
     if _steps_done(old, new, same_revision):
         names.append(STEP_COMPLETED)
     if _analysis_failed(old, new):
         names.append(ANALYSIS_FAILED)
-    if new.abort and not old.abort:
+    if _aborted(old, new):
         names.append(ABORTED)
     if new.phase != old.phase:
         names.extend({"Paused": [PAUSED], "Degraded": [DEGRADED],
@@ -72,6 +72,22 @@ def fired(old: RolloutStatus, new: RolloutStatus) -> list[Fired]:
         names.append(COMPLETED)  # a rollback to stable completes in the pass it starts
     return [Fired(name, new.observed_pod_hash or new.current_pod_hash,
                   new.current_step_index, new.phase, new.message) for name in names]
+
+
+def _restarted(old: RolloutStatus, new: RolloutStatus) -> bool:
+    """A retry: `rollouts retry` clears the abort in status itself, so the sign is the
+    Rollout leaving Degraded (or abort) for progress on the same revision."""
+    stopped = bool(old.abort) or old.phase == "Degraded"
+    return stopped and not new.abort and new.phase in ("Progressing", "Paused")
+
+
+def _aborted(old: RolloutStatus, new: RolloutStatus) -> bool:
+    """The controller aborting (failed analysis, progress deadline) sets `abort` itself;
+    `rollouts abort` writes it into status first, so the controller's own transition is the
+    phase turning Degraded while aborted."""
+    if not new.abort:
+        return False
+    return not old.abort or (old.phase != "Degraded" and new.phase == "Degraded")
 
 
 def _steps_done(old: RolloutStatus, new: RolloutStatus, same_revision: bool) -> bool:

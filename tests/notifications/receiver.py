@@ -34,6 +34,7 @@ class Receiver:
     def __init__(self, behaviour: Behaviour | None = None) -> None:
         self.behaviour = behaviour or always(200)
         self.requests: list[tuple[str, dict[str, str], Any]] = []
+        self.answers: list[tuple[Any, int | None]] = []  # (body, code) in order
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -46,7 +47,9 @@ class Receiver:
 
     async def _handle(self, request: web.Request) -> web.Response:
         self.requests.append((request.path, dict(request.headers), await request.json()))
+        body = self.requests[-1][2]
         code = self.behaviour(len(self.requests))
+        self.answers.append((body, code))
         if code is None:
             await asyncio.sleep(3600)
         return web.Response(status=code or 200, text="ok")
@@ -85,8 +88,9 @@ class ThreadedReceiver(Receiver):
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
 
-    def snapshot(self) -> list[Any]:
-        return json.loads(json.dumps(self.bodies()))
+    def accepted(self) -> list[Any]:
+        """Bodies answered with a 2xx, as a copy (safe to read from another thread)."""
+        return json.loads(json.dumps([b for b, code in self.answers if code and code < 300]))
 
 
 def closed_port() -> int:
