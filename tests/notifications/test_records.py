@@ -141,3 +141,18 @@ def test_slack_and_teams_payloads() -> None:
     assert teams["@type"] == "MessageCard" and teams["summary"] == slack["text"]
     assert {"name": "Phase", "value": "Degraded"} in teams["sections"][0]["facts"]
     assert teams["themeColor"] == "d93f0b"
+
+
+def test_the_documented_example_is_complete() -> None:
+    import pathlib
+
+    import yaml
+
+    root = pathlib.Path(__file__).resolve().parents[2]
+    docs = {d["kind"]: d for d in yaml.safe_load_all(
+        (root / "examples" / "notifications.yaml").read_text())}
+    services = parse_services(docs["ConfigMap"]["data"], docs["Secret"]["stringData"])
+    assert sorted(services.found) == ["audit", "ops", "slack"] and not services.broken
+    subs = subscriptions(docs["Rollout"]["metadata"]["annotations"])
+    assert {s.service for s in subs} <= set(services.found)
+    assert Subscription(t.ABORTED, "slack", "#oncall") in subs
