@@ -96,13 +96,19 @@ class Notifier:
         for record in pending(status):
             if record.id not in seen and record.id not in self._outcomes.get(key, {}):
                 seen.add(record.id)
-                task = asyncio.create_task(self._deliver(key, record))
+                task = asyncio.create_task(self._deliver(key, record), name=_task_name(key))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
 
     def forget(self, key: Key) -> None:
-        self._submitted.pop(key, None)
-        self._outcomes.pop(key, None)
+        """The Rollout's reconcile loop ended (deleted, or this replica stands by). What is
+        submitted or finished is kept while its deliveries run or their outcomes are not
+        written, so a loop that starts again neither sends a record twice nor loses an
+        outcome; a deleted Rollout's entries go once nothing is left in flight."""
+        if not self._outcomes.get(key) and not any(
+                not task.done() for task in self._tasks if task.get_name() == _task_name(key)):
+            self._submitted.pop(key, None)
+            self._outcomes.pop(key, None)
 
     async def aclose(self) -> None:
         for task in list(self._tasks):
@@ -170,6 +176,10 @@ class Notifier:
         if code == 429 or code >= 500:
             raise _Retry(f"HTTP {code}")
         raise _GiveUp(f"HTTP {code}")
+
+
+def _task_name(key: Key) -> str:
+    return f"notify:{key[0]}/{key[1]}"
 
 
 @dataclass(frozen=True)

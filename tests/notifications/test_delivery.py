@@ -175,3 +175,18 @@ async def test_a_record_whose_status_write_failed_is_not_sent(receiver: Receiver
     await h.notifier.drain()
     assert receiver.requests == []
     await h.notifier.aclose()
+
+
+async def test_a_loop_that_restarts_in_process_does_not_send_twice(receiver: Receiver) -> None:
+    # kopf stops a Rollout's loop when this replica stands by and starts it again later.
+    h = Harness(receiver.url)
+    written = await h.one_pass(OLD, ABORTED)
+    h.notifier.forget(KEY)  # the loop ends while the delivery is in flight
+    await h.one_pass(written, written)  # and starts again from the same status
+    await h.notifier.drain()
+    final = await h.one_pass(written, written)
+    assert [r.state for r in final.notifications or []] == ["Sent"]
+    assert len(receiver.requests) == 1
+    h.notifier.forget(KEY)
+    assert final.notifications and h.notifier.annotate(KEY, final, final, {}, NOW) == final
+    await h.notifier.aclose()
