@@ -107,3 +107,16 @@ def test_undo_ignores_replica_sets_of_other_rollouts(sandbox: Sandbox) -> None:
     assert result.exit_code == 1 and "no earlier revision" in result.output
     web = sandbox.emulator.get_object(GROUP, VERSION, "rollouts", sandbox.namespace, "web")
     assert web is not None and web["metadata"]["generation"] == 1
+
+
+def test_controller_refuses_a_notifications_secret_without_its_configmap(
+        sandbox: Sandbox) -> None:
+    from rollouts.cli.main import app
+
+    result = sandbox.runner.invoke(app, ["controller", "--kubeconfig", str(sandbox.kubeconfig),
+                                         "--notifications-secret", "urls"])
+    assert result.exit_code != 0
+    assert "--notifications-secret needs --notifications-configmap" in str(
+        result.exception) + result.output
+    help_text = " ".join(sandbox.invoke("controller", "--help").output.split())
+    assert "--notifications-configmap" in help_text and "--notifications-secret" in help_text
