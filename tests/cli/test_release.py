@@ -118,5 +118,6 @@ def test_controller_refuses_a_notifications_secret_without_its_configmap(
     assert result.exit_code != 0
     assert "--notifications-secret needs --notifications-configmap" in str(
         result.exception) + result.output
-    help_text = " ".join(sandbox.invoke("controller", "--help").output.split())
+    wide = sandbox.runner.invoke(app, ["controller", "--help"], env={"COLUMNS": "200"})
+    help_text = " ".join(wide.output.split())
     assert "--notifications-configmap" in help_text and "--notifications-secret" in help_text
