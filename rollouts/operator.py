@@ -43,6 +43,7 @@ import asyncio
 import contextlib
 import copy
 import dataclasses
+import functools
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Mapping
@@ -70,6 +71,7 @@ from rollouts.models.wire import (
     VERSION,
     controller_owner,
 )
+from rollouts.notifications.delivery import ConfigSource, DeliveryPolicy, Notifier
 from rollouts.planner.plan import plan as make_plan
 from rollouts.planner.routing import Router
 from rollouts.planner.types import Observed
@@ -111,6 +113,9 @@ class OperatorConfig:
     # The traffic router of a Rollout (None: no trafficRouting, the pods are the split).
     # Route objects are read on each pass of a Rollout that has a router.
     router_factory: RouterFactory | None = None
+    # Where notification services are configured (None: notifications are off).
+    notifications: ConfigSource | None = None
+    notification_policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
 
 
 @dataclass
@@ -124,6 +129,7 @@ class Runtime:
     # (namespace, service) -> Rollouts whose strategy names it, and the reverse.
     service_users: dict[Key, set[Key]] = field(default_factory=dict)
     services_of: dict[Key, tuple[str, ...]] = field(default_factory=dict)
+    notifier: Notifier | None = None
 
     def wakeup(self, key: Key) -> asyncio.Event:
         event = self.wakeups.get(key)
@@ -162,6 +168,8 @@ class Runtime:
     def forget(self, key: Key) -> None:
         self.wakeups.pop(key, None)
         self.set_services(key, ())
+        if self.notifier is not None:  # notifications
+            self.notifier.forget(key)
 
 
 def _runtime(memo: Any) -> Runtime:
@@ -236,11 +244,17 @@ class _Reconciler:
         else:
             self.runtime.set_services(self.key, ())
         plan = make_plan(rollout, observed, now)
+        notifier = self.runtime.notifier  # notifications: records go out with the status
+        if notifier is not None:
+            plan = dataclasses.replace(plan, status=notifier.annotate(
+                self.key, rollout.status, plan.status, rollout.metadata.annotations, now))
         status_changes = not status_unchanged(snapshot.get("status"), plan.status)
         wrote = await execute(self.runtime.client, rollout.metadata, snapshot.get("status"),
                               plan, now)
         if status_changes:
             self.written_over = rv
+        if notifier is not None:  # notifications: delivered only once written
+            notifier.submit(self.key, plan.status)
         if wrote:
             log.info(
                 "reconciled",
@@ -334,13 +348,19 @@ def build_registry(
         providers = telemetry.instrument(ProviderSet.from_config(  # telemetry
             ProviderConfig(prometheus_address=config.prometheus_address), client))
         telemetry.bind(client)  # telemetry
-        memo[_RUNTIME] = Runtime(client=client, providers=providers)
+        memo[_RUNTIME] = runtime = Runtime(client=client, providers=providers)
+        if config.notifications is not None:  # notifications
+            runtime.notifier = Notifier(
+                functools.partial(config.notifications.read, client), runtime.wake,
+                policy=config.notification_policy, on_delivery=telemetry.observe_notification)
 
     @kopf.on.cleanup(id="cleanup", registry=registry)
     async def cleanup(memo: Any, **_: Any) -> None:
         with contextlib.suppress(RuntimeError):
             runtime = _runtime(memo)
             await runtime.providers.aclose()
+            if runtime.notifier is not None:  # notifications
+                await runtime.notifier.aclose()
             await runtime.client.close()
 
     # --- caches --------------------------------------------------------------------------

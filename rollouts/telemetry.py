@@ -188,6 +188,10 @@ class Telemetry:
             "rollouts_analysis_measurement_duration_seconds", "Duration of one metric "
             "measurement by provider.", ["provider"], buckets=MEASUREMENT_BUCKETS,
             registry=r)
+        self.notifications = Counter(
+            "rollouts_notifications_delivered", "Notification deliveries finished, by "
+            "service kind, trigger and result (sent, failed).", ["kind", "trigger", "result"],
+            registry=r)
         self.acting = Gauge(
             "rollouts_controller_acting", "1 on the replica that acts (kopf peering), 0 on a "
             "standby.", registry=r)
@@ -219,6 +223,9 @@ class Telemetry:
 
     def observe_request(self, verb: str, code: int | None) -> None:
         self.api_requests.labels(verb=verb, code="error" if code is None else str(code)).inc()
+
+    def observe_notification(self, kind: str, trigger: str, result: str) -> None:
+        self.notifications.labels(kind=kind, trigger=trigger, result=result).inc()
 
     def mark_synced(self) -> None:
         """kopf runs no non-index handler before every index's initial listing is done, so

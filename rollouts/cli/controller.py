@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from rollouts.notifications.delivery import ConfigSource
 from rollouts.operator import OperatorConfig, run_operator
 from rollouts.telemetry import MetricsAddressError, parse_address
 
@@ -19,6 +20,7 @@ def controller_command(
     verbose: bool,
     prometheus_address: str | None = None,
     metrics_address: str | None = None,
+    notifications: tuple[str | None, str | None] = (None, None),
 ) -> None:
     """Blocks until SIGINT/SIGTERM. Without -n, serves all namespaces (like Argo Rollouts)."""
     clusterwide = all_namespaces or not namespaces
@@ -27,6 +29,12 @@ def controller_command(
             parse_address(metrics_address)
         except ValueError as exc:
             raise SystemExit(f"error: {exc}") from None
+    config_map, secret = notifications
+    if secret and not config_map:
+        raise SystemExit("error: --notifications-secret needs --notifications-configmap")
+    namespace, _, name = (config_map or "").rpartition("/")
+    source = ConfigSource(namespace or _own_namespace(kubeconfig, context), name,
+                          secret) if config_map else None
     config = OperatorConfig(
         namespaces=tuple(namespaces),
         clusterwide=clusterwide,
@@ -34,6 +42,7 @@ def controller_command(
         peering_name=peering or "rollouts",
         prometheus_address=prometheus_address,
         metrics_address=metrics_address,
+        notifications=source,
         # The replica started last acts (kopf pauses every replica of equal priority): a
         # Deployment update hands over to the new version as soon as its pod starts.
         peering_priority=time.time_ns() // 1_000_000,
@@ -50,3 +59,11 @@ def controller_command(
         )
     except MetricsAddressError as exc:
         raise SystemExit(f"error: {exc}") from None
+
+
+def _own_namespace(kubeconfig: str | None, context: str | None) -> str:
+    """The namespace the controller runs in: its pod's (service account) or the
+    kubeconfig context's."""
+    from rollouts.kube.config import load
+
+    return load(kubeconfig, context).default_namespace or "default"

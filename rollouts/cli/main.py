@@ -447,6 +447,82 @@ def resume(
     _operate(ctx, "resume", name, namespace, kubeconfig, context)
 
 
+# --- spec changes (rollouts/cli/release.py): each warns that in GitOps they belong in Git ---
+
+set_app = typer.Typer(help="Change a Rollout's spec (GitOps: change it in Git instead).",
+                      cls=RolloutsGroup, no_args_is_help=True)
+app.add_typer(set_app, name="set")
+_GITOPS_NOTE = ("\n\nWarning: this edits the spec in the cluster. In a GitOps setup (Argo CD, "
+                "Flux) commit the change to Git instead, or the next sync reverts it.")
+
+
+@set_app.command("image", help="Set container images of the pod template: CONTAINER=IMAGE "
+                 "(`*` for every container); the strategy then rolls it out." + _GITOPS_NOTE)
+def set_image(
+    ctx: typer.Context,
+    name: NameArg,
+    images: Annotated[list[str], typer.Argument(
+        metavar="CONTAINER=IMAGE", help="Container name (or *) and its new image.")],
+    namespace: NamespaceOpt = None,
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+) -> None:
+    from rollouts.cli import release
+    from rollouts.cli.kubeopts import CliError
+
+    try:
+        assignments = release.parse_assignments(images)
+    except CliError as exc:
+        raise _fail(exc.message, 2) from None
+    _change_spec(ctx, name, namespace, kubeconfig, context, "image updated",
+                 lambda body, _: release.with_images(
+                     (body.get("spec") or {}).get("template") or {}, assignments))
+
+
+@app.command(help="Roll back to an earlier revision's pod template (default: the previous "
+             "one); the strategy rolls it out, or returns to stable at once if it is the "
+             "stable revision." + _GITOPS_NOTE)
+def undo(
+    ctx: typer.Context,
+    name: NameArg,
+    to_revision: Annotated[
+        int | None, typer.Option("--to-revision", metavar="N", min=1,
+                                 help="The revision (rollouts.dev/revision of its ReplicaSet).")
+    ] = None,
+    namespace: NamespaceOpt = None,
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+) -> None:
+    from rollouts.cli import release
+
+    _change_spec(ctx, name, namespace, kubeconfig, context, "rolled back",
+                 lambda body, owned: release.undo_template(body, owned, to_revision),
+                 needs_replica_sets=True)
+
+
+def _change_spec(ctx: typer.Context, name: str, namespace: str | None,
+                 kubeconfig: str | None, context: str | None, done: str,
+                 decide: Any, *, needs_replica_sets: bool = False) -> None:
+    from rollouts.cli.release import GITOPS_WARNING, change_template
+
+    g = _globals(ctx, namespace, kubeconfig, context)
+
+    async def run() -> None:
+        async with g.client() as client:
+            ns = g.resolved_namespace()
+            result = await change_template(client, ns, name, decide,
+                                           needs_replica_sets=needs_replica_sets)
+        if not result.lines:
+            _stdout().print(f"rollout {name} unchanged (namespace {ns})", markup=False)
+            return
+        _stdout().print(f"rollout {name} {done} (namespace {ns})", markup=False)
+        for line in result.lines:
+            _stdout().print(f"  {line}", markup=False, soft_wrap=True)
+        _stderr().print(f"[yellow]warning:[/] {GITOPS_WARNING}", soft_wrap=True)
+
+    _run(run, g)
+
+
 @app.command()
 def dashboard(
     ctx: typer.Context,
@@ -580,6 +656,19 @@ def controller(
         typer.Option("--metrics-address",
                      help="Serve /metrics, /healthz and /readyz on HOST:PORT (or :PORT)."),
     ] = None,
+    notifications_config: Annotated[
+        str | None,
+        typer.Option("--notifications-configmap", metavar="[NAMESPACE/]NAME",
+                     help="ConfigMap defining notification services (default namespace: "
+                     "the kubeconfig context's, in a pod its own). Without it notifications "
+                     "are off."),
+    ] = None,
+    notifications_secret: Annotated[
+        str | None,
+        typer.Option("--notifications-secret", metavar="NAME",
+                     help="Secret holding the webhook URLs and tokens the ConfigMap "
+                     "refers to as $key (same namespace as the ConfigMap)."),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     """Run the controller."""
@@ -605,6 +694,7 @@ def controller(
         peering=peering,
         prometheus_address=prometheus_address,
         metrics_address=metrics_address,
+        notifications=(notifications_config, notifications_secret),
         verbose=verbose,
     )
 

@@ -322,6 +322,30 @@ class BlueGreenStatus(StatusModel):
     post_promotion_analysis_run_status: RolloutAnalysisRunStatus | None = None
 
 
+class NotificationRecord(StatusModel):
+    """One notification owed to one subscribed service (rollouts.notifications).
+
+    Written with the status change that triggered it, so a controller killed before
+    delivering it delivers it after the restart, and one that delivered it never sends it
+    again. Holds no secret: services are named, their URLs live in the controller's Secret.
+    """
+
+    id: str
+    trigger: str
+    service: str
+    recipient: str = ""
+    time: Timestamp
+    state: Literal["Pending", "Sent", "Failed"] = "Pending"
+    attempts: int = 0
+    # The facts the payload is built from, as they were at the transition.
+    revision: str | None = None
+    step: int | None = None
+    phase: str | None = None
+    message: str = ""
+    # Why the last attempt failed (an HTTP status or error class; never a URL).
+    error: str | None = None
+
+
 class RolloutStatus(StatusModel):
     phase: Phase | None = None
     message: str = ""
@@ -355,6 +379,9 @@ class RolloutStatus(StatusModel):
     blue_green: BlueGreenStatus | None = None
     selector: str | None = None
     conditions: list[Condition] | None = None
+    # Notifications owed and recently delivered (kept by rollouts.notifications, not the
+    # planner, which carries the field over unchanged).
+    notifications: list[NotificationRecord] | None = None
 
     def condition(self, type_: str) -> Condition | None:
         return next((c for c in self.conditions or () if c.type == type_), None)

@@ -18,6 +18,7 @@ from rollouts.models.rollout import (
     BlueGreenStatus,
     CanaryStatus,
     Condition,
+    NotificationRecord,
     PauseCondition,
     Phase,
     RolloutStatus,
@@ -58,6 +59,8 @@ class StatusChanges:
     blue_green: BlueGreenStatus | Keep | None = KEEP
     selector: str | Keep | None = KEEP
     conditions: list[Condition] | Keep | None = KEEP
+    # Never set by the planner: the operator's notification hook owns it (kept as is).
+    notifications: list[NotificationRecord] | Keep | None = KEEP
 
     def changed(self) -> dict[str, Any]:
         """The slots that were set, by field name."""

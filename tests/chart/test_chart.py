@@ -157,6 +157,29 @@ def test_no_ha_is_one_standalone_replica() -> None:
     assert not [r for r in _rules(by_kind(docs, "ClusterRole")[0]) if r[0] == "kopf.dev"]
 
 
+def test_notifications_pass_their_objects_and_grant_only_them(tmp_path: pathlib.Path) -> None:
+    docs = render({"notifications": {"configMap": "notify", "secret": "notify-urls"}},
+                  tmp=tmp_path)
+    args = _container(docs)["args"]
+    assert f"--notifications-configmap={NAMESPACE}/notify" in args
+    assert "--notifications-secret=notify-urls" in args
+    (role,) = [r for r in by_kind(docs, "Role") if r["metadata"]["name"].endswith(
+        "-notifications")]
+    assert role["metadata"]["namespace"] == NAMESPACE
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["notify"],
+         "verbs": ["get"]},
+        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["notify-urls"],
+         "verbs": ["get"]}]
+    (binding,) = [b for b in by_kind(docs, "RoleBinding")
+                  if b["metadata"]["name"] == role["metadata"]["name"]]
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    # Off by default: no flag, no Role.
+    default = render(VALUE_SETS["default"])
+    assert not [a for a in _container(default)["args"] if "notifications" in a]
+    assert not by_kind(default, "Role")
+
+
 ROUTERS = {
     "gatewayAPI": ("gateway.networking.k8s.io", {"httproutes", "grpcroutes", "tcproutes"}),
     "istio": ("networking.istio.io", {"virtualservices", "destinationrules"}),
@@ -211,6 +234,7 @@ def test_servicemonitor_and_dashboard() -> None:
     ({"replicaCunt": 2}, "replicaCunt"),
     ({"trafficRouters": {"nginx": True}}, "nginx"),
     ({"watchNamespaces": ["Not_A_Namespace"]}, "watchNamespaces"),
+    ({"notifications": {"configMap": "Bad Name"}}, "/notifications/configMap"),
     ({"metrics": {"serviceMonitor": {"enabled": True}, "service": {"enabled": False}}},
      "metrics.service.enabled"),
 ])

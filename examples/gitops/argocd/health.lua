@@ -1,5 +1,5 @@
 -- Argo CD health check for rollouts.dev Rollouts
--- (argocd-cm key: resource.customizations.health.rollouts.dev_Rollout)
+-- (argocd-cm key: resource.customizations.health.rollouts.dev_Rollout; see argocd-cm.yaml)
 hs = {}
 if obj.status == nil or obj.metadata.generation ~= obj.status.observedGeneration then
   hs.status = "Progressing"

@@ -1,27 +1,18 @@
-"""The Argo CD health script in examples/ maps every phase the controller writes."""
+"""The Argo CD health script (examples/gitops/argocd/health.lua) maps every phase the
+controller writes."""
 
 from __future__ import annotations
 
-import pathlib
 from typing import Any
 
 import pytest
 
-lupa = pytest.importorskip("lupa")
-
-SCRIPT = (pathlib.Path(__file__).resolve().parents[2] / "examples" / "argocd-health.lua")
+from tests.gitops.argocd_cm import script
+from tests.gitops.lua import recorded, run
 
 
 def health(obj: dict[str, Any]) -> tuple[str, str]:
-    runtime = lupa.LuaRuntime(unpack_returned_tuples=True)
-
-    def table(value: Any) -> Any:
-        if isinstance(value, dict):
-            return runtime.table_from({k: table(v) for k, v in value.items()})
-        return value
-
-    runtime.globals().obj = table(obj)
-    result = runtime.execute(SCRIPT.read_text())
+    result = run(script("health.lua"), obj)
     return str(result["status"]), str(result["message"])
 
 
@@ -52,3 +43,18 @@ def test_stale_generation_is_progressing_even_if_healthy() -> None:
 def test_no_status_yet() -> None:
     status, _ = health({"metadata": {"generation": 1}})
     assert status == "Progressing"
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("canary-healthy", "Healthy"), ("canary-paused-at-step", "Suspended"),
+    ("canary-paused-by-user", "Suspended"), ("canary-paused-at-last-pause", "Suspended"),
+    ("canary-aborted", "Degraded"), ("bluegreen-healthy", "Healthy"),
+    ("bluegreen-paused", "Suspended"), ("bluegreen-promoted", "Healthy")])
+def test_recorded_rollouts(name: str, expected: str) -> None:
+    obj = recorded(name)
+    status, message = health(obj)
+    assert status == expected
+    assert message == obj["status"]["message"]
+    # A spec change the controller has not seen yet is Progressing, whatever the phase.
+    obj["metadata"]["generation"] += 1
+    assert health(obj)[0] == "Progressing"
