@@ -59,7 +59,7 @@ from rollouts.analysis.run import (
     requeue_after,
     step_run,
 )
-from rollouts.analysis.templates import placeholders, substitute_args
+from rollouts.analysis.templates import naming_args, placeholders, substitute_args
 from rollouts.errors import ConflictError, InvalidSpecError, KubeError, NotFoundError
 from rollouts.models.analysis import (
     AnalysisRun,
@@ -233,7 +233,8 @@ async def _resolve_metric(run: AnalysisRun, metric: Metric, secrets: _Secrets) -
         # Secret values quoted in the message are masked with the rest of the record.
         raise ProviderError(
             ErrorReason.INVALID_SPEC,
-            f"metric {metric.name!r} is invalid after argument substitution: {exc}",
+            f"metric {metric.name!r} is invalid after argument substitution: {exc.field}: "
+            + naming_args(wire, exc.field, exc.message),
         ) from None
 
 

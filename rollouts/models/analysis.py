@@ -34,7 +34,7 @@ from pydantic import (
 )
 
 from rollouts.errors import InvalidSpecError
-from rollouts.models.base import ApiModel, Duration, StatusModel, parse_duration
+from rollouts.models.base import ApiModel, StatusModel, parse_duration
 from rollouts.models.comparison import ROLE_PLACEHOLDER, Compare, Evidence
 from rollouts.models.wire import COMPLETED_RUN_PHASES
 
@@ -91,8 +91,43 @@ def int_value(value: int | str, field: str) -> int:
     raise InvalidSpecError(field, f"{value!r} is not an integer (unresolved argument?)")
 
 
+def duration_value(value: int | str, field: str) -> int:
+    """Seconds an ArgDuration stands for; InvalidSpecError if it is still a placeholder."""
+    if _has_placeholder(value):
+        raise InvalidSpecError(field, f"{value!r} is not a duration (unresolved argument?)")
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise InvalidSpecError(field, str(exc)) from None
+
+
 def _has_placeholder(value: object) -> bool:
     return isinstance(value, str) and _PLACEHOLDER.search(value) is not None
+
+
+def _check_arg_duration(value: object) -> object:
+    if not _has_placeholder(value):
+        parse_duration(value)
+    return value
+
+
+# A Duration that may also be a `{{args.name}}` placeholder, as Argo substitutes arguments
+# into every string of a metric before reading it (`interval: "{{args.interval}}"`). The
+# value is checked as a duration once the argument is substituted (AnalysisRun creation).
+ArgDuration = Annotated[
+    int | str,
+    BeforeValidator(_check_arg_duration),
+    PlainSerializer(lambda v: v),
+    WithJsonSchema(
+        {
+            "x-kubernetes-int-or-string": True,
+            "anyOf": [
+                {"type": "integer", "minimum": 0},
+                {"type": "string", "pattern": r"^(([0-9]+(h|m|s|ms)?)+|.*\{\{.*\}\}.*)$"},
+            ],
+        }
+    ),
+]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -220,7 +255,7 @@ class PrometheusRangeQuery(ApiModel):
 
     start: RangeTime
     end: RangeTime
-    step: Duration
+    step: ArgDuration
 
     @model_validator(mode="after")
     def _ordered(self) -> PrometheusRangeQuery:
@@ -316,10 +351,10 @@ class MetricProvider(ApiModel):
 
 class Metric(ApiModel):
     name: str = Field(min_length=1)
-    interval: Duration | None = Field(
+    interval: ArgDuration | None = Field(
         default=None, description="time between measurements; unset means a single measurement"
     )
-    initial_delay: Duration | None = None
+    initial_delay: ArgDuration | None = None
     count: IntOrString | None = Field(
         default=None,
         description="measurements to take; unset with no interval means 1, "
@@ -405,10 +440,14 @@ class Metric(ApiModel):
         )
 
     def interval_seconds(self) -> int | None:
-        return None if self.interval is None else parse_duration(self.interval)
+        if self.interval is None:
+            return None
+        return duration_value(self.interval, f"metrics[{self.name}].interval")
 
     def initial_delay_seconds(self) -> int:
-        return 0 if self.initial_delay is None else parse_duration(self.initial_delay)
+        if self.initial_delay is None:
+            return 0
+        return duration_value(self.initial_delay, f"metrics[{self.name}].initialDelay")
 
     def _limit(self, value: int | str | None, field: str, default: int) -> int:
         if value is None:

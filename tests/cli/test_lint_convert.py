@@ -117,3 +117,17 @@ def test_convert_output_lints_clean(tmp_path: pathlib.Path) -> None:
     assert code == 0
     (tmp_path / "converted.yaml").write_text(out)
     assert run("lint", str(tmp_path / "converted.yaml"))[0] == 0
+
+
+def test_lint_accepts_arg_durations_and_checks_them_with_the_rollouts_values(
+    tmp_path: pathlib.Path,
+) -> None:
+    good = DATA / "args-interval.yaml"
+    code, out, _ = run("lint", str(good))
+    assert code == 0, out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(good.read_text().replace("value: 30s", "value: soon"))
+    code, out, _ = run("lint", str(bad))
+    assert code == 1
+    assert "spec.metrics[0].interval" in out and "{{args.analysis-interval}}" in out
+    assert "'soon'" in out
