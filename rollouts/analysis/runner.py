@@ -22,7 +22,7 @@ import base64
 import binascii
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 
@@ -30,6 +30,7 @@ import httpx
 
 from rollouts.analysis.assessment import error_measurement, is_completed, measure
 from rollouts.analysis.comparison import judge
+from rollouts.analysis.masking import MASK, mask
 from rollouts.analysis.providers.base import (
     ComparisonSamples,
     ErrorReason,
@@ -40,6 +41,7 @@ from rollouts.analysis.providers.base import (
 from rollouts.analysis.providers.base import (
     Measurement as ProviderMeasurement,
 )
+from rollouts.analysis.providers.egress import EgressPolicy
 from rollouts.analysis.providers.job import (
     DEFAULT_POLL_SECONDS,
     Decided,
@@ -88,7 +90,6 @@ __all__ = [
 GROUP: Final = "rollouts.dev"
 VERSION: Final = "v1alpha1"
 PLURAL: Final = "analysisruns"
-MASK: Final = "*****"
 # What a pass returns after a 409: observe again at once (the caller applies its floor).
 CONFLICT_REQUEUE: Final = 0.0
 
@@ -117,6 +118,9 @@ class ProviderConfig:
     job_poll_interval: float = DEFAULT_POLL_SECONDS
     # For tests: an httpx transport for the HTTP providers (e.g. httpx.MockTransport).
     transport: httpx.AsyncBaseTransport | None = None
+    # Where the HTTP providers may connect (link-local and cloud metadata refused unless
+    # allowed by `--allow-metric-address`), and how much they read.
+    egress: EgressPolicy = field(default_factory=EgressPolicy)
 
 
 @dataclass
@@ -133,9 +137,11 @@ class ProviderSet:
     def from_config(cls, config: ProviderConfig, client: KubeApi) -> ProviderSet:
         return cls(
             prometheus=PrometheusProvider(
-                default_address=config.prometheus_address, transport=config.transport
+                default_address=config.prometheus_address,
+                transport=config.transport,
+                policy=config.egress,
             ),
-            web=WebProvider(transport=config.transport),
+            web=WebProvider(transport=config.transport, policy=config.egress),
             job=JobProvider(client, poll_interval=config.job_poll_interval),
             measurement_timeout=config.measurement_timeout,
             poll_interval=config.job_poll_interval,
@@ -239,11 +245,7 @@ async def _resolve_metric(run: AnalysisRun, metric: Metric, secrets: _Secrets) -
 
 
 def _mask(text: str | None, secrets: set[str]) -> str | None:
-    if text is None:
-        return None
-    for value in sorted(secrets, key=len, reverse=True):
-        text = text.replace(value, MASK)
-    return text
+    return None if text is None else mask(text, secrets)
 
 
 def _masked(measurement: Measurement, secrets: set[str]) -> Measurement:
@@ -360,7 +362,14 @@ async def _take(
             f"reading secrets failed: {exc}", started_at=due.slot, finished_at=now
         )
     except Exception as exc:  # a provider bug is an Error measurement, not a crash
-        log.exception("metric %s of AnalysisRun %s: provider raised", metric.name, _name(run))
+        # No traceback: its frames and message may hold the secrets this pass read.
+        log.error(
+            "metric %s of AnalysisRun %s: provider raised %s: %s",
+            metric.name,
+            _name(run),
+            type(exc).__name__,
+            mask(str(exc), secrets.seen),
+        )
         record = error_measurement(
             f"provider raised {type(exc).__name__}: {exc}", started_at=due.slot, finished_at=now
         )

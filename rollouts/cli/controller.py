@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from rollouts.analysis.providers.egress import parse_networks
 from rollouts.operator import OperatorConfig, run_operator
 from rollouts.telemetry import MetricsAddressError, parse_address
 
@@ -19,6 +20,7 @@ def controller_command(
     verbose: bool,
     prometheus_address: str | None = None,
     metrics_address: str | None = None,
+    allow_metric_addresses: tuple[str, ...] = (),
 ) -> None:
     """Blocks until SIGINT/SIGTERM. Without -n, serves all namespaces (like Argo Rollouts)."""
     clusterwide = all_namespaces or not namespaces
@@ -27,7 +29,12 @@ def controller_command(
             parse_address(metrics_address)
         except ValueError as exc:
             raise SystemExit(f"error: {exc}") from None
+    try:
+        parse_networks(allow_metric_addresses)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
     config = OperatorConfig(
+        allow_metric_addresses=allow_metric_addresses,
         namespaces=tuple(namespaces),
         clusterwide=clusterwide,
         standalone=True if standalone else None,

@@ -580,6 +580,12 @@ def controller(
         typer.Option("--metrics-address",
                      help="Serve /metrics, /healthz and /readyz on HOST:PORT (or :PORT)."),
     ] = None,
+    allow_metric_address: Annotated[
+        list[str] | None,
+        typer.Option("--allow-metric-address", metavar="CIDR",
+                     help="Let metric providers reach this link-local or cloud-metadata "
+                          "network, refused by default (repeatable)."),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     """Run the controller."""
@@ -605,6 +611,7 @@ def controller(
         peering=peering,
         prometheus_address=prometheus_address,
         metrics_address=metrics_address,
+        allow_metric_addresses=tuple(allow_metric_address or ()),
         verbose=verbose,
     )
 

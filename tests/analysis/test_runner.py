@@ -473,3 +473,43 @@ def test_merge_patch_nulls_removed_keys() -> None:
         "message": None,
         "runSummary": {"count": 2, "extra": None},
     }
+
+
+TRICKY = 'p"a\\ss\'w/o rd+=ü'
+
+
+async def test_a_secret_with_quotes_and_backslashes_is_masked_in_every_encoding(
+    emu: ApiEmulator, client: KubeClient
+) -> None:
+    """A web value (JSON), a condition error (repr) and metadata (URL) all quote it."""
+    create_secret(emu, "creds", token=TRICKY)
+    create_run(
+        emu,
+        {
+            "name": "rate",
+            "successCondition": "result.ok == true",
+            "provider": {"web": {"url": "http://svc/?t={{args.token}}"}},
+        },
+        args=[SECRET_ARG],
+    )
+    from urllib.parse import quote
+
+    def echo(metric: Metric, _c: ProviderContext, _n: datetime) -> Measurement:
+        assert metric.provider.web is not None
+        url = metric.provider.web.url
+        document = {"token": url.split("t=", 1)[1], "ok": "yes"}
+        return Measurement(
+            document, json.dumps(document), "json",
+            metadata={"url": "http://svc/?t=" + quote(TRICKY, safe=""),
+                      "repr": repr(document), "b64": base64.b64encode(TRICKY.encode()).decode()},
+        )
+
+    _, body = await reconcile(client, providers(FakeProvider(echo)), T0)
+    text = json.dumps(body)
+    measurement = body["status"]["metricResults"][0]["measurements"][0]
+    assert MASK in measurement["value"] and all(MASK in v for v in measurement["metadata"].values())
+    from rollouts.analysis.masking import encodings
+
+    for form in encodings(TRICKY):
+        assert form not in text, form
+    assert json.dumps(TRICKY)[1:-1] not in text and repr(TRICKY)[1:-1] not in text

@@ -19,6 +19,7 @@ Providers do no Kubernetes I/O. Credentials named by a spec (`authentication.bas
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from collections.abc import Callable, Mapping
@@ -30,6 +31,7 @@ from typing import Protocol, Self, TypeAlias
 
 import httpx
 
+from rollouts.analysis.providers.egress import EgressDenied, EgressPolicy, ResponseTooLarge, fetch
 from rollouts.errors import MetricError
 from rollouts.models.analysis import Metric, PrometheusAuthentication
 
@@ -67,6 +69,8 @@ class ErrorReason(StrEnum):
     JSON_PATH = "JSONPathNotFound"
     INVALID_SPEC = "InvalidSpec"  # e.g. no address, bad jsonPath, unresolved placeholder
     CREDENTIALS = "Credentials"  # the spec asks for credentials the caller did not resolve
+    ADDRESS_DENIED = "AddressNotAllowed"  # the egress policy refuses the address
+    TOO_LARGE = "ResponseTooLarge"
 
 
 class ProviderError(MetricError):
@@ -283,6 +287,12 @@ def json_text(value: object) -> str:
 
 def error_from_http_exception(exc: Exception, what: str) -> ProviderError:
     """Classify a transport-level failure of a request to `what` (an URL)."""
+    if isinstance(exc, EgressDenied):
+        return ProviderError(ErrorReason.ADDRESS_DENIED, f"request to {what} refused: {exc}")
+    if isinstance(exc, ResponseTooLarge):
+        return ProviderError(ErrorReason.TOO_LARGE, f"{what}: {exc}")
+    if isinstance(exc, httpx.TooManyRedirects):
+        return ProviderError(ErrorReason.CONNECTION, f"request to {what}: {exc}")
     if isinstance(exc, httpx.TimeoutException | TimeoutError):
         return ProviderError(ErrorReason.TIMEOUT, f"request to {what} timed out")
     if isinstance(exc, httpx.ConnectError):
@@ -318,7 +328,9 @@ class HttpClients:
         transport: httpx.AsyncBaseTransport | None = None,
         user_agent: str = "rollouts-controller",
         client_factory: Callable[[bool], httpx.AsyncClient] | None = None,
+        policy: EgressPolicy | None = None,
     ) -> None:
+        self.policy = policy or EgressPolicy()
         self._transport = transport
         self._user_agent = user_agent
         self._factory = client_factory
@@ -334,10 +346,36 @@ class HttpClients:
                     transport=self._transport,
                     verify=not insecure,
                     headers={"User-Agent": self._user_agent},
-                    follow_redirects=True,
+                    follow_redirects=False,  # `fetch` follows them, checking each target
                 )
             self._clients[insecure] = client
         return client
+
+    async def fetch(
+        self,
+        method: str,
+        url: str,
+        *,
+        insecure: bool = False,
+        timeout: float,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        data: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        auth: httpx.Auth | None = None,
+    ) -> httpx.Response | ProviderError:
+        """One request under the egress policy, within `timeout` seconds overall; every
+        failure (refused address, transport error, timeout, oversized body) is returned
+        as a ProviderError naming `url`."""
+        try:
+            async with asyncio.timeout(timeout):
+                return await fetch(
+                    self.get(insecure=insecure), self.policy, method, url,
+                    headers=headers, params=params, data=data, content=content, auth=auth,
+                    timeout=timeout,
+                )
+        except (httpx.HTTPError, TimeoutError, EgressDenied, ResponseTooLarge) as exc:
+            return error_from_http_exception(exc, url)
 
     async def aclose(self) -> None:
         clients = list(self._clients.values())

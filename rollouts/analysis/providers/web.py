@@ -19,7 +19,6 @@ evaluator is a small parser over the decoded JSON: no eval, no regular-expressio
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections.abc import Mapping
@@ -37,11 +36,11 @@ from rollouts.analysis.providers.base import (
     MeasurementResult,
     ProviderContext,
     ProviderError,
-    error_from_http_exception,
     http_status_error,
     json_text,
     shorten,
 )
+from rollouts.analysis.providers.egress import EgressPolicy
 from rollouts.models.analysis import Metric
 
 __all__ = [
@@ -222,9 +221,10 @@ class WebProvider(HttpProvider):
         transport: httpx.AsyncBaseTransport | None = None,
         clients: HttpClients | None = None,
         default_timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        policy: EgressPolicy | None = None,
     ) -> None:
         self.default_timeout = default_timeout
-        self._clients = clients or HttpClients(transport=transport)
+        self._clients = clients or HttpClients(transport=transport, policy=policy)
 
     async def measure(
         self, metric: Metric, context: ProviderContext, now: datetime
@@ -257,19 +257,17 @@ class WebProvider(HttpProvider):
                 headers["Content-Type"] = "application/json"
         elif spec.body is not None:
             content = spec.body.encode()
-        client = self._clients.get(insecure=bool(spec.insecure))
-        try:
-            async with asyncio.timeout(timeout):
-                response = await client.request(
-                    spec.method or "GET",
-                    spec.url,
-                    content=content,
-                    headers=headers,
-                    auth=auth or httpx.USE_CLIENT_DEFAULT,
-                    timeout=timeout,
-                )
-        except (httpx.HTTPError, TimeoutError) as exc:
-            return error_from_http_exception(exc, spec.url)
+        response = await self._clients.fetch(
+            spec.method or "GET",
+            spec.url,
+            insecure=bool(spec.insecure),
+            content=content,
+            headers=headers,
+            auth=auth,
+            timeout=timeout,
+        )
+        if isinstance(response, ProviderError):
+            return response
         return _parse(response, spec.url, path)
 
 
