@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -36,12 +37,17 @@ from rollouts.analysis.providers.base import (
     ErrorReason,
     ProviderContext,
     ProviderError,
+    profile_secret,
     required_secrets,
 )
 from rollouts.analysis.providers.base import (
     Measurement as ProviderMeasurement,
 )
+from rollouts.analysis.providers.cloudwatch import CloudWatchProvider
+from rollouts.analysis.providers.datadog import DatadogProvider
 from rollouts.analysis.providers.egress import EgressPolicy
+from rollouts.analysis.providers.graphite import GraphiteProvider
+from rollouts.analysis.providers.influxdb import InfluxdbProvider
 from rollouts.analysis.providers.job import (
     DEFAULT_POLL_SECONDS,
     Decided,
@@ -52,7 +58,10 @@ from rollouts.analysis.providers.job import (
     ProviderOutcome,
     RunRef,
 )
+from rollouts.analysis.providers.newrelic import NewRelicProvider
 from rollouts.analysis.providers.prometheus import PrometheusProvider
+from rollouts.analysis.providers.skywalking import SkyWalkingProvider
+from rollouts.analysis.providers.wavefront import WavefrontProvider
 from rollouts.analysis.providers.web import WebProvider
 from rollouts.analysis.run import (
     DueMeasurement,
@@ -72,6 +81,7 @@ from rollouts.models.analysis import (
     load,
     load_analysis_run,
 )
+from rollouts.models.base import parse_duration
 
 __all__ = [
     "CONFLICT_REQUEUE",
@@ -132,6 +142,8 @@ class ProviderSet:
     job: Provider
     measurement_timeout: float = 60.0
     poll_interval: float = DEFAULT_POLL_SECONDS
+    # The vendor providers by their Argo name ("datadog", "newRelic", ...).
+    others: dict[str, Provider] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, config: ProviderConfig, client: KubeApi) -> ProviderSet:
@@ -145,6 +157,17 @@ class ProviderSet:
             job=JobProvider(client, poll_interval=config.job_poll_interval),
             measurement_timeout=config.measurement_timeout,
             poll_interval=config.job_poll_interval,
+            others={
+                "datadog": DatadogProvider(transport=config.transport, policy=config.egress),
+                "newRelic": NewRelicProvider(transport=config.transport, policy=config.egress),
+                "graphite": GraphiteProvider(transport=config.transport, policy=config.egress),
+                "influxdb": InfluxdbProvider(transport=config.transport, policy=config.egress),
+                "wavefront": WavefrontProvider(transport=config.transport, policy=config.egress),
+                "skywalking": SkyWalkingProvider(
+                    transport=config.transport, policy=config.egress
+                ),
+                "cloudWatch": CloudWatchProvider(policy=config.egress),
+            },
         )
 
     def for_metric(self, metric: Metric) -> Provider:
@@ -155,18 +178,23 @@ class ProviderSet:
             return self.web
         if kind == "job":
             return self.job
+        if kind in self.others:
+            return self.others[kind]
         raise ValueError(f"no provider for {kind!r}")
 
     def timeout_for(self, metric: Metric) -> float:
         own: float | None = None
-        if metric.provider.prometheus is not None and metric.provider.prometheus.timeout:
-            own = float(metric.provider.prometheus.timeout)
-        elif metric.provider.web is not None and metric.provider.web.timeout_seconds:
-            own = float(metric.provider.web.timeout_seconds)
+        spec = metric.provider.spec
+        seconds = getattr(spec, "timeout", None) or getattr(spec, "timeout_seconds", None)
+        if isinstance(seconds, int):
+            own = float(seconds)
+        request_timeout = getattr(spec, "request_timeout", None)
+        if isinstance(request_timeout, str) and "{{" not in request_timeout:
+            own = float(parse_duration(request_timeout))
         return self.measurement_timeout if own is None else max(self.measurement_timeout, own + 5)
 
     async def aclose(self) -> None:
-        for provider in (self.prometheus, self.web, self.job):
+        for provider in (self.prometheus, self.web, self.job, *self.others.values()):
             try:
                 await provider.aclose()
             except Exception:  # one provider failing to close must not keep the others open
@@ -187,13 +215,8 @@ class _Secrets:
         self.seen: set[str] = set()  # every value handed out, to mask in results
 
     async def value(self, name: str, key: str) -> str:
-        data = self._data.get(name)
-        if data is None:
-            try:
-                secret = await self._client.get("", "v1", "secrets", self._namespace, name)
-            except NotFoundError:
-                raise ProviderError(ErrorReason.CREDENTIALS, f"secret {name!r} not found") from None
-            data = self._data[name] = secret.get("data") or {}
+        await self.fetch(name)
+        data = self._data[name]
         encoded = data.get(key)
         if encoded is None:
             raise ProviderError(ErrorReason.CREDENTIALS, f"secret {name!r} has no key {key!r}")
@@ -206,6 +229,20 @@ class _Secrets:
         if text:
             self.seen.add(text)
         return text
+
+    async def all(self, name: str) -> dict[str, str]:
+        """Every key of Secret `name` (a vendor provider's profile), each value masked."""
+        await self.fetch(name)
+        return {key: await self.value(name, key) for key in self._data.get(name, {})}
+
+    async def fetch(self, name: str) -> None:
+        """Fetch Secret `name` into the cache; ProviderError if it does not exist."""
+        if name not in self._data:
+            try:
+                secret = await self._client.get("", "v1", "secrets", self._namespace, name)
+            except NotFoundError:
+                raise ProviderError(ErrorReason.CREDENTIALS, f"secret {name!r} not found") from None
+            self._data[name] = secret.get("data") or {}
 
 
 async def _resolve_metric(run: AnalysisRun, metric: Metric, secrets: _Secrets) -> Metric:
@@ -340,8 +377,14 @@ async def _take(
                 (name, key): await secrets.value(name, key)
                 for name, key in required_secrets(resolved)
             }
+            base_context = ProviderContext.from_secrets(resolved, credentials)
+            profile = profile_secret(resolved)
+            if profile is not None:
+                base_context = dataclasses.replace(
+                    base_context, profile=await secrets.all(profile)
+                )
             context = MeasurementContext.extend(
-                ProviderContext.from_secrets(resolved, credentials),
+                base_context,
                 _run_ref(run),
                 due.slot,
                 due.index,

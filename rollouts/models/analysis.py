@@ -3,10 +3,11 @@
 Field names, defaults and meanings follow Argo Rollouts `argoproj.io/v1alpha1`
 (pkg/apis/rollouts/v1alpha1/analysis_types.go). Differences, all deliberate:
 
-- Providers: only `prometheus`, `web` and `job`. Any other provider key (datadog, kayenta,
-  newRelic, ...) is rejected with a message naming the supported ones.
-- `prometheus.authentication` offers `basic` and `bearer` (credentials read from a Secret);
-  Argo's `sigv4` / `oauth2` are not supported and are rejected as unknown fields.
+- Providers: `prometheus`, `web`, `job`, `datadog`, `newRelic`, `cloudWatch`, `graphite`,
+  `influxdb`, `wavefront`, `skywalking` (models/providers.py). Any other provider key
+  (kayenta, plugin, ...) is rejected with a message naming the supported ones.
+- `prometheus.authentication` offers Argo's `basicAuth`, `oauth2` and `sigv4`, and ours:
+  `basic` and `bearer` (credentials read from a Secret by reference).
 - `AnalysisTemplateSpec.templates` (include other templates) is accepted as in newer Argo.
 - Conditions are not syntax-checked here: models sit below `rollouts.analysis` in the
   layering and a condition may still contain `{{args.x}}` placeholders. Use
@@ -36,6 +37,19 @@ from pydantic import (
 from rollouts.errors import InvalidSpecError
 from rollouts.models.base import ApiModel, StatusModel, parse_duration
 from rollouts.models.comparison import ROLE_PLACEHOLDER, Compare, Evidence
+from rollouts.models.providers import (
+    BasicAuthArgs,
+    CloudWatchMetric,
+    DatadogMetric,
+    GraphiteMetric,
+    InfluxdbMetric,
+    NewRelicMetric,
+    OAuth2Config,
+    SigV4Config,
+    SkyWalkingMetric,
+    WavefrontMetric,
+    WebAuthentication,
+)
 from rollouts.models.wire import COMPLETED_RUN_PHASES
 
 API_VERSION: Final = "rollouts.dev/v1alpha1"
@@ -207,16 +221,31 @@ class BearerAuth(ApiModel):
 
 
 class PrometheusAuthentication(ApiModel):
-    """Ours: basic or bearer credentials from a Secret (Argo's sigv4/oauth2 are rejected)."""
+    """Argo's `basicAuth`, `oauth2` and `sigv4`, and ours: `basic` / `bearer` read from a
+    Secret by reference."""
 
     basic: BasicAuth | None = None
     bearer: BearerAuth | None = None
+    basic_auth: BasicAuthArgs | None = None
+    oauth2: OAuth2Config | None = None
+    sigv4: SigV4Config | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> PrometheusAuthentication:
-        if (self.basic is None) == (self.bearer is None):
-            raise ValueError("authentication needs exactly one of basic, bearer")
+        given = [n for n in AUTHENTICATIONS if getattr(self, _snake(n)) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"authentication needs exactly one of {', '.join(AUTHENTICATIONS)}"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
         return self
+
+
+AUTHENTICATIONS: tuple[str, ...] = ("basic", "bearer", "basicAuth", "oauth2", "sigv4")
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
 _RANGE_SHORT = re.compile(r"^now(?:\(\))?(?:\s*-\s*(\S+))?$")
@@ -289,6 +318,7 @@ class WebMetric(ApiModel):
     timeout_seconds: int | None = Field(default=None, gt=0, description="default 10")
     json_path: str | None = Field(default=None, description='default "{$}"')
     insecure: bool | None = None
+    authentication: WebAuthentication | None = None
 
     @model_validator(mode="after")
     def _body_rules(self) -> WebMetric:
@@ -307,15 +337,33 @@ class JobMetric(ApiModel):
     spec: dict[str, Any] = Field(description="a Kubernetes batch/v1 JobSpec")
 
 
-SUPPORTED_PROVIDERS: tuple[str, ...] = ("prometheus", "web", "job")
+SUPPORTED_PROVIDERS: tuple[str, ...] = (
+    "prometheus",
+    "web",
+    "job",
+    "datadog",
+    "newRelic",
+    "cloudWatch",
+    "graphite",
+    "influxdb",
+    "wavefront",
+    "skywalking",
+)
 
 
 class MetricProvider(ApiModel):
-    """Exactly one of prometheus, web, job."""
+    """Exactly one provider (Argo's names)."""
 
     prometheus: PrometheusMetric | None = None
     web: WebMetric | None = None
     job: JobMetric | None = None
+    datadog: DatadogMetric | None = None
+    new_relic: NewRelicMetric | None = None
+    cloud_watch: CloudWatchMetric | None = None
+    graphite: GraphiteMetric | None = None
+    influxdb: InfluxdbMetric | None = None
+    wavefront: WavefrontMetric | None = None
+    skywalking: SkyWalkingMetric | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -331,18 +379,24 @@ class MetricProvider(ApiModel):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> MetricProvider:
-        given = [n for n in SUPPORTED_PROVIDERS if getattr(self, n) is not None]
+        given = [n for n in SUPPORTED_PROVIDERS if getattr(self, _snake(n)) is not None]
         if len(given) != 1:
             raise ValueError(
-                "provider needs exactly one of prometheus, web, job"
+                f"provider needs exactly one of {', '.join(SUPPORTED_PROVIDERS)}"
                 + (f" (got {', '.join(given)})" if given else " (got none)")
             )
         return self
 
     @property
     def kind(self) -> str:
-        """The name of the provider that is set: 'prometheus', 'web' or 'job'."""
-        return next(n for n in SUPPORTED_PROVIDERS if getattr(self, n) is not None)
+        """The (Argo) name of the provider that is set: 'prometheus', 'newRelic', ..."""
+        return next(n for n in SUPPORTED_PROVIDERS if getattr(self, _snake(n)) is not None)
+
+    @property
+    def spec(self) -> ApiModel:
+        """The spec of the provider that is set."""
+        found: ApiModel = getattr(self, _snake(self.kind))
+        return found
 
 
 # ---------------------------------------------------------------------------------------------

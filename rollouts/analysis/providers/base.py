@@ -34,6 +34,7 @@ import httpx
 from rollouts.analysis.providers.egress import EgressDenied, EgressPolicy, ResponseTooLarge, fetch
 from rollouts.errors import MetricError
 from rollouts.models.analysis import Metric, PrometheusAuthentication
+from rollouts.models.providers import DEFAULT_PROFILES
 
 __all__ = [
     "RAW_LIMIT",
@@ -162,6 +163,8 @@ class ProviderContext:
     basic_auth: BasicCredentials | None = None
     bearer_token: str | None = field(default=None, repr=False)
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # Every key of the Secret a vendor provider reads its credentials from (`profile`).
+    profile: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_secrets(
@@ -172,7 +175,7 @@ class ProviderContext:
         Raises ProviderError(CREDENTIALS) naming the first missing (secret, key).
         """
         auth = _authentication(metric)
-        if auth is None:
+        if auth is None or (auth.basic is None and auth.bearer is None):
             return cls()
 
         def get(name: str, key: str) -> str:
@@ -216,8 +219,22 @@ def required_secrets(metric: Metric) -> list[tuple[str, str]]:
     if auth.basic is not None:
         ref = auth.basic.secret_ref
         return [(ref.name, ref.username_key), (ref.name, ref.password_key)]
-    assert auth.bearer is not None
-    return [(auth.bearer.secret_key_ref.name, auth.bearer.secret_key_ref.key)]
+    if auth.bearer is not None:
+        return [(auth.bearer.secret_key_ref.name, auth.bearer.secret_key_ref.key)]
+    return []
+
+
+def profile_secret(metric: Metric) -> str | None:
+    """The Secret whose keys a vendor provider reads its credentials from (Argo's names:
+    `profile`, datadog's `secretRef.name`, else the provider's default), or None."""
+    kind = metric.provider.kind
+    default = DEFAULT_PROFILES.get(kind)
+    if default is None:
+        return None
+    spec = metric.provider.spec
+    ref = getattr(spec, "secret_ref", None)
+    named = getattr(spec, "profile", None) or (ref.name if ref is not None else None)
+    return str(named or default)
 
 
 def check_credentials(metric: Metric, context: ProviderContext) -> ProviderError | None:

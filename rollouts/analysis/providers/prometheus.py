@@ -32,6 +32,7 @@ from typing import Any
 
 import httpx
 
+from rollouts.analysis.providers.auth import spec_auth
 from rollouts.analysis.providers.base import (
     ComparisonSamples,
     ErrorReason,
@@ -188,6 +189,14 @@ class PrometheusProvider(HttpProvider):
         headers = {h.key: h.value for h in spec.headers or ()}
         headers.update(context.headers)
         auth = context.apply_auth(headers)
+        if spec.authentication is not None:
+            argo_auth = await spec_auth(
+                self._clients, spec.authentication, headers,
+                insecure=bool(spec.insecure), timeout=timeout,
+            )
+            if isinstance(argo_auth, ProviderError):
+                return argo_auth
+            auth = argo_auth or auth
         call = _Call(address.rstrip("/"), headers, auth, timeout, now)
         if metric.compare is not None:
             return await self._compare(metric, spec, call)

@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 
+from rollouts.analysis.providers.auth import spec_auth
 from rollouts.analysis.providers.base import (
     ErrorReason,
     HttpClients,
@@ -250,6 +251,13 @@ class WebProvider(HttpProvider):
         headers = {h.key: h.value for h in spec.headers or ()}
         headers.update(context.headers)
         auth = context.apply_auth(headers)
+        if spec.authentication is not None:
+            token = await spec_auth(
+                self._clients, spec.authentication, headers,
+                insecure=bool(spec.insecure), timeout=timeout,
+            )
+            if isinstance(token, ProviderError):
+                return token
         content: bytes | None = None
         if spec.json_body is not None:
             content = json.dumps(spec.json_body).encode()
