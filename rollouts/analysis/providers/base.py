@@ -393,6 +393,10 @@ class HttpClients:
                 )
         except (httpx.HTTPError, TimeoutError, EgressDenied, ResponseTooLarge) as exc:
             return error_from_http_exception(exc, url)
+        except UnicodeEncodeError:  # not the exception's text: it quotes the (secret) value
+            return ProviderError(
+                ErrorReason.INVALID_SPEC, f"request to {url}: a header value is not ASCII"
+            )
 
     async def aclose(self) -> None:
         clients = list(self._clients.values())
