@@ -528,7 +528,8 @@ async def test_vendor_credentials_come_from_the_profile_secret_and_are_masked(
 
     async def query(request: web.Request) -> web.StreamResponse:
         key = request.headers.get("DD-API-KEY", "")
-        return web.json_response({"status": "error", "error": f"key {key!r} is revoked"}, status=403)
+        error = {"status": "error", "error": f"key {key!r} is revoked"}
+        return web.json_response(error, status=403)
 
     async with serve({("GET", "/api/v1/query"): query}) as server:
         create_secret(emu, "datadog", **{"address": server.url, "api-key": TRICKY_ASCII,
