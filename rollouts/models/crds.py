@@ -170,8 +170,8 @@ CEL_RULES: Final[Mapping[type[BaseModel], tuple[CelRule, ...]]] = MappingProxyTy
         ),
         analysis.PrometheusAuthentication: (
             CelRule(
-                exactly_one(has("basic"), has("bearer")),
-                "authentication needs exactly one of basic, bearer",
+                exactly_one(*(has(n) for n in analysis.AUTHENTICATIONS)),
+                f"authentication needs exactly one of {', '.join(analysis.AUTHENTICATIONS)}",
             ),
         ),
         analysis.WebMetric: (
@@ -182,8 +182,8 @@ CEL_RULES: Final[Mapping[type[BaseModel], tuple[CelRule, ...]]] = MappingProxyTy
         ),
         analysis.MetricProvider: (
             CelRule(
-                exactly_one(has("prometheus"), has("web"), has("job")),
-                "provider needs exactly one of prometheus, web, job",
+                exactly_one(*(has(n) for n in analysis.SUPPORTED_PROVIDERS)),
+                f"provider needs exactly one of {', '.join(analysis.SUPPORTED_PROVIDERS)}",
             ),
         ),
         comparison.CompareTolerance: (
