@@ -57,7 +57,9 @@ async def test_real_graphite_empty_and_error(server: tuple[str, datetime]) -> No
     url, now = server
     async with GraphiteProvider() as provider:
         empty = await provider.measure(metric(url, "app.nothing.here"), ProviderContext(), now)
-        broken = await provider.measure(metric(url, "noSuchFunction(app.web.ok)"), ProviderContext(), now)
+        broken = await provider.measure(
+            metric(url, "noSuchFunction(app.web.ok)"), ProviderContext(), now
+        )
     assert isinstance(empty, Measurement) and empty.no_data
     assert isinstance(broken, ProviderError)
     assert broken.reason in (ErrorReason.HTTP_STATUS, ErrorReason.QUERY_ERROR)
