@@ -3,7 +3,7 @@
 Calls GetMetricData with `metricDataQueries` over [now - interval, now] (interval default
 5m, injected clock) through boto3, with the standard AWS credential chain (environment,
 shared profile, IRSA web identity, instance role) and region (AWS_REGION). boto3 is an
-optional dependency: `pip install 'rollouts[aws]'` (the controller image includes it).
+optional dependency: `pip install 'rollouts[aws]'`. The image is built without it.
 The boto3 call is synchronous, so it runs in a worker thread; the value is the list of
 `MetricDataResults` (Id, Label, StatusCode, Timestamps as RFC 3339, Values), as in Argo
 (`all(result[0].Values, {# <= 0.01})`); no results, or results without values -> no data.
