@@ -35,21 +35,39 @@ from pydantic import (
 )
 
 from rollouts.errors import InvalidSpecError
-from rollouts.models.base import ApiModel, StatusModel, parse_duration
+from rollouts.models.base import (
+    PLACEHOLDER,
+    ApiModel,
+    ArgDuration,
+    StatusModel,
+    duration_value,
+    has_placeholder,
+)
 from rollouts.models.comparison import ROLE_PLACEHOLDER, Compare, Evidence
+from rollouts.models.providers import AUTHENTICATIONS as AUTHENTICATIONS
+
+# Moved to models/providers.py; still importable from here.
+from rollouts.models.providers import BasicAuth as BasicAuth
+from rollouts.models.providers import BasicAuthSecretRef as BasicAuthSecretRef
+from rollouts.models.providers import BearerAuth as BearerAuth
 from rollouts.models.providers import (
-    BasicAuthArgs,
     CloudWatchMetric,
     DatadogMetric,
     GraphiteMetric,
     InfluxdbMetric,
     NewRelicMetric,
-    OAuth2Config,
-    SigV4Config,
     SkyWalkingMetric,
     WavefrontMetric,
-    WebAuthentication,
+    snake,
 )
+from rollouts.models.providers import Header as Header
+from rollouts.models.providers import JobMetric as JobMetric
+from rollouts.models.providers import PrometheusAuthentication as PrometheusAuthentication
+from rollouts.models.providers import PrometheusMetric as PrometheusMetric
+from rollouts.models.providers import PrometheusRangeQuery as PrometheusRangeQuery
+from rollouts.models.providers import SecretKeyRef as SecretKeyRef
+from rollouts.models.providers import WebMetric as WebMetric
+from rollouts.models.providers import range_time_offset as range_time_offset
 from rollouts.models.wire import COMPLETED_RUN_PHASES
 
 API_VERSION: Final = "rollouts.dev/v1alpha1"
@@ -66,7 +84,6 @@ DEFAULT_MEASUREMENT_RETENTION = 10
 # `metricName: "*"` in dryRun / measurementRetention applies to every metric, as in Argo.
 WILDCARD = "*"
 
-_PLACEHOLDER = re.compile(r"\{\{\s*[A-Za-z0-9_.\-]+\s*\}\}")
 _INT_TEXT = re.compile(r"^-?\d+$")
 
 
@@ -75,7 +92,7 @@ def _check_int_or_string(value: object) -> object:
         raise ValueError("expected an integer or a '{{args.name}}' placeholder")
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and (_INT_TEXT.match(value.strip()) or _PLACEHOLDER.search(value)):
+    if isinstance(value, str) and (_INT_TEXT.match(value.strip()) or PLACEHOLDER.search(value)):
         return value
     raise ValueError("expected an integer or a '{{args.name}}' placeholder")
 
@@ -105,52 +122,8 @@ def int_value(value: int | str, field: str) -> int:
     raise InvalidSpecError(field, f"{value!r} is not an integer (unresolved argument?)")
 
 
-def duration_value(value: int | str, field: str) -> int:
-    """Seconds an ArgDuration stands for; InvalidSpecError if it is still a placeholder."""
-    if _has_placeholder(value):
-        raise InvalidSpecError(field, f"{value!r} is not a duration (unresolved argument?)")
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise InvalidSpecError(field, str(exc)) from None
-
-
-def _has_placeholder(value: object) -> bool:
-    return isinstance(value, str) and _PLACEHOLDER.search(value) is not None
-
-
-def _check_arg_duration(value: object) -> object:
-    if not _has_placeholder(value):
-        parse_duration(value)
-    return value
-
-
-# A Duration that may also be a `{{args.name}}` placeholder, as Argo substitutes arguments
-# into every string of a metric before reading it (`interval: "{{args.interval}}"`). The
-# value is checked as a duration once the argument is substituted (AnalysisRun creation).
-ArgDuration = Annotated[
-    int | str,
-    BeforeValidator(_check_arg_duration),
-    PlainSerializer(lambda v: v),
-    WithJsonSchema(
-        {
-            "x-kubernetes-int-or-string": True,
-            "anyOf": [
-                {"type": "integer", "minimum": 0},
-                {"type": "string", "pattern": r"^(([0-9]+(h|m|s|ms)?)+|.*\{\{.*\}\}.*)$"},
-            ],
-        }
-    ),
-]
-
-
 # ---------------------------------------------------------------------------------------------
 # Arguments
-
-
-class SecretKeyRef(ApiModel):
-    name: str = Field(min_length=1)
-    key: str = Field(min_length=1)
 
 
 class FieldRef(ApiModel):
@@ -201,142 +174,6 @@ class Argument(ApiModel):
 # Providers
 
 
-class Header(ApiModel):
-    key: str = Field(min_length=1)
-    value: str
-
-
-class BasicAuthSecretRef(ApiModel):
-    name: str = Field(min_length=1)
-    username_key: str = Field(min_length=1)
-    password_key: str = Field(min_length=1)
-
-
-class BasicAuth(ApiModel):
-    secret_ref: BasicAuthSecretRef
-
-
-class BearerAuth(ApiModel):
-    secret_key_ref: SecretKeyRef
-
-
-class PrometheusAuthentication(ApiModel):
-    """Argo's `basicAuth`, `oauth2` and `sigv4`, and ours: `basic` / `bearer` read from a
-    Secret by reference."""
-
-    basic: BasicAuth | None = None
-    bearer: BearerAuth | None = None
-    basic_auth: BasicAuthArgs | None = None
-    oauth2: OAuth2Config | None = None
-    sigv4: SigV4Config | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> PrometheusAuthentication:
-        given = [n for n in AUTHENTICATIONS if getattr(self, _snake(n)) is not None]
-        if len(given) != 1:
-            raise ValueError(
-                f"authentication needs exactly one of {', '.join(AUTHENTICATIONS)}"
-                + (f" (got {', '.join(given)})" if given else "")
-            )
-        return self
-
-
-AUTHENTICATIONS: tuple[str, ...] = ("basic", "bearer", "basicAuth", "oauth2", "sigv4")
-
-
-def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
-_RANGE_SHORT = re.compile(r"^now(?:\(\))?(?:\s*-\s*(\S+))?$")
-_RANGE_ARGO = re.compile(r"""^now\(\)\s*-\s*duration\(\s*["']([^"']+)["']\s*\)$""")
-
-
-def range_time_offset(text: str) -> int:
-    """Seconds before 'now' that a rangeQuery start/end denotes.
-
-    Accepts Argo's form (`now()`, `now() - duration("5m")`) and the short form
-    (`now`, `now-5m`). Raises ValueError otherwise.
-    """
-    stripped = text.strip()
-    match = _RANGE_ARGO.match(stripped)
-    if match is not None:
-        return parse_duration(match.group(1))
-    match = _RANGE_SHORT.match(stripped)
-    if match is None:
-        raise ValueError(
-            f'invalid range time {text!r}: use now(), now() - duration("5m"), now or now-5m'
-        )
-    return parse_duration(match.group(1)) if match.group(1) else 0
-
-
-def _check_range_time(value: object) -> object:
-    if isinstance(value, str) and not _has_placeholder(value):
-        range_time_offset(value)
-    return value
-
-
-RangeTime = Annotated[str, BeforeValidator(_check_range_time)]
-
-
-class PrometheusRangeQuery(ApiModel):
-    """A range query over [now - start, now - end] every `step` (Argo's rangeQuery)."""
-
-    start: RangeTime
-    end: RangeTime
-    step: ArgDuration
-
-    @model_validator(mode="after")
-    def _ordered(self) -> PrometheusRangeQuery:
-        if _has_placeholder(self.start) or _has_placeholder(self.end):
-            return self
-        if range_time_offset(self.start) < range_time_offset(self.end):
-            raise ValueError("rangeQuery.start must not be after rangeQuery.end")
-        if not _has_placeholder(self.step) and parse_duration(self.step) <= 0:
-            raise ValueError("rangeQuery.step must be positive")
-        return self
-
-
-class PrometheusMetric(ApiModel):
-    address: str | None = Field(
-        default=None, description="Prometheus base URL; the controller default if unset"
-    )
-    query: str = Field(min_length=1)
-    timeout: int | None = Field(default=None, gt=0, description="seconds, as in Argo")
-    insecure: bool | None = None
-    headers: list[Header] | None = None
-    authentication: PrometheusAuthentication | None = None
-    range_query: PrometheusRangeQuery | None = None
-
-
-class WebMetric(ApiModel):
-    url: str = Field(min_length=1)
-    method: Literal["GET", "POST", "PUT"] | None = Field(default=None, description="default GET")
-    headers: list[Header] | None = None
-    body: str | None = None
-    json_body: dict[str, Any] | None = None
-    timeout_seconds: int | None = Field(default=None, gt=0, description="default 10")
-    json_path: str | None = Field(default=None, description='default "{$}"')
-    insecure: bool | None = None
-    authentication: WebAuthentication | None = None
-
-    @model_validator(mode="after")
-    def _body_rules(self) -> WebMetric:
-        if self.body is not None and self.json_body is not None:
-            raise ValueError("web: set body or jsonBody, not both")
-        if (self.body is not None or self.json_body is not None) and self.method not in (
-            "POST",
-            "PUT",
-        ):
-            raise ValueError("web: body and jsonBody need method POST or PUT")
-        return self
-
-
-class JobMetric(ApiModel):
-    metadata: dict[str, Any] | None = None
-    spec: dict[str, Any] = Field(description="a Kubernetes batch/v1 JobSpec")
-
-
 SUPPORTED_PROVIDERS: tuple[str, ...] = (
     "prometheus",
     "web",
@@ -379,7 +216,7 @@ class MetricProvider(ApiModel):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> MetricProvider:
-        given = [n for n in SUPPORTED_PROVIDERS if getattr(self, _snake(n)) is not None]
+        given = [n for n in SUPPORTED_PROVIDERS if getattr(self, snake(n)) is not None]
         if len(given) != 1:
             raise ValueError(
                 f"provider needs exactly one of {', '.join(SUPPORTED_PROVIDERS)}"
@@ -390,12 +227,12 @@ class MetricProvider(ApiModel):
     @property
     def kind(self) -> str:
         """The (Argo) name of the provider that is set: 'prometheus', 'newRelic', ..."""
-        return next(n for n in SUPPORTED_PROVIDERS if getattr(self, _snake(n)) is not None)
+        return next(n for n in SUPPORTED_PROVIDERS if getattr(self, snake(n)) is not None)
 
     @property
     def spec(self) -> ApiModel:
         """The spec of the provider that is set."""
-        found: ApiModel = getattr(self, _snake(self.kind))
+        found: ApiModel = getattr(self, snake(self.kind))
         return found
 
 
@@ -454,13 +291,13 @@ class Metric(ApiModel):
             ("consecutiveSuccessLimit", self.consecutive_success_limit, 0),
         )
         for field, value, floor in floors:
-            if value is None or _has_placeholder(value):
+            if value is None or has_placeholder(value):
                 continue
             if int_value(value, field) < floor:
                 raise ValueError(f"{field} must be >= {floor}")
         if (
             self.count is not None
-            and not _has_placeholder(self.count)
+            and not has_placeholder(self.count)
             and int_value(self.count, "count") > 1
             and self.interval is None
         ):

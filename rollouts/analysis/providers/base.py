@@ -33,8 +33,8 @@ import httpx
 
 from rollouts.analysis.providers.egress import EgressDenied, EgressPolicy, ResponseTooLarge, fetch
 from rollouts.errors import MetricError
-from rollouts.models.analysis import Metric, PrometheusAuthentication
-from rollouts.models.providers import DEFAULT_PROFILES
+from rollouts.models.analysis import Metric
+from rollouts.models.providers import DEFAULT_PROFILES, PrometheusAuthentication
 
 __all__ = [
     "RAW_LIMIT",

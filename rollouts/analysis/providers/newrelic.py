@@ -28,6 +28,7 @@ from rollouts.analysis.providers.vendor import (
     VendorProvider,
     json_measurement,
     profile_value,
+    raise_graphql_errors,
 )
 from rollouts.models.providers import NewRelicMetric
 
@@ -75,11 +76,7 @@ class NewRelicProvider(VendorProvider):
         )
 
     def parse(self, body: Any, response: httpx.Response) -> Measurement:
-        errors = body.get("errors")
-        if errors:
-            first = errors[0]
-            message = first.get("message", first) if isinstance(first, dict) else first
-            raise ProviderError(ErrorReason.QUERY_ERROR, str(message))
+        raise_graphql_errors(body)
         results = body["data"]["actor"]["account"]["nrql"]["results"]
         if not isinstance(results, list):
             raise ValueError("nrql results are not a list")

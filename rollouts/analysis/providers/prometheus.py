@@ -48,9 +48,10 @@ from rollouts.analysis.providers.base import (
     shorten,
 )
 from rollouts.analysis.providers.egress import EgressPolicy
-from rollouts.models.analysis import Metric, PrometheusMetric, range_time_offset
+from rollouts.models.analysis import Metric
 from rollouts.models.base import parse_duration
 from rollouts.models.comparison import INTERVAL_PLACEHOLDER, ROLE_PLACEHOLDER
+from rollouts.models.providers import PrometheusMetric, range_time_offset
 
 __all__ = ["DEFAULT_TIMEOUT_SECONDS", "RESOLVED_QUERY_KEY", "PrometheusProvider"]
 

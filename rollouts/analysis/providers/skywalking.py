@@ -25,6 +25,7 @@ from rollouts.analysis.providers.vendor import (
     HttpCall,
     VendorProvider,
     json_measurement,
+    raise_graphql_errors,
 )
 from rollouts.models.base import parse_duration
 from rollouts.models.providers import SkyWalkingMetric
@@ -64,9 +65,5 @@ class SkyWalkingProvider(VendorProvider):
         )
 
     def parse(self, body: Any, response: httpx.Response) -> Measurement:
-        errors = body.get("errors")
-        if errors:
-            first = errors[0]
-            message = first.get("message", first) if isinstance(first, dict) else first
-            raise ProviderError(ErrorReason.QUERY_ERROR, str(message))
+        raise_graphql_errors(body)
         return json_measurement(body["data"])

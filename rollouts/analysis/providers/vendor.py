@@ -42,6 +42,7 @@ __all__ = [
     "json_measurement",
     "number_measurement",
     "profile_value",
+    "raise_graphql_errors",
 ]
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
@@ -174,6 +175,13 @@ class VendorProvider(HttpProvider):
                 f"unexpected answer from {call.url}: {type(exc).__name__}: {exc}",
                 status_code=response.status_code,
             )
+
+
+def raise_graphql_errors(body: Mapping[str, Any]) -> None:
+    """ProviderError(QUERY_ERROR) with the first message of a GraphQL `errors` answer."""
+    message = _error_text({"errors": body.get("errors")})
+    if message is not None:
+        raise ProviderError(ErrorReason.QUERY_ERROR, message)
 
 
 def _error_text(body: object) -> str | None:
