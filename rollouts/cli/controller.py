@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-from rollouts.analysis.providers.egress import parse_networks
 from rollouts.operator import OperatorConfig, run_operator
 from rollouts.telemetry import MetricsAddressError, parse_address
 
@@ -29,10 +28,6 @@ def controller_command(
             parse_address(metrics_address)
         except ValueError as exc:
             raise SystemExit(f"error: {exc}") from None
-    try:
-        parse_networks(allow_metric_addresses)
-    except ValueError as exc:
-        raise SystemExit(f"error: {exc}") from None
     config = OperatorConfig(
         allow_metric_addresses=allow_metric_addresses,
         namespaces=tuple(namespaces),

@@ -595,8 +595,13 @@ def controller(
         if exc.name != "rollouts.cli.controller":
             raise
         raise _fail("the controller is not part of this build") from None
+    from rollouts.analysis.providers.egress import parse_networks
     from rollouts.kube.config import KubeconfigError, UnreachableError, check_reachable, load
 
+    try:
+        parse_networks(allow_metric_address or [])
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
     try:  # one line for what a user gets wrong first, before kopf starts
         check_reachable(load(kubeconfig, context))
     except (KubeconfigError, UnreachableError) as exc:

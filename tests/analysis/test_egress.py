@@ -10,7 +10,12 @@ import httpx
 import pytest
 from aiohttp import web
 
-from rollouts.analysis.providers.base import ErrorReason, ProviderContext, ProviderError
+from rollouts.analysis.providers.base import (
+    ErrorReason,
+    HttpClients,
+    ProviderContext,
+    ProviderError,
+)
 from rollouts.analysis.providers.egress import EgressDenied, EgressPolicy, parse_networks
 from rollouts.analysis.providers.prometheus import PrometheusProvider
 from rollouts.analysis.providers.web import WebProvider
@@ -125,3 +130,22 @@ async def test_the_prometheus_address_is_checked_too() -> None:
     async with PrometheusProvider() as provider:
         result = await provider.measure(metric, ProviderContext(), NOW)
     assert isinstance(result, ProviderError) and result.reason is ErrorReason.ADDRESS_DENIED
+
+
+async def test_credentials_are_not_sent_to_another_origin() -> None:
+    async def start(request: web.Request) -> web.StreamResponse:
+        port = request.url.port
+        raise web.HTTPFound(f"http://localhost:{port}/landing")
+
+    async def landing(request: web.Request) -> web.StreamResponse:
+        return web.json_response({"auth": request.headers.get("Authorization")})
+
+    async with serve({("GET", "/start"): start, ("GET", "/landing"): landing}) as server:
+        clients = HttpClients()
+        response = await clients.fetch(
+            "GET", server.url + "/start", timeout=5, auth=httpx.BasicAuth("u", "p"),
+            headers={"Authorization": "Bearer secret-token"})
+        await clients.aclose()
+    assert isinstance(response, httpx.Response)
+    assert response.json() == {"auth": None}
+    assert server.requests[0].headers["Authorization"].startswith("Basic ")
