@@ -52,6 +52,18 @@ ANALYSIS_KINDS: Final = ("step", "background", "prePromotion", "postPromotion")
 
 MAX_NAME_LENGTH: Final = 63
 
+# Metric fields the run's schedule and verdict read before any measurement: their arguments
+# must be plain values, known when the AnalysisRun is built.
+SCHEDULE_FIELDS: Final = (
+    "interval",
+    "initialDelay",
+    "count",
+    "failureLimit",
+    "inconclusiveLimit",
+    "consecutiveErrorLimit",
+    "consecutiveSuccessLimit",
+)
+
 ARG_PLACEHOLDER: Final = re.compile(r"\{\{\s*args\.([A-Za-z0-9_.\-]+)\s*\}\}")
 
 
@@ -409,6 +421,15 @@ def build_analysis_run(
             f"{field}.templates",
             "metrics use undeclared arguments: " + ", ".join(f"{{{{args.{n}}}}}" for n in unknown),
         )
+    for metric in metrics:
+        for key in SCHEDULE_FIELDS:
+            left = placeholders(metric.get(key))
+            if left:
+                raise InvalidSpecError(
+                    f"{field}.templates",
+                    f"metric {metric.get('name')!r}: {key} cannot come from a Secret-backed "
+                    "argument: " + ", ".join(f"{{{{args.{n}}}}}" for n in sorted(left)),
+                )
 
     run_args: list[dict[str, Any]] = []
     for name in args:

@@ -455,3 +455,13 @@ def test_provider_fields_are_substituted_and_unresolved_duration_refuses_to_be_r
     raw = tpl.spec.metrics[0].model_copy(update={"interval": "{{args.i}}"})
     with pytest.raises(InvalidSpecError, match=r"interval.*unresolved argument"):
         raw.interval_seconds()
+
+
+def test_schedule_fields_cannot_come_from_secret_args() -> None:
+    tpl = template(
+        "t",
+        args=[{"name": "tok", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}],
+        metrics=[prom_metric("m", "q", interval="{{args.tok}}")],
+    )
+    with pytest.raises(InvalidSpecError, match=r"interval cannot come from a Secret-backed"):
+        build(analysis("t"), [tpl])
