@@ -421,13 +421,13 @@ def build_analysis_run(
             f"{field}.templates",
             "metrics use undeclared arguments: " + ", ".join(f"{{{{args.{n}}}}}" for n in unknown),
         )
-    for metric in metrics:
+    for built in metrics:
         for key in SCHEDULE_FIELDS:
-            left = placeholders(metric.get(key))
+            left = placeholders(built.get(key))
             if left:
                 raise InvalidSpecError(
                     f"{field}.templates",
-                    f"metric {metric.get('name')!r}: {key} cannot come from a Secret-backed "
+                    f"metric {built.get('name')!r}: {key} cannot come from a Secret-backed "
                     "argument: " + ", ".join(f"{{{{args.{n}}}}}" for n in sorted(left)),
                 )
 
