@@ -82,6 +82,7 @@ from rollouts.models.analysis import (
     load_analysis_run,
 )
 from rollouts.models.base import parse_duration
+from rollouts.models.providers import PLAIN_PROFILE_KEYS
 
 __all__ = [
     "CONFLICT_REQUEUE",
@@ -214,7 +215,7 @@ class _Secrets:
         self._data: dict[str, Mapping[str, Any]] = {}
         self.seen: set[str] = set()  # every value handed out, to mask in results
 
-    async def value(self, name: str, key: str) -> str:
+    async def value(self, name: str, key: str, *, mask: bool = True) -> str:
         await self.fetch(name)
         data = self._data[name]
         encoded = data.get(key)
@@ -226,14 +227,19 @@ class _Secrets:
             raise ProviderError(
                 ErrorReason.CREDENTIALS, f"secret {name!r} key {key!r} is not base64 UTF-8 text"
             ) from None
-        if text:
+        if text and mask:
             self.seen.add(text)
         return text
 
     async def all(self, name: str) -> dict[str, str]:
-        """Every key of Secret `name` (a vendor provider's profile), each value masked."""
+        """Every key of Secret `name` (a vendor provider's profile); each value is masked
+        but those of PLAIN_PROFILE_KEYS (addresses, regions, org: masking a value like "us"
+        everywhere would garble every message and hide nothing)."""
         await self.fetch(name)
-        return {key: await self.value(name, key) for key in self._data.get(name, {})}
+        return {
+            key: await self.value(name, key, mask=key not in PLAIN_PROFILE_KEYS)
+            for key in self._data.get(name, {})
+        }
 
     async def fetch(self, name: str) -> None:
         """Fetch Secret `name` into the cache; ProviderError if it does not exist."""

@@ -21,6 +21,7 @@ from rollouts.models.base import ApiModel, ArgDuration, has_placeholder, parse_d
 __all__ = [
     "AUTHENTICATIONS",
     "DEFAULT_PROFILES",
+    "PLAIN_PROFILE_KEYS",
     "BasicAuth",
     "BasicAuthArgs",
     "BasicAuthSecretRef",
@@ -55,6 +56,20 @@ DEFAULT_PROFILES: dict[str, str] = {
     "influxdb": "influxdb",
     "wavefront": "wavefront",
 }
+
+
+# Keys of those Secrets that are settings, not credentials: not masked in what is written.
+PLAIN_PROFILE_KEYS: frozenset[str] = frozenset(
+    {
+        "address",
+        "org",
+        "ARGO_ROLLOUTS_NEWRELIC_REGION",
+        "ARGO_ROLLOUTS_NEWRELIC_ACCOUNT_ID",
+        "ARGO_ROLLOUTS_NEWRELIC_BASE_URL_NERD_GRAPH",
+        "ARGO_ROLLOUTS_NEWRELIC_BASE_URL_REST",
+        "ARGO_ROLLOUTS_WAVEFRONT_ADDRESS",
+    }
+)
 
 
 def check_duration_or_arg(value: object) -> object:
