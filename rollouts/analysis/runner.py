@@ -20,9 +20,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import dataclasses
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 
@@ -30,16 +31,23 @@ import httpx
 
 from rollouts.analysis.assessment import error_measurement, is_completed, measure
 from rollouts.analysis.comparison import judge
+from rollouts.analysis.masking import MASK, mask
 from rollouts.analysis.providers.base import (
     ComparisonSamples,
     ErrorReason,
     ProviderContext,
     ProviderError,
+    profile_secret,
     required_secrets,
 )
 from rollouts.analysis.providers.base import (
     Measurement as ProviderMeasurement,
 )
+from rollouts.analysis.providers.cloudwatch import CloudWatchProvider
+from rollouts.analysis.providers.datadog import DatadogProvider
+from rollouts.analysis.providers.egress import EgressPolicy
+from rollouts.analysis.providers.graphite import GraphiteProvider
+from rollouts.analysis.providers.influxdb import InfluxdbProvider
 from rollouts.analysis.providers.job import (
     DEFAULT_POLL_SECONDS,
     Decided,
@@ -50,7 +58,10 @@ from rollouts.analysis.providers.job import (
     ProviderOutcome,
     RunRef,
 )
+from rollouts.analysis.providers.newrelic import NewRelicProvider
 from rollouts.analysis.providers.prometheus import PrometheusProvider
+from rollouts.analysis.providers.skywalking import SkyWalkingProvider
+from rollouts.analysis.providers.wavefront import WavefrontProvider
 from rollouts.analysis.providers.web import WebProvider
 from rollouts.analysis.run import (
     DueMeasurement,
@@ -59,7 +70,7 @@ from rollouts.analysis.run import (
     requeue_after,
     step_run,
 )
-from rollouts.analysis.templates import placeholders, substitute_args
+from rollouts.analysis.templates import naming_args, placeholders, substitute_args
 from rollouts.errors import ConflictError, InvalidSpecError, KubeError, NotFoundError
 from rollouts.models.analysis import (
     AnalysisRun,
@@ -70,6 +81,8 @@ from rollouts.models.analysis import (
     load,
     load_analysis_run,
 )
+from rollouts.models.base import parse_duration
+from rollouts.models.providers import PLAIN_PROFILE_KEYS
 
 __all__ = [
     "CONFLICT_REQUEUE",
@@ -88,7 +101,6 @@ __all__ = [
 GROUP: Final = "rollouts.dev"
 VERSION: Final = "v1alpha1"
 PLURAL: Final = "analysisruns"
-MASK: Final = "*****"
 # What a pass returns after a 409: observe again at once (the caller applies its floor).
 CONFLICT_REQUEUE: Final = 0.0
 
@@ -117,6 +129,9 @@ class ProviderConfig:
     job_poll_interval: float = DEFAULT_POLL_SECONDS
     # For tests: an httpx transport for the HTTP providers (e.g. httpx.MockTransport).
     transport: httpx.AsyncBaseTransport | None = None
+    # Where the HTTP providers may connect (link-local and cloud metadata refused unless
+    # allowed by `--allow-metric-address`), and how much they read.
+    egress: EgressPolicy = field(default_factory=EgressPolicy)
 
 
 @dataclass
@@ -128,17 +143,32 @@ class ProviderSet:
     job: Provider
     measurement_timeout: float = 60.0
     poll_interval: float = DEFAULT_POLL_SECONDS
+    # The vendor providers by their Argo name ("datadog", "newRelic", ...).
+    others: dict[str, Provider] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, config: ProviderConfig, client: KubeApi) -> ProviderSet:
         return cls(
             prometheus=PrometheusProvider(
-                default_address=config.prometheus_address, transport=config.transport
+                default_address=config.prometheus_address,
+                transport=config.transport,
+                policy=config.egress,
             ),
-            web=WebProvider(transport=config.transport),
+            web=WebProvider(transport=config.transport, policy=config.egress),
             job=JobProvider(client, poll_interval=config.job_poll_interval),
             measurement_timeout=config.measurement_timeout,
             poll_interval=config.job_poll_interval,
+            others={
+                "datadog": DatadogProvider(transport=config.transport, policy=config.egress),
+                "newRelic": NewRelicProvider(transport=config.transport, policy=config.egress),
+                "graphite": GraphiteProvider(transport=config.transport, policy=config.egress),
+                "influxdb": InfluxdbProvider(transport=config.transport, policy=config.egress),
+                "wavefront": WavefrontProvider(transport=config.transport, policy=config.egress),
+                "skywalking": SkyWalkingProvider(
+                    transport=config.transport, policy=config.egress
+                ),
+                "cloudWatch": CloudWatchProvider(policy=config.egress),
+            },
         )
 
     def for_metric(self, metric: Metric) -> Provider:
@@ -149,18 +179,23 @@ class ProviderSet:
             return self.web
         if kind == "job":
             return self.job
+        if kind in self.others:
+            return self.others[kind]
         raise ValueError(f"no provider for {kind!r}")
 
     def timeout_for(self, metric: Metric) -> float:
         own: float | None = None
-        if metric.provider.prometheus is not None and metric.provider.prometheus.timeout:
-            own = float(metric.provider.prometheus.timeout)
-        elif metric.provider.web is not None and metric.provider.web.timeout_seconds:
-            own = float(metric.provider.web.timeout_seconds)
+        spec = metric.provider.spec
+        seconds = getattr(spec, "timeout", None) or getattr(spec, "timeout_seconds", None)
+        if isinstance(seconds, int):
+            own = float(seconds)
+        request_timeout = getattr(spec, "request_timeout", None)
+        if isinstance(request_timeout, str) and "{{" not in request_timeout:
+            own = float(parse_duration(request_timeout))
         return self.measurement_timeout if own is None else max(self.measurement_timeout, own + 5)
 
     async def aclose(self) -> None:
-        for provider in (self.prometheus, self.web, self.job):
+        for provider in (self.prometheus, self.web, self.job, *self.others.values()):
             try:
                 await provider.aclose()
             except Exception:  # one provider failing to close must not keep the others open
@@ -180,14 +215,9 @@ class _Secrets:
         self._data: dict[str, Mapping[str, Any]] = {}
         self.seen: set[str] = set()  # every value handed out, to mask in results
 
-    async def value(self, name: str, key: str) -> str:
-        data = self._data.get(name)
-        if data is None:
-            try:
-                secret = await self._client.get("", "v1", "secrets", self._namespace, name)
-            except NotFoundError:
-                raise ProviderError(ErrorReason.CREDENTIALS, f"secret {name!r} not found") from None
-            data = self._data[name] = secret.get("data") or {}
+    async def value(self, name: str, key: str, *, mask: bool = True) -> str:
+        await self.fetch(name)
+        data = self._data[name]
         encoded = data.get(key)
         if encoded is None:
             raise ProviderError(ErrorReason.CREDENTIALS, f"secret {name!r} has no key {key!r}")
@@ -197,9 +227,28 @@ class _Secrets:
             raise ProviderError(
                 ErrorReason.CREDENTIALS, f"secret {name!r} key {key!r} is not base64 UTF-8 text"
             ) from None
-        if text:
+        if text and mask:
             self.seen.add(text)
         return text
+
+    async def all(self, name: str) -> dict[str, str]:
+        """Every key of Secret `name` (a vendor provider's profile); each value is masked
+        but those of PLAIN_PROFILE_KEYS (addresses, regions, org: masking a value like "us"
+        everywhere would garble every message and hide nothing)."""
+        await self.fetch(name)
+        return {
+            key: await self.value(name, key, mask=key not in PLAIN_PROFILE_KEYS)
+            for key in self._data.get(name, {})
+        }
+
+    async def fetch(self, name: str) -> None:
+        """Fetch Secret `name` into the cache; ProviderError if it does not exist."""
+        if name not in self._data:
+            try:
+                secret = await self._client.get("", "v1", "secrets", self._namespace, name)
+            except NotFoundError:
+                raise ProviderError(ErrorReason.CREDENTIALS, f"secret {name!r} not found") from None
+            self._data[name] = secret.get("data") or {}
 
 
 async def _resolve_metric(run: AnalysisRun, metric: Metric, secrets: _Secrets) -> Metric:
@@ -233,16 +282,13 @@ async def _resolve_metric(run: AnalysisRun, metric: Metric, secrets: _Secrets) -
         # Secret values quoted in the message are masked with the rest of the record.
         raise ProviderError(
             ErrorReason.INVALID_SPEC,
-            f"metric {metric.name!r} is invalid after argument substitution: {exc}",
+            f"metric {metric.name!r} is invalid after argument substitution: {exc.field}: "
+            + naming_args(wire, exc.field, exc.message),
         ) from None
 
 
 def _mask(text: str | None, secrets: set[str]) -> str | None:
-    if text is None:
-        return None
-    for value in sorted(secrets, key=len, reverse=True):
-        text = text.replace(value, MASK)
-    return text
+    return None if text is None else mask(text, secrets)
 
 
 def _masked(measurement: Measurement, secrets: set[str]) -> Measurement:
@@ -337,8 +383,14 @@ async def _take(
                 (name, key): await secrets.value(name, key)
                 for name, key in required_secrets(resolved)
             }
+            base_context = ProviderContext.from_secrets(resolved, credentials)
+            profile = profile_secret(resolved)
+            if profile is not None:
+                base_context = dataclasses.replace(
+                    base_context, profile=await secrets.all(profile)
+                )
             context = MeasurementContext.extend(
-                ProviderContext.from_secrets(resolved, credentials),
+                base_context,
                 _run_ref(run),
                 due.slot,
                 due.index,
@@ -359,7 +411,14 @@ async def _take(
             f"reading secrets failed: {exc}", started_at=due.slot, finished_at=now
         )
     except Exception as exc:  # a provider bug is an Error measurement, not a crash
-        log.exception("metric %s of AnalysisRun %s: provider raised", metric.name, _name(run))
+        # No traceback: its frames and message may hold the secrets this pass read.
+        log.error(
+            "metric %s of AnalysisRun %s: provider raised %s: %s",
+            metric.name,
+            _name(run),
+            type(exc).__name__,
+            mask(str(exc), secrets.seen),
+        )
         record = error_measurement(
             f"provider raised {type(exc).__name__}: {exc}", started_at=due.slot, finished_at=now
         )

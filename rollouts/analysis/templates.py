@@ -52,6 +52,18 @@ ANALYSIS_KINDS: Final = ("step", "background", "prePromotion", "postPromotion")
 
 MAX_NAME_LENGTH: Final = 63
 
+# Metric fields the run's schedule and verdict read before any measurement: their arguments
+# must be plain values, known when the AnalysisRun is built.
+SCHEDULE_FIELDS: Final = (
+    "interval",
+    "initialDelay",
+    "count",
+    "failureLimit",
+    "inconclusiveLimit",
+    "consecutiveErrorLimit",
+    "consecutiveSuccessLimit",
+)
+
 ARG_PLACEHOLDER: Final = re.compile(r"\{\{\s*args\.([A-Za-z0-9_.\-]+)\s*\}\}")
 
 
@@ -90,6 +102,40 @@ def placeholders(value: Any) -> set[str]:
     found: set[str] = set()
     substitute_args(value, {}, on_missing=found.add)
     return found
+
+
+_PATH_PART: Final = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def args_behind(original: Any, field: str, message: str = "") -> list[str]:
+    """The arguments whose substitution produced the value at `field` (a path such as
+    `metrics[0].interval`, as `InvalidSpecError.field` names it) of `original`, the data
+    before substitution: so that an error after substitution can name the argument.
+
+    When the path stops at an object (a model-level rule such as `count > 1 needs an
+    interval`), only fields of that object named in `message` are considered.
+    """
+    node: Any = original
+    for name, index in _PATH_PART.findall(field):
+        if index:
+            if not isinstance(node, list) or int(index) >= len(node):
+                return []
+            node = node[int(index)]
+        elif isinstance(node, Mapping) and name in node:
+            node = node[name]
+        else:
+            break
+    if isinstance(node, Mapping):
+        node = [v for k, v in node.items() if isinstance(v, str) and str(k) in message]
+    return sorted(placeholders(node))
+
+
+def naming_args(original: Any, field: str, message: str) -> str:
+    """`message` followed by the argument(s) that produced the bad value, if any."""
+    names = args_behind(original, field, message)
+    if not names:
+        return message
+    return message + " (from " + ", ".join(f"{{{{args.{n}}}}}" for n in names) + ")"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -368,12 +414,22 @@ def build_analysis_run(
         if arg_name not in secret_args and arg_name not in unknown:
             unknown.append(arg_name)
 
+    unsubstituted = {"metrics": metrics}
     metrics = substitute_args(metrics, values, on_missing=missing)
     if unknown:
         raise InvalidSpecError(
             f"{field}.templates",
             "metrics use undeclared arguments: " + ", ".join(f"{{{{args.{n}}}}}" for n in unknown),
         )
+    for built in metrics:
+        for key in SCHEDULE_FIELDS:
+            left = placeholders(built.get(key))
+            if left:
+                raise InvalidSpecError(
+                    f"{field}.templates",
+                    f"metric {built.get('name')!r}: {key} cannot come from a Secret-backed "
+                    "argument: " + ", ".join(f"{{{{args.{n}}}}}" for n in sorted(left)),
+                )
 
     run_args: list[dict[str, Any]] = []
     for name in args:
@@ -407,7 +463,7 @@ def build_analysis_run(
         raise InvalidSpecError(
             f"{field}.templates",
             f"the AnalysisRun built from the templates is invalid at spec.{exc.field}: "
-            f"{exc.message}",
+            + naming_args(unsubstituted, exc.field, exc.message),
         ) from None
 
     labels: dict[str, str] = {

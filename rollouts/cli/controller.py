@@ -21,6 +21,7 @@ def controller_command(
     prometheus_address: str | None = None,
     metrics_address: str | None = None,
     notifications: tuple[str | None, str | None] = (None, None),
+    allow_metric_addresses: tuple[str, ...] = (),
 ) -> None:
     """Blocks until SIGINT/SIGTERM. Without -n, serves all namespaces (like Argo Rollouts)."""
     clusterwide = all_namespaces or not namespaces
@@ -36,6 +37,7 @@ def controller_command(
     source = ConfigSource(namespace or _own_namespace(kubeconfig, context), name,
                           secret) if config_map else None
     config = OperatorConfig(
+        allow_metric_addresses=allow_metric_addresses,
         namespaces=tuple(namespaces),
         clusterwide=clusterwide,
         standalone=True if standalone else None,

@@ -22,6 +22,7 @@ from typing import Any, BinaryIO, Final, TextIO, TypeVar
 from pydantic import ValidationError
 
 from rollouts.analysis.conditions import check_condition
+from rollouts.analysis.templates import naming_args, substitute_args
 from rollouts.cli.lint_pods import PodTemplateChecker
 from rollouts.cli.manifests import (
     STDIN,
@@ -32,7 +33,8 @@ from rollouts.cli.manifests import (
     read_source,
     yaml_files,
 )
-from rollouts.models.analysis import AnalysisTemplate, ClusterAnalysisTemplate
+from rollouts.errors import InvalidSpecError
+from rollouts.models.analysis import AnalysisTemplate, ClusterAnalysisTemplate, Metric, load
 from rollouts.models.rollout import API_VERSION, rollout_manifest_errors
 from rollouts.traffic import manifest_not_run, manifest_problems
 
@@ -66,6 +68,8 @@ class _Templates:
 
     namespaced: dict[str, list[str]] = field(default_factory=dict)
     cluster: dict[str, list[str]] = field(default_factory=dict)
+    # (clusterScope, name) -> the template's spec, to check its metrics once args are known
+    specs: dict[tuple[bool, str], Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -275,9 +279,39 @@ def collect_templates(docs: Iterable[Document]) -> _Templates:
             continue
         if doc.body.get("kind") == "AnalysisTemplate":
             found.namespaced[name] = _required_args(doc.body)
+            found.specs[(False, name)] = _dict(doc.body.get("spec"))
         elif doc.body.get("kind") == "ClusterAnalysisTemplate":
             found.cluster[name] = _required_args(doc.body)
+            found.specs[(True, name)] = _dict(doc.body.get("spec"))
     return found
+
+
+def _plain_args(args: Iterable[Any]) -> dict[str, str]:
+    return {
+        str(_dict(a).get("name")): str(_dict(a)["value"])
+        for a in args
+        if isinstance(_dict(a).get("value"), str)
+    }
+
+
+def check_substituted(path: str, spec: Mapping[str, Any], given: Iterable[Any],
+                      kind: str, name: str) -> list[str]:
+    """Messages for the template's metrics that are invalid once the Rollout's plain
+    argument values (and the template's defaults) are substituted; arguments still unknown
+    (Secret-backed, fieldRef, pod hashes) leave their metric unchecked."""
+    values = {**_plain_args(_list(spec.get("args"))), **_plain_args(given)}
+    messages: list[str] = []
+    for i, metric in enumerate(_list(spec.get("metrics"))):
+        left: list[str] = []
+        resolved = substitute_args(metric, values, on_missing=left.append)
+        if left or resolved == metric:
+            continue
+        try:
+            load(Metric, resolved)
+        except InvalidSpecError as exc:
+            messages.append(f'{kind} "{name}" spec.metrics[{i}].{exc.field} with these '
+                            f"args: {naming_args(metric, exc.field, exc.message)}")
+    return messages
 
 
 def check_references(doc: Document, templates: _Templates) -> list[Problem]:
@@ -303,6 +337,9 @@ def check_references(doc: Document, templates: _Templates) -> list[Problem]:
                     problems.append(Problem(doc.file, doc.index, f"{path}.args",
                                             f'argument "{arg}" required by {kind} "{name}" '
                                             "is not provided"))
+            for message in check_substituted(path, templates.specs.get((cluster, name), {}),
+                                             _list(analysis.get("args")), kind, name):
+                problems.append(Problem(doc.file, doc.index, f"{path}.args", message))
     return problems
 
 

@@ -669,6 +669,12 @@ def controller(
                      help="Secret holding the webhook URLs and tokens the ConfigMap "
                      "refers to as $key (same namespace as the ConfigMap)."),
     ] = None,
+    allow_metric_address: Annotated[
+        list[str] | None,
+        typer.Option("--allow-metric-address", metavar="CIDR",
+                     help="Let metric providers reach this link-local or cloud-metadata "
+                          "network, refused by default (repeatable)."),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     """Run the controller."""
@@ -678,8 +684,13 @@ def controller(
         if exc.name != "rollouts.cli.controller":
             raise
         raise _fail("the controller is not part of this build") from None
+    from rollouts.analysis.providers.egress import parse_networks
     from rollouts.kube.config import KubeconfigError, UnreachableError, check_reachable, load
 
+    try:
+        parse_networks(allow_metric_address or [])
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
     try:  # one line for what a user gets wrong first, before kopf starts
         check_reachable(load(kubeconfig, context))
     except (KubeconfigError, UnreachableError) as exc:
@@ -695,6 +706,7 @@ def controller(
         prometheus_address=prometheus_address,
         metrics_address=metrics_address,
         notifications=(notifications_config, notifications_secret),
+        allow_metric_addresses=tuple(allow_metric_address or ()),
         verbose=verbose,
     )
 

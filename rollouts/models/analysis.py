@@ -3,10 +3,11 @@
 Field names, defaults and meanings follow Argo Rollouts `argoproj.io/v1alpha1`
 (pkg/apis/rollouts/v1alpha1/analysis_types.go). Differences, all deliberate:
 
-- Providers: only `prometheus`, `web` and `job`. Any other provider key (datadog, kayenta,
-  newRelic, ...) is rejected with a message naming the supported ones.
-- `prometheus.authentication` offers `basic` and `bearer` (credentials read from a Secret);
-  Argo's `sigv4` / `oauth2` are not supported and are rejected as unknown fields.
+- Providers: `prometheus`, `web`, `job`, `datadog`, `newRelic`, `cloudWatch`, `graphite`,
+  `influxdb`, `wavefront`, `skywalking` (models/providers.py). Any other provider key
+  (kayenta, plugin, ...) is rejected with a message naming the supported ones.
+- `prometheus.authentication` offers Argo's `basicAuth`, `oauth2` and `sigv4`, and ours:
+  `basic` and `bearer` (credentials read from a Secret by reference).
 - `AnalysisTemplateSpec.templates` (include other templates) is accepted as in newer Argo.
 - Conditions are not syntax-checked here: models sit below `rollouts.analysis` in the
   layering and a condition may still contain `{{args.x}}` placeholders. Use
@@ -34,8 +35,39 @@ from pydantic import (
 )
 
 from rollouts.errors import InvalidSpecError
-from rollouts.models.base import ApiModel, Duration, StatusModel, parse_duration
+from rollouts.models.base import (
+    PLACEHOLDER,
+    ApiModel,
+    ArgDuration,
+    StatusModel,
+    duration_value,
+    has_placeholder,
+)
 from rollouts.models.comparison import ROLE_PLACEHOLDER, Compare, Evidence
+from rollouts.models.providers import AUTHENTICATIONS as AUTHENTICATIONS
+
+# Moved to models/providers.py; still importable from here.
+from rollouts.models.providers import BasicAuth as BasicAuth
+from rollouts.models.providers import BasicAuthSecretRef as BasicAuthSecretRef
+from rollouts.models.providers import BearerAuth as BearerAuth
+from rollouts.models.providers import (
+    CloudWatchMetric,
+    DatadogMetric,
+    GraphiteMetric,
+    InfluxdbMetric,
+    NewRelicMetric,
+    SkyWalkingMetric,
+    WavefrontMetric,
+    snake,
+)
+from rollouts.models.providers import Header as Header
+from rollouts.models.providers import JobMetric as JobMetric
+from rollouts.models.providers import PrometheusAuthentication as PrometheusAuthentication
+from rollouts.models.providers import PrometheusMetric as PrometheusMetric
+from rollouts.models.providers import PrometheusRangeQuery as PrometheusRangeQuery
+from rollouts.models.providers import SecretKeyRef as SecretKeyRef
+from rollouts.models.providers import WebMetric as WebMetric
+from rollouts.models.providers import range_time_offset as range_time_offset
 from rollouts.models.wire import COMPLETED_RUN_PHASES
 
 API_VERSION: Final = "rollouts.dev/v1alpha1"
@@ -52,7 +84,6 @@ DEFAULT_MEASUREMENT_RETENTION = 10
 # `metricName: "*"` in dryRun / measurementRetention applies to every metric, as in Argo.
 WILDCARD = "*"
 
-_PLACEHOLDER = re.compile(r"\{\{\s*[A-Za-z0-9_.\-]+\s*\}\}")
 _INT_TEXT = re.compile(r"^-?\d+$")
 
 
@@ -61,7 +92,7 @@ def _check_int_or_string(value: object) -> object:
         raise ValueError("expected an integer or a '{{args.name}}' placeholder")
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and (_INT_TEXT.match(value.strip()) or _PLACEHOLDER.search(value)):
+    if isinstance(value, str) and (_INT_TEXT.match(value.strip()) or PLACEHOLDER.search(value)):
         return value
     raise ValueError("expected an integer or a '{{args.name}}' placeholder")
 
@@ -91,17 +122,8 @@ def int_value(value: int | str, field: str) -> int:
     raise InvalidSpecError(field, f"{value!r} is not an integer (unresolved argument?)")
 
 
-def _has_placeholder(value: object) -> bool:
-    return isinstance(value, str) and _PLACEHOLDER.search(value) is not None
-
-
 # ---------------------------------------------------------------------------------------------
 # Arguments
-
-
-class SecretKeyRef(ApiModel):
-    name: str = Field(min_length=1)
-    key: str = Field(min_length=1)
 
 
 class FieldRef(ApiModel):
@@ -152,135 +174,33 @@ class Argument(ApiModel):
 # Providers
 
 
-class Header(ApiModel):
-    key: str = Field(min_length=1)
-    value: str
-
-
-class BasicAuthSecretRef(ApiModel):
-    name: str = Field(min_length=1)
-    username_key: str = Field(min_length=1)
-    password_key: str = Field(min_length=1)
-
-
-class BasicAuth(ApiModel):
-    secret_ref: BasicAuthSecretRef
-
-
-class BearerAuth(ApiModel):
-    secret_key_ref: SecretKeyRef
-
-
-class PrometheusAuthentication(ApiModel):
-    """Ours: basic or bearer credentials from a Secret (Argo's sigv4/oauth2 are rejected)."""
-
-    basic: BasicAuth | None = None
-    bearer: BearerAuth | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> PrometheusAuthentication:
-        if (self.basic is None) == (self.bearer is None):
-            raise ValueError("authentication needs exactly one of basic, bearer")
-        return self
-
-
-_RANGE_SHORT = re.compile(r"^now(?:\(\))?(?:\s*-\s*(\S+))?$")
-_RANGE_ARGO = re.compile(r"""^now\(\)\s*-\s*duration\(\s*["']([^"']+)["']\s*\)$""")
-
-
-def range_time_offset(text: str) -> int:
-    """Seconds before 'now' that a rangeQuery start/end denotes.
-
-    Accepts Argo's form (`now()`, `now() - duration("5m")`) and the short form
-    (`now`, `now-5m`). Raises ValueError otherwise.
-    """
-    stripped = text.strip()
-    match = _RANGE_ARGO.match(stripped)
-    if match is not None:
-        return parse_duration(match.group(1))
-    match = _RANGE_SHORT.match(stripped)
-    if match is None:
-        raise ValueError(
-            f'invalid range time {text!r}: use now(), now() - duration("5m"), now or now-5m'
-        )
-    return parse_duration(match.group(1)) if match.group(1) else 0
-
-
-def _check_range_time(value: object) -> object:
-    if isinstance(value, str) and not _has_placeholder(value):
-        range_time_offset(value)
-    return value
-
-
-RangeTime = Annotated[str, BeforeValidator(_check_range_time)]
-
-
-class PrometheusRangeQuery(ApiModel):
-    """A range query over [now - start, now - end] every `step` (Argo's rangeQuery)."""
-
-    start: RangeTime
-    end: RangeTime
-    step: Duration
-
-    @model_validator(mode="after")
-    def _ordered(self) -> PrometheusRangeQuery:
-        if _has_placeholder(self.start) or _has_placeholder(self.end):
-            return self
-        if range_time_offset(self.start) < range_time_offset(self.end):
-            raise ValueError("rangeQuery.start must not be after rangeQuery.end")
-        if not _has_placeholder(self.step) and parse_duration(self.step) <= 0:
-            raise ValueError("rangeQuery.step must be positive")
-        return self
-
-
-class PrometheusMetric(ApiModel):
-    address: str | None = Field(
-        default=None, description="Prometheus base URL; the controller default if unset"
-    )
-    query: str = Field(min_length=1)
-    timeout: int | None = Field(default=None, gt=0, description="seconds, as in Argo")
-    insecure: bool | None = None
-    headers: list[Header] | None = None
-    authentication: PrometheusAuthentication | None = None
-    range_query: PrometheusRangeQuery | None = None
-
-
-class WebMetric(ApiModel):
-    url: str = Field(min_length=1)
-    method: Literal["GET", "POST", "PUT"] | None = Field(default=None, description="default GET")
-    headers: list[Header] | None = None
-    body: str | None = None
-    json_body: dict[str, Any] | None = None
-    timeout_seconds: int | None = Field(default=None, gt=0, description="default 10")
-    json_path: str | None = Field(default=None, description='default "{$}"')
-    insecure: bool | None = None
-
-    @model_validator(mode="after")
-    def _body_rules(self) -> WebMetric:
-        if self.body is not None and self.json_body is not None:
-            raise ValueError("web: set body or jsonBody, not both")
-        if (self.body is not None or self.json_body is not None) and self.method not in (
-            "POST",
-            "PUT",
-        ):
-            raise ValueError("web: body and jsonBody need method POST or PUT")
-        return self
-
-
-class JobMetric(ApiModel):
-    metadata: dict[str, Any] | None = None
-    spec: dict[str, Any] = Field(description="a Kubernetes batch/v1 JobSpec")
-
-
-SUPPORTED_PROVIDERS: tuple[str, ...] = ("prometheus", "web", "job")
+SUPPORTED_PROVIDERS: tuple[str, ...] = (
+    "prometheus",
+    "web",
+    "job",
+    "datadog",
+    "newRelic",
+    "cloudWatch",
+    "graphite",
+    "influxdb",
+    "wavefront",
+    "skywalking",
+)
 
 
 class MetricProvider(ApiModel):
-    """Exactly one of prometheus, web, job."""
+    """Exactly one provider (Argo's names)."""
 
     prometheus: PrometheusMetric | None = None
     web: WebMetric | None = None
     job: JobMetric | None = None
+    datadog: DatadogMetric | None = None
+    new_relic: NewRelicMetric | None = None
+    cloud_watch: CloudWatchMetric | None = None
+    graphite: GraphiteMetric | None = None
+    influxdb: InfluxdbMetric | None = None
+    wavefront: WavefrontMetric | None = None
+    skywalking: SkyWalkingMetric | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -296,18 +216,24 @@ class MetricProvider(ApiModel):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> MetricProvider:
-        given = [n for n in SUPPORTED_PROVIDERS if getattr(self, n) is not None]
+        given = [n for n in SUPPORTED_PROVIDERS if getattr(self, snake(n)) is not None]
         if len(given) != 1:
             raise ValueError(
-                "provider needs exactly one of prometheus, web, job"
+                f"provider needs exactly one of {', '.join(SUPPORTED_PROVIDERS)}"
                 + (f" (got {', '.join(given)})" if given else " (got none)")
             )
         return self
 
     @property
     def kind(self) -> str:
-        """The name of the provider that is set: 'prometheus', 'web' or 'job'."""
-        return next(n for n in SUPPORTED_PROVIDERS if getattr(self, n) is not None)
+        """The (Argo) name of the provider that is set: 'prometheus', 'newRelic', ..."""
+        return next(n for n in SUPPORTED_PROVIDERS if getattr(self, snake(n)) is not None)
+
+    @property
+    def spec(self) -> ApiModel:
+        """The spec of the provider that is set."""
+        found: ApiModel = getattr(self, snake(self.kind))
+        return found
 
 
 # ---------------------------------------------------------------------------------------------
@@ -316,10 +242,10 @@ class MetricProvider(ApiModel):
 
 class Metric(ApiModel):
     name: str = Field(min_length=1)
-    interval: Duration | None = Field(
+    interval: ArgDuration | None = Field(
         default=None, description="time between measurements; unset means a single measurement"
     )
-    initial_delay: Duration | None = None
+    initial_delay: ArgDuration | None = None
     count: IntOrString | None = Field(
         default=None,
         description="measurements to take; unset with no interval means 1, "
@@ -365,13 +291,13 @@ class Metric(ApiModel):
             ("consecutiveSuccessLimit", self.consecutive_success_limit, 0),
         )
         for field, value, floor in floors:
-            if value is None or _has_placeholder(value):
+            if value is None or has_placeholder(value):
                 continue
             if int_value(value, field) < floor:
                 raise ValueError(f"{field} must be >= {floor}")
         if (
             self.count is not None
-            and not _has_placeholder(self.count)
+            and not has_placeholder(self.count)
             and int_value(self.count, "count") > 1
             and self.interval is None
         ):
@@ -405,10 +331,14 @@ class Metric(ApiModel):
         )
 
     def interval_seconds(self) -> int | None:
-        return None if self.interval is None else parse_duration(self.interval)
+        if self.interval is None:
+            return None
+        return duration_value(self.interval, f"metrics[{self.name}].interval")
 
     def initial_delay_seconds(self) -> int:
-        return 0 if self.initial_delay is None else parse_duration(self.initial_delay)
+        if self.initial_delay is None:
+            return 0
+        return duration_value(self.initial_delay, f"metrics[{self.name}].initialDelay")
 
     def _limit(self, value: int | str | None, field: str, default: int) -> int:
         if value is None:

@@ -12,6 +12,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
+from rollouts.errors import InvalidSpecError
+
 
 class ApiModel(BaseModel):
     """Base of spec models: camelCase aliases, unknown fields forbidden."""
@@ -126,3 +128,46 @@ def resolve_int_or_percent(value: int | str, total: int, *, round_up: bool) -> i
     percent = int(value.rstrip("%"))
     scaled = total * percent
     return -(-scaled // 100) if round_up else scaled // 100
+
+
+PLACEHOLDER = re.compile(r"\{\{\s*[A-Za-z0-9_.\-]+\s*\}\}")
+
+
+def duration_value(value: int | str, field: str) -> int:
+    """Seconds an ArgDuration stands for; InvalidSpecError if it is still a placeholder."""
+    if has_placeholder(value):
+        raise InvalidSpecError(field, f"{value!r} is not a duration (unresolved argument?)")
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise InvalidSpecError(field, str(exc)) from None
+
+
+def has_placeholder(value: object) -> bool:
+    """Whether `value` is a string holding a `{{...}}` placeholder (an argument)."""
+    return isinstance(value, str) and PLACEHOLDER.search(value) is not None
+
+
+def _check_arg_duration(value: object) -> object:
+    if not has_placeholder(value):
+        parse_duration(value)
+    return value
+
+
+# A Duration that may also be a `{{args.name}}` placeholder, as Argo substitutes arguments
+# into every string of a metric before reading it (`interval: "{{args.interval}}"`). The
+# value is checked as a duration once the argument is substituted (AnalysisRun creation).
+ArgDuration = Annotated[
+    int | str,
+    BeforeValidator(_check_arg_duration),
+    PlainSerializer(lambda v: v),
+    WithJsonSchema(
+        {
+            "x-kubernetes-int-or-string": True,
+            "anyOf": [
+                {"type": "integer", "minimum": 0},
+                {"type": "string", "pattern": r"^(([0-9]+(h|m|s|ms)?)+|.*\{\{.*\}\}.*)$"},
+            ],
+        }
+    ),
+]

@@ -256,14 +256,14 @@ async def test_stale_body_is_not_written_and_asks_for_a_fresh_read(
 async def test_invalid_run_gets_phase_error_naming_the_field(
     emu: ApiEmulator, client: KubeClient
 ) -> None:
-    bad = {"name": "m", "provider": {"datadog": {"query": "q"}}}
+    bad = {"name": "m", "provider": {"kayenta": {"query": "q"}}}
     create_run(emu, bad)
     set_ = providers(FakeProvider(lambda *_: value([1.0])))
     requeue, body = await reconcile(client, set_, T0)
     assert requeue is None
     assert body["status"]["phase"] == "Error"
     assert "spec.metrics[0].provider" in body["status"]["message"]
-    assert "datadog" in body["status"]["message"]
+    assert "kayenta" in body["status"]["message"]
     writes = status_writes(emu)
     await reconcile(client, set_, at(5))
     assert status_writes(emu) == writes
@@ -473,3 +473,90 @@ def test_merge_patch_nulls_removed_keys() -> None:
         "message": None,
         "runSummary": {"count": 2, "extra": None},
     }
+
+
+TRICKY = 'p"a\\ss\'w/o rd+=ü'
+TRICKY_ASCII = 'p"a\\ss\'w/o rd+='
+
+
+async def test_a_secret_with_quotes_and_backslashes_is_masked_in_every_encoding(
+    emu: ApiEmulator, client: KubeClient
+) -> None:
+    """A web value (JSON), a condition error (repr) and metadata (URL) all quote it."""
+    create_secret(emu, "creds", token=TRICKY)
+    create_run(
+        emu,
+        {
+            "name": "rate",
+            "successCondition": "result.ok == true",
+            "provider": {"web": {"url": "http://svc/?t={{args.token}}"}},
+        },
+        args=[SECRET_ARG],
+    )
+    from urllib.parse import quote
+
+    def echo(metric: Metric, _c: ProviderContext, _n: datetime) -> Measurement:
+        assert metric.provider.web is not None
+        url = metric.provider.web.url
+        document = {"token": url.split("t=", 1)[1], "ok": "yes"}
+        return Measurement(
+            document, json.dumps(document), "json",
+            metadata={"url": "http://svc/?t=" + quote(TRICKY, safe=""),
+                      "repr": repr(document), "b64": base64.b64encode(TRICKY.encode()).decode()},
+        )
+
+    _, body = await reconcile(client, providers(FakeProvider(echo)), T0)
+    text = json.dumps(body)
+    measurement = body["status"]["metricResults"][0]["measurements"][0]
+    assert MASK in measurement["value"] and all(MASK in v for v in measurement["metadata"].values())
+    from rollouts.analysis.masking import encodings
+
+    for form in encodings(TRICKY):
+        assert form not in text, form
+    assert json.dumps(TRICKY)[1:-1] not in text and repr(TRICKY)[1:-1] not in text
+
+
+async def test_vendor_credentials_come_from_the_profile_secret_and_are_masked(
+    emu: ApiEmulator, client: KubeClient
+) -> None:
+    """A datadog metric reads Secret `datadog` (Argo's default name) in the run's namespace
+    against a real local server; the key echoed back in an error is masked in the status."""
+    from aiohttp import web
+
+    from rollouts.analysis.providers.datadog import DatadogProvider
+    from tests.analysis.local_http import serve
+
+    async def query(request: web.Request) -> web.StreamResponse:
+        key = request.headers.get("DD-API-KEY", "")
+        error = {"status": "error", "error": f"key {key!r} is revoked"}
+        return web.json_response(error, status=403)
+
+    async with serve({("GET", "/api/v1/query"): query}) as server:
+        create_secret(emu, "datadog", **{"address": server.url, "api-key": TRICKY_ASCII,
+                                         "app-key": "app-k3y-value"})
+        create_run(emu, {"name": "dd", "provider": {"datadog": {"query": "sum:x"}}})
+        fake = FakeProvider(lambda *_: value([1.0]))
+        set_ = providers(fake)
+        set_.others["datadog"] = DatadogProvider()
+        _, body = await reconcile(client, set_, T0)
+        await set_.others["datadog"].aclose()
+    assert server.requests[0].headers["DD-APPLICATION-KEY"] == "app-k3y-value"
+    measurement = body["status"]["metricResults"][0]["measurements"][0]
+    assert measurement["phase"] == "Error" and "revoked" in measurement["message"]
+    assert MASK in measurement["message"]
+    text = json.dumps(body)
+    from rollouts.analysis.masking import encodings
+
+    for form in encodings(TRICKY_ASCII) | encodings("app-k3y-value"):
+        assert form not in text
+
+
+async def test_a_missing_profile_secret_is_an_error_measurement(
+    emu: ApiEmulator, client: KubeClient
+) -> None:
+    create_run(emu, {"name": "nr", "provider": {"newRelic": {"query": "SELECT 1",
+                                                             "profile": "nr-prod"}}})
+    _, body = await reconcile(client, providers(FakeProvider(lambda *_: value([1.0]))), T0)
+    measurement = body["status"]["metricResults"][0]["measurements"][0]
+    assert measurement["phase"] == "Error" and "secret 'nr-prod' not found" in measurement[
+        "message"]

@@ -396,3 +396,72 @@ def test_substitution_helpers() -> None:
     }
     assert placeholders(doc) == {"x", "y"}
     assert json.dumps(substitute_args(doc, {})) == json.dumps(doc)
+
+
+ARG_FIELDS = {
+    "interval": ("analysis-interval", "30s", 30, "soon"),
+    "initialDelay": ("delay", "1m", 60, "later"),
+}
+
+
+@pytest.mark.parametrize("field", sorted(ARG_FIELDS))
+def test_durations_may_be_args_and_are_checked_after_substitution(field: str) -> None:
+    arg, good, seconds, bad = ARG_FIELDS[field]
+    tpl = template(
+        "t",
+        args=[{"name": arg}],
+        metrics=[prom_metric("m", "q", **{field: f"{{{{args.{arg}}}}}", "count": 3,
+                                          "interval": f"{{{{args.{arg}}}}}"})],
+    )
+    run = build(analysis("t", args=[{"name": arg, "value": good}]), [tpl])
+    metric = load_analysis_run(run).spec.metrics[0]
+    assert metric.interval_seconds() == seconds
+    with pytest.raises(InvalidSpecError) as caught:
+        build(analysis("t", args=[{"name": arg, "value": bad}]), [tpl])
+    assert f"{{{{args.{arg}}}}}" in str(caught.value) and repr(bad) in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "field", ["count", "failureLimit", "inconclusiveLimit", "consecutiveErrorLimit"]
+)
+def test_limits_given_as_args_name_the_arg_when_bad(field: str) -> None:
+    tpl = template(
+        "t",
+        args=[{"name": "lim"}],
+        metrics=[prom_metric("m", "q", interval="1m", **{field: "{{args.lim}}"})],
+    )
+    run = build(analysis("t", args=[{"name": "lim", "value": "3"}]), [tpl])
+    assert load_analysis_run(run).spec.metrics[0].model_dump(by_alias=True)[field] == "3"
+    with pytest.raises(InvalidSpecError, match=r"\{\{args\.lim\}\}"):
+        build(analysis("t", args=[{"name": "lim", "value": "-7"}]), [tpl])
+
+
+def test_provider_fields_are_substituted_and_unresolved_duration_refuses_to_be_read() -> None:
+    tpl = template(
+        "t",
+        args=[{"name": "step"}, {"name": "addr"}],
+        metrics=[{
+            "name": "m",
+            "provider": {"prometheus": {"address": "{{args.addr}}", "query": "q",
+                                        "rangeQuery": {"start": "now-5m", "end": "now",
+                                                       "step": "{{args.step}}"}}},
+        }],
+    )
+    run = build(analysis("t", args=[{"name": "step", "value": "1m"},
+                                    {"name": "addr", "value": "http://p:9090"}]), [tpl])
+    prom = load_analysis_run(run).spec.metrics[0].provider.prometheus
+    assert prom is not None and prom.address == "http://p:9090"
+    assert prom.range_query is not None and prom.range_query.step == "1m"
+    raw = tpl.spec.metrics[0].model_copy(update={"interval": "{{args.i}}"})
+    with pytest.raises(InvalidSpecError, match=r"interval.*unresolved argument"):
+        raw.interval_seconds()
+
+
+def test_schedule_fields_cannot_come_from_secret_args() -> None:
+    tpl = template(
+        "t",
+        args=[{"name": "tok", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}],
+        metrics=[prom_metric("m", "q", interval="{{args.tok}}")],
+    )
+    with pytest.raises(InvalidSpecError, match=r"interval cannot come from a Secret-backed"):
+        build(analysis("t"), [tpl])

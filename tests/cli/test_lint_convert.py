@@ -36,7 +36,7 @@ def test_lint_reports_every_problem_with_file_doc_and_path() -> None:
         f"{bad}:doc 1: warning: spec.strategy.canary.steps[1].setWeight: weight goes down",
         f'{bad}:doc 1: spec.strategy.canary.steps[2].analysis.templates[1].templateName: '
         'AnalysisTemplate "missing" is not in the files given',
-        f"{bad}:doc 2: spec.metrics[1].provider: unsupported metric provider datadog",
+        f"{bad}:doc 2: spec.metrics[1].provider: unsupported metric provider kayenta",
         f"{bad}:doc 2: spec.metrics[0].successCondition: unexpected end of input",
         f"{bad}:doc 2: spec.metrics[1].failureCondition: unexpected end of input at position 13 "
         "in 'result > 0 &&' (placeholders replaced by 0)",
@@ -117,3 +117,31 @@ def test_convert_output_lints_clean(tmp_path: pathlib.Path) -> None:
     assert code == 0
     (tmp_path / "converted.yaml").write_text(out)
     assert run("lint", str(tmp_path / "converted.yaml"))[0] == 0
+
+
+def test_lint_accepts_arg_durations_and_checks_them_with_the_rollouts_values(
+    tmp_path: pathlib.Path,
+) -> None:
+    good = DATA / "args-interval.yaml"
+    code, out, _ = run("lint", str(good))
+    assert code == 0, out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(good.read_text().replace("value: 30s", "value: soon"))
+    code, out, _ = run("lint", str(bad))
+    assert code == 1
+    assert "spec.metrics[0].interval" in out and "{{args.analysis-interval}}" in out
+    assert "'soon'" in out
+
+
+def test_convert_keeps_every_supported_vendor_provider(tmp_path: pathlib.Path) -> None:
+    code, out, err = run("convert", str(DATA / "argo-providers.yaml"))
+    assert code == 0, err
+    assert "unsupported" not in err
+    [doc] = list(yaml.safe_load_all(out))
+    source = yaml.safe_load((DATA / "argo-providers.yaml").read_text())
+    assert doc["apiVersion"] == "rollouts.dev/v1alpha1"
+    assert doc["spec"] == source["spec"]
+    converted = tmp_path / "converted.yaml"
+    converted.write_text(out)
+    code, out, err = run("lint", str(converted))
+    assert code == 0, out + err

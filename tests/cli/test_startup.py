@@ -60,3 +60,11 @@ def test_completion_of_commands_and_rollout_names(sandbox: Sandbox) -> None:
     assert complete(sandbox, f"{kube} promote ") == ["api", "web", "worker"]
     # No cluster: nothing to offer, and nothing printed into the shell.
     assert complete(sandbox, "rollouts --kubeconfig /nonexistent get w") == []
+
+
+def test_controller_refuses_a_bad_allow_metric_address() -> None:
+    result = CliRunner().invoke(app, ["controller", "--allow-metric-address", "not-a-cidr"])
+    assert result.exit_code != 0
+    assert "--allow-metric-address 'not-a-cidr' is not a CIDR" in result.output
+    help_text = CliRunner().invoke(app, ["controller", "--help"], env={"COLUMNS": "200"}).stdout
+    assert "--allow-metric-address" in help_text

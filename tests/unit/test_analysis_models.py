@@ -194,12 +194,16 @@ def test_status_defaults() -> None:
 @pytest.mark.parametrize(
     ("provider", "fragment"),
     [
-        ({}, "exactly one of prometheus, web, job (got none)"),
+        ({}, "exactly one of prometheus, web, job, datadog, newRelic"),
         ({"prometheus": {"query": "q"}, "web": {"url": "u"}}, "(got prometheus, web)"),
-        ({"datadog": {"query": "q"}}, "unsupported metric provider datadog"),
-        ({"kayenta": {}}, "supported: prometheus, web, job"),
-        ({"prometheus": {"query": "q", "authentication": {"sigv4": {}}}}, "Extra inputs"),
-        ({"prometheus": {"query": "q", "authentication": {"oauth2": {}}}}, "Extra inputs"),
+        ({"datadog": {"queries": {"a": "q"}}}, "need apiVersion v2"),
+        ({"datadog": {"apiVersion": "v2", "queries": {"a": "q", "b": "r"}}}, "need a formula"),
+        ({"datadog": {"query": "q", "interval": "soon"}}, "invalid duration"),
+        ({"newRelic": {}}, "Field required"),
+        ({"cloudWatch": {"metricDataQueries": "[nope"}}, "not a JSON list"),
+        ({"kayenta": {}}, "supported: prometheus, web, job, datadog"),
+        ({"prometheus": {"query": "q", "authentication": {"sigv4": {"x": 1}}}}, "Extra inputs"),
+        ({"prometheus": {"query": "q", "authentication": {"oauth2": {}}}}, "Field required"),
         ({"prometheus": {"query": "q", "authentication": {}}}, "exactly one of basic, bearer"),
         ({"prometheus": {"query": ""}}, "at least 1 character"),
         ({"prometheus": {"query": "q", "timeout": 0}}, "greater than 0"),
@@ -237,7 +241,11 @@ def test_provider_rejections(provider: dict[str, Any], fragment: str) -> None:
 def test_prometheus_auth_shapes() -> None:
     basic = {"basic": {"secretRef": {"name": "s", "usernameKey": "u", "passwordKey": "p"}}}
     bearer = {"bearer": {"secretKeyRef": {"name": "s", "key": "token"}}}
-    for auth in (basic, bearer):
+    argo_basic = {"basicAuth": {"username": "{{args.u}}", "password": "{{args.p}}"}}
+    oauth2 = {"oauth2": {"tokenUrl": "http://t/token", "clientId": "c",
+                         "clientSecret": "{{args.s}}", "scopes": ["a"]}}
+    sigv4 = {"sigv4": {"region": "eu-west-1", "roleArn": "arn:aws:iam::1:role/r"}}
+    for auth in (basic, bearer, argo_basic, oauth2, sigv4):
         provider = load(MetricProvider, {"prometheus": {"query": "q", "authentication": auth}})
         assert provider.to_wire()["prometheus"]["authentication"] == auth
 

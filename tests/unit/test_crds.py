@@ -416,6 +416,8 @@ RULE_CASES: list[tuple[type[BaseModel], dict[str, Any], dict[str, list[Any]]]] =
         {
             "basic": [{"secretRef": {"name": "s", "usernameKey": "u", "passwordKey": "p"}}],
             "bearer": [{"secretKeyRef": {"name": "s", "key": "t"}}],
+            "basicAuth": [{"username": "u", "password": "p"}],
+            "oauth2": [{"tokenUrl": "http://t", "clientId": "c", "clientSecret": "s"}],
         },
     ),
     (
@@ -426,7 +428,8 @@ RULE_CASES: list[tuple[type[BaseModel], dict[str, Any], dict[str, list[Any]]]] =
     (
         analysis.MetricProvider,
         {},
-        {"prometheus": [{"query": "up"}], "web": [{"url": "http://x"}], "job": [{"spec": {}}]},
+        {"prometheus": [{"query": "up"}], "web": [{"url": "http://x"}], "job": [{"spec": {}}],
+         "datadog": [{"query": "q"}], "graphite": [{"address": "http://g", "query": "q"}]},
     ),
     (
         analysis.AnalysisTemplateSpec,

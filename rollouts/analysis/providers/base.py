@@ -19,6 +19,7 @@ Providers do no Kubernetes I/O. Credentials named by a spec (`authentication.bas
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from collections.abc import Callable, Mapping
@@ -30,8 +31,10 @@ from typing import Protocol, Self, TypeAlias
 
 import httpx
 
+from rollouts.analysis.providers.egress import EgressDenied, EgressPolicy, ResponseTooLarge, fetch
 from rollouts.errors import MetricError
-from rollouts.models.analysis import Metric, PrometheusAuthentication
+from rollouts.models.analysis import Metric
+from rollouts.models.providers import DEFAULT_PROFILES, PrometheusAuthentication
 
 __all__ = [
     "RAW_LIMIT",
@@ -67,6 +70,8 @@ class ErrorReason(StrEnum):
     JSON_PATH = "JSONPathNotFound"
     INVALID_SPEC = "InvalidSpec"  # e.g. no address, bad jsonPath, unresolved placeholder
     CREDENTIALS = "Credentials"  # the spec asks for credentials the caller did not resolve
+    ADDRESS_DENIED = "AddressNotAllowed"  # the egress policy refuses the address
+    TOO_LARGE = "ResponseTooLarge"
 
 
 class ProviderError(MetricError):
@@ -158,6 +163,8 @@ class ProviderContext:
     basic_auth: BasicCredentials | None = None
     bearer_token: str | None = field(default=None, repr=False)
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # Every key of the Secret a vendor provider reads its credentials from (`profile`).
+    profile: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_secrets(
@@ -168,7 +175,7 @@ class ProviderContext:
         Raises ProviderError(CREDENTIALS) naming the first missing (secret, key).
         """
         auth = _authentication(metric)
-        if auth is None:
+        if auth is None or (auth.basic is None and auth.bearer is None):
             return cls()
 
         def get(name: str, key: str) -> str:
@@ -212,8 +219,22 @@ def required_secrets(metric: Metric) -> list[tuple[str, str]]:
     if auth.basic is not None:
         ref = auth.basic.secret_ref
         return [(ref.name, ref.username_key), (ref.name, ref.password_key)]
-    assert auth.bearer is not None
-    return [(auth.bearer.secret_key_ref.name, auth.bearer.secret_key_ref.key)]
+    if auth.bearer is not None:
+        return [(auth.bearer.secret_key_ref.name, auth.bearer.secret_key_ref.key)]
+    return []
+
+
+def profile_secret(metric: Metric) -> str | None:
+    """The Secret whose keys a vendor provider reads its credentials from (Argo's names:
+    `profile`, datadog's `secretRef.name`, else the provider's default), or None."""
+    kind = metric.provider.kind
+    default = DEFAULT_PROFILES.get(kind)
+    if default is None:
+        return None
+    spec = metric.provider.spec
+    ref = getattr(spec, "secret_ref", None)
+    named = getattr(spec, "profile", None) or (ref.name if ref is not None else None)
+    return str(named or default)
 
 
 def check_credentials(metric: Metric, context: ProviderContext) -> ProviderError | None:
@@ -283,6 +304,12 @@ def json_text(value: object) -> str:
 
 def error_from_http_exception(exc: Exception, what: str) -> ProviderError:
     """Classify a transport-level failure of a request to `what` (an URL)."""
+    if isinstance(exc, EgressDenied):
+        return ProviderError(ErrorReason.ADDRESS_DENIED, f"request to {what} refused: {exc}")
+    if isinstance(exc, ResponseTooLarge):
+        return ProviderError(ErrorReason.TOO_LARGE, f"{what}: {exc}")
+    if isinstance(exc, httpx.TooManyRedirects):
+        return ProviderError(ErrorReason.CONNECTION, f"request to {what}: {exc}")
     if isinstance(exc, httpx.TimeoutException | TimeoutError):
         return ProviderError(ErrorReason.TIMEOUT, f"request to {what} timed out")
     if isinstance(exc, httpx.ConnectError):
@@ -318,7 +345,9 @@ class HttpClients:
         transport: httpx.AsyncBaseTransport | None = None,
         user_agent: str = "rollouts-controller",
         client_factory: Callable[[bool], httpx.AsyncClient] | None = None,
+        policy: EgressPolicy | None = None,
     ) -> None:
+        self.policy = policy or EgressPolicy()
         self._transport = transport
         self._user_agent = user_agent
         self._factory = client_factory
@@ -334,10 +363,40 @@ class HttpClients:
                     transport=self._transport,
                     verify=not insecure,
                     headers={"User-Agent": self._user_agent},
-                    follow_redirects=True,
+                    follow_redirects=False,  # `fetch` follows them, checking each target
                 )
             self._clients[insecure] = client
         return client
+
+    async def fetch(
+        self,
+        method: str,
+        url: str,
+        *,
+        insecure: bool = False,
+        timeout: float,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        data: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        auth: httpx.Auth | None = None,
+    ) -> httpx.Response | ProviderError:
+        """One request under the egress policy, within `timeout` seconds overall; every
+        failure (refused address, transport error, timeout, oversized body) is returned
+        as a ProviderError naming `url`."""
+        try:
+            async with asyncio.timeout(timeout):
+                return await fetch(
+                    self.get(insecure=insecure), self.policy, method, url,
+                    headers=headers, params=params, data=data, content=content, auth=auth,
+                    timeout=timeout,
+                )
+        except (httpx.HTTPError, TimeoutError, EgressDenied, ResponseTooLarge) as exc:
+            return error_from_http_exception(exc, url)
+        except UnicodeEncodeError:  # not the exception's text: it quotes the (secret) value
+            return ProviderError(
+                ErrorReason.INVALID_SPEC, f"request to {url}: a header value is not ASCII"
+            )
 
     async def aclose(self) -> None:
         clients = list(self._clients.values())

@@ -32,6 +32,7 @@ from typing import Any
 
 import httpx
 
+from rollouts.analysis.providers.auth import spec_auth
 from rollouts.analysis.providers.base import (
     ComparisonSamples,
     ErrorReason,
@@ -42,14 +43,15 @@ from rollouts.analysis.providers.base import (
     ProviderContext,
     ProviderError,
     check_credentials,
-    error_from_http_exception,
     format_float,
     http_status_error,
     shorten,
 )
-from rollouts.models.analysis import Metric, PrometheusMetric, range_time_offset
+from rollouts.analysis.providers.egress import EgressPolicy
+from rollouts.models.analysis import Metric
 from rollouts.models.base import parse_duration
 from rollouts.models.comparison import INTERVAL_PLACEHOLDER, ROLE_PLACEHOLDER
+from rollouts.models.providers import PrometheusMetric, range_time_offset
 
 __all__ = ["DEFAULT_TIMEOUT_SECONDS", "RESOLVED_QUERY_KEY", "PrometheusProvider"]
 
@@ -158,10 +160,11 @@ class PrometheusProvider(HttpProvider):
         transport: httpx.AsyncBaseTransport | None = None,
         clients: HttpClients | None = None,
         default_timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        policy: EgressPolicy | None = None,
     ) -> None:
         self.default_address = default_address
         self.default_timeout = default_timeout
-        self._clients = clients or HttpClients(transport=transport)
+        self._clients = clients or HttpClients(transport=transport, policy=policy)
 
     async def measure(
         self, metric: Metric, context: ProviderContext, now: datetime
@@ -187,6 +190,14 @@ class PrometheusProvider(HttpProvider):
         headers = {h.key: h.value for h in spec.headers or ()}
         headers.update(context.headers)
         auth = context.apply_auth(headers)
+        if spec.authentication is not None:
+            argo_auth = await spec_auth(
+                self._clients, spec.authentication, headers,
+                insecure=bool(spec.insecure), timeout=timeout,
+            )
+            if isinstance(argo_auth, ProviderError):
+                return argo_auth
+            auth = argo_auth or auth
         call = _Call(address.rstrip("/"), headers, auth, timeout, now)
         if metric.compare is not None:
             return await self._compare(metric, spec, call)
@@ -202,14 +213,12 @@ class PrometheusProvider(HttpProvider):
         except ValueError as exc:
             return ProviderError(ErrorReason.INVALID_SPEC, str(exc))
         url = call.address + path
-        client = self._clients.get(insecure=bool(spec.insecure))
-        try:
-            async with asyncio.timeout(call.timeout):
-                response = await self._send(
-                    client, url, params, call.headers, call.auth, call.timeout
-                )
-        except (httpx.HTTPError, TimeoutError) as exc:
-            return error_from_http_exception(exc, url)
+        response = await self._send(
+            self._clients, bool(spec.insecure), url, params, call.headers, call.auth,
+            call.timeout,
+        )
+        if isinstance(response, ProviderError):
+            return response
         return self._parse(response, url)
 
     async def _compare(
@@ -272,26 +281,21 @@ class PrometheusProvider(HttpProvider):
 
     @staticmethod
     async def _send(
-        client: httpx.AsyncClient,
+        clients: HttpClients,
+        insecure: bool,
         url: str,
         params: dict[str, str],
         headers: dict[str, str],
         auth: httpx.Auth | None,
         timeout: float,
-    ) -> httpx.Response:
-        response = await client.post(
-            url,
-            data=params,
-            headers=headers,
-            auth=auth or httpx.USE_CLIENT_DEFAULT,
+    ) -> httpx.Response | ProviderError:
+        response = await clients.fetch(
+            "POST", url, insecure=insecure, data=params, headers=headers, auth=auth,
             timeout=timeout,
         )
-        if response.status_code == 405:
-            response = await client.get(
-                url,
-                params=params,
-                headers=headers,
-                auth=auth or httpx.USE_CLIENT_DEFAULT,
+        if isinstance(response, httpx.Response) and response.status_code == 405:
+            response = await clients.fetch(
+                "GET", url, insecure=insecure, params=params, headers=headers, auth=auth,
                 timeout=timeout,
             )
         return response

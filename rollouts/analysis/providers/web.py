@@ -19,7 +19,6 @@ evaluator is a small parser over the decoded JSON: no eval, no regular-expressio
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections.abc import Mapping
@@ -29,6 +28,7 @@ from typing import Any
 
 import httpx
 
+from rollouts.analysis.providers.auth import spec_auth
 from rollouts.analysis.providers.base import (
     ErrorReason,
     HttpClients,
@@ -37,11 +37,11 @@ from rollouts.analysis.providers.base import (
     MeasurementResult,
     ProviderContext,
     ProviderError,
-    error_from_http_exception,
     http_status_error,
     json_text,
     shorten,
 )
+from rollouts.analysis.providers.egress import EgressPolicy
 from rollouts.models.analysis import Metric
 
 __all__ = [
@@ -222,9 +222,10 @@ class WebProvider(HttpProvider):
         transport: httpx.AsyncBaseTransport | None = None,
         clients: HttpClients | None = None,
         default_timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        policy: EgressPolicy | None = None,
     ) -> None:
         self.default_timeout = default_timeout
-        self._clients = clients or HttpClients(transport=transport)
+        self._clients = clients or HttpClients(transport=transport, policy=policy)
 
     async def measure(
         self, metric: Metric, context: ProviderContext, now: datetime
@@ -250,6 +251,13 @@ class WebProvider(HttpProvider):
         headers = {h.key: h.value for h in spec.headers or ()}
         headers.update(context.headers)
         auth = context.apply_auth(headers)
+        if spec.authentication is not None:
+            token = await spec_auth(
+                self._clients, spec.authentication, headers,
+                insecure=bool(spec.insecure), timeout=timeout,
+            )
+            if isinstance(token, ProviderError):
+                return token
         content: bytes | None = None
         if spec.json_body is not None:
             content = json.dumps(spec.json_body).encode()
@@ -257,19 +265,17 @@ class WebProvider(HttpProvider):
                 headers["Content-Type"] = "application/json"
         elif spec.body is not None:
             content = spec.body.encode()
-        client = self._clients.get(insecure=bool(spec.insecure))
-        try:
-            async with asyncio.timeout(timeout):
-                response = await client.request(
-                    spec.method or "GET",
-                    spec.url,
-                    content=content,
-                    headers=headers,
-                    auth=auth or httpx.USE_CLIENT_DEFAULT,
-                    timeout=timeout,
-                )
-        except (httpx.HTTPError, TimeoutError) as exc:
-            return error_from_http_exception(exc, spec.url)
+        response = await self._clients.fetch(
+            spec.method or "GET",
+            spec.url,
+            insecure=bool(spec.insecure),
+            content=content,
+            headers=headers,
+            auth=auth,
+            timeout=timeout,
+        )
+        if isinstance(response, ProviderError):
+            return response
         return _parse(response, spec.url, path)
 
 
