@@ -96,14 +96,34 @@ def load_input(
     status = body.get("status") or {}
     canary = canary_hash or status.get("currentPodHash")
     stable = stable_hash or status.get("stableRS")
+    wanted = _hash_values(body.get("spec"))
+    for value, given, flag in (("Latest", canary, "--canary-hash"),
+                               ("Stable", stable, "--stable-hash")):  # fmt: skip
+        if value in wanted and not given:
+            raise ReplayInputError(
+                f"the Rollout's analysis args use podTemplateHashValue {value} and the file has "
+                f"no status to read it from: pass {flag}"
+            )
     return ReplayInput(
         rollout=body,
         spec=spec,
         templates=templates,
         cluster_templates=cluster,
-        canary_hash=str(canary or "canary"),
+        canary_hash=str(canary or "replay"),  # names the runs only, when no arg needs it
         stable_hash=str(stable) if stable else None,
     )
+
+
+def _hash_values(value: Any) -> set[str]:
+    """Every `podTemplateHashValue` the Rollout's spec asks for."""
+    if isinstance(value, Mapping):
+        found = {str(value["podTemplateHashValue"])} if "podTemplateHashValue" in value else set()
+        for item in value.values():
+            found |= _hash_values(item)
+        return found
+    if isinstance(value, list):
+        return set().union(*(_hash_values(item) for item in value)) if value else set()
+    return set()
 
 
 def _clock(moment: datetime | None) -> str:

@@ -31,6 +31,8 @@ from rollouts.models.analysis import load_analysis_template
 from rollouts.sandbox.prometheus import PrometheusServer, Series, render_openmetrics
 from tests.analysis.conftest import require_binaries
 
+pytestmark = pytest.mark.prometheus
+
 RELEASE = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 T0 = int(RELEASE.timestamp())
 SCRAPE = 15
@@ -319,6 +321,17 @@ def test_bad_input_exits_1_with_a_message(prometheus: PrometheusServer, tmp_path
     )
     assert code == 1
     assert "--from 'yesterday' is not an RFC 3339 timestamp" in err.getvalue()
+
+
+def test_a_missing_hash_is_asked_for(prometheus: PrometheusServer, tmp_path: Path) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    code = replay_command(
+        _files(tmp_path, CANARY_ROLLOUT), start=_at(0), end=_at(5), step="1m",
+        prometheus_address=prometheus.url, canary_hash="good1", stable_hash=None,
+        output_json=False, out=out, err=err,
+    )  # fmt: skip
+    assert code == 1
+    assert "podTemplateHashValue Stable" in err.getvalue() and "--stable-hash" in err.getvalue()
 
 
 def test_past_prometheus_reads_a_range_query_at_a_past_moment(prometheus: PrometheusServer) -> None:
