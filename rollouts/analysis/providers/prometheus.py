@@ -3,7 +3,9 @@
 Speaks the Prometheus HTTP API directly with `httpx.AsyncClient` instead of going through
 `prometheus-api-client`: that library is synchronous (requests), so every query would
 block the operator's event loop or need a thread, and it cannot take an injected
-transport for tests. The API surface we need is two endpoints.
+transport for tests. The API surface we need is two endpoints. (`rollouts replay`, a
+command that asks the past one question after another, does use it: see
+`prometheus_past`, which shares this module's request, expansion and parsing functions.)
 
 * instant query: POST /api/v1/query with `time=now` (the injected clock, not the wall
   clock, so a measurement can be replayed against a recorded history);
