@@ -139,3 +139,31 @@ def test_undecided_when_the_window_ends_first() -> None:
 def test_a_step_must_be_positive(step: int) -> None:
     with pytest.raises(ValueError, match="step must be positive"):
         go([ANALYSIS], values(lambda m: vector(1.0)), step=step)
+
+
+def blue_green(strategy: dict[str, Any]) -> ReplayInput:
+    base = given([])
+    body = {**base.rollout, "spec": {**base.rollout["spec"], "strategy": {"blueGreen": {
+        "activeService": "a", "previewService": "p", **strategy}}}}  # fmt: skip
+    return ReplayInput(body, parse_spec(body["spec"]), {"rate": TEMPLATE}, {}, "c1", "s1")
+
+
+def test_blue_green_promotes_after_auto_promotion_seconds_then_post_analysis_can_abort() -> None:
+    analysis = {"templates": [{"templateName": "rate"}]}
+    setup = blue_green({"autoPromotionSeconds": 120, "postPromotionAnalysis": analysis})
+    result = replay(setup, values(lambda m: vector(0.99 if m < 3 else 0.5)), start=START,
+                    end=START + timedelta(minutes=20), step=timedelta(minutes=1))  # fmt: skip
+    switched = [e.at for e in result.events if e.kind == "step"]
+    assert switched == [START + timedelta(minutes=2)]
+    # postPromotion measures at 2, 3 (fails) minutes.
+    assert (result.outcome, result.at) == ("aborted", START + timedelta(minutes=3))
+    assert "postPromotion analysis Failed" in result.message
+
+
+def test_blue_green_without_auto_promotion_is_noted_and_promoted_after_pre_analysis() -> None:
+    setup = blue_green({"autoPromotionEnabled": False,
+                        "prePromotionAnalysis": {"templates": [{"templateName": "rate"}]}})
+    result = replay(setup, values(lambda m: vector(0.99)), start=START,
+                    end=START + timedelta(minutes=20), step=timedelta(minutes=1))  # fmt: skip
+    assert (result.outcome, result.at) == ("promoted", START + timedelta(minutes=2))
+    assert any(e.kind == "note" and "a human promotes" in e.message for e in result.events)
