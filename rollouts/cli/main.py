@@ -586,6 +586,41 @@ def convert(
 
 
 @app.command()
+def replay(
+    paths: Annotated[list[Path], typer.Argument(help="The Rollout and its AnalysisTemplates.")],
+    start: Annotated[str, typer.Option("--from", metavar="TIME",
+                                       help="Release start: RFC 3339 or unix seconds.")],
+    end: Annotated[str, typer.Option("--to", metavar="TIME", help="End of the window.")],
+    step: Annotated[str, typer.Option("--step", metavar="DURATION",
+                                      help="Tick of the replay's clock.")] = "1m",
+    prometheus_address: Annotated[str | None, typer.Option(
+        "--prometheus-address", metavar="URL",
+        help="Query this Prometheus instead of each metric's address.")] = None,
+    canary_hash: Annotated[str | None, typer.Option(
+        "--canary-hash", metavar="HASH",
+        help="podTemplateHashValue Latest (default: the Rollout's status).")] = None,
+    stable_hash: Annotated[str | None, typer.Option(
+        "--stable-hash", metavar="HASH",
+        help="podTemplateHashValue Stable (default: the Rollout's status).")] = None,
+    output: OutputOpt = None,
+) -> None:
+    """What a Rollout's analysis would have decided over a past window (Prometheus history).
+
+    Exit 0 promoted, 1 aborted (or bad input), 2 paused or undecided, 3 internal error.
+    """
+    from rollouts.cli.lint import EXIT_INTERNAL, guarded
+    from rollouts.cli.replay import replay_command
+
+    if output is Output.yaml:
+        raise _fail("replay prints text or json (-o json)", 2)
+    code = guarded(lambda: replay_command(
+        paths, start=start, end=end, step=step, prometheus_address=prometheus_address,
+        canary_hash=canary_hash, stable_hash=stable_hash, output_json=output is Output.json,
+        out=sys.stdout, err=sys.stderr), sys.stderr, "replay")
+    raise typer.Exit(EXIT_INTERNAL if code is None else code)
+
+
+@app.command()
 def version() -> None:
     """Print the version."""
     sys.stdout.write(f"rollouts {__version__}\n")

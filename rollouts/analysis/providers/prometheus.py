@@ -3,7 +3,9 @@
 Speaks the Prometheus HTTP API directly with `httpx.AsyncClient` instead of going through
 `prometheus-api-client`: that library is synchronous (requests), so every query would
 block the operator's event loop or need a thread, and it cannot take an injected
-transport for tests. The API surface we need is two endpoints.
+transport for tests. The API surface we need is two endpoints. (`rollouts replay`, a
+command that asks the past one question after another, does use it: see
+`prometheus_past`, which shares this module's request, expansion and parsing functions.)
 
 * instant query: POST /api/v1/query with `time=now` (the injected clock, not the wall
   clock, so a measurement can be replayed against a recorded history);
@@ -53,7 +55,15 @@ from rollouts.models.base import parse_duration
 from rollouts.models.comparison import INTERVAL_PLACEHOLDER, ROLE_PLACEHOLDER
 from rollouts.models.providers import PrometheusMetric, range_time_offset
 
-__all__ = ["DEFAULT_TIMEOUT_SECONDS", "RESOLVED_QUERY_KEY", "PrometheusProvider"]
+__all__ = [
+    "DEFAULT_TIMEOUT_SECONDS",
+    "RESOLVED_QUERY_KEY",
+    "PrometheusProvider",
+    "comparison_queries",
+    "comparison_samples",
+    "parse_query_data",
+    "query_request",
+]
 
 DEFAULT_TIMEOUT_SECONDS = 30
 # Argo stores the query after argument substitution under this metadata key.
@@ -144,6 +154,74 @@ def parse_query_data(data: object) -> Measurement:
     raise ValueError(f"unsupported resultType {kind!r}")
 
 
+def comparison_queries(
+    metric: Metric, spec: PrometheusMetric
+) -> list[tuple[str, str]] | ProviderError:
+    """(what, PromQL) for each query of a `compare` metric: the query (and
+    `compare.totalQuery`) once per side, `{{role}}` replaced by `compare.canary` /
+    `compare.baseline` and `{{interval}}` by the metric's interval."""
+    compare = metric.compare
+    assert compare is not None
+    interval = metric.interval_seconds()
+    templates = [("", spec.query)]
+    if compare.total_query:
+        templates.append(("totalQuery ", compare.total_query))
+    wanted: list[tuple[str, str]] = []
+    for label, template in templates:
+        if INTERVAL_PLACEHOLDER in template and interval is None:
+            return ProviderError(
+                ErrorReason.INVALID_SPEC, f"{INTERVAL_PLACEHOLDER} needs metric.interval"
+            )
+        for side, role in (("canary", compare.canary), ("baseline", compare.baseline)):
+            text = template.replace(ROLE_PLACEHOLDER, role)
+            text = text.replace(INTERVAL_PLACEHOLDER, f"{interval}s")
+            wanted.append((f"{side} {label}".strip(), text))
+    return wanted
+
+
+def comparison_samples(
+    metric: Metric,
+    wanted: Sequence[tuple[str, str]],
+    answers: Sequence[Measurement | ProviderError],
+) -> ComparisonSamples | ProviderError:
+    """Both sides' numbers from the answers to `comparison_queries` (same order)."""
+    numbers: list[tuple[float, ...]] = []
+    for (what, _), answer in zip(wanted, answers, strict=True):
+        if isinstance(answer, ProviderError):
+            return ProviderError(answer.reason, f"{what}: {answer.message}")
+        values = _numbers(answer)
+        if values is None:
+            return ProviderError(
+                ErrorReason.BAD_RESPONSE, f"{what}: a {answer.kind} is not a number"
+            )
+        numbers.append(values)
+    metadata = {f"{RESOLVED_QUERY_KEY}/{what}": text for what, text in wanted}
+    if metric.compare is not None and metric.compare.total_query:
+        return ComparisonSamples(numbers[0], numbers[1], numbers[2], numbers[3], metadata)
+    return ComparisonSamples(numbers[0], numbers[1], metadata=metadata)
+
+
+def query_request(
+    spec: PrometheusMetric, now: datetime, timeout: float
+) -> tuple[str, dict[str, str]]:
+    """(API path, form parameters) of the query a metric makes at `now`. ValueError for a
+    rangeQuery that cannot be sent."""
+    params = {"query": spec.query, "timeout": f"{timeout:g}s"}
+    if spec.range_query is None:
+        params["time"] = _unix(now)
+        return "/api/v1/query", params
+    rq = spec.range_query
+    step = parse_duration(rq.step)
+    if step <= 0:
+        raise ValueError("rangeQuery.step must be positive")
+    start = now - timedelta(seconds=range_time_offset(rq.start))
+    end = now - timedelta(seconds=range_time_offset(rq.end))
+    if start > end:
+        raise ValueError("rangeQuery.start must not be after rangeQuery.end")
+    params.update(start=_unix(start), end=_unix(end), step=str(step))
+    return "/api/v1/query_range", params
+
+
 class PrometheusProvider(HttpProvider):
     """Measures `provider.prometheus` metrics.
 
@@ -209,7 +287,7 @@ class PrometheusProvider(HttpProvider):
 
     async def _query(self, spec: PrometheusMetric, call: _Call) -> Measurement | ProviderError:
         try:
-            path, params = self._request(spec, call.now, call.timeout)
+            path, params = query_request(spec, call.now, call.timeout)
         except ValueError as exc:
             return ProviderError(ErrorReason.INVALID_SPEC, str(exc))
         url = call.address + path
@@ -224,60 +302,14 @@ class PrometheusProvider(HttpProvider):
     async def _compare(
         self, metric: Metric, spec: PrometheusMetric, call: _Call
     ) -> MeasurementResult:
-        """Run the query (and `compare.totalQuery`) once per side, `{{role}}` replaced by
-        `compare.canary` / `compare.baseline` and `{{interval}}` by the metric's interval."""
-        compare = metric.compare
-        assert compare is not None
-        interval = metric.interval_seconds()
-        templates = [("", spec.query)]
-        if compare.total_query:
-            templates.append(("totalQuery ", compare.total_query))
-        wanted: list[tuple[str, str]] = []
-        for label, template in templates:
-            if INTERVAL_PLACEHOLDER in template and interval is None:
-                return ProviderError(
-                    ErrorReason.INVALID_SPEC, f"{INTERVAL_PLACEHOLDER} needs metric.interval"
-                )
-            for side, role in (("canary", compare.canary), ("baseline", compare.baseline)):
-                text = template.replace(ROLE_PLACEHOLDER, role)
-                text = text.replace(INTERVAL_PLACEHOLDER, f"{interval}s")
-                wanted.append((f"{side} {label}".strip(), text))
+        """Run the query (and `compare.totalQuery`) once per side (see `comparison_queries`)."""
+        wanted = comparison_queries(metric, spec)
+        if isinstance(wanted, ProviderError):
+            return wanted
         answers = await asyncio.gather(
             *(self._query(spec.model_copy(update={"query": text}), call) for _, text in wanted)
         )
-        numbers: list[tuple[float, ...]] = []
-        for (what, _), answer in zip(wanted, answers, strict=True):
-            if isinstance(answer, ProviderError):
-                return ProviderError(answer.reason, f"{what}: {answer.message}")
-            values = _numbers(answer)
-            if values is None:
-                return ProviderError(
-                    ErrorReason.BAD_RESPONSE, f"{what}: a {answer.kind} is not a number"
-                )
-            numbers.append(values)
-        metadata = {f"{RESOLVED_QUERY_KEY}/{what}": text for what, text in wanted}
-        if compare.total_query:
-            return ComparisonSamples(numbers[0], numbers[1], numbers[2], numbers[3], metadata)
-        return ComparisonSamples(numbers[0], numbers[1], metadata=metadata)
-
-    @staticmethod
-    def _request(
-        spec: PrometheusMetric, now: datetime, timeout: float
-    ) -> tuple[str, dict[str, str]]:
-        params = {"query": spec.query, "timeout": f"{timeout:g}s"}
-        if spec.range_query is None:
-            params["time"] = _unix(now)
-            return "/api/v1/query", params
-        rq = spec.range_query
-        step = parse_duration(rq.step)
-        if step <= 0:
-            raise ValueError("rangeQuery.step must be positive")
-        start = now - timedelta(seconds=range_time_offset(rq.start))
-        end = now - timedelta(seconds=range_time_offset(rq.end))
-        if start > end:
-            raise ValueError("rangeQuery.start must not be after rangeQuery.end")
-        params.update(start=_unix(start), end=_unix(end), step=str(step))
-        return "/api/v1/query_range", params
+        return comparison_samples(metric, wanted, answers)
 
     @staticmethod
     async def _send(

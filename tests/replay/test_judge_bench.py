@@ -1,0 +1,59 @@
+"""bench/judge_prometheus.py runs end to end (a handful of releases per case).
+
+This checks the pipeline — draw, promtool, Prometheus, range queries, the three judges —
+and that the obvious cases come out right; the rates themselves are the bench's to measure
+(docs/benchmarks.md), with hundreds of releases, not this test's.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from tests.analysis.conftest import require_binaries
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "judge_prometheus.py"
+
+
+def _bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("judge_prometheus", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.prometheus
+def test_the_bench_pipeline_runs_and_tells_the_obvious_cases_apart() -> None:
+    require_binaries()
+    bench = _bench()
+    rows, timings = bench.run(releases=4, seed=3)
+    assert len(rows) == len(bench.CASES) * len(bench.JUDGES)
+    by = {(r["case"], r["judge"]): r for r in rows}
+    for row in rows:
+        assert row["releases"] == 4
+        assert 0.0 <= row["failed"] <= 1.0
+    # 10x the errors at 1% is caught by both statistical judges, ours at the first look.
+    assert by[("errors 10x, 1%", "ours")]["failed"] == 1.0
+    assert by[("errors 10x, 1%", "ours")]["detect_p50_min"] == 1.0
+    assert by[("errors 10x, 1%", "kayenta-mw")]["detect_p50_min"] == 10.0
+    # 0.1% -> 1% still serves 99%: the 95% threshold passes it.
+    assert by[("errors 10x, 0.1%", "threshold")]["failed"] == 0.0
+    assert by[("latency +50%", "ours")]["failed"] == 1.0
+    assert by[("good, 1% errors", "ours")]["missed"] is None
+    assert set(timings) >= {"promtool_s", "query_s", "judge_s"}
+
+
+def test_the_sprt_bound_matches_walds_formula() -> None:
+    bench = _bench()
+    case = bench.Case("x", True, 0.01, 2.0)
+    # An error is the canary's with p1 = 0.4/1.2 = 1/3 (ratio 2, canary 20% of traffic)
+    # against p0 = 0.24/1.04 (ratio 1.2): 0.02717 nats per error; Wald's 2.650 nats for
+    # alpha = beta = 0.05 take 97.5 errors, at 72 errors a minute (1% of 40 + 80 req/s).
+    assert bench.sprt_minutes(case) == pytest.approx(1.35, abs=0.01)
+    assert bench.sprt_minutes(bench.Case("good", False)) is None
