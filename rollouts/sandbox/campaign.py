@@ -269,12 +269,19 @@ class BatchResult:
 
 
 class _Killer:
-    """SIGKILLs the controller at random instants and starts a fresh one each time."""
+    """SIGKILLs the controller at random instants and starts a fresh one each time.
+
+    Half the kills come after a random time, half right after a random number (1-25) of
+    writes to the recorded kinds: the controller spends most of its time waiting, so kills
+    timed by the clock alone rarely land between two writes of one pass, where a lost
+    update or a repeated step would show."""
 
     def __init__(self, sb: Sandbox, rng: random.Random, every: tuple[float, float],
-                 on_kill: Callable[[], None]) -> None:
+                 writes: Callable[[], int], on_kill: Callable[[], None]) -> None:
         self.sb, self.rng, self.every, self.on_kill = sb, rng, every, on_kill
+        self.writes = writes
         self.kills = 0
+        self.after_writes = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._main, name="controller-killer", daemon=True)
 
@@ -285,8 +292,20 @@ class _Killer:
         self._stop.set()
         self._thread.join(timeout=30)
 
+    def _wait(self) -> bool:
+        """Until the next kill is due; False when stopped meanwhile."""
+        if self.rng.random() < 0.5:
+            return not self._stop.wait(self.rng.uniform(*self.every))
+        target = self.writes() + self.rng.randint(1, 25)
+        deadline = time.monotonic() + self.every[1] * 2
+        while self.writes() < target and time.monotonic() < deadline:
+            if self._stop.wait(0.002):
+                return False
+        self.after_writes += 1
+        return True
+
     def _main(self) -> None:
-        while not self._stop.wait(self.rng.uniform(*self.every)):
+        while self._wait():
             self.sb.kill_controller()
             self.kills += 1
             self.on_kill()
@@ -326,8 +345,8 @@ def run_batch(*, seed: int, size: int = 4, mode: str = "kills",
                     if run.stage != "done":
                         run.result.kills += 1
 
-            killer = (_Killer(sb, random.Random(rng.randrange(2**32)), kill_every, count_kill)
-                      if mode == "kills" else None)
+            killer = (_Killer(sb, random.Random(rng.randrange(2**32)), kill_every,
+                              history.count, count_kill) if mode == "kills" else None)
             for name, scenario in names:
                 sb.apply(scenario_manifests(scenario, name, sb.namespace))
             if killer is not None:
@@ -344,6 +363,8 @@ def run_batch(*, seed: int, size: int = 4, mode: str = "kills",
             for run in runs:
                 _judge(sb, run, history)
             faults = dict(proxy.injected) if proxy is not None else {}
+            if sb.controller_process is not None:
+                sb.kill_controller()  # judged already: no need to wait for a clean shutdown
             return BatchResult(seed=seed, mode=mode, runs=[r.result for r in runs],
                                kills=killer.kills if killer is not None else 0, faults=faults,
                                requests=proxy.requests if proxy is not None else 0,

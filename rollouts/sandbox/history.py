@@ -73,6 +73,11 @@ class WriteHistory:
         with self._lock:
             return sorted(self._writes, key=lambda w: w.rv)
 
+    def count(self) -> int:
+        """How many writes were recorded so far."""
+        with self._lock:
+            return len(self._writes)
+
     def settle(self, timeout: float = 5.0) -> list[Write]:
         """The history once it has caught up with the emulator's latest resourceVersion of
         the recorded kinds (writes are delivered to this thread asynchronously)."""
