@@ -75,6 +75,7 @@ def _summary(values: list[float]) -> str:
 def _row(label: str, batches: list[BatchResult], faults: int, slowdown: str) -> dict[str, Any]:
     runs = [r for b in batches for r in b.runs]
     return {"campaign": label, "runs": len(runs), "faults": faults,
+            "extra_queries": sum(r.extra_queries for r in runs),
             "wrong": [{"run": r.name, "seed": r.seed, "outcome": r.outcome,
                        "problems": r.problems} for r in runs if r.outcome != "ok"],
             "converge": _summary(_converge(batches)), "slowdown": slowdown,
@@ -137,6 +138,10 @@ def table(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         lines.append(f"| {row['campaign']} | {row['runs']} | {row['faults_detail']} | "
                      f"{len(row['wrong'])} | {row['converge']} | {row['slowdown']} |")
+    for row in rows:
+        if row.get("extra_queries"):
+            lines.append(f"\n{row['campaign']}: {row['extra_queries']} metric queries beyond "
+                         "the measurements recorded (re-taken after a lost write)")
     for row in rows:
         for wrong in row["wrong"]:
             lines.append(f"\nWRONG ({row['campaign']}): {json.dumps(wrong)}")

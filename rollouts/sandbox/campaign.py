@@ -54,6 +54,11 @@ TEMPLATE = "faults-ok"
 # --- manifests ---------------------------------------------------------------------------------
 
 
+def query_of(name: str) -> str:
+    """The query the campaign's templates send for Rollout `name`."""
+    return f'ok{{rollout="{name}"}}'
+
+
 def analysis_template(namespace: str, address: str, *, timeout: int = 5,
                       consecutive_error_limit: int = 4, count: int | None = 2) -> Obj:
     """One metric asking the stub about the Rollout named in the args (`rollout`)."""
@@ -62,7 +67,7 @@ def analysis_template(namespace: str, address: str, *, timeout: int = 5,
         "successCondition": "result[0] >= 0.9",
         "consecutiveErrorLimit": consecutive_error_limit,
         "provider": {"prometheus": {"address": address, "timeout": timeout,
-                                    "query": 'ok{rollout="{{args.rollout}}"}'}},
+                                    "query": query_of("{{args.rollout}}")}},
     }
     if count is not None:
         metric["count"] = count
@@ -132,6 +137,10 @@ class RunResult:
     converge_seconds: float | None = None  # image change -> expected end state
     kills: int = 0  # controller kills while the run was under way
     operations: dict[int, str] = field(default_factory=dict)  # rv -> promote/abort
+    # Queries the metric source answered beyond the measurements recorded: measurements
+    # taken again because their write was lost (a kill, a failed or conflicting write).
+    # Harmless for a query; it would matter for a provider with side effects.
+    extra_queries: int = 0
 
 
 @dataclass
@@ -228,8 +237,16 @@ def _finished(sb: Sandbox, run: _Run, status: Obj) -> bool:
             and all(size[0] == 0 for h, size in sizes.items() if h != keep))
 
 
-def _judge(sb: Sandbox, run: _Run, history: WriteHistory) -> None:
+def _recorded_measurements(sb: Sandbox, name: str) -> int:
+    return sum(int(result.get("count") or 0) + int(result.get("error") or 0)
+               for run in sb.analysis_runs(name).values()
+               for result in (run.get("status") or {}).get("metricResults") or ())
+
+
+def _judge(sb: Sandbox, run: _Run, history: WriteHistory, stub: MetricStub) -> None:
     result = run.result
+    result.extra_queries = (stub.queries[query_of(result.name)]
+                            - _recorded_measurements(sb, result.name))
     writes = history.writes()
     result.problems += [str(v) for v in check_rollout(writes, result.name, result.operations)]
     if run.stage != "done":
@@ -361,7 +378,7 @@ def run_batch(*, seed: int, size: int = 4, mode: str = "kills",
             time.sleep(1.0)  # a second of calm: nothing more should change
             history.settle()
             for run in runs:
-                _judge(sb, run, history)
+                _judge(sb, run, history, stub)
             faults = dict(proxy.injected) if proxy is not None else {}
             if sb.controller_process is not None:
                 sb.kill_controller()  # judged already: no need to wait for a clean shutdown

@@ -27,12 +27,14 @@ import collections
 import contextlib
 import pathlib
 import random
-import threading
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 import yaml
 from aiohttp import web
+
+from rollouts.sandbox.loopthread import LoopThread, serve_app
 
 __all__ = ["FAULT_KINDS", "FaultProxy"]
 
@@ -80,12 +82,8 @@ class FaultProxy:
         # Faults injected, by kind ("500", "409", "429", "timeout", "timeout-applied", "cut").
         self.injected: collections.Counter[str] = collections.Counter()
         self.port = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._ready = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
+        self._thread: LoopThread | None = None
 
     @property
     def url(self) -> str:
@@ -180,46 +178,28 @@ class FaultProxy:
 
     # --- lifecycle -------------------------------------------------------------------------
     def start(self) -> FaultProxy:
-        self._thread = threading.Thread(target=self._run, name="fault-proxy", daemon=True)
+        self._thread = LoopThread("fault-proxy", self._main)
         self._thread.start()
-        self._ready.wait(10)
-        if self._error is not None:
-            raise self._error
         return self
 
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._main())
-        except BaseException as exc:  # reported by start()
-            self._error = exc
-            self._ready.set()
-
-    async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
+    async def _main(self, stop: asyncio.Event, ready: Callable[[], None]) -> None:
         self._session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
-            auto_decompress=False)
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=5), auto_decompress=False)
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", self.port)
-        await site.start()
-        sockets = getattr(site._server, "sockets", None) or []
-        self.port = int(sockets[0].getsockname()[1])
-        self._ready.set()
+
+        def serving(port: int) -> None:
+            self.port = port
+            ready()
+
         try:
-            await self._stop.wait()
+            await serve_app(app, self.port, stop, serving)
         finally:
-            await runner.cleanup()
             await self._session.close()
 
     def stop(self) -> None:
-        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._stop.set)
         if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._thread.stop()
             self._thread = None
 
     def __enter__(self) -> FaultProxy:

@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from rollouts.models.rollout import GROUP, VERSION
 from rollouts.sandbox.apiserver import ApiEmulator
+from rollouts.sandbox.loopthread import LoopThread
 
 __all__ = ["RESOURCES", "Write", "WriteHistory"]
 
@@ -50,23 +52,14 @@ class WriteHistory:
         self.namespace = namespace
         self._writes: list[Write] = []
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="write-history", daemon=True)
+        self._thread = LoopThread("write-history", self._main)
 
     def start(self) -> WriteHistory:
         self._thread.start()
-        self._ready.wait(10)
-        if self._error is not None:
-            raise self._error
         return self
 
     def stop(self) -> None:
-        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout=10)
+        self._thread.stop()
 
     def writes(self) -> list[Write]:
         """What was recorded so far, in commit (resourceVersion) order."""
@@ -96,21 +89,12 @@ class WriteHistory:
             last = max((w.at for w in self._writes), default=0.0)
         return time.time() - last >= seconds
 
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._main())
-        except BaseException as exc:  # reported by start()
-            self._error = exc
-            self._ready.set()
-
-    async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
+    async def _main(self, stop: asyncio.Event, ready: Callable[[], None]) -> None:
         subscriptions = [
             (short, self.emulator.subscribe(group, version, plural, self.namespace))
             for short, group, version, plural in RESOURCES
         ]
-        self._ready.set()
+        ready()
 
         async def follow(short: str, subscription: Any) -> None:
             async for event in subscription:
@@ -122,7 +106,7 @@ class WriteHistory:
 
         tasks = [asyncio.create_task(follow(short, sub)) for short, sub in subscriptions]
         try:
-            await self._stop.wait()
+            await stop.wait()
         finally:
             for _, subscription in subscriptions:
                 subscription.close()

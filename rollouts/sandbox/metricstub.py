@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+
+from rollouts.sandbox.loopthread import LoopThread, serve_app
 
 __all__ = ["Answer", "MetricStub"]
 
@@ -52,12 +54,10 @@ class MetricStub:
         self.rules: dict[str, Answer] = {}
         # Queries answered (or left hanging) by kind, and by the rule key that chose them.
         self.served: collections.Counter[str] = collections.Counter()
+        self.queries: collections.Counter[str] = collections.Counter()  # by query text
         self.port = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
+        self._thread: LoopThread | None = None
 
     @property
     def url(self) -> str:
@@ -74,6 +74,7 @@ class MetricStub:
         query = str(form.get("query") or "")
         answer = self.answer_for(query)
         self.served[answer.kind] += 1
+        self.queries[query] += 1
         if answer.kind == "hang":
             assert self._stop is not None
             await self._stop.wait()  # until the stub stops: the client gives up first
@@ -88,43 +89,25 @@ class MetricStub:
 
     # --- lifecycle -------------------------------------------------------------------------
     def start(self) -> MetricStub:
-        self._thread = threading.Thread(target=self._run, name="metric-stub", daemon=True)
+        self._thread = LoopThread("metric-stub", self._main)
         self._thread.start()
-        self._ready.wait(10)
-        if self._error is not None:
-            raise self._error
         return self
 
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._main())
-        except BaseException as exc:  # reported by start()
-            self._error = exc
-            self._ready.set()
-
-    async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
+    async def _main(self, stop: asyncio.Event, ready: Callable[[], None]) -> None:
+        self._stop = stop
         app = web.Application()
         app.router.add_route("*", "/api/v1/query", self._query)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", self.port)
-        await site.start()
-        sockets = getattr(site._server, "sockets", None) or []
-        self.port = int(sockets[0].getsockname()[1])
-        self._ready.set()
-        try:
-            await self._stop.wait()
-        finally:
-            await runner.cleanup()
+
+        def serving(port: int) -> None:
+            self.port = port
+            ready()
+
+        await serve_app(app, self.port, stop, serving)
 
     def stop(self) -> None:
         """Stop serving: from now on queries get connection refused."""
-        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._stop.set)
         if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._thread.stop()
             self._thread = None
 
     def __enter__(self) -> MetricStub:

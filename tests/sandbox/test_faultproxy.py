@@ -61,12 +61,12 @@ def test_a_timed_out_write_may_have_been_applied(emulator: ApiEmulator) -> None:
 def test_a_cut_watch_stream_ends_without_a_clean_end(emulator: ApiEmulator) -> None:
     with FaultProxy(emulator.url, rate=0.0, cut_rate=1.0) as proxy:
         events = []
-        with pytest.raises(httpx.HTTPError):  # noqa: PT012 - the stream breaks mid-read
-            with httpx.stream("GET", proxy.url + PODS, params={"watch": "true"},
-                              timeout=10) as stream:
-                httpx.post(emulator.url + PODS, json={"metadata": {"name": "a"}})
-                for line in stream.iter_lines():
-                    events.append(json.loads(line)["type"])
+        with (pytest.raises(httpx.HTTPError),  # the stream breaks mid-read
+              httpx.stream("GET", proxy.url + PODS, params={"watch": "true"},
+                           timeout=10) as stream):
+            httpx.post(emulator.url + PODS, json={"metadata": {"name": "a"}})
+            for line in stream.iter_lines():
+                events.append(json.loads(line)["type"])
     assert events == ["ADDED"] and proxy.injected["cut"] == 1
 
 
