@@ -66,3 +66,13 @@ def test_prometheus_outage_never_promotes_and_a_hang_stalls_no_one() -> None:
     # The healthy Rollout did not wait for the hanging one's three 2 s timeouts.
     healthy, hangs = by_name["healthy"].seconds, by_name["hangs"].seconds
     assert healthy is not None and hangs is not None and healthy < hangs, (healthy, hangs)
+
+
+def test_without_faults_each_measurement_is_queried_once() -> None:
+    """Regression: kopf's finalizer on a new AnalysisRun used to make the first measurement
+    be taken twice (the write conflicted, or the next pass ran on a body older than the
+    write). Blue-green only: a background run terminated mid-measurement may rightly leave
+    one query unrecorded."""
+    result = run_batch(seed=SEED, size=2, mode="none", scenarios=("bluegreen",))
+    assert not wrong(result), wrong(result)
+    assert [r.extra_queries for r in result.runs] == [0, 0]
