@@ -505,13 +505,21 @@ def build_registry(
         controller neither repeats nor skips a measurement.
         """
         runtime = _runtime(memo)
+        # Versions of the run that this daemon's own status writes replaced: a wake-up (e.g.
+        # by kopf's finalizer event) may come before the watch brings our write back, and a
+        # pass on such a body would take the measurements it just wrote a second time.
+        superseded: set[str] = set()
 
         async def one_pass() -> float | None:
             snapshot = copy.deepcopy(dict(body))
             if (snapshot.get("status") or {}).get("phase") in COMPLETED_RUN_PHASES:
                 raise _Done  # finished runs need no daemon; a restart looks once more
+            if str((snapshot.get("metadata") or {}).get("resourceVersion")) in superseded:
+                return config.requeue_floor  # our write's watch event is on its way
+            superseded.clear()
             requeue = await reconcile_analysis_run(
-                runtime.client, snapshot, runtime.providers, config.clock.now())
+                runtime.client, snapshot, runtime.providers, config.clock.now(),
+                on_write=superseded.add)
             if requeue == 0:  # a conflict: wait for the watch to bring the newer run
                 raise ConflictError(409, "Conflict", "AnalysisRun status changed")
             return requeue

@@ -22,7 +22,7 @@ import base64
 import binascii
 import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
@@ -476,6 +476,37 @@ async def _write_status(
     )
 
 
+async def _write_status_rebased(
+    client: KubeApi, run_body: Mapping[str, Any], new: Mapping[str, Any]
+) -> list[str] | None:
+    """Write `new`, decided on `run_body`; the resourceVersions the write made stale, or None
+    when it was not written.
+
+    After a conflict, read the run again: when its spec and status are still those the
+    measurements were folded into (only metadata changed: kopf adding its finalizer to a run
+    just created, a label), the same status is still right and is written on the fresh
+    resourceVersion, instead of throwing away measurements already taken (which would ask
+    the provider a second time for the same slot). None when the spec or status did change:
+    the caller reads again and decides anew."""
+    based_on = str((run_body.get("metadata") or {}).get("resourceVersion") or "")
+    try:
+        await _write_status(client, run_body, new)
+        return [based_on]
+    except ConflictError:
+        pass
+    metadata = run_body.get("metadata") or {}
+    fresh = await client.get(GROUP, VERSION, PLURAL, str(metadata.get("namespace") or "default"),
+                             str(metadata.get("name") or ""))
+    if (fresh.get("spec") != run_body.get("spec")
+            or (fresh.get("status") or {}) != (run_body.get("status") or {})):
+        return None
+    try:
+        await _write_status(client, fresh, new)
+    except ConflictError:
+        return None
+    return [based_on, str((fresh.get("metadata") or {}).get("resourceVersion") or "")]
+
+
 async def _terminate_in_flight(
     run: AnalysisRun, taken: Mapping[str, Measurement], providers: ProviderSet
 ) -> None:
@@ -511,10 +542,15 @@ async def _terminate_in_flight(
 
 
 async def reconcile_analysis_run(
-    client: KubeApi, run_body: Mapping[str, Any], providers: ProviderSet, now: datetime
+    client: KubeApi, run_body: Mapping[str, Any], providers: ProviderSet, now: datetime,
+    *, on_write: Callable[[str], None] = lambda version: None,
 ) -> float | None:
     """One pass over an AnalysisRun. Returns seconds until the next pass is needed (None:
     nothing scheduled; the run is complete or waits on a watch).
+
+    `on_write` is told each resourceVersion of the run that a status write of this pass made
+    stale: a body still at one of them does not show this pass's measurements yet, and
+    measuring on it would take them again.
 
     Measures what is due, writes the status if it changed (guarded by resourceVersion) and
     returns CONFLICT_REQUEUE (0) when that write met a newer version: read again and retry.
@@ -545,11 +581,12 @@ async def reconcile_analysis_run(
     old_wire = run.status.to_wire() if run.status is not None else {}
     new_wire = status.to_wire()
     if new_wire != old_wire:
-        try:
-            await _write_status(client, run_body, new_wire)
-        except ConflictError:
+        superseded = await _write_status_rebased(client, run_body, new_wire)
+        if superseded is None:
             log.info("AnalysisRun %s changed while measuring; reading it again", _name(run))
             return CONFLICT_REQUEUE
+        for version in superseded:
+            on_write(version)
         if is_completed(status.phase):
             await _terminate_in_flight(run, results, providers)
     return requeue_after(run, status, now)

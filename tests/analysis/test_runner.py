@@ -253,6 +253,24 @@ async def test_stale_body_is_not_written_and_asks_for_a_fresh_read(
     assert "message" not in body["status"]  # the merge patch removed the stale key
 
 
+async def test_a_metadata_only_change_keeps_the_measurement_taken(
+    emu: ApiEmulator, client: KubeClient
+) -> None:
+    """kopf adds its finalizer to a new run while the first measurement is taken: the
+    measurement is written on the fresh resourceVersion, not taken a second time."""
+    create_run(emu, prom_metric(interval="1m"))
+    fake = FakeProvider(lambda *_: value([0.99]))
+    set_ = providers(fake)
+    body = await client.get(G, V, P, NS, "run")
+    emu.patch_object(G, V, P, NS, "run", {"metadata": {"finalizers": ["rollouts.dev/finalizer"]}})
+    assert await reconcile_analysis_run(client, body, set_, T0) == 60.0
+    run = await client.get(G, V, P, NS, "run")
+    assert [m["startedAt"] for m in run["status"]["metricResults"][0]["measurements"]] == [
+        "2026-01-01T12:00:00Z"]
+    assert len(fake.calls) == 1
+    assert run["metadata"]["finalizers"] == ["rollouts.dev/finalizer"]
+
+
 async def test_invalid_run_gets_phase_error_naming_the_field(
     emu: ApiEmulator, client: KubeClient
 ) -> None:
