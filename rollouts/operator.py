@@ -61,7 +61,7 @@ from rollouts.kube.client import KubeClient
 from rollouts.kube.config import Connection
 from rollouts.kube.execute import execute, status_unchanged
 from rollouts.kube.observe import named_services, observe
-from rollouts.kube.routes import read_routes
+from rollouts.kube.routes import finalize_routes, read_routes
 from rollouts.models.rollout import ValidRollout, parse_rollout
 from rollouts.models.wire import (
     COMPLETED_RUN_PHASES,
@@ -74,6 +74,7 @@ from rollouts.planner.plan import plan as make_plan
 from rollouts.planner.routing import Router
 from rollouts.planner.types import Observed
 from rollouts.telemetry import Peering, Telemetry, peer_identity
+from rollouts.traffic import rollout_router
 
 Key = tuple[str, str]  # (namespace, name)
 RouterFactory = Callable[[ValidRollout], Router | None]
@@ -110,7 +111,7 @@ class OperatorConfig:
     prometheus_address: str | None = None
     # The traffic router of a Rollout (None: no trafficRouting, the pods are the split).
     # Route objects are read on each pass of a Rollout that has a router.
-    router_factory: RouterFactory | None = None
+    router_factory: RouterFactory | None = rollout_router
 
 
 @dataclass
@@ -254,6 +255,20 @@ class _Reconciler:
                 },
             )
         return plan.requeue_after
+
+    async def finalize(self, body: Mapping[str, Any]) -> None:
+        """A deleted Rollout's routes back to all-stable, its managed routes and owned route
+        objects gone; logged, never raised (the Rollout must still go away)."""
+        rollout = parse_rollout(copy.deepcopy(dict(body)))
+        factory = self.config.router_factory
+        router = factory(rollout) if factory and isinstance(rollout, ValidRollout) else None
+        if router is None:
+            return
+        try:
+            await finalize_routes(self.runtime.client, router)
+        except Exception as exc:
+            log.error("routes not finalized", exc_info=not isinstance(exc, KubeError),
+                      extra={"rollout": self.name, "error": str(exc)})
 
     async def _observe(self, rollout: ValidRollout, replica_sets: Any, services: Any,
                        analysis_runs: Any, templates: tuple[Any, Any]) -> Observed:
@@ -457,6 +472,8 @@ def build_registry(
 
         await _loop(config, runtime, key, stopped, telemetry.timed(one_pass),  # telemetry
                     {"rollout": reconciler.name})
+        if body.get("metadata", {}).get("deletionTimestamp"):
+            await reconciler.finalize(body)  # before kopf removes the finalizer
 
     @kopf.daemon(
         GROUP, VERSION, "analysisruns",

@@ -18,7 +18,7 @@ from rollouts.models.rollout import (
     TrafficWeights,
     WeightDestination,
 )
-from rollouts.models.wire import USER_PAUSE
+from rollouts.models.wire import POD_TEMPLATE_HASH_LABEL, USER_PAUSE
 from rollouts.planner.analysis import (
     failure_message,
     find_run,
@@ -39,11 +39,14 @@ from rollouts.planner.context import (
     scale,
 )
 from rollouts.planner.router_traffic import RouterTraffic
+from rollouts.planner.routing import managed_routes_at
 from rollouts.planner.status import StatusChanges
 from rollouts.planner.steps import Abort, Advance, Handler, Outcome, Pause, Wait, Walk
 from rollouts.planner.steps import analysis as analysis_step
 from rollouts.planner.steps import pause as pause_step
 from rollouts.planner.steps import set_canary_scale as set_canary_scale_step
+from rollouts.planner.steps import set_header_route as set_header_route_step
+from rollouts.planner.steps import set_mirror_route as set_mirror_route_step
 from rollouts.planner.steps import set_weight as set_weight_step
 from rollouts.planner.traffic import PodRatioTraffic, TrafficModel
 from rollouts.planner.types import ReplicaSetView
@@ -57,14 +60,22 @@ def handler(step: CanaryStep) -> Handler:
         return pause_step.handle
     if step.analysis is not None:
         return analysis_step.handle
+    if step.set_header_route is not None:
+        return set_header_route_step.handle
+    if step.set_mirror_route is not None:
+        return set_mirror_route_step.handle
     return set_canary_scale_step.handle
 
 
 def traffic_model(ctx: Context, strategy: CanaryStrategy) -> TrafficModel:
     """The router's model when the canary has trafficRouting, else the pods' ratio."""
     router = ctx.observed.router
+    routing = strategy.traffic_routing
     if router is not None:
-        return RouterTraffic(ctx.replicas, router, ctx.observed.routes)
+        return RouterTraffic(ctx.replicas, router, ctx.observed.routes,
+                             max_weight=routing.max_traffic_weight if routing else 100,
+                             canary_hash=ctx.desired_hash, stable_hash=ctx.status.stable_rs,
+                             min_pods=strategy.min_pods_per_replica_set or 1)
     return PodRatioTraffic(ctx.replicas, strategy)
 
 
@@ -94,8 +105,7 @@ def plan_canary(ctx: Context, draft: Draft) -> None:
         _record(ctx, draft, walk)
         return
     outcome = _walk_steps(ctx, draft, walk)
-    if walk.index == len(walk.steps) and walk.traffic.reached(100, walk.canary, stable,
-                                                              walk.canary_scale):
+    if walk.index == len(walk.steps) and _complete(ctx, walk):
         _promote(ctx, draft, strategy, stable_hash)
         return
     _follow(draft, outcome)
@@ -128,6 +138,22 @@ def _walk_steps(ctx: Context, draft: Draft, walk: Walk) -> Outcome:
                 f"{have}/{ctx.replicas} available")
 
 
+def _complete(ctx: Context, walk: Walk) -> bool:
+    """Past the last step: every pod of the canary is available and (with a router) the
+    routes send it everything. Without a router the stable's last pods may still run
+    (the stable Service follows the canary before they go, see `_move_traffic`)."""
+    if not fully_available(walk.canary, ctx.replicas):
+        return False
+    return (not walk.traffic.routes_traffic
+            or walk.traffic.reached(100, walk.canary, walk.stable, walk.canary_scale))
+
+
+def _selects(ctx: Context, service: str | None, pod_hash: str) -> bool:
+    """The Service (if any) is observed selecting `pod_hash`."""
+    view = ctx.observed.services.get(service) if service else None
+    return view is None or view.selector.get(POD_TEMPLATE_HASH_LABEL) == pod_hash
+
+
 def _follow(draft: Draft, outcome: Outcome) -> None:
     if isinstance(outcome, Abort):
         draft.abort_message = outcome.message
@@ -154,14 +180,27 @@ def _background_analysis(ctx: Context, draft: Draft, strategy: CanaryStrategy,
 
 def _move_traffic(ctx: Context, draft: Draft, strategy: CanaryStrategy, walk: Walk,
                   stable_hash: str) -> None:
-    """Services pinned, pods sized, then the traffic layer moved as far as the pods allow."""
-    pin(ctx, draft, strategy.stable_service, stable_hash)
-    pin(ctx, draft, strategy.canary_service, ctx.desired_hash)
+    """Services pinned, pods sized, then the traffic layer moved as far as the pods allow.
+
+    When the stable's last pods are to go (weight 100 without a router), the stable Service
+    is re-pointed at the canary first and they go only once it is seen selecting the canary:
+    a Service is never left selecting a ReplicaSet scaled to 0.
+    """
     size = walk.canary_scale
     canary_next, stable_next = walk.traffic.pods(walk.weight, walk.canary, walk.stable, size)
+    stable_selected = stable_hash
+    if stable_next == 0 and walk.canary is not None and walk.canary.available > 0:
+        stable_selected = ctx.desired_hash
+        if not _selects(ctx, strategy.stable_service, ctx.desired_hash):
+            stable_next = walk.stable.spec_replicas
+    pin(ctx, draft, strategy.stable_service, stable_selected)
+    pin(ctx, draft, strategy.canary_service, ctx.desired_hash)
     scale(ctx, draft, walk.canary, ctx.desired_hash, canary_next)
     scale(ctx, draft, walk.stable, stable_hash, stable_next)
-    _hold_traffic(ctx, draft, walk.traffic, walk.weight, walk.canary, walk.stable, size)
+    traffic = walk.traffic
+    if walk.index < len(walk.steps):  # the managed routes of the steps passed and this one
+        traffic = traffic.with_managed_routes(*managed_routes_at(strategy, walk.index + 1))
+    _hold_traffic(ctx, draft, traffic, walk.weight, walk.canary, walk.stable, size)
 
 
 def _hold_traffic(ctx: Context, draft: Draft, traffic: TrafficModel, weight: int,

@@ -111,14 +111,18 @@ def retire_others(ctx: Context, draft: Draft, keep: set[str], *, stable_ready: b
     With `delay_seconds`, a ReplicaSet that still has pods is first given a scale-down
     deadline and removed when it comes due; a deadline already set is honoured either way.
     """
+    # Re-point first, then scale down: a ReplicaSet that a Service is still seen selecting
+    # keeps its pods until the Service's change comes back through the watch (and wakes us).
+    selected = {view.selector.get(POD_TEMPLATE_HASH_LABEL)
+                for view in ctx.observed.services.values() if view is not None}
     for rs in ctx.observed.replica_sets:
         if rs.pod_hash in keep or rs.spec_replicas == 0:
             continue
         if rs.scale_down_at is not None:
-            if ctx.now >= rs.scale_down_at:
-                draft.actions.append(ScaleReplicaSet(rs.name, 0, None, rs.resource_version))
-            else:
+            if ctx.now < rs.scale_down_at:
                 draft.wake(rs.scale_down_at)
+            elif rs.pod_hash not in selected:
+                draft.actions.append(ScaleReplicaSet(rs.name, 0, None, rs.resource_version))
             continue
         if not stable_ready:
             continue
@@ -128,7 +132,7 @@ def retire_others(ctx: Context, draft: Draft, keep: set[str], *, stable_ready: b
             draft.actions.append(ScaleReplicaSet(rs.name, rs.spec_replicas, deadline,
                                                  rs.resource_version))
             draft.wake(deadline)
-        else:
+        elif rs.pod_hash not in selected:
             draft.actions.append(ScaleReplicaSet(rs.name, 0, None, rs.resource_version))
     trim_history(ctx, draft, keep)
 

@@ -18,10 +18,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rollouts.models.rollout import SetCanaryScale
-from rollouts.planner.routing import ObjectKey, Router, RouteSnapshot, TrafficIntent
+from rollouts.planner.routing import (
+    HeaderRoute,
+    MirrorRoute,
+    ObjectKey,
+    Router,
+    RouteSnapshot,
+    TrafficIntent,
+)
 from rollouts.planner.types import Action, ApplyRouteWrite, ReplicaSetView
 
 
@@ -34,8 +41,24 @@ class RouterTraffic:
     # Route objects are read, not watched: how soon to look again while they do not yet
     # show the weight asked of them.
     recheck_seconds: float = 2.0
+    # Pod-template hashes of each side (Istio subsets, App Mesh virtual nodes select by them).
+    canary_hash: str | None = None
+    stable_hash: str | None = None
+    # The managed routes in force (setHeaderRoute / setMirrorRoute steps passed).
+    header_routes: tuple[HeaderRoute, ...] = ()
+    mirror_routes: tuple[MirrorRoute, ...] = ()
+    # minPodsPerReplicaSet: a canary that gets any traffic runs at least this many pods.
+    min_pods: int = 1
 
     routes_traffic = True  # traffic leaves the canary before its pods do
+
+    def with_managed_routes(self, headers: tuple[HeaderRoute, ...],
+                            mirrors: tuple[MirrorRoute, ...]) -> RouterTraffic:
+        return replace(self, header_routes=headers, mirror_routes=mirrors)
+
+    def capped(self, weight: int) -> int:
+        """A step weight out of maxTrafficWeight (past the last step: all of it)."""
+        return max(0, min(weight, self.max_weight))
 
     def canary_pods(self, weight: int, scale: SetCanaryScale | None = None) -> int:
         """Canary pods for `weight`: its share of the replicas, rounded up, unless a
@@ -44,9 +67,11 @@ class RouterTraffic:
         if scale is not None and scale.replicas is not None:
             return scale.replicas
         if scale is not None and scale.weight is not None:
-            return math.ceil(self.replicas * scale.weight / 100)
-        # No scale, or matchTrafficWeight: sized by the traffic weight.
-        return math.ceil(self.replicas * max(0, min(weight, self.max_weight)) / self.max_weight)
+            pods = math.ceil(self.replicas * scale.weight / 100)
+        else:  # no scale, or matchTrafficWeight: sized by the traffic weight
+            pods = math.ceil(self.replicas * self.capped(weight) / self.max_weight)
+        # E.g. minPodsPerReplicaSet 2, 10 replicas at 5 -> 2 rather than 1.
+        return max(pods, self.min_pods) if pods > 0 else 0
 
     def pods(self, weight: int, canary: ReplicaSetView | None, stable: ReplicaSetView,
              scale: SetCanaryScale | None = None) -> tuple[int, int]:
@@ -62,6 +87,7 @@ class RouterTraffic:
                       scale: SetCanaryScale | None = None) -> int:
         """The weight to ask the router for now: `weight`, or while the canary cannot
         serve it yet, the weight the routes hold (never raised early, lowered at once)."""
+        weight = self.capped(weight)
         held = self.router.verified_weight(self.routes) or 0
         if weight <= held or self.serving(canary, weight, scale):
             return weight
@@ -72,11 +98,15 @@ class RouterTraffic:
         canary_weight = self.target_weight(weight, canary, scale)
         intent = TrafficIntent(canary_weight=canary_weight,
                                stable_weight=self.max_weight - canary_weight,
-                               max_weight=self.max_weight)
+                               max_weight=self.max_weight,
+                               header_routes=self.header_routes,
+                               mirror_routes=self.mirror_routes,
+                               canary_hash=self.canary_hash, stable_hash=self.stable_hash)
         return tuple(ApplyRouteWrite(w) for w in self.router.writes(self.routes, intent))
 
     def reached(self, weight: int, canary: ReplicaSetView | None, stable: ReplicaSetView,
                 scale: SetCanaryScale | None = None) -> bool:
+        weight = self.capped(weight)
         return (self.router.verified_weight(self.routes) == weight
                 and (weight == 0 or self.serving(canary, weight, scale)))
 
@@ -85,7 +115,13 @@ class RouterTraffic:
         return self.router.verified_weight(self.routes) or 0
 
     def off_canary(self, canary: ReplicaSetView | None) -> bool:
-        return self.router.verified_weight(self.routes) == 0
+        """The routes read back weight 0 and no managed route (nothing left to write for
+        all-stable): only then may the canary's pods go."""
+        all_stable = TrafficIntent(canary_weight=0, stable_weight=self.max_weight,
+                                   max_weight=self.max_weight, canary_hash=self.canary_hash,
+                                   stable_hash=self.stable_hash)
+        return (self.router.verified_weight(self.routes) == 0
+                and not self.router.writes(self.routes, all_stable))
 
     def waiting(self, weight: int, canary: ReplicaSetView | None, stable: ReplicaSetView,
                 scale: SetCanaryScale | None = None) -> str:
@@ -95,7 +131,8 @@ class RouterTraffic:
             return f"waiting for {wanted} canary pods available (have {have})"
         held = self.router.verified_weight(self.routes)
         shown = "unknown" if held is None else str(held)
-        return f"waiting for the {self.router.name} routes to hold {weight} (now {shown})"
+        return (f"waiting for the {self.router.name} routes to hold {self.capped(weight)} "
+                f"(now {shown})")
 
     def recheck_after(self, weight: int, canary: ReplicaSetView | None,
                       stable: ReplicaSetView, scale: SetCanaryScale | None = None

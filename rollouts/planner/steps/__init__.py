@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from rollouts.models.rollout import CanaryStep, PauseCondition, SetCanaryScale
 from rollouts.planner.context import Context, Draft
+from rollouts.planner.routing import managed_routes_at
 from rollouts.planner.traffic import TrafficModel
 from rollouts.planner.types import ReplicaSetView
 
@@ -90,3 +91,15 @@ def step_weight(steps: Sequence[CanaryStep], index: int) -> int:
 
 
 Handler = Callable[[Context, Draft, Walk, CanaryStep], Outcome]
+
+
+def hold_managed_route(ctx: Context, walk: Walk, what: str) -> Outcome:
+    """A setHeaderRoute / setMirrorRoute step: done once the router's objects hold the
+    managed routes of the steps up to this one (read back: nothing left to write); the
+    writes themselves are made with the weight's, after the walk."""
+    strategy = ctx.spec.strategy.canary
+    assert strategy is not None
+    traffic = walk.traffic.with_managed_routes(*managed_routes_at(strategy, walk.index + 1))
+    if not traffic.writes(walk.weight, walk.canary, walk.stable, walk.canary_scale):
+        return Advance()
+    return Wait(f"{walk.label}: {what}: waiting for the routes to hold it")
