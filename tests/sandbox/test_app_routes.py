@@ -9,14 +9,10 @@ from typing import Any
 from rollouts.sandbox.apiserver import ApiEmulator
 from rollouts.sandbox.app import AppSimulator
 from rollouts.sandbox.routes import route_groups
-from tests.sandbox.test_app import (  # noqa: F401  (emulator is a fixture)
-    Targets,
-    emulator,
-    replica_set,
-    service,
-    set_ready,
-    wait_until,
-)
+from tests.sandbox.test_app import Targets, replica_set, service, set_ready, wait_until
+from tests.sandbox.test_app import emulator as emulator_fixture
+
+emulator = emulator_fixture  # the same fixture, under the name the tests ask for
 
 ROUTER_CRDS = pathlib.Path(__file__).resolve().parents[2] / "rollouts/sandbox/crds/routers.yaml"
 QUARTER = {"web-stable": Fraction(3, 4), "web-canary": Fraction(1, 4)}
