@@ -264,7 +264,8 @@ def steady(ctx: Context, draft: Draft, strategy: CanaryStrategy) -> None:
     # the switch (clients' connections drain); without one its pods were its traffic.
     retire_others(ctx, draft, {stable_hash}, stable_ready=ready and traffic.off_canary(None),
                   delay_seconds=strategy.scale_down_delay_seconds
-                  if traffic.routes_traffic else None)
+                  if traffic.routes_traffic else None,
+                  delayed_limit=strategy.scale_down_delay_revision_limit)
     terminate_runs(ctx, draft, keep_current=False)
     trim_runs(ctx, draft)
     old = ctx.status.canary or CanaryStatus()

@@ -250,3 +250,32 @@ def check_router_pass(w: World, replicas: int) -> None:
             assert action.replicas == replicas  # the stable stays whole under a router
     w.apply(result)
     w.history.append(result)
+
+
+def promoted(w: World, image: str) -> str:
+    """Release `image` and promote it fully; its hash."""
+    w.set_image(image)
+    w.run()
+    w.edit_status(promote_full=True, pause_conditions=None)
+    w.run()
+    assert w.status.phase == "Healthy"
+    return str(w.status.stable_rs)
+
+
+@pytest.mark.parametrize(("limit", "waiting"), [(None, 2), (1, 1), (0, 0)])
+def test_scale_down_delay_revision_limit_keeps_only_the_newest_old_revisions_waiting(
+        limit: int | None, waiting: int) -> None:
+    """Two quick promotions: both old revisions wait out scaleDownDelaySeconds, unless
+    scaleDownDelayRevisionLimit says fewer may (the newest first)."""
+    extra: dict[str, object] = {} if limit is None else {"scaleDownDelayRevisionLimit": limit}
+    # The spec names a router (the limit requires one); the world's router is the fake.
+    w = router_world(scaleDownDelaySeconds=60, trafficRouting={"smi": {}}, **extra)
+    first = str(w.status.stable_rs)
+    second = promoted(w, "app:2")
+    third = promoted(w, "app:3")
+    running = [h for h in (second, first) if w.sizes()[h] > 0]
+    assert running == [second, first][:waiting]
+    assert w.sizes()[third] == 4
+    w.advance(60)
+    w.run()
+    assert w.sizes() == {third: 4, second: 0, first: 0}
