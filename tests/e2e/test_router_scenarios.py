@@ -251,3 +251,31 @@ def test_router_walks_weights_routes_aborts_and_deletes(cluster: CountingSandbox
             group, version, plural, sb.namespace)
             if o["metadata"].get("ownerReferences")]
         assert left == [], left
+
+
+def test_a_missing_route_is_invalid_spec_and_others_keep_progressing(
+        cluster: CountingSandbox) -> None:
+    """No HTTPRoute: InvalidSpec naming the field, nothing scaled; another Rollout is
+    served as usual. Once the route exists the Rollout becomes Healthy."""
+    sb = cluster
+    case = CASES[0]
+    s = scenario(sb).given(
+        rollout("other", canary(set_weight(50))),
+        rollout(NAME, canary(set_weight(25), trafficRouting=case.routing), wait=False))
+    s.then(degraded("InvalidSpec"), timeout=30)
+    message = sb.status(NAME).get("message", "")
+    assert "spec.strategy.canary.trafficRouting.plugins" in message, message
+    assert sb.replica_sets(NAME) == {}
+    s.of("other").when(image("other:2")).then(_healthy_on(sb, "other", "other:2"))
+    sb.apply(case.objects)
+    s.then(_healthy_on(sb, NAME, f"{NAME}:1"))
+
+
+def _healthy_on(sb: CountingSandbox, name: str, image_: str) -> Check:
+    def test(_: CountingSandbox, __: Any) -> str | None:
+        status = sb.status(name)
+        spec = sb.rollout(name)["spec"]["template"]["spec"]["containers"][0]["image"]
+        ok = status.get("phase") == "Healthy" and spec == image_ and \
+            status.get("stableRS") == status.get("currentPodHash")
+        return None if ok else f"{name}: {status.get('phase')} {status.get('message')}"
+    return Check(f"{name} Healthy on {image_}", test)

@@ -192,6 +192,7 @@ def test_a_missing_route_is_an_invalid_spec_naming_it() -> None:
     assert w.status.phase == "Degraded"
     assert "spec.strategy.canary.trafficRouting.fake.route: Route web-route not found" in (
         w.status.message)
+    assert p.requeue_after == 5.0  # routes are not watched: look again for it
 
 
 # --- properties: invariants 1 and 2 over random histories, with a router -------------------
