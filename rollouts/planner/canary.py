@@ -120,6 +120,7 @@ def _start_walk(ctx: Context, strategy: CanaryStrategy, stable: ReplicaSetView) 
     if ctx.status.promote_full:
         index = len(steps)
     return Walk(steps=steps, index=index, canary=ctx.rs(ctx.desired_hash), stable=stable,
+                full_weight=_full(strategy),
                 traffic=traffic_model(ctx, strategy),
                 pause_conditions=list(ctx.status.pause_conditions or []))
 
@@ -145,7 +146,7 @@ def _complete(ctx: Context, walk: Walk) -> bool:
     if not fully_available(walk.canary, ctx.replicas):
         return False
     return (not walk.traffic.routes_traffic
-            or walk.traffic.reached(100, walk.canary, walk.stable, walk.canary_scale))
+            or walk.traffic.reached(walk.weight, walk.canary, walk.stable, walk.canary_scale))
 
 
 def _selects(ctx: Context, service: str | None, pod_hash: str) -> bool:
@@ -221,17 +222,23 @@ def _record(ctx: Context, draft: Draft, walk: Walk) -> None:
         weights=_weights(ctx.desired_hash, ctx.status.stable_rs,
                          walk.traffic.verified_weight(walk.canary, walk.stable),
                          walk.traffic.reached(walk.weight, walk.canary, walk.stable,
-                                              walk.canary_scale)),
+                                              walk.canary_scale), walk.full_weight),
         desired_weight=walk.weight,
         current_step_analysis_run_status=run_status(find_run(ctx, "step", walk.index)),
         current_background_analysis_run_status=run_status(find_run(ctx, "background")))
 
 
+def _full(strategy: CanaryStrategy) -> int:
+    routing = strategy.traffic_routing
+    return routing.max_traffic_weight if routing else 100
+
+
 def _weights(canary_hash: str | None, stable_hash: str | None, actual: int,
-             verified: bool) -> TrafficWeights:
+             verified: bool, full: int = 100) -> TrafficWeights:
+    """`full`: what weights are out of (maxTrafficWeight with a router)."""
     return TrafficWeights(
         canary=WeightDestination(pod_template_hash=canary_hash, weight=actual),
-        stable=WeightDestination(pod_template_hash=stable_hash, weight=100 - actual),
+        stable=WeightDestination(pod_template_hash=stable_hash, weight=full - actual),
         verified=verified,
     )
 
@@ -275,7 +282,8 @@ def steady(ctx: Context, draft: Draft, strategy: CanaryStrategy) -> None:
         pause_conditions=None,
         promote_full=None,
         canary=CanaryStatus(
-            weights=_weights(stable_hash, stable_hash, 0, ready), desired_weight=0,
+            weights=_weights(stable_hash, stable_hash, 0, ready, _full(strategy)),
+            desired_weight=0,
             current_step_analysis_run_status=old.current_step_analysis_run_status,
             current_background_analysis_run_status=old.current_background_analysis_run_status),
     ))
@@ -335,7 +343,8 @@ def abort(ctx: Context, draft: Draft) -> None:
         promote_full=None,
         analysis_attempt=next_attempt(ctx) or None,
         canary=CanaryStatus(
-            weights=_weights(ctx.desired_hash, stable_hash, actual, False), desired_weight=0,
+            weights=_weights(ctx.desired_hash, stable_hash, actual, False, _full(strategy)),
+            desired_weight=0,
             current_step_analysis_run_status=run_status(latest_run(ctx, "step")),
             current_background_analysis_run_status=run_status(latest_run(ctx, "background"))),
     ))

@@ -280,3 +280,25 @@ def test_scale_down_delay_revision_limit_keeps_only_the_newest_old_revisions_wai
     w.advance(60)
     w.run()
     assert w.sizes() == {third: 4, second: 0, first: 0}
+
+
+def test_max_traffic_weight_the_canary_gets_all_of_it_before_promotion() -> None:
+    """maxTrafficWeight 1000: setWeight 500 is half; past the last step the routes must
+    read back 1000 (not 100) before the canary is promoted."""
+    w = World(canary_spec([{"setWeight": 500}], canaryService="canary", stableService="stable",
+                          trafficRouting={"smi": {}, "maxTrafficWeight": 1000}),
+              router=FakeRouter())
+    w.run()
+    w.set_image("app:2")
+    w.run()
+    assert w.status.phase == "Healthy" and w.status.stable_rs == w.status.current_pod_hash
+    writes = [weight for p in w.history for weight in route_writes(p)]
+    assert writes == [500, 1000, 0]
+    weights = w.status.canary.weights if w.status.canary else None
+    assert weights is not None and (weights.canary.weight, weights.stable.weight) == (0, 1000)
+
+
+@pytest.mark.parametrize(("weight", "min_pods", "pods"), [(5, 2, 2), (50, 2, 5), (0, 2, 0)])
+def test_min_pods_per_replica_set(weight: int, min_pods: int, pods: int) -> None:
+    model = RouterTraffic(10, FakeRouter(), route(0), min_pods=min_pods)
+    assert model.pods(weight, None, STABLE) == (pods, 10)

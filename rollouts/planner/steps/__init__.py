@@ -57,6 +57,8 @@ class Walk:
     stable: ReplicaSetView
     traffic: TrafficModel
     pause_conditions: list[PauseCondition]
+    # What weights are out of (trafficRouting.maxTrafficWeight): the weight past the last step.
+    full_weight: int = 100
 
     @property
     def label(self) -> str:
@@ -65,8 +67,8 @@ class Walk:
     @property
     def weight(self) -> int:
         """The canary weight in force: the last setWeight at or before the current step
-        (100 past the last step)."""
-        return step_weight(self.steps, self.index)
+        (all of it past the last step)."""
+        return step_weight(self.steps, self.index, self.full_weight)
 
     @property
     def canary_scale(self) -> SetCanaryScale | None:
@@ -77,13 +79,13 @@ class Walk:
                      if s.set_canary_scale is not None), None)
 
 
-def step_weight(steps: Sequence[CanaryStep], index: int) -> int:
+def step_weight(steps: Sequence[CanaryStep], index: int, full: int = 100) -> int:
     """The canary weight in force at step `index`: the last setWeight at or before it.
 
     E.g. steps [pause, setWeight 30, pause, setWeight 60]: 0, 30, 30, 60, then 100.
     """
     if index >= len(steps):
-        return 100
+        return full
     for step in reversed(steps[: index + 1]):
         if step.set_weight is not None:
             return step.set_weight
