@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from rollouts.sandbox.cluster import EXAMPLES_DIR
 
 if TYPE_CHECKING:
-    from rollouts.sandbox.demo import Demo, Snapshot
+    from rollouts.sandbox.demo import Demo
 
 NAME = "shop"
 MANIFEST = EXAMPLES_DIR / "gatewayapi-canary.yaml"
@@ -58,7 +58,7 @@ def gateway_act(demo: Demo, number: int) -> None:
                       and s.sizes(s.stable_hash) == (4, 4))
     demo.expect(f"Healthy: 4/4 pods of {FIRST_IMAGE}; {ROUTE} sends the canary 0%",
                 (FIRST_IMAGE, 4, 4, 0),
-                (*_rs(first, first.stable_hash), route_weight(route(demo))))
+                (*demo._rs_summary(first, first.stable_hash), route_weight(route(demo))))
     demo.breathe()
 
     demo.act(f"{number + 1}. Release {GOOD_IMAGE} through the HTTPRoute")
@@ -107,11 +107,6 @@ def gateway_act(demo: Demo, number: int) -> None:
                      "the route's weight-0 write first",
                      f"route at resourceVersion {zeroed}, canary at 0 at {scaled}")
     demo.show(aborted)
-
-
-def _rs(snap: Snapshot, pod_hash: str | None) -> tuple[str, int, int]:
-    row = snap.rs(pod_hash)
-    return (row.image, row.desired, row.available) if row else ("(no ReplicaSet)", 0, 0)
 
 
 def _rs_name(demo: Demo, pod_hash: str) -> str:
