@@ -190,7 +190,7 @@ def _move_traffic(ctx: Context, draft: Draft, strategy: CanaryStrategy, walk: Wa
     size = walk.canary_scale
     canary_next, stable_next = walk.traffic.pods(walk.weight, walk.canary, walk.stable, size)
     stable_selected = stable_hash
-    if stable_next == 0 and walk.canary is not None and walk.canary.available > 0:
+    if stable_next == 0 < walk.stable.spec_replicas:
         stable_selected = ctx.desired_hash
         if not _selects(ctx, strategy.stable_service, ctx.desired_hash):
             stable_next = walk.stable.spec_replicas
