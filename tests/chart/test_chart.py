@@ -139,7 +139,7 @@ def test_namespaced_mode_has_a_role_per_namespace() -> None:
     for binding in bindings.values():
         assert binding["subjects"] == [
             {"kind": "ServiceAccount", "name": "rollouts", "namespace": NAMESPACE}]
-    assert ("rollouts.dev", "rollouts/status", "patch") in _rules(roles["shop"])
+    assert ("rollouts.dev", "rollouts/status", "update") in _rules(roles["shop"])
     assert ("kopf.dev", "kopfpeerings", "patch") in _rules(roles["shop"])
     # The ClusterRole keeps only cluster-scoped kinds: nothing namespaced cluster-wide.
     cluster = _rules(by_kind(docs, "ClusterRole")[0])

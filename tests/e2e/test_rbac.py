@@ -221,8 +221,8 @@ def test_a_rule_missing_from_the_chart_is_a_403_the_controller_reports(
     sandbox.apply(manifests("http://127.0.0.1:9/unused"))
     with controller(kubeconfig, tmp_path / "controller.log", "--standalone") as process:
         wait_until("a refused status write", lambda: sandbox.responses.get(
-            ("PATCH", f"/apis/rollouts.dev/v1alpha1/namespaces/{sandbox.namespace}"
+            ("PUT", f"/apis/rollouts.dev/v1alpha1/namespaces/{sandbox.namespace}"
                       "/rollouts/web/status", 403)), timeout=45, on_timeout=process.output)
         wait_until("the controller to log it", lambda: (
-            'cannot patch resource \\"rollouts/status\\" in API group \\"rollouts.dev\\"'
+            'cannot update resource \\"rollouts/status\\" in API group \\"rollouts.dev\\"'
             in process.output()), on_timeout=process.output)

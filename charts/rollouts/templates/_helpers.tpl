@@ -42,14 +42,14 @@ these rules with the requests a canary and a blue-green release make.
 */}}
 {{- define "rollouts.namespacedRules" -}}
 # The controller's own kinds: Rollouts are watched and carry kopf's finalizer (patch); their
-# status is written through the status subresource; AnalysisRuns are created, measured
-# (status), terminated (patch) and pruned (delete).
+# status is replaced (update, guarded by resourceVersion) through the status subresource;
+# AnalysisRuns are created, measured (status), terminated (patch) and pruned (delete).
 - apiGroups: [rollouts.dev]
   resources: [rollouts]
   verbs: [list, watch, patch]
 - apiGroups: [rollouts.dev]
   resources: [rollouts/status]
-  verbs: [patch]
+  verbs: [update]
 - apiGroups: [rollouts.dev]
   resources: [analysisruns]
   verbs: [list, watch, create, patch, delete]
