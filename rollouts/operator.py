@@ -28,11 +28,13 @@ What kopf writes into user objects
 * A finalizer on each Rollout (`rollouts.dev/finalizer` by default, kopf's own default name
   replaced): kopf insists on one for every object with a daemon, so that the daemon is
   stopped before the object goes away. It is removed by the controller when the Rollout is
-  deleted (which means deleting a Rollout while no controller runs needs the finalizer
-  removed by hand). Nothing else: there are no create/update/delete handlers, so kopf stores
-  no diff-base (`last-handled-configuration`) and no handler progress. Both storages are
-  nevertheless pointed at `rollouts.dev/`-prefixed annotations rather than at `status`: the
-  status belongs to the planner and is replaced wholesale on every write.
+  deleted, once a traffic router's routes are back to all-stable with no managed route and
+  no object of the Rollout's left (which means deleting a Rollout while no controller runs
+  needs the finalizer removed by hand). Nothing else: there are no create/update/delete
+  handlers, so kopf stores no diff-base (`last-handled-configuration`) and no handler
+  progress. Both storages are nevertheless pointed at `rollouts.dev/`-prefixed annotations
+  rather than at `status`: the status belongs to the planner and is replaced wholesale on
+  every write.
 * kopf's own handler-outcome Events are disabled (`settings.posting.enabled = False`); the
   Events users see are the planner's, posted by the executor.
 """
