@@ -315,7 +315,6 @@ def not_run_yet(canary: CanaryStrategy) -> list[tuple[str, str]]:
     found = []
     for field, value in (("canaryMetadata", canary.canary_metadata),
                          ("stableMetadata", canary.stable_metadata),
-                         ("dynamicStableScale", canary.dynamic_stable_scale or None),
                          ("pingPong", canary.ping_pong)):
         if value is not None:
             found.append((f"{base}.{field}", NOT_RUN_YET.format(what=field)))

@@ -75,7 +75,8 @@ def traffic_model(ctx: Context, strategy: CanaryStrategy) -> TrafficModel:
         return RouterTraffic(ctx.replicas, router, ctx.observed.routes,
                              max_weight=routing.max_traffic_weight if routing else 100,
                              canary_hash=ctx.desired_hash, stable_hash=ctx.status.stable_rs,
-                             min_pods=strategy.min_pods_per_replica_set or 1)
+                             min_pods=strategy.min_pods_per_replica_set or 1,
+                             dynamic_stable=strategy.dynamic_stable_scale)
     return PodRatioTraffic(ctx.replicas, strategy)
 
 

@@ -49,6 +49,9 @@ class RouterTraffic:
     mirror_routes: tuple[MirrorRoute, ...] = ()
     # minPodsPerReplicaSet: a canary that gets any traffic runs at least this many pods.
     min_pods: int = 1
+    # dynamicStableScale: the stable shrinks to the share the routes give it (once they do),
+    # and grows back before they give it more.
+    dynamic_stable: bool = False
 
     routes_traffic = True  # traffic leaves the canary before its pods do
 
@@ -73,9 +76,28 @@ class RouterTraffic:
         # E.g. minPodsPerReplicaSet 2, 10 replicas at 5 -> 2 rather than 1.
         return max(pods, self.min_pods) if pods > 0 else 0
 
+    def stable_pods(self, weight: int) -> int:
+        """Stable pods for the share a canary weight leaves it. E.g. 10 replicas, canary at
+        25 of 100 -> 8; at 100 -> 0."""
+        return math.ceil(self.replicas * (self.max_weight - self.capped(weight))
+                         / self.max_weight)
+
     def pods(self, weight: int, canary: ReplicaSetView | None, stable: ReplicaSetView,
              scale: SetCanaryScale | None = None) -> tuple[int, int]:
-        return self.canary_pods(weight, scale), self.replicas
+        if not self.dynamic_stable:
+            return self.canary_pods(weight, scale), self.replicas
+        # Sized for the larger of the share the routes give it now and the one asked for:
+        # it shrinks only after the routes moved traffic off it, grows before they move back.
+        held = self.router.verified_weight(self.routes) or 0
+        return self.canary_pods(weight, scale), self.stable_pods(min(held, self.capped(weight)))
+
+    def stable_serving(self, stable: ReplicaSetView | None, weight: int) -> bool:
+        """The stable has the available pods for the share `weight` leaves it (always
+        true without dynamicStableScale: the stable keeps all its pods)."""
+        if not self.dynamic_stable:
+            return True
+        have = min(stable.available, stable.spec_replicas) if stable is not None else 0
+        return have >= self.stable_pods(weight)
 
     def serving(self, canary: ReplicaSetView | None, weight: int,
                 scale: SetCanaryScale | None = None) -> bool:
@@ -84,18 +106,23 @@ class RouterTraffic:
         return canary is not None and min(canary.available, canary.spec_replicas) >= wanted
 
     def target_weight(self, weight: int, canary: ReplicaSetView | None,
-                      scale: SetCanaryScale | None = None) -> int:
-        """The weight to ask the router for now: `weight`, or while the canary cannot
-        serve it yet, the weight the routes hold (never raised early, lowered at once)."""
+                      scale: SetCanaryScale | None = None,
+                      stable: ReplicaSetView | None = None) -> int:
+        """The weight to ask the router for now: `weight`, or while the side that would
+        get more traffic cannot serve it yet, the weight the routes hold. The canary's
+        weight is never raised early; it is lowered at once, unless dynamicStableScale left
+        the stable too small for its share (then once the stable has grown back)."""
         weight = self.capped(weight)
         held = self.router.verified_weight(self.routes) or 0
-        if weight <= held or self.serving(canary, weight, scale):
+        if weight < held:
+            return weight if self.stable_serving(stable, weight) else held
+        if weight == held or self.serving(canary, weight, scale):
             return weight
         return held
 
     def writes(self, weight: int, canary: ReplicaSetView | None, stable: ReplicaSetView,
                scale: SetCanaryScale | None = None) -> tuple[Action, ...]:
-        canary_weight = self.target_weight(weight, canary, scale)
+        canary_weight = self.target_weight(weight, canary, scale, stable)
         intent = TrafficIntent(canary_weight=canary_weight,
                                stable_weight=self.max_weight - canary_weight,
                                max_weight=self.max_weight,
@@ -137,7 +164,7 @@ class RouterTraffic:
     def recheck_after(self, weight: int, canary: ReplicaSetView | None,
                       stable: ReplicaSetView, scale: SetCanaryScale | None = None
                       ) -> float | None:
-        asked = self.target_weight(weight, canary, scale)
+        asked = self.target_weight(weight, canary, scale, stable)
         if self.router.verified_weight(self.routes) == asked:
             return None
         return self.recheck_seconds

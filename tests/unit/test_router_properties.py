@@ -2,7 +2,8 @@
 random histories, its route writes applied with `jsonpatch` to real route objects.
 
 After every pass:
-- a weight is raised only after the canary has the available pods to serve it;
+- a weight is raised only after the canary has the available pods to serve it (and with
+  dynamicStableScale, lowered only once the stable has the pods for its share again);
 - while aborted (by a user or a failed analysis) the canary loses no pod before the routes
   read back weight 0 with no managed route, and once the canary is gone the reported
   weight is 0;
@@ -121,6 +122,12 @@ def check_pass(w: RouterWorld, before: RouterWorld, result: Plan) -> None:
         need = math.ceil(w.spec["replicas"] * held_after / 100)
         assert canary is not None and min(canary.available, canary.spec_replicas) >= need, (
             held_before, held_after, canary)
+    # 1b. dynamicStableScale: the stable gets more traffic only once it has the pods for it
+    if held_after < held_before and w.spec["strategy"]["canary"].get("dynamicStableScale"):
+        stable = before.rs(result.status.stable_rs)
+        need = math.ceil(w.spec["replicas"] * (100 - held_after) / 100)
+        assert stable is not None and min(stable.available, stable.spec_replicas) >= need, (
+            held_before, held_after, stable)
     # 2. stable first: while aborted, the canary shrinks only once the routes are all-stable
     if result.status.abort and canary is not None:
         for action in result.actions:
@@ -142,8 +149,10 @@ def test_router_invariants(name: str, data: st.DataObject) -> None:
     case = BY_NAME[name]
     steps = data.draw(steps_for(case))
     routing = {**case.routing, "managedRoutes": [{"name": n} for n in MANAGED]}
+    dynamic = data.draw(st.booleans())
     spec = canary_spec(steps, replicas=data.draw(st.integers(1, 5)), canaryService=CANARY,
-                       stableService=STABLE, trafficRouting=routing, **case.canary)
+                       stableService=STABLE, trafficRouting=routing,
+                       **({"dynamicStableScale": True} if dynamic else {}), **case.canary)
     w = RouterWorld(spec, auto_ready=False, case=case, store=Store.of(case.objects))
     w.settle()
     for _ in range(4):

@@ -302,3 +302,23 @@ def test_max_traffic_weight_the_canary_gets_all_of_it_before_promotion() -> None
 def test_min_pods_per_replica_set(weight: int, min_pods: int, pods: int) -> None:
     model = RouterTraffic(10, FakeRouter(), route(0), min_pods=min_pods)
     assert model.pods(weight, None, STABLE) == (pods, 10)
+
+
+def test_dynamic_stable_scale_shrinks_after_and_grows_before_the_routes_move() -> None:
+    """4 replicas at 25%: the stable goes to 3 only once the routes hold 25; on abort it is
+    back at 4 available before the routes send it everything again."""
+    w, old, new = at_first_pause(dynamicStableScale=True, trafficRouting={"smi": {}})
+    assert w.sizes() == {old: 3, new: 1} and w.route_weight == 25
+    w.auto_ready = False
+    w.edit_status(abort=True, abort_message="test")
+    first = w.step()
+    assert route_writes(first) == []  # the stable has 3 pods: it cannot take 100% yet
+    assert w.sizes()[old] == 4 and w.route_weight == 25
+    w.settle()
+    second = w.step()
+    assert route_writes(second) == [0]
+    w.settle()
+    w.run()
+    w.advance(30)  # abortScaleDownDelaySeconds
+    w.run()
+    assert w.sizes() == {old: 4, new: 0} and w.route_weight == 0
