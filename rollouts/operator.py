@@ -28,11 +28,13 @@ What kopf writes into user objects
 * A finalizer on each Rollout (`rollouts.dev/finalizer` by default, kopf's own default name
   replaced): kopf insists on one for every object with a daemon, so that the daemon is
   stopped before the object goes away. It is removed by the controller when the Rollout is
-  deleted (which means deleting a Rollout while no controller runs needs the finalizer
-  removed by hand). Nothing else: there are no create/update/delete handlers, so kopf stores
-  no diff-base (`last-handled-configuration`) and no handler progress. Both storages are
-  nevertheless pointed at `rollouts.dev/`-prefixed annotations rather than at `status`: the
-  status belongs to the planner and is replaced wholesale on every write.
+  deleted, once a traffic router's routes are back to all-stable with no managed route and
+  no object of the Rollout's left (which means deleting a Rollout while no controller runs
+  needs the finalizer removed by hand). Nothing else: there are no create/update/delete
+  handlers, so kopf stores no diff-base (`last-handled-configuration`) and no handler
+  progress. Both storages are nevertheless pointed at `rollouts.dev/`-prefixed annotations
+  rather than at `status`: the status belongs to the planner and is replaced wholesale on
+  every write.
 * kopf's own handler-outcome Events are disabled (`settings.posting.enabled = False`); the
   Events users see are the planner's, posted by the executor.
 """
@@ -63,7 +65,7 @@ from rollouts.kube.client import KubeClient
 from rollouts.kube.config import Connection
 from rollouts.kube.execute import execute, status_unchanged
 from rollouts.kube.observe import named_services, observe
-from rollouts.kube.routes import read_routes
+from rollouts.kube.routes import finalize_routes, read_routes
 from rollouts.models.rollout import ValidRollout, parse_rollout
 from rollouts.models.wire import (
     COMPLETED_RUN_PHASES,
@@ -77,6 +79,7 @@ from rollouts.planner.plan import plan as make_plan
 from rollouts.planner.routing import Router
 from rollouts.planner.types import Observed
 from rollouts.telemetry import Peering, Telemetry, peer_identity
+from rollouts.traffic import rollout_router
 
 Key = tuple[str, str]  # (namespace, name)
 RouterFactory = Callable[[ValidRollout], Router | None]
@@ -116,7 +119,7 @@ class OperatorConfig:
     allow_metric_addresses: tuple[str, ...] = ()
     # The traffic router of a Rollout (None: no trafficRouting, the pods are the split).
     # Route objects are read on each pass of a Rollout that has a router.
-    router_factory: RouterFactory | None = None
+    router_factory: RouterFactory | None = rollout_router
     # Where notification services are configured (None: notifications are off).
     notifications: ConfigSource | None = None
     notification_policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
@@ -272,6 +275,20 @@ class _Reconciler:
                 },
             )
         return plan.requeue_after
+
+    async def finalize(self, body: Mapping[str, Any]) -> None:
+        """A deleted Rollout's routes back to all-stable, its managed routes and owned route
+        objects gone; logged, never raised (the Rollout must still go away)."""
+        rollout = parse_rollout(copy.deepcopy(dict(body)))
+        factory = self.config.router_factory
+        router = factory(rollout) if factory and isinstance(rollout, ValidRollout) else None
+        if router is None:
+            return
+        try:
+            await finalize_routes(self.runtime.client, router)
+        except Exception as exc:
+            log.error("routes not finalized", exc_info=not isinstance(exc, KubeError),
+                      extra={"rollout": self.name, "error": str(exc)})
 
     async def _observe(self, rollout: ValidRollout, replica_sets: Any, services: Any,
                        analysis_runs: Any, templates: tuple[Any, Any]) -> Observed:
@@ -484,6 +501,8 @@ def build_registry(
 
         await _loop(config, runtime, key, stopped, telemetry.timed(one_pass),  # telemetry
                     {"rollout": reconciler.name})
+        if body.get("metadata", {}).get("deletionTimestamp"):
+            await reconciler.finalize(body)  # before kopf removes the finalizer
 
     @kopf.daemon(
         GROUP, VERSION, "analysisruns",

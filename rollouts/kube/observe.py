@@ -139,9 +139,11 @@ def observe(
         service_views[name] = service_view(found) if found is not None else None
     prepared, problems = prepare_runs(rollout, templates)
     routes: dict[ObjectKey, RouteSnapshot | None] = {}
-    for key in router.objects() if router is not None else ():
-        body = (route_bodies or {}).get(key)
-        routes[key] = RouteSnapshot(key, body) if body is not None else None
+    if router is not None:
+        for key, body in (route_bodies or {}).items():
+            routes[key] = RouteSnapshot(key, body) if body is not None else None
+        for key in router.objects(routes):  # named but not read: missing
+            routes.setdefault(key, None)
     return Observed(
         replica_sets=tuple(
             sorted(

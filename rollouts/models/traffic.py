@@ -303,20 +303,19 @@ class PodMetadata(ApiModel):
 # --- what this version accepts but does not run yet ------------------------------------
 
 # Why a Rollout using these is refused by the controller (and only warned about by lint):
-# the reconcile loop does not call the routers yet. Delete the rule once it does.
+# the reconcile loop does not run them yet. Delete a rule once it does.
 NOT_RUN_YET = ("accepted by the API, lint and convert, but this controller version does not "
-               "run it yet: the Rollout is refused (InvalidSpec) rather than moved by pod share "
-               "with its {what} ignored; see docs/api.md#traffic-routing")
+               "run it yet: the Rollout is refused (InvalidSpec) rather than run with its "
+               "{what} ignored; see docs/api.md#traffic-routing")
 
 
 def not_run_yet(canary: CanaryStrategy) -> list[tuple[str, str]]:
     """(field path, message) for every field of a canary that the controller would ignore."""
     base = "spec.strategy.canary"
     found = []
-    if canary.traffic_routing is not None:
-        found.append((f"{base}.trafficRouting", NOT_RUN_YET.format(what="traffic router")))
     for field, value in (("canaryMetadata", canary.canary_metadata),
-                         ("stableMetadata", canary.stable_metadata)):
+                         ("stableMetadata", canary.stable_metadata),
+                         ("pingPong", canary.ping_pong)):
         if value is not None:
             found.append((f"{base}.{field}", NOT_RUN_YET.format(what=field)))
     return found

@@ -18,7 +18,7 @@ from rollouts.models.rollout import (
     TrafficWeights,
     WeightDestination,
 )
-from rollouts.models.wire import USER_PAUSE
+from rollouts.models.wire import POD_TEMPLATE_HASH_LABEL, USER_PAUSE
 from rollouts.planner.analysis import (
     failure_message,
     find_run,
@@ -39,11 +39,14 @@ from rollouts.planner.context import (
     scale,
 )
 from rollouts.planner.router_traffic import RouterTraffic
+from rollouts.planner.routing import managed_routes_at
 from rollouts.planner.status import StatusChanges
 from rollouts.planner.steps import Abort, Advance, Handler, Outcome, Pause, Wait, Walk
 from rollouts.planner.steps import analysis as analysis_step
 from rollouts.planner.steps import pause as pause_step
 from rollouts.planner.steps import set_canary_scale as set_canary_scale_step
+from rollouts.planner.steps import set_header_route as set_header_route_step
+from rollouts.planner.steps import set_mirror_route as set_mirror_route_step
 from rollouts.planner.steps import set_weight as set_weight_step
 from rollouts.planner.traffic import PodRatioTraffic, TrafficModel
 from rollouts.planner.types import ReplicaSetView
@@ -57,14 +60,23 @@ def handler(step: CanaryStep) -> Handler:
         return pause_step.handle
     if step.analysis is not None:
         return analysis_step.handle
+    if step.set_header_route is not None:
+        return set_header_route_step.handle
+    if step.set_mirror_route is not None:
+        return set_mirror_route_step.handle
     return set_canary_scale_step.handle
 
 
 def traffic_model(ctx: Context, strategy: CanaryStrategy) -> TrafficModel:
     """The router's model when the canary has trafficRouting, else the pods' ratio."""
     router = ctx.observed.router
+    routing = strategy.traffic_routing
     if router is not None:
-        return RouterTraffic(ctx.replicas, router, ctx.observed.routes)
+        return RouterTraffic(ctx.replicas, router, ctx.observed.routes,
+                             max_weight=routing.max_traffic_weight if routing else 100,
+                             canary_hash=ctx.desired_hash, stable_hash=ctx.status.stable_rs,
+                             min_pods=strategy.min_pods_per_replica_set or 1,
+                             dynamic_stable=strategy.dynamic_stable_scale)
     return PodRatioTraffic(ctx.replicas, strategy)
 
 
@@ -94,8 +106,7 @@ def plan_canary(ctx: Context, draft: Draft) -> None:
         _record(ctx, draft, walk)
         return
     outcome = _walk_steps(ctx, draft, walk)
-    if walk.index == len(walk.steps) and walk.traffic.reached(100, walk.canary, stable,
-                                                              walk.canary_scale):
+    if walk.index == len(walk.steps) and _complete(ctx, walk):
         _promote(ctx, draft, strategy, stable_hash)
         return
     _follow(draft, outcome)
@@ -110,6 +121,7 @@ def _start_walk(ctx: Context, strategy: CanaryStrategy, stable: ReplicaSetView) 
     if ctx.status.promote_full:
         index = len(steps)
     return Walk(steps=steps, index=index, canary=ctx.rs(ctx.desired_hash), stable=stable,
+                full_weight=_full(strategy),
                 traffic=traffic_model(ctx, strategy),
                 pause_conditions=list(ctx.status.pause_conditions or []))
 
@@ -126,6 +138,22 @@ def _walk_steps(ctx: Context, draft: Draft, walk: Walk) -> Outcome:
     have = walk.canary.available if walk.canary else 0
     return Wait(f"Rolling out revision {ctx.desired_hash} to all pods: "
                 f"{have}/{ctx.replicas} available")
+
+
+def _complete(ctx: Context, walk: Walk) -> bool:
+    """Past the last step: every pod of the canary is available and (with a router) the
+    routes send it everything. Without a router the stable's last pods may still run
+    (the stable Service follows the canary before they go, see `_move_traffic`)."""
+    if not fully_available(walk.canary, ctx.replicas):
+        return False
+    return (not walk.traffic.routes_traffic
+            or walk.traffic.reached(walk.weight, walk.canary, walk.stable, walk.canary_scale))
+
+
+def _selects(ctx: Context, service: str | None, pod_hash: str) -> bool:
+    """The Service (if any) is observed selecting `pod_hash`."""
+    view = ctx.observed.services.get(service) if service else None
+    return view is None or view.selector.get(POD_TEMPLATE_HASH_LABEL) == pod_hash
 
 
 def _follow(draft: Draft, outcome: Outcome) -> None:
@@ -154,14 +182,27 @@ def _background_analysis(ctx: Context, draft: Draft, strategy: CanaryStrategy,
 
 def _move_traffic(ctx: Context, draft: Draft, strategy: CanaryStrategy, walk: Walk,
                   stable_hash: str) -> None:
-    """Services pinned, pods sized, then the traffic layer moved as far as the pods allow."""
-    pin(ctx, draft, strategy.stable_service, stable_hash)
-    pin(ctx, draft, strategy.canary_service, ctx.desired_hash)
+    """Services pinned, pods sized, then the traffic layer moved as far as the pods allow.
+
+    When the stable's last pods are to go (weight 100 without a router), the stable Service
+    is re-pointed at the canary first and they go only once it is seen selecting the canary:
+    a Service is never left selecting a ReplicaSet scaled to 0.
+    """
     size = walk.canary_scale
     canary_next, stable_next = walk.traffic.pods(walk.weight, walk.canary, walk.stable, size)
+    stable_selected = stable_hash
+    if stable_next == 0 < walk.stable.spec_replicas:
+        stable_selected = ctx.desired_hash
+        if not _selects(ctx, strategy.stable_service, ctx.desired_hash):
+            stable_next = walk.stable.spec_replicas
+    pin(ctx, draft, strategy.stable_service, stable_selected)
+    pin(ctx, draft, strategy.canary_service, ctx.desired_hash)
     scale(ctx, draft, walk.canary, ctx.desired_hash, canary_next)
     scale(ctx, draft, walk.stable, stable_hash, stable_next)
-    _hold_traffic(ctx, draft, walk.traffic, walk.weight, walk.canary, walk.stable, size)
+    traffic = walk.traffic
+    if walk.index < len(walk.steps):  # the managed routes of the steps passed and this one
+        traffic = traffic.with_managed_routes(*managed_routes_at(strategy, walk.index + 1))
+    _hold_traffic(ctx, draft, traffic, walk.weight, walk.canary, walk.stable, size)
 
 
 def _hold_traffic(ctx: Context, draft: Draft, traffic: TrafficModel, weight: int,
@@ -182,17 +223,23 @@ def _record(ctx: Context, draft: Draft, walk: Walk) -> None:
         weights=_weights(ctx.desired_hash, ctx.status.stable_rs,
                          walk.traffic.verified_weight(walk.canary, walk.stable),
                          walk.traffic.reached(walk.weight, walk.canary, walk.stable,
-                                              walk.canary_scale)),
+                                              walk.canary_scale), walk.full_weight),
         desired_weight=walk.weight,
         current_step_analysis_run_status=run_status(find_run(ctx, "step", walk.index)),
         current_background_analysis_run_status=run_status(find_run(ctx, "background")))
 
 
+def _full(strategy: CanaryStrategy) -> int:
+    routing = strategy.traffic_routing
+    return routing.max_traffic_weight if routing else 100
+
+
 def _weights(canary_hash: str | None, stable_hash: str | None, actual: int,
-             verified: bool) -> TrafficWeights:
+             verified: bool, full: int = 100) -> TrafficWeights:
+    """`full`: what weights are out of (maxTrafficWeight with a router)."""
     return TrafficWeights(
         canary=WeightDestination(pod_template_hash=canary_hash, weight=actual),
-        stable=WeightDestination(pod_template_hash=stable_hash, weight=100 - actual),
+        stable=WeightDestination(pod_template_hash=stable_hash, weight=full - actual),
         verified=verified,
     )
 
@@ -225,7 +272,8 @@ def steady(ctx: Context, draft: Draft, strategy: CanaryStrategy) -> None:
     # the switch (clients' connections drain); without one its pods were its traffic.
     retire_others(ctx, draft, {stable_hash}, stable_ready=ready and traffic.off_canary(None),
                   delay_seconds=strategy.scale_down_delay_seconds
-                  if traffic.routes_traffic else None)
+                  if traffic.routes_traffic else None,
+                  delayed_limit=strategy.scale_down_delay_revision_limit)
     terminate_runs(ctx, draft, keep_current=False)
     trim_runs(ctx, draft)
     old = ctx.status.canary or CanaryStatus()
@@ -235,7 +283,8 @@ def steady(ctx: Context, draft: Draft, strategy: CanaryStrategy) -> None:
         pause_conditions=None,
         promote_full=None,
         canary=CanaryStatus(
-            weights=_weights(stable_hash, stable_hash, 0, ready), desired_weight=0,
+            weights=_weights(stable_hash, stable_hash, 0, ready, _full(strategy)),
+            desired_weight=0,
             current_step_analysis_run_status=old.current_step_analysis_run_status,
             current_background_analysis_run_status=old.current_background_analysis_run_status),
     ))
@@ -295,7 +344,8 @@ def abort(ctx: Context, draft: Draft) -> None:
         promote_full=None,
         analysis_attempt=next_attempt(ctx) or None,
         canary=CanaryStatus(
-            weights=_weights(ctx.desired_hash, stable_hash, actual, False), desired_weight=0,
+            weights=_weights(ctx.desired_hash, stable_hash, actual, False, _full(strategy)),
+            desired_weight=0,
             current_step_analysis_run_status=run_status(latest_run(ctx, "step")),
             current_background_analysis_run_status=run_status(latest_run(ctx, "background"))),
     ))

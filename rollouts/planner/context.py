@@ -104,21 +104,37 @@ def pin(ctx: Context, draft: Draft, service: str | None, pod_hash: str) -> None:
 
 
 def retire_others(ctx: Context, draft: Draft, keep: set[str], *, stable_ready: bool,
-                  delay_seconds: int | None) -> None:
+                  delay_seconds: int | None, delayed_limit: int | None = None) -> None:
     """Scale down every revision not in `keep`, then trim history.
 
     Nothing is scaled down before the stable revision is fully available (stable first).
     With `delay_seconds`, a ReplicaSet that still has pods is first given a scale-down
     deadline and removed when it comes due; a deadline already set is honoured either way.
+    `delayed_limit` (scaleDownDelayRevisionLimit): at most that many old revisions wait out
+    a delay, the newest ones; older ones go at once. E.g. limit 1 with old revisions #3 and
+    #2 still running: #3 waits for its deadline, #2 is scaled to 0 now.
     """
+    # Re-point first, then scale down: a ReplicaSet that a Service is still seen selecting
+    # keeps its pods until the Service's change comes back through the watch (and wakes us).
+    selected = {view.selector.get(POD_TEMPLATE_HASH_LABEL)
+                for view in ctx.observed.services.values() if view is not None}
+    running = sorted((rs for rs in ctx.observed.replica_sets
+                      if rs.pod_hash not in keep and rs.spec_replicas > 0),
+                     key=lambda r: r.revision, reverse=True)
+    beyond = {rs.pod_hash for rs in running[delayed_limit:]} if (
+        delay_seconds and delayed_limit is not None) else set()
     for rs in ctx.observed.replica_sets:
         if rs.pod_hash in keep or rs.spec_replicas == 0:
             continue
-        if rs.scale_down_at is not None:
-            if ctx.now >= rs.scale_down_at:
+        if rs.pod_hash in beyond and stable_ready:
+            if rs.pod_hash not in selected:
                 draft.actions.append(ScaleReplicaSet(rs.name, 0, None, rs.resource_version))
-            else:
+            continue
+        if rs.scale_down_at is not None:
+            if ctx.now < rs.scale_down_at:
                 draft.wake(rs.scale_down_at)
+            elif rs.pod_hash not in selected:
+                draft.actions.append(ScaleReplicaSet(rs.name, 0, None, rs.resource_version))
             continue
         if not stable_ready:
             continue
@@ -128,7 +144,7 @@ def retire_others(ctx: Context, draft: Draft, keep: set[str], *, stable_ready: b
             draft.actions.append(ScaleReplicaSet(rs.name, rs.spec_replicas, deadline,
                                                  rs.resource_version))
             draft.wake(deadline)
-        else:
+        elif rs.pod_hash not in selected:
             draft.actions.append(ScaleReplicaSet(rs.name, 0, None, rs.resource_version))
     trim_history(ctx, draft, keep)
 

@@ -7,6 +7,7 @@ status alone (invariant 4) and planning the same inputs twice changes nothing (i
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from typing import Any
@@ -27,6 +28,7 @@ from rollouts.planner.status import StatusChanges
 from rollouts.planner.types import CreateReplicaSet, Event, Observed, PinService, Plan
 
 PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
+ROUTE_RECHECK_SECONDS = 5.0
 
 Handler = Callable[[Context, Draft], None]
 
@@ -36,10 +38,12 @@ def plan(rollout: ValidRollout | InvalidRollout, observed: Observed, now: dt.dat
         return _invalid(rollout, list(rollout.errors), now)
     spec = rollout.spec
     errors = _missing_services(spec, observed) + sorted(observed.analysis_problems.items())
-    if observed.router is not None:
-        errors += observed.router.problems(observed.routes)
-    if errors:
-        return _invalid(rollout, errors, now)
+    route_errors = observed.router.problems(observed.routes) if observed.router else []
+    if errors or route_errors:
+        invalid = _invalid(rollout, errors + route_errors, now)
+        # Route objects are not watched: look again for the one that was missing.
+        return dataclasses.replace(invalid, requeue_after=ROUTE_RECHECK_SECONDS
+                                   ) if route_errors else invalid
 
     old = rollout.status
     progress, abort = ((canary.plan_canary, canary.abort) if spec.strategy.canary is not None

@@ -18,10 +18,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rollouts.models.rollout import SetCanaryScale
-from rollouts.planner.routing import ObjectKey, Router, RouteSnapshot, TrafficIntent
+from rollouts.planner.routing import (
+    HeaderRoute,
+    MirrorRoute,
+    ObjectKey,
+    Router,
+    RouteSnapshot,
+    TrafficIntent,
+)
 from rollouts.planner.traffic import waiting_for_pods
 from rollouts.planner.types import Action, ApplyRouteWrite, ReplicaSetView
 
@@ -35,8 +42,27 @@ class RouterTraffic:
     # Route objects are read, not watched: how soon to look again while they do not yet
     # show the weight asked of them.
     recheck_seconds: float = 2.0
+    # Pod-template hashes of each side (Istio subsets, App Mesh virtual nodes select by them).
+    canary_hash: str | None = None
+    stable_hash: str | None = None
+    # The managed routes in force (setHeaderRoute / setMirrorRoute steps passed).
+    header_routes: tuple[HeaderRoute, ...] = ()
+    mirror_routes: tuple[MirrorRoute, ...] = ()
+    # minPodsPerReplicaSet: a canary that gets any traffic runs at least this many pods.
+    min_pods: int = 1
+    # dynamicStableScale: the stable shrinks to the share the routes give it (once they do),
+    # and grows back before they give it more.
+    dynamic_stable: bool = False
 
     routes_traffic = True  # traffic leaves the canary before its pods do
+
+    def with_managed_routes(self, headers: tuple[HeaderRoute, ...],
+                            mirrors: tuple[MirrorRoute, ...]) -> RouterTraffic:
+        return replace(self, header_routes=headers, mirror_routes=mirrors)
+
+    def capped(self, weight: int) -> int:
+        """A step weight out of maxTrafficWeight (past the last step: all of it)."""
+        return max(0, min(weight, self.max_weight))
 
     def canary_pods(self, weight: int, scale: SetCanaryScale | None = None) -> int:
         """Canary pods for `weight`: its share of the replicas, rounded up, unless a
@@ -45,13 +71,34 @@ class RouterTraffic:
         if scale is not None and scale.replicas is not None:
             return scale.replicas
         if scale is not None and scale.weight is not None:
-            return math.ceil(self.replicas * scale.weight / 100)
-        # No scale, or matchTrafficWeight: sized by the traffic weight.
-        return math.ceil(self.replicas * max(0, min(weight, self.max_weight)) / self.max_weight)
+            pods = math.ceil(self.replicas * scale.weight / 100)
+        else:  # no scale, or matchTrafficWeight: sized by the traffic weight
+            pods = math.ceil(self.replicas * self.capped(weight) / self.max_weight)
+        # E.g. minPodsPerReplicaSet 2, 10 replicas at 5 -> 2 rather than 1.
+        return max(pods, self.min_pods) if pods > 0 else 0
+
+    def stable_pods(self, weight: int) -> int:
+        """Stable pods for the share a canary weight leaves it. E.g. 10 replicas, canary at
+        25 of 100 -> 8; at 100 -> 0."""
+        return math.ceil(self.replicas * (self.max_weight - self.capped(weight))
+                         / self.max_weight)
 
     def pods(self, weight: int, canary: ReplicaSetView | None, stable: ReplicaSetView,
              scale: SetCanaryScale | None = None) -> tuple[int, int]:
-        return self.canary_pods(weight, scale), self.replicas
+        if not self.dynamic_stable:
+            return self.canary_pods(weight, scale), self.replicas
+        # Sized for the larger of the share the routes give it now and the one asked for:
+        # it shrinks only after the routes moved traffic off it, grows before they move back.
+        held = self.router.verified_weight(self.routes) or 0
+        return self.canary_pods(weight, scale), self.stable_pods(min(held, self.capped(weight)))
+
+    def stable_serving(self, stable: ReplicaSetView | None, weight: int) -> bool:
+        """The stable has the available pods for the share `weight` leaves it (always
+        true without dynamicStableScale: the stable keeps all its pods)."""
+        if not self.dynamic_stable:
+            return True
+        have = min(stable.available, stable.spec_replicas) if stable is not None else 0
+        return have >= self.stable_pods(weight)
 
     def serving(self, canary: ReplicaSetView | None, weight: int,
                 scale: SetCanaryScale | None = None) -> bool:
@@ -60,24 +107,34 @@ class RouterTraffic:
         return canary is not None and min(canary.available, canary.spec_replicas) >= wanted
 
     def target_weight(self, weight: int, canary: ReplicaSetView | None,
-                      scale: SetCanaryScale | None = None) -> int:
-        """The weight to ask the router for now: `weight`, or while the canary cannot
-        serve it yet, the weight the routes hold (never raised early, lowered at once)."""
+                      scale: SetCanaryScale | None = None,
+                      stable: ReplicaSetView | None = None) -> int:
+        """The weight to ask the router for now: `weight`, or while the side that would
+        get more traffic cannot serve it yet, the weight the routes hold. The canary's
+        weight is never raised early; it is lowered at once, unless dynamicStableScale left
+        the stable too small for its share (then once the stable has grown back)."""
+        weight = self.capped(weight)
         held = self.router.verified_weight(self.routes) or 0
-        if weight <= held or self.serving(canary, weight, scale):
+        if weight < held:
+            return weight if self.stable_serving(stable, weight) else held
+        if weight == held or self.serving(canary, weight, scale):
             return weight
         return held
 
     def writes(self, weight: int, canary: ReplicaSetView | None, stable: ReplicaSetView,
                scale: SetCanaryScale | None = None) -> tuple[Action, ...]:
-        canary_weight = self.target_weight(weight, canary, scale)
+        canary_weight = self.target_weight(weight, canary, scale, stable)
         intent = TrafficIntent(canary_weight=canary_weight,
                                stable_weight=self.max_weight - canary_weight,
-                               max_weight=self.max_weight)
+                               max_weight=self.max_weight,
+                               header_routes=self.header_routes,
+                               mirror_routes=self.mirror_routes,
+                               canary_hash=self.canary_hash, stable_hash=self.stable_hash)
         return tuple(ApplyRouteWrite(w) for w in self.router.writes(self.routes, intent))
 
     def reached(self, weight: int, canary: ReplicaSetView | None, stable: ReplicaSetView,
                 scale: SetCanaryScale | None = None) -> bool:
+        weight = self.capped(weight)
         return (self.router.verified_weight(self.routes) == weight
                 and (weight == 0 or self.serving(canary, weight, scale)))
 
@@ -86,7 +143,13 @@ class RouterTraffic:
         return self.router.verified_weight(self.routes) or 0
 
     def off_canary(self, canary: ReplicaSetView | None) -> bool:
-        return self.router.verified_weight(self.routes) == 0
+        """The routes read back weight 0 and no managed route (nothing left to write for
+        all-stable): only then may the canary's pods go."""
+        all_stable = TrafficIntent(canary_weight=0, stable_weight=self.max_weight,
+                                   max_weight=self.max_weight, canary_hash=self.canary_hash,
+                                   stable_hash=self.stable_hash)
+        return (self.router.verified_weight(self.routes) == 0
+                and not self.router.writes(self.routes, all_stable))
 
     def waiting(self, weight: int, canary: ReplicaSetView | None, stable: ReplicaSetView,
                 scale: SetCanaryScale | None = None) -> str:
@@ -96,12 +159,13 @@ class RouterTraffic:
             return waiting_for_pods(wanted, have)
         held = self.router.verified_weight(self.routes)
         shown = "unknown" if held is None else str(held)
-        return f"waiting for the {self.router.name} routes to hold {weight} (now {shown})"
+        return (f"waiting for the {self.router.name} routes to hold {self.capped(weight)} "
+                f"(now {shown})")
 
     def recheck_after(self, weight: int, canary: ReplicaSetView | None,
                       stable: ReplicaSetView, scale: SetCanaryScale | None = None
                       ) -> float | None:
-        asked = self.target_weight(weight, canary, scale)
+        asked = self.target_weight(weight, canary, scale, stable)
         if self.router.verified_weight(self.routes) == asked:
             return None
         return self.recheck_seconds

@@ -21,6 +21,7 @@ from typing import Protocol
 
 from rollouts.models.base import resolve_int_or_percent
 from rollouts.models.rollout import CanaryStrategy, SetCanaryScale
+from rollouts.planner.routing import HeaderRoute, MirrorRoute
 from rollouts.planner.types import Action, ReplicaSetView
 
 
@@ -31,6 +32,12 @@ class TrafficModel(Protocol):
     # Whether traffic is routed apart from the pods (a router): the canary's pods may then
     # outlive its traffic, and scale-down delays apply once the traffic has left.
     routes_traffic: bool
+
+    def with_managed_routes(self, headers: tuple[HeaderRoute, ...],
+                            mirrors: tuple[MirrorRoute, ...]) -> TrafficModel:
+        """The same model holding these managed routes (setHeaderRoute / setMirrorRoute
+        steps in force) beside the weight."""
+        ...
 
     def pods(self, weight: int, canary: ReplicaSetView | None, stable: ReplicaSetView,
              scale: SetCanaryScale | None = None) -> tuple[int, int]:
@@ -171,6 +178,10 @@ class PodRatioTraffic:
     strategy: CanaryStrategy
 
     routes_traffic = False
+
+    def with_managed_routes(self, headers: tuple[HeaderRoute, ...],
+                            mirrors: tuple[MirrorRoute, ...]) -> PodRatioTraffic:
+        return self  # managed routes need a router (refused before planning without one)
 
     def pods(self, weight: int, canary: ReplicaSetView | None, stable: ReplicaSetView,
              scale: SetCanaryScale | None = None) -> tuple[int, int]:

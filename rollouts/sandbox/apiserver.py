@@ -295,6 +295,10 @@ def _builtin_resources() -> list[ResourceInfo]:
             scale=rs_scale,
         ),
         ResourceInfo("batch", "v1", "jobs", "job", "Job", True, (), ("all",), status=True),
+        # No ingress controller runs here: status stays as written (the NGINX router only
+        # reads and writes spec and annotations).
+        ResourceInfo("networking.k8s.io", "v1", "ingresses", "ingress", "Ingress", True,
+                     ("ing",), status=True),
         ResourceInfo(
             "coordination.k8s.io", "v1", "leases", "lease", "Lease", True, has_generation=False
         ),
@@ -1209,6 +1213,13 @@ class ApiEmulator:
             if labels.matches(obj["metadata"].get("labels")) and fields.matches(obj):
                 out.append(obj)
         return out
+
+    def write_history(self) -> list[tuple[int, str, str, Obj]]:
+        """(resourceVersion, resource plural, event type, object) of every write still in
+        the history window, oldest first: the order in which the server applied them."""
+        items = list(self._history)  # one C-level copy: safe beside the server's thread
+        return [(item.rv, item.key[1], item.event.type, copy.deepcopy(item.event.object))
+                for item in items]
 
     def _commit(self, info: ResourceInfo, kind: str, obj: Obj, old: Obj | None) -> Obj:
         """Write (or remove) one object under a new resourceVersion and tell the watchers."""

@@ -74,6 +74,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from rollouts.sandbox.apiserver import ApiEmulator, Subscription
+from rollouts.sandbox.routes import ROUTE_KINDS, route_groups
 
 __all__ = [
     "BAD",
@@ -208,6 +209,9 @@ class ReplicaSetTraffic:
         self.rps_per_pod = rps_per_pod
         self.ready = 0
         self.services: tuple[str, ...] = ()
+        # Requests per second addressed to a Service behind a weighted route (see
+        # rollouts.sandbox.routes); other Services get `rps_per_pod` per ready pod.
+        self.rates: dict[str, float] = {}
         self.streams: dict[str, _Stream] = {}
         self._last = now
 
@@ -218,10 +222,10 @@ class ReplicaSetTraffic:
             for service in self.services:
                 self.streams.setdefault(service, _Stream())
             return
-        amount = self.rps_per_pod * self.ready * elapsed
         for service in self.services:
             stream = self.streams.setdefault(service, _Stream())
-            total = stream.carry + amount
+            rate = self.rates.get(service, self.rps_per_pod * self.ready)
+            total = stream.carry + rate * elapsed
             whole = math.floor(total)
             stream.requests += whole
             stream.carry = total - whole
@@ -233,6 +237,11 @@ class ReplicaSetTraffic:
     def set_services(self, services: Iterable[str], now: float) -> None:
         self.advance(now)
         self.services = tuple(sorted(set(services)))
+
+    def set_rates(self, rates: Mapping[str, float], now: float) -> None:
+        if rates != self.rates:
+            self.advance(now)
+            self.rates = dict(rates)
 
     def counts(self, service: str) -> dict[str, int]:
         """Requests to `service` by status code (200, 404, 500)."""
@@ -393,6 +402,7 @@ class AppSimulator:
         self.clock = clock
         self.apps: dict[tuple[str, str], ReplicaSetTraffic] = {}  # (ns, rs name) -> traffic
         self._services: dict[tuple[str, str], dict[str, str]] = {}  # (ns, name) -> selector
+        self._routes: dict[tuple[str, str, str], dict[str, Any]] = {}  # (plural, ns, name)
         self._endpoints: list[_Endpoint] = []
         self._assigned: dict[tuple[str, str], _Endpoint] = {}
         self._subs: list[Subscription] = []
@@ -463,6 +473,15 @@ class AppSimulator:
             asyncio.create_task(self._pump(svc_sub, self._on_service), name="app-services"),
             asyncio.create_task(self._pump(rs_sub, self._on_replica_set), name="app-rs"),
         ]
+        for group, version, plural in ROUTE_KINDS:
+            try:
+                sub = self.emulator.subscribe(group, version, plural, namespace=self.namespace,
+                                              initial=True)
+            except Exception:  # the kind is not served (its CRD not applied)
+                continue
+            self._subs.append(sub)
+            self._tasks.append(asyncio.create_task(
+                self._pump(sub, self._on_route(plural)), name=f"app-{plural}"))
 
     async def astop(self) -> None:
         for sub in self._subs:
@@ -520,6 +539,40 @@ class AppSimulator:
         for app_key, app in self.apps.items():
             if app_key[0] == key[0]:
                 app.set_services(self._services_for(app), now)
+        self._rebalance(now)
+
+    def _on_route(self, plural: str) -> Callable[[str, dict[str, Any]], None]:
+        def handle(event_type: str, body: dict[str, Any]) -> None:
+            meta = body.get("metadata") or {}
+            key = (plural, str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+            if event_type == "DELETED":
+                self._routes.pop(key, None)
+            else:
+                self._routes[key] = body
+            self._rebalance(self.clock())
+        return handle
+
+    def _rebalance(self, now: float) -> None:
+        """Request rates of the Services behind weighted routes: the pods behind a route
+        serve `rps_per_pod` each in all, split between its Services by the route's weights
+        and within a Service by ready pods."""
+        by_namespace: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        for (plural, namespace, _), body in self._routes.items():
+            by_namespace.setdefault(namespace, {}).setdefault(plural, []).append(body)
+        rates: dict[tuple[str, str], dict[str, float]] = {key: {} for key in self.apps}
+        for namespace, objects in by_namespace.items():
+            apps = [(k, a) for k, a in self.apps.items() if k[0] == namespace and a.ready > 0]
+            for group in route_groups(objects):
+                behind = [(k, a) for k, a in apps if set(a.services) & set(group)]
+                pods = sum(a.ready for _, a in behind)
+                for service, share in group.items():
+                    serving = [(k, a) for k, a in behind if service in a.services]
+                    ready = sum(a.ready for _, a in serving)
+                    for key, app in serving:
+                        rates[key][service] = float(
+                            self.rps_per_pod * pods * share * app.ready / ready)
+        for key, app in self.apps.items():
+            app.set_rates(rates[key], now)
 
     def _services_for(self, app: ReplicaSetTraffic) -> list[str]:
         return [name for (ns, name), selector in self._services.items()
@@ -538,6 +591,7 @@ class AppSimulator:
             self._release(key)
             if event_type == "DELETED":
                 self.apps.pop(key, None)
+            self._rebalance(now)
             return
         if app is None:
             template = (rs.get("spec") or {}).get("template") or {}
@@ -558,6 +612,7 @@ class AppSimulator:
                 self._publish()
             endpoint.app = app
             self._assigned[key] = endpoint
+        self._rebalance(now)
 
     def _release(self, key: tuple[str, str]) -> None:
         endpoint = self._assigned.pop(key, None)

@@ -37,6 +37,7 @@ from rollouts.sandbox.prometheus import PrometheusServer
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CRD_DIR = ROOT / "crds"
+ROUTER_CRDS = pathlib.Path(__file__).resolve().parent / "crds" / "routers.yaml"
 EXAMPLES_DIR = ROOT / "examples"
 CATALOG_DIR = ROOT / "analysis"
 GROUP, VERSION = "rollouts.dev", "v1alpha1"
@@ -78,6 +79,8 @@ class Sandbox:
         try:
             for path in sorted(CRD_DIR.glob("*.yaml")):
                 self.emulator.apply_yaml(path)
+            # The kinds the traffic routers read and write (HTTPRoute, VirtualService, ...).
+            self.emulator.apply_yaml(ROUTER_CRDS)
             self.emulator.write_kubeconfig(self.kubeconfig, namespace=self.namespace)
             if self.prometheus is not None:
                 # The app's endpoints are registered before Prometheus starts, and start()

@@ -17,8 +17,9 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from rollouts.models.rollout import CanaryStrategy, parse_spec
+from rollouts.models.rollout import CanaryStrategy, ValidRollout, parse_spec
 from rollouts.models.traffic import RolloutTrafficRouting, not_run_yet
+from rollouts.models.wire import rollout_owner_reference
 from rollouts.planner.routing import (
     ObjectKey,
     Observed,
@@ -49,7 +50,19 @@ _BUILT_IN: tuple[tuple[str, Callable[[Any, Binding], Router]], ...] = (
     ("traefik", TraefikRouter), ("apisix", ApisixRouter))
 
 __all__ = ["ENTRY_POINT_GROUP", "Binding", "build_router", "manifest_not_run",
-           "manifest_problems", "spec_problems"]
+           "manifest_problems", "rollout_router", "spec_problems"]
+
+
+def rollout_router(rollout: ValidRollout) -> Router | None:
+    """The router of a parsed Rollout (the controller's `OperatorConfig.router_factory`):
+    objects it creates are owned by the Rollout. pingPong is refused before planning, so the
+    ping Service is always the stable one here."""
+    canary = rollout.spec.strategy.canary
+    if canary is None:
+        return None
+    meta = rollout.metadata
+    return build_router(canary, meta.namespace, meta.name,
+                        rollout_owner_reference(meta.name, meta.uid))
 
 
 def build_router(strategy: CanaryStrategy, namespace: str, rollout_name: str,

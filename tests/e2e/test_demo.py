@@ -145,11 +145,20 @@ def test_rollouts_demo_fast_through_the_cli_with_the_analysis_acts() -> None:
         "✔ stable example/api:2.0 back at 4/4 pods",
         "✔ canary example/api:3.0-bad scaled to 0",
         "✔ status.message names the failed AnalysisRun and metric",
-        "✔ All 23 expectations met",
+        # the Gateway API acts: exact weights on an HTTPRoute, a header route, a rollback
+        "7. Install examples/gatewayapi-canary.yaml: Gateway API",
+        "✔ 5%: the HTTPRoute holds 5/95, 1 canary pod beside 4 stable",
+        '✔ header route "testers": x-tester: yes goes to the canary',
+        "✔ 25%: the HTTPRoute holds 25/75, still 1 canary pod",
+        "✔ promoted: the route back to 0/100 (all on the new stable), no header route",
+        "✔ rolled back by its analysis: the route at 0/100, no header route",
+        "✔ the API server applied weight 0 before the canary's scale-down",
+        "✔ All 30 expectations met",
     ):
         assert line in acts, f"missing {line!r} in:\n{text}"
     assert "$ rollouts" not in acts  # no human operation in the analysis acts
     good, bad = acts.split("6. Release", 1)
+    bad = bad.split("7. Install", 1)[0]
     # The good run's measurements, value and phase each, as the controller recorded them.
     taken = re.findall(r"^  success-rate  (\d)  (\[[0-9.e-]+\])\s+✔ Successful$", good,
                        re.MULTILINE)

@@ -226,3 +226,69 @@ def test_a_rule_missing_from_the_chart_is_a_403_the_controller_reports(
         wait_until("the controller to log it", lambda: (
             'cannot update resource \\"rollouts/status\\" in API group \\"rollouts.dev\\"'
             in process.output()), on_timeout=process.output)
+
+
+ROUTER_GROUPS = {"gateway.networking.k8s.io", "split.smi-spec.io", "networking.k8s.io"}
+
+
+def router_manifests() -> list[dict[str, Any]]:
+    """Three Rollouts behind a Gateway API HTTPRoute, an SMI TrafficSplit (created by the
+    controller) and an NGINX canary Ingress (created by the controller)."""
+    from tests.e2e.dsl import canary, pause, rollout_manifest, set_weight
+    from tests.e2e.test_router_scenarios import HTTP_ROUTE, INGRESS
+    docs: list[dict[str, Any]] = [HTTP_ROUTE, INGRESS]
+    for name, routing in (
+            ("web", {"plugins": {"argoproj-labs/gatewayAPI": {"httpRoute": "web-route"}}}),
+            ("split", {"smi": {"trafficSplitName": "split-split"}}),
+            ("edge", {"nginx": {"stableIngress": "web-ingress"}})):
+        manifest, services = rollout_manifest(
+            name, canary(set_weight(50), pause(), trafficRouting=routing))
+        if name == "web":  # the HTTPRoute and the Ingress name web-stable / web-canary
+            docs += services
+        else:
+            strategy = manifest["spec"]["strategy"]["canary"]
+            strategy["stableService"], strategy["canaryService"] = "web-stable", "web-canary"
+        docs.append(manifest)
+    return docs
+
+
+def test_chart_router_rules_are_sufficient_and_used(sandbox: CountingSandbox,
+                                                    tmp_path: pathlib.Path) -> None:
+    """Gateway API, SMI and NGINX Rollouts released to 50% and deleted mid-release, on the
+    chart's rules for those routers: no 403, and every router verb granted was called
+    (get and patch the user's objects; create and delete the owned TrafficSplit and canary
+    Ingress)."""
+    docs = render({"trafficRouters": {**NO_ROUTERS, "gatewayAPI": True, "smi": True,
+                                      "ingress": True}}, tmp=tmp_path)
+    kubeconfig = install(sandbox, docs)
+    args = by_kind(docs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["args"]
+    args = [a for a in args[1:] if not a.startswith("--metrics-address")]
+    names = ("web", "split", "edge")
+    with controller(kubeconfig, tmp_path / "controller.log", *args) as process:
+        wait_until("the controller to act", lambda: process.status("/readyz") == 200,
+                   timeout=45, on_timeout=process.output)
+        sandbox.apply(router_manifests())
+        for name in names:
+            sandbox.wait_phase(name, "Healthy")
+            sandbox.set_image(name, f"example/{name}:2")
+        for name in names:
+            sandbox.wait_for(f"{name} paused at 50", lambda n=name: (
+                (s := sandbox.status(n)).get("phase") == "Paused"
+                and s["canary"]["weights"]["canary"]["weight"] == 50), timeout=60)
+        for name in names:
+            sandbox.emulator.delete_object("rollouts.dev", "v1alpha1", "rollouts",
+                                           sandbox.namespace, name)
+        for name in names:
+            wait_until(f"{name} gone", lambda n=name: sandbox.emulator.get_object(
+                "rollouts.dev", "v1alpha1", "rollouts", sandbox.namespace, n) is None,
+                timeout=45, on_timeout=process.output)
+        log = process.output()
+    forbidden = {key: n for key, n in sandbox.responses.items() if key[2] == 403}
+    assert not forbidden, f"403s: {forbidden}\n{log[-3000:]}"
+    used = {u for u in used_by_controller(sandbox) if u[0] in ROUTER_GROUPS}
+    rules = {g for g in granted(docs) if g[0] in ROUTER_GROUPS}
+    assert used <= rules, f"used but not granted: {used - rules}"
+    assert rules - used == {("gateway.networking.k8s.io", "grpcroutes", "get"),
+                            ("gateway.networking.k8s.io", "grpcroutes", "patch"),
+                            ("gateway.networking.k8s.io", "tcproutes", "get"),
+                            ("gateway.networking.k8s.io", "tcproutes", "patch")}, rules - used

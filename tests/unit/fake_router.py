@@ -25,7 +25,7 @@ def route(weight: int | None, rv: str = "1") -> dict[ObjectKey, RouteSnapshot | 
 class FakeRouter:
     name: str = "fake"
 
-    def objects(self) -> tuple[ObjectKey, ...]:
+    def objects(self, observed: RouteObserved | None = None) -> tuple[ObjectKey, ...]:
         return (ROUTE,)
 
     def problems(self, observed: RouteObserved) -> list[tuple[str, str]]:

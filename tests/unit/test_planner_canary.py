@@ -282,3 +282,26 @@ def test_max_surge_and_unavailable_bound_each_pass() -> None:
         w.settle()
     assert w.status.phase == "Healthy"
     assert math.isclose(sum(w.sizes().values()), 10)
+
+
+def test_promotion_repoints_the_stable_service_before_the_old_stable_goes() -> None:
+    """Issue 11: the old stable's last pods used to go one pass before the stable Service
+    was re-pointed (it selected a ReplicaSet at 0). Now the Service follows the canary
+    first, and the pods go once it is seen doing so."""
+    w = World(canary_spec([{"setWeight": 50}], canaryService="canary", stableService="stable"))
+    w.run()
+    old = w.status.stable_rs
+    w.set_image("app:2")
+    seen = []
+    for _ in range(30):
+        before = w.selector("stable")
+        result = w.step()
+        for action in result.actions:
+            if isinstance(action, ScaleReplicaSet) and action.replicas == 0:
+                assert w.replica_sets[old].name == action.name
+                seen.append(before)
+        if w.status.phase == "Healthy" and w.rs(old) and w.rs(old).spec_replicas == 0:
+            break
+    new = w.status.stable_rs
+    assert new != old and w.selector("stable") == new
+    assert seen and all(selector == new for selector in seen)

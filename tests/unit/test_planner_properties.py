@@ -134,6 +134,7 @@ class Checker:
         self.check_weights_gate(before, result)
         self.check_active_switch(before, result)
         self.check_abort_order(before, result)
+        self.check_repoint_first(before, result)
         w.apply(result)
         w.history.append(result)
         self.check_no_lost_abort()
@@ -177,6 +178,16 @@ class Checker:
                 rs = before.rs(action.pod_hash)
                 assert rs is not None
                 assert rs.available >= self.replicas and rs.spec_replicas == self.replicas
+
+    def check_repoint_first(self, before: World, result: Plan) -> None:
+        """Re-point first, then scale down: no ReplicaSet is scaled to 0 while the stable
+        (or active) Service is seen selecting it."""
+        service = "active" if self.blue_green else "stable"
+        selected = before.selector(service)
+        for action in result.actions:
+            if isinstance(action, ScaleReplicaSet) and action.replicas == 0:
+                target = next(r for r in before.replica_sets.values() if r.name == action.name)
+                assert target.pod_hash != selected, f"{service} still selects {action.name}"
 
     def check_abort_order(self, before: World, result: Plan) -> None:
         """Invariant 2: while aborted, nothing but the stable shrinks before the stable is

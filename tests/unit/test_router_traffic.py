@@ -192,6 +192,7 @@ def test_a_missing_route_is_an_invalid_spec_naming_it() -> None:
     assert w.status.phase == "Degraded"
     assert "spec.strategy.canary.trafficRouting.fake.route: Route web-route not found" in (
         w.status.message)
+    assert p.requeue_after == 5.0  # routes are not watched: look again for it
 
 
 # --- properties: invariants 1 and 2 over random histories, with a router -------------------
@@ -250,3 +251,74 @@ def check_router_pass(w: World, replicas: int) -> None:
             assert action.replicas == replicas  # the stable stays whole under a router
     w.apply(result)
     w.history.append(result)
+
+
+def promoted(w: World, image: str) -> str:
+    """Release `image` and promote it fully; its hash."""
+    w.set_image(image)
+    w.run()
+    w.edit_status(promote_full=True, pause_conditions=None)
+    w.run()
+    assert w.status.phase == "Healthy"
+    return str(w.status.stable_rs)
+
+
+@pytest.mark.parametrize(("limit", "waiting"), [(None, 2), (1, 1), (0, 0)])
+def test_scale_down_delay_revision_limit_keeps_only_the_newest_old_revisions_waiting(
+        limit: int | None, waiting: int) -> None:
+    """Two quick promotions: both old revisions wait out scaleDownDelaySeconds, unless
+    scaleDownDelayRevisionLimit says fewer may (the newest first)."""
+    extra: dict[str, object] = {} if limit is None else {"scaleDownDelayRevisionLimit": limit}
+    # The spec names a router (the limit requires one); the world's router is the fake.
+    w = router_world(scaleDownDelaySeconds=60, trafficRouting={"smi": {}}, **extra)
+    first = str(w.status.stable_rs)
+    second = promoted(w, "app:2")
+    third = promoted(w, "app:3")
+    running = [h for h in (second, first) if w.sizes()[h] > 0]
+    assert running == [second, first][:waiting]
+    assert w.sizes()[third] == 4
+    w.advance(60)
+    w.run()
+    assert w.sizes() == {third: 4, second: 0, first: 0}
+
+
+def test_max_traffic_weight_the_canary_gets_all_of_it_before_promotion() -> None:
+    """maxTrafficWeight 1000: setWeight 500 is half; past the last step the routes must
+    read back 1000 (not 100) before the canary is promoted."""
+    w = World(canary_spec([{"setWeight": 500}], canaryService="canary", stableService="stable",
+                          trafficRouting={"smi": {}, "maxTrafficWeight": 1000}),
+              router=FakeRouter())
+    w.run()
+    w.set_image("app:2")
+    w.run()
+    assert w.status.phase == "Healthy" and w.status.stable_rs == w.status.current_pod_hash
+    writes = [weight for p in w.history for weight in route_writes(p)]
+    assert writes == [500, 1000, 0]
+    weights = w.status.canary.weights if w.status.canary else None
+    assert weights is not None and (weights.canary.weight, weights.stable.weight) == (0, 1000)
+
+
+@pytest.mark.parametrize(("weight", "min_pods", "pods"), [(5, 2, 2), (50, 2, 5), (0, 2, 0)])
+def test_min_pods_per_replica_set(weight: int, min_pods: int, pods: int) -> None:
+    model = RouterTraffic(10, FakeRouter(), route(0), min_pods=min_pods)
+    assert model.pods(weight, None, STABLE) == (pods, 10)
+
+
+def test_dynamic_stable_scale_shrinks_after_and_grows_before_the_routes_move() -> None:
+    """4 replicas at 25%: the stable goes to 3 only once the routes hold 25; on abort it is
+    back at 4 available before the routes send it everything again."""
+    w, old, new = at_first_pause(dynamicStableScale=True, trafficRouting={"smi": {}})
+    assert w.sizes() == {old: 3, new: 1} and w.route_weight == 25
+    w.auto_ready = False
+    w.edit_status(abort=True, abort_message="test")
+    first = w.step()
+    assert route_writes(first) == []  # the stable has 3 pods: it cannot take 100% yet
+    assert w.sizes()[old] == 4 and w.route_weight == 25
+    w.settle()
+    second = w.step()
+    assert route_writes(second) == [0]
+    w.settle()
+    w.run()
+    w.advance(30)  # abortScaleDownDelaySeconds
+    w.run()
+    assert w.sizes() == {old: 4, new: 0} and w.route_weight == 0

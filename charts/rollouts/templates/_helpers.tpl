@@ -42,9 +42,8 @@ these rules with the requests a canary and a blue-green release make.
 */}}
 {{- define "rollouts.namespacedRules" -}}
 # The controller's own kinds: Rollouts are watched and carry kopf's finalizer (patch); their
-# status is replaced through the status subresource (update: a PUT carrying the observed
-# resourceVersion, so a stale write is a 409); AnalysisRuns are created, measured
-# (status), terminated (patch) and pruned (delete).
+# status is replaced (update, guarded by resourceVersion) through the status subresource;
+# AnalysisRuns are created, measured (status), terminated (patch) and pruned (delete).
 - apiGroups: [rollouts.dev]
   resources: [rollouts]
   verbs: [list, watch, patch]
@@ -81,53 +80,57 @@ these rules with the requests a canary and a blue-green release make.
   resources: [jobs]
   verbs: [get, create, delete]
 {{- with .Values.trafficRouters }}
+# Route objects are read (get) on each pass of a Rollout with a router, never listed or
+# watched; only the router's own fields are patched.
 {{- if .gatewayAPI }}
 # Traffic router: Gateway API (backendRefs weights).
 - apiGroups: [gateway.networking.k8s.io]
   resources: [httproutes, grpcroutes, tcproutes]
-  verbs: [get, list, watch, patch]
+  verbs: [get, patch]
 {{- end }}
 {{- if .istio }}
 # Traffic router: Istio.
 - apiGroups: [networking.istio.io]
   resources: [virtualservices, destinationrules]
-  verbs: [get, list, watch, patch]
+  verbs: [get, patch]
 {{- end }}
 {{- if .ingress }}
 # Traffic router: Ingress (NGINX canary ingresses are created and deleted; ALB annotated).
 - apiGroups: [networking.k8s.io]
   resources: [ingresses]
-  verbs: [get, list, watch, patch, create, delete]
+  verbs: [get, patch, create, delete]
 {{- end }}
 {{- if .smi }}
-# Traffic router: SMI.
+# Traffic router: SMI (the TrafficSplit is created, owned and deleted by the controller).
 - apiGroups: [split.smi-spec.io]
   resources: [trafficsplits]
-  verbs: [get, list, watch, patch]
+  verbs: [get, patch, create, delete]
 {{- end }}
 {{- if .traefik }}
 # Traffic router: Traefik.
 - apiGroups: [traefik.io]
   resources: [traefikservices]
-  verbs: [get, list, watch, patch]
+  verbs: [get, patch]
 {{- end }}
 {{- if .apisix }}
 # Traffic router: Apache APISIX.
 - apiGroups: [apisix.apache.org]
   resources: [apisixroutes]
-  verbs: [get, list, watch, patch]
+  verbs: [get, patch]
 {{- end }}
 {{- if .ambassador }}
-# Traffic router: Ambassador / Emissary.
+# Traffic router: Ambassador / Emissary (the <mapping>-canary Mappings are created, owned
+# and deleted by the controller).
 - apiGroups: [getambassador.io]
   resources: [mappings]
-  verbs: [get, list, watch, patch]
+  verbs: [get, patch, create, delete]
 {{- end }}
 {{- if .appMesh }}
-# Traffic router: AWS App Mesh.
+# Traffic router: AWS App Mesh (route weights on the VirtualRouter; the VirtualNodes'
+# podSelector follows each side's pod-template hash).
 - apiGroups: [appmesh.k8s.aws]
-  resources: [virtualservices, virtualrouters]
-  verbs: [get, list, watch, patch]
+  resources: [virtualservices, virtualrouters, virtualnodes]
+  verbs: [get, patch]
 {{- end }}
 {{- end }}
 {{- end -}}

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from rollouts.models.rollout import CanaryStep, PauseCondition, SetCanaryScale
 from rollouts.planner.context import Context, Draft
+from rollouts.planner.routing import managed_routes_at
 from rollouts.planner.traffic import TrafficModel
 from rollouts.planner.types import ReplicaSetView
 
@@ -56,6 +57,8 @@ class Walk:
     stable: ReplicaSetView
     traffic: TrafficModel
     pause_conditions: list[PauseCondition]
+    # What weights are out of (trafficRouting.maxTrafficWeight): the weight past the last step.
+    full_weight: int = 100
 
     @property
     def label(self) -> str:
@@ -64,8 +67,8 @@ class Walk:
     @property
     def weight(self) -> int:
         """The canary weight in force: the last setWeight at or before the current step
-        (100 past the last step)."""
-        return step_weight(self.steps, self.index)
+        (all of it past the last step)."""
+        return step_weight(self.steps, self.index, self.full_weight)
 
     @property
     def canary_scale(self) -> SetCanaryScale | None:
@@ -76,13 +79,13 @@ class Walk:
                      if s.set_canary_scale is not None), None)
 
 
-def step_weight(steps: Sequence[CanaryStep], index: int) -> int:
+def step_weight(steps: Sequence[CanaryStep], index: int, full: int = 100) -> int:
     """The canary weight in force at step `index`: the last setWeight at or before it.
 
     E.g. steps [pause, setWeight 30, pause, setWeight 60]: 0, 30, 30, 60, then 100.
     """
     if index >= len(steps):
-        return 100
+        return full
     for step in reversed(steps[: index + 1]):
         if step.set_weight is not None:
             return step.set_weight
@@ -90,3 +93,15 @@ def step_weight(steps: Sequence[CanaryStep], index: int) -> int:
 
 
 Handler = Callable[[Context, Draft, Walk, CanaryStep], Outcome]
+
+
+def hold_managed_route(ctx: Context, walk: Walk, what: str) -> Outcome:
+    """A setHeaderRoute / setMirrorRoute step: done once the router's objects hold the
+    managed routes of the steps up to this one (read back: nothing left to write); the
+    writes themselves are made with the weight's, after the walk."""
+    strategy = ctx.spec.strategy.canary
+    assert strategy is not None
+    traffic = walk.traffic.with_managed_routes(*managed_routes_at(strategy, walk.index + 1))
+    if not traffic.writes(walk.weight, walk.canary, walk.stable, walk.canary_scale):
+        return Advance()
+    return Wait(f"{walk.label}: {what}: waiting for the routes to hold it")

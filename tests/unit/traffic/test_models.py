@@ -123,21 +123,24 @@ def test_refused_naming_the_field(body: dict[str, Any], path: str, message: str)
 
 
 def test_the_controller_refuses_what_it_does_not_run_yet() -> None:
-    """The reconcile loop does not call the routers yet: a Rollout with trafficRouting (or
-    pod metadata) is InvalidSpec, naming the field, instead of moving by pod share."""
+    """The routers run; pod metadata and pingPong do not yet: a Rollout using them is
+    InvalidSpec naming each field, never run with the field ignored."""
     errors = rollout_manifest_errors(ACCEPTED[1])
-    assert [p for p, _ in errors] == [f"{C}.trafficRouting", f"{C}.canaryMetadata",
-                                      f"{C}.stableMetadata"]
+    assert [p for p, _ in errors] == [f"{C}.canaryMetadata", f"{C}.stableMetadata"]
     assert "does not run it yet" in errors[0][1]
+    assert [p for p, _ in rollout_manifest_errors(ACCEPTED[2])] == [f"{C}.pingPong"]
+    assert rollout_manifest_errors(ACCEPTED[0]) == []  # istio, header and mirror routes run
     assert rollout_manifest_errors(spec({"steps": [{"setWeight": 5}]})) == []
 
 
-def test_the_planner_reports_invalid_spec_instead_of_planning_router_steps() -> None:
+def test_the_planner_plans_router_steps_once_the_objects_exist() -> None:
+    """trafficRouting is no longer refused: what is missing is named (the Services here)."""
     from tests.unit.world import World, canary_spec
     result = World(canary_spec(
         [{"setCanaryScale": {"replicas": 1}}, {"setHeaderRoute": {"name": "h"}}],
         canaryService="c", stableService="s",
         trafficRouting={**ISTIO, "managedRoutes": [{"name": "h"}]})).step()
     assert result.status.phase == "Degraded"
-    assert "spec.strategy.canary.trafficRouting" in result.status.message
+    assert "spec.strategy.canary.trafficRouting" not in result.status.message
+    assert 'spec.strategy.canary.canaryService: Service "c" not found' in result.status.message
     assert result.actions == ()
