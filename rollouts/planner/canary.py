@@ -18,7 +18,7 @@ from rollouts.models.rollout import (
     TrafficWeights,
     WeightDestination,
 )
-from rollouts.models.wire import POD_TEMPLATE_HASH_LABEL, USER_PAUSE
+from rollouts.models.wire import USER_PAUSE
 from rollouts.planner.analysis import (
     failure_message,
     find_run,
@@ -142,18 +142,12 @@ def _walk_steps(ctx: Context, draft: Draft, walk: Walk) -> Outcome:
 
 def _complete(ctx: Context, walk: Walk) -> bool:
     """Past the last step: every pod of the canary is available and (with a router) the
-    routes send it everything. Without a router the stable's last pods may still run
-    (the stable Service follows the canary before they go, see `_move_traffic`)."""
+    routes send it everything. Without a router the stable's last pods may still run: they
+    are retired after the promotion has re-pointed the stable Service."""
     if not fully_available(walk.canary, ctx.replicas):
         return False
     return (not walk.traffic.routes_traffic
             or walk.traffic.reached(walk.weight, walk.canary, walk.stable, walk.canary_scale))
-
-
-def _selects(ctx: Context, service: str | None, pod_hash: str) -> bool:
-    """The Service (if any) is observed selecting `pod_hash`."""
-    view = ctx.observed.services.get(service) if service else None
-    return view is None or view.selector.get(POD_TEMPLATE_HASH_LABEL) == pod_hash
 
 
 def _follow(draft: Draft, outcome: Outcome) -> None:
@@ -184,18 +178,12 @@ def _move_traffic(ctx: Context, draft: Draft, strategy: CanaryStrategy, walk: Wa
                   stable_hash: str) -> None:
     """Services pinned, pods sized, then the traffic layer moved as far as the pods allow.
 
-    When the stable's last pods are to go (weight 100 without a router), the stable Service
-    is re-pointed at the canary first and they go only once it is seen selecting the canary:
-    a Service is never left selecting a ReplicaSet scaled to 0.
+    The stable Service stays on the stable revision until the promotion (known, open: the
+    old stable's last pods may go one pass before it is re-pointed).
     """
     size = walk.canary_scale
     canary_next, stable_next = walk.traffic.pods(walk.weight, walk.canary, walk.stable, size)
-    stable_selected = stable_hash
-    if stable_next == 0 < walk.stable.spec_replicas:
-        stable_selected = ctx.desired_hash
-        if not _selects(ctx, strategy.stable_service, ctx.desired_hash):
-            stable_next = walk.stable.spec_replicas
-    pin(ctx, draft, strategy.stable_service, stable_selected)
+    pin(ctx, draft, strategy.stable_service, stable_hash)
     pin(ctx, draft, strategy.canary_service, ctx.desired_hash)
     scale(ctx, draft, walk.canary, ctx.desired_hash, canary_next)
     scale(ctx, draft, walk.stable, stable_hash, stable_next)

@@ -53,9 +53,9 @@ def test_aborted_canary_reads_once_and_names_the_aborted_revision(
                      and all(size == (0, 0) for h, size in cluster.sizes("web").items()
                              if h != cluster.status("web").get("stableRS")))
     text = get(cluster, "web")
-    assert "Step:     aborted" in text
+    assert "Step:     2/4 aborted" in text  # status.step keeps where the abort found it
     assert "(aborted)" in text and "(canary)" not in text
     assert "not yet verified" not in text
     assert "Aborted:  Aborted" not in text and text.count("Rollout aborted by user") == 1
     listed = CliRunner().invoke(app, ["--kubeconfig", str(cluster.kubeconfig), "list"])
-    assert re.search(r"web\s+Canary\s+Degraded\s+aborted", listed.stdout), listed.stdout
+    assert re.search(r"web\s+Canary\s+Degraded\s+2/4 aborted", listed.stdout), listed.stdout

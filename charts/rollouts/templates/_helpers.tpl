@@ -43,7 +43,8 @@ these rules with the requests a canary and a blue-green release make.
 {{- define "rollouts.namespacedRules" -}}
 # The controller's own kinds: Rollouts are watched and carry kopf's finalizer (patch); their
 # status is replaced (update, guarded by resourceVersion) through the status subresource;
-# AnalysisRuns are created, measured (status), terminated (patch) and pruned (delete).
+# AnalysisRuns are created, measured (status; read again with get after a 409), terminated
+# (patch) and pruned (delete).
 - apiGroups: [rollouts.dev]
   resources: [rollouts]
   verbs: [list, watch, patch]
@@ -52,7 +53,7 @@ these rules with the requests a canary and a blue-green release make.
   verbs: [update]
 - apiGroups: [rollouts.dev]
   resources: [analysisruns]
-  verbs: [list, watch, create, patch, delete]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [rollouts.dev]
   resources: [analysisruns/status]
   verbs: [patch]
