@@ -10,9 +10,8 @@ each broken rule as a `Violation` with the resourceVersion of the offending writ
   left before its duration (from its recorded startTime), an analysis step whose run had not
   succeeded (a `promote` skips any step: that is what it is for);
 * `stable-went-back`: status.stableRS returned to a revision it had left;
-* `promoted-unavailable`: stableRS or the activeService moved to a revision that did not
-  have all its replicas available, or the canary's stableService to one with fewer than a
-  rolling update keeps available (replicas minus maxUnavailable, at least one);
+* `promoted-unavailable`: stableRS, or the stable/active Service, moved to a revision that
+  did not have all its replicas available;
 * `abort-lost`: an aborted revision lost its abort flag (no retry) or became stable;
 * `scaled-down-before-stable`: a ReplicaSet other than the stable one was scaled down while
   the stable one could not carry all the traffic (not all replicas available, or the stable
@@ -34,7 +33,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rollouts.models.base import parse_duration, resolve_int_or_percent
+from rollouts.models.base import parse_duration
 from rollouts.models.wire import (
     ANALYSIS_ATTEMPT_LABEL,
     ANALYSIS_KIND_LABEL,
@@ -244,24 +243,11 @@ def _on_service(state: _State, write: Write) -> list[Violation]:
     new = ((write.obj.get("spec") or {}).get("selector") or {}).get(POD_TEMPLATE_HASH_LABEL)
     state.selectors[write.name] = new
     if (write.name in state.traffic_services() and old is not None and new is not None
-            and new != old and state.available(new) < _needed(state, write.name)):
+            and new != old and state.available(new) < state.replicas):
         return [Violation("promoted-unavailable", write.rv,
                           f"Service {write.name} switched {old} -> {new} with "
                           f"{state.available(new)}/{state.replicas} available")]
     return []
-
-
-def _needed(state: _State, service: str) -> int:
-    """Available pods a revision needs before a traffic Service may switch to it: all of
-    them for blue-green's activeService; for a canary's stableService, which follows the
-    canary just before the old stable's last pods go, what a rolling update keeps
-    available (replicas minus maxUnavailable, at least one)."""
-    canary = (state.spec.get("strategy") or {}).get("canary") or {}
-    if canary.get("stableService") != service:
-        return state.replicas
-    unavailable = resolve_int_or_percent(canary.get("maxUnavailable", "25%"), state.replicas,
-                                         round_up=False)
-    return max(1, state.replicas - unavailable)
 
 
 def _on_run(state: _State, write: Write) -> list[Violation]:
