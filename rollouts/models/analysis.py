@@ -34,7 +34,14 @@ from pydantic import (
 )
 
 from rollouts.errors import InvalidSpecError
-from rollouts.models.base import ApiModel, Duration, StatusModel, parse_duration
+from rollouts.models.base import (
+    MAX_DURATION_SECONDS,
+    MAX_INT32,
+    ApiModel,
+    Duration,
+    StatusModel,
+    parse_duration,
+)
 from rollouts.models.comparison import ROLE_PLACEHOLDER, Compare, Evidence
 from rollouts.models.wire import COMPLETED_RUN_PHASES
 
@@ -238,7 +245,9 @@ class PrometheusMetric(ApiModel):
         default=None, description="Prometheus base URL; the controller default if unset"
     )
     query: str = Field(min_length=1)
-    timeout: int | None = Field(default=None, gt=0, description="seconds, as in Argo")
+    timeout: int | None = Field(
+        default=None, gt=0, le=MAX_DURATION_SECONDS, description="seconds, as in Argo"
+    )
     insecure: bool | None = None
     headers: list[Header] | None = None
     authentication: PrometheusAuthentication | None = None
@@ -251,7 +260,9 @@ class WebMetric(ApiModel):
     headers: list[Header] | None = None
     body: str | None = None
     json_body: dict[str, Any] | None = None
-    timeout_seconds: int | None = Field(default=None, gt=0, description="default 10")
+    timeout_seconds: int | None = Field(
+        default=None, gt=0, le=MAX_DURATION_SECONDS, description="default 10"
+    )
     json_path: str | None = Field(default=None, description='default "{$}"')
     insecure: bool | None = None
 
@@ -422,7 +433,7 @@ class DryRun(ApiModel):
 
 class MeasurementRetention(ApiModel):
     metric_name: str = Field(min_length=1, description='a metric name, or "*" for all')
-    limit: int = Field(ge=1)
+    limit: int = Field(ge=1, le=MAX_INT32)
 
 
 class AnalysisTemplateRef(ApiModel):
