@@ -56,13 +56,29 @@ import random
 import re
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 import yaml
 from aiohttp import web
 
-from rollouts.sandbox import rbac
+from rollouts.sandbox import apierrors, rbac
+from rollouts.sandbox.apierrors import ApiError, FieldError, GoLiteral
+from rollouts.sandbox.patches import (
+    PatchFailed,
+    json_patch,
+    merge_patch,
+    strategic_merge_patch,
+)
+from rollouts.sandbox.selectors import (
+    FieldSelector,
+    LabelSelector,
+    dotted,
+    get_path,
+    selector_to_string,
+    set_path,
+)
+from rollouts.sandbox.watch import HistoryItem, Subscription, Watcher, WatchEvent
 
 __all__ = [
     "ApiEmulator",
@@ -82,70 +98,6 @@ _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 _SUB_VERBS = ["get", "patch", "update"]
 _TRUE = ("true", "1", "True", "yes")
-
-
-# --------------------------------------------------------------------------------------------
-# Errors
-
-
-class ApiError(Exception):
-    """A failure answered as a ``Status`` object; raised by the in-process API too."""
-
-    def __init__(
-        self,
-        code: int,
-        reason: str,
-        message: str,
-        *,
-        details: Obj | None = None,
-    ) -> None:
-        super().__init__(f"{code} {reason}: {message}")
-        self.code = code
-        self.reason = reason
-        self.message = message
-        self.details = details
-
-    def status(self) -> Obj:
-        body: Obj = {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": self.message,
-            "reason": self.reason,
-            "code": self.code,
-        }
-        if self.details is not None:
-            body["details"] = self.details
-        return body
-
-
-def _not_found(info: ResourceInfo, name: str) -> ApiError:
-    return ApiError(
-        404,
-        "NotFound",
-        f'{info.qualified} "{name}" not found',
-        details={"name": name, "group": info.group, "kind": info.plural},
-    )
-
-
-def _conflict(info: ResourceInfo, name: str) -> ApiError:
-    return ApiError(
-        409,
-        "Conflict",
-        f'Operation cannot be fulfilled on {info.qualified} "{name}": the object has been '
-        "modified; please apply your changes to the latest version and try again",
-        details={"name": name, "group": info.group, "kind": info.plural},
-    )
-
-
-def _invalid(info: ResourceInfo, name: str, message: str) -> ApiError:
-    return ApiError(
-        422,
-        "Invalid",
-        f'{info.kind} "{name}" is invalid: {message}',
-        details={"name": name, "group": info.group, "kind": info.kind},
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -320,439 +272,6 @@ def _builtin_resources() -> list[ResourceInfo]:
 
 
 # --------------------------------------------------------------------------------------------
-# Selectors
-
-
-def _split_top_level(text: str) -> list[str]:
-    parts: list[str] = []
-    depth = 0
-    current = ""
-    for ch in text:
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        if ch == "," and depth == 0:
-            parts.append(current)
-            current = ""
-        else:
-            current += ch
-    parts.append(current)
-    return [p.strip() for p in parts if p.strip()]
-
-
-_SET_RE = re.compile(r"^([^\s!=()]+)\s+(in|notin)\s+\(([^)]*)\)$")
-_EQ_RE = re.compile(r"^([^\s!=()]+)\s*(==|=|!=)\s*([^\s,()]*)$")
-_KEY_RE = re.compile(r"^(!?)\s*([^\s!=()]+)$")
-
-
-@dataclasses.dataclass(frozen=True)
-class LabelSelector:
-    """A parsed label selector (string form), as in ``kubectl -l``."""
-
-    requirements: tuple[tuple[str, str, frozenset[str]], ...]
-
-    @classmethod
-    def parse(cls, text: str | None) -> LabelSelector:
-        reqs: list[tuple[str, str, frozenset[str]]] = []
-        for term in _split_top_level(text or ""):
-            if m := _SET_RE.match(term):
-                values = frozenset(v.strip() for v in m.group(3).split(",") if v.strip())
-                reqs.append((m.group(1), m.group(2), values))
-            elif m := _EQ_RE.match(term):
-                op = "!=" if m.group(2) == "!=" else "="
-                reqs.append((m.group(1), op, frozenset([m.group(3)])))
-            elif m := _KEY_RE.match(term):
-                reqs.append((m.group(2), "!" if m.group(1) else "exists", frozenset()))
-            else:
-                raise ApiError(400, "BadRequest", f"unable to parse requirement: {term!r}")
-        return cls(tuple(reqs))
-
-    @classmethod
-    def from_dict(cls, selector: Obj | None) -> LabelSelector:
-        """A ``LabelSelector`` object (matchLabels / matchExpressions) as a string selector."""
-        return cls.parse(selector_to_string(selector))
-
-    def matches(self, labels: dict[str, str] | None) -> bool:
-        labels = labels or {}
-        for key, op, values in self.requirements:
-            present = key in labels
-            value = labels.get(key)
-            if op == "exists" and not present:
-                return False
-            if op == "!" and present:
-                return False
-            if op in ("=", "in") and (not present or value not in values):
-                return False
-            if op in ("!=", "notin") and present and value in values:
-                return False
-        return True
-
-
-def selector_to_string(selector: Obj | None) -> str:
-    if not selector:
-        return ""
-    terms = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
-        if op == "In":
-            terms.append(f"{key} in ({','.join(values)})")
-        elif op == "NotIn":
-            terms.append(f"{key} notin ({','.join(values)})")
-        elif op == "Exists":
-            terms.append(str(key))
-        elif op == "DoesNotExist":
-            terms.append(f"!{key}")
-    return ",".join(terms)
-
-
-@dataclasses.dataclass(frozen=True)
-class FieldSelector:
-    requirements: tuple[tuple[tuple[str, ...], bool, str], ...]  # (path, equal?, value)
-
-    @classmethod
-    def parse(cls, text: str | None) -> FieldSelector:
-        reqs: list[tuple[tuple[str, ...], bool, str]] = []
-        for term in _split_top_level(text or ""):
-            m = re.match(r"^([A-Za-z0-9_.\-]+)\s*(==|=|!=)\s*(.*)$", term)
-            if not m:
-                raise ApiError(400, "BadRequest", f"invalid field selector: {term!r}")
-            reqs.append((tuple(m.group(1).split(".")), m.group(2) != "!=", m.group(3)))
-        return cls(tuple(reqs))
-
-    def matches(self, obj: Obj) -> bool:
-        for path, equal, value in self.requirements:
-            actual = _get_path(obj, path)
-            text = (
-                ""
-                if actual is None
-                else str(actual).lower()
-                if isinstance(actual, bool)
-                else str(actual)
-            )
-            if (text == value) != equal:
-                return False
-        return True
-
-
-def _get_path(obj: Any, path: Iterable[str]) -> Any:
-    for part in path:
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(part)
-    return obj
-
-
-def _dotted(path: str) -> list[str]:
-    return [p for p in path.strip().lstrip(".").split(".") if p]
-
-
-def _set_path(obj: Obj, path: list[str], value: Any) -> None:
-    for part in path[:-1]:
-        obj = obj.setdefault(part, {})
-    obj[path[-1]] = value
-
-
-# --------------------------------------------------------------------------------------------
-# Patches
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
-
-
-_SMP_KEYS = {
-    "containers": "name",
-    "initContainers": "name",
-    "ephemeralContainers": "name",
-    "env": "name",
-    "volumes": "name",
-    "imagePullSecrets": "name",
-    "volumeMounts": "mountPath",
-    "ownerReferences": "uid",
-    "conditions": "type",
-}
-
-
-def strategic_merge_patch(target: Any, patch: Any) -> Any:
-    """A strategic merge patch for the common list fields of built-in kinds.
-
-    Lists named in ``_SMP_KEYS`` (and ``ports``) merge item by item on their merge key and
-    honour ``$patch: delete``; a ``$patch: replace`` map replaces; other lists are replaced.
-    """
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    if patch.get("$patch") == "replace":
-        return {k: copy.deepcopy(v) for k, v in patch.items() if k != "$patch"}
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if key.startswith("$"):
-            continue
-        if value is None:
-            result.pop(key, None)
-        elif isinstance(value, list) and isinstance(result.get(key), list):
-            merge_key = _SMP_KEYS.get(key)
-            if key == "ports":
-                merge_key = (
-                    "containerPort"
-                    if any(isinstance(i, dict) and "containerPort" in i for i in value)
-                    else "port"
-                )
-            result[key] = _smp_list(result[key], value, merge_key)
-        else:
-            result[key] = strategic_merge_patch(result.get(key), value)
-    return result
-
-
-def _smp_list(current: list[Any], patch: list[Any], merge_key: str | None) -> list[Any]:
-    if merge_key is None or not all(isinstance(i, dict) and merge_key in i for i in patch):
-        return copy.deepcopy(patch)
-    out = [copy.deepcopy(i) for i in current]
-    for item in patch:
-        idx = next(
-            (
-                n
-                for n, i in enumerate(out)
-                if isinstance(i, dict) and i.get(merge_key) == item[merge_key]
-            ),
-            None,
-        )
-        if item.get("$patch") == "delete":
-            if idx is not None:
-                out.pop(idx)
-        elif idx is None:
-            out.append(strategic_merge_patch({}, item))
-        else:
-            out[idx] = strategic_merge_patch(out[idx], item)
-    return out
-
-
-class _PatchFailed(Exception):
-    def __init__(self, message: str, *, test: bool = False) -> None:
-        super().__init__(message)
-        self.test = test
-
-
-def _pointer(path: str) -> list[str]:
-    if path == "":
-        return []
-    if not path.startswith("/"):
-        raise _PatchFailed(f"invalid JSON pointer {path!r}")
-    return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
-
-
-def _walk(doc: Any, parts: list[str]) -> Any:
-    for part in parts:
-        if isinstance(doc, dict):
-            if part not in doc:
-                raise _PatchFailed(f"path element {part!r} not found")
-            doc = doc[part]
-        elif isinstance(doc, list):
-            doc = doc[_index(doc, part, allow_end=False)]
-        else:
-            raise _PatchFailed(f"cannot descend into {part!r}")
-    return doc
-
-
-def _index(doc: list[Any], part: str, *, allow_end: bool) -> int:
-    if part == "-" and allow_end:
-        return len(doc)
-    if not part.isdigit() or (len(part) > 1 and part.startswith("0")):
-        raise _PatchFailed(f"invalid array index {part!r}")
-    idx = int(part)
-    if idx > len(doc) or (idx == len(doc) and not allow_end):
-        raise _PatchFailed(f"array index {idx} out of bounds")
-    return idx
-
-
-def json_patch(doc: Any, ops: Any) -> Any:
-    """RFC 6902 JSON patch (add, remove, replace, move, copy, test)."""
-    if not isinstance(ops, list):
-        raise _PatchFailed("a JSON patch must be a list of operations")
-    doc = copy.deepcopy(doc)
-
-    def add(doc: Any, parts: list[str], value: Any) -> Any:
-        if not parts:
-            return value
-        parent = _walk(doc, parts[:-1])
-        last = parts[-1]
-        if isinstance(parent, dict):
-            parent[last] = value
-        elif isinstance(parent, list):
-            parent.insert(_index(parent, last, allow_end=True), value)
-        else:
-            raise _PatchFailed(f"cannot add to {last!r}")
-        return doc
-
-    def remove(doc: Any, parts: list[str]) -> Any:
-        if not parts:
-            raise _PatchFailed("cannot remove the whole document")
-        parent = _walk(doc, parts[:-1])
-        last = parts[-1]
-        if isinstance(parent, dict):
-            if last not in parent:
-                raise _PatchFailed(f"path {last!r} to remove does not exist")
-            return parent.pop(last)
-        if isinstance(parent, list):
-            return parent.pop(_index(parent, last, allow_end=False))
-        raise _PatchFailed(f"cannot remove {last!r}")
-
-    for op in ops:
-        if not isinstance(op, dict) or "op" not in op or "path" not in op:
-            raise _PatchFailed("every operation needs 'op' and 'path'")
-        kind, parts = op["op"], _pointer(op["path"])
-        if kind == "add":
-            doc = add(doc, parts, copy.deepcopy(op.get("value")))
-        elif kind == "remove":
-            remove(doc, parts)
-        elif kind == "replace":
-            _walk(doc, parts)
-            if parts:
-                remove(doc, parts)
-            doc = add(doc, parts, copy.deepcopy(op.get("value")))
-        elif kind == "move":
-            value = remove(doc, _pointer(op["from"]))
-            doc = add(doc, parts, value)
-        elif kind == "copy":
-            doc = add(doc, parts, copy.deepcopy(_walk(doc, _pointer(op["from"]))))
-        elif kind == "test":
-            try:
-                actual = _walk(doc, parts)
-            except _PatchFailed as e:
-                raise _PatchFailed(f"testing value {op['path']} failed: {e}", test=True) from e
-            if actual != op.get("value"):
-                raise _PatchFailed(f"testing value {op['path']} failed", test=True)
-        else:
-            raise _PatchFailed(f"unknown operation {kind!r}")
-    return doc
-
-
-# --------------------------------------------------------------------------------------------
-# Watch plumbing
-
-
-@dataclasses.dataclass(frozen=True)
-class WatchEvent:
-    type: str  # ADDED | MODIFIED | DELETED
-    object: Obj
-    old: Obj | None = None
-    rv: int = 0
-
-
-@dataclasses.dataclass(frozen=True)
-class _HistoryItem:
-    rv: int
-    key: tuple[str, str]
-    event: WatchEvent
-
-
-class _Watcher:
-    def __init__(
-        self,
-        key: tuple[str, str],
-        namespace: str | None,
-        labels: LabelSelector,
-        fields: FieldSelector,
-        loop: asyncio.AbstractEventLoop,
-    ) -> None:
-        self.key = key
-        self.namespace = namespace
-        self.labels = labels
-        self.fields = fields
-        self.loop = loop
-        self.queue: asyncio.Queue[WatchEvent | None] = asyncio.Queue()
-
-    def _match(self, obj: Obj | None) -> bool:
-        if obj is None:
-            return False
-        meta = obj.get("metadata", {})
-        if self.namespace is not None and meta.get("namespace") != self.namespace:
-            return False
-        return self.labels.matches(meta.get("labels")) and self.fields.matches(obj)
-
-    def translate(self, event: WatchEvent) -> WatchEvent | None:
-        """The event as this watcher sees it: selector edges become ADDED / DELETED."""
-        new_match = self._match(event.object)
-        if event.type != "MODIFIED":
-            return event if new_match else None
-        old_match = self._match(event.old)
-        if new_match and old_match:
-            return event
-        if new_match:
-            return dataclasses.replace(event, type="ADDED")
-        if old_match:
-            return dataclasses.replace(event, type="DELETED")
-        return None
-
-    def deliver(self, event: WatchEvent | None) -> None:
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is self.loop:
-            self.queue.put_nowait(event)
-        elif not self.loop.is_closed():
-            self.loop.call_soon_threadsafe(self.queue.put_nowait, event)
-
-
-class Subscription:
-    """In-process watch: ``async for event in sub`` yields :class:`WatchEvent`s.
-
-    Events are those of writes after the subscription was made (and, if ``initial`` was asked,
-    an ADDED event for each matching object that existed then).
-    """
-
-    def __init__(self, emulator: ApiEmulator, watcher: _Watcher) -> None:
-        self._emulator = emulator
-        self._watcher = watcher
-        self._closed = False
-
-    def __aiter__(self) -> AsyncIterator[WatchEvent]:
-        return self
-
-    async def __anext__(self) -> WatchEvent:
-        if self._closed:
-            raise StopAsyncIteration
-        event = await self._watcher.queue.get()
-        if event is None:
-            self._closed = True
-            raise StopAsyncIteration
-        return event
-
-    async def get(self, timeout: float | None = None) -> WatchEvent | None:
-        """The next event, or None when the subscription ends or ``timeout`` passes."""
-        try:
-            return await asyncio.wait_for(self.__anext__(), timeout)
-        except (StopAsyncIteration, TimeoutError):
-            return None
-
-    def pending(self) -> list[WatchEvent]:
-        """Events already queued, without waiting."""
-        out: list[WatchEvent] = []
-        while not self._watcher.queue.empty():
-            event = self._watcher.queue.get_nowait()
-            if event is None:
-                self._closed = True
-                break
-            out.append(event)
-        return out
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._emulator._unwatch(self._watcher)
-
-
-# --------------------------------------------------------------------------------------------
 # Misc helpers
 
 
@@ -785,7 +304,7 @@ def _int_param(value: str | None, name: str) -> int | None:
     try:
         return int(str(value))
     except ValueError:
-        raise ApiError(400, "BadRequest", f"invalid {name}: {value!r}") from None
+        raise apierrors.bad_request(f"invalid {name}: {value!r}") from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -819,9 +338,9 @@ class ApiEmulator:
         self._builtin_keys: set[tuple[str, str]] = set()
         self._objects: dict[tuple[str, str], dict[tuple[str, str], Obj]] = {}
         self._rv = 0
-        self._history: collections.deque[_HistoryItem] = collections.deque()
+        self._history: collections.deque[HistoryItem] = collections.deque()
         self._history_floor = 0  # the newest rv evicted from the history window
-        self._watchers: dict[tuple[str, str], set[_Watcher]] = collections.defaultdict(set)
+        self._watchers: dict[tuple[str, str], set[Watcher]] = collections.defaultdict(set)
         self._next_ip = int(ipaddress.IPv4Address("10.96.0.10"))
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -1096,7 +615,7 @@ class ApiEmulator:
 
         def run() -> Subscription:
             info = self._info(group, version, plural)
-            watcher = _Watcher(
+            watcher = Watcher(
                 info.key,
                 namespace,
                 LabelSelector.parse(label_selector),
@@ -1108,11 +627,11 @@ class ApiEmulator:
                     out = self._out(info, obj)
                     watcher.deliver(WatchEvent("ADDED", out, None, self._rv))
             self._watchers[info.key].add(watcher)
-            return Subscription(self, watcher)
+            return Subscription(self._unwatch, watcher)
 
         return self._call(run)
 
-    def _unwatch(self, watcher: _Watcher) -> None:
+    def _unwatch(self, watcher: Watcher) -> None:
         def run() -> None:
             self._watchers[watcher.key].discard(watcher)
 
@@ -1127,9 +646,7 @@ class ApiEmulator:
     def _info(self, group: str, version: str, plural: str) -> ResourceInfo:
         info = self._resources.get((group, version, plural))
         if info is None:
-            raise ApiError(
-                404, "NotFound", "the server could not find the requested resource", details={}
-            )
+            raise apierrors.generic(404)
         return info
 
     def _store(self, info: ResourceInfo) -> dict[tuple[str, str], Obj]:
@@ -1222,7 +739,7 @@ class ApiEmulator:
         else:
             store[key] = obj
         event = WatchEvent(kind, copy.deepcopy(obj), copy.deepcopy(old) if old else None, self._rv)
-        self._history.append(_HistoryItem(self._rv, info.key, event))
+        self._history.append(HistoryItem(self._rv, info.key, event))
         while len(self._history) > self.history_size:
             self._history_floor = self._history.popleft().rv
         for watcher in list(self._watchers.get(info.key, ())):
@@ -1242,7 +759,7 @@ class ApiEmulator:
 
     def _create(self, info: ResourceInfo, namespace: str | None, body: Any) -> Obj:
         if not isinstance(body, dict):
-            raise ApiError(400, "BadRequest", "the request body must be a JSON object")
+            raise apierrors.bad_request("the request body must be a JSON object")
         meta = body.get("metadata")
         if not isinstance(meta, dict):
             meta = body["metadata"] = {}
@@ -1251,12 +768,10 @@ class ApiEmulator:
             if namespace is None:
                 namespace = body_ns or None
             if namespace is None:
-                raise ApiError(400, "BadRequest", "a namespace is required for a namespaced kind")
+                raise apierrors.bad_request("a namespace is required for a namespaced kind")
             if body_ns and body_ns != namespace:
-                raise ApiError(
-                    400,
-                    "BadRequest",
-                    "the namespace of the provided object does not match the namespace sent "
+                raise apierrors.bad_request(
+                "the namespace of the provided object does not match the namespace sent "
                     "on the request",
                 )
             meta["namespace"] = namespace
@@ -1269,13 +784,11 @@ class ApiEmulator:
                     details={"name": namespace, "kind": "namespaces"},
                 )
             if ns_obj["metadata"].get("deletionTimestamp"):
-                raise ApiError(
-                    403,
-                    "Forbidden",
-                    f'{info.qualified} "{meta.get("name") or meta.get("generateName")}" is '
-                    f"forbidden: unable to create new content in namespace {namespace} because "
-                    "it is being terminated",
-                )
+                name = meta.get("name") or meta.get("generateName")
+                raise apierrors.forbidden(
+                    f'{info.qualified} "{name}" is forbidden: unable to create new content in '
+                    f"namespace {namespace} because it is being terminated",
+                    {"name": name, "group": info.group, "kind": info.plural})
         else:
             meta.pop("namespace", None)
         store = self._store(info)
@@ -1283,29 +796,21 @@ class ApiEmulator:
         if not name:
             prefix = meta.get("generateName")
             if not prefix:
-                raise _invalid(
-                    info, "", "metadata.name: Required value: name or generateName is required"
-                )
+                raise apierrors.invalid(info.group, info.kind, "", [FieldError(
+                    "Required", "metadata.name", "name or generateName is required")])
             for _ in range(100):
                 name = prefix + "".join(self._random.choices(_GENERATE_ALPHABET, k=5))
                 if (namespace or "", name) not in store:
                     break
             meta["name"] = name
         if not isinstance(name, str) or len(name) > 253 or not _NAME_RE.match(name):
-            raise _invalid(
-                info,
-                str(name),
-                f'metadata.name: Invalid value: "{name}": a lowercase RFC 1123 subdomain must '
-                "consist of lower case alphanumeric characters, '-' or '.', and must start and "
-                "end with an alphanumeric character",
-            )
+            raise apierrors.invalid(info.group, info.kind, str(name), [FieldError(
+                "Invalid", "metadata.name",
+                "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric "
+                "characters, '-' or '.', and must start and end with an alphanumeric character",
+                name)])
         if (namespace or "", name) in store:
-            raise ApiError(
-                409,
-                "AlreadyExists",
-                f'{info.qualified} "{name}" already exists',
-                details={"name": name, "group": info.group, "kind": info.plural},
-            )
+            raise apierrors.already_exists(info.group, info.plural, name)
         body["apiVersion"] = info.api_version
         body["kind"] = info.kind
         for field in (
@@ -1377,7 +882,7 @@ class ApiEmulator:
     def _current(self, info: ResourceInfo, namespace: str | None, name: str) -> Obj:
         obj = self._store(info).get((namespace or "", name))
         if obj is None:
-            raise _not_found(info, name)
+            raise apierrors.not_found(info.group, info.plural, name)
         return obj
 
     def _replace(
@@ -1389,7 +894,7 @@ class ApiEmulator:
         subresource: str | None,
     ) -> Obj:
         if not isinstance(body, dict):
-            raise ApiError(400, "BadRequest", "the request body must be a JSON object")
+            raise apierrors.bad_request("the request body must be a JSON object")
         old = self._current(info, namespace, name)
         if subresource == "scale":
             return self._write_scale(info, old, body)
@@ -1397,26 +902,20 @@ class ApiEmulator:
         if not isinstance(meta, dict):
             meta = body["metadata"] = {}
         if meta.get("name") not in (None, name):
-            raise ApiError(
-                400,
-                "BadRequest",
+            raise apierrors.bad_request(
                 f"the name of the object ({meta.get('name')}) does not match the name on the "
                 f"URL ({name})",
             )
         if info.namespaced and meta.get("namespace") not in (None, "", namespace):
-            raise ApiError(
-                400,
-                "BadRequest",
+            raise apierrors.bad_request(
                 "the namespace of the provided object does not match the namespace sent on "
                 "the request",
             )
         rv = meta.get("resourceVersion")
         if rv in (None, "") and info.custom:
-            raise _invalid(
-                info,
-                name,
-                "metadata.resourceVersion: Invalid value: 0x0: must be specified for an update",
-            )
+            raise apierrors.invalid(info.group, info.kind, name, [FieldError(
+                "Invalid", "metadata.resourceVersion", "must be specified for an update",
+                GoLiteral("0x0"))])
         return self._update(info, old, body, subresource)
 
     def _patch(
@@ -1436,45 +935,33 @@ class ApiEmulator:
                 body = copy.deepcopy(patch) if isinstance(patch, dict) else {}
                 body.setdefault("metadata", {})["name"] = name
                 return self._create(info, namespace, body)
-            raise _not_found(info, name)
+            raise apierrors.not_found(info.group, info.plural, name)
         base = self._scale_object(info, old) if subresource == "scale" else old
         try:
             if ctype == "application/json-patch+json":
                 if not isinstance(patch, list):
-                    raise ApiError(
-                        400,
-                        "BadRequest",
-                        "json: cannot unmarshal object into Go value of type "
-                        "[]handlers.jsonPatchOp",
-                    )
+                    raise apierrors.bad_request(
+                        "json: cannot unmarshal object into Go value of type jsonpatch.Patch")
                 candidate = json_patch(base, patch)
             elif ctype == "application/strategic-merge-patch+json" and not info.custom:
                 if not isinstance(patch, dict):
-                    raise ApiError(400, "BadRequest", "a merge patch must be a JSON object")
+                    raise apierrors.bad_request("Invalid JSON Patch")
                 candidate = strategic_merge_patch(base, patch)
             elif ctype in ("application/merge-patch+json", "application/apply-patch+yaml"):
                 if not isinstance(patch, dict):
-                    raise ApiError(400, "BadRequest", "a merge patch must be a JSON object")
+                    raise apierrors.bad_request("Invalid JSON Patch")
                 candidate = merge_patch(base, patch)
             else:
-                smp = "" if info.custom else ", application/strategic-merge-patch+json"
-                raise ApiError(
-                    415,
-                    "UnsupportedMediaType",
-                    f"the body of the request was in an unknown format - accepted media types "
-                    f"include: application/json-patch+json, application/merge-patch+json, "
-                    f"application/apply-patch+yaml{smp}",
-                )
-        except _PatchFailed as e:
-            if e.test:
-                raise ApiError(422, "Invalid", str(e)) from e
-            raise ApiError(
-                422,
-                "Invalid",
-                f"the server rejected our request due to an error in our request: {e}",
-            ) from e
+                raise apierrors.unsupported_media_type(
+                    ["application/json-patch+json", "application/merge-patch+json",
+                     "application/apply-patch+yaml"]
+                    + ([] if info.custom else ["application/strategic-merge-patch+json"]))
+        except PatchFailed as e:
+            # kube-apiserver (patch.go applyJSPatch) answers every JSON patch that does not
+            # apply -- a failed `test`, a missing path -- with the generic 422, no causes.
+            raise apierrors.generic(422) from e
         if not isinstance(candidate, dict):
-            raise ApiError(422, "Invalid", "the patched object is not a JSON object")
+            raise apierrors.generic(422)
         if subresource == "scale":
             return self._write_scale(info, old, candidate)
         return self._update(info, old, candidate, subresource)
@@ -1487,12 +974,12 @@ class ApiEmulator:
             cmeta = {}
         rv = cmeta.get("resourceVersion")
         if rv not in (None, "") and str(rv) != old["metadata"]["resourceVersion"]:
-            raise _conflict(info, name)
+            raise apierrors.conflict(info.group, info.plural, name)
         if sub is not None and sub != "status":
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise apierrors.generic(404)
         if sub == "status":
             if not info.status:
-                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+                raise apierrors.generic(404)
             new = copy.deepcopy(old)
             if "status" in candidate:
                 new["status"] = copy.deepcopy(candidate["status"])
@@ -1527,13 +1014,9 @@ class ApiEmulator:
                     old["metadata"].get("finalizers") or []
                 )
                 if added:
-                    raise _invalid(
-                        info,
-                        name,
-                        "metadata.finalizers: Forbidden: no new "
-                        "finalizers can be added if the object is being "
-                        "deleted",
-                    )
+                    raise apierrors.invalid(info.group, info.kind, name, [FieldError(
+                        "Forbidden", "metadata.finalizers",
+                        "no new finalizers can be added if the object is being deleted")])
             if info.has_generation and self._content(info, new) != self._content(info, old):
                 meta["generation"] = int(old["metadata"].get("generation", 1)) + 1
             if not meta.get("finalizers"):
@@ -1561,14 +1044,14 @@ class ApiEmulator:
 
     def _scale_object(self, info: ResourceInfo, obj: Obj) -> Obj:
         if info.scale is None:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise apierrors.generic(404)
         meta = obj["metadata"]
-        spec_replicas = _get_path(obj, _dotted(info.scale.spec_replicas_path))
-        status_replicas = _get_path(obj, _dotted(info.scale.status_replicas_path))
+        spec_replicas = get_path(obj, dotted(info.scale.spec_replicas_path))
+        status_replicas = get_path(obj, dotted(info.scale.status_replicas_path))
         if info.scale.label_selector_path:
-            selector = _get_path(obj, _dotted(info.scale.label_selector_path))
+            selector = get_path(obj, dotted(info.scale.label_selector_path))
         else:
-            selector = selector_to_string(_get_path(obj, ["spec", "selector"]))
+            selector = selector_to_string(get_path(obj, ["spec", "selector"]))
         status: Obj = {"replicas": int(status_replicas or 0)}
         if selector:
             status["selector"] = selector
@@ -1586,19 +1069,16 @@ class ApiEmulator:
 
     def _write_scale(self, info: ResourceInfo, old: Obj, scale: Obj) -> Obj:
         if info.scale is None:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        rv = _get_path(scale, ["metadata", "resourceVersion"])
+            raise apierrors.generic(404)
+        rv = get_path(scale, ["metadata", "resourceVersion"])
         if rv not in (None, "") and str(rv) != old["metadata"]["resourceVersion"]:
-            raise _conflict(info, old["metadata"]["name"])
-        replicas = _get_path(scale, ["spec", "replicas"])
+            raise apierrors.conflict(info.group, info.plural, old["metadata"]["name"])
+        replicas = get_path(scale, ["spec", "replicas"])
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
-            raise _invalid(
-                info,
-                old["metadata"]["name"],
-                "spec.replicas: Invalid value: must be a non-negative integer",
-            )
+            raise apierrors.invalid("autoscaling", "Scale", old["metadata"]["name"], [FieldError(
+                "Invalid", "spec.replicas", "must be greater than or equal to 0", replicas)])
         candidate = copy.deepcopy(old)
-        _set_path(candidate, _dotted(info.scale.spec_replicas_path), replicas)
+        set_path(candidate, dotted(info.scale.spec_replicas_path), replicas)
         self._update(info, old, candidate, None)
         return self._scale_object(
             info, self._current(info, old["metadata"].get("namespace"), old["metadata"]["name"])
@@ -1613,19 +1093,15 @@ class ApiEmulator:
         old = self._current(info, namespace, name)
         pre = options.get("preconditions") or {}
         if pre.get("uid") and pre["uid"] != old["metadata"]["uid"]:
-            raise ApiError(
-                409,
-                "Conflict",
-                f"Operation cannot be fulfilled on {info.qualified} "
-                f'"{name}": Precondition failed: UID in precondition: '
-                f"{pre['uid']}, UID in object meta: "
-                f"{old['metadata']['uid']}",
-            )
+            raise apierrors.conflict(
+                info.group, info.plural, name,
+                f"Precondition failed: UID in precondition: {pre['uid']}, "
+                f"UID in object meta: {old['metadata']['uid']}")
         if (
             pre.get("resourceVersion")
             and pre["resourceVersion"] != old["metadata"]["resourceVersion"]
         ):
-            raise _conflict(info, name)
+            raise apierrors.conflict(info.group, info.plural, name)
         policy = options.get("propagationPolicy")
         if policy is None and options.get("orphanDependents") is True:
             policy = "Orphan"
@@ -1761,7 +1237,7 @@ class ApiEmulator:
         allowed, reason = self._policy.decide(asked)
         if not allowed:
             message, details = rbac.forbidden_message(asked, reason)
-            raise ApiError(403, "Forbidden", message, details=details)
+            raise apierrors.forbidden(message, details)
         if asked.resource_request:
             self.allowed[(user.name, asked.verb, asked.group, asked.combined_resource,
                           asked.namespace)] += 1
@@ -1814,7 +1290,7 @@ class ApiEmulator:
                 return web.json_response(self._group(parts[1]))
             group, version, rest = parts[1], parts[2], parts[3:]
         else:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise apierrors.generic(404)
         if not rest:
             self._count("get", "discovery")
             return web.json_response(self._resource_list(group, version))
@@ -1829,19 +1305,19 @@ class ApiEmulator:
         ):
             namespace, rest = rest[1], rest[2:]
         if not rest or len(rest) > 3:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise apierrors.generic(404)
         plural = rest[0]
         name = rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else None
         info = self._info(group, version, plural)
         if info.namespaced is False and namespace is not None:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise apierrors.generic(404)
         if sub is not None and not (
             (sub == "status" and info.status) or (sub == "scale" and info.scale)
         ):
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise apierrors.generic(404)
         if info.namespaced and name is not None and namespace is None:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise apierrors.generic(404)
         resource = plural if sub is None else f"{plural}/{sub}"
         method = request.method
         self._authorize(
@@ -1868,7 +1344,7 @@ class ApiEmulator:
         if method == "POST":
             self._count("create", resource)
             if name is not None:
-                raise ApiError(405, "MethodNotAllowed", "POST is not supported on an object")
+                raise apierrors.generic(405)
             body = await self._body(request)
             if dry_run:
                 return web.json_response(
@@ -1881,7 +1357,7 @@ class ApiEmulator:
             if method == "DELETE":
                 self._count("deletecollection", resource)
                 return web.json_response(self._delete_collection(info, namespace, q))
-            raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on a collection")
+            raise apierrors.generic(405)
         assert name is not None
         if method == "PUT":
             self._count("update", resource)
@@ -1917,7 +1393,7 @@ class ApiEmulator:
                     self._dry(lambda: self._delete(info, namespace, name, options), info)
                 )
             return web.json_response(self._out(info, self._delete(info, namespace, name, options)))
-        raise ApiError(405, "MethodNotAllowed", f"method {method} is not allowed")
+        raise apierrors.generic(405)
 
     def _dry(self, fn: Callable[[], Obj], info: ResourceInfo) -> Obj:
         """Run a write against a snapshot, answer its result, and restore everything."""
@@ -1944,11 +1420,11 @@ class ApiEmulator:
         if not raw.strip():
             if optional:
                 return None
-            raise ApiError(400, "BadRequest", "the request body is empty")
+            raise apierrors.bad_request("the request body is empty")
         try:
             return yaml.safe_load(raw) if yaml_ok else json.loads(raw)
         except (ValueError, yaml.YAMLError) as e:
-            raise ApiError(400, "BadRequest", f"the request body is not valid: {e}") from e
+            raise apierrors.bad_request(f"the request body is not valid: {e}") from e
 
     def _list(self, info: ResourceInfo, namespace: str | None, q: Any) -> Obj:
         items = self._select(info, namespace, q.get("labelSelector"), q.get("fieldSelector"))
@@ -1959,7 +1435,7 @@ class ApiEmulator:
             try:
                 after = tuple(json.loads(base64.urlsafe_b64decode(cont.encode())))
             except ValueError:
-                raise ApiError(400, "BadRequest", "invalid continue token") from None
+                raise apierrors.bad_request("invalid continue token") from None
             items = [
                 o
                 for o in items
@@ -1980,7 +1456,7 @@ class ApiEmulator:
 
     def _delete_collection(self, info: ResourceInfo, namespace: str | None, q: Any) -> Obj:
         if info.namespaced and namespace is None:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise apierrors.generic(404)
         items = self._select(info, namespace, q.get("labelSelector"), q.get("fieldSelector"))
         deleted = []
         for obj in items:
@@ -2043,7 +1519,7 @@ class ApiEmulator:
             cells: list[Any] = [meta["name"]]
             for cname, path in info.printer_columns:
                 if cname.lower() != "age":
-                    value = _get_path(obj, _dotted(path))
+                    value = get_path(obj, dotted(path))
                     cells.append("" if value is None else value)
             cells.append(age)
             rows.append(
@@ -2079,7 +1555,7 @@ class ApiEmulator:
     def _group(self, group: str) -> Obj:
         versions = self._group_versions().get(group)
         if not versions or group == "":
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise apierrors.generic(404)
         ordered = sorted(versions, key=_version_priority)
         return {
             "kind": "APIGroup",
@@ -2100,7 +1576,7 @@ class ApiEmulator:
             i for (g, v, _), i in sorted(self._resources.items()) if g == group and v == version
         ]
         if not infos:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise apierrors.generic(404)
         return {
             "kind": "APIResourceList",
             "apiVersion": "v1",
@@ -2124,7 +1600,7 @@ class ApiEmulator:
         send_initial = q.get("sendInitialEvents") in _TRUE
         rv_text = q.get("resourceVersion") or ""
         since = _int_param(rv_text, "resourceVersion")
-        watcher = _Watcher(
+        watcher = Watcher(
             info.key,
             namespace,
             LabelSelector.parse(label_selector),
@@ -2177,7 +1653,7 @@ class ApiEmulator:
         request: web.Request,
         response: web.StreamResponse,
         info: ResourceInfo,
-        watcher: _Watcher,
+        watcher: Watcher,
         timeout: int | None,
         bookmarks: bool,
     ) -> None:
