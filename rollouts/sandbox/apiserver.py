@@ -62,7 +62,7 @@ from typing import Any, TypeVar
 import yaml
 from aiohttp import web
 
-from rollouts.sandbox import apierrors, rbac
+from rollouts.sandbox import apierrors, rbac, schema
 from rollouts.sandbox.apierrors import ApiError, FieldError, GoLiteral
 from rollouts.sandbox.patches import (
     PatchFailed,
@@ -347,6 +347,7 @@ class ApiEmulator:
         self._loop_thread: int | None = None
         self._stopping: asyncio.Event | None = None
         self._random = random.Random()
+        self._cel_programs: schema.Programs = {}
         self.requests_total = 0
         self.requests: collections.Counter[tuple[str, str]] = collections.Counter()
         # RBAC: users of the registered tokens, and what each was allowed to do, by
@@ -757,7 +758,8 @@ class ApiEmulator:
 
     # ----------------------------------------------------------------- create
 
-    def _create(self, info: ResourceInfo, namespace: str | None, body: Any) -> Obj:
+    def _create(self, info: ResourceInfo, namespace: str | None, body: Any, *,
+                strict: bool = False) -> Obj:
         if not isinstance(body, dict):
             raise apierrors.bad_request("the request body must be a JSON object")
         meta = body.get("metadata")
@@ -827,7 +829,7 @@ class ApiEmulator:
         else:
             meta.pop("generation", None)
         self._defaults_on_create(info, body)
-        return self._commit(info, "ADDED", body, None)
+        return self._commit(info, "ADDED", self._admit(info, body, strict=strict), None)
 
     def _defaults_on_create(self, info: ResourceInfo, body: Obj) -> None:
         meta = body["metadata"]
@@ -879,6 +881,29 @@ class ApiEmulator:
 
     # ----------------------------------------------------------------- update / patch
 
+    def _admit(self, info: ResourceInfo, obj: Obj, *, strict: bool, name: str = "") -> Obj:
+        """A custom resource pruned to its CRD's schema; 400 for unknown fields when strict,
+        422 Invalid when the schema or a CEL rule refuses it (see rollouts.sandbox.schema)."""
+        if not info.custom:
+            return obj
+        crds = self._objects.get(("apiextensions.k8s.io", "customresourcedefinitions"), {})
+        crd = crds.get(("", f"{info.plural}.{info.group}"))
+        versions = (crd or {}).get("spec", {}).get("versions") or []
+        found = next((v.get("schema", {}).get("openAPIV3Schema") for v in versions
+                      if v.get("name") == info.version), None)
+        if not isinstance(found, dict):
+            return obj
+        pruned, checked = schema.check(obj, found, self._cel_programs)
+        if strict and checked.unknown:
+            unknown = ", ".join(f'unknown field "{path}"' for path in checked.unknown)
+            raise apierrors.bad_request(
+                f'{info.kind} in version "{info.version}" cannot be handled as a {info.kind}: '
+                f"strict decoding error: {unknown}")
+        if checked.errors:
+            raise apierrors.invalid(info.group, info.kind,
+                                    name or str(obj["metadata"].get("name", "")), checked.errors)
+        return pruned
+
     def _current(self, info: ResourceInfo, namespace: str | None, name: str) -> Obj:
         obj = self._store(info).get((namespace or "", name))
         if obj is None:
@@ -892,6 +917,8 @@ class ApiEmulator:
         name: str,
         body: Any,
         subresource: str | None,
+        *,
+        strict: bool = False,
     ) -> Obj:
         if not isinstance(body, dict):
             raise apierrors.bad_request("the request body must be a JSON object")
@@ -916,7 +943,7 @@ class ApiEmulator:
             raise apierrors.invalid(info.group, info.kind, name, [FieldError(
                 "Invalid", "metadata.resourceVersion", "must be specified for an update",
                 GoLiteral("0x0"))])
-        return self._update(info, old, body, subresource)
+        return self._update(info, old, body, subresource, strict=strict)
 
     def _patch(
         self,
@@ -926,6 +953,8 @@ class ApiEmulator:
         content_type: str,
         patch: Any,
         subresource: str | None,
+        *,
+        strict: bool = False,
     ) -> Obj:
         ctype = content_type.split(";")[0].strip().lower()
         store = self._store(info)
@@ -934,7 +963,7 @@ class ApiEmulator:
             if ctype == "application/apply-patch+yaml" and subresource is None:
                 body = copy.deepcopy(patch) if isinstance(patch, dict) else {}
                 body.setdefault("metadata", {})["name"] = name
-                return self._create(info, namespace, body)
+                return self._create(info, namespace, body, strict=strict)
             raise apierrors.not_found(info.group, info.plural, name)
         base = self._scale_object(info, old) if subresource == "scale" else old
         try:
@@ -964,9 +993,10 @@ class ApiEmulator:
             raise apierrors.generic(422)
         if subresource == "scale":
             return self._write_scale(info, old, candidate)
-        return self._update(info, old, candidate, subresource)
+        return self._update(info, old, candidate, subresource, strict=strict)
 
-    def _update(self, info: ResourceInfo, old: Obj, candidate: Obj, sub: str | None) -> Obj:
+    def _update(self, info: ResourceInfo, old: Obj, candidate: Obj, sub: str | None, *,
+                strict: bool = False) -> Obj:
         """The common tail of PUT and PATCH on the main resource or on ``/status``."""
         name = old["metadata"]["name"]
         cmeta = candidate.get("metadata")
@@ -989,7 +1019,9 @@ class ApiEmulator:
             new = copy.deepcopy(candidate)
             new["apiVersion"] = old["apiVersion"]
             new["kind"] = old["kind"]
-            meta = new["metadata"] = copy.deepcopy(cmeta)
+            new["metadata"] = copy.deepcopy(cmeta)
+            new = self._admit(info, new, strict=strict, name=name)
+            meta = new["metadata"]
             for field in (
                 "uid",
                 "creationTimestamp",
@@ -1021,6 +1053,8 @@ class ApiEmulator:
                 meta["generation"] = int(old["metadata"].get("generation", 1)) + 1
             if not meta.get("finalizers"):
                 meta.pop("finalizers", None)
+        if sub == "status":
+            new = self._admit(info, new, strict=strict, name=name)
         if new == old:
             return old  # a no-op write changes nothing, not even the resourceVersion
         if info.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
@@ -1325,6 +1359,7 @@ class ApiEmulator:
             group=group, resource=plural, subresource=sub or "", namespace=namespace or "",
             name=name or "")
         dry_run = "dryRun" in q
+        strict = q.get("fieldValidation") == "Strict"
 
         if method == "GET":
             if watch:
@@ -1348,10 +1383,11 @@ class ApiEmulator:
             body = await self._body(request)
             if dry_run:
                 return web.json_response(
-                    self._dry(lambda: self._create(info, namespace, body), info), status=201
+                    self._dry(lambda: self._create(info, namespace, body, strict=strict), info),
+                    status=201
                 )
             return web.json_response(
-                self._out(info, self._create(info, namespace, body)), status=201
+                self._out(info, self._create(info, namespace, body, strict=strict)), status=201
             )
         if method in ("PUT", "PATCH", "DELETE") and name is None:
             if method == "DELETE":
@@ -1363,9 +1399,10 @@ class ApiEmulator:
             self._count("update", resource)
             body = await self._body(request)
             if dry_run:
-                result = self._dry(lambda: self._replace(info, namespace, name, body, sub), info)
+                result = self._dry(
+                    lambda: self._replace(info, namespace, name, body, sub, strict=strict), info)
             else:
-                result = self._replace(info, namespace, name, body, sub)
+                result = self._replace(info, namespace, name, body, sub, strict=strict)
             if sub == "scale":
                 return web.json_response(result)
             return web.json_response(self._out(info, result))
@@ -1374,11 +1411,10 @@ class ApiEmulator:
             ctype = request.headers.get("Content-Type", "application/merge-patch+json")
             patch = await self._body(request, yaml_ok="apply-patch+yaml" in ctype)
             if dry_run:
-                result = self._dry(
-                    lambda: self._patch(info, namespace, name, ctype, patch, sub), info
-                )
+                result = self._dry(lambda: self._patch(
+                    info, namespace, name, ctype, patch, sub, strict=strict), info)
             else:
-                result = self._patch(info, namespace, name, ctype, patch, sub)
+                result = self._patch(info, namespace, name, ctype, patch, sub, strict=strict)
             if sub == "scale":
                 return web.json_response(result)
             return web.json_response(self._out(info, result))

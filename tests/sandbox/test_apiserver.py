@@ -39,7 +39,9 @@ CRD: dict[str, Any] = {
                 "name": "v1",
                 "served": True,
                 "storage": True,
-                "schema": {"openAPIV3Schema": {"type": "object"}},
+                # Without preserve-unknown-fields a real server would prune every field.
+                "schema": {"openAPIV3Schema": {"type": "object",
+                                               "x-kubernetes-preserve-unknown-fields": True}},
                 "subresources": {
                     "status": {},
                     "scale": {
@@ -935,6 +937,26 @@ async def test_project_crds_are_served(client: httpx.AsyncClient, emu: ApiEmulat
             "kind": "Rollout",
             "metadata": {"name": "demo"},
             "spec": {"replicas": 3},
+        },
+    )
+    # The CRD's schema is enforced: selector, template and strategy are required.
+    refused = assert_status(r, 422, "Invalid")
+    assert refused["message"].startswith('Rollout.rollouts.dev "demo" is invalid: [')
+    assert {"reason": "FieldValueRequired", "message": "Required value",
+            "field": "spec.selector"} in refused["details"]["causes"]
+    r = await client.post(
+        "/apis/rollouts.dev/v1alpha1/namespaces/default/rollouts",
+        json={
+            "apiVersion": "rollouts.dev/v1alpha1",
+            "kind": "Rollout",
+            "metadata": {"name": "demo"},
+            "spec": {
+                "replicas": 3,
+                "selector": {"matchLabels": {"app": "demo"}},
+                "template": {"metadata": {"labels": {"app": "demo"}},
+                             "spec": {"containers": [{"name": "app", "image": "app:1"}]}},
+                "strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {}}]}},
+            },
         },
     )
     assert r.status_code == 201 and r.json()["metadata"]["generation"] == 1
