@@ -62,7 +62,7 @@ from typing import Any, TypeVar
 import yaml
 from aiohttp import web
 
-from rollouts.sandbox import apierrors, rbac, schema
+from rollouts.sandbox import apierrors, rbac, schema, tables
 from rollouts.sandbox.apierrors import ApiError, FieldError, GoLiteral
 from rollouts.sandbox.patches import (
     PatchFailed,
@@ -277,25 +277,6 @@ def _builtin_resources() -> list[ResourceInfo]:
 
 def _fmt_time(t: dt.datetime) -> str:
     return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse_time(text: str) -> dt.datetime | None:
-    try:
-        return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except (ValueError, AttributeError):
-        return None
-
-
-def _human_age(seconds: float) -> str:
-    s = max(0, int(seconds))
-    if s < 120:
-        return f"{s}s"
-    if s < 3600 * 3:
-        m, r = divmod(s, 60)
-        return f"{m}m{r}s" if m < 10 and r else f"{m}m"
-    if s < 86400 * 2:
-        return f"{s // 3600}h"
-    return f"{s // 86400}d"
 
 
 def _int_param(value: str | None, name: str) -> int | None:
@@ -1517,66 +1498,9 @@ class ApiEmulator:
         return web.json_response(body)
 
     def _table(self, info: ResourceInfo, items: list[Obj], body: Obj) -> Obj:
-        now = self._clock()
-        columns: list[Obj] = [
-            {
-                "name": "Name",
-                "type": "string",
-                "format": "name",
-                "priority": 0,
-                "description": "Name must be unique within a namespace.",
-            },
-        ]
-        for cname, _ in info.printer_columns:
-            if cname.lower() != "age":
-                columns.append(
-                    {
-                        "name": cname,
-                        "type": "string",
-                        "format": "",
-                        "priority": 0,
-                        "description": cname,
-                    }
-                )
-        columns.append(
-            {
-                "name": "Age",
-                "type": "string",
-                "format": "",
-                "priority": 0,
-                "description": "CreationTimestamp",
-            }
-        )
-        rows = []
-        for obj in items:
-            meta = obj["metadata"]
-            created = _parse_time(meta.get("creationTimestamp", ""))
-            age = _human_age((now - created).total_seconds()) if created else "<unknown>"
-            cells: list[Any] = [meta["name"]]
-            for cname, path in info.printer_columns:
-                if cname.lower() != "age":
-                    value = get_path(obj, dotted(path))
-                    cells.append("" if value is None else value)
-            cells.append(age)
-            rows.append(
-                {
-                    "cells": cells,
-                    "object": {
-                        "kind": "PartialObjectMetadata",
-                        "apiVersion": "meta.k8s.io/v1",
-                        "metadata": meta,
-                    },
-                }
-            )
-        return {
-            "kind": "Table",
-            "apiVersion": "meta.k8s.io/v1",
-            "metadata": {
-                "resourceVersion": body.get("metadata", {}).get("resourceVersion", str(self._rv))
-            },
-            "columnDefinitions": columns,
-            "rows": rows,
-        }
+        version = body.get("metadata", {}).get("resourceVersion", str(self._rv))
+        return tables.table(info.group, info.plural, info.printer_columns, items, version,
+                            self._clock())
 
     # ----------------------------------------------------------------- discovery bodies
 

@@ -462,7 +462,7 @@ async def test_table_output_for_kubectl(client: httpx.AsyncClient) -> None:
     )
     table = r.json()
     assert table["kind"] == "Table"
-    assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Age"]
+    assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Data", "Age"]
     assert table["rows"][0]["cells"][0] == "t"
     assert table["rows"][0]["object"]["metadata"]["name"] == "t"
 
