@@ -23,10 +23,12 @@ GENERIC_MESSAGES: Final = {
     400: "the server rejected our request for an unknown reason",
     404: "the server could not find the requested resource",
     405: "the server does not allow this method on the requested resource",
+    406: "the server was unable to respond with a content type that the client supports",
     409: "the server reported a conflict",
     422: "the server rejected our request due to an error in our request",
 }
 _GENERIC_REASONS: Final = {400: "BadRequest", 404: "NotFound", 405: "MethodNotAllowed",
+                           406: "NotAcceptable",
                            409: "Conflict", 422: "Invalid"}
 STALE_OBJECT: Final = ("the object has been modified; please apply your changes to the latest "
                        "version and try again")

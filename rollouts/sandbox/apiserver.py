@@ -57,12 +57,13 @@ import re
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeVar
+from types import MappingProxyType
+from typing import Any, Final, TypeVar
 
 import yaml
 from aiohttp import web
 
-from rollouts.sandbox import apierrors, rbac, schema, tables
+from rollouts.sandbox import apierrors, openapi, rbac, schema, tables
 from rollouts.sandbox.apierrors import ApiError, FieldError, GoLiteral
 from rollouts.sandbox.patches import (
     PatchFailed,
@@ -98,6 +99,17 @@ _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 _SUB_VERBS = ["get", "patch", "update"]
 _TRUE = ("true", "1", "True", "yes")
+_SERVER_VERSION: Final = MappingProxyType({
+    "major": "1",
+    "minor": "31",
+    "gitVersion": "v1.31.0-sandbox",
+    "gitCommit": "0000000000000000000000000000000000000000",
+    "gitTreeState": "clean",
+    "buildDate": "2026-01-01T00:00:00Z",
+    "goVersion": "go1.22",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+})
 
 
 # --------------------------------------------------------------------------------------------
@@ -1268,19 +1280,13 @@ class ApiEmulator:
             return web.json_response({"paths": ["/api", "/api/v1", "/apis", "/version"]})
         if parts == ["version"]:
             self._count("get", "discovery")
-            return web.json_response(
-                {
-                    "major": "1",
-                    "minor": "31",
-                    "gitVersion": "v1.31.0-sandbox",
-                    "gitCommit": "0000000000000000000000000000000000000000",
-                    "gitTreeState": "clean",
-                    "buildDate": "2026-01-01T00:00:00Z",
-                    "goVersion": "go1.22",
-                    "compiler": "gc",
-                    "platform": "linux/amd64",
-                }
-            )
+            return web.json_response(dict(_SERVER_VERSION))
+        if parts[0] == "openapi":
+            self._count("get", "openapi")
+            accept = request.headers.get("Accept", "")
+            if accept and "json" not in accept and "*/*" not in accept:
+                raise apierrors.generic(406)  # kubectl asks v2 in protobuf: not served
+            return web.json_response(self._openapi(parts[1:]))
         if parts[0] == "healthz" or parts[0] == "readyz" or parts[0] == "livez":
             return web.Response(text="ok")
         if parts[0] == "api":
@@ -1503,6 +1509,38 @@ class ApiEmulator:
                             self._clock())
 
     # ----------------------------------------------------------------- discovery bodies
+
+    def _openapi(self, parts: list[str]) -> Obj:
+        """/openapi/v2, /openapi/v3 and /openapi/v3/{api/v1 | apis/G/V} (see openapi.py)."""
+        by_gv: dict[tuple[str, str], list[ResourceInfo]] = {}
+        for info in self._resources.values():
+            by_gv.setdefault((info.group, info.version), []).append(info)
+        crds = self._objects.get(("apiextensions.k8s.io", "customresourcedefinitions"), {})
+        schemas: dict[tuple[str, str, str], Obj] = {}
+        for crd in crds.values():
+            spec = crd.get("spec", {})
+            for version in spec.get("versions") or []:
+                found = (version.get("schema") or {}).get("openAPIV3Schema")
+                if isinstance(found, dict):
+                    schemas[(spec.get("group", ""), version.get("name", ""),
+                             spec.get("names", {}).get("kind", ""))] = found
+        release = _SERVER_VERSION["gitVersion"]
+        documents = {
+            (group, version): openapi.group_version_document(
+                infos, {kind: s for (g, v, kind), s in schemas.items()
+                        if (g, v) == (group, version)}, release)
+            for (group, version), infos in by_gv.items()}
+        if parts == ["v2"]:
+            return openapi.swagger_v2(documents.values(), release)
+        if parts == ["v3"]:
+            return openapi.v3_root(documents)
+        if parts[:1] == ["v3"]:
+            rest = parts[1:]
+            wanted = (("", rest[1]) if rest[:1] == ["api"] and len(rest) == 2 else
+                      (rest[1], rest[2]) if rest[:1] == ["apis"] and len(rest) == 3 else None)
+            if wanted is not None and wanted in documents:
+                return documents[wanted]
+        raise apierrors.generic(404)
 
     def _group_versions(self) -> dict[str, list[str]]:
         groups: dict[str, list[str]] = {}

@@ -9,7 +9,7 @@ On every create and update of a custom resource a real API server
    minItems/maxItems, required -- and the CEL rules (`x-kubernetes-validations`), answering
    422 Invalid with one cause per problem, worded as kube-openapi and apiextensions word them
    (`spec.replicas: Invalid value: -5: spec.replicas in body should be greater than or equal
-   to 0`).
+   to 0`). Patterns are matched with RE2, the syntax Go's regexp (and so the server) uses.
 
 Not emulated: defaulting (`default` values are not filled in), `format`, `anyOf`/`oneOf`
 value validations other than int-or-string, `uniqueItems`, list-type/map-type checks,
@@ -19,11 +19,11 @@ value validations other than int-or-string, `uniqueItems`, list-type/map-type ch
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import celpy
+import re2
 from celpy.adapter import json_to_cel
 
 from rollouts.sandbox.apierrors import FieldError
@@ -170,7 +170,7 @@ def _scalar_checks(value: Any, schema: Mapping[str, Any], path: str, checked: Ch
             errors.append(FieldError(
                 "Invalid", path,
                 f"{path} in body should be at least {schema['minLength']} chars long", value))
-        if "pattern" in schema and re.search(schema["pattern"], value) is None:
+        if "pattern" in schema and re2.search(schema["pattern"], value) is None:
             errors.append(FieldError(
                 "Invalid", path, f"{path} in body should match '{schema['pattern']}'", value))
     elif isinstance(value, int | float) and not isinstance(value, bool):
