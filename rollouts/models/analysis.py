@@ -36,6 +36,7 @@ from pydantic import (
 
 from rollouts.errors import InvalidSpecError
 from rollouts.models.base import (
+    MAX_INT32,
     PLACEHOLDER,
     ApiModel,
     ArgDuration,
@@ -352,7 +353,7 @@ class DryRun(ApiModel):
 
 class MeasurementRetention(ApiModel):
     metric_name: str = Field(min_length=1, description='a metric name, or "*" for all')
-    limit: int = Field(ge=1)
+    limit: int = Field(ge=1, le=MAX_INT32)
 
 
 class AnalysisTemplateRef(ApiModel):

@@ -6,8 +6,11 @@ Unknown fields are rejected: a field we do not support must never be silently ig
 
 from __future__ import annotations
 
+import math
 import re
-from typing import Annotated, Any
+from fractions import Fraction
+from types import MappingProxyType
+from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, WithJsonSchema
 from pydantic.alias_generators import to_camel
@@ -44,34 +47,58 @@ class StatusModel(BaseModel):
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
-_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$")
+# The longest duration or number of seconds a spec may hold. Far beyond any sensible pause,
+# deadline or interval, and small enough that `now + duration` always stays a valid datetime
+# (an int64-sized value would overflow it and wedge the Rollout instead of being refused).
+MAX_DURATION_SECONDS: Final = 10 * 365 * 24 * 3600  # 87600h, ten years
+MAX_DURATION_TEXT: Final = "87600h (10 years)"
+
+# Counts (replicas, limits) are int32 in Kubernetes and Argo Rollouts.
+MAX_INT32: Final = 2**31 - 1
+
+# Go's time.ParseDuration grammar without a sign: one or more decimal numbers, each with a unit
+# (ns, us, µs, ms, s, m, h), in any order ("1h30m", "1.5h", "90s", "5s5m"); plus a bare
+# integer, read as seconds (as Argo Rollouts reads an integer string). The CRDs carry the same
+# pattern, so the API server and the controller accept exactly the same strings.
+_UNIT = "(?:ns|us|\u00b5s|\u03bcs|ms|s|m|h)"  # µs with the micro sign or Greek mu, as Go
+_NUMBER = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
+DURATION_PATTERN: Final = rf"^(?:[0-9]+|(?:{_NUMBER}{_UNIT})+)$"
+_DURATION = re.compile(DURATION_PATTERN)
+_DURATION_PART = re.compile(rf"({_NUMBER})({_UNIT})")
+_UNIT_SECONDS: Final = MappingProxyType({
+    "ns": Fraction(1, 10**9), "us": Fraction(1, 10**6), "\u00b5s": Fraction(1, 10**6),
+    "\u03bcs": Fraction(1, 10**6), "ms": Fraction(1, 1000), "s": Fraction(1), "m": Fraction(60),
+    "h": Fraction(3600),
+})
+_DURATION_HINT = "use seconds (30) or Go duration units (30s, 5m, 1h30m, 1.5h)"
 
 
 def parse_duration(value: object) -> int:
     """Seconds from an int or a Go-style duration string ("30s", "5m", "1h30m").
 
     Sub-second parts are accepted and rounded up to whole seconds, as pause lengths are
-    counted in seconds. Negative or malformed values raise ValueError.
+    counted in seconds. Negative, malformed or longer-than-MAX_DURATION_SECONDS values raise
+    ValueError.
     """
-    if isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, int | str):
         raise ValueError("a duration is an integer number of seconds or a string like '30s'")
     if isinstance(value, int):
         if value < 0:
             raise ValueError("a duration must not be negative")
-        return value
-    if isinstance(value, str):
-        text = value.strip()
-        if text.isdigit():
-            return int(text)
-        match = _DURATION.match(text)
-        if not text or match is None or not any(match.groups()):
-            raise ValueError(
-                f"invalid duration {value!r}: use seconds (30) or a unit (30s, 5m, 1h)"
-            )
-        hours, minutes, seconds, millis = (int(g) if g else 0 for g in match.groups())
-        total_ms = ((hours * 60 + minutes) * 60 + seconds) * 1000 + millis
-        return -(-total_ms // 1000)
-    raise ValueError("a duration is an integer number of seconds or a string like '30s'")
+        return _bounded(value)
+    if _DURATION.fullmatch(value) is None:
+        raise ValueError(f"invalid duration {value!r}: {_DURATION_HINT}")
+    if value.isdigit():
+        return _bounded(int(value))
+    total = sum((Fraction(number) * _UNIT_SECONDS[unit]
+                 for number, unit in _DURATION_PART.findall(value)), Fraction(0))
+    return _bounded(math.ceil(total))
+
+
+def _bounded(seconds: int) -> int:
+    if seconds > MAX_DURATION_SECONDS:
+        raise ValueError(f"a duration must be at most {MAX_DURATION_TEXT}")
+    return seconds
 
 
 def _keep_duration(value: object) -> object:
@@ -88,8 +115,8 @@ Duration = Annotated[
     WithJsonSchema(
         {
             "x-kubernetes-int-or-string": True,
-            "anyOf": [{"type": "integer", "minimum": 0}, {"type": "string",
-                      "pattern": r"^([0-9]+(h|m|s|ms)?)+$"}],
+            "anyOf": [{"type": "integer", "minimum": 0, "maximum": MAX_DURATION_SECONDS},
+                      {"type": "string", "pattern": DURATION_PATTERN, "maxLength": 64}],
         }
     ),
 ]

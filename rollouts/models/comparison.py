@@ -16,7 +16,7 @@ from typing import Final, Literal
 
 from pydantic import Field, model_validator
 
-from rollouts.models.base import ApiModel, StatusModel
+from rollouts.models.base import MAX_INT32, ApiModel, StatusModel
 
 CompareTest = Literal["mannWhitney", "sequentialCounts"]
 CompareDirection = Literal["increase", "decrease", "either"]
@@ -71,12 +71,14 @@ class Compare(ApiModel):
     min_samples: int | None = Field(
         default=None,
         ge=1,
+        le=MAX_INT32,
         description="fewer per side is inconclusive: samples (mannWhitney, default 10) or "
         "requests (sequentialCounts, default 100)",
     )
     extra_measurements: int | None = Field(
         default=None,
         ge=0,
+        le=MAX_INT32,
         description="measurements added after count while traffic is too low (default 3)",
     )
 

@@ -12,7 +12,15 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from rollouts.models.base import ApiModel, Duration, IntOrPercent, StatusModel, parse_duration
+from rollouts.models.base import (
+    MAX_DURATION_SECONDS,
+    MAX_INT32,
+    ApiModel,
+    Duration,
+    IntOrPercent,
+    StatusModel,
+    parse_duration,
+)
 from rollouts.models.traffic import (
     PingPongSpec,
     PodMetadata,
@@ -93,14 +101,14 @@ class RolloutAnalysis(ApiModel):
 
 
 class RolloutAnalysisBackground(RolloutAnalysis):
-    starting_step: int | None = Field(default=None, ge=0)
+    starting_step: int | None = Field(default=None, ge=0, le=MAX_INT32)
 
 
 class AnalysisRunHistory(ApiModel):
     """spec.analysis: how many finished AnalysisRuns to keep."""
 
-    successful_run_history_limit: int = Field(default=5, ge=0)
-    unsuccessful_run_history_limit: int = Field(default=5, ge=0)
+    successful_run_history_limit: int = Field(default=5, ge=0, le=MAX_INT32)
+    unsuccessful_run_history_limit: int = Field(default=5, ge=0, le=MAX_INT32)
 
 
 # --- canary ---------------------------------------------------------------------------------
@@ -117,7 +125,7 @@ class RolloutPause(ApiModel):
 
 class SetCanaryScale(ApiModel):
     weight: int | None = Field(default=None, ge=0, le=100)
-    replicas: int | None = Field(default=None, ge=0)
+    replicas: int | None = Field(default=None, ge=0, le=MAX_INT32)
     match_traffic_weight: bool | None = None
 
     @model_validator(mode="after")
@@ -173,12 +181,12 @@ class CanaryStrategy(ApiModel):
     max_surge: IntOrPercent = "25%"
     max_unavailable: IntOrPercent = "25%"
     analysis: RolloutAnalysisBackground | None = None
-    scale_down_delay_seconds: int = Field(default=30, ge=0)
-    abort_scale_down_delay_seconds: int = Field(default=30, ge=0)
+    scale_down_delay_seconds: int = Field(default=30, ge=0, le=MAX_DURATION_SECONDS)
+    abort_scale_down_delay_seconds: int = Field(default=30, ge=0, le=MAX_DURATION_SECONDS)
     traffic_routing: RolloutTrafficRouting | None = None
     dynamic_stable_scale: bool = False
-    scale_down_delay_revision_limit: int | None = Field(default=None, ge=0)
-    min_pods_per_replica_set: int | None = Field(default=None, ge=1)
+    scale_down_delay_revision_limit: int | None = Field(default=None, ge=0, le=MAX_INT32)
+    min_pods_per_replica_set: int | None = Field(default=None, ge=1, le=MAX_INT32)
     canary_metadata: PodMetadata | None = None
     stable_metadata: PodMetadata | None = None
     ping_pong: PingPongSpec | None = None
@@ -196,12 +204,12 @@ class CanaryStrategy(ApiModel):
 class BlueGreenStrategy(ApiModel):
     active_service: str = Field(min_length=1)
     preview_service: str | None = None
-    preview_replica_count: int | None = Field(default=None, ge=1)
+    preview_replica_count: int | None = Field(default=None, ge=1, le=MAX_INT32)
     auto_promotion_enabled: bool = True
-    auto_promotion_seconds: int | None = Field(default=None, ge=0)
+    auto_promotion_seconds: int | None = Field(default=None, ge=0, le=MAX_DURATION_SECONDS)
     max_unavailable: IntOrPercent = 0
-    scale_down_delay_seconds: int = Field(default=30, ge=0)
-    abort_scale_down_delay_seconds: int = Field(default=30, ge=0)
+    scale_down_delay_seconds: int = Field(default=30, ge=0, le=MAX_DURATION_SECONDS)
+    abort_scale_down_delay_seconds: int = Field(default=30, ge=0, le=MAX_DURATION_SECONDS)
     pre_promotion_analysis: RolloutAnalysis | None = None
     post_promotion_analysis: RolloutAnalysis | None = None
 
@@ -244,13 +252,13 @@ class PodTemplate(ApiModel):
 
 
 class RolloutSpec(ApiModel):
-    replicas: int = Field(default=1, ge=0)
+    replicas: int = Field(default=1, ge=0, le=MAX_INT32)
     selector: LabelSelector
     template: PodTemplate
-    min_ready_seconds: int = Field(default=0, ge=0)
-    revision_history_limit: int = Field(default=10, ge=0)
+    min_ready_seconds: int = Field(default=0, ge=0, le=MAX_DURATION_SECONDS)
+    revision_history_limit: int = Field(default=10, ge=0, le=MAX_INT32)
     paused: bool = False
-    progress_deadline_seconds: int = Field(default=600, ge=1)
+    progress_deadline_seconds: int = Field(default=600, ge=1, le=MAX_DURATION_SECONDS)
     progress_deadline_abort: bool = False
     strategy: RolloutStrategy
     analysis: AnalysisRunHistory | None = None

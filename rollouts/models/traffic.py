@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ConfigDict, Field, model_validator
 
-from rollouts.models.base import ApiModel
+from rollouts.models.base import MAX_INT32, ApiModel
 
 if TYPE_CHECKING:
     from rollouts.models.rollout import CanaryStrategy
@@ -259,7 +259,7 @@ class RolloutTrafficRouting(ApiModel):
     plugins: TrafficPlugins | None = None
     managed_routes: list[ManagedRoute] | None = None
     # What setWeight values are out of (weights written are canary + stable = this).
-    max_traffic_weight: int = Field(default=100, ge=1)
+    max_traffic_weight: int = Field(default=100, ge=1, le=MAX_INT32)
 
     @model_validator(mode="after")
     def _some_router(self) -> RolloutTrafficRouting:

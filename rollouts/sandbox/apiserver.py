@@ -18,20 +18,32 @@ What the real kopf operator, the kubernetes Python client, kubectl-ish clients a
   409 Conflict on a stale resourceVersion (PUT, merge patch, JSON patch), 422 on a failed
   JSON-patch ``test``, the status subresource kept separate, ``/scale``, finalizers and
   ``deletionTimestamp``, background garbage collection by ``ownerReferences``;
+* error answers with kube-apiserver's code, reason, message and details
+  (``rollouts.sandbox.apierrors``);
+* custom resources pruned and validated against their CRD's structural schema and CEL rules,
+  400 on unknown fields with ``?fieldValidation=Strict`` (``rollouts.sandbox.schema``);
+* ``/openapi/v3`` (and a JSON ``/openapi/v2``) built from the CRDs and the built-in kinds, so
+  ``kubectl apply`` validates on the server (``rollouts.sandbox.openapi``); Table answers with
+  the built-in kinds' usual columns and the CRDs' printer columns (``rollouts.sandbox.tables``);
 * list with label/field selectors and ``limit``/``continue``; watch with replay from a
   resourceVersion inside a bounded history window (410 Expired beyond it), ``timeoutSeconds``,
   ``allowWatchBookmarks``; every watch event carries the resourceVersion of the write's reply.
 
-Not emulated: admission / OpenAPI validation, conversion between CRD versions (objects are
-stored once and served with the requested apiVersion), the full strategic-merge rules (only
-the common list merge keys -- containers, env, volumes, ports, conditions... -- and ``$patch``
-directives; refused with 415 on custom resources like a real server), server-side
+The store and its write semantics live in ``rollouts.sandbox.store`` (patches in
+``patches``, selectors in ``selectors``, watch plumbing in ``watch``, the served kinds in
+``resources``); this module is the HTTP front, the in-process API and the thread runner.
+
+Not emulated: admission webhooks, validation of built-in kinds, CRD defaulting (see
+``rollouts.sandbox.schema`` for what schema checks are done), conversion between CRD versions
+(objects are stored once and served with the requested apiVersion), the full strategic-merge
+rules (only the common list merge keys -- containers, env, volumes, ports, conditions... --
+and ``$patch`` directives; refused with 415 on custom resources like a real server), server-side
 apply field management (``apply-patch+yaml`` is a merge patch that creates when absent),
 authentication (any bearer token, or none, is accepted; tokens registered with ``add_token``
 are authorised by the RBAC objects in the store, see ``rollouts.sandbox.rbac``), graceful pod
-termination, Foreground deletion (treated as Background), Table output on watch streams (kubectl
-``get`` gets a minimal Table with NAME, the CRD's printer columns and AGE; ``get -w`` gets plain
-JSON events), ``/openapi``, aggregated discovery (clients fall back to the legacy documents),
+termination, Foreground deletion (treated as Background), Table output on watch streams
+(``get -w`` gets plain JSON events), OpenAPI v2 in protobuf (kubectl's client-side validation
+fallback: it is answered 406), aggregated discovery (clients fall back to the legacy documents),
 per-resource history windows (one global window of ``history_size`` events).
 
 ``ApiEmulator.requests`` counts HTTP requests by ``(verb, resource)`` -- verbs get, list, watch,
@@ -47,22 +59,27 @@ import collections
 import concurrent.futures
 import contextlib
 import copy
-import dataclasses
 import datetime as dt
-import ipaddress
 import json
 import pathlib
-import random
 import re
 import threading
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from types import MappingProxyType
+from typing import Any, Final, TypeVar
 
 import yaml
 from aiohttp import web
 
-from rollouts.sandbox import rbac
+from rollouts.sandbox import apierrors, openapi, rbac, tables
+from rollouts.sandbox.apierrors import ApiError
+from rollouts.sandbox.resources import ResourceInfo
+from rollouts.sandbox.selectors import (
+    FieldSelector,
+    LabelSelector,
+)
+from rollouts.sandbox.store import ObjectStore
+from rollouts.sandbox.watch import Subscription, Watcher, WatchEvent
 
 __all__ = [
     "ApiEmulator",
@@ -77,710 +94,22 @@ __all__ = [
 Obj = dict[str, Any]
 T = TypeVar("T")
 
-_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
-_GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
-_ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
-_SUB_VERBS = ["get", "patch", "update"]
 _TRUE = ("true", "1", "True", "yes")
-
-
-# --------------------------------------------------------------------------------------------
-# Errors
-
-
-class ApiError(Exception):
-    """A failure answered as a ``Status`` object; raised by the in-process API too."""
-
-    def __init__(
-        self,
-        code: int,
-        reason: str,
-        message: str,
-        *,
-        details: Obj | None = None,
-    ) -> None:
-        super().__init__(f"{code} {reason}: {message}")
-        self.code = code
-        self.reason = reason
-        self.message = message
-        self.details = details
-
-    def status(self) -> Obj:
-        body: Obj = {
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": self.message,
-            "reason": self.reason,
-            "code": self.code,
-        }
-        if self.details is not None:
-            body["details"] = self.details
-        return body
-
-
-def _not_found(info: ResourceInfo, name: str) -> ApiError:
-    return ApiError(
-        404,
-        "NotFound",
-        f'{info.qualified} "{name}" not found',
-        details={"name": name, "group": info.group, "kind": info.plural},
-    )
-
-
-def _conflict(info: ResourceInfo, name: str) -> ApiError:
-    return ApiError(
-        409,
-        "Conflict",
-        f'Operation cannot be fulfilled on {info.qualified} "{name}": the object has been '
-        "modified; please apply your changes to the latest version and try again",
-        details={"name": name, "group": info.group, "kind": info.plural},
-    )
-
-
-def _invalid(info: ResourceInfo, name: str, message: str) -> ApiError:
-    return ApiError(
-        422,
-        "Invalid",
-        f'{info.kind} "{name}" is invalid: {message}',
-        details={"name": name, "group": info.group, "kind": info.kind},
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# Resource registry
-
-
-@dataclasses.dataclass(frozen=True)
-class ScaleInfo:
-    spec_replicas_path: str = ".spec.replicas"
-    status_replicas_path: str = ".status.replicas"
-    label_selector_path: str | None = None  # None: build it from .spec.selector
-
-
-@dataclasses.dataclass(frozen=True)
-class ResourceInfo:
-    group: str
-    version: str
-    plural: str
-    singular: str
-    kind: str
-    namespaced: bool
-    short_names: tuple[str, ...] = ()
-    categories: tuple[str, ...] = ()
-    status: bool = False
-    scale: ScaleInfo | None = None
-    has_generation: bool = True
-    custom: bool = False
-    printer_columns: tuple[tuple[str, str], ...] = ()  # (name, jsonPath)
-
-    @property
-    def api_version(self) -> str:
-        return f"{self.group}/{self.version}" if self.group else self.version
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.group, self.plural)
-
-    @property
-    def qualified(self) -> str:
-        return f"{self.plural}.{self.group}" if self.group else self.plural
-
-    def discovery(self) -> list[Obj]:
-        main: Obj = {
-            "name": self.plural,
-            "singularName": self.singular,
-            "namespaced": self.namespaced,
-            "kind": self.kind,
-            "verbs": list(_ALL_VERBS),
-        }
-        if self.short_names:
-            main["shortNames"] = list(self.short_names)
-        if self.categories:
-            main["categories"] = list(self.categories)
-        out = [main]
-        if self.status:
-            out.append(
-                {
-                    "name": f"{self.plural}/status",
-                    "singularName": "",
-                    "namespaced": self.namespaced,
-                    "kind": self.kind,
-                    "verbs": list(_SUB_VERBS),
-                }
-            )
-        if self.scale is not None:
-            out.append(
-                {
-                    "name": f"{self.plural}/scale",
-                    "singularName": "",
-                    "namespaced": self.namespaced,
-                    "group": "autoscaling",
-                    "version": "v1",
-                    "kind": "Scale",
-                    "verbs": list(_SUB_VERBS),
-                }
-            )
-        return out
-
-
-def _builtin_resources() -> list[ResourceInfo]:
-    rs_scale = ScaleInfo()
-    return [
-        ResourceInfo(
-            "",
-            "v1",
-            "namespaces",
-            "namespace",
-            "Namespace",
-            False,
-            ("ns",),
-            status=True,
-            has_generation=False,
-        ),
-        ResourceInfo("", "v1", "pods", "pod", "Pod", True, ("po",), ("all",), status=True),
-        ResourceInfo(
-            "",
-            "v1",
-            "services",
-            "service",
-            "Service",
-            True,
-            ("svc",),
-            ("all",),
-            status=True,
-            has_generation=False,
-        ),
-        ResourceInfo("", "v1", "events", "event", "Event", True, ("ev",), has_generation=False),
-        ResourceInfo("", "v1", "secrets", "secret", "Secret", True, has_generation=False),
-        ResourceInfo(
-            "", "v1", "configmaps", "configmap", "ConfigMap", True, ("cm",), has_generation=False
-        ),
-        ResourceInfo(
-            "",
-            "v1",
-            "serviceaccounts",
-            "serviceaccount",
-            "ServiceAccount",
-            True,
-            ("sa",),
-            has_generation=False,
-        ),
-        ResourceInfo(
-            "", "v1", "endpoints", "endpoints", "Endpoints", True, ("ep",), has_generation=False
-        ),
-        ResourceInfo(
-            "apps",
-            "v1",
-            "replicasets",
-            "replicaset",
-            "ReplicaSet",
-            True,
-            ("rs",),
-            ("all",),
-            status=True,
-            scale=rs_scale,
-        ),
-        ResourceInfo(
-            "apps",
-            "v1",
-            "deployments",
-            "deployment",
-            "Deployment",
-            True,
-            ("deploy",),
-            ("all",),
-            status=True,
-            scale=rs_scale,
-        ),
-        ResourceInfo("batch", "v1", "jobs", "job", "Job", True, (), ("all",), status=True),
-        # No ingress controller runs here: status stays as written (the NGINX router only
-        # reads and writes spec and annotations).
-        ResourceInfo("networking.k8s.io", "v1", "ingresses", "ingress", "Ingress", True,
-                     ("ing",), status=True),
-        ResourceInfo(
-            "coordination.k8s.io", "v1", "leases", "lease", "Lease", True, has_generation=False
-        ),
-        *(
-            ResourceInfo(rbac.GROUP, "v1", plural, plural[:-1], kind, namespaced,
-                         has_generation=False)
-            for plural, kind, namespaced in (
-                ("roles", "Role", True), ("rolebindings", "RoleBinding", True),
-                ("clusterroles", "ClusterRole", False),
-                ("clusterrolebindings", "ClusterRoleBinding", False))
-        ),
-        ResourceInfo(
-            "apiextensions.k8s.io",
-            "v1",
-            "customresourcedefinitions",
-            "customresourcedefinition",
-            "CustomResourceDefinition",
-            False,
-            ("crd", "crds"),
-            status=True,
-        ),
-    ]
-
-
-# --------------------------------------------------------------------------------------------
-# Selectors
-
-
-def _split_top_level(text: str) -> list[str]:
-    parts: list[str] = []
-    depth = 0
-    current = ""
-    for ch in text:
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        if ch == "," and depth == 0:
-            parts.append(current)
-            current = ""
-        else:
-            current += ch
-    parts.append(current)
-    return [p.strip() for p in parts if p.strip()]
-
-
-_SET_RE = re.compile(r"^([^\s!=()]+)\s+(in|notin)\s+\(([^)]*)\)$")
-_EQ_RE = re.compile(r"^([^\s!=()]+)\s*(==|=|!=)\s*([^\s,()]*)$")
-_KEY_RE = re.compile(r"^(!?)\s*([^\s!=()]+)$")
-
-
-@dataclasses.dataclass(frozen=True)
-class LabelSelector:
-    """A parsed label selector (string form), as in ``kubectl -l``."""
-
-    requirements: tuple[tuple[str, str, frozenset[str]], ...]
-
-    @classmethod
-    def parse(cls, text: str | None) -> LabelSelector:
-        reqs: list[tuple[str, str, frozenset[str]]] = []
-        for term in _split_top_level(text or ""):
-            if m := _SET_RE.match(term):
-                values = frozenset(v.strip() for v in m.group(3).split(",") if v.strip())
-                reqs.append((m.group(1), m.group(2), values))
-            elif m := _EQ_RE.match(term):
-                op = "!=" if m.group(2) == "!=" else "="
-                reqs.append((m.group(1), op, frozenset([m.group(3)])))
-            elif m := _KEY_RE.match(term):
-                reqs.append((m.group(2), "!" if m.group(1) else "exists", frozenset()))
-            else:
-                raise ApiError(400, "BadRequest", f"unable to parse requirement: {term!r}")
-        return cls(tuple(reqs))
-
-    @classmethod
-    def from_dict(cls, selector: Obj | None) -> LabelSelector:
-        """A ``LabelSelector`` object (matchLabels / matchExpressions) as a string selector."""
-        return cls.parse(selector_to_string(selector))
-
-    def matches(self, labels: dict[str, str] | None) -> bool:
-        labels = labels or {}
-        for key, op, values in self.requirements:
-            present = key in labels
-            value = labels.get(key)
-            if op == "exists" and not present:
-                return False
-            if op == "!" and present:
-                return False
-            if op in ("=", "in") and (not present or value not in values):
-                return False
-            if op in ("!=", "notin") and present and value in values:
-                return False
-        return True
-
-
-def selector_to_string(selector: Obj | None) -> str:
-    if not selector:
-        return ""
-    terms = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
-        if op == "In":
-            terms.append(f"{key} in ({','.join(values)})")
-        elif op == "NotIn":
-            terms.append(f"{key} notin ({','.join(values)})")
-        elif op == "Exists":
-            terms.append(str(key))
-        elif op == "DoesNotExist":
-            terms.append(f"!{key}")
-    return ",".join(terms)
-
-
-@dataclasses.dataclass(frozen=True)
-class FieldSelector:
-    requirements: tuple[tuple[tuple[str, ...], bool, str], ...]  # (path, equal?, value)
-
-    @classmethod
-    def parse(cls, text: str | None) -> FieldSelector:
-        reqs: list[tuple[tuple[str, ...], bool, str]] = []
-        for term in _split_top_level(text or ""):
-            m = re.match(r"^([A-Za-z0-9_.\-]+)\s*(==|=|!=)\s*(.*)$", term)
-            if not m:
-                raise ApiError(400, "BadRequest", f"invalid field selector: {term!r}")
-            reqs.append((tuple(m.group(1).split(".")), m.group(2) != "!=", m.group(3)))
-        return cls(tuple(reqs))
-
-    def matches(self, obj: Obj) -> bool:
-        for path, equal, value in self.requirements:
-            actual = _get_path(obj, path)
-            text = (
-                ""
-                if actual is None
-                else str(actual).lower()
-                if isinstance(actual, bool)
-                else str(actual)
-            )
-            if (text == value) != equal:
-                return False
-        return True
-
-
-def _get_path(obj: Any, path: Iterable[str]) -> Any:
-    for part in path:
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(part)
-    return obj
-
-
-def _dotted(path: str) -> list[str]:
-    return [p for p in path.strip().lstrip(".").split(".") if p]
-
-
-def _set_path(obj: Obj, path: list[str], value: Any) -> None:
-    for part in path[:-1]:
-        obj = obj.setdefault(part, {})
-    obj[path[-1]] = value
-
-
-# --------------------------------------------------------------------------------------------
-# Patches
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
-
-
-_SMP_KEYS = {
-    "containers": "name",
-    "initContainers": "name",
-    "ephemeralContainers": "name",
-    "env": "name",
-    "volumes": "name",
-    "imagePullSecrets": "name",
-    "volumeMounts": "mountPath",
-    "ownerReferences": "uid",
-    "conditions": "type",
-}
-
-
-def strategic_merge_patch(target: Any, patch: Any) -> Any:
-    """A strategic merge patch for the common list fields of built-in kinds.
-
-    Lists named in ``_SMP_KEYS`` (and ``ports``) merge item by item on their merge key and
-    honour ``$patch: delete``; a ``$patch: replace`` map replaces; other lists are replaced.
-    """
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    if patch.get("$patch") == "replace":
-        return {k: copy.deepcopy(v) for k, v in patch.items() if k != "$patch"}
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if key.startswith("$"):
-            continue
-        if value is None:
-            result.pop(key, None)
-        elif isinstance(value, list) and isinstance(result.get(key), list):
-            merge_key = _SMP_KEYS.get(key)
-            if key == "ports":
-                merge_key = (
-                    "containerPort"
-                    if any(isinstance(i, dict) and "containerPort" in i for i in value)
-                    else "port"
-                )
-            result[key] = _smp_list(result[key], value, merge_key)
-        else:
-            result[key] = strategic_merge_patch(result.get(key), value)
-    return result
-
-
-def _smp_list(current: list[Any], patch: list[Any], merge_key: str | None) -> list[Any]:
-    if merge_key is None or not all(isinstance(i, dict) and merge_key in i for i in patch):
-        return copy.deepcopy(patch)
-    out = [copy.deepcopy(i) for i in current]
-    for item in patch:
-        idx = next(
-            (
-                n
-                for n, i in enumerate(out)
-                if isinstance(i, dict) and i.get(merge_key) == item[merge_key]
-            ),
-            None,
-        )
-        if item.get("$patch") == "delete":
-            if idx is not None:
-                out.pop(idx)
-        elif idx is None:
-            out.append(strategic_merge_patch({}, item))
-        else:
-            out[idx] = strategic_merge_patch(out[idx], item)
-    return out
-
-
-class _PatchFailed(Exception):
-    def __init__(self, message: str, *, test: bool = False) -> None:
-        super().__init__(message)
-        self.test = test
-
-
-def _pointer(path: str) -> list[str]:
-    if path == "":
-        return []
-    if not path.startswith("/"):
-        raise _PatchFailed(f"invalid JSON pointer {path!r}")
-    return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
-
-
-def _walk(doc: Any, parts: list[str]) -> Any:
-    for part in parts:
-        if isinstance(doc, dict):
-            if part not in doc:
-                raise _PatchFailed(f"path element {part!r} not found")
-            doc = doc[part]
-        elif isinstance(doc, list):
-            doc = doc[_index(doc, part, allow_end=False)]
-        else:
-            raise _PatchFailed(f"cannot descend into {part!r}")
-    return doc
-
-
-def _index(doc: list[Any], part: str, *, allow_end: bool) -> int:
-    if part == "-" and allow_end:
-        return len(doc)
-    if not part.isdigit() or (len(part) > 1 and part.startswith("0")):
-        raise _PatchFailed(f"invalid array index {part!r}")
-    idx = int(part)
-    if idx > len(doc) or (idx == len(doc) and not allow_end):
-        raise _PatchFailed(f"array index {idx} out of bounds")
-    return idx
-
-
-def json_patch(doc: Any, ops: Any) -> Any:
-    """RFC 6902 JSON patch (add, remove, replace, move, copy, test)."""
-    if not isinstance(ops, list):
-        raise _PatchFailed("a JSON patch must be a list of operations")
-    doc = copy.deepcopy(doc)
-
-    def add(doc: Any, parts: list[str], value: Any) -> Any:
-        if not parts:
-            return value
-        parent = _walk(doc, parts[:-1])
-        last = parts[-1]
-        if isinstance(parent, dict):
-            parent[last] = value
-        elif isinstance(parent, list):
-            parent.insert(_index(parent, last, allow_end=True), value)
-        else:
-            raise _PatchFailed(f"cannot add to {last!r}")
-        return doc
-
-    def remove(doc: Any, parts: list[str]) -> Any:
-        if not parts:
-            raise _PatchFailed("cannot remove the whole document")
-        parent = _walk(doc, parts[:-1])
-        last = parts[-1]
-        if isinstance(parent, dict):
-            if last not in parent:
-                raise _PatchFailed(f"path {last!r} to remove does not exist")
-            return parent.pop(last)
-        if isinstance(parent, list):
-            return parent.pop(_index(parent, last, allow_end=False))
-        raise _PatchFailed(f"cannot remove {last!r}")
-
-    for op in ops:
-        if not isinstance(op, dict) or "op" not in op or "path" not in op:
-            raise _PatchFailed("every operation needs 'op' and 'path'")
-        kind, parts = op["op"], _pointer(op["path"])
-        if kind == "add":
-            doc = add(doc, parts, copy.deepcopy(op.get("value")))
-        elif kind == "remove":
-            remove(doc, parts)
-        elif kind == "replace":
-            _walk(doc, parts)
-            if parts:
-                remove(doc, parts)
-            doc = add(doc, parts, copy.deepcopy(op.get("value")))
-        elif kind == "move":
-            value = remove(doc, _pointer(op["from"]))
-            doc = add(doc, parts, value)
-        elif kind == "copy":
-            doc = add(doc, parts, copy.deepcopy(_walk(doc, _pointer(op["from"]))))
-        elif kind == "test":
-            try:
-                actual = _walk(doc, parts)
-            except _PatchFailed as e:
-                raise _PatchFailed(f"testing value {op['path']} failed: {e}", test=True) from e
-            if actual != op.get("value"):
-                raise _PatchFailed(f"testing value {op['path']} failed", test=True)
-        else:
-            raise _PatchFailed(f"unknown operation {kind!r}")
-    return doc
-
-
-# --------------------------------------------------------------------------------------------
-# Watch plumbing
-
-
-@dataclasses.dataclass(frozen=True)
-class WatchEvent:
-    type: str  # ADDED | MODIFIED | DELETED
-    object: Obj
-    old: Obj | None = None
-    rv: int = 0
-
-
-@dataclasses.dataclass(frozen=True)
-class _HistoryItem:
-    rv: int
-    key: tuple[str, str]
-    event: WatchEvent
-
-
-class _Watcher:
-    def __init__(
-        self,
-        key: tuple[str, str],
-        namespace: str | None,
-        labels: LabelSelector,
-        fields: FieldSelector,
-        loop: asyncio.AbstractEventLoop,
-    ) -> None:
-        self.key = key
-        self.namespace = namespace
-        self.labels = labels
-        self.fields = fields
-        self.loop = loop
-        self.queue: asyncio.Queue[WatchEvent | None] = asyncio.Queue()
-
-    def _match(self, obj: Obj | None) -> bool:
-        if obj is None:
-            return False
-        meta = obj.get("metadata", {})
-        if self.namespace is not None and meta.get("namespace") != self.namespace:
-            return False
-        return self.labels.matches(meta.get("labels")) and self.fields.matches(obj)
-
-    def translate(self, event: WatchEvent) -> WatchEvent | None:
-        """The event as this watcher sees it: selector edges become ADDED / DELETED."""
-        new_match = self._match(event.object)
-        if event.type != "MODIFIED":
-            return event if new_match else None
-        old_match = self._match(event.old)
-        if new_match and old_match:
-            return event
-        if new_match:
-            return dataclasses.replace(event, type="ADDED")
-        if old_match:
-            return dataclasses.replace(event, type="DELETED")
-        return None
-
-    def deliver(self, event: WatchEvent | None) -> None:
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is self.loop:
-            self.queue.put_nowait(event)
-        elif not self.loop.is_closed():
-            self.loop.call_soon_threadsafe(self.queue.put_nowait, event)
-
-
-class Subscription:
-    """In-process watch: ``async for event in sub`` yields :class:`WatchEvent`s.
-
-    Events are those of writes after the subscription was made (and, if ``initial`` was asked,
-    an ADDED event for each matching object that existed then).
-    """
-
-    def __init__(self, emulator: ApiEmulator, watcher: _Watcher) -> None:
-        self._emulator = emulator
-        self._watcher = watcher
-        self._closed = False
-
-    def __aiter__(self) -> AsyncIterator[WatchEvent]:
-        return self
-
-    async def __anext__(self) -> WatchEvent:
-        if self._closed:
-            raise StopAsyncIteration
-        event = await self._watcher.queue.get()
-        if event is None:
-            self._closed = True
-            raise StopAsyncIteration
-        return event
-
-    async def get(self, timeout: float | None = None) -> WatchEvent | None:
-        """The next event, or None when the subscription ends or ``timeout`` passes."""
-        try:
-            return await asyncio.wait_for(self.__anext__(), timeout)
-        except (StopAsyncIteration, TimeoutError):
-            return None
-
-    def pending(self) -> list[WatchEvent]:
-        """Events already queued, without waiting."""
-        out: list[WatchEvent] = []
-        while not self._watcher.queue.empty():
-            event = self._watcher.queue.get_nowait()
-            if event is None:
-                self._closed = True
-                break
-            out.append(event)
-        return out
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._emulator._unwatch(self._watcher)
+_SERVER_VERSION: Final = MappingProxyType({
+    "major": "1",
+    "minor": "31",
+    "gitVersion": "v1.31.0-sandbox",
+    "gitCommit": "0000000000000000000000000000000000000000",
+    "gitTreeState": "clean",
+    "buildDate": "2026-01-01T00:00:00Z",
+    "goVersion": "go1.22",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+})
 
 
 # --------------------------------------------------------------------------------------------
 # Misc helpers
-
-
-def _fmt_time(t: dt.datetime) -> str:
-    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse_time(text: str) -> dt.datetime | None:
-    try:
-        return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except (ValueError, AttributeError):
-        return None
-
-
-def _human_age(seconds: float) -> str:
-    s = max(0, int(seconds))
-    if s < 120:
-        return f"{s}s"
-    if s < 3600 * 3:
-        m, r = divmod(s, 60)
-        return f"{m}m{r}s" if m < 10 and r else f"{m}m"
-    if s < 86400 * 2:
-        return f"{s // 3600}h"
-    return f"{s // 86400}d"
 
 
 def _int_param(value: str | None, name: str) -> int | None:
@@ -789,14 +118,14 @@ def _int_param(value: str | None, name: str) -> int | None:
     try:
         return int(str(value))
     except ValueError:
-        raise ApiError(400, "BadRequest", f"invalid {name}: {value!r}") from None
+        raise apierrors.bad_request(f"invalid {name}: {value!r}") from None
 
 
 # --------------------------------------------------------------------------------------------
 # The emulator
 
 
-class ApiEmulator:
+class ApiEmulator(ObjectStore):
     """A Kubernetes API server in miniature: one global store, real HTTP, real watch streams.
 
     The in-process methods (``get_object``, ``create_object``, ``patch_object``...) share the
@@ -814,24 +143,14 @@ class ApiEmulator:
         clock: Callable[[], dt.datetime] | None = None,
         namespaces: Iterable[str] = ("default", "kube-system", "kube-public"),
     ) -> None:
+        super().__init__(history_size=history_size, clock=clock, namespaces=namespaces)
         self.host = host
         self.port = port
-        self.history_size = history_size
         self.bookmark_interval = bookmark_interval
-        self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
-        self._resources: dict[tuple[str, str, str], ResourceInfo] = {}
-        self._builtin_keys: set[tuple[str, str]] = set()
-        self._objects: dict[tuple[str, str], dict[tuple[str, str], Obj]] = {}
-        self._rv = 0
-        self._history: collections.deque[_HistoryItem] = collections.deque()
-        self._history_floor = 0  # the newest rv evicted from the history window
-        self._watchers: dict[tuple[str, str], set[_Watcher]] = collections.defaultdict(set)
-        self._next_ip = int(ipaddress.IPv4Address("10.96.0.10"))
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._stopping: asyncio.Event | None = None
-        self._random = random.Random()
         self.requests_total = 0
         self.requests: collections.Counter[tuple[str, str]] = collections.Counter()
         # RBAC: users of the registered tokens, and what each was allowed to do, by
@@ -846,11 +165,6 @@ class ApiEmulator:
                 obj for (obj_ns, _), obj in
                 self._store(self._info(rbac.GROUP, "v1", plural)).items()
                 if ns is None or obj_ns == ns])
-        for info in _builtin_resources():
-            self._register(info)
-            self._builtin_keys.add(info.key)
-        for ns in namespaces:
-            self._create(self._info("", "v1", "namespaces"), None, {"metadata": {"name": ns}})
 
     # ---------------------------------------------------------------------------- lifecycle
 
@@ -891,11 +205,6 @@ class ApiEmulator:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
-
-    @property
-    def resource_version(self) -> int:
-        """The current global resourceVersion."""
-        return self._rv
 
     def reset_counters(self) -> None:
         self.requests_total = 0
@@ -1100,7 +409,7 @@ class ApiEmulator:
 
         def run() -> Subscription:
             info = self._info(group, version, plural)
-            watcher = _Watcher(
+            watcher = Watcher(
                 info.key,
                 namespace,
                 LabelSelector.parse(label_selector),
@@ -1112,636 +421,15 @@ class ApiEmulator:
                     out = self._out(info, obj)
                     watcher.deliver(WatchEvent("ADDED", out, None, self._rv))
             self._watchers[info.key].add(watcher)
-            return Subscription(self, watcher)
+            return Subscription(self._unwatch, watcher)
 
         return self._call(run)
 
-    def _unwatch(self, watcher: _Watcher) -> None:
+    def _unwatch(self, watcher: Watcher) -> None:
         def run() -> None:
             self._watchers[watcher.key].discard(watcher)
 
         self._call(run)
-
-    # ----------------------------------------------------------------- registry
-
-    def _register(self, info: ResourceInfo) -> None:
-        self._resources[(info.group, info.version, info.plural)] = info
-        self._objects.setdefault(info.key, {})
-
-    def _info(self, group: str, version: str, plural: str) -> ResourceInfo:
-        info = self._resources.get((group, version, plural))
-        if info is None:
-            raise ApiError(
-                404, "NotFound", "the server could not find the requested resource", details={}
-            )
-        return info
-
-    def _store(self, info: ResourceInfo) -> dict[tuple[str, str], Obj]:
-        return self._objects.setdefault(info.key, {})
-
-    def _any_info(self, key: tuple[str, str]) -> ResourceInfo | None:
-        for info in self._resources.values():
-            if info.key == key:
-                return info
-        return None
-
-    def _crd_changed(self, crd: Obj | None, old: Obj | None) -> None:
-        """(Re)register the resources a CRD serves."""
-        if old is not None:
-            spec = old.get("spec", {})
-            group, plural = spec.get("group", ""), spec.get("names", {}).get("plural", "")
-            for k in [k for k in self._resources if k[0] == group and k[2] == plural]:
-                del self._resources[k]
-        if crd is None:
-            return
-        spec = crd.get("spec", {})
-        names = spec.get("names", {})
-        group = spec.get("group", "")
-        for version in spec.get("versions", []):
-            if not version.get("served", True):
-                continue
-            subs = version.get("subresources") or spec.get("subresources") or {}
-            scale: ScaleInfo | None = None
-            if "scale" in subs:
-                s = subs["scale"] or {}
-                scale = ScaleInfo(
-                    s.get("specReplicasPath", ".spec.replicas"),
-                    s.get("statusReplicasPath", ".status.replicas"),
-                    s.get("labelSelectorPath"),
-                )
-            columns = tuple(
-                (str(c.get("name")), str(c.get("jsonPath", "")))
-                for c in version.get("additionalPrinterColumns") or []
-            )
-            self._register(
-                ResourceInfo(
-                    group=group,
-                    version=str(version.get("name")),
-                    plural=str(names.get("plural")),
-                    singular=str(names.get("singular") or str(names.get("kind", "")).lower()),
-                    kind=str(names.get("kind")),
-                    namespaced=spec.get("scope", "Namespaced") == "Namespaced",
-                    short_names=tuple(names.get("shortNames") or ()),
-                    categories=tuple(names.get("categories") or ()),
-                    status="status" in subs,
-                    scale=scale,
-                    custom=True,
-                    printer_columns=columns,
-                )
-            )
-
-    # ----------------------------------------------------------------- store primitives
-
-    def _out(self, info: ResourceInfo, obj: Obj) -> Obj:
-        out = copy.deepcopy(obj)
-        out["apiVersion"] = info.api_version
-        return out
-
-    def _select(
-        self,
-        info: ResourceInfo,
-        namespace: str | None,
-        label_selector: str | None,
-        field_selector: str | None,
-    ) -> list[Obj]:
-        labels = LabelSelector.parse(label_selector)
-        fields = FieldSelector.parse(field_selector)
-        out = []
-        for (ns, _), obj in sorted(self._store(info).items()):
-            if namespace is not None and ns != namespace:
-                continue
-            if labels.matches(obj["metadata"].get("labels")) and fields.matches(obj):
-                out.append(obj)
-        return out
-
-    def write_history(self) -> list[tuple[int, str, str, Obj]]:
-        """(resourceVersion, resource plural, event type, object) of every write still in
-        the history window, oldest first: the order in which the server applied them."""
-        items = list(self._history)  # one C-level copy: safe beside the server's thread
-        return [(item.rv, item.key[1], item.event.type, copy.deepcopy(item.event.object))
-                for item in items]
-
-    def _commit(self, info: ResourceInfo, kind: str, obj: Obj, old: Obj | None) -> Obj:
-        """Write (or remove) one object under a new resourceVersion and tell the watchers."""
-        self._rv += 1
-        obj["metadata"]["resourceVersion"] = str(self._rv)
-        meta = obj["metadata"]
-        key = (meta.get("namespace") or "", meta["name"])
-        store = self._store(info)
-        if kind == "DELETED":
-            store.pop(key, None)
-        else:
-            store[key] = obj
-        event = WatchEvent(kind, copy.deepcopy(obj), copy.deepcopy(old) if old else None, self._rv)
-        self._history.append(_HistoryItem(self._rv, info.key, event))
-        while len(self._history) > self.history_size:
-            self._history_floor = self._history.popleft().rv
-        for watcher in list(self._watchers.get(info.key, ())):
-            seen = watcher.translate(event)
-            if seen is not None:
-                watcher.deliver(seen)
-        if info.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
-            self._crd_changed(None if kind == "DELETED" else obj, old)
-            if kind == "DELETED":
-                self._drop_custom_objects(obj)
-        return obj
-
-    def _now(self) -> str:
-        return _fmt_time(self._clock())
-
-    # ----------------------------------------------------------------- create
-
-    def _create(self, info: ResourceInfo, namespace: str | None, body: Any) -> Obj:
-        if not isinstance(body, dict):
-            raise ApiError(400, "BadRequest", "the request body must be a JSON object")
-        meta = body.get("metadata")
-        if not isinstance(meta, dict):
-            meta = body["metadata"] = {}
-        if info.namespaced:
-            body_ns = meta.get("namespace")
-            if namespace is None:
-                namespace = body_ns or None
-            if namespace is None:
-                raise ApiError(400, "BadRequest", "a namespace is required for a namespaced kind")
-            if body_ns and body_ns != namespace:
-                raise ApiError(
-                    400,
-                    "BadRequest",
-                    "the namespace of the provided object does not match the namespace sent "
-                    "on the request",
-                )
-            meta["namespace"] = namespace
-            ns_obj = self._objects.get(("", "namespaces"), {}).get(("", namespace))
-            if ns_obj is None:
-                raise ApiError(
-                    404,
-                    "NotFound",
-                    f'namespaces "{namespace}" not found',
-                    details={"name": namespace, "kind": "namespaces"},
-                )
-            if ns_obj["metadata"].get("deletionTimestamp"):
-                raise ApiError(
-                    403,
-                    "Forbidden",
-                    f'{info.qualified} "{meta.get("name") or meta.get("generateName")}" is '
-                    f"forbidden: unable to create new content in namespace {namespace} because "
-                    "it is being terminated",
-                )
-        else:
-            meta.pop("namespace", None)
-        store = self._store(info)
-        name = meta.get("name")
-        if not name:
-            prefix = meta.get("generateName")
-            if not prefix:
-                raise _invalid(
-                    info, "", "metadata.name: Required value: name or generateName is required"
-                )
-            for _ in range(100):
-                name = prefix + "".join(self._random.choices(_GENERATE_ALPHABET, k=5))
-                if (namespace or "", name) not in store:
-                    break
-            meta["name"] = name
-        if not isinstance(name, str) or len(name) > 253 or not _NAME_RE.match(name):
-            raise _invalid(
-                info,
-                str(name),
-                f'metadata.name: Invalid value: "{name}": a lowercase RFC 1123 subdomain must '
-                "consist of lower case alphanumeric characters, '-' or '.', and must start and "
-                "end with an alphanumeric character",
-            )
-        if (namespace or "", name) in store:
-            raise ApiError(
-                409,
-                "AlreadyExists",
-                f'{info.qualified} "{name}" already exists',
-                details={"name": name, "group": info.group, "kind": info.plural},
-            )
-        body["apiVersion"] = info.api_version
-        body["kind"] = info.kind
-        for field in (
-            "resourceVersion",
-            "deletionTimestamp",
-            "deletionGracePeriodSeconds",
-            "selfLink",
-        ):
-            meta.pop(field, None)
-        meta["uid"] = str(uuid.uuid4())
-        meta["creationTimestamp"] = self._now()
-        if info.has_generation:
-            meta["generation"] = 1
-        else:
-            meta.pop("generation", None)
-        self._defaults_on_create(info, body)
-        return self._commit(info, "ADDED", body, None)
-
-    def _defaults_on_create(self, info: ResourceInfo, body: Obj) -> None:
-        meta = body["metadata"]
-        if info.status and info.key != ("", "namespaces"):
-            body.pop("status", None)
-        key = info.key
-        if key == ("", "namespaces"):
-            meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = meta["name"]
-            body.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
-            body["status"] = {"phase": "Active"}
-        elif key == ("", "pods"):
-            body.setdefault("spec", {})
-            body["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
-        elif key == ("", "services"):
-            spec = body.setdefault("spec", {})
-            spec.setdefault("type", "ClusterIP")
-            spec.setdefault("sessionAffinity", "None")
-            if spec.get("clusterIP") in (None, ""):
-                spec["clusterIP"] = str(ipaddress.IPv4Address(self._next_ip))
-                self._next_ip += 1
-            if spec.get("clusterIP") != "None":
-                spec.setdefault("clusterIPs", [spec["clusterIP"]])
-            for port in spec.get("ports") or []:
-                port.setdefault("protocol", "TCP")
-                port.setdefault("targetPort", port.get("port"))
-            body["status"] = {"loadBalancer": {}}
-        elif key in (("apps", "replicasets"), ("apps", "deployments")):
-            body.setdefault("spec", {}).setdefault("replicas", 1)
-            body["status"] = {}
-        elif key == ("apiextensions.k8s.io", "customresourcedefinitions"):
-            spec = body.setdefault("spec", {})
-            names = dict(spec.get("names") or {})
-            names.setdefault("singular", str(names.get("kind", "")).lower())
-            names.setdefault("listKind", f"{names.get('kind', '')}List")
-            body["status"] = self._crd_status(body, names)
-
-    def _crd_status(self, crd: Obj, names: Obj) -> Obj:
-        now = self._now()
-        spec = crd.get("spec", {})
-        stored = [v.get("name") for v in spec.get("versions", []) if v.get("storage")]
-        conditions = [
-            {"type": t, "status": "True", "reason": r, "message": m, "lastTransitionTime": now}
-            for t, r, m in (
-                ("NamesAccepted", "NoConflicts", "no conflicts found"),
-                ("Established", "InitialNamesAccepted", "the initial names have been accepted"),
-            )
-        ]
-        return {"acceptedNames": names, "conditions": conditions, "storedVersions": stored}
-
-    # ----------------------------------------------------------------- update / patch
-
-    def _current(self, info: ResourceInfo, namespace: str | None, name: str) -> Obj:
-        obj = self._store(info).get((namespace or "", name))
-        if obj is None:
-            raise _not_found(info, name)
-        return obj
-
-    def _replace(
-        self,
-        info: ResourceInfo,
-        namespace: str | None,
-        name: str,
-        body: Any,
-        subresource: str | None,
-    ) -> Obj:
-        if not isinstance(body, dict):
-            raise ApiError(400, "BadRequest", "the request body must be a JSON object")
-        old = self._current(info, namespace, name)
-        if subresource == "scale":
-            return self._write_scale(info, old, body)
-        meta = body.get("metadata")
-        if not isinstance(meta, dict):
-            meta = body["metadata"] = {}
-        if meta.get("name") not in (None, name):
-            raise ApiError(
-                400,
-                "BadRequest",
-                f"the name of the object ({meta.get('name')}) does not match the name on the "
-                f"URL ({name})",
-            )
-        if info.namespaced and meta.get("namespace") not in (None, "", namespace):
-            raise ApiError(
-                400,
-                "BadRequest",
-                "the namespace of the provided object does not match the namespace sent on "
-                "the request",
-            )
-        rv = meta.get("resourceVersion")
-        if rv in (None, "") and info.custom:
-            raise _invalid(
-                info,
-                name,
-                "metadata.resourceVersion: Invalid value: 0x0: must be specified for an update",
-            )
-        return self._update(info, old, body, subresource)
-
-    def _patch(
-        self,
-        info: ResourceInfo,
-        namespace: str | None,
-        name: str,
-        content_type: str,
-        patch: Any,
-        subresource: str | None,
-    ) -> Obj:
-        ctype = content_type.split(";")[0].strip().lower()
-        store = self._store(info)
-        old = store.get((namespace or "", name))
-        if old is None:
-            if ctype == "application/apply-patch+yaml" and subresource is None:
-                body = copy.deepcopy(patch) if isinstance(patch, dict) else {}
-                body.setdefault("metadata", {})["name"] = name
-                return self._create(info, namespace, body)
-            raise _not_found(info, name)
-        base = self._scale_object(info, old) if subresource == "scale" else old
-        try:
-            if ctype == "application/json-patch+json":
-                if not isinstance(patch, list):
-                    raise ApiError(
-                        400,
-                        "BadRequest",
-                        "json: cannot unmarshal object into Go value of type "
-                        "[]handlers.jsonPatchOp",
-                    )
-                candidate = json_patch(base, patch)
-            elif ctype == "application/strategic-merge-patch+json" and not info.custom:
-                if not isinstance(patch, dict):
-                    raise ApiError(400, "BadRequest", "a merge patch must be a JSON object")
-                candidate = strategic_merge_patch(base, patch)
-            elif ctype in ("application/merge-patch+json", "application/apply-patch+yaml"):
-                if not isinstance(patch, dict):
-                    raise ApiError(400, "BadRequest", "a merge patch must be a JSON object")
-                candidate = merge_patch(base, patch)
-            else:
-                smp = "" if info.custom else ", application/strategic-merge-patch+json"
-                raise ApiError(
-                    415,
-                    "UnsupportedMediaType",
-                    f"the body of the request was in an unknown format - accepted media types "
-                    f"include: application/json-patch+json, application/merge-patch+json, "
-                    f"application/apply-patch+yaml{smp}",
-                )
-        except _PatchFailed as e:
-            if e.test:
-                raise ApiError(422, "Invalid", str(e)) from e
-            raise ApiError(
-                422,
-                "Invalid",
-                f"the server rejected our request due to an error in our request: {e}",
-            ) from e
-        if not isinstance(candidate, dict):
-            raise ApiError(422, "Invalid", "the patched object is not a JSON object")
-        if subresource == "scale":
-            return self._write_scale(info, old, candidate)
-        return self._update(info, old, candidate, subresource)
-
-    def _update(self, info: ResourceInfo, old: Obj, candidate: Obj, sub: str | None) -> Obj:
-        """The common tail of PUT and PATCH on the main resource or on ``/status``."""
-        name = old["metadata"]["name"]
-        cmeta = candidate.get("metadata")
-        if not isinstance(cmeta, dict):
-            cmeta = {}
-        rv = cmeta.get("resourceVersion")
-        if rv not in (None, "") and str(rv) != old["metadata"]["resourceVersion"]:
-            raise _conflict(info, name)
-        if sub is not None and sub != "status":
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        if sub == "status":
-            if not info.status:
-                raise ApiError(404, "NotFound", "the server could not find the requested resource")
-            new = copy.deepcopy(old)
-            if "status" in candidate:
-                new["status"] = copy.deepcopy(candidate["status"])
-            else:
-                new.pop("status", None)
-        else:
-            new = copy.deepcopy(candidate)
-            new["apiVersion"] = old["apiVersion"]
-            new["kind"] = old["kind"]
-            meta = new["metadata"] = copy.deepcopy(cmeta)
-            for field in (
-                "uid",
-                "creationTimestamp",
-                "name",
-                "namespace",
-                "deletionTimestamp",
-                "deletionGracePeriodSeconds",
-                "generation",
-                "resourceVersion",
-            ):
-                if field in old["metadata"]:
-                    meta[field] = old["metadata"][field]
-                else:
-                    meta.pop(field, None)
-            if info.status:
-                if "status" in old:
-                    new["status"] = copy.deepcopy(old["status"])
-                else:
-                    new.pop("status", None)
-            if old["metadata"].get("deletionTimestamp"):
-                added = set(meta.get("finalizers") or []) - set(
-                    old["metadata"].get("finalizers") or []
-                )
-                if added:
-                    raise _invalid(
-                        info,
-                        name,
-                        "metadata.finalizers: Forbidden: no new "
-                        "finalizers can be added if the object is being "
-                        "deleted",
-                    )
-            if info.has_generation and self._content(info, new) != self._content(info, old):
-                meta["generation"] = int(old["metadata"].get("generation", 1)) + 1
-            if not meta.get("finalizers"):
-                meta.pop("finalizers", None)
-        if new == old:
-            return old  # a no-op write changes nothing, not even the resourceVersion
-        if info.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
-            names = dict(new.get("spec", {}).get("names") or {})
-            names.setdefault("singular", str(names.get("kind", "")).lower())
-            names.setdefault("listKind", f"{names.get('kind', '')}List")
-            new.setdefault("status", {})["acceptedNames"] = names
-        if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
-            return self._remove(info, new, old)
-        return self._commit(info, "MODIFIED", new, old)
-
-    @staticmethod
-    def _content(info: ResourceInfo, obj: Obj) -> Obj:
-        return {
-            k: v
-            for k, v in obj.items()
-            if k not in ("metadata", "apiVersion", "kind") and not (k == "status" and info.status)
-        }
-
-    # ----------------------------------------------------------------- scale
-
-    def _scale_object(self, info: ResourceInfo, obj: Obj) -> Obj:
-        if info.scale is None:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        meta = obj["metadata"]
-        spec_replicas = _get_path(obj, _dotted(info.scale.spec_replicas_path))
-        status_replicas = _get_path(obj, _dotted(info.scale.status_replicas_path))
-        if info.scale.label_selector_path:
-            selector = _get_path(obj, _dotted(info.scale.label_selector_path))
-        else:
-            selector = selector_to_string(_get_path(obj, ["spec", "selector"]))
-        status: Obj = {"replicas": int(status_replicas or 0)}
-        if selector:
-            status["selector"] = selector
-        return {
-            "kind": "Scale",
-            "apiVersion": "autoscaling/v1",
-            "metadata": {
-                k: meta[k]
-                for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
-                if k in meta
-            },
-            "spec": {"replicas": int(spec_replicas or 0)},
-            "status": status,
-        }
-
-    def _write_scale(self, info: ResourceInfo, old: Obj, scale: Obj) -> Obj:
-        if info.scale is None:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        rv = _get_path(scale, ["metadata", "resourceVersion"])
-        if rv not in (None, "") and str(rv) != old["metadata"]["resourceVersion"]:
-            raise _conflict(info, old["metadata"]["name"])
-        replicas = _get_path(scale, ["spec", "replicas"])
-        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
-            raise _invalid(
-                info,
-                old["metadata"]["name"],
-                "spec.replicas: Invalid value: must be a non-negative integer",
-            )
-        candidate = copy.deepcopy(old)
-        _set_path(candidate, _dotted(info.scale.spec_replicas_path), replicas)
-        self._update(info, old, candidate, None)
-        return self._scale_object(
-            info, self._current(info, old["metadata"].get("namespace"), old["metadata"]["name"])
-        )
-
-    # ----------------------------------------------------------------- delete
-
-    def _delete(
-        self, info: ResourceInfo, namespace: str | None, name: str, options: Obj | None
-    ) -> Obj:
-        options = options or {}
-        old = self._current(info, namespace, name)
-        pre = options.get("preconditions") or {}
-        if pre.get("uid") and pre["uid"] != old["metadata"]["uid"]:
-            raise ApiError(
-                409,
-                "Conflict",
-                f"Operation cannot be fulfilled on {info.qualified} "
-                f'"{name}": Precondition failed: UID in precondition: '
-                f"{pre['uid']}, UID in object meta: "
-                f"{old['metadata']['uid']}",
-            )
-        if (
-            pre.get("resourceVersion")
-            and pre["resourceVersion"] != old["metadata"]["resourceVersion"]
-        ):
-            raise _conflict(info, name)
-        policy = options.get("propagationPolicy")
-        if policy is None and options.get("orphanDependents") is True:
-            policy = "Orphan"
-        if info.key == ("", "namespaces"):
-            return self._delete_namespace(info, old)
-        if old["metadata"].get("finalizers"):
-            if old["metadata"].get("deletionTimestamp"):
-                return old
-            new = copy.deepcopy(old)
-            new["metadata"]["deletionTimestamp"] = self._now()
-            new["metadata"]["deletionGracePeriodSeconds"] = 0
-            if info.has_generation:
-                new["metadata"]["generation"] = int(old["metadata"].get("generation", 1)) + 1
-            return self._commit(info, "MODIFIED", new, old)
-        return self._remove(info, copy.deepcopy(old), old, policy=policy or "Background")
-
-    def _remove(self, info: ResourceInfo, obj: Obj, old: Obj, *, policy: str = "Background") -> Obj:
-        result = self._commit(info, "DELETED", obj, old)
-        self._collect_dependents(obj["metadata"]["uid"], orphan=policy == "Orphan")
-        ns = obj["metadata"].get("namespace")
-        if ns:
-            self._maybe_finish_namespace(ns)
-        return result
-
-    def _collect_dependents(self, owner_uid: str, *, orphan: bool) -> None:
-        """Background garbage collection: dependents whose last owner is gone go too."""
-        live_uids = {
-            o["metadata"]["uid"] for store in self._objects.values() for o in store.values()
-        }
-        for key, store in list(self._objects.items()):
-            info = self._any_info(key)
-            if info is None:
-                continue
-            for obj in list(store.values()):
-                refs = obj["metadata"].get("ownerReferences") or []
-                if not any(r.get("uid") == owner_uid for r in refs):
-                    continue
-                remaining = [r for r in refs if r.get("uid") != owner_uid]
-                current = store.get(
-                    (obj["metadata"].get("namespace") or "", obj["metadata"]["name"])
-                )
-                if current is None:
-                    continue
-                if not orphan and not any(r.get("uid") in live_uids for r in remaining):
-                    self._delete(
-                        info,
-                        current["metadata"].get("namespace"),
-                        current["metadata"]["name"],
-                        None,
-                    )
-                else:
-                    new = copy.deepcopy(current)
-                    if remaining:
-                        new["metadata"]["ownerReferences"] = remaining
-                    else:
-                        new["metadata"].pop("ownerReferences", None)
-                    self._commit(info, "MODIFIED", new, current)
-
-    def _delete_namespace(self, info: ResourceInfo, old: Obj) -> Obj:
-        name = old["metadata"]["name"]
-        if not old["metadata"].get("deletionTimestamp"):
-            new = copy.deepcopy(old)
-            new["metadata"]["deletionTimestamp"] = self._now()
-            new["metadata"]["deletionGracePeriodSeconds"] = 0
-            new["status"] = {"phase": "Terminating"}
-            old = self._commit(info, "MODIFIED", new, old)
-        for key, store in list(self._objects.items()):
-            kinfo = self._any_info(key)
-            if kinfo is None or not kinfo.namespaced:
-                continue
-            for ns, oname in list(store):
-                fresh = store.get((ns, oname))
-                if (
-                    ns == name
-                    and fresh is not None
-                    and not fresh["metadata"].get("deletionTimestamp")
-                ):
-                    self._delete(kinfo, ns, oname, None)
-        return self._maybe_finish_namespace(name) or old
-
-    def _maybe_finish_namespace(self, name: str) -> Obj | None:
-        info = self._info("", "v1", "namespaces")
-        ns_obj = self._store(info).get(("", name))
-        if ns_obj is None or not ns_obj["metadata"].get("deletionTimestamp"):
-            return None
-        for key, store in self._objects.items():
-            if key == info.key:
-                continue
-            if any(ns == name for ns, _ in store):
-                return None
-        if ns_obj["metadata"].get("finalizers"):
-            return None
-        return self._commit(info, "DELETED", copy.deepcopy(ns_obj), ns_obj)
-
-    def _drop_custom_objects(self, crd: Obj) -> None:
-        spec = crd.get("spec", {})
-        key = (spec.get("group", ""), spec.get("names", {}).get("plural", ""))
-        store = self._objects.pop(key, {})
-        if not store:
-            return
-        info = ResourceInfo(key[0], "v1", key[1], "", "", True)
-        self._objects[key] = store
-        for obj in list(store.values()):
-            self._commit(info, "DELETED", copy.deepcopy(obj), obj)
-        self._objects.pop(key, None)
 
     # ----------------------------------------------------------------- HTTP
 
@@ -1772,7 +460,7 @@ class ApiEmulator:
         allowed, reason = self._policy.decide(asked)
         if not allowed:
             message, details = rbac.forbidden_message(asked, reason)
-            raise ApiError(403, "Forbidden", message, details=details)
+            raise apierrors.forbidden(message, details)
         if asked.resource_request:
             self.allowed[(user.name, asked.verb, asked.group, asked.combined_resource,
                           asked.namespace)] += 1
@@ -1788,19 +476,13 @@ class ApiEmulator:
             return web.json_response({"paths": ["/api", "/api/v1", "/apis", "/version"]})
         if parts == ["version"]:
             self._count("get", "discovery")
-            return web.json_response(
-                {
-                    "major": "1",
-                    "minor": "31",
-                    "gitVersion": "v1.31.0-sandbox",
-                    "gitCommit": "0000000000000000000000000000000000000000",
-                    "gitTreeState": "clean",
-                    "buildDate": "2026-01-01T00:00:00Z",
-                    "goVersion": "go1.22",
-                    "compiler": "gc",
-                    "platform": "linux/amd64",
-                }
-            )
+            return web.json_response(dict(_SERVER_VERSION))
+        if parts[0] == "openapi":
+            self._count("get", "openapi")
+            accept = request.headers.get("Accept", "")
+            if accept and "json" not in accept and "*/*" not in accept:
+                raise apierrors.generic(406)  # kubectl asks v2 in protobuf: not served
+            return web.json_response(self._openapi(parts[1:]))
         if parts[0] == "healthz" or parts[0] == "readyz" or parts[0] == "livez":
             return web.Response(text="ok")
         if parts[0] == "api":
@@ -1825,7 +507,7 @@ class ApiEmulator:
                 return web.json_response(self._group(parts[1]))
             group, version, rest = parts[1], parts[2], parts[3:]
         else:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise apierrors.generic(404)
         if not rest:
             self._count("get", "discovery")
             return web.json_response(self._resource_list(group, version))
@@ -1840,19 +522,19 @@ class ApiEmulator:
         ):
             namespace, rest = rest[1], rest[2:]
         if not rest or len(rest) > 3:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise apierrors.generic(404)
         plural = rest[0]
         name = rest[1] if len(rest) > 1 else None
         sub = rest[2] if len(rest) > 2 else None
         info = self._info(group, version, plural)
         if info.namespaced is False and namespace is not None:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise apierrors.generic(404)
         if sub is not None and not (
             (sub == "status" and info.status) or (sub == "scale" and info.scale)
         ):
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise apierrors.generic(404)
         if info.namespaced and name is not None and namespace is None:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise apierrors.generic(404)
         resource = plural if sub is None else f"{plural}/{sub}"
         method = request.method
         self._authorize(
@@ -1860,6 +542,7 @@ class ApiEmulator:
             group=group, resource=plural, subresource=sub or "", namespace=namespace or "",
             name=name or "")
         dry_run = "dryRun" in q
+        strict = q.get("fieldValidation") == "Strict"
 
         if method == "GET":
             if watch:
@@ -1879,28 +562,30 @@ class ApiEmulator:
         if method == "POST":
             self._count("create", resource)
             if name is not None:
-                raise ApiError(405, "MethodNotAllowed", "POST is not supported on an object")
+                raise apierrors.generic(405)
             body = await self._body(request)
             if dry_run:
                 return web.json_response(
-                    self._dry(lambda: self._create(info, namespace, body), info), status=201
+                    self._dry(lambda: self._create(info, namespace, body, strict=strict), info),
+                    status=201
                 )
             return web.json_response(
-                self._out(info, self._create(info, namespace, body)), status=201
+                self._out(info, self._create(info, namespace, body, strict=strict)), status=201
             )
         if method in ("PUT", "PATCH", "DELETE") and name is None:
             if method == "DELETE":
                 self._count("deletecollection", resource)
                 return web.json_response(self._delete_collection(info, namespace, q))
-            raise ApiError(405, "MethodNotAllowed", f"{method} is not supported on a collection")
+            raise apierrors.generic(405)
         assert name is not None
         if method == "PUT":
             self._count("update", resource)
             body = await self._body(request)
             if dry_run:
-                result = self._dry(lambda: self._replace(info, namespace, name, body, sub), info)
+                result = self._dry(
+                    lambda: self._replace(info, namespace, name, body, sub, strict=strict), info)
             else:
-                result = self._replace(info, namespace, name, body, sub)
+                result = self._replace(info, namespace, name, body, sub, strict=strict)
             if sub == "scale":
                 return web.json_response(result)
             return web.json_response(self._out(info, result))
@@ -1909,11 +594,10 @@ class ApiEmulator:
             ctype = request.headers.get("Content-Type", "application/merge-patch+json")
             patch = await self._body(request, yaml_ok="apply-patch+yaml" in ctype)
             if dry_run:
-                result = self._dry(
-                    lambda: self._patch(info, namespace, name, ctype, patch, sub), info
-                )
+                result = self._dry(lambda: self._patch(
+                    info, namespace, name, ctype, patch, sub, strict=strict), info)
             else:
-                result = self._patch(info, namespace, name, ctype, patch, sub)
+                result = self._patch(info, namespace, name, ctype, patch, sub, strict=strict)
             if sub == "scale":
                 return web.json_response(result)
             return web.json_response(self._out(info, result))
@@ -1928,7 +612,7 @@ class ApiEmulator:
                     self._dry(lambda: self._delete(info, namespace, name, options), info)
                 )
             return web.json_response(self._out(info, self._delete(info, namespace, name, options)))
-        raise ApiError(405, "MethodNotAllowed", f"method {method} is not allowed")
+        raise apierrors.generic(405)
 
     def _dry(self, fn: Callable[[], Obj], info: ResourceInfo) -> Obj:
         """Run a write against a snapshot, answer its result, and restore everything."""
@@ -1955,11 +639,11 @@ class ApiEmulator:
         if not raw.strip():
             if optional:
                 return None
-            raise ApiError(400, "BadRequest", "the request body is empty")
+            raise apierrors.bad_request("the request body is empty")
         try:
             return yaml.safe_load(raw) if yaml_ok else json.loads(raw)
         except (ValueError, yaml.YAMLError) as e:
-            raise ApiError(400, "BadRequest", f"the request body is not valid: {e}") from e
+            raise apierrors.bad_request(f"the request body is not valid: {e}") from e
 
     def _list(self, info: ResourceInfo, namespace: str | None, q: Any) -> Obj:
         items = self._select(info, namespace, q.get("labelSelector"), q.get("fieldSelector"))
@@ -1970,7 +654,7 @@ class ApiEmulator:
             try:
                 after = tuple(json.loads(base64.urlsafe_b64decode(cont.encode())))
             except ValueError:
-                raise ApiError(400, "BadRequest", "invalid continue token") from None
+                raise apierrors.bad_request("invalid continue token") from None
             items = [
                 o
                 for o in items
@@ -1991,7 +675,7 @@ class ApiEmulator:
 
     def _delete_collection(self, info: ResourceInfo, namespace: str | None, q: Any) -> Obj:
         if info.namespaced and namespace is None:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise apierrors.generic(404)
         items = self._select(info, namespace, q.get("labelSelector"), q.get("fieldSelector"))
         deleted = []
         for obj in items:
@@ -2016,68 +700,43 @@ class ApiEmulator:
         return web.json_response(body)
 
     def _table(self, info: ResourceInfo, items: list[Obj], body: Obj) -> Obj:
-        now = self._clock()
-        columns: list[Obj] = [
-            {
-                "name": "Name",
-                "type": "string",
-                "format": "name",
-                "priority": 0,
-                "description": "Name must be unique within a namespace.",
-            },
-        ]
-        for cname, _ in info.printer_columns:
-            if cname.lower() != "age":
-                columns.append(
-                    {
-                        "name": cname,
-                        "type": "string",
-                        "format": "",
-                        "priority": 0,
-                        "description": cname,
-                    }
-                )
-        columns.append(
-            {
-                "name": "Age",
-                "type": "string",
-                "format": "",
-                "priority": 0,
-                "description": "CreationTimestamp",
-            }
-        )
-        rows = []
-        for obj in items:
-            meta = obj["metadata"]
-            created = _parse_time(meta.get("creationTimestamp", ""))
-            age = _human_age((now - created).total_seconds()) if created else "<unknown>"
-            cells: list[Any] = [meta["name"]]
-            for cname, path in info.printer_columns:
-                if cname.lower() != "age":
-                    value = _get_path(obj, _dotted(path))
-                    cells.append("" if value is None else value)
-            cells.append(age)
-            rows.append(
-                {
-                    "cells": cells,
-                    "object": {
-                        "kind": "PartialObjectMetadata",
-                        "apiVersion": "meta.k8s.io/v1",
-                        "metadata": meta,
-                    },
-                }
-            )
-        return {
-            "kind": "Table",
-            "apiVersion": "meta.k8s.io/v1",
-            "metadata": {
-                "resourceVersion": body.get("metadata", {}).get("resourceVersion", str(self._rv))
-            },
-            "columnDefinitions": columns,
-            "rows": rows,
-        }
+        version = body.get("metadata", {}).get("resourceVersion", str(self._rv))
+        return tables.table(info.group, info.plural, info.printer_columns, items, version,
+                            self._clock())
 
     # ----------------------------------------------------------------- discovery bodies
+
+    def _openapi(self, parts: list[str]) -> Obj:
+        """/openapi/v2, /openapi/v3 and /openapi/v3/{api/v1 | apis/G/V} (see openapi.py)."""
+        by_gv: dict[tuple[str, str], list[ResourceInfo]] = {}
+        for info in self._resources.values():
+            by_gv.setdefault((info.group, info.version), []).append(info)
+        crds = self._objects.get(("apiextensions.k8s.io", "customresourcedefinitions"), {})
+        schemas: dict[tuple[str, str, str], Obj] = {}
+        for crd in crds.values():
+            spec = crd.get("spec", {})
+            for version in spec.get("versions") or []:
+                found = (version.get("schema") or {}).get("openAPIV3Schema")
+                if isinstance(found, dict):
+                    schemas[(spec.get("group", ""), version.get("name", ""),
+                             spec.get("names", {}).get("kind", ""))] = found
+        release = _SERVER_VERSION["gitVersion"]
+        documents = {
+            (group, version): openapi.group_version_document(
+                infos, {kind: s for (g, v, kind), s in schemas.items()
+                        if (g, v) == (group, version)}, release)
+            for (group, version), infos in by_gv.items()}
+        if parts == ["v2"]:
+            return openapi.swagger_v2(documents.values(), release)
+        if parts == ["v3"]:
+            return openapi.v3_root(documents)
+        if parts[:1] == ["v3"]:
+            rest = parts[1:]
+            wanted = (("", rest[1]) if rest[:1] == ["api"] and len(rest) == 2 else
+                      (rest[1], rest[2]) if rest[:1] == ["apis"] and len(rest) == 3 else None)
+            if wanted is not None and wanted in documents:
+                return documents[wanted]
+        raise apierrors.generic(404)
 
     def _group_versions(self) -> dict[str, list[str]]:
         groups: dict[str, list[str]] = {}
@@ -2090,7 +749,7 @@ class ApiEmulator:
     def _group(self, group: str) -> Obj:
         versions = self._group_versions().get(group)
         if not versions or group == "":
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise apierrors.generic(404)
         ordered = sorted(versions, key=_version_priority)
         return {
             "kind": "APIGroup",
@@ -2111,7 +770,7 @@ class ApiEmulator:
             i for (g, v, _), i in sorted(self._resources.items()) if g == group and v == version
         ]
         if not infos:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise apierrors.generic(404)
         return {
             "kind": "APIResourceList",
             "apiVersion": "v1",
@@ -2135,7 +794,7 @@ class ApiEmulator:
         send_initial = q.get("sendInitialEvents") in _TRUE
         rv_text = q.get("resourceVersion") or ""
         since = _int_param(rv_text, "resourceVersion")
-        watcher = _Watcher(
+        watcher = Watcher(
             info.key,
             namespace,
             LabelSelector.parse(label_selector),
@@ -2188,7 +847,7 @@ class ApiEmulator:
         request: web.Request,
         response: web.StreamResponse,
         info: ResourceInfo,
-        watcher: _Watcher,
+        watcher: Watcher,
         timeout: int | None,
         bookmarks: bool,
     ) -> None:

@@ -31,6 +31,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from rollouts.sandbox import apierrors
 from rollouts.sandbox.apiserver import ApiEmulator, ApiError, LabelSelector, Subscription
 
 __all__ = ["KubeletSimulator", "is_pod_ready", "never_ready_if_image_contains"]
@@ -175,7 +176,7 @@ class KubeletSimulator:
         """Force a Pod's readiness (e.g. to simulate a failing probe)."""
         pod = self.emulator.get_object(*_PODS, namespace, name)
         if pod is None:
-            raise ApiError(404, "NotFound", f'pods "{name}" not found')
+            raise apierrors.not_found("", "pods", name)
         return self._write_pod_status(pod, ready=ready)
 
     # ------------------------------------------------------------------ event loop

@@ -167,7 +167,8 @@ def test_canary_rollout_end_to_end(operator: ApiEmulator) -> None:
     # Invariant 7: a bad spec next to it gets InvalidSpec and does not disturb the other.
     broken = copy.deepcopy(ROLLOUT)
     broken["metadata"]["name"] = "broken"
-    broken["spec"]["strategy"]["canary"]["steps"] = [{"setWeight": 10, "pause": {}}]
+    # Admitted by the CRD (its pattern holds), refused by the controller (beyond 87600h).
+    broken["spec"]["strategy"]["canary"]["steps"] = [{"pause": {"duration": "99999h"}}]
     emulator.create_object("rollouts.dev", "v1alpha1", "rollouts", NS, broken)
 
     # --- first revision: straight to Healthy ---------------------------------------------

@@ -39,7 +39,9 @@ CRD: dict[str, Any] = {
                 "name": "v1",
                 "served": True,
                 "storage": True,
-                "schema": {"openAPIV3Schema": {"type": "object"}},
+                # Without preserve-unknown-fields a real server would prune every field.
+                "schema": {"openAPIV3Schema": {"type": "object",
+                                               "x-kubernetes-preserve-unknown-fields": True}},
                 "subresources": {
                     "status": {},
                     "scale": {
@@ -460,7 +462,7 @@ async def test_table_output_for_kubectl(client: httpx.AsyncClient) -> None:
     )
     table = r.json()
     assert table["kind"] == "Table"
-    assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Age"]
+    assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Data", "Age"]
     assert table["rows"][0]["cells"][0] == "t"
     assert table["rows"][0]["object"]["metadata"]["name"] == "t"
 
@@ -928,15 +930,24 @@ async def test_project_crds_are_served(client: httpx.AsyncClient, emu: ApiEmulat
         resources
     )
     assert resources["clusteranalysistemplates"]["namespaced"] is False
-    r = await client.post(
-        "/apis/rollouts.dev/v1alpha1/namespaces/default/rollouts",
-        json={
-            "apiVersion": "rollouts.dev/v1alpha1",
-            "kind": "Rollout",
-            "metadata": {"name": "demo"},
-            "spec": {"replicas": 3},
-        },
-    )
+    def demo(spec: dict[str, Any]) -> dict[str, Any]:
+        return {"apiVersion": "rollouts.dev/v1alpha1", "kind": "Rollout",
+                "metadata": {"name": "demo"}, "spec": spec}
+
+    rollouts = "/apis/rollouts.dev/v1alpha1/namespaces/default/rollouts"
+    r = await client.post(rollouts, json=demo({"replicas": 3}))
+    # The CRD's schema is enforced: selector, template and strategy are required.
+    refused = assert_status(r, 422, "Invalid")
+    assert refused["message"].startswith('Rollout.rollouts.dev "demo" is invalid: [')
+    assert {"reason": "FieldValueRequired", "message": "Required value",
+            "field": "spec.selector"} in refused["details"]["causes"]
+    r = await client.post(rollouts, json=demo({
+        "replicas": 3,
+        "selector": {"matchLabels": {"app": "demo"}},
+        "template": {"metadata": {"labels": {"app": "demo"}},
+                     "spec": {"containers": [{"name": "app", "image": "app:1"}]}},
+        "strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {}}]}},
+    }))
     assert r.status_code == 201 and r.json()["metadata"]["generation"] == 1
     scale = (
         await client.get("/apis/rollouts.dev/v1alpha1/namespaces/default/rollouts/demo/scale")

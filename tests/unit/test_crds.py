@@ -271,7 +271,8 @@ def test_descriptions_and_enums_come_from_the_models() -> None:
     assert "passed through" in at(spec, "template")["description"]
     operator = at(spec, "selector", "matchExpressions", "[]", "operator")
     assert operator["enum"] == ["In", "NotIn", "Exists", "DoesNotExist"]
-    assert at(spec, "replicas") == {"type": "integer", "default": 1, "minimum": 0}
+    assert at(spec, "replicas") == {"type": "integer", "default": 1, "minimum": 0,
+                                    "maximum": 2**31 - 1}
     # setWeight is out of maxTrafficWeight, so its bound is a semantic rule, not the schema.
     assert "maximum" not in at(spec, "strategy", "canary", "steps", "[]", "setWeight")
 

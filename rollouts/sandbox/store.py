@@ -1,0 +1,688 @@
+"""The API emulator's store: objects by resource, one global resourceVersion, and the write
+semantics a kube-apiserver applies (server-filled metadata, generation, resourceVersion
+conflicts, the status and scale subresources, patches, admission of custom resources against
+their CRD's schema, finalizers, deletion and garbage collection), with a watch event per write.
+
+No HTTP here: `rollouts.sandbox.apiserver.ApiEmulator` serves this store over HTTP and through
+its in-process methods.
+"""
+
+from __future__ import annotations
+
+import collections
+import copy
+import datetime as dt
+import ipaddress
+import random
+import re
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from rollouts.sandbox import apierrors, schema
+from rollouts.sandbox.apierrors import ApiError, FieldError, GoLiteral
+from rollouts.sandbox.patches import PatchFailed, json_patch, merge_patch, strategic_merge_patch
+from rollouts.sandbox.resources import ResourceInfo, ScaleInfo, builtin_resources
+from rollouts.sandbox.selectors import (
+    FieldSelector,
+    LabelSelector,
+    dotted,
+    get_path,
+    selector_to_string,
+    set_path,
+)
+from rollouts.sandbox.watch import HistoryItem, Watcher, WatchEvent
+
+Obj = dict[str, Any]
+
+_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+_GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def _fmt_time(t: dt.datetime) -> str:
+    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class ObjectStore:
+    """Objects and their write semantics; every write is one watch event (see module doc)."""
+
+    def __init__(
+        self,
+        *,
+        history_size: int = 10_000,
+        clock: Callable[[], dt.datetime] | None = None,
+        namespaces: Iterable[str] = ("default", "kube-system", "kube-public"),
+    ) -> None:
+        self.history_size = history_size
+        self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self._resources: dict[tuple[str, str, str], ResourceInfo] = {}
+        self._builtin_keys: set[tuple[str, str]] = set()
+        self._objects: dict[tuple[str, str], dict[tuple[str, str], Obj]] = {}
+        self._rv = 0
+        self._history: collections.deque[HistoryItem] = collections.deque()
+        self._history_floor = 0  # the newest rv evicted from the history window
+        self._watchers: dict[tuple[str, str], set[Watcher]] = collections.defaultdict(set)
+        self._next_ip = int(ipaddress.IPv4Address("10.96.0.10"))
+        self._random = random.Random()
+        self._cel_programs: schema.Programs = {}
+        for info in builtin_resources():
+            self._register(info)
+            self._builtin_keys.add(info.key)
+        for ns in namespaces:
+            self._create(self._info("", "v1", "namespaces"), None, {"metadata": {"name": ns}})
+
+    @property
+    def resource_version(self) -> int:
+        """The current global resourceVersion."""
+        return self._rv
+
+    # ----------------------------------------------------------------- registry
+
+    def _register(self, info: ResourceInfo) -> None:
+        self._resources[(info.group, info.version, info.plural)] = info
+        self._objects.setdefault(info.key, {})
+
+    def _info(self, group: str, version: str, plural: str) -> ResourceInfo:
+        info = self._resources.get((group, version, plural))
+        if info is None:
+            raise apierrors.generic(404)
+        return info
+
+    def _store(self, info: ResourceInfo) -> dict[tuple[str, str], Obj]:
+        return self._objects.setdefault(info.key, {})
+
+    def _any_info(self, key: tuple[str, str]) -> ResourceInfo | None:
+        for info in self._resources.values():
+            if info.key == key:
+                return info
+        return None
+
+    def _crd_changed(self, crd: Obj | None, old: Obj | None) -> None:
+        """(Re)register the resources a CRD serves."""
+        if old is not None:
+            spec = old.get("spec", {})
+            group, plural = spec.get("group", ""), spec.get("names", {}).get("plural", "")
+            for k in [k for k in self._resources if k[0] == group and k[2] == plural]:
+                del self._resources[k]
+        if crd is None:
+            return
+        spec = crd.get("spec", {})
+        names = spec.get("names", {})
+        group = spec.get("group", "")
+        for version in spec.get("versions", []):
+            if not version.get("served", True):
+                continue
+            subs = version.get("subresources") or spec.get("subresources") or {}
+            scale: ScaleInfo | None = None
+            if "scale" in subs:
+                s = subs["scale"] or {}
+                scale = ScaleInfo(
+                    s.get("specReplicasPath", ".spec.replicas"),
+                    s.get("statusReplicasPath", ".status.replicas"),
+                    s.get("labelSelectorPath"),
+                )
+            columns = tuple(
+                (str(c.get("name")), str(c.get("jsonPath", "")))
+                for c in version.get("additionalPrinterColumns") or []
+            )
+            self._register(
+                ResourceInfo(
+                    group=group,
+                    version=str(version.get("name")),
+                    plural=str(names.get("plural")),
+                    singular=str(names.get("singular") or str(names.get("kind", "")).lower()),
+                    kind=str(names.get("kind")),
+                    namespaced=spec.get("scope", "Namespaced") == "Namespaced",
+                    short_names=tuple(names.get("shortNames") or ()),
+                    categories=tuple(names.get("categories") or ()),
+                    status="status" in subs,
+                    scale=scale,
+                    custom=True,
+                    printer_columns=columns,
+                )
+            )
+
+    # ----------------------------------------------------------------- store primitives
+
+    def _out(self, info: ResourceInfo, obj: Obj) -> Obj:
+        out = copy.deepcopy(obj)
+        out["apiVersion"] = info.api_version
+        return out
+
+    def _select(
+        self,
+        info: ResourceInfo,
+        namespace: str | None,
+        label_selector: str | None,
+        field_selector: str | None,
+    ) -> list[Obj]:
+        labels = LabelSelector.parse(label_selector)
+        fields = FieldSelector.parse(field_selector)
+        out = []
+        for (ns, _), obj in sorted(self._store(info).items()):
+            if namespace is not None and ns != namespace:
+                continue
+            if labels.matches(obj["metadata"].get("labels")) and fields.matches(obj):
+                out.append(obj)
+        return out
+
+    def write_history(self) -> list[tuple[int, str, str, Obj]]:
+        """(resourceVersion, resource plural, event type, object) of every write still in
+        the history window, oldest first: the order in which the server applied them."""
+        items = list(self._history)  # one C-level copy: safe beside the server's thread
+        return [(item.rv, item.key[1], item.event.type, copy.deepcopy(item.event.object))
+                for item in items]
+
+    def _commit(self, info: ResourceInfo, kind: str, obj: Obj, old: Obj | None) -> Obj:
+        """Write (or remove) one object under a new resourceVersion and tell the watchers."""
+        self._rv += 1
+        obj["metadata"]["resourceVersion"] = str(self._rv)
+        meta = obj["metadata"]
+        key = (meta.get("namespace") or "", meta["name"])
+        store = self._store(info)
+        if kind == "DELETED":
+            store.pop(key, None)
+        else:
+            store[key] = obj
+        event = WatchEvent(kind, copy.deepcopy(obj), copy.deepcopy(old) if old else None, self._rv)
+        self._history.append(HistoryItem(self._rv, info.key, event))
+        while len(self._history) > self.history_size:
+            self._history_floor = self._history.popleft().rv
+        for watcher in list(self._watchers.get(info.key, ())):
+            seen = watcher.translate(event)
+            if seen is not None:
+                watcher.deliver(seen)
+        if info.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
+            self._crd_changed(None if kind == "DELETED" else obj, old)
+            if kind == "DELETED":
+                self._drop_custom_objects(obj)
+        return obj
+
+    def _now(self) -> str:
+        return _fmt_time(self._clock())
+
+    # ----------------------------------------------------------------- create
+
+    def _create(self, info: ResourceInfo, namespace: str | None, body: Any, *,
+                strict: bool = False) -> Obj:
+        if not isinstance(body, dict):
+            raise apierrors.bad_request("the request body must be a JSON object")
+        meta = body.get("metadata")
+        if not isinstance(meta, dict):
+            meta = body["metadata"] = {}
+        if info.namespaced:
+            body_ns = meta.get("namespace")
+            if namespace is None:
+                namespace = body_ns or None
+            if namespace is None:
+                raise apierrors.bad_request("a namespace is required for a namespaced kind")
+            if body_ns and body_ns != namespace:
+                raise apierrors.bad_request(
+                "the namespace of the provided object does not match the namespace sent "
+                    "on the request",
+                )
+            meta["namespace"] = namespace
+            ns_obj = self._objects.get(("", "namespaces"), {}).get(("", namespace))
+            if ns_obj is None:
+                raise ApiError(
+                    404,
+                    "NotFound",
+                    f'namespaces "{namespace}" not found',
+                    details={"name": namespace, "kind": "namespaces"},
+                )
+            if ns_obj["metadata"].get("deletionTimestamp"):
+                name = meta.get("name") or meta.get("generateName")
+                raise apierrors.forbidden(
+                    f'{info.qualified} "{name}" is forbidden: unable to create new content in '
+                    f"namespace {namespace} because it is being terminated",
+                    {"name": name, "group": info.group, "kind": info.plural})
+        else:
+            meta.pop("namespace", None)
+        store = self._store(info)
+        name = meta.get("name")
+        if not name:
+            prefix = meta.get("generateName")
+            if not prefix:
+                raise apierrors.invalid(info.group, info.kind, "", [FieldError(
+                    "Required", "metadata.name", "name or generateName is required")])
+            for _ in range(100):
+                name = prefix + "".join(self._random.choices(_GENERATE_ALPHABET, k=5))
+                if (namespace or "", name) not in store:
+                    break
+            meta["name"] = name
+        if not isinstance(name, str) or len(name) > 253 or not _NAME_RE.match(name):
+            raise apierrors.invalid(info.group, info.kind, str(name), [FieldError(
+                "Invalid", "metadata.name",
+                "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric "
+                "characters, '-' or '.', and must start and end with an alphanumeric character",
+                name)])
+        if (namespace or "", name) in store:
+            raise apierrors.already_exists(info.group, info.plural, name)
+        body["apiVersion"] = info.api_version
+        body["kind"] = info.kind
+        for field in (
+            "resourceVersion",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "selfLink",
+        ):
+            meta.pop(field, None)
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = self._now()
+        if info.has_generation:
+            meta["generation"] = 1
+        else:
+            meta.pop("generation", None)
+        self._defaults_on_create(info, body)
+        return self._commit(info, "ADDED", self._admit(info, body, strict=strict), None)
+
+    def _defaults_on_create(self, info: ResourceInfo, body: Obj) -> None:
+        meta = body["metadata"]
+        if info.status and info.key != ("", "namespaces"):
+            body.pop("status", None)
+        key = info.key
+        if key == ("", "namespaces"):
+            meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = meta["name"]
+            body.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
+            body["status"] = {"phase": "Active"}
+        elif key == ("", "pods"):
+            body.setdefault("spec", {})
+            body["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
+        elif key == ("", "services"):
+            spec = body.setdefault("spec", {})
+            spec.setdefault("type", "ClusterIP")
+            spec.setdefault("sessionAffinity", "None")
+            if spec.get("clusterIP") in (None, ""):
+                spec["clusterIP"] = str(ipaddress.IPv4Address(self._next_ip))
+                self._next_ip += 1
+            if spec.get("clusterIP") != "None":
+                spec.setdefault("clusterIPs", [spec["clusterIP"]])
+            for port in spec.get("ports") or []:
+                port.setdefault("protocol", "TCP")
+                port.setdefault("targetPort", port.get("port"))
+            body["status"] = {"loadBalancer": {}}
+        elif key in (("apps", "replicasets"), ("apps", "deployments")):
+            body.setdefault("spec", {}).setdefault("replicas", 1)
+            body["status"] = {}
+        elif key == ("apiextensions.k8s.io", "customresourcedefinitions"):
+            spec = body.setdefault("spec", {})
+            names = dict(spec.get("names") or {})
+            names.setdefault("singular", str(names.get("kind", "")).lower())
+            names.setdefault("listKind", f"{names.get('kind', '')}List")
+            body["status"] = self._crd_status(body, names)
+
+    def _crd_status(self, crd: Obj, names: Obj) -> Obj:
+        now = self._now()
+        spec = crd.get("spec", {})
+        stored = [v.get("name") for v in spec.get("versions", []) if v.get("storage")]
+        conditions = [
+            {"type": t, "status": "True", "reason": r, "message": m, "lastTransitionTime": now}
+            for t, r, m in (
+                ("NamesAccepted", "NoConflicts", "no conflicts found"),
+                ("Established", "InitialNamesAccepted", "the initial names have been accepted"),
+            )
+        ]
+        return {"acceptedNames": names, "conditions": conditions, "storedVersions": stored}
+
+    # ----------------------------------------------------------------- update / patch
+
+    def _admit(self, info: ResourceInfo, obj: Obj, *, strict: bool, name: str = "") -> Obj:
+        """A custom resource pruned to its CRD's schema; 400 for unknown fields when strict,
+        422 Invalid when the schema or a CEL rule refuses it (see rollouts.sandbox.schema)."""
+        if not info.custom:
+            return obj
+        crds = self._objects.get(("apiextensions.k8s.io", "customresourcedefinitions"), {})
+        crd = crds.get(("", f"{info.plural}.{info.group}"))
+        versions = (crd or {}).get("spec", {}).get("versions") or []
+        found = next((v.get("schema", {}).get("openAPIV3Schema") for v in versions
+                      if v.get("name") == info.version), None)
+        if not isinstance(found, dict):
+            return obj
+        pruned, checked = schema.check(obj, found, self._cel_programs)
+        if strict and checked.unknown:
+            unknown = ", ".join(f'unknown field "{path}"' for path in checked.unknown)
+            raise apierrors.bad_request(
+                f'{info.kind} in version "{info.version}" cannot be handled as a {info.kind}: '
+                f"strict decoding error: {unknown}")
+        if checked.errors:
+            raise apierrors.invalid(info.group, info.kind,
+                                    name or str(obj["metadata"].get("name", "")), checked.errors)
+        return pruned
+
+    def _current(self, info: ResourceInfo, namespace: str | None, name: str) -> Obj:
+        obj = self._store(info).get((namespace or "", name))
+        if obj is None:
+            raise apierrors.not_found(info.group, info.plural, name)
+        return obj
+
+    def _replace(
+        self,
+        info: ResourceInfo,
+        namespace: str | None,
+        name: str,
+        body: Any,
+        subresource: str | None,
+        *,
+        strict: bool = False,
+    ) -> Obj:
+        if not isinstance(body, dict):
+            raise apierrors.bad_request("the request body must be a JSON object")
+        old = self._current(info, namespace, name)
+        if subresource == "scale":
+            return self._write_scale(info, old, body)
+        meta = body.get("metadata")
+        if not isinstance(meta, dict):
+            meta = body["metadata"] = {}
+        if meta.get("name") not in (None, name):
+            raise apierrors.bad_request(
+                f"the name of the object ({meta.get('name')}) does not match the name on the "
+                f"URL ({name})",
+            )
+        if info.namespaced and meta.get("namespace") not in (None, "", namespace):
+            raise apierrors.bad_request(
+                "the namespace of the provided object does not match the namespace sent on "
+                "the request",
+            )
+        rv = meta.get("resourceVersion")
+        if rv in (None, "") and info.custom:
+            raise apierrors.invalid(info.group, info.kind, name, [FieldError(
+                "Invalid", "metadata.resourceVersion", "must be specified for an update",
+                GoLiteral("0x0"))])
+        return self._update(info, old, body, subresource, strict=strict)
+
+    def _patch(
+        self,
+        info: ResourceInfo,
+        namespace: str | None,
+        name: str,
+        content_type: str,
+        patch: Any,
+        subresource: str | None,
+        *,
+        strict: bool = False,
+    ) -> Obj:
+        ctype = content_type.split(";")[0].strip().lower()
+        store = self._store(info)
+        old = store.get((namespace or "", name))
+        if old is None:
+            if ctype == "application/apply-patch+yaml" and subresource is None:
+                body = copy.deepcopy(patch) if isinstance(patch, dict) else {}
+                body.setdefault("metadata", {})["name"] = name
+                return self._create(info, namespace, body, strict=strict)
+            raise apierrors.not_found(info.group, info.plural, name)
+        base = self._scale_object(info, old) if subresource == "scale" else old
+        try:
+            if ctype == "application/json-patch+json":
+                if not isinstance(patch, list):
+                    raise apierrors.bad_request(
+                        "json: cannot unmarshal object into Go value of type jsonpatch.Patch")
+                candidate = json_patch(base, patch)
+            elif ctype == "application/strategic-merge-patch+json" and not info.custom:
+                if not isinstance(patch, dict):
+                    raise apierrors.bad_request("Invalid JSON Patch")
+                candidate = strategic_merge_patch(base, patch)
+            elif ctype in ("application/merge-patch+json", "application/apply-patch+yaml"):
+                if not isinstance(patch, dict):
+                    raise apierrors.bad_request("Invalid JSON Patch")
+                candidate = merge_patch(base, patch)
+            else:
+                raise apierrors.unsupported_media_type(
+                    ["application/json-patch+json", "application/merge-patch+json",
+                     "application/apply-patch+yaml"]
+                    + ([] if info.custom else ["application/strategic-merge-patch+json"]))
+        except PatchFailed as e:
+            # kube-apiserver (patch.go applyJSPatch) answers every JSON patch that does not
+            # apply -- a failed `test`, a missing path -- with the generic 422, no causes.
+            raise apierrors.generic(422) from e
+        if not isinstance(candidate, dict):
+            raise apierrors.generic(422)
+        if subresource == "scale":
+            return self._write_scale(info, old, candidate)
+        return self._update(info, old, candidate, subresource, strict=strict)
+
+    def _update(self, info: ResourceInfo, old: Obj, candidate: Obj, sub: str | None, *,
+                strict: bool = False) -> Obj:
+        """The common tail of PUT and PATCH on the main resource or on ``/status``."""
+        name = old["metadata"]["name"]
+        cmeta = candidate.get("metadata")
+        if not isinstance(cmeta, dict):
+            cmeta = {}
+        rv = cmeta.get("resourceVersion")
+        if rv not in (None, "") and str(rv) != old["metadata"]["resourceVersion"]:
+            raise apierrors.conflict(info.group, info.plural, name)
+        if sub is not None and sub != "status":
+            raise apierrors.generic(404)
+        if sub == "status":
+            if not info.status:
+                raise apierrors.generic(404)
+            new = copy.deepcopy(old)
+            if "status" in candidate:
+                new["status"] = copy.deepcopy(candidate["status"])
+            else:
+                new.pop("status", None)
+        else:
+            new = copy.deepcopy(candidate)
+            new["apiVersion"] = old["apiVersion"]
+            new["kind"] = old["kind"]
+            new["metadata"] = copy.deepcopy(cmeta)
+            new = self._admit(info, new, strict=strict, name=name)
+            meta = new["metadata"]
+            for field in (
+                "uid",
+                "creationTimestamp",
+                "name",
+                "namespace",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "generation",
+                "resourceVersion",
+            ):
+                if field in old["metadata"]:
+                    meta[field] = old["metadata"][field]
+                else:
+                    meta.pop(field, None)
+            if info.status:
+                if "status" in old:
+                    new["status"] = copy.deepcopy(old["status"])
+                else:
+                    new.pop("status", None)
+            if old["metadata"].get("deletionTimestamp"):
+                added = set(meta.get("finalizers") or []) - set(
+                    old["metadata"].get("finalizers") or []
+                )
+                if added:
+                    raise apierrors.invalid(info.group, info.kind, name, [FieldError(
+                        "Forbidden", "metadata.finalizers",
+                        "no new finalizers can be added if the object is being deleted")])
+            if info.has_generation and self._content(info, new) != self._content(info, old):
+                meta["generation"] = int(old["metadata"].get("generation", 1)) + 1
+            if not meta.get("finalizers"):
+                meta.pop("finalizers", None)
+        if sub == "status":
+            new = self._admit(info, new, strict=strict, name=name)
+        if new == old:
+            return old  # a no-op write changes nothing, not even the resourceVersion
+        if info.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
+            names = dict(new.get("spec", {}).get("names") or {})
+            names.setdefault("singular", str(names.get("kind", "")).lower())
+            names.setdefault("listKind", f"{names.get('kind', '')}List")
+            new.setdefault("status", {})["acceptedNames"] = names
+        if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
+            return self._remove(info, new, old)
+        return self._commit(info, "MODIFIED", new, old)
+
+    @staticmethod
+    def _content(info: ResourceInfo, obj: Obj) -> Obj:
+        return {
+            k: v
+            for k, v in obj.items()
+            if k not in ("metadata", "apiVersion", "kind") and not (k == "status" and info.status)
+        }
+
+    # ----------------------------------------------------------------- scale
+
+    def _scale_object(self, info: ResourceInfo, obj: Obj) -> Obj:
+        if info.scale is None:
+            raise apierrors.generic(404)
+        meta = obj["metadata"]
+        spec_replicas = get_path(obj, dotted(info.scale.spec_replicas_path))
+        status_replicas = get_path(obj, dotted(info.scale.status_replicas_path))
+        if info.scale.label_selector_path:
+            selector = get_path(obj, dotted(info.scale.label_selector_path))
+        else:
+            selector = selector_to_string(get_path(obj, ["spec", "selector"]))
+        status: Obj = {"replicas": int(status_replicas or 0)}
+        if selector:
+            status["selector"] = selector
+        return {
+            "kind": "Scale",
+            "apiVersion": "autoscaling/v1",
+            "metadata": {
+                k: meta[k]
+                for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+                if k in meta
+            },
+            "spec": {"replicas": int(spec_replicas or 0)},
+            "status": status,
+        }
+
+    def _write_scale(self, info: ResourceInfo, old: Obj, scale: Obj) -> Obj:
+        if info.scale is None:
+            raise apierrors.generic(404)
+        rv = get_path(scale, ["metadata", "resourceVersion"])
+        if rv not in (None, "") and str(rv) != old["metadata"]["resourceVersion"]:
+            raise apierrors.conflict(info.group, info.plural, old["metadata"]["name"])
+        replicas = get_path(scale, ["spec", "replicas"])
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+            raise apierrors.invalid("autoscaling", "Scale", old["metadata"]["name"], [FieldError(
+                "Invalid", "spec.replicas", "must be greater than or equal to 0", replicas)])
+        candidate = copy.deepcopy(old)
+        set_path(candidate, dotted(info.scale.spec_replicas_path), replicas)
+        self._update(info, old, candidate, None)
+        return self._scale_object(
+            info, self._current(info, old["metadata"].get("namespace"), old["metadata"]["name"])
+        )
+
+    # ----------------------------------------------------------------- delete
+
+    def _delete(
+        self, info: ResourceInfo, namespace: str | None, name: str, options: Obj | None
+    ) -> Obj:
+        options = options or {}
+        old = self._current(info, namespace, name)
+        pre = options.get("preconditions") or {}
+        if pre.get("uid") and pre["uid"] != old["metadata"]["uid"]:
+            raise apierrors.conflict(
+                info.group, info.plural, name,
+                f"Precondition failed: UID in precondition: {pre['uid']}, "
+                f"UID in object meta: {old['metadata']['uid']}")
+        if (
+            pre.get("resourceVersion")
+            and pre["resourceVersion"] != old["metadata"]["resourceVersion"]
+        ):
+            raise apierrors.conflict(info.group, info.plural, name)
+        policy = options.get("propagationPolicy")
+        if policy is None and options.get("orphanDependents") is True:
+            policy = "Orphan"
+        if info.key == ("", "namespaces"):
+            return self._delete_namespace(info, old)
+        if old["metadata"].get("finalizers"):
+            if old["metadata"].get("deletionTimestamp"):
+                return old
+            new = copy.deepcopy(old)
+            new["metadata"]["deletionTimestamp"] = self._now()
+            new["metadata"]["deletionGracePeriodSeconds"] = 0
+            if info.has_generation:
+                new["metadata"]["generation"] = int(old["metadata"].get("generation", 1)) + 1
+            return self._commit(info, "MODIFIED", new, old)
+        return self._remove(info, copy.deepcopy(old), old, policy=policy or "Background")
+
+    def _remove(self, info: ResourceInfo, obj: Obj, old: Obj, *, policy: str = "Background") -> Obj:
+        result = self._commit(info, "DELETED", obj, old)
+        self._collect_dependents(obj["metadata"]["uid"], orphan=policy == "Orphan")
+        ns = obj["metadata"].get("namespace")
+        if ns:
+            self._maybe_finish_namespace(ns)
+        return result
+
+    def _collect_dependents(self, owner_uid: str, *, orphan: bool) -> None:
+        """Background garbage collection: dependents whose last owner is gone go too."""
+        live_uids = {
+            o["metadata"]["uid"] for store in self._objects.values() for o in store.values()
+        }
+        for key, store in list(self._objects.items()):
+            info = self._any_info(key)
+            if info is None:
+                continue
+            for obj in list(store.values()):
+                refs = obj["metadata"].get("ownerReferences") or []
+                if not any(r.get("uid") == owner_uid for r in refs):
+                    continue
+                remaining = [r for r in refs if r.get("uid") != owner_uid]
+                current = store.get(
+                    (obj["metadata"].get("namespace") or "", obj["metadata"]["name"])
+                )
+                if current is None:
+                    continue
+                if not orphan and not any(r.get("uid") in live_uids for r in remaining):
+                    self._delete(
+                        info,
+                        current["metadata"].get("namespace"),
+                        current["metadata"]["name"],
+                        None,
+                    )
+                else:
+                    new = copy.deepcopy(current)
+                    if remaining:
+                        new["metadata"]["ownerReferences"] = remaining
+                    else:
+                        new["metadata"].pop("ownerReferences", None)
+                    self._commit(info, "MODIFIED", new, current)
+
+    def _delete_namespace(self, info: ResourceInfo, old: Obj) -> Obj:
+        name = old["metadata"]["name"]
+        if not old["metadata"].get("deletionTimestamp"):
+            new = copy.deepcopy(old)
+            new["metadata"]["deletionTimestamp"] = self._now()
+            new["metadata"]["deletionGracePeriodSeconds"] = 0
+            new["status"] = {"phase": "Terminating"}
+            old = self._commit(info, "MODIFIED", new, old)
+        for key, store in list(self._objects.items()):
+            kinfo = self._any_info(key)
+            if kinfo is None or not kinfo.namespaced:
+                continue
+            for ns, oname in list(store):
+                fresh = store.get((ns, oname))
+                if (
+                    ns == name
+                    and fresh is not None
+                    and not fresh["metadata"].get("deletionTimestamp")
+                ):
+                    self._delete(kinfo, ns, oname, None)
+        return self._maybe_finish_namespace(name) or old
+
+    def _maybe_finish_namespace(self, name: str) -> Obj | None:
+        info = self._info("", "v1", "namespaces")
+        ns_obj = self._store(info).get(("", name))
+        if ns_obj is None or not ns_obj["metadata"].get("deletionTimestamp"):
+            return None
+        for key, store in self._objects.items():
+            if key == info.key:
+                continue
+            if any(ns == name for ns, _ in store):
+                return None
+        if ns_obj["metadata"].get("finalizers"):
+            return None
+        return self._commit(info, "DELETED", copy.deepcopy(ns_obj), ns_obj)
+
+    def _drop_custom_objects(self, crd: Obj) -> None:
+        spec = crd.get("spec", {})
+        key = (spec.get("group", ""), spec.get("names", {}).get("plural", ""))
+        store = self._objects.pop(key, {})
+        if not store:
+            return
+        info = ResourceInfo(key[0], "v1", key[1], "", "", True)
+        self._objects[key] = store
+        for obj in list(store.values()):
+            self._commit(info, "DELETED", copy.deepcopy(obj), obj)
+        self._objects.pop(key, None)
