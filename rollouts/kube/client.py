@@ -24,6 +24,7 @@ Body = dict[str, Any]
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
 
 
 def resource_path(
@@ -247,6 +248,29 @@ class KubeClient:
         path = resource_path(group, version, plural, namespace, name, subresource)
         result: Body = await self._request(
             "patch", "PATCH", path, body=dict(body), content_type=MERGE_PATCH
+        )
+        return result
+
+    async def apply(
+        self,
+        group: str,
+        version: str,
+        plural: str,
+        namespace: str | None,
+        name: str,
+        manifest: Mapping[str, Any],
+        *,
+        field_manager: str,
+        force: bool = False,
+    ) -> Body:
+        """Server-side apply (PATCH application/apply-patch+yaml; JSON is YAML) as
+        `field_manager`; `force` takes fields other managers own instead of a 409."""
+        path = resource_path(group, version, plural, namespace, name)
+        params = {"fieldManager": field_manager}
+        if force:
+            params["force"] = "true"
+        result: Body = await self._request(
+            "patch", "PATCH", path, params=params, body=dict(manifest), content_type=APPLY_PATCH
         )
         return result
 

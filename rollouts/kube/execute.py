@@ -11,7 +11,9 @@ change; the caller observes and plans again. Nothing is retried here, and no err
 apart by its message text.
 
 Fields written (invariant 5 — tell GitOps tools to ignore exactly these):
-- Services named by the strategy: `spec.selector["rollouts-pod-template-hash"]` only.
+- Services named by the strategy: `spec.selector`, the whole atomic map (the Rollout's
+  selector labels plus `rollouts-pod-template-hash`), by server-side apply under the field
+  manager `rollouts-controller`; nothing else of the Service.
 - ReplicaSets the Rollout owns: created whole; later `spec.replicas` and the
   `rollouts.dev/scale-down-deadline` annotation; deleted when out of history.
 - the Rollout: only `/status`, through the status subresource, replaced wholesale (PUT with
@@ -42,6 +44,7 @@ from rollouts.models.wire import (
     whole_seconds,
 )
 from rollouts.planner.routing import RouteWrite
+from rollouts.planner.selector_contest import FIELD_MANAGER
 from rollouts.planner.types import (
     Action,
     ApplyRouteWrite,
@@ -100,12 +103,16 @@ def scale_patch(action: ScaleReplicaSet) -> dict[str, Any]:
     return {"metadata": metadata, "spec": {"replicas": action.replicas}}
 
 
-def pin_patch(action: PinService) -> dict[str, Any]:
-    """Only the one selector key: the rest of the Service belongs to its authors."""
-    patch: dict[str, Any] = {"spec": {"selector": {POD_TEMPLATE_HASH_LABEL: action.pod_hash}}}
+def pin_manifest(namespace: str, action: PinService) -> dict[str, Any]:
+    """The server-side apply of a Service's whole selector (an atomic map: whoever applies
+    it owns all of it) under the controller's field manager; nothing else of the Service.
+    Guarded by the observed resourceVersion."""
+    metadata: dict[str, Any] = {"name": action.service, "namespace": namespace}
     if action.resource_version:
-        patch["metadata"] = {"resourceVersion": action.resource_version}
-    return patch
+        metadata["resourceVersion"] = action.resource_version
+    selector = {**action.selector, POD_TEMPLATE_HASH_LABEL: action.pod_hash}
+    return {"apiVersion": "v1", "kind": "Service", "metadata": metadata,
+            "spec": {"selector": selector}}
 
 
 def event_manifest(metadata: ObjectMeta, event: Event, now: dt.datetime) -> dict[str, Any]:
@@ -197,8 +204,11 @@ async def apply_action(client: KubeClient, namespace: str, action: Action) -> bo
                                      scale_patch(action))
             return True
         case PinService():
-            await client.patch_merge("", "v1", "services", namespace, action.service,
-                                     pin_patch(action))
+            # force: the selector is the controller's; taking it back from whoever took it
+            # is the repair (rollouts.planner.selector_contest counts and reports them).
+            await client.apply("", "v1", "services", namespace, action.service,
+                               pin_manifest(namespace, action), field_manager=FIELD_MANAGER,
+                               force=True)
             return True
         case DeleteReplicaSet(name=name):
             return await _delete(client, "apps", "replicasets", namespace, name)

@@ -330,6 +330,17 @@ class BlueGreenStatus(StatusModel):
     post_promotion_analysis_run_status: RolloutAnalysisRunStatus | None = None
 
 
+class SelectorRepair(StatusModel):
+    """One time the controller put a Service's selector back after another field manager
+    took it away (rollouts.planner.selector_contest counts them)."""
+
+    service: str
+    manager: str = ""
+    # The Service as observed when the hash key was found missing: one repair per change.
+    resource_version: str = ""
+    time: Timestamp
+
+
 class NotificationRecord(StatusModel):
     """One notification owed to one subscribed service (rollouts.notifications).
 
@@ -387,6 +398,8 @@ class RolloutStatus(StatusModel):
     blue_green: BlueGreenStatus | None = None
     selector: str | None = None
     conditions: list[Condition] | None = None
+    # Recent repairs of a Service selector another field manager took (the last 5 minutes).
+    selector_repairs: list[SelectorRepair] | None = None
     # Notifications owed and recently delivered (kept by rollouts.notifications, not the
     # planner, which carries the field over unchanged).
     notifications: list[NotificationRecord] | None = None

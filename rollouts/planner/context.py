@@ -100,7 +100,9 @@ def pin(ctx: Context, draft: Draft, service: str | None, pod_hash: str) -> None:
     if view is None:
         return  # missing Services are reported as InvalidSpec before planning
     if view.selector.get(POD_TEMPLATE_HASH_LABEL) != pod_hash:
-        draft.actions.append(PinService(service, pod_hash, view.resource_version))
+        selector = {**view.selector, **(ctx.spec.selector.match_labels or {}),
+                    POD_TEMPLATE_HASH_LABEL: pod_hash}
+        draft.actions.append(PinService(service, pod_hash, view.resource_version, selector))
 
 
 def retire_others(ctx: Context, draft: Draft, keep: set[str], *, stable_ready: bool,

@@ -21,7 +21,7 @@ from rollouts.models.rollout import (
     ValidRollout,
 )
 from rollouts.models.wire import whole_seconds
-from rollouts.planner import bluegreen, canary
+from rollouts.planner import bluegreen, canary, selector_contest
 from rollouts.planner.context import Context, Draft
 from rollouts.planner.manifests import pod_template_hash, selector_string
 from rollouts.planner.status import StatusChanges
@@ -169,9 +169,12 @@ def _finish(rollout: ValidRollout, spec: RolloutSpec, observed: Observed, now: d
     changes.progress_at = progress_at
     changes.selector = selector_string(spec)
     changes.conditions = _conditions(old, phase, message, now, exceeded=exceeded, invalid=None)
+    contest = selector_contest.assess(old, draft.actions, observed, now)
+    changes.selector_repairs = contest.repairs
+    changes.conditions = [*changes.conditions, *contest.conditions]
     changes.merge(StatusChanges(step=step_label(spec, old, changes.applied_to(status))))
     new = changes.applied_to(status)
-    events = _events(old, new, draft)
+    events = _events(old, new, draft) + contest.events
     wake = min(draft.wake_at, default=None)
     requeue = None if wake is None else max(0.0, (wake - now).total_seconds())
     return Plan(actions=tuple(draft.actions), status=new, events=events, requeue_after=requeue)

@@ -22,6 +22,7 @@ from rollouts.models.rollout import (
     PauseCondition,
     Phase,
     RolloutStatus,
+    SelectorRepair,
 )
 
 
@@ -59,6 +60,7 @@ class StatusChanges:
     blue_green: BlueGreenStatus | Keep | None = KEEP
     selector: str | Keep | None = KEEP
     conditions: list[Condition] | Keep | None = KEEP
+    selector_repairs: list[SelectorRepair] | Keep | None = KEEP
     # Never set by the planner: the operator's notification hook owns it (kept as is).
     notifications: list[NotificationRecord] | Keep | None = KEEP
 

@@ -33,6 +33,8 @@ class ServiceView:
     name: str
     selector: Mapping[str, str]
     resource_version: str = ""
+    # The field manager that owns spec.selector (from managedFields); "" when unknown.
+    selector_manager: str = ""
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,9 @@ class PinService:
     service: str
     pod_hash: str
     resource_version: str = ""
+    # The whole selector to write (the controller owns all of it, written by server-side
+    # apply): the Rollout's selector labels, the Service's other keys, and the hash.
+    selector: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -37,8 +37,9 @@ Not emulated: admission webhooks, validation of built-in kinds, CRD defaulting (
 ``rollouts.sandbox.schema`` for what schema checks are done), conversion between CRD versions
 (objects are stored once and served with the requested apiVersion), the full strategic-merge
 rules (only the common list merge keys -- containers, env, volumes, ports, conditions... --
-and ``$patch`` directives; refused with 415 on custom resources like a real server), server-side
-apply field management (``apply-patch+yaml`` is a merge patch that creates when absent),
+and ``$patch`` directives; refused with 415 on custom resources like a real server), the
+OpenAPI merge keys of every built-in field (see ``rollouts.sandbox.managedfields`` for the
+server-side apply and ``managedFields`` that are emulated),
 authentication (any bearer token, or none, is accepted; tokens registered with ``add_token``
 are authorised by the RBAC objects in the store, see ``rollouts.sandbox.rbac``), graceful pod
 termination, Foreground deletion (treated as Background), Table output on watch streams
@@ -71,14 +72,14 @@ from typing import Any, Final, TypeVar
 import yaml
 from aiohttp import web
 
-from rollouts.sandbox import apierrors, openapi, rbac, tables
+from rollouts.sandbox import apierrors, managedfields, openapi, rbac, tables
 from rollouts.sandbox.apierrors import ApiError
 from rollouts.sandbox.resources import ResourceInfo
 from rollouts.sandbox.selectors import (
     FieldSelector,
     LabelSelector,
 )
-from rollouts.sandbox.store import ObjectStore
+from rollouts.sandbox.store import IN_PROCESS_WRITER, ObjectStore
 from rollouts.sandbox.watch import Subscription, Watcher, WatchEvent
 
 __all__ = [
@@ -388,6 +389,23 @@ class ApiEmulator(ObjectStore):
 
         return self._call(run)
 
+    def apply_server_side(self, manifest: Obj, field_manager: str, *,
+                          force: bool = False) -> Obj:
+        """Server-side apply of one manifest (PATCH application/apply-patch+yaml) as
+        `field_manager`: creates when absent; 409 on a field conflict unless `force`."""
+
+        def run() -> Obj:
+            body = copy.deepcopy(manifest)
+            info = self.resource_for_kind(str(body.get("apiVersion", "")), str(body.get("kind")))
+            meta = body.setdefault("metadata", {})
+            namespace = (meta.get("namespace") or "default") if info.namespaced else None
+            result = self._patch(info, namespace, str(meta.get("name", "")),
+                                 "application/apply-patch+yaml", body, None,
+                                 writer=managedfields.Writer(field_manager, force=force))
+            return self._out(info, result)
+
+        return self._call(run)
+
     def apply_yaml(self, text_or_path: str | pathlib.Path) -> list[Obj]:
         """Apply every document of a YAML text or file."""
         path = text_or_path if isinstance(text_or_path, pathlib.Path) else None
@@ -543,6 +561,13 @@ class ApiEmulator(ObjectStore):
             name=name or "")
         dry_run = "dryRun" in q
         strict = q.get("fieldValidation") == "Strict"
+        ctype = request.headers.get("Content-Type", "application/merge-patch+json")
+        writer = managedfields.request_writer(
+            q.get("fieldManager"), q.get("force"), request.headers.get("User-Agent", ""),
+            applying=method == "PATCH" and "apply-patch+yaml" in ctype,
+            options_kind={"POST": "CreateOptions", "PUT": "UpdateOptions"}.get(
+                method, "PatchOptions")) if method in ("POST", "PUT", "PATCH") else (
+                    IN_PROCESS_WRITER)
 
         if method == "GET":
             if watch:
@@ -566,11 +591,13 @@ class ApiEmulator(ObjectStore):
             body = await self._body(request)
             if dry_run:
                 return web.json_response(
-                    self._dry(lambda: self._create(info, namespace, body, strict=strict), info),
+                    self._dry(lambda: self._create(info, namespace, body, strict=strict,
+                                                   writer=writer), info),
                     status=201
                 )
             return web.json_response(
-                self._out(info, self._create(info, namespace, body, strict=strict)), status=201
+                self._out(info, self._create(info, namespace, body, strict=strict,
+                                             writer=writer)), status=201
             )
         if method in ("PUT", "PATCH", "DELETE") and name is None:
             if method == "DELETE":
@@ -582,22 +609,23 @@ class ApiEmulator(ObjectStore):
             self._count("update", resource)
             body = await self._body(request)
             if dry_run:
-                result = self._dry(
-                    lambda: self._replace(info, namespace, name, body, sub, strict=strict), info)
+                result = self._dry(lambda: self._replace(
+                    info, namespace, name, body, sub, strict=strict, writer=writer), info)
             else:
-                result = self._replace(info, namespace, name, body, sub, strict=strict)
+                result = self._replace(info, namespace, name, body, sub, strict=strict,
+                                       writer=writer)
             if sub == "scale":
                 return web.json_response(result)
             return web.json_response(self._out(info, result))
         if method == "PATCH":
             self._count("patch", resource)
-            ctype = request.headers.get("Content-Type", "application/merge-patch+json")
             patch = await self._body(request, yaml_ok="apply-patch+yaml" in ctype)
             if dry_run:
                 result = self._dry(lambda: self._patch(
-                    info, namespace, name, ctype, patch, sub, strict=strict), info)
+                    info, namespace, name, ctype, patch, sub, strict=strict, writer=writer), info)
             else:
-                result = self._patch(info, namespace, name, ctype, patch, sub, strict=strict)
+                result = self._patch(info, namespace, name, ctype, patch, sub, strict=strict,
+                                     writer=writer)
             if sub == "scale":
                 return web.json_response(result)
             return web.json_response(self._out(info, result))

@@ -19,8 +19,9 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from rollouts.sandbox import apierrors, schema
+from rollouts.sandbox import apierrors, managedfields, schema
 from rollouts.sandbox.apierrors import ApiError, FieldError, GoLiteral
+from rollouts.sandbox.managedfields import Writer
 from rollouts.sandbox.patches import PatchFailed, json_patch, merge_patch, strategic_merge_patch
 from rollouts.sandbox.resources import ResourceInfo, ScaleInfo, builtin_resources
 from rollouts.sandbox.selectors import (
@@ -37,6 +38,8 @@ Obj = dict[str, Any]
 
 _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+# The field manager of in-process writes (the sandbox's kubelet, tests, the demo).
+IN_PROCESS_WRITER = Writer("rollouts-sandbox")
 
 
 def _fmt_time(t: dt.datetime) -> str:
@@ -204,7 +207,8 @@ class ObjectStore:
     # ----------------------------------------------------------------- create
 
     def _create(self, info: ResourceInfo, namespace: str | None, body: Any, *,
-                strict: bool = False) -> Obj:
+                strict: bool = False, writer: Writer = IN_PROCESS_WRITER,
+                applied: bool = False) -> Obj:
         if not isinstance(body, dict):
             raise apierrors.bad_request("the request body must be a JSON object")
         meta = body.get("metadata")
@@ -273,8 +277,14 @@ class ObjectStore:
             meta["generation"] = 1
         else:
             meta.pop("generation", None)
+        meta.pop("managedFields", None)  # the server keeps its own record
+        config = copy.deepcopy(body) if applied else None
         self._defaults_on_create(info, body)
-        return self._commit(info, "ADDED", self._admit(info, body, strict=strict), None)
+        obj = self._admit(info, body, strict=strict)
+        managedfields.record_create(
+            obj, config, writer, managedfields.Shape(info.kind, info.custom),
+            api_version=info.api_version, now=self._clock(), status_split=info.status)
+        return self._commit(info, "ADDED", obj, None)
 
     def _defaults_on_create(self, info: ResourceInfo, body: Obj) -> None:
         meta = body["metadata"]
@@ -364,6 +374,7 @@ class ObjectStore:
         subresource: str | None,
         *,
         strict: bool = False,
+        writer: Writer = IN_PROCESS_WRITER,
     ) -> Obj:
         if not isinstance(body, dict):
             raise apierrors.bad_request("the request body must be a JSON object")
@@ -388,7 +399,7 @@ class ObjectStore:
             raise apierrors.invalid(info.group, info.kind, name, [FieldError(
                 "Invalid", "metadata.resourceVersion", "must be specified for an update",
                 GoLiteral("0x0"))])
-        return self._update(info, old, body, subresource, strict=strict)
+        return self._update(info, old, body, subresource, strict=strict, writer=writer)
 
     def _patch(
         self,
@@ -400,15 +411,18 @@ class ObjectStore:
         subresource: str | None,
         *,
         strict: bool = False,
+        writer: Writer = IN_PROCESS_WRITER,
     ) -> Obj:
         ctype = content_type.split(";")[0].strip().lower()
+        applying = ctype == "application/apply-patch+yaml"
         store = self._store(info)
         old = store.get((namespace or "", name))
         if old is None:
             if ctype == "application/apply-patch+yaml" and subresource is None:
                 body = copy.deepcopy(patch) if isinstance(patch, dict) else {}
                 body.setdefault("metadata", {})["name"] = name
-                return self._create(info, namespace, body, strict=strict)
+                return self._create(info, namespace, body, strict=strict, writer=writer,
+                                    applied=True)
             raise apierrors.not_found(info.group, info.plural, name)
         base = self._scale_object(info, old) if subresource == "scale" else old
         try:
@@ -421,6 +435,12 @@ class ObjectStore:
                 if not isinstance(patch, dict):
                     raise apierrors.bad_request("Invalid JSON Patch")
                 candidate = strategic_merge_patch(base, patch)
+            elif applying and subresource is None:
+                if not isinstance(patch, dict):
+                    raise apierrors.bad_request("Invalid JSON Patch")
+                candidate = managedfields.apply(
+                    base, patch, writer, managedfields.Shape(info.kind, info.custom),
+                    api_version=info.api_version, now=self._clock(), status_split=info.status)
             elif ctype in ("application/merge-patch+json", "application/apply-patch+yaml"):
                 if not isinstance(patch, dict):
                     raise apierrors.bad_request("Invalid JSON Patch")
@@ -438,10 +458,12 @@ class ObjectStore:
             raise apierrors.generic(422)
         if subresource == "scale":
             return self._write_scale(info, old, candidate)
-        return self._update(info, old, candidate, subresource, strict=strict)
+        return self._update(info, old, candidate, subresource, strict=strict, writer=writer,
+                            applied=applying and subresource is None)
 
     def _update(self, info: ResourceInfo, old: Obj, candidate: Obj, sub: str | None, *,
-                strict: bool = False) -> Obj:
+                strict: bool = False, writer: Writer = IN_PROCESS_WRITER,
+                applied: bool = False) -> Obj:
         """The common tail of PUT and PATCH on the main resource or on ``/status``."""
         name = old["metadata"]["name"]
         cmeta = candidate.get("metadata")
@@ -500,6 +522,15 @@ class ObjectStore:
                 meta.pop("finalizers", None)
         if sub == "status":
             new = self._admit(info, new, strict=strict, name=name)
+        if applied:  # the apply recorded its own managedFields; keep no client copy
+            new["metadata"]["managedFields"] = candidate["metadata"].get("managedFields", [])
+            if not new["metadata"]["managedFields"]:
+                new["metadata"].pop("managedFields")
+        else:
+            managedfields.record_update(
+                old, new, writer, managedfields.Shape(info.kind, info.custom),
+                api_version=info.api_version, now=self._clock(), subresource=sub or "",
+                status_split=info.status)
         if new == old:
             return old  # a no-op write changes nothing, not even the resourceVersion
         if info.key == ("apiextensions.k8s.io", "customresourcedefinitions"):

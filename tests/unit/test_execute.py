@@ -92,6 +92,7 @@ class Recorder:
 
     def __init__(self, replies: dict[tuple[str, str], tuple[int, Any]] | None = None) -> None:
         self.requests: list[tuple[str, str, str, Any]] = []
+        self.params: list[dict[str, str]] = []
         self.replies = replies or {}
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
@@ -99,6 +100,7 @@ class Recorder:
         self.requests.append(
             (request.method, request.url.path, request.headers.get("content-type", ""), body)
         )
+        self.params.append(dict(request.url.params))
         status, reply = self.replies.get((request.method, request.url.path), (200, {}))
         if status == 200 and request.method == "POST":
             status, reply = 201, body
@@ -168,11 +170,16 @@ async def test_actions_status_and_events_in_order() -> None:
     assert created["metadata"]["ownerReferences"][0]["uid"] == UID
     assert created["spec"]["template"]["metadata"]["labels"][POD_TEMPLATE_HASH_LABEL] == "bbb"
 
-    # Invariant 5: on a Service only the one selector key, guarded by its resourceVersion.
+    # Invariant 5: on a Service only its selector, by server-side apply under the
+    # controller's field manager (forcing: the selector is the controller's), guarded by the
+    # observed resourceVersion.
     _, _, ctype, pin = rec.requests[1]
-    assert ctype == "application/merge-patch+json"
-    assert pin == {"spec": {"selector": {POD_TEMPLATE_HASH_LABEL: "bbb"}},
-                   "metadata": {"resourceVersion": "8"}}
+    assert ctype == "application/apply-patch+yaml"
+    assert pin == {"apiVersion": "v1", "kind": "Service",
+                   "metadata": {"name": "web-canary", "namespace": "shop",
+                                "resourceVersion": "8"},
+                   "spec": {"selector": {POD_TEMPLATE_HASH_LABEL: "bbb"}}}
+    assert rec.params[1] == {"fieldManager": "rollouts-controller", "force": "true"}
 
     _, _, ctype, scale = rec.requests[2]
     assert ctype == "application/merge-patch+json"
