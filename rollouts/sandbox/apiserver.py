@@ -620,6 +620,7 @@ class ApiEmulator(ObjectStore):
         if method == "PATCH":
             self._count("patch", resource)
             patch = await self._body(request, yaml_ok="apply-patch+yaml" in ctype)
+            existed = (namespace or "", name) in self._store(info)
             if dry_run:
                 result = self._dry(lambda: self._patch(
                     info, namespace, name, ctype, patch, sub, strict=strict, writer=writer), info)
@@ -628,7 +629,8 @@ class ApiEmulator(ObjectStore):
                                      writer=writer)
             if sub == "scale":
                 return web.json_response(result)
-            return web.json_response(self._out(info, result))
+            # An apply that creates answers 201, as a create does.
+            return web.json_response(self._out(info, result), status=200 if existed else 201)
         if method == "DELETE":
             self._count("delete", resource)
             options = await self._body(request, optional=True) or {}
