@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from rollouts.analysis.conditions import check_condition
 from rollouts.analysis.templates import naming_args, substitute_args
+from rollouts.cli.lint_gitops import service_selector_warnings
 from rollouts.cli.lint_pods import PodTemplateChecker
 from rollouts.cli.manifests import (
     STDIN,
@@ -390,6 +391,7 @@ def lint_documents(docs: Sequence[Document], report: LintReport | None = None,
             problems += check_references(doc, templates)
         else:
             problems += check_template(doc, pods)
+    problems += service_selector_warnings(docs)
     report.problems += problems
     return problems
 

@@ -10,6 +10,8 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+from rollouts.kube.fieldowners import SELECTOR_FIELD, field_owner, owner_entry
+
 
 def trim_replica_set(body: Mapping[str, Any]) -> dict[str, Any]:
     """Only what observe() reads: keeps the cache small for large templates."""
@@ -30,11 +32,16 @@ def trim_replica_set(body: Mapping[str, Any]) -> dict[str, Any]:
 def trim_service(body: Mapping[str, Any]) -> dict[str, Any]:
     metadata = body.get("metadata") or {}
     spec = body.get("spec") or {}
-    return {
+    trimmed = {
         "metadata": {k: metadata[k] for k in ("name", "namespace", "resourceVersion")
                      if k in metadata},
         "spec": {"selector": copy.deepcopy(dict(spec.get("selector") or {}))},
     }
+    # Of managedFields, only who owns the selector (named when it is taken away).
+    owner = field_owner(body, SELECTOR_FIELD)
+    if owner:
+        trimmed["metadata"]["managedFields"] = [owner_entry(owner, SELECTOR_FIELD)]
+    return trimmed
 
 
 def trim_analysis_run(body: Mapping[str, Any]) -> dict[str, Any]:

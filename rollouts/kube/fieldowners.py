@@ -10,6 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+# A Service's selector, as FieldsV1 path elements.
+SELECTOR_FIELD = ("f:spec", "f:selector")
+
 
 def field_owner(body: Mapping[str, Any], path: Sequence[str]) -> str:
     """The first field manager whose managedFields entry holds `path` (FieldsV1 elements,
@@ -25,3 +28,11 @@ def field_owner(body: Mapping[str, Any], path: Sequence[str]) -> str:
         if node is not None:
             return str(entry.get("manager") or "")
     return ""
+
+
+def owner_entry(manager: str, path: Sequence[str]) -> dict[str, Any]:
+    """A managedFields entry that says only that `manager` owns `path` (for trimmed caches)."""
+    fields: dict[str, Any] = {}
+    for element in reversed(path):
+        fields = {element: fields}
+    return {"manager": manager, "fieldsType": "FieldsV1", "fieldsV1": fields}

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from rollouts.kube.analysis import Templates, prepare_runs
-from rollouts.kube.fieldowners import field_owner
+from rollouts.kube.fieldowners import SELECTOR_FIELD, field_owner
 from rollouts.models.rollout import RolloutSpec, ValidRollout
 from rollouts.models.wire import (
     ANALYSIS_ATTEMPT_LABEL,
@@ -72,7 +72,7 @@ def service_view(body: Mapping[str, Any]) -> ServiceView:
         name=str(metadata.get("name") or ""),
         selector={str(k): str(v) for k, v in selector.items()},
         resource_version=str(metadata.get("resourceVersion") or ""),
-        selector_manager=field_owner(body, ("f:spec", "f:selector")),
+        selector_manager=field_owner(body, SELECTOR_FIELD),
     )
 
 
