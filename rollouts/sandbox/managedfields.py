@@ -167,24 +167,82 @@ def _walk(value: Any, path: Path, names: tuple[str, ...], shape: Shape, out: set
         out.add(path)
 
 
+def _scoped(obj: Obj, status: bool | None) -> Obj:
+    """The part of `obj` field sets speak of: no apiVersion/kind, no server-owned metadata;
+    `status`: None keeps every top-level field, True only `status` (a status write), False
+    all but `status` (a main-resource write of a kind with a status subresource)."""
+    out = {name: value for name, value in obj.items()
+           if name not in ("apiVersion", "kind") and value is not None
+           and (status is None or (name == "status") == status)}
+    meta = out.get("metadata")
+    if isinstance(meta, dict):
+        kept = {k: v for k, v in meta.items() if k not in _STRIPPED_META and v is not None}
+        if kept:
+            out["metadata"] = kept
+        else:
+            del out["metadata"]
+    return out
+
+
 def members(obj: Obj, shape: Shape, *, status: bool | None) -> set[Path]:
-    """Every field `obj` sets, as FieldsV1 paths. `status`: None counts every top-level
-    field, True only `status` (a status write), False all but `status` (a main-resource
-    write of a kind with a status subresource)."""
+    """Every field `obj` sets, as FieldsV1 paths (see `_scoped` for `status`)."""
     out: set[Path] = set()
-    for name, value in obj.items():
-        if name in ("apiVersion", "kind") or value is None:
-            continue
-        if status is not None and (name == "status") != status:
-            continue
-        if name == "metadata" and isinstance(value, dict):
-            for meta_name, meta_value in value.items():
-                if meta_name not in _STRIPPED_META and meta_value is not None:
-                    _walk(meta_value, ("f:metadata", f"f:{meta_name}"),
-                          ("metadata", meta_name), shape, out)
-            continue
+    for name, value in _scoped(obj, status).items():
         _walk(value, (f"f:{name}",), (name,), shape, out)
     return out
+
+
+def _diff(old: Any, new: Any, path: Path, names: tuple[str, ...], shape: Shape,
+          changed: set[Path], removed: set[Path]) -> None:
+    """Fields `new` adds or changes over `old` (into `changed`) and fields it drops (into
+    `removed`), descending only where the two differ."""
+    if old == new:
+        return
+    if isinstance(old, dict) and isinstance(new, dict) and (
+            (old and new) or not path) and not shape.atomic(names):
+        for name in {*old, *new}:
+            before, after = old.get(name), new.get(name)
+            child, child_names = (*path, f"f:{name}"), (*names, name)
+            if before is None and after is not None:
+                _walk(after, child, child_names, shape, changed)
+            elif after is None and before is not None:
+                _walk(before, child, child_names, shape, removed)
+            else:
+                _diff(before, after, child, child_names, shape, changed, removed)
+        return
+    keys = shape.list_keys(names)
+    if _keyed(old, keys) and _keyed(new, keys) and old and new:
+        assert keys is not None
+        before_items = {_key_element(i, keys): i for i in old}
+        after_items = {_key_element(i, keys): i for i in new}
+        for element in {*before_items, *after_items}:
+            item_path, item_names = (*path, element), (*names, "[]")
+            if element not in before_items:
+                changed.add(item_path)
+                _walk_fields(after_items[element], item_path, item_names, shape, changed)
+            elif element not in after_items:
+                removed.add(item_path)
+                _walk_fields(before_items[element], item_path, item_names, shape, removed)
+            else:
+                _diff(before_items[element], after_items[element], item_path, item_names,
+                      shape, changed, removed)
+        return
+    before_set: set[Path] = set()
+    after_set: set[Path] = set()
+    _walk(old, path, names, shape, before_set)
+    _walk(new, path, names, shape, after_set)
+    # A leaf whose value changed stays a member: changed, not removed.
+    changed.update(p for p in after_set if p not in before_set or value_at(
+        {"_": old}, ("f:_", *p[len(path):])) != value_at({"_": new}, ("f:_", *p[len(path):])))
+    removed.update(before_set - after_set)
+
+
+def _walk_fields(item: Any, path: Path, names: tuple[str, ...], shape: Shape,
+                 out: set[Path]) -> None:
+    if isinstance(item, dict):
+        for name, child in item.items():
+            if child is not None:
+                _walk(child, (*path, f"f:{name}"), (*names, name), shape, out)
 
 
 def value_at(obj: Any, path: Path) -> Any:
@@ -348,10 +406,19 @@ def record_update(old: Obj | None, new: Obj, writer: Writer, shape: Shape, *,
     managedFields: the writer takes every field it added or changed; removed fields leave
     every manager."""
     scope = (subresource == "status") if status_split else None
-    before = members(old, shape, status=scope) if old is not None else set()
-    after = members(new, shape, status=scope)
-    changed = {p for p in after if old is None or _changed(old, new, p)}
-    removed = before - after
+    changed: set[Path] = set()
+    removed: set[Path] = set()
+    if old is None:
+        changed = members(new, shape, status=scope)
+    else:
+        _diff(_scoped(old, scope), _scoped(new, scope), (), (), shape, changed, removed)
+        if not changed and not removed:  # nothing moved: the record stays as it was
+            kept = old["metadata"].get("managedFields")
+            if kept:
+                new["metadata"]["managedFields"] = copy.deepcopy(kept)
+            else:
+                new["metadata"].pop("managedFields", None)
+            return
     entries = read_entries(old) if old is not None else []
     for entry in entries:
         entry.fields -= changed | removed
@@ -373,14 +440,6 @@ def record_create(obj: Obj, applied_config: Obj | None, writer: Writer, shape: S
         return
     fields = members(applied_config, shape, status=False if status_split else None)
     write_entries(obj, [Entry(writer.manager, "Apply", api_version, _stamp(now), fields)])
-
-
-def _changed(old: Obj, new: Obj, path: Path) -> bool:
-    """A leaf whose value changed, or an item (of a keyed list) that is new."""
-    before = value_at(old, path)
-    if path[-1].startswith("k:"):
-        return before is _MISSING
-    return bool(before != value_at(new, path))
 
 
 # --------------------------------------------------------------------------- apply
