@@ -14,6 +14,7 @@ Fields written (invariant 5 — tell GitOps tools to ignore exactly these):
 - Services named by the strategy: `spec.selector`, the whole atomic map (the Rollout's
   selector labels plus `rollouts-pod-template-hash`), by server-side apply under the field
   manager `rollouts-controller`; nothing else of the Service.
+- Services the Rollout owns (spec.strategy.createServices): created whole when missing.
 - ReplicaSets the Rollout owns: created whole; later `spec.replicas` and the
   `rollouts.dev/scale-down-deadline` annotation; deleted when out of history.
 - the Rollout: only `/status`, through the status subresource, replaced wholesale (PUT with
@@ -50,6 +51,7 @@ from rollouts.planner.types import (
     ApplyRouteWrite,
     CreateAnalysisRun,
     CreateReplicaSet,
+    CreateService,
     DeleteAnalysisRun,
     DeleteReplicaSet,
     Event,
@@ -147,7 +149,7 @@ def event_manifest(metadata: ObjectMeta, event: Event, now: dt.datetime) -> dict
 
 async def _create(client: KubeClient, group: str, plural: str, namespace: str,
                   manifest: Mapping[str, Any]) -> bool:
-    version = "v1" if group == "apps" else VERSION
+    version = "v1" if group in ("apps", "") else VERSION
     try:
         await client.create(group, version, plural, namespace, manifest)
     except ConflictError as exc:
@@ -203,6 +205,8 @@ async def apply_action(client: KubeClient, namespace: str, action: Action) -> bo
             await client.patch_merge("apps", "v1", "replicasets", namespace, action.name,
                                      scale_patch(action))
             return True
+        case CreateService(manifest=manifest):
+            return await _create(client, "", "services", namespace, manifest)
         case PinService():
             # force: the selector is the controller's; taking it back from whoever took it
             # is the repair (rollouts.planner.selector_contest counts and reports them).

@@ -223,6 +223,10 @@ class BlueGreenStrategy(ApiModel):
 class RolloutStrategy(ApiModel):
     canary: CanaryStrategy | None = None
     blue_green: BlueGreenStrategy | None = None
+    # Our extension (Flagger does it always): a Service the strategy names that does not
+    # exist is created and owned by the Rollout (ports from the pod template's containers),
+    # instead of being reported as InvalidSpec.
+    create_services: bool = False
 
     @model_validator(mode="after")
     def _exactly_one(self) -> RolloutStrategy:

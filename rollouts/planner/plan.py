@@ -21,11 +21,18 @@ from rollouts.models.rollout import (
     ValidRollout,
 )
 from rollouts.models.wire import whole_seconds
-from rollouts.planner import bluegreen, canary, selector_contest
+from rollouts.planner import bluegreen, canary, owned_services, selector_contest
 from rollouts.planner.context import Context, Draft
 from rollouts.planner.manifests import pod_template_hash, selector_string
 from rollouts.planner.status import StatusChanges
-from rollouts.planner.types import CreateReplicaSet, Event, Observed, PinService, Plan
+from rollouts.planner.types import (
+    CreateReplicaSet,
+    CreateService,
+    Event,
+    Observed,
+    PinService,
+    Plan,
+)
 
 PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
 ROUTE_RECHECK_SECONDS = 5.0
@@ -37,7 +44,11 @@ def plan(rollout: ValidRollout | InvalidRollout, observed: Observed, now: dt.dat
     if isinstance(rollout, InvalidRollout):
         return _invalid(rollout, list(rollout.errors), now)
     spec = rollout.spec
-    errors = _missing_services(spec, observed) + sorted(observed.analysis_problems.items())
+    creates, create_errors = owned_services.creations(rollout, observed)
+    if creates:
+        return _creating(rollout, creates, now)
+    errors = (_missing_services(spec, observed) + create_errors
+              + sorted(observed.analysis_problems.items()))
     route_errors = observed.router.problems(observed.routes) if observed.router else []
     if errors or route_errors:
         invalid = _invalid(rollout, errors + route_errors, now)
@@ -114,6 +125,22 @@ def _missing_services(spec: RolloutSpec, observed: Observed) -> list[tuple[str, 
         for path, name in named
         if name and observed.services.get(name) is None
     ]
+
+
+def _creating(rollout: ValidRollout, creates: list[CreateService], now: dt.datetime) -> Plan:
+    """A pass that only creates the missing Services (spec.strategy.createServices); the
+    next pass, woken by their watch events, plans the strategy with them."""
+    old = rollout.status
+    message = f"creating Service {', '.join(c.name for c in creates)}"
+    new = StatusChanges(
+        phase="Progressing", message=message,
+        observed_generation=rollout.metadata.generation,
+        conditions=_conditions(old, "Progressing", message, now, exceeded=False, invalid=None),
+    ).applied_to(old)
+    events = tuple(Event("Normal", "ServiceCreated", f"Created Service {c.name}")
+                   for c in creates) if old.message != message else ()
+    return Plan(actions=tuple(creates), status=new, events=events,
+                requeue_after=ROUTE_RECHECK_SECONDS)
 
 
 def _progress_key(status: RolloutStatus) -> tuple[Any, ...]:

@@ -128,6 +128,15 @@ class PinService:
 
 
 @dataclass(frozen=True)
+class CreateService:
+    """Create a Service the strategy names (spec.strategy.createServices), owned by the
+    Rollout (`manifest` is complete)."""
+
+    name: str
+    manifest: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
 class CreateAnalysisRun:
     """Start one analysis of one revision (`manifest` prepared by the observer)."""
 
@@ -168,6 +177,7 @@ Action = (
     | ScaleReplicaSet
     | DeleteReplicaSet
     | PinService
+    | CreateService
     | CreateAnalysisRun
     | TerminateAnalysisRun
     | DeleteAnalysisRun

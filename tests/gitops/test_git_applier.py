@@ -154,3 +154,32 @@ def test_selectors_in_git_fight_and_the_controller_names_the_taker(
     for name in SERVICES:
         cluster.wait_for(f"{name} repaired",
                          lambda n=name: cluster.service_selector(n).get(HASH) == stable)
+
+
+def test_create_services_makes_and_owns_the_services_git_does_not_declare(
+        cluster: CountingSandbox, tmp_path: pathlib.Path) -> None:
+    """spec.strategy.createServices: only the Rollout in Git; the controller creates the
+    Services it names, owned by the Rollout, and they go with it."""
+    rollout = manifests("app:1", selectors=False).split("---\n")[-1]
+    rollout = rollout.replace("  strategy:\n", "  strategy:\n    createServices: true\n")
+    rollout = rollout.replace("          image: app:1\n",
+                              "          image: app:1\n"
+                              "          ports: [{name: http, containerPort: 8080}]\n")
+    repo = GitRepo(tmp_path / "repo")
+    repo.commit({"web.yaml": rollout}, "web app:1, Services made by the controller")
+    with Applier(repo, cluster.emulator, cluster.namespace, interval=1.0) as applier:
+        stable = cluster.wait_phase("web", "Healthy", timeout=30)["stableRS"]
+        wait_applied(cluster, applier, 1)
+    uid = cluster.rollout("web")["metadata"]["uid"]
+    for name in SERVICES:
+        service = cluster.emulator.get_object("", "v1", "services", cluster.namespace, name)
+        assert service is not None
+        assert [o["uid"] for o in service["metadata"]["ownerReferences"]] == [uid]
+        assert service["spec"]["selector"] == {"app": "web", HASH: stable}
+        assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [
+            (8080, 8080)]
+    cluster.emulator.delete_object("rollouts.dev", "v1alpha1", "rollouts", cluster.namespace,
+                                   "web")
+    cluster.wait_for("the owned Services to go with the Rollout", lambda: all(
+        cluster.emulator.get_object("", "v1", "services", cluster.namespace, n) is None
+        for n in SERVICES))

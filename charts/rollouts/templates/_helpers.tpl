@@ -64,10 +64,11 @@ these rules with the requests a canary and a blue-green release make.
 - apiGroups: [apps]
   resources: [replicasets]
   verbs: [list, watch, create, patch, delete]
-# Services named by a strategy: their selectors are pinned to a revision.
+# Services named by a strategy: their selectors are pinned to a revision (server-side
+# apply is a patch); created when missing with spec.strategy.createServices.
 - apiGroups: [""]
   resources: [services]
-  verbs: [list, watch, patch]
+  verbs: [list, watch, patch, create]
 # Events on Rollouts (step changes, aborts, promotions).
 - apiGroups: [""]
   resources: [events]
