@@ -18,6 +18,10 @@ What the real kopf operator, the kubernetes Python client, kubectl-ish clients a
   409 Conflict on a stale resourceVersion (PUT, merge patch, JSON patch), 422 on a failed
   JSON-patch ``test``, the status subresource kept separate, ``/scale``, finalizers and
   ``deletionTimestamp``, background garbage collection by ``ownerReferences``;
+* ``metadata.managedFields`` on every write and server-side apply (``apply-patch+yaml`` with
+  ``fieldManager`` and ``force``: field ownership, the 409 apply conflict, atomic
+  ``Service.spec.selector``; the default manager from the User-Agent), see
+  ``rollouts.sandbox.managedfields``;
 * error answers with kube-apiserver's code, reason, message and details
   (``rollouts.sandbox.apierrors``);
 * custom resources pruned and validated against their CRD's structural schema and CEL rules,

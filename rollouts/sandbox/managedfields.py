@@ -133,8 +133,14 @@ class Shape:
         return (self.kind, names) in _ATOMIC
 
 
+# Defaults of merge keys (a port's protocol): an item that leaves one out is the same item
+# as one that spells it out, as the real server defaults list-map keys.
+_KEY_DEFAULTS: Final[Mapping[str, Any]] = {"protocol": "TCP"}
+
+
 def _key_element(item: Obj, keys: tuple[str, ...]) -> str:
-    present = {k: item[k] for k in keys if k in item}
+    present = {k: item.get(k, _KEY_DEFAULTS.get(k)) for k in keys
+               if k in item or k in _KEY_DEFAULTS}
     return "k:" + json.dumps(present, separators=(",", ":"))
 
 
@@ -255,7 +261,8 @@ def value_at(obj: Any, path: Path) -> Any:
         elif kind == "k" and isinstance(current, list):
             key = json.loads(text)
             current = next((i for i in current if isinstance(i, dict)
-                            and all(i.get(k) == v for k, v in key.items())), _MISSING)
+                            and all(i.get(k, _KEY_DEFAULTS.get(k)) == v
+                                    for k, v in key.items())), _MISSING)
         elif kind == "v" and isinstance(current, list):
             wanted = json.loads(text)
             current = wanted if wanted in current else _MISSING
@@ -309,7 +316,12 @@ def to_fields_v1(paths: Iterable[Path]) -> Obj:
             node = node[element]
         if any(k != "." for k in node):
             node["."] = {}
-    return root
+    return _sorted_trie(root)
+
+
+def _sorted_trie(node: Obj) -> Obj:
+    """Keys in the order the real server serializes them ("." first, then by name)."""
+    return {key: _sorted_trie(node[key]) for key in sorted(node)}
 
 
 def from_fields_v1(trie: Any, prefix: Path = ()) -> set[Path]:

@@ -1,7 +1,8 @@
 """The API emulator's store: objects by resource, one global resourceVersion, and the write
 semantics a kube-apiserver applies (server-filled metadata, generation, resourceVersion
 conflicts, the status and scale subresources, patches, admission of custom resources against
-their CRD's schema, finalizers, deletion and garbage collection), with a watch event per write.
+their CRD's schema, finalizers, deletion and garbage collection, managedFields and
+server-side apply through ``managedfields``), with a watch event per write.
 
 No HTTP here: `rollouts.sandbox.apiserver.ApiEmulator` serves this store over HTTP and through
 its in-process methods.

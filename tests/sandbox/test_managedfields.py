@@ -195,3 +195,17 @@ def test_fields_v1_round_trip(paths: set[tuple[str, ...]], trie: dict[str, Any])
 ])
 def test_default_manager_comes_from_the_user_agent(agent: str, manager: str) -> None:
     assert managedfields.manager_from_user_agent(agent) == manager
+
+
+async def test_a_port_without_protocol_is_the_same_item_as_tcp(
+        client: httpx.AsyncClient) -> None:
+    """List-map keys are defaulted (protocol: TCP), so re-applying a manifest that leaves
+    the protocol out neither duplicates the port nor conflicts with the defaulted one."""
+    body = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+            "spec": {"ports": [{"port": 80}]}}
+    await apply(client, body, "git")
+    r = await apply(client, body, "git")
+    assert r.json()["spec"]["ports"] == [{"port": 80, "protocol": "TCP", "targetPort": 80}]
+    fields = managers(r.json())[("git", "Apply")]["f:spec"]["f:ports"]
+    assert list(fields) == ['k:{"port":80,"protocol":"TCP"}']
+    assert list(fields['k:{"port":80,"protocol":"TCP"}']) == [".", "f:port"]
