@@ -101,8 +101,9 @@ def test_selectorless_services_never_fight_through_release_and_revert(
         assert paused["currentPodHash"] != stable
         wait_applied(cluster, applier, 2)  # Git re-applied while the release is paused
         revert = repo.revert_head()
-        # The revert brings the stable revision back: no steps, no waiting for a promote.
-        healthy = cluster.wait_phase("web", "Healthy", timeout=15)
+        # The revert brings the stable revision back at once: the release waits at an
+        # indefinite pause that nobody promotes, so reaching Healthy means no step was walked.
+        healthy = cluster.wait_phase("web", "Healthy", timeout=60)
         assert healthy["stableRS"] == stable
         wait_applied(cluster, applier, 2)
     assert repo.manifests(revert) == repo.manifests(first)
