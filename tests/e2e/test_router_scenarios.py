@@ -268,13 +268,13 @@ class _NoTargets:
         pass
 
 
-def canary_share(clients: AppSimulator, percent: int) -> Check:
+def canary_share(clients: AppSimulator, percent: int, service_name: str = CANARY) -> Check:
     """The simulated clients send `percent` of their requests to the canary Service."""
     def test(_: CountingSandbox, __: Any) -> str | None:
         rates = [(service, rate) for app in list(clients.apps.values())
                  for service, rate in app.rates.items()]
         total = sum(rate for _, rate in rates)
-        to_canary = sum(rate for service, rate in rates if service == CANARY)
+        to_canary = sum(rate for service, rate in rates if service == service_name)
         if total <= 0 or round(100 * to_canary / total, 6) != percent:
             return f"requests per second by Service {rates}"
         return None

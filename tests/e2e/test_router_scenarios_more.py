@@ -9,16 +9,40 @@ objects, read from the raw objects rather than through the router.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
+from rollouts.sandbox.app import AppSimulator
+from rollouts.sandbox.history import WriteHistory
+from rollouts.sandbox.invariants import check_rollout
 from tests.e2e.conftest import CountingSandbox
-from tests.e2e.dsl import Obj
+from tests.e2e.dsl import (
+    Check,
+    Obj,
+    abort,
+    aborted,
+    canary,
+    healthy,
+    image,
+    pause,
+    paused,
+    promote,
+    rollout,
+    scenario,
+    selector,
+    service_manifest,
+    set_weight,
+    sizes,
+)
 from tests.e2e.test_router_scenarios import (
     CANARY,
     NAME,
     STABLE,
     RouterCase,
+    _canary_zero_after_weight_zero,
+    _NoTargets,
+    canary_share,
     get,
     walk_weights_abort_delete,
 )
@@ -179,3 +203,90 @@ CASES = [
 def test_router_walks_weights_routes_aborts_and_deletes(cluster: CountingSandbox,
                                                         case: RouterCase) -> None:
     walk_weights_abort_delete(cluster, case)
+
+
+# --- ALB pingPong ------------------------------------------------------------------------------
+
+PING, PONG, ROOT = f"{NAME}-ping", f"{NAME}-pong", f"{NAME}-root"
+PING_PONG_INGRESS = {**ALB_INGRESS, "spec": {"ingressClassName": "alb", "rules": [
+    {"host": "web.example.com", "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {
+        "service": {"name": ROOT, "port": {"name": "use-annotation"}}}}]}}]}}
+
+
+def action_weights(ingress: Obj | None) -> dict[str, int]:
+    """Service -> weight in the root Service's action (empty before the first write)."""
+    annotations = ((ingress or {}).get("metadata") or {}).get("annotations") or {}
+    action = annotations.get(f"{ALB}/actions.{ROOT}")
+    if action is None:
+        return {}
+    return {g["ServiceName"]: int(g["Weight"])
+            for g in json.loads(action)["ForwardConfig"]["TargetGroups"]}
+
+
+def ping_pong(weights: dict[str, int], stable_side: str) -> Check:
+    def test(sb: CountingSandbox, _: Any) -> str | None:
+        held = action_weights(get(sb, *ING, "web-alb"))
+        side = (sb.status(NAME).get("canary") or {}).get("stablePingPong")
+        if held != weights or side != stable_side:
+            return f"action weights {held}, stablePingPong {side}"
+        return None
+    return Check(f"{weights} with {stable_side} stable", test)
+
+
+def _selectors_moved_only_at_weight_zero(sb: CountingSandbox) -> int:
+    """In the server's write order: ping's and pong's selectors changed only while the
+    action gave that Service no traffic. Returns how many changes were seen."""
+    weights: dict[str, int] = {}
+    selected: dict[str, str | None] = {}
+    moves = 0
+    for _, plural, _, obj in sb.emulator.write_history():
+        name = obj["metadata"]["name"]
+        if plural == "ingresses" and name == "web-alb":
+            weights = action_weights(obj)
+        elif plural == "services" and name in (PING, PONG):
+            now = (obj["spec"].get("selector") or {}).get("rollouts-pod-template-hash")
+            if name in selected and selected[name] != now:
+                moves += 1
+                assert weights.get(name, 0) == 0, f"{name} re-pointed at weight {weights}"
+            selected[name] = now
+    return moves
+
+
+def test_alb_ping_pong_takes_turns_and_aborts_at_weight_zero(cluster: CountingSandbox) -> None:
+    """pingPong: ping is stable first; a release walks pong to 25%, and on promotion pong
+    becomes stable (stablePingPong) with the whole weight, no Service re-pointed while it
+    carried traffic; the next release goes out on ping, and its abort takes ping to 0 before
+    the canary's pods go."""
+    sb = cluster
+    history = WriteHistory(sb.emulator, sb.namespace).start()
+    sb.apply([service_manifest(n, NAME) for n in (PING, PONG, ROOT)] + [PING_PONG_INGRESS])
+    routing = {"alb": {"ingress": "web-alb", "servicePort": 80, "rootService": ROOT}}
+    s = scenario(sb).given(rollout(NAME, canary(
+        set_weight(25), pause(), services=False, trafficRouting=routing,
+        pingPong={"pingService": PING, "pongService": PONG}, abortScaleDownDelaySeconds=0)))
+    s.then(ping_pong({PONG: 0, PING: 100}, "ping"), selector(PING, "stable"))
+    with AppSimulator(sb.emulator, _NoTargets(), spare_endpoints=0) as clients:
+        s.when(image(f"{NAME}:2")).then(
+            paused(at_step=1), ping_pong({PONG: 25, PING: 75}, "ping"), selector(PONG, "canary"),
+            selector(PING, "stable"), sizes(canary=1, stable=4), canary_share(clients, 25, PONG))
+    before = sb.emulator.resource_version
+    s.when(promote()).then(healthy(), ping_pong({PING: 0, PONG: 100}, "pong"),
+                           selector(PONG, "stable"), sizes(stable=4, others=0))
+    # The next release goes out on ping; aborted, ping is at 0 before its pods go.
+    s.when(image(f"{NAME}:3")).then(paused(at_step=1), ping_pong({PING: 25, PONG: 75}, "pong"),
+                                     selector(PING, "canary"), sizes(canary=1, stable=4))
+    canary_rs = sb.replica_sets(NAME)[s.hash("canary")]["metadata"]["name"]
+    s.when(abort()).then(aborted(), ping_pong({PING: 0, PONG: 100}, "pong"),
+                         sizes(canary=0, stable=4))
+    case = RouterCase("alb-pingpong", routing, [], "ingresses",
+                      lambda sb: action_weights(get(sb, *ING, "web-alb")).get(PING),
+                      lambda sb: [])
+    _canary_zero_after_weight_zero(sb, case, canary_rs)
+    assert sb.status(NAME)["canary"]["weights"]["canary"]["weight"] == 0
+    assert _selectors_moved_only_at_weight_zero(sb) >= 2
+    try:  # DESIGN.md's invariants, the stable side's Service by its turn
+        writes = history.settle()
+        promoted = next(w.rv for w in writes if w.resource == "rollout" and w.rv > before)
+        assert check_rollout(writes, NAME, {promoted: "promote"}) == []
+    finally:
+        history.stop()
