@@ -101,6 +101,8 @@ def named_services(spec: RolloutSpec) -> tuple[str, ...]:
     names = [
         canary.canary_service if canary else None,
         canary.stable_service if canary else None,
+        *((canary.ping_pong.ping_service, canary.ping_pong.pong_service)
+          if canary and canary.ping_pong else ()),
         blue_green.active_service if blue_green else None,
         blue_green.preview_service if blue_green else None,
     ]

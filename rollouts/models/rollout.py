@@ -324,6 +324,9 @@ class CanaryStatus(StatusModel):
     desired_weight: int | None = None
     current_step_analysis_run_status: RolloutAnalysisRunStatus | None = None
     current_background_analysis_run_status: RolloutAnalysisRunStatus | None = None
+    # With pingPong: which of pingService / pongService is the stable one now (the other
+    # is the canary's); they swap at each promotion.
+    stable_ping_pong: Literal["ping", "pong"] | None = None
 
 
 class BlueGreenStatus(StatusModel):

@@ -314,8 +314,7 @@ def not_run_yet(canary: CanaryStrategy) -> list[tuple[str, str]]:
     base = "spec.strategy.canary"
     found = []
     for field, value in (("canaryMetadata", canary.canary_metadata),
-                         ("stableMetadata", canary.stable_metadata),
-                         ("pingPong", canary.ping_pong)):
+                         ("stableMetadata", canary.stable_metadata)):
         if value is not None:
             found.append((f"{base}.{field}", NOT_RUN_YET.format(what=field)))
     return found
@@ -401,6 +400,10 @@ def _service_errors(canary: CanaryStrategy, routing: RolloutTrafficRouting) -> l
     if canary.ping_pong is not None:
         if routing.alb is None and routing.istio is None:
             return [(f"{base}.pingPong", "pingPong works with the alb and istio routers only")]
+        if routing.alb is not None and not (routing.alb.root_service or canary.stable_service):
+            # The Ingress's action backend must not change with the turns of ping and pong.
+            return [(f"{base}.trafficRouting.alb.rootService", "rootService is required "
+                     "with pingPong: the Ingress routes to it on port use-annotation")]
         return []
     if routing.istio is not None and routing.istio.destination_rule is not None and len(
             routing.routers()) == 1:

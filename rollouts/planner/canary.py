@@ -38,6 +38,7 @@ from rollouts.planner.context import (
     retire_others,
     scale,
 )
+from rollouts.planner.pingpong import other, recorded_side, side_services, stable_side
 from rollouts.planner.router_traffic import RouterTraffic
 from rollouts.planner.routing import managed_routes_at
 from rollouts.planner.status import StatusChanges
@@ -185,12 +186,22 @@ def _move_traffic(ctx: Context, draft: Draft, strategy: CanaryStrategy, walk: Wa
     canary_next, stable_next = walk.traffic.pods(walk.weight, walk.canary, walk.stable, size)
     pin(ctx, draft, strategy.stable_service, stable_hash)
     pin(ctx, draft, strategy.canary_service, ctx.desired_hash)
+    _pin_ping_pong(ctx, draft, strategy, stable_hash, ctx.desired_hash)
     scale(ctx, draft, walk.canary, ctx.desired_hash, canary_next)
     scale(ctx, draft, walk.stable, stable_hash, stable_next)
     traffic = walk.traffic
     if walk.index < len(walk.steps):  # the managed routes of the steps passed and this one
         traffic = traffic.with_managed_routes(*managed_routes_at(strategy, walk.index + 1))
     _hold_traffic(ctx, draft, traffic, walk.weight, walk.canary, walk.stable, size)
+
+
+def _pin_ping_pong(ctx: Context, draft: Draft, strategy: CanaryStrategy, stable_hash: str,
+                   canary_hash: str) -> None:
+    """The ping-pong pair by its turns: the stable side's Service to the stable revision,
+    the other to `canary_hash` (the stable revision too when no rollout is in flight)."""
+    stable_service, canary_service = side_services(strategy, ctx.status)
+    pin(ctx, draft, stable_service, stable_hash)
+    pin(ctx, draft, canary_service, canary_hash)
 
 
 def _hold_traffic(ctx: Context, draft: Draft, traffic: TrafficModel, weight: int,
@@ -214,7 +225,8 @@ def _record(ctx: Context, draft: Draft, walk: Walk) -> None:
                                               walk.canary_scale), walk.full_weight),
         desired_weight=walk.weight,
         current_step_analysis_run_status=run_status(find_run(ctx, "step", walk.index)),
-        current_background_analysis_run_status=run_status(find_run(ctx, "background")))
+        current_background_analysis_run_status=run_status(find_run(ctx, "background")),
+        stable_ping_pong=recorded_side(ctx.spec.strategy.canary, ctx.status))
 
 
 def _full(strategy: CanaryStrategy) -> int:
@@ -233,13 +245,26 @@ def _weights(canary_hash: str | None, stable_hash: str | None, actual: int,
 
 
 def _promote(ctx: Context, draft: Draft, strategy: CanaryStrategy, old_stable: str) -> None:
-    """The canary has every pod: it becomes the stable revision."""
+    """The canary has every pod: it becomes the stable revision.
+
+    With pingPong the canary's Service becomes the stable one. The routes already send it
+    everything, which under the swapped roles reads "all to stable": they are not written
+    in this pass (the router observed for it was bound to the roles before the swap).
+    """
     promoted = StatusChanges(stable_rs=ctx.desired_hash)
-    steady(ctx.with_status(promoted.applied_to(ctx.status)), draft, strategy)
+    if strategy.ping_pong is not None:
+        old = ctx.status.canary or CanaryStatus()
+        promoted.canary = CanaryStatus(
+            current_step_analysis_run_status=old.current_step_analysis_run_status,
+            current_background_analysis_run_status=old.current_background_analysis_run_status,
+            stable_ping_pong=other(stable_side(ctx.status)))
+    steady(ctx.with_status(promoted.applied_to(ctx.status)), draft, strategy,
+           hold_routes=strategy.ping_pong is None)
     draft.message = f"Revision {ctx.desired_hash} promoted to stable (was {old_stable})"
 
 
-def steady(ctx: Context, draft: Draft, strategy: CanaryStrategy) -> None:
+def steady(ctx: Context, draft: Draft, strategy: CanaryStrategy, *,
+           hold_routes: bool = True) -> None:
     """No rollout in flight: the desired revision is (or becomes) the stable one.
 
     Also the git-revert path: when the desired template is the stable one again, all steps
@@ -252,8 +277,9 @@ def steady(ctx: Context, draft: Draft, strategy: CanaryStrategy) -> None:
     ready = fully_available(stable, ctx.replicas)
     pin(ctx, draft, strategy.stable_service, stable_hash)
     pin(ctx, draft, strategy.canary_service, stable_hash)
+    _pin_ping_pong(ctx, draft, strategy, stable_hash, stable_hash)
     traffic = traffic_model(ctx, strategy)
-    if stable is not None:
+    if stable is not None and hold_routes:
         # Both Services now select the stable revision; the routes go back to all-stable.
         _hold_traffic(ctx, draft, traffic, 0, None, stable)
     # With a router the previous revision keeps its pods for scaleDownDelaySeconds after
@@ -274,7 +300,8 @@ def steady(ctx: Context, draft: Draft, strategy: CanaryStrategy) -> None:
             weights=_weights(stable_hash, stable_hash, 0, ready, _full(strategy)),
             desired_weight=0,
             current_step_analysis_run_status=old.current_step_analysis_run_status,
-            current_background_analysis_run_status=old.current_background_analysis_run_status),
+            current_background_analysis_run_status=old.current_background_analysis_run_status,
+            stable_ping_pong=recorded_side(strategy, ctx.status)),
     ))
     if ready:
         draft.phase = "Healthy"
@@ -308,6 +335,9 @@ def abort(ctx: Context, draft: Draft) -> None:
     scale(ctx, draft, stable, stable_hash, ctx.replicas, None)
     pin(ctx, draft, strategy.stable_service, stable_hash)
     pin(ctx, draft, strategy.canary_service, stable_hash)
+    # The ping-pong canary side is re-pointed only once the routes give it nothing.
+    _pin_ping_pong(ctx, draft, strategy, stable_hash,
+                   stable_hash if traffic.off_canary(canary) else ctx.desired_hash)
     # Weight 0 and no managed route, before any canary pod goes.
     _hold_traffic(ctx, draft, traffic, 0, canary, stable)
     ready = fully_available(stable, ctx.replicas)
@@ -335,5 +365,6 @@ def abort(ctx: Context, draft: Draft) -> None:
             weights=_weights(ctx.desired_hash, stable_hash, actual, False, _full(strategy)),
             desired_weight=0,
             current_step_analysis_run_status=run_status(latest_run(ctx, "step")),
-            current_background_analysis_run_status=run_status(latest_run(ctx, "background"))),
+            current_background_analysis_run_status=run_status(latest_run(ctx, "background")),
+            stable_ping_pong=recorded_side(strategy, ctx.status)),
     ))

@@ -116,6 +116,10 @@ def _missing_services(spec: RolloutSpec, observed: Observed) -> list[tuple[str, 
     if spec.strategy.canary is not None:
         named += [("spec.strategy.canary.canaryService", spec.strategy.canary.canary_service),
                   ("spec.strategy.canary.stableService", spec.strategy.canary.stable_service)]
+        if spec.strategy.canary.ping_pong is not None:
+            pair = spec.strategy.canary.ping_pong
+            named += [("spec.strategy.canary.pingPong.pingService", pair.ping_service),
+                      ("spec.strategy.canary.pingPong.pongService", pair.pong_service)]
     if spec.strategy.blue_green is not None:
         bg = spec.strategy.blue_green
         named += [("spec.strategy.blueGreen.activeService", bg.active_service),

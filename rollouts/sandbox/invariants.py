@@ -108,17 +108,23 @@ class _State:
         return int(((rs or {}).get("status") or {}).get("availableReplicas") or 0)
 
     def traffic_services(self) -> set[str]:
-        """The Services that carry production traffic: stableService / activeService."""
+        """The Services that carry production traffic: stableService / activeService, and
+        with pingPong the one of ping and pong that status.canary.stablePingPong names."""
         strategy = self.spec.get("strategy") or {}
+        pair = (strategy.get("canary") or {}).get("pingPong") or {}
+        side = (self.status.get("canary") or {}).get("stablePingPong") or "ping"
         names = {(strategy.get("canary") or {}).get("stableService"),
-                 (strategy.get("blueGreen") or {}).get("activeService")}
+                 (strategy.get("blueGreen") or {}).get("activeService"),
+                 pair.get(f"{side}Service")}
         return {n for n in names if n}
 
     def all_services(self) -> set[str]:
         strategy = self.spec.get("strategy") or {}
         canary, blue_green = strategy.get("canary") or {}, strategy.get("blueGreen") or {}
+        pair = canary.get("pingPong") or {}
         names = {canary.get("stableService"), canary.get("canaryService"),
-                 blue_green.get("activeService"), blue_green.get("previewService")}
+                 blue_green.get("activeService"), blue_green.get("previewService"),
+                 pair.get("pingService"), pair.get("pongService")}
         return {n for n in names if n}
 
 

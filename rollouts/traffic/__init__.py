@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from rollouts.models.rollout import CanaryStrategy, ValidRollout, parse_spec
 from rollouts.models.traffic import RolloutTrafficRouting, not_run_yet
 from rollouts.models.wire import rollout_owner_reference
+from rollouts.planner.pingpong import stable_side
 from rollouts.planner.routing import (
     ObjectKey,
     Observed,
@@ -55,14 +56,15 @@ __all__ = ["ENTRY_POINT_GROUP", "Binding", "build_router", "manifest_not_run",
 
 def rollout_router(rollout: ValidRollout) -> Router | None:
     """The router of a parsed Rollout (the controller's `OperatorConfig.router_factory`):
-    objects it creates are owned by the Rollout. pingPong is refused before planning, so the
-    ping Service is always the stable one here."""
+    objects it creates are owned by the Rollout; with pingPong the Services are bound by
+    the turn status.canary.stablePingPong records."""
     canary = rollout.spec.strategy.canary
     if canary is None:
         return None
     meta = rollout.metadata
     return build_router(canary, meta.namespace, meta.name,
-                        rollout_owner_reference(meta.name, meta.uid))
+                        rollout_owner_reference(meta.name, meta.uid),
+                        stable_side(rollout.status))
 
 
 def build_router(strategy: CanaryStrategy, namespace: str, rollout_name: str,

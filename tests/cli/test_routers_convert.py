@@ -37,7 +37,7 @@ def test_convert_then_lint_is_clean(path: pathlib.Path, tmp_path: pathlib.Path) 
     assert code == 0, out
     assert "0 error(s)" in err
     # The routers run: the only warnings left are fields the controller does not run yet
-    # (pingPong, pod metadata, ...), each named.
+    # (pod metadata, ...), each named.
     assert all(": warning: spec.strategy.canary." in line and "does not run it yet" in line
                for line in out.splitlines()), out
 

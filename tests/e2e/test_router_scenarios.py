@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from rollouts.sandbox.app import AppSimulator
 from rollouts.sandbox.cluster import GROUP, VERSION
 from tests.e2e.conftest import CountingSandbox
 from tests.e2e.dsl import (
@@ -57,6 +58,7 @@ class RouterCase:
     weight: Callable[[CountingSandbox], int | None]
     managed: Callable[[CountingSandbox], list[str]]
     mirrors: bool = False
+    headers: bool = True
 
 
 def get(sb: CountingSandbox, group: str, version: str, plural: str, name: str) -> Obj | None:
@@ -171,8 +173,10 @@ CASES = [
     RouterCase("nginx", {"nginx": {"stableIngress": "web-ingress"}}, [INGRESS], "ingresses",
                nginx_weight, nginx_managed),
     RouterCase("smi", {"smi": {"rootService": NAME, "trafficSplitName": "web-split"}}, [],
-               "trafficsplits", smi_weight, lambda sb: []),
+               "trafficsplits", smi_weight, lambda sb: [], headers=False),
 ]
+# Kinds of the objects routers create (owned by the Rollout): none may be left after deletion.
+OWNED_KINDS = (ING, SMI, ("getambassador.io", "v2", "mappings"))
 
 
 def route_weight(case: RouterCase, expected: int | None) -> Check:
@@ -208,26 +212,31 @@ def _canary_zero_after_weight_zero(sb: CountingSandbox, case: RouterCase,
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_router_walks_weights_routes_aborts_and_deletes(cluster: CountingSandbox,
                                                         case: RouterCase) -> None:
-    sb = cluster
+    walk_weights_abort_delete(cluster, case)
+
+
+def walk_weights_abort_delete(sb: CountingSandbox, case: RouterCase) -> None:
+    """25% with the managed routes set (the simulated clients' requests split as the route
+    says), 50%, abort (weight 0 and no managed route before the canary's pods go), then a
+    new release deleted at 25%: all-stable, no managed route, no object of ours left."""
     sb.apply(case.objects)
-    managed = [{"name": "testers"}, *([{"name": "shadow"}] if case.mirrors else [])]
-    steps: list[Obj] = [set_weight(25)]
-    if case.name != "smi":
-        steps.append(HEADER)
-    if case.mirrors:
-        steps.append(MIRROR)
-    steps += [pause(), set_weight(50), pause()]
-    routing = {**case.routing, **({"managedRoutes": managed} if case.name != "smi" else {})}
+    headers = [{"name": "testers"}] if case.headers else []
+    managed = [*headers, *([{"name": "shadow"}] if case.mirrors else [])]
+    steps: list[Obj] = [set_weight(25), *([HEADER] if case.headers else []),
+                        *([MIRROR] if case.mirrors else []), pause(), set_weight(50), pause()]
+    routing = {**case.routing, **({"managedRoutes": managed} if managed else {})}
     s = scenario(sb).given(rollout(NAME, canary(*steps, trafficRouting=routing,
                                                 abortScaleDownDelaySeconds=0)))
     s.then(route_weight(case, 0))
     s.remember("v1", "stable")
     first_pause = len(steps) - 3
-    expected_routes = [r["name"] for r in managed] if case.name != "smi" else []
-    # 25%: one canary pod of 4 beside the whole stable; the managed routes are set.
-    s.when(image(f"{NAME}:2")).then(paused(at_step=first_pause), route_weight(case, 25),
-                                     managed_routes(case, *expected_routes),
-                                     sizes(canary=1, stable=4))
+    expected_routes = [r["name"] for r in managed]
+    with AppSimulator(sb.emulator, _NoTargets(), spare_endpoints=0) as clients:
+        # 25%: one canary pod of 4 beside the whole stable; the managed routes are set;
+        # a quarter of the simulated clients' requests reach the canary.
+        s.when(image(f"{NAME}:2")).then(paused(at_step=first_pause), route_weight(case, 25),
+                                         managed_routes(case, *expected_routes),
+                                         sizes(canary=1, stable=4), canary_share(clients, 25))
     s.when(promote()).then(paused(at_step=first_pause + 2), route_weight(case, 50),
                            sizes(canary=2, stable=4))
     canary_rs = sb.replica_sets(NAME)[s.hash("canary")]["metadata"]["name"]
@@ -245,12 +254,31 @@ def test_router_walks_weights_routes_aborts_and_deletes(cluster: CountingSandbox
     sb.wait_for("the Rollout gone", lambda: get(sb, GROUP, VERSION, "rollouts", NAME) is None)
     assert case.weight(sb) in (0, None)
     assert case.managed(sb) == []
-    for plural in ("ingresses", "trafficsplits"):
-        group, version = {"ingresses": ING[:2], "trafficsplits": SMI[:2]}[plural]
+    for group, version, plural in OWNED_KINDS:
         left = [o["metadata"]["name"] for o in sb.emulator.list_objects(
             group, version, plural, sb.namespace)
             if o["metadata"].get("ownerReferences")]
         assert left == [], left
+
+
+class _NoTargets:
+    """The simulated clients' metrics endpoints go nowhere: only their rates are read."""
+
+    def set_targets(self, targets: Any, *, job: str | None = None) -> None:
+        pass
+
+
+def canary_share(clients: AppSimulator, percent: int, service_name: str = CANARY) -> Check:
+    """The simulated clients send `percent` of their requests to the canary Service."""
+    def test(_: CountingSandbox, __: Any) -> str | None:
+        rates = [(service, rate) for app in list(clients.apps.values())
+                 for service, rate in app.rates.items()]
+        total = sum(rate for _, rate in rates)
+        to_canary = sum(rate for service, rate in rates if service == service_name)
+        if total <= 0 or round(100 * to_canary / total, 6) != percent:
+            return f"requests per second by Service {rates}"
+        return None
+    return Check(f"{percent}% of the requests to the canary", test)
 
 
 def test_a_missing_route_is_invalid_spec_and_others_keep_progressing(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pathlib
 from fractions import Fraction
 from typing import Any
@@ -80,3 +81,49 @@ def test_the_simulated_clients_follow_the_route_weights(emulator: ApiEmulator) -
         now[0] += 100
         sim.apps[new].advance(now[0])
         assert sim.apps[new].streams["web-canary"].requests == before
+
+
+def alb_ingress(action: object) -> dict[str, Any]:
+    prefix = "alb.ingress.kubernetes.io"
+    return {"metadata": {"name": "web-alb", "annotations": {
+        f"{prefix}/actions.web-stable": json.dumps(action),
+        f"{prefix}/actions.testers": json.dumps({"Type": "forward", "ForwardConfig": {
+            "TargetGroups": [{"ServiceName": "web-canary", "ServicePort": "80"}]}})}},
+        "spec": {"rules": [{"http": {"paths": [
+            {"path": "/", "backend": {"service": {"name": "testers",
+                                                  "port": {"name": "use-annotation"}}}},
+            {"path": "/", "backend": {"service": {"name": "web-stable",
+                                                  "port": {"name": "use-annotation"}}}}]}}]}}
+
+
+def test_the_other_routers_objects_are_read_too() -> None:
+    """ALB's action annotation, a weighted TraefikService, an ApisixRoute's backends,
+    Ambassador Mappings sharing a prefix, an App Mesh VirtualRouter's targets (a virtual
+    node standing for the Service its DNS discovery names)."""
+    action = {"Type": "forward", "ForwardConfig": {"TargetGroups": [
+        {"ServiceName": "web-canary", "ServicePort": "80", "Weight": 25},
+        {"ServiceName": "web-stable", "ServicePort": "80", "Weight": 75}]}}
+    assert route_groups({"ingresses": [alb_ingress(action)]}) == [QUARTER]
+    assert route_groups({"ingresses": [alb_ingress("not json")]}) == []
+    assert route_groups({"traefikservices": [{"spec": {"weighted": {"services": [
+        {"name": "web-stable", "weight": 75}, {"name": "web-canary", "weight": 25}]}}}]}) == [
+        QUARTER]
+    assert route_groups({"apisixroutes": [{"spec": {"http": [
+        {"name": "testers", "backends": [{"serviceName": "web-canary"}]},
+        {"name": "main", "backends": [{"serviceName": "web-stable", "weight": 75},
+                                      {"serviceName": "web-canary", "weight": 25}]}]}}]}) == [
+        QUARTER]
+    mapping = {"spec": {"prefix": "/", "service": "web-stable.default:80"}}
+    canary = {"spec": {"prefix": "/", "service": "http://web-canary:80", "weight": 25}}
+    elsewhere = {"spec": {"prefix": "/admin", "service": "admin"}}
+    assert route_groups({"mappings": [mapping, canary, elsewhere]}) == [QUARTER]
+    assert route_groups({"mappings": [mapping]}) == []
+    nodes = [{"metadata": {"name": f"web-{side}-node"}, "spec": {"serviceDiscovery": {
+        "dns": {"hostname": f"web-{side}.default.svc.cluster.local"}}}}
+        for side in ("canary", "stable")]
+    router = {"spec": {"routes": [{"name": "primary", "httpRoute": {"action": {
+        "weightedTargets": [{"virtualNodeRef": {"name": "web-stable-node"}, "weight": 75},
+                            {"virtualNodeRef": {"name": "web-canary-node"}, "weight": 25}]}}}]}}
+    assert route_groups({"virtualrouters": [router], "virtualnodes": nodes}) == [QUARTER]
+    assert route_groups({"virtualrouters": [router]}) == [
+        {"web-stable-node": Fraction(3, 4), "web-canary-node": Fraction(1, 4)}]

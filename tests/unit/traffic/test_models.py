@@ -95,6 +95,9 @@ REFUSED = [
     (spec({"pingPong": {"pingService": "a", "pongService": "b"},
            "trafficRouting": {"smi": {}}}),
      f"{C}.pingPong", "pingPong works with the alb and istio routers only"),
+    (spec({"pingPong": {"pingService": "a", "pongService": "b"},
+           "trafficRouting": {"alb": {"ingress": "web", "servicePort": 80}}}),
+     f"{C}.trafficRouting.alb.rootService", "rootService is required with pingPong"),
     (routed({**ISTIO, "managedRoutes": [{"name": "h"}, {"name": "h"}]}),
      f"{C}.trafficRouting", "managedRoutes lists h more than once"),
     (routed({"plugins": {"argoproj-labs/gatewayAPI": {}}}),
@@ -123,12 +126,12 @@ def test_refused_naming_the_field(body: dict[str, Any], path: str, message: str)
 
 
 def test_the_controller_refuses_what_it_does_not_run_yet() -> None:
-    """The routers run; pod metadata and pingPong do not yet: a Rollout using them is
+    """The routers and pingPong run; pod metadata does not yet: a Rollout using it is
     InvalidSpec naming each field, never run with the field ignored."""
     errors = rollout_manifest_errors(ACCEPTED[1])
     assert [p for p, _ in errors] == [f"{C}.canaryMetadata", f"{C}.stableMetadata"]
     assert "does not run it yet" in errors[0][1]
-    assert [p for p, _ in rollout_manifest_errors(ACCEPTED[2])] == [f"{C}.pingPong"]
+    assert rollout_manifest_errors(ACCEPTED[2]) == []  # pingPong runs
     assert rollout_manifest_errors(ACCEPTED[0]) == []  # istio, header and mirror routes run
     assert rollout_manifest_errors(spec({"steps": [{"setWeight": 5}]})) == []
 
