@@ -68,16 +68,22 @@ def handler(step: CanaryStep) -> Handler:
 
 
 def traffic_model(ctx: Context, strategy: CanaryStrategy) -> TrafficModel:
-    """The router's model when the canary has trafficRouting, else the pods' ratio."""
+    """The router's model when the canary has trafficRouting, else the pods' ratio.
+
+    With a stableService the stable keeps one pod until the promotion: the Service selects
+    the stable revision until then, and is re-pointed before that pod goes (issue 11).
+    """
     router = ctx.observed.router
     routing = strategy.traffic_routing
+    floor = 1 if strategy.stable_service else 0
     if router is not None:
         return RouterTraffic(ctx.replicas, router, ctx.observed.routes,
                              max_weight=routing.max_traffic_weight if routing else 100,
                              canary_hash=ctx.desired_hash, stable_hash=ctx.status.stable_rs,
                              min_pods=strategy.min_pods_per_replica_set or 1,
-                             dynamic_stable=strategy.dynamic_stable_scale)
-    return PodRatioTraffic(ctx.replicas, strategy)
+                             dynamic_stable=strategy.dynamic_stable_scale,
+                             stable_floor=floor)
+    return PodRatioTraffic(ctx.replicas, strategy, stable_floor=floor)
 
 
 def plan_canary(ctx: Context, draft: Draft) -> None:
