@@ -93,8 +93,8 @@ class RouterTraffic:
         # Sized for the larger of the share the routes give it now and the one asked for:
         # it shrinks only after the routes moved traffic off it, grows before they move back.
         held = self.router.verified_weight(self.routes) or 0
-        stable = self.stable_pods(min(held, self.capped(weight)))
-        return self.canary_pods(weight, scale), max(stable, min(self.stable_floor, self.replicas))
+        share = self.stable_pods(min(held, self.capped(weight)))
+        return self.canary_pods(weight, scale), max(share, min(self.stable_floor, self.replicas))
 
     def stable_serving(self, stable: ReplicaSetView | None, weight: int) -> bool:
         """The stable has the available pods for the share `weight` leaves it (always
