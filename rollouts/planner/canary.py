@@ -184,8 +184,10 @@ def _move_traffic(ctx: Context, draft: Draft, strategy: CanaryStrategy, walk: Wa
                   stable_hash: str) -> None:
     """Services pinned, pods sized, then the traffic layer moved as far as the pods allow.
 
-    The stable Service stays on the stable revision until the promotion (known, open: the
-    old stable's last pods may go one pass before it is re-pointed).
+    The stable Service stays on the stable revision until the promotion, and the stable
+    keeps a pod for it (`traffic_model`'s floor) even at weight 100. The promotion re-points
+    the Service once the canary is fully available; the old stable's last pod goes on a
+    later pass that sees the Service on the new revision (`retire_others`).
     """
     size = walk.canary_scale
     canary_next, stable_next = walk.traffic.pods(walk.weight, walk.canary, walk.stable, size)
