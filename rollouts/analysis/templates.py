@@ -41,6 +41,7 @@ from rollouts.models.analysis import (
     ClusterAnalysisTemplate,
     load,
 )
+from rollouts.models.metric_rules import DryRun, MeasurementRetention, unmatched_rule
 from rollouts.models.rollout import AnalysisRunArgument, Rollout, RolloutAnalysis
 from rollouts.models.wire import ANALYSIS_KIND_LABEL as ANALYSIS_KIND_LABEL
 from rollouts.models.wire import ANALYSIS_STEP_LABEL as ANALYSIS_STEP_LABEL
@@ -317,7 +318,8 @@ def _merge_named(
     entries: Sequence[Mapping[str, Any]], field: str, *, override: Sequence[Mapping[str, Any]]
 ) -> list[dict[str, Any]]:
     """dryRun / measurementRetention entries by metricName: templates must agree with each
-    other; the Rollout's own entries (`override`) win."""
+    other; the Rollout's own entries (`override`) replace theirs and come last, so that they
+    also win where several rules match one metric (the last matching rule wins)."""
     merged: dict[str, dict[str, Any]] = {}
     for entry in entries:
         name = str(entry.get("metricName"))
@@ -327,8 +329,22 @@ def _merge_named(
             )
         merged[name] = dict(entry)
     for entry in override:
-        merged[str(entry.get("metricName"))] = dict(entry)
-    return list(merged.values())
+        merged.pop(str(entry.get("metricName")), None)
+    return [*merged.values(), *(dict(entry) for entry in override)]
+
+
+def _check_rules(field: str, key: str, merged: Sequence[Mapping[str, Any]],
+                 own: Sequence[DryRun | MeasurementRetention], names: Sequence[str]) -> None:
+    """A dryRun / measurementRetention rule that matches no metric (Argo refuses the run),
+    named where it was written: the Rollout's `field.key[i]`, or the templates."""
+    for entry in merged:
+        pattern = str(entry.get("metricName"))
+        if unmatched_rule(key, [pattern], names) is None:
+            continue
+        index = next((i for i, rule in enumerate(own) if rule.metric_name == pattern), None)
+        where = f"{field}.templates" if index is None else f"{field}.{key}[{index}].metricName"
+        raise InvalidSpecError(where, f"{key} rule {pattern!r} matches no metric of the "
+                               f"templates (metrics: {', '.join(names)})")
 
 
 def build_analysis_run(
@@ -441,13 +457,18 @@ def build_analysis_run(
     dry_run = _merge_named(
         [d.to_wire() for _, s in specs for d in s.dry_run or ()],
         f"{field}.templates",
-        override=analysis.dry_run or (),
+        override=[d.to_wire() for d in analysis.dry_run or ()],
     )
     retention = _merge_named(
         [r.to_wire() for _, s in specs for r in s.measurement_retention or ()],
         f"{field}.templates",
-        override=analysis.measurement_retention or (),
+        override=[r.to_wire() for r in analysis.measurement_retention or ()],
     )
+
+    names = [str(m.get("name")) for m in metrics]
+    _check_rules(field, "dryRun", dry_run, analysis.dry_run or (), names)
+    _check_rules(field, "measurementRetention", retention,
+                 analysis.measurement_retention or (), names)
 
     run_spec: dict[str, Any] = {"metrics": metrics}
     if run_args:

@@ -36,7 +36,6 @@ from pydantic import (
 
 from rollouts.errors import InvalidSpecError
 from rollouts.models.base import (
-    MAX_INT32,
     PLACEHOLDER,
     ApiModel,
     ArgDuration,
@@ -45,6 +44,9 @@ from rollouts.models.base import (
     has_placeholder,
 )
 from rollouts.models.comparison import ROLE_PLACEHOLDER, Compare, Evidence
+from rollouts.models.metric_rules import DryRun as DryRun
+from rollouts.models.metric_rules import MeasurementRetention as MeasurementRetention
+from rollouts.models.metric_rules import is_dry_run, retention_limit, unmatched_rule
 from rollouts.models.providers import AUTHENTICATIONS as AUTHENTICATIONS
 
 # Moved to models/providers.py; still importable from here.
@@ -82,8 +84,6 @@ DEFAULT_INCONCLUSIVE_LIMIT = 0
 DEFAULT_CONSECUTIVE_ERROR_LIMIT = 4
 DEFAULT_CONSECUTIVE_SUCCESS_LIMIT = 0
 DEFAULT_MEASUREMENT_RETENTION = 10
-# `metricName: "*"` in dryRun / measurementRetention applies to every metric, as in Argo.
-WILDCARD = "*"
 
 _INT_TEXT = re.compile(r"^-?\d+$")
 
@@ -347,15 +347,6 @@ class Metric(ApiModel):
         return int_value(value, f"metrics[{self.name}].{field}")
 
 
-class DryRun(ApiModel):
-    metric_name: str = Field(min_length=1, description='a metric name, or "*" for all')
-
-
-class MeasurementRetention(ApiModel):
-    metric_name: str = Field(min_length=1, description='a metric name, or "*" for all')
-    limit: int = Field(ge=1, le=MAX_INT32)
-
-
 class AnalysisTemplateRef(ApiModel):
     template_name: str = Field(min_length=1)
     cluster_scope: bool | None = None
@@ -384,12 +375,13 @@ class _RunSettings(ApiModel):
         return self
 
     def is_dry_run(self, metric_name: str) -> bool:
-        return any(d.metric_name in (metric_name, WILDCARD) for d in self.dry_run or ())
+        """A dryRun rule matches the metric (models/metric_rules.py)."""
+        return is_dry_run(self.dry_run, metric_name)
 
     def retention_limit(self, metric_name: str) -> int:
-        """Measurements kept for a metric: its own entry, else '*', else Argo's 10."""
-        by_name = {r.metric_name: r.limit for r in self.measurement_retention or ()}
-        return by_name.get(metric_name, by_name.get(WILDCARD, DEFAULT_MEASUREMENT_RETENTION))
+        """Measurements kept for a metric: the last matching rule's, else Argo's 10."""
+        return retention_limit(self.measurement_retention, metric_name,
+                               DEFAULT_MEASUREMENT_RETENTION)
 
 
 class AnalysisTemplateSpec(_RunSettings):
@@ -409,6 +401,18 @@ class AnalysisRunSpec(_RunSettings):
     def _has_metrics(self) -> AnalysisRunSpec:
         if not self.metrics:
             raise ValueError("an AnalysisRun needs at least one metric")
+        return self
+
+    @model_validator(mode="after")
+    def _rules_match(self) -> AnalysisRunSpec:
+        """As Argo: a dryRun / measurementRetention rule that matches no metric is an error
+        (a misspelt name is never silently ignored)."""
+        names = [m.name for m in self.metrics]
+        for field, rules in (("dryRun", self.dry_run), ("measurementRetention",
+                                                        self.measurement_retention)):
+            problem = unmatched_rule(field, [r.metric_name for r in rules or ()], names)
+            if problem is not None:
+                raise ValueError(problem)
         return self
 
 

@@ -16,7 +16,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
-from rollouts.models.base import ApiModel, ArgDuration, has_placeholder, parse_duration
+from rollouts.models.base import (
+    MAX_DURATION_SECONDS,
+    ApiModel,
+    ArgDuration,
+    has_placeholder,
+    parse_duration,
+)
 
 __all__ = [
     "AUTHENTICATIONS",
@@ -80,6 +86,8 @@ def check_duration_or_arg(value: object) -> object:
 
 
 DurationText = Annotated[str, BeforeValidator(check_duration_or_arg)]
+# A provider's `timeout` in seconds: positive and, like every duration, at most 87600h.
+TimeoutSeconds = Annotated[int, Field(gt=0, le=MAX_DURATION_SECONDS)]
 
 
 class OAuth2Config(ApiModel):
@@ -148,33 +156,33 @@ class DatadogMetric(ApiModel):
 class NewRelicMetric(ApiModel):
     profile: str | None = Field(default=None, description='Secret name, default "newrelic"')
     query: str = Field(min_length=1, description="NRQL")
-    timeout: int | None = Field(default=None, gt=0, description="seconds, default 30")
+    timeout: TimeoutSeconds | None = Field(default=None, description="seconds, default 30")
 
 
 class GraphiteMetric(ApiModel):
     address: str = Field(min_length=1)
     query: str = Field(min_length=1, description="a target, or `target=...` query text")
-    timeout: int | None = Field(default=None, gt=0, description="seconds, default 30")
+    timeout: TimeoutSeconds | None = Field(default=None, description="seconds, default 30")
 
 
 class InfluxdbMetric(ApiModel):
     profile: str | None = Field(default=None, description='Secret name, default "influxdb"')
     query: str = Field(min_length=1, description="Flux")
-    timeout: int | None = Field(default=None, gt=0, description="seconds, default 30")
+    timeout: TimeoutSeconds | None = Field(default=None, description="seconds, default 30")
 
 
 class WavefrontMetric(ApiModel):
     address: str | None = Field(default=None, description="host; else the Secret's address")
     query: str = Field(min_length=1)
     profile: str | None = Field(default=None, description='Secret name, default "wavefront"')
-    timeout: int | None = Field(default=None, gt=0, description="seconds, default 30")
+    timeout: TimeoutSeconds | None = Field(default=None, description="seconds, default 30")
 
 
 class SkyWalkingMetric(ApiModel):
     address: str = Field(min_length=1)
     query: str = Field(min_length=1, description="GraphQL, with a $duration: Duration! variable")
     interval: DurationText | None = Field(default=None, description="window, default 5m")
-    timeout: int | None = Field(default=None, gt=0, description="seconds, default 30")
+    timeout: TimeoutSeconds | None = Field(default=None, description="seconds, default 30")
 
 
 def _json_list(value: object) -> object:
@@ -306,7 +314,7 @@ class PrometheusMetric(ApiModel):
         default=None, description="Prometheus base URL; the controller default if unset"
     )
     query: str = Field(min_length=1)
-    timeout: int | None = Field(default=None, gt=0, description="seconds, as in Argo")
+    timeout: TimeoutSeconds | None = Field(default=None, description="seconds, as in Argo")
     insecure: bool | None = None
     headers: list[Header] | None = None
     authentication: PrometheusAuthentication | None = None
@@ -319,7 +327,7 @@ class WebMetric(ApiModel):
     headers: list[Header] | None = None
     body: str | None = None
     json_body: dict[str, Any] | None = None
-    timeout_seconds: int | None = Field(default=None, gt=0, description="default 10")
+    timeout_seconds: TimeoutSeconds | None = Field(default=None, description="default 10")
     json_path: str | None = Field(default=None, description='default "{$}"')
     insecure: bool | None = None
     authentication: WebAuthentication | None = None

@@ -21,6 +21,7 @@ from rollouts.models.base import (
     StatusModel,
     parse_duration,
 )
+from rollouts.models.metric_rules import DryRun, MeasurementRetention
 from rollouts.models.traffic import (
     PingPongSpec,
     PodMetadata,
@@ -96,8 +97,10 @@ class AnalysisTemplateRef(ApiModel):
 class RolloutAnalysis(ApiModel):
     templates: list[AnalysisTemplateRef] = Field(min_length=1)
     args: list[AnalysisRunArgument] | None = None
-    dry_run: list[dict[str, str]] | None = None
-    measurement_retention: list[dict[str, Any]] | None = None
+    # Merged into the AnalysisRun's (after the templates' own, so the Rollout's win);
+    # models/metric_rules.py says what a rule matches.
+    dry_run: list[DryRun] | None = None
+    measurement_retention: list[MeasurementRetention] | None = None
 
 
 class RolloutAnalysisBackground(RolloutAnalysis):

@@ -69,16 +69,22 @@ def handler(step: CanaryStep) -> Handler:
 
 
 def traffic_model(ctx: Context, strategy: CanaryStrategy) -> TrafficModel:
-    """The router's model when the canary has trafficRouting, else the pods' ratio."""
+    """The router's model when the canary has trafficRouting, else the pods' ratio.
+
+    With a stableService the stable keeps one pod until the promotion: the Service selects
+    the stable revision until then, and is re-pointed before that pod goes (issue 11).
+    """
     router = ctx.observed.router
     routing = strategy.traffic_routing
+    floor = 1 if strategy.stable_service else 0
     if router is not None:
         return RouterTraffic(ctx.replicas, router, ctx.observed.routes,
                              max_weight=routing.max_traffic_weight if routing else 100,
                              canary_hash=ctx.desired_hash, stable_hash=ctx.status.stable_rs,
                              min_pods=strategy.min_pods_per_replica_set or 1,
-                             dynamic_stable=strategy.dynamic_stable_scale)
-    return PodRatioTraffic(ctx.replicas, strategy)
+                             dynamic_stable=strategy.dynamic_stable_scale,
+                             stable_floor=floor)
+    return PodRatioTraffic(ctx.replicas, strategy, stable_floor=floor)
 
 
 def plan_canary(ctx: Context, draft: Draft) -> None:
@@ -179,8 +185,10 @@ def _move_traffic(ctx: Context, draft: Draft, strategy: CanaryStrategy, walk: Wa
                   stable_hash: str) -> None:
     """Services pinned, pods sized, then the traffic layer moved as far as the pods allow.
 
-    The stable Service stays on the stable revision until the promotion (known, open: the
-    old stable's last pods may go one pass before it is re-pointed).
+    The stable Service stays on the stable revision until the promotion, and the stable
+    keeps a pod for it (`traffic_model`'s floor) even at weight 100. The promotion re-points
+    the Service once the canary is fully available; the old stable's last pod goes on a
+    later pass that sees the Service on the new revision (`retire_others`).
     """
     size = walk.canary_scale
     canary_next, stable_next = walk.traffic.pods(walk.weight, walk.canary, walk.stable, size)

@@ -53,6 +53,9 @@ class RouterTraffic:
     # dynamicStableScale: the stable shrinks to the share the routes give it (once they do),
     # and grows back before they give it more.
     dynamic_stable: bool = False
+    # Pods the stable keeps under dynamicStableScale even when the routes give it nothing:
+    # the stable Service selects it until the promotion re-points it.
+    stable_floor: int = 0
 
     routes_traffic = True  # traffic leaves the canary before its pods do
 
@@ -90,7 +93,8 @@ class RouterTraffic:
         # Sized for the larger of the share the routes give it now and the one asked for:
         # it shrinks only after the routes moved traffic off it, grows before they move back.
         held = self.router.verified_weight(self.routes) or 0
-        return self.canary_pods(weight, scale), self.stable_pods(min(held, self.capped(weight)))
+        share = self.stable_pods(min(held, self.capped(weight)))
+        return self.canary_pods(weight, scale), max(share, min(self.stable_floor, self.replicas))
 
     def stable_serving(self, stable: ReplicaSetView | None, weight: int) -> bool:
         """The stable has the available pods for the share `weight` leaves it (always

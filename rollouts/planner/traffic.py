@@ -96,12 +96,23 @@ def replica_targets(replicas: int, weight: int) -> tuple[int, int]:
     return canary, stable
 
 
+def with_stable_floor(target: tuple[int, int], floor: int) -> tuple[int, int]:
+    """`target` with the stable keeping at least `floor` pods (never more than it has to
+    serve: a Rollout of 0 replicas keeps none).
+
+    E.g. 4 replicas at weight 100 -> (4, 0); with a floor of 1 -> (4, 1).
+    """
+    canary, stable = target
+    return canary, max(stable, min(floor, canary + stable))
+
+
 def rolling_counts(
     replicas: int,
     strategy: CanaryStrategy,
     canary: ReplicaSetView | None,
     stable: ReplicaSetView,
     target: tuple[int, int],
+    stable_floor: int = 0,
 ) -> tuple[int, int]:
     """The next (canary, stable) spec counts on the way to `target`.
 
@@ -110,8 +121,12 @@ def rolling_counts(
     E.g. 4 replicas, maxSurge 25% (1), maxUnavailable 25% (1), stable 4/4 available, no
     canary, target (2, 2): the canary may grow to 5 - 4 = 1 -> 1, and the stable may drop to
     4 - 1 = 3 available pods -> (1, 3); once that canary pod is available -> (2, 2).
+
+    `stable_floor`: pods the stable keeps whatever the target (see `with_stable_floor`);
+    they fit in maxSurge when there is one, else they are one pod over it. E.g. 4 replicas,
+    maxSurge 0, target (4, 0), floor 1: at most 5 pods, ending at (4, 1).
     """
-    canary_target, stable_target = target
+    canary_target, stable_target = with_stable_floor(target, stable_floor)
     surge = resolve_int_or_percent(strategy.max_surge, replicas, round_up=True)
     unavailable = resolve_int_or_percent(strategy.max_unavailable, replicas, round_up=False)
     if surge == 0 and unavailable == 0:
@@ -120,7 +135,8 @@ def rolling_counts(
     canary_available = min(canary.available, canary_spec) if canary else 0
     stable_spec = stable.spec_replicas
 
-    max_total = max(replicas, canary_target + stable_target) + surge
+    held = stable_target - target[1]
+    max_total = max(replicas, sum(target)) + max(surge, held)
     if canary_spec < canary_target:
         canary_next = min(canary_target, max(canary_spec, max_total - stable_spec))
     else:
@@ -172,12 +188,22 @@ def traffic_share(canary: ReplicaSetView | None, stable: ReplicaSetView | None) 
 @dataclass(frozen=True)
 class PodRatioTraffic:
     """The canary without a traffic router: weight = the canary's share of available pods.
-    (setCanaryScale needs a router and is refused before planning.)"""
+    (setCanaryScale needs a router and is refused before planning.)
+
+    `stable_floor`: pods the stable keeps even at weight 100. The stable Service selects the
+    stable revision until the promotion re-points it, so its last pod stays until then (one
+    pod over the replica count, as a small Rollout runs at any weight between 0 and 100).
+    """
 
     replicas: int
     strategy: CanaryStrategy
+    stable_floor: int = 0
 
     routes_traffic = False
+
+    def targets(self, weight: int) -> tuple[int, int]:
+        """The (canary, stable) pods `weight` needs, the stable's floor included."""
+        return with_stable_floor(replica_targets(self.replicas, weight), self.stable_floor)
 
     def with_managed_routes(self, headers: tuple[HeaderRoute, ...],
                             mirrors: tuple[MirrorRoute, ...]) -> PodRatioTraffic:
@@ -186,7 +212,7 @@ class PodRatioTraffic:
     def pods(self, weight: int, canary: ReplicaSetView | None, stable: ReplicaSetView,
              scale: SetCanaryScale | None = None) -> tuple[int, int]:
         return rolling_counts(self.replicas, self.strategy, canary, stable,
-                              replica_targets(self.replicas, weight))
+                              replica_targets(self.replicas, weight), self.stable_floor)
 
     def writes(self, weight: int, canary: ReplicaSetView | None, stable: ReplicaSetView,
                scale: SetCanaryScale | None = None) -> tuple[Action, ...]:
@@ -194,7 +220,7 @@ class PodRatioTraffic:
 
     def reached(self, weight: int, canary: ReplicaSetView | None, stable: ReplicaSetView,
                 scale: SetCanaryScale | None = None) -> bool:
-        return split_done(canary, stable, replica_targets(self.replicas, weight))
+        return split_done(canary, stable, self.targets(weight))
 
     def verified_weight(self, canary: ReplicaSetView | None,
                         stable: ReplicaSetView | None) -> int:

@@ -16,6 +16,8 @@ each broken rule as a `Violation` with the resourceVersion of the offending writ
 * `scaled-down-before-stable`: a ReplicaSet other than the stable one was scaled down while
   the stable one could not carry all the traffic (not all replicas available, or the stable
   / active Service not on it) — "abort means stable first" (invariant 2);
+* `emptied-while-selected`: a ReplicaSet was scaled to 0 while the stable / active Service
+  selected it — "re-point first, then scale down" (issue 11);
 * `duplicate-measurement` / `lost-measurement` / `extra-measurement`: an AnalysisRun's
   measurement slots (startedAt) repeated, disappeared or outnumbered `count`;
 * `duplicate-analysisrun`: two AnalysisRuns created for one revision, kind, step and attempt.
@@ -225,9 +227,13 @@ def _on_replica_set(state: _State, write: Write) -> list[Violation]:
         return []
     old_size = int((previous.get("spec") or {}).get("replicas") or 0)
     new_size = int((write.obj.get("spec") or {}).get("replicas") or 0)
+    out = [Violation("emptied-while-selected", write.rv,
+                     f"{pod_hash} scaled {old_size} -> 0 while Service {service} selects it")
+           for service in sorted(state.traffic_services())
+           if new_size == 0 < old_size and state.selectors.get(service) == pod_hash]
     stable = state.status.get("stableRS")
     if new_size >= old_size or stable is None or pod_hash == stable:
-        return []
+        return out
     problems = []
     if state.available(stable) < state.replicas:
         problems.append(f"stable {stable} has {state.available(stable)}/{state.replicas} "
@@ -237,9 +243,10 @@ def _on_replica_set(state: _State, write: Write) -> list[Violation]:
         if selected is not None and selected != stable:
             problems.append(f"Service {service} selects {selected}")
     if not problems:
-        return []
-    return [Violation("scaled-down-before-stable", write.rv,
-                      f"{pod_hash} scaled {old_size} -> {new_size} while " + "; ".join(problems))]
+        return out
+    return [*out, Violation("scaled-down-before-stable", write.rv,
+                            f"{pod_hash} scaled {old_size} -> {new_size} while "
+                            + "; ".join(problems))]
 
 
 def _on_service(state: _State, write: Write) -> list[Violation]:

@@ -465,3 +465,22 @@ def test_schedule_fields_cannot_come_from_secret_args() -> None:
     )
     with pytest.raises(InvalidSpecError, match=r"interval cannot come from a Secret-backed"):
         build(analysis("t"), [tpl])
+
+
+def test_a_dry_run_or_retention_rule_matching_no_metric_is_named_where_written() -> None:
+    """Argo refuses a run whose rule matches no metric; we say so when building it, naming
+    the Rollout's own rule, or the templates when theirs is wrong. Rules are regexes."""
+    tpl = template("t", metrics=[prom_metric("error-rate", "a"), prom_metric("latency", "b")])
+    with pytest.raises(InvalidSpecError) as caught:
+        build(analysis("t", measurementRetention=[{"metricName": "rate", "limit": 3},
+                                                  {"metricName": "^typo$", "limit": 3}]),
+              [tpl], field="spec.strategy.canary.analysis")
+    assert caught.value.field == "spec.strategy.canary.analysis.measurementRetention[1].metricName"
+    assert "'^typo$' matches no metric of the templates (metrics: error-rate, latency)" in (
+        caught.value.message)
+    bad = template("t", metrics=[prom_metric("m", "q")], dryRun=[{"metricName": "other"}])
+    with pytest.raises(InvalidSpecError, match=r"dryRun rule 'other' matches no metric"):
+        build(analysis("t"), [bad])
+    run = build(analysis("t", dryRun=[{"metricName": "^lat"}]), [tpl])
+    parsed = load_analysis_run(run)
+    assert [m.name for m in parsed.spec.metrics if parsed.spec.is_dry_run(m.name)] == ["latency"]

@@ -171,6 +171,21 @@ def test_canary_scaled_down_while_the_stable_service_selects_it_breaks_stable_fi
     assert "scaled-down-before-stable" in h.rules()
 
 
+def test_the_old_stable_emptied_before_the_stable_service_left_it_is_caught() -> None:
+    """Issue 11: on promotion the stable Service is re-pointed first, then the old stable's
+    last pods go; the other order is a violation."""
+    bad = History()
+    bad.status(currentStepIndex=0)
+    bad.rs("old", 2, 2)
+    bad.service("web-stable", "old")
+    bad.rs("new", 2, 2)
+    bad.status(currentStepIndex=0)
+    bad.rs("old", 0, 0)
+    bad.service("web-stable", "new")
+    bad.status(currentStepIndex=0, stableRS="new")
+    assert bad.rules() == ["emptied-while-selected"]
+
+
 def test_switching_the_stable_service_to_an_unavailable_revision_is_caught() -> None:
     h = History()
     h.rs("old", 2, 2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rollouts.planner.types import PinService
+from rollouts.planner.types import PinService, ScaleReplicaSet
 from tests.unit.world import World, blue_green_spec
 
 
@@ -122,3 +122,34 @@ def test_revert_drops_preview_at_once() -> None:
     assert w.status.phase == "Healthy"
     assert w.sizes() == {old: 3, new: 0}
     assert w.selector("preview") == old
+
+
+def test_active_service_is_switched_before_the_old_revision_goes() -> None:
+    """Issue 11 for blue-green: with scaleDownDelaySeconds 0 (and with the default) the old
+    active revision is scaled to 0 only on a pass that sees the active Service on the new
+    one; a switch whose Service write was lost (a 409) keeps the old pods."""
+    for delay in (0, 30):
+        w = healthy(scaleDownDelaySeconds=delay)
+        old = w.status.stable_rs
+        w.set_image("app:2")
+        seen = []
+        for _ in range(30):
+            before = w.selector("active")
+            result = w.plan()
+            if any(isinstance(a, PinService) and a.service == "active" for a in result.actions) \
+                    and not seen:
+                # The first switch's Service write is lost: nothing after it is applied.
+                seen.append("lost")
+                w.history.append(result)
+                continue
+            w.apply(result)
+            w.history.append(result)
+            w.settle()
+            for action in result.actions:
+                if isinstance(action, ScaleReplicaSet) and action.replicas == 0:
+                    assert action.name == w.replica_sets[old or ""].name
+                    assert before == w.status.stable_rs != old
+                    seen.append("scaled")
+            w.advance(delay)
+        assert seen == ["lost", "scaled"], delay
+        assert w.selector("active") == w.status.stable_rs and w.sizes()[old or ""] == 0

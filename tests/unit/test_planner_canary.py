@@ -284,10 +284,6 @@ def test_max_surge_and_unavailable_bound_each_pass() -> None:
     assert math.isclose(sum(w.sizes().values()), 10)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "open (issue 11): the old stable's last pods go one pass before the stable Service is "
-    "re-pointed; re-pointing it first switched it to a not-yet-available canary under the "
-    "fault campaign"))
 def test_promotion_repoints_the_stable_service_before_the_old_stable_goes() -> None:
     """Issue 11: the old stable's last pods used to go one pass before the stable Service
     was re-pointed (it selected a ReplicaSet at 0). Now the Service follows the canary

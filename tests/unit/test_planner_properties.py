@@ -181,13 +181,9 @@ class Checker:
 
     def check_repoint_first(self, before: World, result: Plan) -> None:
         """Re-point first, then scale down: no ReplicaSet is scaled to 0 while the stable
-        (or active) Service is seen selecting it."""
-        if not self.blue_green:
-            # Canary: the old stable's last pods go one pass before the stable Service is
-            # re-pointed (known, open: re-pointing it earlier switched it to a canary that
-            # was not yet available in the fault campaign, tests/e2e/test_faults.py).
-            return
-        service = "active"
+        (or active) Service is seen selecting it (issue 11: on a canary's promotion the
+        stable Service is re-pointed first, the old stable's last pod goes a pass later)."""
+        service = "active" if self.blue_green else "stable"
         selected = before.selector(service)
         for action in result.actions:
             if isinstance(action, ScaleReplicaSet) and action.replicas == 0:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from dataclasses import replace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -12,7 +13,13 @@ from hypothesis import strategies as st
 
 from rollouts.models.rollout import SetCanaryScale
 from rollouts.planner.router_traffic import RouterTraffic
-from rollouts.planner.types import ApplyRouteWrite, Plan, ReplicaSetView, ScaleReplicaSet
+from rollouts.planner.types import (
+    ApplyRouteWrite,
+    PinService,
+    Plan,
+    ReplicaSetView,
+    ScaleReplicaSet,
+)
 from tests.unit.fake_router import ROUTE, FakeRouter, route
 from tests.unit.world import World, canary_spec
 
@@ -322,3 +329,64 @@ def test_dynamic_stable_scale_shrinks_after_and_grows_before_the_routes_move() -
     w.advance(30)  # abortScaleDownDelaySeconds
     w.run()
     assert w.sizes() == {old: 4, new: 0} and w.route_weight == 0
+
+
+def promotion_history(**canary: object) -> tuple[World, str, str, list[tuple[str | None, Plan]]]:
+    """(world, old, new, [(stable Service's hash before the pass, the pass)]) of a full
+    promotion from the first pause, pods ready at once."""
+    w, old, new = at_first_pause(**canary)
+    w.edit_status(promote_full=True, pause_conditions=None)
+    passes = []
+    for _ in range(30):
+        before = w.selector("stable")
+        passes.append((before, w.step()))
+        if w.status.phase == "Healthy" and w.sizes()[old] == 0:
+            break
+        w.advance(10)
+    return w, old, new, passes
+
+
+@pytest.mark.parametrize("canary", [
+    {"scaleDownDelaySeconds": 20},
+    {"scaleDownDelaySeconds": 0},
+    {"dynamicStableScale": True, "trafficRouting": {"smi": {}}},
+])
+def test_promotion_repoints_the_stable_service_before_routes_and_old_pods_move(
+        canary: dict[str, object]) -> None:
+    """Issue 11, with a router: the stable Service is re-pointed before (or in the pass
+    before, in write order) the routes send it everything; the old stable's last pod goes
+    only on a later pass that sees the Service on the new revision."""
+    w, old, new, passes = promotion_history(**canary)
+    assert w.status.stable_rs == new and w.sizes() == {old: 0, new: 4}
+    for before, result in passes:
+        pins = [i for i, a in enumerate(result.actions)
+                if isinstance(a, PinService) and a.service == "stable"]
+        to_stable = [i for i, a in enumerate(result.actions)
+                     if isinstance(a, ApplyRouteWrite) and route_writes(
+                         replace(result, actions=(a,))) == [0]]
+        if to_stable and before != new:
+            assert pins and pins[0] < to_stable[0]
+        for action in result.actions:
+            if isinstance(action, ScaleReplicaSet) and action.replicas == 0:
+                assert action.name == w.replica_sets[old].name and before == new
+
+
+def test_dynamic_stable_scale_keeps_a_stable_pod_while_the_stable_service_selects_it() -> None:
+    """setWeight 100 then a pause: the routes give the stable nothing, but the stable
+    Service still selects it until the promotion, so it keeps one pod (not 0)."""
+    w = World(canary_spec([{"setWeight": 100}, {"pause": {}}], canaryService="canary",
+                          stableService="stable", dynamicStableScale=True,
+                          trafficRouting={"smi": {}}), router=FakeRouter())
+    w.run()
+    old = w.status.stable_rs
+    w.set_image("app:2")
+    w.run()
+    new = w.status.current_pod_hash
+    assert w.status.phase == "Paused" and w.route_weight == 100
+    assert w.selector("stable") == old and w.sizes() == {old: 1, new: 4}
+    w.edit_status(current_step_index=2, pause_conditions=None)
+    w.run()
+    assert w.status.stable_rs == new and w.selector("stable") == new and w.route_weight == 0
+    w.advance(30)  # scaleDownDelaySeconds
+    w.run()
+    assert w.sizes() == {old: 0, new: 4}

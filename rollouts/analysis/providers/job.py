@@ -169,6 +169,15 @@ class MeasurementContext(ProviderContext):
     slot: datetime | None = None  # the measurement's startedAt
     index: int = 1  # 1-based ordinal of the measurement for its metric
 
+    def measurement_key(self, metric_name: str) -> str | None:
+        """The same text for every attempt at one measurement (run, metric, ordinal), across
+        controller restarts: what a receiver may dedupe a repeated request by. E.g.
+        "2f6c...-uid/error-rate/3"; None without a run."""
+        if self.run is None:
+            return None
+        run = self.run.uid or f"{self.run.namespace}/{self.run.name}"
+        return f"{run}/{metric_name}/{self.index}"
+
     @classmethod
     def extend(
         cls, base: ProviderContext, run: RunRef, slot: datetime | None, index: int

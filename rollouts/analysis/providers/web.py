@@ -42,6 +42,7 @@ from rollouts.analysis.providers.base import (
     shorten,
 )
 from rollouts.analysis.providers.egress import EgressPolicy
+from rollouts.analysis.providers.job import MeasurementContext
 from rollouts.models.analysis import Metric
 
 __all__ = [
@@ -55,6 +56,9 @@ __all__ = [
 
 DEFAULT_TIMEOUT_SECONDS = 10
 DEFAULT_JSON_PATH = "{$}"
+# Sent with every web measurement (unless the metric sets it): the IETF draft
+# "The Idempotency-Key HTTP Header Field"; the value is MeasurementContext.measurement_key.
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
 class JsonPathError(ValueError):
@@ -250,6 +254,12 @@ class WebProvider(HttpProvider):
         )
         headers = {h.key: h.value for h in spec.headers or ()}
         headers.update(context.headers)
+        key = context.measurement_key(metric.name) if isinstance(
+            context, MeasurementContext) else None
+        if key is not None and not any(k.lower() == IDEMPOTENCY_HEADER.lower() for k in headers):
+            # A measurement whose status write was lost (a kill, a conflict) is taken again
+            # with the same key: an endpoint with side effects can tell it is a repeat.
+            headers[IDEMPOTENCY_HEADER] = key
         auth = context.apply_auth(headers)
         if spec.authentication is not None:
             token = await spec_auth(
