@@ -207,6 +207,13 @@ def _canary_zero_after_weight_zero(sb: CountingSandbox, case: RouterCase,
     assert case.weight(sb) in (0, None)
     later = [rv for rv, _ in route_writes if rv > scaled]
     assert not later, f"route written after the canary went: {later} > {scaled}"
+    # Once the abort has completed, no status write shows the canary any weight.
+    def shown() -> list[Any]:
+        return [((obj.get("status") or {}).get("canary") or {}).get("weights") or {}
+                for rv, plural, _, obj in sb.emulator.write_history()
+                if plural == "rollouts" and rv > scaled]
+    sb.wait_for("a status write after the canary went", lambda: bool(shown()))
+    assert all(w.get("canary", {}).get("weight") == 0 for w in shown()), shown()
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
