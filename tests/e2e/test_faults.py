@@ -4,8 +4,9 @@ The real controller (a subprocess) is SIGKILLed at random instants while canary,
 abort and git-revert Rollouts progress; then it talks to the API through a proxy that fails
 10% of requests and cuts 10% of watch streams; then its metric source errors, refuses and
 hangs. Every run must reach the right end state, and the write history must show no step
-skipped or repeated, no measurement duplicated, no promotion or abort lost and no canary
-scaled down before the stable revision carried all traffic (rollouts/sandbox/invariants.py).
+skipped or repeated, no measurement duplicated, no promotion or abort lost, no canary
+scaled down before the stable revision carried all traffic, and no ReplicaSet scaled to 0
+while the stable/active Service selected it (rollouts/sandbox/invariants.py).
 Nothing here asserts speed: the timeouts are generous.
 """
 
