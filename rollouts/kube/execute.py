@@ -46,6 +46,7 @@ from rollouts.planner.types import (
     Action,
     ApplyRouteWrite,
     CreateAnalysisRun,
+    CreateExperiment,
     CreateReplicaSet,
     DeleteAnalysisRun,
     DeleteReplicaSet,
@@ -54,6 +55,7 @@ from rollouts.planner.types import (
     Plan,
     ScaleReplicaSet,
     TerminateAnalysisRun,
+    TerminateExperiment,
 )
 
 REPORTING_COMPONENT = "rollouts-controller"
@@ -215,6 +217,15 @@ async def apply_action(client: KubeClient, namespace: str, action: Action) -> bo
             return await _delete(client, GROUP, "analysisruns", namespace, name)
         case ApplyRouteWrite(write=write):
             return await apply_route_write(client, write)
+        case CreateExperiment(manifest=manifest):
+            return await _create(client, GROUP, "experiments", namespace, manifest)
+        case TerminateExperiment(name=name):
+            try:
+                await client.patch_merge(GROUP, VERSION, "experiments", namespace, name,
+                                         {"spec": {"terminate": True}})
+            except NotFoundError:
+                return False
+            return True
 
 
 async def write_status(client: KubeClient, metadata: ObjectMeta, old_status: Any,

@@ -142,6 +142,46 @@ class SetCanaryScale(ApiModel):
         return self
 
 
+# --- experiment step (the Experiment kind itself: models/experiment.py) --------------------
+
+
+class ExperimentAnalysisRef(ApiModel):
+    """One analysis of an Experiment (or of an experiment step): a named AnalysisRun made
+    from one template."""
+
+    name: str = Field(min_length=1)
+    template_name: str = Field(min_length=1)
+    cluster_scope: bool = False
+    args: list[AnalysisRunArgument] | None = None
+    # The Experiment does not complete before this run has (even past its duration).
+    required_for_completion: bool = False
+
+
+class TemplateService(ApiModel):
+    """A Service for one experiment template's pods (name defaults to the ReplicaSet's)."""
+
+    name: str | None = None
+
+
+class RolloutExperimentTemplate(ApiModel):
+    name: str = Field(min_length=1)
+    spec_ref: Literal["stable", "canary"]
+    replicas: int | None = Field(default=None, ge=0, le=MAX_INT32)
+    # Traffic to this template's pods: needs a router that can send it (see semantic_errors).
+    weight: int | None = Field(default=None, ge=0, le=100)
+    metadata: PodMetadata | None = None
+    selector: LabelSelector | None = None
+    service: TemplateService | None = None
+
+
+class RolloutExperimentStep(ApiModel):
+    templates: list[RolloutExperimentTemplate] = Field(min_length=1)
+    duration: Duration | None = None
+    analyses: list[ExperimentAnalysisRef] | None = None
+    dry_run: list[dict[str, str]] | None = None
+    measurement_retention: list[dict[str, Any]] | None = None
+
+
 class CanaryStep(ApiModel):
     # Out of maxTrafficWeight (100 unless set): checked in semantic_errors.
     set_weight: int | None = Field(default=None, ge=0)
@@ -150,6 +190,7 @@ class CanaryStep(ApiModel):
     analysis: RolloutAnalysis | None = None
     set_header_route: SetHeaderRoute | None = None
     set_mirror_route: SetMirrorRoute | None = None
+    experiment: RolloutExperimentStep | None = None
 
     @model_validator(mode="after")
     def _exactly_one_action(self) -> CanaryStep:
@@ -162,13 +203,14 @@ class CanaryStep(ApiModel):
                 ("analysis", self.analysis),
                 ("setHeaderRoute", self.set_header_route),
                 ("setMirrorRoute", self.set_mirror_route),
+                ("experiment", self.experiment),
             )
             if value is not None
         ]
         if len(given) != 1:
             raise ValueError(
                 "a step needs exactly one of setWeight, pause, setCanaryScale, analysis, "
-                "setHeaderRoute, setMirrorRoute"
+                "setHeaderRoute, setMirrorRoute, experiment"
                 + (f" (got {', '.join(given)})" if given else "")
             )
         return self
