@@ -552,7 +552,24 @@ def read_rollout(body: Mapping[str, Any]) -> Rollout:
 def semantic_errors(spec: RolloutSpec) -> list[tuple[str, str]]:
     """Rules that need more than one field (the traffic-routing ones: models/traffic.py)."""
     canary = spec.strategy.canary
-    return [] if canary is None else traffic_errors(canary)
+    return [] if canary is None else traffic_errors(canary) + experiment_weight_errors(canary)
+
+
+def experiment_weight_errors(canary: CanaryStrategy) -> list[tuple[str, str]]:
+    """An experiment template's `weight` sends traffic to its pods through the router; no
+    router of this controller can do that yet, so it is refused rather than ignored."""
+    found = []
+    for i, step in enumerate(canary.steps or ()):
+        for j, template in enumerate(step.experiment.templates if step.experiment else ()):
+            if template.weight is not None:
+                found.append((
+                    f"spec.strategy.canary.steps[{i}].experiment.templates[{j}].weight",
+                    "traffic to experiment pods is not supported by "
+                    + ("this Rollout's traffic router" if canary.traffic_routing
+                       else "a canary without trafficRouting")
+                    + "; remove weight (the experiment's pods then get no traffic from the "
+                    "Rollout's routes) or size it with replicas"))
+    return found
 
 
 def _field_path(root: str, loc: tuple[int | str, ...]) -> str:
