@@ -110,8 +110,16 @@ def service_ports(template: ExperimentTemplate) -> list[dict[str, Any]]:
 
 def service_manifest(experiment: ValidExperiment, template: ExperimentTemplate
                      ) -> dict[str, Any]:
-    """A ClusterIP Service selecting exactly this template's pods."""
+    """A Service selecting exactly this template's pods: ClusterIP on the containers'
+    ports, headless when they declare none (a Service without ports must be)."""
     name = experiment.metadata.name
+    ports = service_ports(template)
+    spec: dict[str, Any] = {
+        "selector": {POD_TEMPLATE_HASH_LABEL: template_hash(name, template)}}
+    if ports:
+        spec["ports"] = ports
+    else:
+        spec["clusterIP"] = "None"
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -121,8 +129,5 @@ def service_manifest(experiment: ValidExperiment, template: ExperimentTemplate
             "labels": {EXPERIMENT_LABEL: name, EXPERIMENT_TEMPLATE_LABEL: template.name},
             "ownerReferences": _owner(experiment),
         },
-        "spec": {
-            "selector": {POD_TEMPLATE_HASH_LABEL: template_hash(name, template)},
-            "ports": service_ports(template),
-        },
+        "spec": spec,
     }

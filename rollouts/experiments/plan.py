@@ -31,7 +31,6 @@ from rollouts.experiments.manifests import (
     replica_set_name,
     service_manifest,
     service_name,
-    service_ports,
     template_hash,
 )
 from rollouts.models.experiment import (
@@ -90,7 +89,7 @@ def plan_experiment(experiment: ValidExperiment | InvalidExperiment,
     if status.phase in COMPLETED_EXPERIMENT_PHASES:
         return _ended(experiment, observed, status.phase or "Successful", status.message,
                       now, finishing=False)
-    problems = tuple(observed.problems.items()) + _service_problems(experiment)
+    problems = tuple(observed.problems.items())
     if problems:
         return _invalid(status, experiment.metadata.generation, problems, now)
     return _running(experiment, observed, now)
@@ -105,13 +104,6 @@ def _invalid(status: ExperimentStatus, generation: int,
         "finished_at": status.finished_at or whole_seconds(now)}))
 
 
-def _service_problems(experiment: ValidExperiment) -> tuple[tuple[str, str], ...]:
-    return tuple(
-        (f"spec.templates[{i}].service", "the template's containers declare no ports")
-        for i, t in enumerate(experiment.spec.templates)
-        if t.service is not None and not service_ports(t))
-
-
 def _rs(observed: ExperimentObserved, name: str) -> ReplicaSetView | None:
     return next((r for r in observed.replica_sets if r.name == name), None)
 
@@ -123,7 +115,8 @@ def _run(observed: ExperimentObserved, name: str) -> AnalysisRunView | None:
 def _running(experiment: ValidExperiment, observed: ExperimentObserved,
              now: dt.datetime) -> ExperimentPlan:
     spec, status, name = experiment.spec, experiment.status, experiment.metadata.name
-    started = status.started_at or whole_seconds(now)
+    # Exact instants (not whole seconds): a duration never ends before its full length.
+    started = status.started_at or now
     deadline = started + dt.timedelta(seconds=spec.progress_deadline_seconds)
     actions: list[Action] = []
     templates: list[TemplateStatus] = []
@@ -170,7 +163,7 @@ def _running(experiment: ValidExperiment, observed: ExperimentObserved,
         return ExperimentPlan(tuple(actions), base.model_copy(update={
             "phase": "Pending", "message": f"Waiting for templates: {waiting}"}),
             _seconds(deadline - now))
-    available_at = status.available_at or whole_seconds(now)
+    available_at = status.available_at or now
     runs = _run_statuses(experiment, observed)
     for analysis in spec.analyses or ():
         run_name = analysis_run_name(name, analysis.name)
