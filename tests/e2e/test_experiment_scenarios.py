@@ -14,7 +14,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from rollouts.cli.main import app as cli
 from rollouts.models.wire import GROUP, VERSION
 from rollouts.sandbox.cluster import Sandbox
 from tests.e2e.conftest import CountingSandbox
@@ -81,6 +83,16 @@ def test_a_standalone_experiment_runs_its_duration_then_scales_down(
     [template] = status["templateStatuses"]
     assert template["name"] == "probe" and template["status"] == "Successful"
     assert status["availableAt"] <= status["finishedAt"]
+    # `rollouts get` shows it, by kind/name or by a name no Rollout has
+    for name in ("experiment/exp-a", "exp-a"):
+        shown = CliRunner().invoke(cli, ["--kubeconfig", str(sb.kubeconfig), "-n", NS,
+                                         "get", name])
+        assert shown.exit_code == 0, shown.output
+        assert "Experiment exp-a" in shown.output and "Successful" in shown.output
+        assert "probe Successful" in shown.output, shown.output
+    missing = CliRunner().invoke(cli, ["--kubeconfig", str(sb.kubeconfig), "-n", NS,
+                                       "get", "nowhere"])
+    assert missing.exit_code == 1 and "rollout nowhere not found" in missing.output
 
 
 def test_terminate_ends_an_open_ended_experiment(cluster: CountingSandbox) -> None:
