@@ -119,7 +119,8 @@ spec:
       selector: {{matchLabels: {{app: probe}}}}
       template:
         metadata: {{labels: {{app: probe}}}}
-        spec: {{containers: [{{name: probe, image: "example/web:1", ports: [{{containerPort: 8080}}]}}]}}
+        spec:
+          containers: [{{name: probe, image: "example/web:1", ports: [{{containerPort: 80}}]}}]
       service: {{}}
 ---
 apiVersion: v1
