@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 NAME = "judge"
 MANIFEST = EXAMPLES_DIR / "experiment-judge.yaml"
 FIRST_IMAGE = "example/judge:1.0"
-REGRESSED_IMAGE = "example/judge:2.0-regress"  # 5% errors where 1.0 has 0.5%
+REGRESSED_IMAGE = "example/judge:2-regress"  # 5% errors where 1.0 has 0.5%
 THRESHOLD = 0.95
 MAX_LOOKS = 10  # of the judge's 30: "as soon as the evidence is there", not at the horizon
 
