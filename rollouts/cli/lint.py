@@ -171,13 +171,21 @@ def _findings(doc: Document, found: Iterable[tuple[str, str]]) -> list[Problem]:
     return [Problem(doc.file, doc.index, path, message) for path, message in found]
 
 
-def check_rollout(doc: Document, pods: PodTemplateChecker | None = None) -> list[Problem]:
+def _name_and_spec(doc: Document, kind: str) -> tuple[list[Problem], Mapping[str, Any] | None]:
+    """Problems with metadata.name and the spec's presence; the spec when there is one."""
     problems: list[Problem] = []
     if not _dict(doc.body.get("metadata")).get("name"):
         problems.append(Problem(doc.file, doc.index, "metadata.name", "a name is required"))
     spec = doc.body.get("spec")
     if not isinstance(spec, Mapping):
-        return [*problems, Problem(doc.file, doc.index, "spec", "a Rollout needs a spec")]
+        return [*problems, Problem(doc.file, doc.index, "spec", f"{kind} needs a spec")], None
+    return problems, spec
+
+
+def check_rollout(doc: Document, pods: PodTemplateChecker | None = None) -> list[Problem]:
+    problems, spec = _name_and_spec(doc, "a Rollout")
+    if spec is None:
+        return problems
     errors = rollout_manifest_errors(dict(spec), refuse_not_run=False)
     problems += _findings(doc, [*errors, *manifest_problems(spec)])
     if any(path != "spec" for path, _ in errors):
@@ -195,12 +203,9 @@ def check_rollout(doc: Document, pods: PodTemplateChecker | None = None) -> list
 
 def check_experiment(doc: Document, pods: PodTemplateChecker | None = None) -> list[Problem]:
     """The schema (templates, analyses, duration...) and every template's Pod template."""
-    problems: list[Problem] = []
-    if not _dict(doc.body.get("metadata")).get("name"):
-        problems.append(Problem(doc.file, doc.index, "metadata.name", "a name is required"))
-    spec = doc.body.get("spec")
-    if not isinstance(spec, Mapping):
-        return [*problems, Problem(doc.file, doc.index, "spec", "an Experiment needs a spec")]
+    problems, spec = _name_and_spec(doc, "an Experiment")
+    if spec is None:
+        return problems
     problems += _findings(doc, experiment_manifest_errors(dict(spec)))
     checker = pods or PodTemplateChecker()
     for i, template in enumerate(_list(spec.get("templates"))):

@@ -3,7 +3,6 @@ Service per template, and the names of its AnalysisRuns."""
 
 from __future__ import annotations
 
-import copy
 import hashlib
 from collections.abc import Mapping
 from typing import Any
@@ -15,7 +14,7 @@ from rollouts.models.wire import (
     POD_TEMPLATE_HASH_LABEL,
     owner_reference,
 )
-from rollouts.planner.manifests import pod_template_hash
+from rollouts.planner.manifests import hashed, pod_template_hash
 
 _MAX_NAME = 63
 
@@ -61,14 +60,10 @@ def replica_set_manifest(experiment: ValidExperiment, template: ExperimentTempla
     to the pods' labels and the hash to the selector."""
     name = experiment.metadata.name
     pod_hash = template_hash(name, template)
-    pod_template = copy.deepcopy(template.template.to_wire())
-    metadata = pod_template.setdefault("metadata", {})
-    labels = {**(metadata.get("labels") or {}), POD_TEMPLATE_HASH_LABEL: pod_hash,
-              EXPERIMENT_LABEL: name, EXPERIMENT_TEMPLATE_LABEL: template.name}
-    metadata["labels"] = labels
-    selector = template.selector.to_wire()
-    selector["matchLabels"] = {**(selector.get("matchLabels") or {}),
-                               POD_TEMPLATE_HASH_LABEL: pod_hash}
+    pod_template, selector = hashed(
+        template.template.to_wire(), template.selector, pod_hash,
+        {EXPERIMENT_LABEL: name, EXPERIMENT_TEMPLATE_LABEL: template.name})
+    labels = pod_template["metadata"]["labels"]
     return {
         "apiVersion": "apps/v1",
         "kind": "ReplicaSet",

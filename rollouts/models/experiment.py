@@ -34,6 +34,7 @@ from rollouts.models.rollout import (
     TemplateService,
     _field_path,
     _message,
+    check_selector,
 )
 from rollouts.models.wire import API_VERSION, Timestamp
 
@@ -56,15 +57,7 @@ class ExperimentTemplate(ApiModel):
 
     @model_validator(mode="after")
     def _selector_matches_template(self) -> ExperimentTemplate:
-        labels: dict[str, str] = self.template.metadata.get("labels") or {}
-        wanted = self.selector.match_labels or {}
-        if not wanted and not self.selector.match_expressions:
-            raise ValueError("selector must not be empty")
-        for key, value in wanted.items():
-            if labels.get(key) != value:
-                raise ValueError(
-                    f"selector.matchLabels {key}={value} does not match template.metadata.labels"
-                )
+        check_selector(self.selector, self.template)
         return self
 
 

@@ -307,16 +307,22 @@ class RolloutSpec(ApiModel):
 
     @model_validator(mode="after")
     def _selector_matches_template(self) -> RolloutSpec:
-        labels: dict[str, str] = self.template.metadata.get("labels") or {}
-        wanted = self.selector.match_labels or {}
-        if not wanted and not self.selector.match_expressions:
-            raise ValueError("selector must not be empty")
-        for key, value in wanted.items():
-            if labels.get(key) != value:
-                raise ValueError(
-                    f"selector.matchLabels {key}={value} does not match template.metadata.labels"
-                )
+        check_selector(self.selector, self.template)
         return self
+
+
+def check_selector(selector: LabelSelector, template: PodTemplate) -> None:
+    """Raise ValueError when the selector is empty or the template's labels miss it (the
+    ReplicaSet would own no pods); shared by Rollouts and experiment templates."""
+    labels: dict[str, str] = template.metadata.get("labels") or {}
+    wanted = selector.match_labels or {}
+    if not wanted and not selector.match_expressions:
+        raise ValueError("selector must not be empty")
+    for key, value in wanted.items():
+        if labels.get(key) != value:
+            raise ValueError(
+                f"selector.matchLabels {key}={value} does not match template.metadata.labels"
+            )
 
 
 # --- status ---------------------------------------------------------------------------------
