@@ -25,14 +25,17 @@ from rollouts.models.experiment import (
 )
 from rollouts.models.rollout import (
     ObjectMeta,
+    Rollout,
     RolloutStatus,
     ValidRollout,
+    parse_rollout,
     parse_spec,
     rollout_manifest_errors,
 )
 from rollouts.models.wire import POD_TEMPLATE_HASH_LABEL
 from rollouts.planner.context import Context, Draft
 from rollouts.planner.manifests import pod_template_hash
+from rollouts.planner.plan import plan
 from rollouts.planner.steps import Abort, Advance, Pause, Wait, Walk
 from rollouts.planner.steps import experiment as experiment_step
 from rollouts.planner.types import (
@@ -320,9 +323,33 @@ def test_the_step_follows_the_experiment(step: Obj, phase: str, expected: type) 
     outcome = experiment_step.handle(ctx, draft, walk, walk.steps[1])
     assert isinstance(outcome, expected), outcome
     assert draft.actions == []
+    # waiting on an Experiment stops the Rollout's progress deadline (it has its own)
+    assert draft.hold_deadline == (expected is Wait)
     if isinstance(outcome, Abort):
         assert outcome.message == (f"Aborted: step 2 Experiment demo-{ctx.desired_hash}-1 "
                                    f"{phase}: analysis judge Failed")
+
+
+def test_a_long_experiment_does_not_exceed_the_rollouts_progress_deadline() -> None:
+    spec = canary_spec([{"setWeight": 10}, STEP])
+    desired = pod_template_hash(spec["template"])
+    body = Rollout.model_validate({
+        "metadata": {"name": "demo", "namespace": "ns", "uid": "u"}, "spec": spec,
+        "status": {"stableRS": "s", "observedPodHash": desired, "currentPodHash": desired,
+                   "currentStepIndex": 1, "phase": "Progressing",
+                   "replicas": 4, "updatedReplicas": 1, "readyReplicas": 4,
+                   "availableReplicas": 4, "progressAt": "2026-01-01T00:00:00Z"}})
+    rollout = parse_rollout(body)
+    canary = ReplicaSetView(name=f"demo-{desired}", pod_hash=desired, revision=2,
+                            spec_replicas=1, replicas=1, ready=1, available=1)
+    stable = dataclasses.replace(STABLE, spec_replicas=3, replicas=3, ready=3, available=3)
+    running = ExperimentView(name=f"demo-{desired}-1", phase="Running", pod_hash=desired,
+                             step_index=1)
+    later = T0 + dt.timedelta(hours=2)
+    made = plan(rollout, Observed(replica_sets=(stable, canary), experiments=(running,)),
+                later)
+    assert made.status.phase == "Progressing", made.status.message
+    assert "Experiment" in made.status.message
 
 
 def test_a_retry_makes_a_new_experiment() -> None:

@@ -81,6 +81,8 @@ def handle(ctx: Context, draft: Draft, walk: Walk, step: CanaryStep) -> Outcome:
         a.required_for_completion for a in spec.analyses or ())
     if open_ended and found.phase == "Running":
         return Advance()
+    # However long it runs, the Experiment's own progress deadline covers its pods.
+    draft.hold_deadline = True
     return Wait(f"{walk.label}: {described}")
 
 
