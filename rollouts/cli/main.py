@@ -228,6 +228,8 @@ def get(
             _stdout().print(experiment_tree(experiment, runs, _now()))
 
     async def follow() -> None:
+        if experiment_name(name) is not None:
+            raise CliError("--watch follows Rollouts only; drop it to show the Experiment")
         async with g.client() as client:
             ns = g.resolved_namespace()
             await get_rollout(client, ns, name)  # a clear "not found" before watching
