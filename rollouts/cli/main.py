@@ -200,6 +200,7 @@ def get(
     from rollouts.cli import render
     from rollouts.cli.cluster import fetch_view, get_rollout
     from rollouts.cli.experiment_view import experiment_name, experiment_tree, fetch_experiment
+    from rollouts.errors import NotFoundError
 
     g = _globals(ctx, namespace, kubeconfig, context)
 
@@ -216,10 +217,12 @@ def get(
                     _stdout().print(render.rollout_tree(view, _now()))
                     return
             except CliError as missing:
+                if not isinstance(missing.__cause__, NotFoundError):
+                    raise
                 try:  # no such Rollout: an Experiment of that name, else the Rollout's error
                     experiment, runs = await fetch_experiment(client, ns, name)
                 except CliError:
-                    raise missing from None
+                    raise missing from missing.__cause__  # the Rollout's own error
             else:
                 experiment, runs = await fetch_experiment(client, ns, wanted or name)
         if output is not None:
