@@ -63,11 +63,12 @@ def last_evidence(run: dict[str, Any] | None) -> dict[str, Any]:
 
 def success_rate(demo: Demo, pod_hash: str) -> float | None:
     """Non-5xx share of every request the pods of `pod_hash` answered (Prometheus' counters
-    since the pods started): what a success-rate threshold would judge."""
+    since the pods started): what a success-rate threshold would judge. The counters' last
+    values: the pods may be gone by now (their series then go stale at once)."""
     url = f"{demo.sandbox.prometheus_url}/api/v1/query"
     selector = f'rollouts_pod_template_hash="{pod_hash}"'
-    query = (f'1 - sum(http_requests_total{{{selector},code=~"5.."}}) '
-             f"/ sum(http_requests_total{{{selector}}})")
+    query = (f'1 - sum(last_over_time(http_requests_total{{{selector},code=~"5.."}}[5m])) '
+             f"/ sum(last_over_time(http_requests_total{{{selector}}}[5m]))")
     try:
         answer = httpx.get(url, params={"query": query}, timeout=5.0).json()
         return float(answer["data"]["result"][0]["value"][1])
