@@ -60,12 +60,20 @@ from rollouts.clock import Clock, SystemClock
 from rollouts.errors import ConflictError, KubeError
 from rollouts.kube import config as kube_config
 from rollouts.kube.analysis import ParsedTemplate, Templates, parse_template
-from rollouts.kube.cache import first, trim_analysis_run, trim_replica_set, trim_service
+from rollouts.kube.cache import (
+    first,
+    trim_analysis_run,
+    trim_experiment,
+    trim_replica_set,
+    trim_service,
+)
 from rollouts.kube.client import KubeClient
 from rollouts.kube.config import Connection
 from rollouts.kube.execute import execute, status_unchanged
+from rollouts.kube.experiments import reconcile_experiment
 from rollouts.kube.observe import named_services, observe
 from rollouts.kube.routes import finalize_routes, read_routes
+from rollouts.models.experiment import COMPLETED_EXPERIMENT_PHASES
 from rollouts.models.rollout import ValidRollout, parse_rollout
 from rollouts.models.wire import (
     COMPLETED_RUN_PHASES,
@@ -220,6 +228,7 @@ class _Reconciler:
         self.key = key
         self.name = f"{key[0]}/{key[1]}"
         self.written_over: str | None = None  # the rv our last status write replaced
+        self.experiments: Any = {}  # experiments: the rollout_experiments index
 
     async def reconcile(
         self,
@@ -308,6 +317,7 @@ class _Reconciler:
             templates=known,
             router=router,
             route_bodies=await read_routes(self.runtime.client, router) if router else {},
+            experiments=list(self.experiments.get(self.key, ())),  # experiments
         )
 
 
@@ -494,6 +504,7 @@ def build_registry(
         runtime = _runtime(memo)
         key: Key = (namespace or "", name)
         reconciler = _Reconciler(config, runtime, key)
+        reconciler.experiments = kwargs["rollout_experiments"]  # experiments
 
         async def one_pass() -> float | None:
             return await reconciler.reconcile(
@@ -546,7 +557,91 @@ def build_registry(
         await _loop(config, runtime, _run_key(namespace, name), stopped, one_pass,
                     {"analysisrun": f"{namespace}/{name}"})
 
+    _register_experiments(registry, config)  # experiments
     return registry
+
+
+# --- experiments: one daemon per Experiment, fed by indexes of what it owns ------------------
+
+
+def _experiment_key(namespace: str | None, name: str | None) -> Key:
+    return (namespace or "", f"experiment/{name or ''}")
+
+
+def _is_experiment_owned(body: Any, **_: Any) -> bool:
+    return controller_owner(body, "Experiment") is not None
+
+
+def _register_experiments(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
+    def owner_key(body: Mapping[str, Any], namespace: str | None) -> Key | None:
+        owner = controller_owner(body, "Experiment")
+        return None if owner is None else _experiment_key(namespace, owner[0])
+
+    @kopf.index("apps", "v1", "replicasets", when=_is_experiment_owned,
+                id="experiment_replicasets", registry=registry)
+    def experiment_replicasets(body: kopf.Body, namespace: str | None,
+                               **_: Any) -> dict[Key, dict[str, Any]] | None:
+        key = owner_key(body, namespace)
+        return None if key is None else {key: trim_replica_set(body)}
+
+    @kopf.index(GROUP, VERSION, "analysisruns", when=_is_experiment_owned,
+                id="experiment_analysisruns", registry=registry)
+    def experiment_analysisruns(body: kopf.Body, namespace: str | None,
+                                **_: Any) -> dict[Key, dict[str, Any]] | None:
+        key = owner_key(body, namespace)
+        return None if key is None else {key: trim_analysis_run(body)}
+
+    @kopf.index(GROUP, VERSION, "experiments", when=_is_owned,
+                id="rollout_experiments", registry=registry)
+    def rollout_experiments(body: kopf.Body, namespace: str | None,
+                            **_: Any) -> dict[Key, dict[str, Any]] | None:
+        key = _owner_key(body, namespace)
+        return None if key is None else {key: trim_experiment(body)}
+
+    @kopf.on.event("apps", "v1", "replicasets", when=_is_experiment_owned,
+                   id="experiment_replica_set_changed", registry=registry)
+    @kopf.on.event(GROUP, VERSION, "analysisruns", when=_is_experiment_owned,
+                   id="experiment_analysis_run_changed", registry=registry)
+    def experiment_child_changed(body: kopf.Body, namespace: str | None, memo: Any,
+                                 **_: Any) -> None:
+        key = owner_key(body, namespace)
+        if key is not None:
+            _runtime(memo).wake(key)
+
+    @kopf.on.event(GROUP, VERSION, "experiments", id="experiment_changed", registry=registry)
+    def experiment_changed(body: kopf.Body, namespace: str | None, name: str | None,
+                           memo: Any, **_: Any) -> None:
+        runtime = _runtime(memo)
+        runtime.wake(_experiment_key(namespace, name))
+        rollout = _owner_key(body, namespace)
+        if rollout is not None:
+            runtime.wake(rollout)
+
+    @kopf.daemon(GROUP, VERSION, "experiments", id="experiment", registry=registry,
+                 cancellation_backoff=config.cancellation_timeout, cancellation_timeout=1.0)
+    async def experiment(body: kopf.Body, namespace: str | None, name: str, memo: Any,
+                         stopped: kopf.DaemonStopped, **kwargs: Any) -> None:
+        runtime = _runtime(memo)
+        key = _experiment_key(namespace, name)
+
+        async def one_pass() -> float | None:
+            snapshot = copy.deepcopy(dict(body))
+            if (snapshot.get("metadata") or {}).get("deletionTimestamp"):
+                raise _Done
+            templates = Templates.from_parsed([
+                *kwargs["analysis_templates"].get(namespace or "", ()),
+                *kwargs["cluster_analysis_templates"].get("", ())])
+            plan = await reconcile_experiment(
+                runtime.client, snapshot,
+                replica_sets=list(kwargs["experiment_replicasets"].get(key, ())),
+                analysis_runs=list(kwargs["experiment_analysisruns"].get(key, ())),
+                templates=templates, now=config.clock.now())
+            if plan.status.phase in COMPLETED_EXPERIMENT_PHASES and not plan.actions:
+                raise _Done  # ended and scaled down: nothing left to watch
+            return plan.requeue_after
+
+        await _loop(config, runtime, key, stopped, one_pass,
+                    {"experiment": f"{namespace}/{name}"})
 
 
 def _run_key(namespace: str | None, name: str | None) -> Key:

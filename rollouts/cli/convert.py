@@ -30,6 +30,7 @@ from rollouts.cli.lint import (
     KINDS,
     Document,
     Problem,
+    check_experiment,
     check_rollout,
     check_template,
     guarded,
@@ -39,7 +40,7 @@ from rollouts.cli.manifests import Source, load_documents, read_source, yaml_fil
 from rollouts.models.rollout import API_VERSION
 
 # Argo kinds with no counterpart here (AnalysisRuns are created by the controller).
-UNSUPPORTED_KINDS = ("Experiment", "AnalysisRun")
+UNSUPPORTED_KINDS = ("AnalysisRun",)
 
 
 @dataclass
@@ -61,8 +62,9 @@ def convert_document(doc: Document, pods: PodTemplateChecker | None = None
         return body, [Problem(doc.file, doc.index, "kind", f"{kind} is {why}; left as is")]
     body["apiVersion"] = API_VERSION
     converted = Document(doc.file, doc.index, body)
-    problems = (check_rollout(converted, pods) if kind == "Rollout"
-                else check_template(converted, pods))
+    check = {"Rollout": check_rollout, "Experiment": check_experiment}.get(
+        str(kind), check_template)
+    problems = check(converted, pods)
     return body, [p for p in problems if not p.warning]
 
 

@@ -36,6 +36,7 @@ from rollouts.cli.manifests import (
 )
 from rollouts.errors import InvalidSpecError
 from rollouts.models.analysis import AnalysisTemplate, ClusterAnalysisTemplate, Metric, load
+from rollouts.models.experiment import experiment_manifest_errors
 from rollouts.models.rollout import API_VERSION, rollout_manifest_errors
 from rollouts.traffic import manifest_not_run, manifest_problems
 
@@ -46,6 +47,7 @@ __all__ = [
     "Document",
     "LintReport",
     "Problem",
+    "check_experiment",
     "check_rollout",
     "check_template",
     "lint_command",
@@ -56,7 +58,7 @@ __all__ = [
 
 ARGO_API_VERSION = "argoproj.io/v1alpha1"
 API_GROUP: Final = API_VERSION.split("/")[0]
-KINDS = ("Rollout", "AnalysisTemplate", "ClusterAnalysisTemplate")
+KINDS = ("Rollout", "AnalysisTemplate", "ClusterAnalysisTemplate", "Experiment")
 EXIT_FINDINGS: Final = 1
 EXIT_INTERNAL: Final = 3
 T = TypeVar("T")
@@ -170,13 +172,21 @@ def _findings(doc: Document, found: Iterable[tuple[str, str]]) -> list[Problem]:
     return [Problem(doc.file, doc.index, path, message) for path, message in found]
 
 
-def check_rollout(doc: Document, pods: PodTemplateChecker | None = None) -> list[Problem]:
+def _name_and_spec(doc: Document, kind: str) -> tuple[list[Problem], Mapping[str, Any] | None]:
+    """Problems with metadata.name and the spec's presence; the spec when there is one."""
     problems: list[Problem] = []
     if not _dict(doc.body.get("metadata")).get("name"):
         problems.append(Problem(doc.file, doc.index, "metadata.name", "a name is required"))
     spec = doc.body.get("spec")
     if not isinstance(spec, Mapping):
-        return [*problems, Problem(doc.file, doc.index, "spec", "a Rollout needs a spec")]
+        return [*problems, Problem(doc.file, doc.index, "spec", f"{kind} needs a spec")], None
+    return problems, spec
+
+
+def check_rollout(doc: Document, pods: PodTemplateChecker | None = None) -> list[Problem]:
+    problems, spec = _name_and_spec(doc, "a Rollout")
+    if spec is None:
+        return problems
     errors = rollout_manifest_errors(dict(spec), refuse_not_run=False)
     problems += _findings(doc, [*errors, *manifest_problems(spec)])
     if any(path != "spec" for path, _ in errors):
@@ -189,6 +199,20 @@ def check_rollout(doc: Document, pods: PodTemplateChecker | None = None) -> list
     problems += [Problem(doc.file, doc.index, path, message, warning=True)
                  for path, message in manifest_not_run(spec)]
     problems += _step_warnings(doc, spec)
+    return problems
+
+
+def check_experiment(doc: Document, pods: PodTemplateChecker | None = None) -> list[Problem]:
+    """The schema (templates, analyses, duration...) and every template's Pod template."""
+    problems, spec = _name_and_spec(doc, "an Experiment")
+    if spec is None:
+        return problems
+    problems += _findings(doc, experiment_manifest_errors(dict(spec)))
+    checker = pods or PodTemplateChecker()
+    for i, template in enumerate(_list(spec.get("templates"))):
+        pod = _dict(template).get("template")
+        if isinstance(pod, Mapping):
+            problems += _findings(doc, checker.template(pod, f"spec.templates[{i}].template"))
     return problems
 
 
@@ -389,6 +413,8 @@ def lint_documents(docs: Sequence[Document], report: LintReport | None = None,
         elif doc.body.get("kind") == "Rollout":
             problems += check_rollout(doc, pods)
             problems += check_references(doc, templates)
+        elif doc.body.get("kind") == "Experiment":
+            problems += check_experiment(doc, pods)
         else:
             problems += check_template(doc, pods)
     problems += service_selector_warnings(docs)
@@ -426,8 +452,8 @@ def lint_command(paths: Sequence[Path], out: TextIO, err: TextIO,
     if report.errors:
         return EXIT_FINDINGS
     if report.checked == 0:
-        err.write(f"error: no {API_GROUP} document (Rollout, AnalysisTemplate, "
-                  "ClusterAnalysisTemplate) in the input: nothing was checked\n")
+        err.write(f"error: no {API_GROUP} document ({', '.join(KINDS)}) in the input: "
+                  "nothing was checked\n")
         return EXIT_FINDINGS
     return 0
 

@@ -193,22 +193,46 @@ def get(
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
 ) -> None:
-    """Show a Rollout: phase, steps, weights, revisions, analysis and pause countdown."""
+    """Show a Rollout: phase, steps, weights, revisions, analysis and pause countdown.
+
+    `experiment/NAME` (or a NAME no Rollout has) shows an Experiment instead.
+    """
     from rollouts.cli import render
     from rollouts.cli.cluster import fetch_view, get_rollout
+    from rollouts.cli.experiment_view import experiment_name, experiment_tree, fetch_experiment
+    from rollouts.errors import NotFoundError
 
     g = _globals(ctx, namespace, kubeconfig, context)
 
     async def once() -> None:
         async with g.client() as client:
             ns = g.resolved_namespace()
-            if output is not None:
-                _print_data(await get_rollout(client, ns, name), output)
-                return
-            view = await fetch_view(client, ns, name)
-        _stdout().print(render.rollout_tree(view, _now()))
+            wanted = experiment_name(name)
+            try:
+                if wanted is None and output is not None:
+                    _print_data(await get_rollout(client, ns, name), output)
+                    return
+                if wanted is None:
+                    view = await fetch_view(client, ns, name)
+                    _stdout().print(render.rollout_tree(view, _now()))
+                    return
+            except CliError as missing:
+                if not isinstance(missing.__cause__, NotFoundError):
+                    raise
+                try:  # no such Rollout: an Experiment of that name, else the Rollout's error
+                    experiment, runs = await fetch_experiment(client, ns, name)
+                except CliError:
+                    raise missing from missing.__cause__  # the Rollout's own error
+            else:
+                experiment, runs = await fetch_experiment(client, ns, wanted or name)
+        if output is not None:
+            _print_data(experiment, output)
+        else:
+            _stdout().print(experiment_tree(experiment, runs, _now()))
 
     async def follow() -> None:
+        if experiment_name(name) is not None:
+            raise CliError("--watch follows Rollouts only; drop it to show the Experiment")
         async with g.client() as client:
             ns = g.resolved_namespace()
             await get_rollout(client, ns, name)  # a clear "not found" before watching

@@ -24,7 +24,9 @@ def trim_replica_set(body: Mapping[str, Any]) -> dict[str, Any]:
                       "ownerReferences")
             if k in metadata
         },
-        "spec": {k: copy.deepcopy(spec[k]) for k in ("replicas", "selector") if k in spec},
+        # The template too: an experiment step copies the stable revision's.
+        "spec": {k: copy.deepcopy(spec[k]) for k in ("replicas", "selector", "template")
+                 if k in spec},
         "status": copy.deepcopy(dict(body.get("status") or {})),
     }
 
@@ -53,6 +55,13 @@ def trim_analysis_run(body: Mapping[str, Any]) -> dict[str, Any]:
                                "ownerReferences", "creationTimestamp") if k in metadata},
         "status": {k: status[k] for k in ("phase", "message") if k in status},
     }
+
+
+def trim_experiment(body: Mapping[str, Any]) -> dict[str, Any]:
+    """An Experiment as the Rollout that made it reads it (labels, phase, terminate)."""
+    trimmed = trim_analysis_run(body)
+    trimmed["spec"] = {"terminate": bool((body.get("spec") or {}).get("terminate"))}
+    return trimmed
 
 
 def first(store: Any) -> Mapping[str, Any] | None:

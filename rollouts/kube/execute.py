@@ -50,6 +50,7 @@ from rollouts.planner.types import (
     Action,
     ApplyRouteWrite,
     CreateAnalysisRun,
+    CreateExperiment,
     CreateReplicaSet,
     CreateService,
     DeleteAnalysisRun,
@@ -59,6 +60,7 @@ from rollouts.planner.types import (
     Plan,
     ScaleReplicaSet,
     TerminateAnalysisRun,
+    TerminateExperiment,
 )
 
 REPORTING_COMPONENT = "rollouts-controller"
@@ -170,6 +172,16 @@ async def _delete(client: KubeClient, group: str, plural: str, namespace: str,
     return True
 
 
+async def _terminate(client: KubeClient, plural: str, namespace: str, name: str) -> bool:
+    """spec.terminate: true on a run or an Experiment; False when it is gone already."""
+    try:
+        await client.patch_merge(GROUP, VERSION, plural, namespace, name,
+                                 {"spec": {"terminate": True}})
+    except NotFoundError:
+        return False
+    return True
+
+
 async def apply_route_write(client: KubeClient, write: RouteWrite) -> bool:
     """A router's write as it decided it: the patch is guarded by the resourceVersion it
     carries (409 when stale); a create finding the object, a delete not finding it, are
@@ -219,16 +231,15 @@ async def apply_action(client: KubeClient, namespace: str, action: Action) -> bo
         case CreateAnalysisRun(manifest=manifest):
             return await _create(client, GROUP, "analysisruns", namespace, manifest)
         case TerminateAnalysisRun(name=name):
-            try:
-                await client.patch_merge(GROUP, VERSION, "analysisruns", namespace, name,
-                                         {"spec": {"terminate": True}})
-            except NotFoundError:
-                return False
-            return True
+            return await _terminate(client, "analysisruns", namespace, name)
         case DeleteAnalysisRun(name=name):
             return await _delete(client, GROUP, "analysisruns", namespace, name)
         case ApplyRouteWrite(write=write):
             return await apply_route_write(client, write)
+        case CreateExperiment(manifest=manifest):
+            return await _create(client, GROUP, "experiments", namespace, manifest)
+        case TerminateExperiment(name=name):
+            return await _terminate(client, "experiments", namespace, name)
 
 
 async def write_status(client: KubeClient, metadata: ObjectMeta, old_status: Any,

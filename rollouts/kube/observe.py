@@ -24,7 +24,13 @@ from rollouts.models.wire import (
     parse_time,
 )
 from rollouts.planner.routing import ObjectKey, Router, RouteSnapshot
-from rollouts.planner.types import AnalysisRunView, Observed, ReplicaSetView, ServiceView
+from rollouts.planner.types import (
+    AnalysisRunView,
+    ExperimentView,
+    Observed,
+    ReplicaSetView,
+    ServiceView,
+)
 
 
 def _int(value: Any, default: int = 0) -> int:
@@ -62,6 +68,7 @@ def replica_set_view(body: Mapping[str, Any]) -> ReplicaSetView:
         available=_int(status.get("availableReplicas")),
         scale_down_at=parse_time(annotations.get(SCALE_DOWN_DEADLINE_ANNOTATION)),
         resource_version=str(metadata.get("resourceVersion") or ""),
+        template=_dict(spec.get("template")) or None,
     )
 
 
@@ -92,6 +99,14 @@ def analysis_run_view(body: Mapping[str, Any]) -> AnalysisRunView:
             labels.get(ANALYSIS_ATTEMPT_LABEL, "")).isdigit() else 0,
         created=str(metadata.get("creationTimestamp") or ""),
     )
+
+
+def experiment_view(body: Mapping[str, Any]) -> ExperimentView:
+    run = analysis_run_view(body)  # the same labels and status fields
+    return ExperimentView(name=run.name, phase=run.phase, message=run.message,
+                          pod_hash=run.pod_hash, step_index=run.step_index,
+                          attempt=run.attempt,
+                          terminating=bool(_dict(body.get("spec")).get("terminate")))
 
 
 def named_services(spec: RolloutSpec) -> tuple[str, ...]:
@@ -125,6 +140,7 @@ def observe(
     templates: Templates,
     router: Router | None = None,
     route_bodies: Mapping[ObjectKey, Mapping[str, Any] | None] | None = None,
+    experiments: Iterable[Mapping[str, Any]] = (),
 ) -> Observed:
     """The planner's view of what a Rollout owns and names, from raw objects.
 
@@ -166,4 +182,6 @@ def observe(
         prepared_runs=prepared,
         router=router,
         routes=routes,
+        experiments=tuple(sorted((experiment_view(e) for e in experiments if owned_by(e, uid)),
+                                 key=lambda view: view.name)),
     )

@@ -145,6 +145,46 @@ class SetCanaryScale(ApiModel):
         return self
 
 
+# --- experiment step (the Experiment kind itself: models/experiment.py) --------------------
+
+
+class ExperimentAnalysisRef(ApiModel):
+    """One analysis of an Experiment (or of an experiment step): a named AnalysisRun made
+    from one template."""
+
+    name: str = Field(min_length=1)
+    template_name: str = Field(min_length=1)
+    cluster_scope: bool = False
+    args: list[AnalysisRunArgument] | None = None
+    # The Experiment does not complete before this run has (even past its duration).
+    required_for_completion: bool = False
+
+
+class TemplateService(ApiModel):
+    """A Service for one experiment template's pods (name defaults to the ReplicaSet's)."""
+
+    name: str | None = None
+
+
+class RolloutExperimentTemplate(ApiModel):
+    name: str = Field(min_length=1)
+    spec_ref: Literal["stable", "canary"]
+    replicas: int | None = Field(default=None, ge=0, le=MAX_INT32)
+    # Traffic to this template's pods: needs a router that can send it (see semantic_errors).
+    weight: int | None = Field(default=None, ge=0, le=100)
+    metadata: PodMetadata | None = None
+    selector: LabelSelector | None = None
+    service: TemplateService | None = None
+
+
+class RolloutExperimentStep(ApiModel):
+    templates: list[RolloutExperimentTemplate] = Field(min_length=1)
+    duration: Duration | None = None
+    analyses: list[ExperimentAnalysisRef] | None = None
+    dry_run: list[dict[str, str]] | None = None
+    measurement_retention: list[dict[str, Any]] | None = None
+
+
 class CanaryStep(ApiModel):
     # Out of maxTrafficWeight (100 unless set): checked in semantic_errors.
     set_weight: int | None = Field(default=None, ge=0)
@@ -153,6 +193,7 @@ class CanaryStep(ApiModel):
     analysis: RolloutAnalysis | None = None
     set_header_route: SetHeaderRoute | None = None
     set_mirror_route: SetMirrorRoute | None = None
+    experiment: RolloutExperimentStep | None = None
 
     @model_validator(mode="after")
     def _exactly_one_action(self) -> CanaryStep:
@@ -165,13 +206,14 @@ class CanaryStep(ApiModel):
                 ("analysis", self.analysis),
                 ("setHeaderRoute", self.set_header_route),
                 ("setMirrorRoute", self.set_mirror_route),
+                ("experiment", self.experiment),
             )
             if value is not None
         ]
         if len(given) != 1:
             raise ValueError(
                 "a step needs exactly one of setWeight, pause, setCanaryScale, analysis, "
-                "setHeaderRoute, setMirrorRoute"
+                "setHeaderRoute, setMirrorRoute, experiment"
                 + (f" (got {', '.join(given)})" if given else "")
             )
         return self
@@ -272,16 +314,22 @@ class RolloutSpec(ApiModel):
 
     @model_validator(mode="after")
     def _selector_matches_template(self) -> RolloutSpec:
-        labels: dict[str, str] = self.template.metadata.get("labels") or {}
-        wanted = self.selector.match_labels or {}
-        if not wanted and not self.selector.match_expressions:
-            raise ValueError("selector must not be empty")
-        for key, value in wanted.items():
-            if labels.get(key) != value:
-                raise ValueError(
-                    f"selector.matchLabels {key}={value} does not match template.metadata.labels"
-                )
+        check_selector(self.selector, self.template)
         return self
+
+
+def check_selector(selector: LabelSelector, template: PodTemplate) -> None:
+    """Raise ValueError when the selector is empty or the template's labels miss it (the
+    ReplicaSet would own no pods); shared by Rollouts and experiment templates."""
+    labels: dict[str, str] = template.metadata.get("labels") or {}
+    wanted = selector.match_labels or {}
+    if not wanted and not selector.match_expressions:
+        raise ValueError("selector must not be empty")
+    for key, value in wanted.items():
+        if labels.get(key) != value:
+            raise ValueError(
+                f"selector.matchLabels {key}={value} does not match template.metadata.labels"
+            )
 
 
 # --- status ---------------------------------------------------------------------------------
@@ -533,7 +581,24 @@ def read_rollout(body: Mapping[str, Any]) -> Rollout:
 def semantic_errors(spec: RolloutSpec) -> list[tuple[str, str]]:
     """Rules that need more than one field (the traffic-routing ones: models/traffic.py)."""
     canary = spec.strategy.canary
-    return [] if canary is None else traffic_errors(canary)
+    return [] if canary is None else traffic_errors(canary) + experiment_weight_errors(canary)
+
+
+def experiment_weight_errors(canary: CanaryStrategy) -> list[tuple[str, str]]:
+    """An experiment template's `weight` sends traffic to its pods through the router; no
+    router of this controller can do that yet, so it is refused rather than ignored."""
+    found = []
+    for i, step in enumerate(canary.steps or ()):
+        for j, template in enumerate(step.experiment.templates if step.experiment else ()):
+            if template.weight is not None:
+                found.append((
+                    f"spec.strategy.canary.steps[{i}].experiment.templates[{j}].weight",
+                    "traffic to experiment pods is not supported by "
+                    + ("this Rollout's traffic router" if canary.traffic_routing
+                       else "a canary without trafficRouting")
+                    + "; remove weight (the experiment's pods then get no traffic from the "
+                    "Rollout's routes) or size it with replicas"))
+    return found
 
 
 def _field_path(root: str, loc: tuple[int | str, ...]) -> str:

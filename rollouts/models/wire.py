@@ -29,6 +29,9 @@ ROLLOUT_LABEL: Final = "rollouts.dev/rollout"
 ANALYSIS_KIND_LABEL: Final = "rollouts.dev/analysis-kind"
 ANALYSIS_STEP_LABEL: Final = "rollouts.dev/step-index"
 ANALYSIS_ATTEMPT_LABEL: Final = "rollouts.dev/analysis-attempt"
+# On an Experiment's ReplicaSets, pods and AnalysisRuns: the Experiment, and the template.
+EXPERIMENT_LABEL: Final = "rollouts.dev/experiment"
+EXPERIMENT_TEMPLATE_LABEL: Final = "rollouts.dev/experiment-template"
 
 # --- phases and pause reasons ----------------------------------------------------------------
 
@@ -46,9 +49,14 @@ INCONCLUSIVE_PAUSE: Final = "InconclusiveAnalysisRun"
 def rollout_owner_reference(name: str, uid: str) -> dict[str, Any]:
     """The controller ownerReference every object a Rollout creates carries (garbage
     collection deletes the object with its Rollout)."""
+    return owner_reference("Rollout", name, uid)
+
+
+def owner_reference(kind: str, name: str, uid: str) -> dict[str, Any]:
+    """The controller ownerReference to one of our objects (a Rollout or an Experiment)."""
     return {
         "apiVersion": API_VERSION,
-        "kind": "Rollout",
+        "kind": kind,
         "name": name,
         "uid": uid,
         "controller": True,
@@ -56,8 +64,8 @@ def rollout_owner_reference(name: str, uid: str) -> dict[str, Any]:
     }
 
 
-def controller_owner(body: Any) -> tuple[str, str] | None:
-    """(name, uid) of the Rollout that controls this object, if one does."""
+def controller_owner(body: Any, kind: str = "Rollout") -> tuple[str, str] | None:
+    """(name, uid) of the Rollout (or other `kind` of ours) that controls this object."""
     metadata = body.get("metadata") if isinstance(body, Mapping) else None
     refs = metadata.get("ownerReferences") if isinstance(metadata, Mapping) else None
     if not isinstance(refs, list):
@@ -65,7 +73,7 @@ def controller_owner(body: Any) -> tuple[str, str] | None:
     for ref in refs:
         if (
             isinstance(ref, Mapping)
-            and ref.get("kind") == "Rollout"
+            and ref.get("kind") == kind
             and str(ref.get("apiVersion", "")).split("/")[0] == GROUP
             and ref.get("controller", True)
             and ref.get("name")

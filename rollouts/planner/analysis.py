@@ -27,7 +27,9 @@ from rollouts.planner.types import (
     AnalysisRunView,
     CreateAnalysisRun,
     DeleteAnalysisRun,
+    ExperimentView,
     TerminateAnalysisRun,
+    TerminateExperiment,
 )
 
 Verdict = Literal["running", "successful", "failed", "inconclusive"]
@@ -124,7 +126,7 @@ def latest_run(ctx: Context, kind: str) -> AnalysisRunView | None:
                default=None)
 
 
-def current(ctx: Context, run: AnalysisRunView) -> bool:
+def current(ctx: Context, run: AnalysisRunView | ExperimentView) -> bool:
     """Whether a run belongs to the revision being rolled out, in this attempt."""
     return run.pod_hash == ctx.desired_hash and run.attempt == attempt(ctx)
 
@@ -136,6 +138,12 @@ def terminate_runs(ctx: Context, draft: Draft, *, keep_current: bool) -> None:
         if run.phase in COMPLETED_RUN_PHASES or (keep_current and current(ctx, run)):
             continue
         draft.actions.append(TerminateAnalysisRun(run.name))
+    # The experiment steps' Experiments likewise (an open-ended one runs until here).
+    for experiment in ctx.observed.experiments:
+        if experiment.phase in COMPLETED_RUN_PHASES or experiment.terminating or (
+                keep_current and current(ctx, experiment)):
+            continue
+        draft.actions.append(TerminateExperiment(experiment.name))
 
 
 def trim_runs(ctx: Context, draft: Draft) -> None:
@@ -165,7 +173,9 @@ def next_attempt(ctx: Context) -> int:
     Derived from the runs that exist, never from status alone, so planning the same abort
     twice gives the same number (invariant 6).
     """
-    seen = [r.attempt for r in ctx.observed.analysis_runs if r.pod_hash == ctx.desired_hash]
+    made: list[AnalysisRunView | ExperimentView] = [*ctx.observed.analysis_runs,
+                                                    *ctx.observed.experiments]
+    seen = [r.attempt for r in made if r.pod_hash == ctx.desired_hash]
     return max(seen) + 1 if seen else attempt(ctx)
 
 

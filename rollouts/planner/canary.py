@@ -44,6 +44,7 @@ from rollouts.planner.routing import managed_routes_at
 from rollouts.planner.status import StatusChanges
 from rollouts.planner.steps import Abort, Advance, Handler, Outcome, Pause, Wait, Walk
 from rollouts.planner.steps import analysis as analysis_step
+from rollouts.planner.steps import experiment as experiment_step
 from rollouts.planner.steps import pause as pause_step
 from rollouts.planner.steps import set_canary_scale as set_canary_scale_step
 from rollouts.planner.steps import set_header_route as set_header_route_step
@@ -65,6 +66,8 @@ def handler(step: CanaryStep) -> Handler:
         return set_header_route_step.handle
     if step.set_mirror_route is not None:
         return set_mirror_route_step.handle
+    if step.experiment is not None:
+        return experiment_step.handle
     return set_canary_scale_step.handle
 
 

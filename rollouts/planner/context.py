@@ -63,6 +63,9 @@ class Draft:
     # Set when this pass finds a reason to abort (failed analysis); plan() then makes the
     # abort transition, so the same pass already moves traffic to stable.
     abort_message: str | None = None
+    # The step waits on something with a deadline of its own (an Experiment): the Rollout's
+    # progress deadline does not run meanwhile (as in Argo Rollouts).
+    hold_deadline: bool = False
 
     def wake(self, moment: dt.datetime) -> None:
         self.wake_at.append(moment)

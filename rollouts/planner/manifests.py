@@ -8,7 +8,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from rollouts.models.rollout import RolloutSpec, ValidRollout
+from rollouts.models.rollout import LabelSelector, RolloutSpec, ValidRollout
 from rollouts.models.wire import (
     POD_TEMPLATE_HASH_LABEL,
     REVISION_ANNOTATION,
@@ -42,13 +42,8 @@ def replica_set_manifest(rollout: ValidRollout, *, pod_hash: str, replicas: int,
                          revision: int) -> dict[str, Any]:
     """The ReplicaSet for one revision, owned by the Rollout: the pod template as written,
     with the pod-template-hash label added to its labels and to the selector."""
-    pod_template = copy.deepcopy(dict(rollout.template))
-    metadata = pod_template.setdefault("metadata", {})
-    labels = {**(metadata.get("labels") or {}), POD_TEMPLATE_HASH_LABEL: pod_hash}
-    metadata["labels"] = labels
-    selector = rollout.spec.selector.to_wire()
-    selector["matchLabels"] = {**(selector.get("matchLabels") or {}),
-                               POD_TEMPLATE_HASH_LABEL: pod_hash}
+    pod_template, selector = hashed(rollout.template, rollout.spec.selector, pod_hash)
+    labels = pod_template["metadata"]["labels"]
     return {
         "apiVersion": "apps/v1",
         "kind": "ReplicaSet",
@@ -67,6 +62,21 @@ def replica_set_manifest(rollout: ValidRollout, *, pod_hash: str, replicas: int,
             "template": pod_template,
         },
     }
+
+
+def hashed(template: Mapping[str, Any], selector: LabelSelector, pod_hash: str,
+           extra_labels: Mapping[str, str] | None = None
+           ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(pod template, selector) of a ReplicaSet: the template as written with the
+    pod-template-hash label (and `extra_labels`) added to its labels, and the hash added to
+    the selector's matchLabels."""
+    pod_template = copy.deepcopy(dict(template))
+    metadata = pod_template.setdefault("metadata", {})
+    metadata["labels"] = {**(metadata.get("labels") or {}), POD_TEMPLATE_HASH_LABEL: pod_hash,
+                          **(extra_labels or {})}
+    wire = selector.to_wire()
+    wire["matchLabels"] = {**(wire.get("matchLabels") or {}), POD_TEMPLATE_HASH_LABEL: pod_hash}
+    return pod_template, wire
 
 
 def selector_string(spec: RolloutSpec) -> str:

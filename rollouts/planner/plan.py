@@ -160,7 +160,7 @@ def _progress(spec: RolloutSpec, old: RolloutStatus, status: RolloutStatus, draf
     The deadline clock runs only while Progressing; a pause stops it and resuming restarts
     it, so time spent waiting for a human never counts against the revision.
     """
-    if draft.phase != "Progressing" or status.abort:
+    if draft.phase != "Progressing" or status.abort or draft.hold_deadline:
         return None, False
     counts = _counts(observed, status.observed_pod_hash)
     counts.merge(draft.changes)

@@ -26,6 +26,8 @@ class ReplicaSetView:
     available: int = 0
     scale_down_at: dt.datetime | None = None
     resource_version: str = ""
+    # The pod template as written in the ReplicaSet (an experiment step copies the stable's).
+    template: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,19 @@ class AnalysisRunView:
     step_index: int | None = None
     attempt: int = 0  # bumped by each abort, so a retry measures afresh
     created: str = ""  # creationTimestamp, orders runs for history limits
+
+
+@dataclass(frozen=True)
+class ExperimentView:
+    """An Experiment owned by the Rollout (made by an experiment step)."""
+
+    name: str
+    phase: str
+    message: str = ""
+    pod_hash: str = ""
+    step_index: int | None = None
+    attempt: int = 0
+    terminating: bool = False  # spec.terminate already set
 
 
 @dataclass(frozen=True)
@@ -82,6 +97,8 @@ class Observed:
     # and every object it reads, as observed (None: missing).
     router: Router | None = None
     routes: Mapping[ObjectKey, RouteSnapshot | None] = field(default_factory=dict)
+    # Experiments the Rollout's experiment steps made.
+    experiments: tuple[ExperimentView, ...] = ()
 
 
 # --- actions: each is idempotent, the executor runs them in order ---------------------------
@@ -165,6 +182,24 @@ class DeleteAnalysisRun:
 
 
 @dataclass(frozen=True)
+class CreateExperiment:
+    """Start an experiment step's Experiment (`manifest` complete, owned by the Rollout)."""
+
+    manifest: Mapping[str, Any]
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest["metadata"]["name"])
+
+
+@dataclass(frozen=True)
+class TerminateExperiment:
+    """Stop an Experiment no step waits for any more (spec.terminate: true)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
 class ApplyRouteWrite:
     """One write a traffic router decided (a guarded JSON patch, a create or a delete of a
     route object), applied exactly as given."""
@@ -182,6 +217,8 @@ Action = (
     | TerminateAnalysisRun
     | DeleteAnalysisRun
     | ApplyRouteWrite
+    | CreateExperiment
+    | TerminateExperiment
 )
 
 

@@ -12,6 +12,7 @@ image tag contains             5xx share  latency                 meaning
 ============================== ========== ======================= ==================
 ``bad``                        30 %       slow (p99 ~ 2.35 s)     a broken release
 ``slow``                       0.5 %      slow                    a latency regression
+``regress``                    5 %        fast                    10x the errors of good
 ``idle``                       --         --                      no traffic at all
 anything else                  0.5 %      fast (p99 ~ 75 ms)      a good release
 ============================== ========== ======================= ==================
@@ -134,6 +135,9 @@ _SLOW = {0.1: Fraction(10, 100), 0.25: Fraction(40, 100), 0.5: Fraction(70, 100)
 GOOD = Profile("good", Fraction(1, 200), latency=_FAST, mean_latency=0.02)
 BAD = Profile("bad", Fraction(3, 10), latency=_SLOW, mean_latency=0.6)
 SLOW = Profile("slow", Fraction(1, 200), latency=_SLOW, mean_latency=0.6)
+# Ten times the errors of a good release, yet 95% of requests still succeed: what a
+# success-rate threshold of 95% lets through and a comparison with a baseline does not.
+REGRESS = Profile("regress", Fraction(1, 20), latency=_FAST, mean_latency=0.02)
 IDLE = Profile("idle", Fraction(0), latency=_FAST, traffic=False)
 
 
@@ -146,9 +150,10 @@ def _tag(image: str) -> str:
 
 
 def profile_for_image(image: str) -> Profile:
-    """The profile an image's tag asks for: "bad", "slow", "idle" or good."""
+    """The profile an image's tag asks for: "bad", "slow", "regress", "idle" or good."""
     tag = _tag(image).lower()
-    for marker, profile in (("bad", BAD), ("slow", SLOW), ("idle", IDLE)):
+    for marker, profile in (("bad", BAD), ("slow", SLOW), ("regress", REGRESS),
+                            ("idle", IDLE)):
         if marker in tag:
             return profile
     return GOOD
@@ -156,7 +161,7 @@ def profile_for_image(image: str) -> Profile:
 
 def profile_for_pod_spec(spec: Mapping[str, Any]) -> Profile:
     """The worst profile among a pod's containers (one bad container breaks the pod)."""
-    ranked = (BAD, SLOW, IDLE)
+    ranked = (BAD, SLOW, REGRESS, IDLE)
     found = {profile_for_image(str(c.get("image", ""))).name
              for c in spec.get("containers") or ()}
     for profile in ranked:

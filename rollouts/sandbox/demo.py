@@ -46,6 +46,8 @@ from rollouts.sandbox.apiserver import ApiError
 from rollouts.sandbox.cluster import EXAMPLES_DIR, GROUP, VERSION, Sandbox, SandboxError
 from rollouts.sandbox.demo_gateway import NAME as GATEWAY_NAME
 from rollouts.sandbox.demo_gateway import gateway_act
+from rollouts.sandbox.demo_judge import NAME as JUDGE_NAME
+from rollouts.sandbox.demo_judge import judge_act
 from rollouts.sandbox.prometheus import PrometheusServerError
 
 NAME = "web"
@@ -973,6 +975,7 @@ def run_demo(keep: bool, fast: bool, out: Console, *, operate: Operate | None = 
                 if analysis:
                     demo.analysis_scenario()
                     gateway_act(demo, 7)
+                    judge_act(demo, 10)
         except (DemoFailure, SandboxError) as exc:
             code = 1
             _report_failure(out, marks, exc, demo)
@@ -992,7 +995,7 @@ def run_demo(keep: bool, fast: bool, out: Console, *, operate: Operate | None = 
                            f"{time.monotonic() - started:.1f}s.", style="bold green"),
                       soft_wrap=True)
         if keep:
-            names = [NAME, ANALYSIS_NAME, GATEWAY_NAME] if analysis else [NAME]
+            names = [NAME, ANALYSIS_NAME, GATEWAY_NAME, JUDGE_NAME] if analysis else [NAME]
             with dashboard(sandbox) if dashboard is not None else \
                     contextlib.nullcontext("") as url:
                 _keep_running(demo, names, url)

@@ -32,7 +32,8 @@ def test_lint_reports_every_problem_with_file_doc_and_path() -> None:
     lines = out.splitlines()
     expected = [
         f"{bad}:doc 1: spec.strategy.canary.steps[0]: a step needs exactly one of setWeight, "
-        "pause, setCanaryScale, analysis, setHeaderRoute, setMirrorRoute (got setWeight, pause)",
+        "pause, setCanaryScale, analysis, setHeaderRoute, setMirrorRoute, experiment "
+        "(got setWeight, pause)",
         f"{bad}:doc 1: warning: spec.strategy.canary.steps[1].setWeight: weight goes down",
         f'{bad}:doc 1: spec.strategy.canary.steps[2].analysis.templates[1].templateName: '
         'AnalysisTemplate "missing" is not in the files given',
@@ -89,7 +90,7 @@ def test_convert_reports_unsupported_fields() -> None:
         ("v1", "Service"),
         ("rollouts.dev/v1alpha1", "Rollout"),
         ("rollouts.dev/v1alpha1", "AnalysisTemplate"),
-        ("argoproj.io/v1alpha1", "Experiment"),
+        ("rollouts.dev/v1alpha1", "Experiment"),
     ]
     # trafficRouting (Istio here) is supported: kept as is and not reported.
     assert "trafficRouting" in docs[1]["spec"]["strategy"]["canary"]
@@ -97,7 +98,9 @@ def test_convert_reports_unsupported_fields() -> None:
     assert "trafficRouting" not in err
     assert f"unsupported: {argo}:doc 3: spec.metrics[0].provider: unsupported metric provider" \
         in err
-    assert f"unsupported: {argo}:doc 4: kind: Experiment is not supported" in err
+    # An Experiment converts and is validated like the rest (this one has no template).
+    assert f"unsupported: {argo}:doc 4: spec.templates: List should have at least 1 item" \
+        in err
 
 
 def test_convert_clean_manifest_round_trips() -> None:

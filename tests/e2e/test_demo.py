@@ -153,12 +153,27 @@ def test_rollouts_demo_fast_through_the_cli_with_the_analysis_acts() -> None:
         "✔ promoted: the route back to 0/100 (all on the new stable), no header route",
         "✔ rolled back by its analysis: the route at 0/100, no header route",
         "✔ the API server applied weight 0 before the canary's scale-down",
-        "✔ All 30 expectations met",
+        # the judge act: a 10x regression at 0.5% caught by the comparison with baseline pods
+        "10. Install examples/experiment-judge.yaml: a judge, not a threshold",
+        "11. Release example/judge:2-regress: 10x the errors, still 95% success",
+        "✔ Experiment running: 3 baseline pods (stable template), 3 canary pods",
+        "The judge's evidence (AnalysisRun status, last measurement):",
+        "✔ the judge failed the Experiment: decision fail",
+        "✔ caught as soon as the evidence was there: within 10 looks",
+        "✔ a 95% success-rate threshold would have passed it",
+        "✔ aborted by the experiment step: stable back at 4/4, canary at 0",
+        "✔ the Experiment's ReplicaSets scaled to 0",
+        "✔ All 37 expectations met",
     ):
         assert line in acts, f"missing {line!r} in:\n{text}"
     assert "$ rollouts" not in acts  # no human operation in the analysis acts
     good, bad = acts.split("6. Release", 1)
     bad = bad.split("7. Install", 1)[0]
+    judge = acts.split("11. Release", 1)[1]
+    assert re.search(r"^  decision +fail: canary error rate higher than 1\.5x baseline's",
+                     judge, re.MULTILINE), judge
+    rate = re.search(r"^  threshold +canary success rate ([0-9.]+)%", judge, re.MULTILINE)
+    assert rate is not None and float(rate.group(1)) >= 95.0, judge
     # The good run's measurements, value and phase each, as the controller recorded them.
     taken = re.findall(r"^  success-rate  (\d)  (\[[0-9.e-]+\])\s+✔ Successful$", good,
                        re.MULTILINE)

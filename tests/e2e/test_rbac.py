@@ -108,6 +108,21 @@ spec:
       steps:
         - setWeight: 50
         - analysis: {{templates: [{{templateName: success-rate}}]}}
+        - experiment: {{duration: 1s, templates: [{{name: baseline, specRef: stable}}]}}
+---
+apiVersion: rollouts.dev/v1alpha1
+kind: Experiment
+metadata: {{name: side-by-side}}
+spec:
+  duration: 1s
+  templates:
+    - name: probe
+      selector: {{matchLabels: {{app: probe}}}}
+      template:
+        metadata: {{labels: {{app: probe}}}}
+        spec:
+          containers: [{{name: probe, image: "example/web:1", ports: [{{containerPort: 80}}]}}]
+      service: {{}}
 ---
 apiVersion: v1
 kind: Service
@@ -176,6 +191,9 @@ def run_releases(sandbox: CountingSandbox, metric_url: str) -> None:
             and s.get("stableRS") == s.get("currentPodHash")), timeout=60)
     runs = sandbox.analysis_runs("web")
     assert [r["status"]["phase"] for r in runs.values()] == ["Successful"]
+    sandbox.wait_for("the Experiment to end", lambda: (sandbox.emulator.get_object(
+        "rollouts.dev", "v1alpha1", "experiments", sandbox.namespace, "side-by-side") or {}
+    ).get("status", {}).get("phase") == "Successful")
 
 
 def used_by_controller(sandbox: CountingSandbox) -> set[tuple[str, str, str]]:

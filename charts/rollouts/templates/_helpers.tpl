@@ -60,15 +60,24 @@ these rules with the requests a canary and a blue-green release make.
 - apiGroups: [rollouts.dev]
   resources: [analysistemplates]
   verbs: [list, watch]
+# Experiments: created by a Rollout's experiment step, watched (each carries kopf's
+# finalizer: patch, also spec.terminate), their status replaced like a Rollout's.
+- apiGroups: [rollouts.dev]
+  resources: [experiments]
+  verbs: [list, watch, create, patch]
+- apiGroups: [rollouts.dev]
+  resources: [experiments/status]
+  verbs: [update]
 # One ReplicaSet per revision: created, scaled (patch), pruned past revisionHistoryLimit.
 - apiGroups: [apps]
   resources: [replicasets]
   verbs: [list, watch, create, patch, delete]
 # Services named by a strategy: their selectors are pinned to a revision (server-side
-# apply is a patch); created when missing with spec.strategy.createServices.
+# apply is a patch); created when missing with spec.strategy.createServices. An experiment
+# template with `service` gets one of its own, created and deleted with the Experiment.
 - apiGroups: [""]
   resources: [services]
-  verbs: [list, watch, patch, create]
+  verbs: [list, watch, patch, create, delete]
 # Events on Rollouts (step changes, aborts, promotions).
 - apiGroups: [""]
   resources: [events]
