@@ -18,6 +18,8 @@ Fields written (invariant 5 — tell GitOps tools to ignore exactly these):
   the observed resourceVersion: 409 when the Rollout changed since).
 - route objects of the traffic router (with trafficRouting): exactly the writes the router
   decided — see the router's module for the fields it owns.
+- the Deployment of `spec.workloadRef`: `spec.replicas` only (scaleDown onsuccess /
+  progressively; kube/workload.py).
 - core/v1 Events about the Rollout.
 """
 
@@ -31,6 +33,7 @@ from typing import Any
 
 from rollouts.errors import ConflictError, KubeError, NotFoundError
 from rollouts.kube.client import KubeClient, kind_resource
+from rollouts.kube.workload import scale_patch as workload_scale_patch
 from rollouts.models.rollout import ObjectMeta, RolloutStatus
 from rollouts.models.wire import (
     API_VERSION,
@@ -52,6 +55,7 @@ from rollouts.planner.types import (
     Event,
     PinService,
     Plan,
+    ScaleDeployment,
     ScaleReplicaSet,
     TerminateAnalysisRun,
 )
@@ -215,6 +219,10 @@ async def apply_action(client: KubeClient, namespace: str, action: Action) -> bo
             return await _delete(client, GROUP, "analysisruns", namespace, name)
         case ApplyRouteWrite(write=write):
             return await apply_route_write(client, write)
+        case ScaleDeployment(name=name):  # spec.workloadRef (kube/workload.py)
+            await client.patch_merge("apps", "v1", "deployments", namespace, name,
+                                     workload_scale_patch(action))
+            return True
 
 
 async def write_status(client: KubeClient, metadata: ObjectMeta, old_status: Any,

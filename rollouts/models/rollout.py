@@ -39,6 +39,14 @@ from rollouts.models.wire import POD_TEMPLATE_HASH_LABEL as POD_TEMPLATE_HASH_LA
 from rollouts.models.wire import REVISION_ANNOTATION as REVISION_ANNOTATION
 from rollouts.models.wire import VERSION as VERSION
 from rollouts.models.wire import Timestamp
+from rollouts.models.workload import (
+    PluginStep,
+    ReplicaProgressThreshold,
+    RollbackWindowSpec,
+    StepPluginStatus,
+    WorkloadRef,
+)
+from rollouts.models.workload_rules import ignored_field_errors
 
 # --- selectors and references -------------------------------------------------------------
 
@@ -52,10 +60,6 @@ class LabelSelectorRequirement(ApiModel):
 class LabelSelector(ApiModel):
     match_labels: dict[str, str] | None = None
     match_expressions: list[LabelSelectorRequirement] | None = None
-
-
-class ObjectRef(ApiModel):
-    """Argo's workloadRef is not supported; kept out of the model on purpose."""
 
 
 # --- analysis references (the Rollout side; templates live in models/analysis.py) ----------
@@ -150,6 +154,7 @@ class CanaryStep(ApiModel):
     analysis: RolloutAnalysis | None = None
     set_header_route: SetHeaderRoute | None = None
     set_mirror_route: SetMirrorRoute | None = None
+    plugin: PluginStep | None = None
 
     @model_validator(mode="after")
     def _exactly_one_action(self) -> CanaryStep:
@@ -162,13 +167,14 @@ class CanaryStep(ApiModel):
                 ("analysis", self.analysis),
                 ("setHeaderRoute", self.set_header_route),
                 ("setMirrorRoute", self.set_mirror_route),
+                ("plugin", self.plugin),
             )
             if value is not None
         ]
         if len(given) != 1:
             raise ValueError(
                 "a step needs exactly one of setWeight, pause, setCanaryScale, analysis, "
-                "setHeaderRoute, setMirrorRoute"
+                "setHeaderRoute, setMirrorRoute, plugin"
                 + (f" (got {', '.join(given)})" if given else "")
             )
         return self
@@ -190,6 +196,7 @@ class CanaryStrategy(ApiModel):
     canary_metadata: PodMetadata | None = None
     stable_metadata: PodMetadata | None = None
     ping_pong: PingPongSpec | None = None
+    replica_progress_threshold: ReplicaProgressThreshold | None = None
 
     @model_validator(mode="after")
     def _services_differ(self) -> CanaryStrategy:
@@ -253,8 +260,11 @@ class PodTemplate(ApiModel):
 
 class RolloutSpec(ApiModel):
     replicas: int = Field(default=1, ge=0, le=MAX_INT32)
-    selector: LabelSelector
-    template: PodTemplate
+    # Both may come from spec.workloadRef instead (models/workload.py).
+    selector: LabelSelector | None = None
+    template: PodTemplate | None = None
+    workload_ref: WorkloadRef | None = None
+    rollback_window: RollbackWindowSpec | None = None
     min_ready_seconds: int = Field(default=0, ge=0, le=MAX_DURATION_SECONDS)
     revision_history_limit: int = Field(default=10, ge=0, le=MAX_INT32)
     paused: bool = False
@@ -265,10 +275,21 @@ class RolloutSpec(ApiModel):
 
     @model_validator(mode="after")
     def _selector_matches_template(self) -> RolloutSpec:
-        labels: dict[str, str] = self.template.metadata.get("labels") or {}
+        if self.workload_ref is not None and self.template is not None:
+            raise ValueError("template and workloadRef cannot be used together: the pod "
+                             "template comes from the referenced Deployment")
+        if self.template is None and self.workload_ref is None:
+            raise ValueError("template is required (or workloadRef naming a Deployment)")
+        if self.selector is None:
+            if self.workload_ref is None:
+                raise ValueError("selector is required")
+            return self  # the Deployment's selector is used
         wanted = self.selector.match_labels or {}
         if not wanted and not self.selector.match_expressions:
             raise ValueError("selector must not be empty")
+        if self.template is None:
+            return self  # checked against the Deployment's template once it is read
+        labels: dict[str, str] = self.template.metadata.get("labels") or {}
         for key, value in wanted.items():
             if labels.get(key) != value:
                 raise ValueError(
@@ -320,6 +341,7 @@ class CanaryStatus(StatusModel):
     desired_weight: int | None = None
     current_step_analysis_run_status: RolloutAnalysisRunStatus | None = None
     current_background_analysis_run_status: RolloutAnalysisRunStatus | None = None
+    step_plugin_statuses: list[StepPluginStatus] | None = None
 
 
 class BlueGreenStatus(StatusModel):
@@ -495,7 +517,9 @@ def parse_rollout(body: Mapping[str, Any] | Rollout) -> ValidRollout | InvalidRo
     errors = semantic_errors(parsed) + not_run_warnings(parsed)
     if errors:
         return InvalidRollout(rollout.metadata, tuple(errors), rollout.status)
-    return ValidRollout(rollout.metadata, parsed, dict(rollout.spec["template"]),
+    # With a workloadRef the template is the Deployment's (filled in by
+    # rollouts.kube.workload before anything is planned).
+    return ValidRollout(rollout.metadata, parsed, dict(rollout.spec.get("template") or {}),
                         rollout.status, rollout.api_version)
 
 
@@ -510,7 +534,7 @@ def read_rollout(body: Mapping[str, Any]) -> Rollout:
 def semantic_errors(spec: RolloutSpec) -> list[tuple[str, str]]:
     """Rules that need more than one field (the traffic-routing ones: models/traffic.py)."""
     canary = spec.strategy.canary
-    return [] if canary is None else traffic_errors(canary)
+    return ([] if canary is None else traffic_errors(canary)) + ignored_field_errors(spec)
 
 
 def _field_path(root: str, loc: tuple[int | str, ...]) -> str:

@@ -44,6 +44,7 @@ from rollouts.planner.status import StatusChanges
 from rollouts.planner.steps import Abort, Advance, Handler, Outcome, Pause, Wait, Walk
 from rollouts.planner.steps import analysis as analysis_step
 from rollouts.planner.steps import pause as pause_step
+from rollouts.planner.steps import plugin as plugin_step
 from rollouts.planner.steps import set_canary_scale as set_canary_scale_step
 from rollouts.planner.steps import set_header_route as set_header_route_step
 from rollouts.planner.steps import set_mirror_route as set_mirror_route_step
@@ -64,6 +65,8 @@ def handler(step: CanaryStep) -> Handler:
         return set_header_route_step.handle
     if step.set_mirror_route is not None:
         return set_mirror_route_step.handle
+    if step.plugin is not None:
+        return plugin_step.handle
     return set_canary_scale_step.handle
 
 
@@ -76,7 +79,8 @@ def traffic_model(ctx: Context, strategy: CanaryStrategy) -> TrafficModel:
                              max_weight=routing.max_traffic_weight if routing else 100,
                              canary_hash=ctx.desired_hash, stable_hash=ctx.status.stable_rs,
                              min_pods=strategy.min_pods_per_replica_set or 1,
-                             dynamic_stable=strategy.dynamic_stable_scale)
+                             dynamic_stable=strategy.dynamic_stable_scale,
+                             progress_threshold=strategy.replica_progress_threshold)
     return PodRatioTraffic(ctx.replicas, strategy)
 
 
@@ -163,7 +167,8 @@ def _follow(draft: Draft, outcome: Outcome) -> None:
 def _background_analysis(ctx: Context, draft: Draft, strategy: CanaryStrategy,
                          walk: Walk) -> None:
     background = strategy.analysis
-    if background is None or walk.index < (background.starting_step or 0):
+    if background is None or ctx.status.promote_full or walk.index < (
+            background.starting_step or 0):
         return
     verdict = gate(ctx, draft, "background", "spec.strategy.canary.analysis")
     if verdict.verdict == "failed":

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from rollouts.models.rollout import Phase, RolloutSpec, RolloutStatus, ValidRollout
 from rollouts.models.wire import POD_TEMPLATE_HASH_LABEL, whole_seconds
+from rollouts.models.workload import StepPluginStatus
 from rollouts.planner.manifests import replica_set_manifest, replica_set_name
 from rollouts.planner.status import StatusChanges
 from rollouts.planner.types import (
@@ -63,6 +64,9 @@ class Draft:
     # Set when this pass finds a reason to abort (failed analysis); plan() then makes the
     # abort transition, so the same pass already moves traffic to stable.
     abort_message: str | None = None
+    # status.canary.stepPluginStatuses as this pass leaves them (None: untouched), kept by
+    # planner/steps/plugin.py.
+    plugin_statuses: list[StepPluginStatus] | None = None
 
     def wake(self, moment: dt.datetime) -> None:
         self.wake_at.append(moment)

@@ -8,7 +8,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from rollouts.models.rollout import RolloutSpec, ValidRollout
+from rollouts.models.rollout import LabelSelector, RolloutSpec, ValidRollout
 from rollouts.models.wire import (
     POD_TEMPLATE_HASH_LABEL,
     REVISION_ANNOTATION,
@@ -46,7 +46,8 @@ def replica_set_manifest(rollout: ValidRollout, *, pod_hash: str, replicas: int,
     metadata = pod_template.setdefault("metadata", {})
     labels = {**(metadata.get("labels") or {}), POD_TEMPLATE_HASH_LABEL: pod_hash}
     metadata["labels"] = labels
-    selector = rollout.spec.selector.to_wire()
+    # A workloadRef's selector is filled in from the Deployment before planning.
+    selector = (rollout.spec.selector or LabelSelector()).to_wire()
     selector["matchLabels"] = {**(selector.get("matchLabels") or {}),
                                POD_TEMPLATE_HASH_LABEL: pod_hash}
     return {
@@ -71,8 +72,9 @@ def replica_set_manifest(rollout: ValidRollout, *, pod_hash: str, replicas: int,
 
 def selector_string(spec: RolloutSpec) -> str:
     """The label selector as a string, for status.selector (the scale subresource)."""
-    parts = [f"{k}={v}" for k, v in sorted((spec.selector.match_labels or {}).items())]
-    for req in spec.selector.match_expressions or ():
+    selector = spec.selector or LabelSelector()
+    parts = [f"{k}={v}" for k, v in sorted((selector.match_labels or {}).items())]
+    for req in selector.match_expressions or ():
         values = ",".join(req.values or ())
         if req.operator == "In":
             parts.append(f"{req.key} in ({values})")

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from rollouts.models.rollout import RolloutStatus
 from rollouts.planner.routing import ObjectKey, Router, RouteSnapshot, RouteWrite
+from rollouts.planner.step_plugins import StepPlugin
 
 AnalysisKind = Literal["step", "background", "prePromotion", "postPromotion"]
 
@@ -32,6 +33,16 @@ class ReplicaSetView:
 class ServiceView:
     name: str
     selector: Mapping[str, str]
+    resource_version: str = ""
+
+
+@dataclass(frozen=True)
+class WorkloadView:
+    """The Deployment a Rollout's workloadRef names, as its controller reports it."""
+
+    name: str
+    spec_replicas: int
+    available: int = 0
     resource_version: str = ""
 
 
@@ -80,6 +91,10 @@ class Observed:
     # and every object it reads, as observed (None: missing).
     router: Router | None = None
     routes: Mapping[ObjectKey, RouteSnapshot | None] = field(default_factory=dict)
+    # The Deployment of spec.workloadRef (None: no workloadRef).
+    workload: WorkloadView | None = None
+    # The step plugins this controller has (name -> plugin), for canary `plugin` steps.
+    step_plugins: Mapping[str, StepPlugin] = field(default_factory=dict)
 
 
 # --- actions: each is idempotent, the executor runs them in order ---------------------------
@@ -151,6 +166,16 @@ class DeleteAnalysisRun:
 
 
 @dataclass(frozen=True)
+class ScaleDeployment:
+    """Set the workloadRef Deployment's spec.replicas, guarded by its observed
+    resourceVersion."""
+
+    name: str
+    replicas: int
+    resource_version: str = ""
+
+
+@dataclass(frozen=True)
 class ApplyRouteWrite:
     """One write a traffic router decided (a guarded JSON patch, a create or a delete of a
     route object), applied exactly as given."""
@@ -167,6 +192,7 @@ Action = (
     | TerminateAnalysisRun
     | DeleteAnalysisRun
     | ApplyRouteWrite
+    | ScaleDeployment
 )
 
 
