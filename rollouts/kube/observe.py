@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from rollouts.kube.analysis import Templates, prepare_runs
+from rollouts.kube.workload import workload_view
 from rollouts.models.rollout import RolloutSpec, ValidRollout
 from rollouts.models.wire import (
     ANALYSIS_ATTEMPT_LABEL,
@@ -23,6 +24,7 @@ from rollouts.models.wire import (
     parse_time,
 )
 from rollouts.planner.routing import ObjectKey, Router, RouteSnapshot
+from rollouts.planner.step_plugins import StepPlugin
 from rollouts.planner.types import AnalysisRunView, Observed, ReplicaSetView, ServiceView
 
 
@@ -121,6 +123,8 @@ def observe(
     templates: Templates,
     router: Router | None = None,
     route_bodies: Mapping[ObjectKey, Mapping[str, Any] | None] | None = None,
+    workload: Mapping[str, Any] | None = None,
+    step_plugins: Mapping[str, StepPlugin] | None = None,
 ) -> Observed:
     """The planner's view of what a Rollout owns and names, from raw objects.
 
@@ -162,4 +166,6 @@ def observe(
         prepared_runs=prepared,
         router=router,
         routes=routes,
+        workload=workload_view(workload),  # spec.workloadRef's Deployment
+        step_plugins=step_plugins or {},
     )

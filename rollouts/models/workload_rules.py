@@ -29,8 +29,9 @@ def ignored_field_errors(spec: RolloutSpec) -> list[tuple[str, str]]:
                             ("abort_scale_down_delay_seconds", "abortScaleDownDelaySeconds")):
             if field in canary.model_fields_set and getattr(canary, field):
                 errors.append((f"{CANARY}.{name}", f"{name} other than 0 requires "
-                               "trafficRouting: without a traffic router the canary's share of traffic is its share "
-                               "of pods, so there is nothing to delay"))
+                               "trafficRouting: without a traffic router the canary's "
+                               "share of traffic is its share of pods, so there is nothing "
+                               "to delay"))
         if canary.replica_progress_threshold is not None:
             errors.append((f"{CANARY}.replicaProgressThreshold",
                            "replicaProgressThreshold requires trafficRouting: without a "
