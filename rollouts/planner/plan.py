@@ -55,12 +55,12 @@ def plan(rollout: ValidRollout | InvalidRollout, observed: Observed, now: dt.dat
     ctx = Context(rollout, spec, observed, now, status.observed_pod_hash or "", status)
     draft = _run(progress, ctx)
     if draft.abort_message and not status.abort:
-        status, draft = _abort(abort, ctx, draft.abort_message)
+        status, draft = _abort(abort, ctx, draft.abort_message, draft)
 
     # Progress deadline: only a Rollout that is moving can be late.
     progress_at, exceeded = _progress(spec, old, status, draft, observed, now)
     if exceeded and spec.progress_deadline_abort and not status.abort:
-        status, draft = _abort(abort, ctx, _deadline_message(spec, status))
+        status, draft = _abort(abort, ctx, _deadline_message(spec, status), draft)
         progress_at, exceeded = None, True
     plugin_step.finish(ctx, draft)
     workload.scale_down(ctx, draft, degraded=exceeded or draft.phase == "Degraded")
@@ -73,12 +73,14 @@ def _run(handler: Handler, ctx: Context) -> Draft:
     return draft
 
 
-def _abort(abort: Handler, ctx: Context, message: str) -> tuple[RolloutStatus, Draft]:
+def _abort(abort: Handler, ctx: Context, message: str,
+           before: Draft) -> tuple[RolloutStatus, Draft]:
     """The abort transition: record why in status, then plan the way back to stable from
     there (in the same pass, so traffic starts moving to stable at once)."""
     status = StatusChanges(abort=True, aborted_at=whole_seconds(ctx.now),
                            abort_message=message).applied_to(ctx.status)
     draft = _run(abort, ctx.with_status(status))
+    draft.plugin_statuses = before.plugin_statuses  # the plugin steps run so far
     plugin_step.abort_hooks(ctx, draft)
     return status, draft
 

@@ -104,7 +104,8 @@ def finish(ctx: Context, draft: Draft) -> None:
                 entry.index < len(steps)):
             _hook(ctx, steps[entry.index], entry, "terminate", "Terminated")
     statuses = draft.plugin_statuses
-    if statuses is not None and isinstance(index, int):
+    if isinstance(index, int) and (statuses is not None or _carried(ctx)):
+        statuses = _statuses(ctx, draft)
         for i, entry in enumerate(statuses):
             if entry.phase == "Running" and entry.index != index and entry.index < len(steps):
                 statuses[i] = _hook(ctx, steps[entry.index], entry, "terminate", "Terminated")
