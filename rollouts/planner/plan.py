@@ -64,6 +64,7 @@ def plan(rollout: ValidRollout | InvalidRollout, observed: Observed, now: dt.dat
         progress_at, exceeded = None, True
     plugin_step.finish(ctx, draft)
     workload.scale_down(ctx, draft, degraded=exceeded or draft.phase == "Degraded")
+    workload.hold_services(ctx, draft)
     return _finish(rollout, spec, observed, now, old, status, draft, progress_at, exceeded)
 
 

@@ -15,7 +15,7 @@ keep serving until the Rollout's can. `scaleDown` says when the Deployment gives
 from __future__ import annotations
 
 from rollouts.planner.context import Context, Draft
-from rollouts.planner.types import ScaleDeployment
+from rollouts.planner.types import PinService, ScaleDeployment
 
 
 def scale_down(ctx: Context, draft: Draft, *, degraded: bool) -> None:
@@ -40,3 +40,16 @@ def scale_down(ctx: Context, draft: Draft, *, degraded: bool) -> None:
 def rollout_available(ctx: Context) -> int:
     """The Rollout's available pods, all revisions (at most spec.replicas count)."""
     return min(ctx.replicas, sum(rs.available for rs in ctx.observed.replica_sets))
+
+
+def hold_services(ctx: Context, draft: Draft) -> None:
+    """While the Deployment still has pods and the Rollout's first revision does not yet have
+    all of its own available, the Services keep selecting the Deployment's pods too: pinning
+    one to the Rollout's revision then (e.g. a stableService that the Deployment's clients
+    use) would send its traffic to pods that are not ready (invariant 1)."""
+    deployment = ctx.observed.workload
+    if ctx.spec.workload_ref is None or deployment is None or deployment.spec_replicas == 0:
+        return
+    if len(ctx.observed.replica_sets) > 1 or rollout_available(ctx) >= ctx.replicas:
+        return
+    draft.actions[:] = [a for a in draft.actions if not isinstance(a, PinService)]

@@ -207,3 +207,18 @@ def test_the_threshold_lets_a_router_weight_be_set_before_every_pod_is_up() -> N
     assert paused_weight(None) == 0  # 3 of 4 canary pods: the weight waits
     assert paused_weight({"type": "Percent", "value": 75}) == 100
     assert paused_weight({"type": "Pod", "value": 4}) == 0
+
+
+def test_services_keep_the_deployments_pods_until_the_rollouts_are_all_available() -> None:
+    spec = ref_spec("progressively")
+    spec["strategy"]["canary"].update(canaryService="canary", stableService="stable")
+    w = WorkloadWorld(spec, auto_ready=False)
+    w.step()
+    (pod_hash,) = w.replica_sets
+    for available in (0, 3):
+        w.settle(available={pod_hash: available})
+        w.step()
+        assert w.selector("stable") is None and w.selector("canary") is None
+    w.settle()
+    w.step()
+    assert w.selector("stable") == pod_hash == w.selector("canary")
