@@ -73,6 +73,7 @@ from rollouts.kube.execute import execute, status_unchanged
 from rollouts.kube.experiments import reconcile_experiment
 from rollouts.kube.observe import named_services, observe
 from rollouts.kube.routes import finalize_routes, read_routes
+from rollouts.kube.workload import resolve_workload, trim_deployment, workload_name
 from rollouts.models.experiment import COMPLETED_EXPERIMENT_PHASES
 from rollouts.models.rollout import ValidRollout, parse_rollout
 from rollouts.models.wire import (
@@ -85,6 +86,7 @@ from rollouts.models.wire import (
 from rollouts.notifications.delivery import ConfigSource, DeliveryPolicy, Notifier
 from rollouts.planner.plan import plan as make_plan
 from rollouts.planner.routing import Router
+from rollouts.planner.step_plugins import StepPlugin, load_step_plugins
 from rollouts.planner.types import Observed
 from rollouts.telemetry import Peering, Telemetry, peer_identity
 from rollouts.traffic import rollout_router
@@ -131,6 +133,8 @@ class OperatorConfig:
     # Where notification services are configured (None: notifications are off).
     notifications: ConfigSource | None = None
     notification_policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
+    # Canary step plugins by name (default: the entry-point group rollouts.step_plugins).
+    step_plugins: Mapping[str, StepPlugin] = field(default_factory=load_step_plugins)
 
 
 @dataclass
@@ -237,6 +241,7 @@ class _Reconciler:
         services: Any,
         analysis_runs: Any,
         templates: tuple[Any, Any],
+        deployments: Any = None,
     ) -> float | None:
         """One pass; the seconds until the planner wants to look again (None: on change)."""
         snapshot: dict[str, Any] = copy.deepcopy(dict(body))
@@ -254,11 +259,16 @@ class _Reconciler:
         rollout = parse_rollout(snapshot)  # validated once; every step below reads this
         now = self.config.clock.now()
         observed = Observed()
+        deployment = None  # workloadRef: the template comes from the Deployment
+        watched: tuple[str, ...] = ()
+        if isinstance(rollout, ValidRollout) and (wanted := workload_name(rollout)):
+            deployment = first((deployments or {}).get((self.key[0], wanted)))
+            rollout, watched = resolve_workload(rollout, deployment), (_deployment_key(wanted),)
         if isinstance(rollout, ValidRollout):
             observed = await self._observe(rollout, replica_sets, services, analysis_runs,
-                                           templates)
-        else:
-            self.runtime.set_services(self.key, ())
+                                           templates, deployment)
+        else:  # a missing Deployment still wakes the Rollout when it comes
+            self.runtime.set_services(self.key, watched)
         plan = make_plan(rollout, observed, now)
         notifier = self.runtime.notifier  # notifications: records go out with the status
         if notifier is not None:
@@ -300,10 +310,14 @@ class _Reconciler:
                       extra={"rollout": self.name, "error": str(exc)})
 
     async def _observe(self, rollout: ValidRollout, replica_sets: Any, services: Any,
-                       analysis_runs: Any, templates: tuple[Any, Any]) -> Observed:
+                       analysis_runs: Any, templates: tuple[Any, Any],
+                       deployment: Mapping[str, Any] | None = None) -> Observed:
         namespace = self.key[0]
         wanted = named_services(rollout.spec)
-        self.runtime.set_services(self.key, wanted)
+        # The workloadRef Deployment wakes this Rollout too (a key no Service name can take).
+        workload = workload_name(rollout)
+        self.runtime.set_services(self.key, wanted + ((_deployment_key(workload),)
+                                                      if workload else ()))
         namespaced, cluster = templates
         factory = self.config.router_factory
         router = factory(rollout) if factory is not None else None
@@ -318,6 +332,8 @@ class _Reconciler:
             router=router,
             route_bodies=await read_routes(self.runtime.client, router) if router else {},
             experiments=list(self.experiments.get(self.key, ())),  # experiments
+            workload=deployment,
+            step_plugins=self.config.step_plugins,
         )
 
 
@@ -413,6 +429,11 @@ def build_registry(
     ) -> dict[Key, dict[str, Any]]:
         return {(namespace or "", name or ""): trim_service(body)}
 
+    @kopf.index("apps", "v1", "deployments", id="rollout_deployments", registry=registry)
+    def rollout_deployments(body: kopf.Body, namespace: str | None, name: str | None,
+                            **_: Any) -> dict[Key, dict[str, Any]]:
+        return {(namespace or "", name or ""): trim_deployment(body)}  # spec.workloadRef
+
     @kopf.index(GROUP, VERSION, "analysisruns",
                 when=_is_owned, id="rollout_analysisruns", registry=registry)
     def rollout_analysisruns(
@@ -478,6 +499,14 @@ def build_registry(
         for key in list(runtime.service_users.get((namespace or "", name or ""), ())):
             runtime.wake(key)
 
+    @kopf.on.event("apps", "v1", "deployments", id="deployment_changed", registry=registry)
+    def deployment_changed(namespace: str | None, name: str | None, memo: Any,
+                           **_: Any) -> None:
+        runtime = _runtime(memo)  # the Rollouts whose workloadRef names it
+        for key in list(runtime.service_users.get(
+                (namespace or "", _deployment_key(name or "")), ())):
+            runtime.wake(key)
+
     # --- the reconcile loop --------------------------------------------------------------
 
     @kopf.daemon(
@@ -501,6 +530,7 @@ def build_registry(
         services = kwargs["rollout_services"]
         analysis_runs = kwargs["rollout_analysisruns"]
         templates = (kwargs["analysis_templates"], kwargs["cluster_analysis_templates"])
+        deployments = kwargs["rollout_deployments"]
         runtime = _runtime(memo)
         key: Key = (namespace or "", name)
         reconciler = _Reconciler(config, runtime, key)
@@ -508,7 +538,7 @@ def build_registry(
 
         async def one_pass() -> float | None:
             return await reconciler.reconcile(
-                body, replica_sets, services, analysis_runs, templates)
+                body, replica_sets, services, analysis_runs, templates, deployments)
 
         await _loop(config, runtime, key, stopped, telemetry.timed(one_pass),  # telemetry
                     {"rollout": reconciler.name})
@@ -559,6 +589,11 @@ def build_registry(
 
     _register_experiments(registry, config)  # experiments
     return registry
+
+
+def _deployment_key(name: str) -> str:
+    # Kept with the Service names a Rollout watches; "/" is in no Service name.
+    return f"deployment/{name}"
 
 
 # --- experiments: one daemon per Experiment, fed by indexes of what it owns ------------------

@@ -122,6 +122,10 @@ async def change_template(client: KubeClient, namespace: str, name: str, decide:
                 items, _ = await client.list("apps", "v1", "replicasets", namespace)
             uid = (body.get("metadata") or {}).get("uid")
             owned = [rs for rs in items if (controller_owner(rs) or ("", ""))[1] == uid]
+        ref = (body.get("spec") or {}).get("workloadRef")
+        if isinstance(ref, dict):  # the template is the Deployment's: change it there
+            raise CliError(f"rollout {name} takes its pod template from Deployment "
+                           f"{ref.get('name')} (spec.workloadRef): change the Deployment")
         template, lines = decide(body, owned)
         if not lines:
             return SpecChange([], None)

@@ -21,6 +21,8 @@ Fields written (invariant 5 — tell GitOps tools to ignore exactly these):
   the observed resourceVersion: 409 when the Rollout changed since).
 - route objects of the traffic router (with trafficRouting): exactly the writes the router
   decided — see the router's module for the fields it owns.
+- the Deployment of `spec.workloadRef`: `spec.replicas` only (scaleDown onsuccess /
+  progressively; kube/workload.py).
 - core/v1 Events about the Rollout.
 """
 
@@ -34,6 +36,7 @@ from typing import Any
 
 from rollouts.errors import ConflictError, KubeError, NotFoundError
 from rollouts.kube.client import KubeClient, kind_resource
+from rollouts.kube.workload import scale_patch as workload_scale_patch
 from rollouts.models.rollout import ObjectMeta, RolloutStatus
 from rollouts.models.wire import (
     API_VERSION,
@@ -58,6 +61,7 @@ from rollouts.planner.types import (
     Event,
     PinService,
     Plan,
+    ScaleDeployment,
     ScaleReplicaSet,
     TerminateAnalysisRun,
     TerminateExperiment,
@@ -240,6 +244,10 @@ async def apply_action(client: KubeClient, namespace: str, action: Action) -> bo
             return await _create(client, GROUP, "experiments", namespace, manifest)
         case TerminateExperiment(name=name):
             return await _terminate(client, "experiments", namespace, name)
+        case ScaleDeployment(name=name):  # spec.workloadRef (kube/workload.py)
+            await client.patch_merge("apps", "v1", "deployments", namespace, name,
+                                     workload_scale_patch(action))
+            return True
 
 
 async def write_status(client: KubeClient, metadata: ObjectMeta, old_status: Any,

@@ -12,6 +12,7 @@ from typing import Any
 
 from rollouts.kube.analysis import Templates, prepare_runs
 from rollouts.kube.fieldowners import SELECTOR_FIELD, field_owner
+from rollouts.kube.workload import workload_view
 from rollouts.models.rollout import RolloutSpec, ValidRollout
 from rollouts.models.wire import (
     ANALYSIS_ATTEMPT_LABEL,
@@ -24,6 +25,7 @@ from rollouts.models.wire import (
     parse_time,
 )
 from rollouts.planner.routing import ObjectKey, Router, RouteSnapshot
+from rollouts.planner.step_plugins import StepPlugin
 from rollouts.planner.types import (
     AnalysisRunView,
     ExperimentView,
@@ -141,6 +143,8 @@ def observe(
     router: Router | None = None,
     route_bodies: Mapping[ObjectKey, Mapping[str, Any] | None] | None = None,
     experiments: Iterable[Mapping[str, Any]] = (),
+    workload: Mapping[str, Any] | None = None,
+    step_plugins: Mapping[str, StepPlugin] | None = None,
 ) -> Observed:
     """The planner's view of what a Rollout owns and names, from raw objects.
 
@@ -184,4 +188,6 @@ def observe(
         routes=routes,
         experiments=tuple(sorted((experiment_view(e) for e in experiments if owned_by(e, uid)),
                                  key=lambda view: view.name)),
+        workload=workload_view(workload),  # spec.workloadRef's Deployment
+        step_plugins=step_plugins or {},
     )

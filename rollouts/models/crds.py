@@ -107,11 +107,19 @@ CEL_RULES: Final[Mapping[type[BaseModel], tuple[CelRule, ...]]] = MappingProxyTy
         # --- Rollout
         rollout.RolloutSpec: (
             CelRule(
-                " || ".join(
+                f"!{has('selector')} || " + " || ".join(
                     (_non_empty("selector.matchLabels"), _non_empty("selector.matchExpressions"))
                 ),
                 "selector must not be empty",
             ),
+            # spec.workloadRef (models/workload.py): template and selector from a Deployment.
+            CelRule(f"{has('selector')} || {has('workloadRef')}",
+                    "selector is required (or workloadRef naming a Deployment)"),
+            CelRule(f"!({has('template')} && {has('workloadRef')})",
+                    "template and workloadRef cannot be used together: the pod template comes "
+                    "from the referenced Deployment"),
+            CelRule(f"{has('template')} || {has('workloadRef')}",
+                    "template is required (or workloadRef naming a Deployment)"),
         ),
         rollout.RolloutStrategy: (
             CelRule(
@@ -128,9 +136,10 @@ CEL_RULES: Final[Mapping[type[BaseModel], tuple[CelRule, ...]]] = MappingProxyTy
         rollout.CanaryStep: (
             CelRule(
                 exactly_one(has("setWeight"), has("pause"), has("setCanaryScale"), has("analysis"),
-                            has("setHeaderRoute"), has("setMirrorRoute"), has("experiment")),
+                            has("setHeaderRoute"), has("setMirrorRoute"), has("experiment"),
+                            has("plugin")),
                 "a step needs exactly one of setWeight, pause, setCanaryScale, analysis, "
-                "setHeaderRoute, setMirrorRoute, experiment",
+                "setHeaderRoute, setMirrorRoute, experiment, plugin",
             ),
         ),
         rollout.SetCanaryScale: (

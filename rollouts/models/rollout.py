@@ -40,6 +40,14 @@ from rollouts.models.wire import POD_TEMPLATE_HASH_LABEL as POD_TEMPLATE_HASH_LA
 from rollouts.models.wire import REVISION_ANNOTATION as REVISION_ANNOTATION
 from rollouts.models.wire import VERSION as VERSION
 from rollouts.models.wire import Timestamp
+from rollouts.models.workload import (
+    PluginStep,
+    ReplicaProgressThreshold,
+    RollbackWindowSpec,
+    StepPluginStatus,
+    WorkloadRef,
+)
+from rollouts.models.workload_rules import ignored_field_errors
 
 # --- selectors and references -------------------------------------------------------------
 
@@ -53,10 +61,6 @@ class LabelSelectorRequirement(ApiModel):
 class LabelSelector(ApiModel):
     match_labels: dict[str, str] | None = None
     match_expressions: list[LabelSelectorRequirement] | None = None
-
-
-class ObjectRef(ApiModel):
-    """Argo's workloadRef is not supported; kept out of the model on purpose."""
 
 
 # --- analysis references (the Rollout side; templates live in models/analysis.py) ----------
@@ -194,6 +198,7 @@ class CanaryStep(ApiModel):
     set_header_route: SetHeaderRoute | None = None
     set_mirror_route: SetMirrorRoute | None = None
     experiment: RolloutExperimentStep | None = None
+    plugin: PluginStep | None = None
 
     @model_validator(mode="after")
     def _exactly_one_action(self) -> CanaryStep:
@@ -207,13 +212,14 @@ class CanaryStep(ApiModel):
                 ("setHeaderRoute", self.set_header_route),
                 ("setMirrorRoute", self.set_mirror_route),
                 ("experiment", self.experiment),
+                ("plugin", self.plugin),
             )
             if value is not None
         ]
         if len(given) != 1:
             raise ValueError(
                 "a step needs exactly one of setWeight, pause, setCanaryScale, analysis, "
-                "setHeaderRoute, setMirrorRoute, experiment"
+                "setHeaderRoute, setMirrorRoute, experiment, plugin"
                 + (f" (got {', '.join(given)})" if given else "")
             )
         return self
@@ -235,6 +241,7 @@ class CanaryStrategy(ApiModel):
     canary_metadata: PodMetadata | None = None
     stable_metadata: PodMetadata | None = None
     ping_pong: PingPongSpec | None = None
+    replica_progress_threshold: ReplicaProgressThreshold | None = None
 
     @model_validator(mode="after")
     def _services_differ(self) -> CanaryStrategy:
@@ -302,8 +309,11 @@ class PodTemplate(ApiModel):
 
 class RolloutSpec(ApiModel):
     replicas: int = Field(default=1, ge=0, le=MAX_INT32)
-    selector: LabelSelector
-    template: PodTemplate
+    # Both may come from spec.workloadRef instead (models/workload.py).
+    selector: LabelSelector | None = None
+    template: PodTemplate | None = None
+    workload_ref: WorkloadRef | None = None
+    rollback_window: RollbackWindowSpec | None = None
     min_ready_seconds: int = Field(default=0, ge=0, le=MAX_DURATION_SECONDS)
     revision_history_limit: int = Field(default=10, ge=0, le=MAX_INT32)
     paused: bool = False
@@ -314,6 +324,19 @@ class RolloutSpec(ApiModel):
 
     @model_validator(mode="after")
     def _selector_matches_template(self) -> RolloutSpec:
+        if self.workload_ref is not None and self.template is not None:
+            raise ValueError("template and workloadRef cannot be used together: the pod "
+                             "template comes from the referenced Deployment")
+        if self.template is None and self.workload_ref is None:
+            raise ValueError("template is required (or workloadRef naming a Deployment)")
+        if self.selector is None:
+            if self.workload_ref is None:
+                raise ValueError("selector is required")
+            return self  # the Deployment's selector is used
+        if self.template is None:
+            if not self.selector.match_labels and not self.selector.match_expressions:
+                raise ValueError("selector must not be empty")
+            return self  # checked against the Deployment's template once it is read
         check_selector(self.selector, self.template)
         return self
 
@@ -378,6 +401,7 @@ class CanaryStatus(StatusModel):
     # With pingPong: which of pingService / pongService is the stable one now (the other
     # is the canary's); they swap at each promotion.
     stable_ping_pong: Literal["ping", "pong"] | None = None
+    step_plugin_statuses: list[StepPluginStatus] | None = None
 
 
 class BlueGreenStatus(StatusModel):
@@ -566,7 +590,9 @@ def parse_rollout(body: Mapping[str, Any] | Rollout) -> ValidRollout | InvalidRo
     errors = semantic_errors(parsed) + not_run_warnings(parsed)
     if errors:
         return InvalidRollout(rollout.metadata, tuple(errors), rollout.status)
-    return ValidRollout(rollout.metadata, parsed, dict(rollout.spec["template"]),
+    # With a workloadRef the template is the Deployment's (filled in by
+    # rollouts.kube.workload before anything is planned).
+    return ValidRollout(rollout.metadata, parsed, dict(rollout.spec.get("template") or {}),
                         rollout.status, rollout.api_version)
 
 
@@ -581,7 +607,8 @@ def read_rollout(body: Mapping[str, Any]) -> Rollout:
 def semantic_errors(spec: RolloutSpec) -> list[tuple[str, str]]:
     """Rules that need more than one field (the traffic-routing ones: models/traffic.py)."""
     canary = spec.strategy.canary
-    return [] if canary is None else traffic_errors(canary) + experiment_weight_errors(canary)
+    return (([] if canary is None else traffic_errors(canary) + experiment_weight_errors(canary))
+            + ignored_field_errors(spec))
 
 
 def experiment_weight_errors(canary: CanaryStrategy) -> list[tuple[str, str]]:

@@ -46,6 +46,7 @@ from rollouts.planner.steps import Abort, Advance, Handler, Outcome, Pause, Wait
 from rollouts.planner.steps import analysis as analysis_step
 from rollouts.planner.steps import experiment as experiment_step
 from rollouts.planner.steps import pause as pause_step
+from rollouts.planner.steps import plugin as plugin_step
 from rollouts.planner.steps import set_canary_scale as set_canary_scale_step
 from rollouts.planner.steps import set_header_route as set_header_route_step
 from rollouts.planner.steps import set_mirror_route as set_mirror_route_step
@@ -68,6 +69,8 @@ def handler(step: CanaryStep) -> Handler:
         return set_mirror_route_step.handle
     if step.experiment is not None:
         return experiment_step.handle
+    if step.plugin is not None:
+        return plugin_step.handle
     return set_canary_scale_step.handle
 
 
@@ -86,7 +89,8 @@ def traffic_model(ctx: Context, strategy: CanaryStrategy) -> TrafficModel:
                              canary_hash=ctx.desired_hash, stable_hash=ctx.status.stable_rs,
                              min_pods=strategy.min_pods_per_replica_set or 1,
                              dynamic_stable=strategy.dynamic_stable_scale,
-                             stable_floor=floor)
+                             stable_floor=floor,
+                             progress_threshold=strategy.replica_progress_threshold)
     return PodRatioTraffic(ctx.replicas, strategy, stable_floor=floor)
 
 
@@ -173,7 +177,8 @@ def _follow(draft: Draft, outcome: Outcome) -> None:
 def _background_analysis(ctx: Context, draft: Draft, strategy: CanaryStrategy,
                          walk: Walk) -> None:
     background = strategy.analysis
-    if background is None or walk.index < (background.starting_step or 0):
+    if background is None or ctx.status.promote_full or walk.index < (
+            background.starting_step or 0):
         return
     verdict = gate(ctx, draft, "background", "spec.strategy.canary.analysis")
     if verdict.verdict == "failed":

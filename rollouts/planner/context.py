@@ -9,8 +9,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from rollouts.models.rollout import Phase, RolloutSpec, RolloutStatus, ValidRollout
+from rollouts.models.rollout import LabelSelector, Phase, RolloutSpec, RolloutStatus, ValidRollout
 from rollouts.models.wire import POD_TEMPLATE_HASH_LABEL, whole_seconds
+from rollouts.models.workload import StepPluginStatus
 from rollouts.planner.manifests import replica_set_manifest, replica_set_name
 from rollouts.planner.status import StatusChanges
 from rollouts.planner.types import (
@@ -66,6 +67,9 @@ class Draft:
     # The step waits on something with a deadline of its own (an Experiment): the Rollout's
     # progress deadline does not run meanwhile (as in Argo Rollouts).
     hold_deadline: bool = False
+    # status.canary.stepPluginStatuses as this pass leaves them (None: untouched), kept by
+    # planner/steps/plugin.py.
+    plugin_statuses: list[StepPluginStatus] | None = None
 
     def wake(self, moment: dt.datetime) -> None:
         self.wake_at.append(moment)
@@ -103,7 +107,7 @@ def pin(ctx: Context, draft: Draft, service: str | None, pod_hash: str) -> None:
     if view is None:
         return  # missing Services are reported as InvalidSpec before planning
     if view.selector.get(POD_TEMPLATE_HASH_LABEL) != pod_hash:
-        selector = {**view.selector, **(ctx.spec.selector.match_labels or {}),
+        selector = {**view.selector, **((ctx.spec.selector or LabelSelector()).match_labels or {}),
                     POD_TEMPLATE_HASH_LABEL: pod_hash}
         draft.actions.append(PinService(service, pod_hash, view.resource_version, selector))
 

@@ -42,7 +42,9 @@ def replica_set_manifest(rollout: ValidRollout, *, pod_hash: str, replicas: int,
                          revision: int) -> dict[str, Any]:
     """The ReplicaSet for one revision, owned by the Rollout: the pod template as written,
     with the pod-template-hash label added to its labels and to the selector."""
-    pod_template, selector = hashed(rollout.template, rollout.spec.selector, pod_hash)
+    # A workloadRef's selector is filled in from the Deployment before planning.
+    pod_template, selector = hashed(rollout.template, rollout.spec.selector or LabelSelector(),
+                                    pod_hash)
     labels = pod_template["metadata"]["labels"]
     return {
         "apiVersion": "apps/v1",
@@ -81,8 +83,9 @@ def hashed(template: Mapping[str, Any], selector: LabelSelector, pod_hash: str,
 
 def selector_string(spec: RolloutSpec) -> str:
     """The label selector as a string, for status.selector (the scale subresource)."""
-    parts = [f"{k}={v}" for k, v in sorted((spec.selector.match_labels or {}).items())]
-    for req in spec.selector.match_expressions or ():
+    selector = spec.selector or LabelSelector()
+    parts = [f"{k}={v}" for k, v in sorted((selector.match_labels or {}).items())]
+    for req in selector.match_expressions or ():
         values = ",".join(req.values or ())
         if req.operator == "In":
             parts.append(f"{req.key} in ({values})")

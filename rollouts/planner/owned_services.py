@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rollouts.models.rollout import ValidRollout
+from rollouts.models.rollout import LabelSelector, ValidRollout
 from rollouts.models.wire import POD_TEMPLATE_HASH_LABEL, rollout_owner_reference
 from rollouts.planner.manifests import pod_template_hash
 from rollouts.planner.types import CreateService, Observed
@@ -44,7 +44,8 @@ def service_ports(rollout: ValidRollout) -> list[dict[str, Any]]:
 
 def service_manifest(rollout: ValidRollout, name: str, pod_hash: str,
                      ports: list[dict[str, Any]]) -> dict[str, Any]:
-    selector = {**(rollout.spec.selector.match_labels or {}), POD_TEMPLATE_HASH_LABEL: pod_hash}
+    selector = {**((rollout.spec.selector or LabelSelector()).match_labels or {}),
+                POD_TEMPLATE_HASH_LABEL: pod_hash}
     return {
         "apiVersion": "v1",
         "kind": "Service",

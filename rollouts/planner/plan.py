@@ -21,10 +21,18 @@ from rollouts.models.rollout import (
     ValidRollout,
 )
 from rollouts.models.wire import whole_seconds
-from rollouts.planner import bluegreen, canary, owned_services, selector_contest
+from rollouts.planner import (
+    bluegreen,
+    canary,
+    owned_services,
+    rollback_window,
+    selector_contest,
+    workload,
+)
 from rollouts.planner.context import Context, Draft
 from rollouts.planner.manifests import pod_template_hash, selector_string
 from rollouts.planner.status import StatusChanges
+from rollouts.planner.steps import plugin as plugin_step
 from rollouts.planner.types import (
     CreateReplicaSet,
     CreateService,
@@ -49,6 +57,7 @@ def plan(rollout: ValidRollout | InvalidRollout, observed: Observed, now: dt.dat
         return _creating(rollout, creates, now)
     errors = (_missing_services(spec, observed) + create_errors
               + sorted(observed.analysis_problems.items()))
+    errors += plugin_step.unknown_plugins(spec, observed)
     route_errors = observed.router.problems(observed.routes) if observed.router else []
     if errors or route_errors:
         invalid = _invalid(rollout, errors + route_errors, now)
@@ -60,16 +69,20 @@ def plan(rollout: ValidRollout | InvalidRollout, observed: Observed, now: dt.dat
     progress, abort = ((canary.plan_canary, canary.abort) if spec.strategy.canary is not None
                        else (bluegreen.plan_blue_green, bluegreen.abort))
     status = _reset_for_revision(old, pod_template_hash(rollout.template), now)
+    status = rollback_window.fast_track(spec, observed, status, status.observed_pod_hash or "")
     ctx = Context(rollout, spec, observed, now, status.observed_pod_hash or "", status)
     draft = _run(progress, ctx)
     if draft.abort_message and not status.abort:
-        status, draft = _abort(abort, ctx, draft.abort_message)
+        status, draft = _abort(abort, ctx, draft.abort_message, draft)
 
     # Progress deadline: only a Rollout that is moving can be late.
     progress_at, exceeded = _progress(spec, old, status, draft, observed, now)
     if exceeded and spec.progress_deadline_abort and not status.abort:
-        status, draft = _abort(abort, ctx, _deadline_message(spec, status))
+        status, draft = _abort(abort, ctx, _deadline_message(spec, status), draft)
         progress_at, exceeded = None, True
+    plugin_step.finish(ctx, draft)
+    workload.scale_down(ctx, draft, degraded=exceeded or draft.phase == "Degraded")
+    workload.hold_services(ctx, draft)
     return _finish(rollout, spec, observed, now, old, status, draft, progress_at, exceeded)
 
 
@@ -79,12 +92,16 @@ def _run(handler: Handler, ctx: Context) -> Draft:
     return draft
 
 
-def _abort(abort: Handler, ctx: Context, message: str) -> tuple[RolloutStatus, Draft]:
+def _abort(abort: Handler, ctx: Context, message: str,
+           before: Draft) -> tuple[RolloutStatus, Draft]:
     """The abort transition: record why in status, then plan the way back to stable from
     there (in the same pass, so traffic starts moving to stable at once)."""
     status = StatusChanges(abort=True, aborted_at=whole_seconds(ctx.now),
                            abort_message=message).applied_to(ctx.status)
-    return status, _run(abort, ctx.with_status(status))
+    draft = _run(abort, ctx.with_status(status))
+    draft.plugin_statuses = before.plugin_statuses  # the plugin steps run so far
+    plugin_step.abort_hooks(ctx, draft)
+    return status, draft
 
 
 def _reset_for_revision(status: RolloutStatus, desired_hash: str,

@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from rollouts.models.rollout import SetCanaryScale
+from rollouts.models.workload import ReplicaProgressThreshold
+from rollouts.planner.progress_threshold import required_pods
 from rollouts.planner.routing import (
     HeaderRoute,
     MirrorRoute,
@@ -56,6 +58,8 @@ class RouterTraffic:
     # Pods the stable keeps under dynamicStableScale even when the routes give it nothing:
     # the stable Service selects it until the promotion re-points it.
     stable_floor: int = 0
+    # replicaProgressThreshold: the canary pods that must be available to serve a weight.
+    progress_threshold: ReplicaProgressThreshold | None = None
 
     routes_traffic = True  # traffic leaves the canary before its pods do
 
@@ -107,7 +111,7 @@ class RouterTraffic:
     def serving(self, canary: ReplicaSetView | None, weight: int,
                 scale: SetCanaryScale | None = None) -> bool:
         """The canary has the available pods `weight` asks for."""
-        wanted = self.canary_pods(weight, scale)
+        wanted = required_pods(self.progress_threshold, self.canary_pods(weight, scale))
         return canary is not None and min(canary.available, canary.spec_replicas) >= wanted
 
     def target_weight(self, weight: int, canary: ReplicaSetView | None,

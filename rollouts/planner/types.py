@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from rollouts.models.rollout import RolloutStatus
 from rollouts.planner.routing import ObjectKey, Router, RouteSnapshot, RouteWrite
+from rollouts.planner.step_plugins import StepPlugin
 
 AnalysisKind = Literal["step", "background", "prePromotion", "postPromotion"]
 
@@ -37,6 +38,16 @@ class ServiceView:
     resource_version: str = ""
     # The field manager that owns spec.selector (from managedFields); "" when unknown.
     selector_manager: str = ""
+
+
+@dataclass(frozen=True)
+class WorkloadView:
+    """The Deployment a Rollout's workloadRef names, as its controller reports it."""
+
+    name: str
+    spec_replicas: int
+    available: int = 0
+    resource_version: str = ""
 
 
 @dataclass(frozen=True)
@@ -99,6 +110,10 @@ class Observed:
     routes: Mapping[ObjectKey, RouteSnapshot | None] = field(default_factory=dict)
     # Experiments the Rollout's experiment steps made.
     experiments: tuple[ExperimentView, ...] = ()
+    # The Deployment of spec.workloadRef (None: no workloadRef).
+    workload: WorkloadView | None = None
+    # The step plugins this controller has (name -> plugin), for canary `plugin` steps.
+    step_plugins: Mapping[str, StepPlugin] = field(default_factory=dict)
 
 
 # --- actions: each is idempotent, the executor runs them in order ---------------------------
@@ -200,6 +215,16 @@ class TerminateExperiment:
 
 
 @dataclass(frozen=True)
+class ScaleDeployment:
+    """Set the workloadRef Deployment's spec.replicas, guarded by its observed
+    resourceVersion."""
+
+    name: str
+    replicas: int
+    resource_version: str = ""
+
+
+@dataclass(frozen=True)
 class ApplyRouteWrite:
     """One write a traffic router decided (a guarded JSON patch, a create or a delete of a
     route object), applied exactly as given."""
@@ -219,6 +244,7 @@ Action = (
     | ApplyRouteWrite
     | CreateExperiment
     | TerminateExperiment
+    | ScaleDeployment
 )
 
 

@@ -32,6 +32,7 @@ import yaml
 from rollouts.operator import OperatorConfig, run_operator
 from rollouts.sandbox.apiserver import ApiEmulator, EmulatorThread
 from rollouts.sandbox.app import AppSimulator
+from rollouts.sandbox.deployments import ControllerGroup, DeploymentController
 from rollouts.sandbox.kubelet import KubeletSimulator, never_ready_if_image_contains
 from rollouts.sandbox.prometheus import PrometheusServer
 
@@ -58,7 +59,9 @@ class Sandbox:
         self.emulator = ApiEmulator()
         self.kubelet = KubeletSimulator(self.emulator, ready_delay=ready_delay,
                                         never_ready=never_ready_if_image_contains("crashloop"))
-        self._thread = EmulatorThread(self.emulator, kubelet=self.kubelet)
+        # Deployments get pods too (a Rollout's workloadRef migrates from one).
+        self._thread = EmulatorThread(self.emulator, kubelet=ControllerGroup(
+            self.kubelet, DeploymentController(self.emulator)))
         self._own_dir = workdir is None
         self.workdir = workdir or pathlib.Path(tempfile.mkdtemp(prefix="rollouts-sandbox-"))
         self.kubeconfig = self.workdir / "kubeconfig"

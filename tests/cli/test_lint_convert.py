@@ -32,7 +32,7 @@ def test_lint_reports_every_problem_with_file_doc_and_path() -> None:
     lines = out.splitlines()
     expected = [
         f"{bad}:doc 1: spec.strategy.canary.steps[0]: a step needs exactly one of setWeight, "
-        "pause, setCanaryScale, analysis, setHeaderRoute, setMirrorRoute, experiment "
+        "pause, setCanaryScale, analysis, setHeaderRoute, setMirrorRoute, experiment, plugin "
         "(got setWeight, pause)",
         f"{bad}:doc 1: warning: spec.strategy.canary.steps[1].setWeight: weight goes down",
         f'{bad}:doc 1: spec.strategy.canary.steps[2].analysis.templates[1].templateName: '

@@ -121,3 +121,16 @@ def test_controller_refuses_a_notifications_secret_without_its_configmap(
     wide = sandbox.runner.invoke(app, ["controller", "--help"], env={"COLUMNS": "200"})
     help_text = " ".join(wide.output.split())
     assert "--notifications-configmap" in help_text and "--notifications-secret" in help_text
+
+
+def test_a_workload_ref_rollout_is_changed_through_its_deployment(sandbox: Sandbox) -> None:
+    spec = {k: v for k, v in copy.deepcopy(CANARY_SPEC).items()
+            if k not in ("template", "selector")}
+    spec["workloadRef"] = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web-deploy"}
+    sandbox.rollout(spec=spec)
+    for command in (["set", "image", "web", "web=x:2"], ["undo", "web"]):
+        result = sandbox.invoke(*command)
+        assert result.exit_code == 1, result.output
+        assert "takes its pod template from Deployment web-deploy" in " ".join(
+            result.output.split())
+    assert "template" not in sandbox.read()["spec"]

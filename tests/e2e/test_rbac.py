@@ -1,7 +1,8 @@
 """The chart's RBAC is enough, and no more: the controller runs on a token bound to exactly
 the rules `helm template` renders, in the sandbox whose API emulator enforces them.
 
-A canary (with an AnalysisRun) and a blue-green release run to Healthy with no 403; then the
+A canary (with an AnalysisRun), a blue-green release and a Rollout migrating from a Deployment
+(workloadRef) run to Healthy with no 403; then the
 requests the controller was allowed are compared with the rules the chart grants: every
 granted (group, resource, verb) was used, or is listed below with the code that needs it.
 """
@@ -149,6 +150,26 @@ spec:
       previewService: shop-preview
       autoPromotionEnabled: false
       scaleDownDelaySeconds: 1
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: api}}
+spec:
+  replicas: 2
+  selector: {{matchLabels: {{app: api}}}}
+  template:
+    metadata: {{labels: {{app: api}}}}
+    spec: {{containers: [{{name: api, image: "example/api:1"}}]}}
+---
+apiVersion: rollouts.dev/v1alpha1
+kind: Rollout
+metadata: {{name: api}}
+spec:
+  replicas: 2
+  workloadRef: {{apiVersion: apps/v1, kind: Deployment, name: api, scaleDown: progressively}}
+  strategy:
+    canary:
+      steps: [{{setWeight: 50}}]
 """
 
 
@@ -177,6 +198,9 @@ def run_releases(sandbox: CountingSandbox, metric_url: str) -> None:
     sandbox.apply(manifests(metric_url))
     sandbox.wait_phase("web", "Healthy")
     sandbox.wait_phase("shop", "Healthy")
+    sandbox.wait_phase("api", "Healthy")  # workloadRef: the Deployment is scaled down
+    sandbox.wait_for("the api Deployment at 0", lambda: sandbox.emulator.get_object(
+        "apps", "v1", "deployments", sandbox.namespace, "api")["spec"]["replicas"] == 0)
     sandbox.set_image("web", "example/web:2")
     sandbox.set_image("shop", "example/shop:2")
     # The canary passes its analysis by itself; blue-green waits for `rollouts promote`.

@@ -936,11 +936,17 @@ async def test_project_crds_are_served(client: httpx.AsyncClient, emu: ApiEmulat
 
     rollouts = "/apis/rollouts.dev/v1alpha1/namespaces/default/rollouts"
     r = await client.post(rollouts, json=demo({"replicas": 3}))
-    # The CRD's schema is enforced: selector, template and strategy are required.
+    # The CRD's schema is enforced: strategy is required; selector and template too, unless
+    # a workloadRef names a Deployment to take them from (CEL rules).
     refused = assert_status(r, 422, "Invalid")
     assert refused["message"].startswith('Rollout.rollouts.dev "demo" is invalid: [')
+    causes = refused["details"]["causes"]
     assert {"reason": "FieldValueRequired", "message": "Required value",
-            "field": "spec.selector"} in refused["details"]["causes"]
+            "field": "spec.strategy"} in causes
+    for rule in ("selector is required (or workloadRef naming a Deployment)",
+                 "template is required (or workloadRef naming a Deployment)"):
+        assert {"reason": "FieldValueInvalid", "message": f'Invalid value: "object": {rule}',
+                "field": "spec"} in causes, causes
     r = await client.post(rollouts, json=demo({
         "replicas": 3,
         "selector": {"matchLabels": {"app": "demo"}},

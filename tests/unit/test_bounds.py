@@ -49,6 +49,9 @@ def _with(spec: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
 
 _CANARY = canary_spec([{"setWeight": 20}, {"pause": {}}], canaryService="canary",
                       stableService="stable")
+# scaleDownDelaySeconds other than 0 needs a traffic router (models/workload_rules.py).
+_ROUTED = canary_spec([{"setWeight": 20}, {"pause": {}}], canaryService="canary",
+                      stableService="stable", trafficRouting={"smi": {}})
 _BLUE_GREEN = blue_green_spec()
 
 EXTREMES = [
@@ -92,7 +95,7 @@ def test_an_extreme_value_is_invalid_spec_naming_the_field(
 @pytest.mark.parametrize(("base", "path", "value"), [
     (_CANARY, "progressDeadlineSeconds", MAX_DURATION_SECONDS),
     (_CANARY, "strategy.canary.steps.1.pause.duration", "87600h"),
-    (_CANARY, "strategy.canary.scaleDownDelaySeconds", MAX_DURATION_SECONDS),
+    (_ROUTED, "strategy.canary.scaleDownDelaySeconds", MAX_DURATION_SECONDS),
     (_BLUE_GREEN, "strategy.blueGreen.autoPromotionSeconds", MAX_DURATION_SECONDS),
     (_BLUE_GREEN, "strategy.blueGreen.scaleDownDelaySeconds", MAX_DURATION_SECONDS),
 ])

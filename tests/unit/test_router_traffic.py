@@ -159,7 +159,7 @@ def test_canary_sized_first_weight_raised_only_once_its_pods_are_available() -> 
 
 
 def test_abort_sends_traffic_to_stable_before_the_canary_is_scaled_down() -> None:
-    w, old, new = at_first_pause(abortScaleDownDelaySeconds=10)
+    w, old, new = at_first_pause(abortScaleDownDelaySeconds=10, trafficRouting={"smi": {}})
     w.edit_status(abort=True, abort_message="Rollout aborted by user")
     w.auto_ready = False
     aborting = w.step()
@@ -177,7 +177,7 @@ def test_abort_sends_traffic_to_stable_before_the_canary_is_scaled_down() -> Non
 
 
 def test_promotion_returns_the_routes_to_stable_and_keeps_the_old_pods_a_while() -> None:
-    w, old, new = at_first_pause(scaleDownDelaySeconds=20)
+    w, old, new = at_first_pause(scaleDownDelaySeconds=20, trafficRouting={"smi": {}})
     w.edit_status(promote_full=True, pause_conditions=None)
     w.run()
     assert w.status.stable_rs == new and w.status.phase == "Healthy"

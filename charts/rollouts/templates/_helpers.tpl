@@ -72,6 +72,11 @@ these rules with the requests a canary and a blue-green release make.
 - apiGroups: [apps]
   resources: [replicasets]
   verbs: [list, watch, create, patch, delete]
+# The Deployment a Rollout's workloadRef names: watched (its pod template is the Rollout's)
+# and, with scaleDown onsuccess / progressively, scaled down (patch of spec.replicas).
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [list, watch, patch]
 # Services named by a strategy: their selectors are pinned to a revision (server-side
 # apply is a patch); created when missing with spec.strategy.createServices. An experiment
 # template with `service` gets one of its own, created and deleted with the Experiment.

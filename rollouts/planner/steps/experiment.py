@@ -22,6 +22,7 @@ from typing import Any
 from rollouts.models.rollout import (
     AnalysisRunArgument,
     CanaryStep,
+    LabelSelector,
     RolloutExperimentStep,
     RolloutExperimentTemplate,
 )
@@ -137,7 +138,7 @@ def experiment_manifest(ctx: Context, walk: Walk, step: RolloutExperimentStep
         entry: dict[str, Any] = {
             "name": template.name,
             "replicas": 1 if template.replicas is None else template.replicas,
-            "selector": (template.selector or ctx.spec.selector).to_wire(),
+            "selector": (template.selector or ctx.spec.selector or LabelSelector()).to_wire(),
             "template": pod,
         }
         if template.service is not None:
