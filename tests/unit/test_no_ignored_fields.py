@@ -71,6 +71,7 @@ FIELDS: dict[type[BaseModel], dict[str, str]] = {
         "set_header_route": "refused: without trafficRouting; else traffic/",
         "set_mirror_route": "refused: without trafficRouting; else traffic/",
         "plugin": "planner/steps/plugin.py",
+        "experiment": "planner/steps/experiment.py",
     },
     RolloutAnalysis: {
         "templates": "analysis/templates.py", "args": "analysis/templates.py",

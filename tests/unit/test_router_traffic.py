@@ -347,7 +347,7 @@ def promotion_history(**canary: object) -> tuple[World, str, str, list[tuple[str
 
 
 @pytest.mark.parametrize("canary", [
-    {"scaleDownDelaySeconds": 20},
+    {"scaleDownDelaySeconds": 20, "trafficRouting": {"smi": {}}},
     {"scaleDownDelaySeconds": 0},
     {"dynamicStableScale": True, "trafficRouting": {"smi": {}}},
 ])
