@@ -343,6 +343,14 @@ def from_fields_v1(trie: Any, prefix: Path = ()) -> set[Path]:
 # --------------------------------------------------------------------------- entries
 
 
+class FieldsV1(dict[str, Any]):
+    """A FieldsV1 trie as stored: never changed in place (a new one is built for every
+    change), so copies of the object share it instead of deep-copying it on every write."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> FieldsV1:
+        return self
+
+
 @dataclasses.dataclass
 class Entry:
     manager: str
@@ -361,7 +369,7 @@ class Entry:
     def wire(self) -> Obj:
         out: Obj = {"manager": self.manager, "operation": self.operation,
                     "apiVersion": self.api_version, "time": self.time,
-                    "fieldsType": "FieldsV1", "fieldsV1": to_fields_v1(self.fields)}
+                    "fieldsType": "FieldsV1", "fieldsV1": FieldsV1(to_fields_v1(self.fields))}
         if self.subresource:
             out["subresource"] = self.subresource
         return out
@@ -432,6 +440,7 @@ def record_update(old: Obj | None, new: Obj, writer: Writer, shape: Shape, *,
                 new["metadata"].pop("managedFields", None)
             return
     entries = read_entries(old) if old is not None else []
+    before = [(e.identity, set(e.fields)) for e in entries]
     for entry in entries:
         entry.fields -= changed | removed
     mine = Entry(writer.manager, "Update", api_version, "", set(), subresource)
@@ -439,6 +448,15 @@ def record_update(old: Obj | None, new: Obj, writer: Writer, shape: Shape, *,
     stamp = _stamp(now)
     if changed or old is None:
         entries = _own(entries, mine, current | changed, stamp)
+    if old is not None and [(e.identity, e.fields) for e in entries] == before:
+        # The same owners of the same fields (a manager writing its own fields again): the
+        # record is kept as it was, time included, as the real server does.
+        kept = [dict(e) for e in old["metadata"].get("managedFields") or ()]
+        if kept:
+            new["metadata"]["managedFields"] = kept
+        else:
+            new["metadata"].pop("managedFields", None)
+        return
     write_entries(new, [e for e in entries if e.fields])
 
 
