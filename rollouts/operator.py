@@ -65,6 +65,7 @@ from rollouts.kube.client import KubeClient
 from rollouts.kube.config import Connection
 from rollouts.kube.execute import execute, status_unchanged
 from rollouts.kube.observe import named_services, observe
+from rollouts.kube.pods import read_pods
 from rollouts.kube.routes import finalize_routes, read_routes
 from rollouts.models.rollout import ValidRollout, parse_rollout
 from rollouts.models.wire import (
@@ -308,6 +309,8 @@ class _Reconciler:
             templates=known,
             router=router,
             route_bodies=await read_routes(self.runtime.client, router) if router else {},
+            pods=await read_pods(self.runtime.client, rollout,  # pods: only when needed
+                                 replica_sets.get(self.key, ()), self.config.clock.now()),
         )
 
 

@@ -19,6 +19,8 @@ Fields written (invariant 5 — tell GitOps tools to ignore exactly these):
 - route objects of the traffic router (with trafficRouting): exactly the writes the router
   decided — see the router's module for the fields it owns.
 - core/v1 Events about the Rollout.
+- pods of its ReplicaSets: role labels / annotations, and evictions for a restart
+  (rollouts/kube/pods.py).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any
 
 from rollouts.errors import ConflictError, KubeError, NotFoundError
 from rollouts.kube.client import KubeClient, kind_resource
+from rollouts.kube.pods import apply_pod_action
 from rollouts.models.rollout import ObjectMeta, RolloutStatus
 from rollouts.models.wire import (
     API_VERSION,
@@ -50,6 +53,9 @@ from rollouts.planner.types import (
     DeleteAnalysisRun,
     DeleteReplicaSet,
     Event,
+    EvictPod,
+    PatchPodMetadata,
+    PatchReplicaSetPodMetadata,
     PinService,
     Plan,
     ScaleReplicaSet,
@@ -215,6 +221,8 @@ async def apply_action(client: KubeClient, namespace: str, action: Action) -> bo
             return await _delete(client, GROUP, "analysisruns", namespace, name)
         case ApplyRouteWrite(write=write):
             return await apply_route_write(client, write)
+        case PatchReplicaSetPodMetadata() | PatchPodMetadata() | EvictPod():
+            return await apply_pod_action(client, namespace, action)
 
 
 async def write_status(client: KubeClient, metadata: ObjectMeta, old_status: Any,

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from rollouts.kube.analysis import Templates, prepare_runs
+from rollouts.kube.pod_views import owned_pods
 from rollouts.models.rollout import RolloutSpec, ValidRollout
 from rollouts.models.wire import (
     ANALYSIS_ATTEMPT_LABEL,
@@ -21,6 +22,11 @@ from rollouts.models.wire import (
     SCALE_DOWN_DEADLINE_ANNOTATION,
     controller_owner,
     parse_time,
+)
+from rollouts.planner.pod_metadata import (
+    PODS_METADATA_ANNOTATION,
+    TEMPLATE_METADATA_ANNOTATION,
+    decode,
 )
 from rollouts.planner.routing import ObjectKey, Router, RouteSnapshot
 from rollouts.planner.types import AnalysisRunView, Observed, ReplicaSetView, ServiceView
@@ -61,6 +67,8 @@ def replica_set_view(body: Mapping[str, Any]) -> ReplicaSetView:
         available=_int(status.get("availableReplicas")),
         scale_down_at=parse_time(annotations.get(SCALE_DOWN_DEADLINE_ANNOTATION)),
         resource_version=str(metadata.get("resourceVersion") or ""),
+        template_metadata=decode(annotations.get(TEMPLATE_METADATA_ANNOTATION)),
+        pods_metadata=decode(annotations.get(PODS_METADATA_ANNOTATION)),
     )
 
 
@@ -121,6 +129,7 @@ def observe(
     templates: Templates,
     router: Router | None = None,
     route_bodies: Mapping[ObjectKey, Mapping[str, Any] | None] | None = None,
+    pods: Iterable[Mapping[str, Any]] | None = None,
 ) -> Observed:
     """The planner's view of what a Rollout owns and names, from raw objects.
 
@@ -130,7 +139,8 @@ def observe(
     reference is resolved against `templates` into the run it starts; what cannot make a run
     is reported (the planner turns it into InvalidSpec naming the field). With a `router`
     (built from the canary's trafficRouting), every object it reads is looked up in
-    `route_bodies` (missing: None).
+    `route_bodies` (missing: None). `pods`: the pods listed on this pass (None: not listed);
+    those of ReplicaSets the Rollout does not own are dropped.
     """
     uid = rollout.metadata.uid
     service_views: dict[str, ServiceView | None] = {}
@@ -144,13 +154,10 @@ def observe(
             routes[key] = RouteSnapshot(key, body) if body is not None else None
         for key in router.objects(routes):  # named but not read: missing
             routes.setdefault(key, None)
+    owned_sets = tuple(sorted((replica_set_view(rs) for rs in replica_sets if owned_by(rs, uid)),
+                              key=lambda view: (view.revision, view.name)))
     return Observed(
-        replica_sets=tuple(
-            sorted(
-                (replica_set_view(rs) for rs in replica_sets if owned_by(rs, uid)),
-                key=lambda view: (view.revision, view.name),
-            )
-        ),
+        replica_sets=owned_sets,
         services=service_views,
         analysis_runs=tuple(
             sorted(
@@ -162,4 +169,5 @@ def observe(
         prepared_runs=prepared,
         router=router,
         routes=routes,
+        pods=None if pods is None else owned_pods(pods, owned_sets),
     )

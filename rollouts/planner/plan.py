@@ -24,6 +24,7 @@ from rollouts.models.wire import whole_seconds
 from rollouts.planner import bluegreen, canary
 from rollouts.planner.context import Context, Draft
 from rollouts.planner.manifests import pod_template_hash, selector_string
+from rollouts.planner.pods import with_pod_level
 from rollouts.planner.status import StatusChanges
 from rollouts.planner.types import CreateReplicaSet, Event, Observed, PinService, Plan
 
@@ -59,7 +60,8 @@ def plan(rollout: ValidRollout | InvalidRollout, observed: Observed, now: dt.dat
     if exceeded and spec.progress_deadline_abort and not status.abort:
         status, draft = _abort(abort, ctx, _deadline_message(spec, status))
         progress_at, exceeded = None, True
-    return _finish(rollout, spec, observed, now, old, status, draft, progress_at, exceeded)
+    return with_pod_level(rollout, observed, now, _finish(  # pod metadata, restarts
+        rollout, spec, observed, now, old, status, draft, progress_at, exceeded))
 
 
 def _run(handler: Handler, ctx: Context) -> Draft:

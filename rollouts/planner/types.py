@@ -14,6 +14,28 @@ AnalysisKind = Literal["step", "background", "prePromotion", "postPromotion"]
 
 
 @dataclass(frozen=True)
+class PodMetadataView:
+    """Role labels and annotations (canaryMetadata, activeMetadata, ...), sorted pairs."""
+
+    labels: tuple[tuple[str, str], ...] = ()
+    annotations: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class PodView:
+    """One pod of a ReplicaSet the Rollout owns (listed only when a pass needs pods)."""
+
+    name: str
+    uid: str
+    pod_hash: str
+    created: dt.datetime | None = None
+    deleting: bool = False
+    ready: bool = False
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ReplicaSetView:
     """One ReplicaSet owned by the Rollout, as the ReplicaSet controller reports it."""
 
@@ -26,6 +48,10 @@ class ReplicaSetView:
     available: int = 0
     scale_down_at: dt.datetime | None = None
     resource_version: str = ""
+    # Role metadata in the pod template, and the role metadata every pod was seen to carry
+    # (rollouts/planner/pod_metadata.py keeps both in annotations of the ReplicaSet).
+    template_metadata: PodMetadataView = PodMetadataView()
+    pods_metadata: PodMetadataView = PodMetadataView()
 
 
 @dataclass(frozen=True)
@@ -80,6 +106,8 @@ class Observed:
     # and every object it reads, as observed (None: missing).
     router: Router | None = None
     routes: Mapping[ObjectKey, RouteSnapshot | None] = field(default_factory=dict)
+    # Pods of the owned ReplicaSets; None when this pass did not need them (not listed).
+    pods: tuple[PodView, ...] | None = None
 
 
 # --- actions: each is idempotent, the executor runs them in order ---------------------------
@@ -158,6 +186,36 @@ class ApplyRouteWrite:
     write: RouteWrite
 
 
+@dataclass(frozen=True)
+class PatchReplicaSetPodMetadata:
+    """Set role labels / annotations in a ReplicaSet's pod template (None removes a key) and
+    the ReplicaSet annotations that record them, guarded by its resourceVersion."""
+
+    name: str
+    labels: Mapping[str, str | None]
+    annotations: Mapping[str, str | None]
+    record: Mapping[str, str]
+    resource_version: str = ""
+
+
+@dataclass(frozen=True)
+class PatchPodMetadata:
+    """Change labels / annotations of a running pod in place (None removes a key)."""
+
+    name: str
+    labels: Mapping[str, str | None]
+    annotations: Mapping[str, str | None]
+
+
+@dataclass(frozen=True)
+class EvictPod:
+    """Evict one pod (policy/v1 Eviction, so PodDisruptionBudgets are honoured); `uid`
+    makes sure a newer pod of the same name is never the one evicted."""
+
+    name: str
+    uid: str
+
+
 Action = (
     CreateReplicaSet
     | ScaleReplicaSet
@@ -167,6 +225,9 @@ Action = (
     | TerminateAnalysisRun
     | DeleteAnalysisRun
     | ApplyRouteWrite
+    | PatchReplicaSetPodMetadata
+    | PatchPodMetadata
+    | EvictPod
 )
 
 
