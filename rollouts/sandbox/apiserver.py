@@ -71,7 +71,7 @@ from typing import Any, Final, TypeVar
 import yaml
 from aiohttp import web
 
-from rollouts.sandbox import apierrors, openapi, rbac, tables
+from rollouts.sandbox import apierrors, eviction, openapi, rbac, tables
 from rollouts.sandbox.apierrors import ApiError
 from rollouts.sandbox.resources import ResourceInfo
 from rollouts.sandbox.selectors import (
@@ -531,6 +531,7 @@ class ApiEmulator(ObjectStore):
             raise apierrors.generic(404)
         if sub is not None and not (
             (sub == "status" and info.status) or (sub == "scale" and info.scale)
+            or (sub == "eviction" and (group, plural) == ("", "pods"))
         ):
             raise apierrors.generic(404)
         if info.namespaced and name is not None and namespace is None:
@@ -543,6 +544,8 @@ class ApiEmulator(ObjectStore):
             name=name or "")
         dry_run = "dryRun" in q
         strict = q.get("fieldValidation") == "Strict"
+        if sub == "eviction" and method != "POST":
+            raise apierrors.generic(405)
 
         if method == "GET":
             if watch:
@@ -561,6 +564,9 @@ class ApiEmulator(ObjectStore):
             return self._respond(request, info, self._out(info, obj))
         if method == "POST":
             self._count("create", resource)
+            if sub == "eviction" and namespace is not None:
+                return web.json_response(
+                    eviction.evict(self, namespace, name, await self._body(request)), status=201)
             if name is not None:
                 raise apierrors.generic(405)
             body = await self._body(request)
