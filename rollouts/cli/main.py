@@ -517,6 +517,7 @@ def restart(
     from rollouts.cli.kubeopts import CliError
     from rollouts.cli.release import GITOPS_WARNING
     from rollouts.clock import SystemClock
+    from rollouts.models.wire import format_time
 
     try:
         moment = restarting.restart_moment(SystemClock().now(), in_)
@@ -530,7 +531,7 @@ def restart(
             done = await restarting.request_restart(client, ns, name, moment)
         _stdout().print(f"rollout {name} restart requested (namespace {ns})", markup=False)
         _stdout().print(f"  restartAt: {done.previous or '-'} -> "
-                        f"{restarting.format_time(done.restart_at)}", markup=False)
+                        f"{format_time(done.restart_at)}", markup=False)
         _stderr().print(f"[yellow]warning:[/] {GITOPS_WARNING}", soft_wrap=True)
 
     _run(run, g)

@@ -7,8 +7,8 @@ older ones, oldest first), one pod per pass: an eviction waits until no pod of t
 ReplicaSet is terminating and fewer of its pods are unavailable than maxUnavailable allows
 (at least one, or a blue-green Rollout, whose default is 0, could never restart); with the
 default of one that means the ReplicaSet is fully available again. The ReplicaSet controller
-replaces each evicted pod. When no pod is older than restartAt, status.restartedAt records
-it. A new revision during a restart cancels it (its pods are new anyway), as in Argo.
+replaces each evicted pod. When no pod is older than restartAt and the replacements are
+available, status.restartedAt records it. A new revision during a restart cancels it (its pods are new anyway), as in Argo.
 """
 
 from __future__ import annotations
@@ -94,4 +94,7 @@ def plan_restart(spec: RolloutSpec, before: RolloutStatus, after: RolloutStatus,
             return RestartDecision(wake_at=recheck)  # wait for the replacement
         victim = stale[0]
         return RestartDecision(evict=(EvictPod(victim.name, victim.uid),), wake_at=recheck)
+    if any(p.deleting for p in observed.pods) or any(
+            rs.available < rs.spec_replicas for rs in observed.replica_sets):
+        return RestartDecision(wake_at=recheck)  # the last replacements are starting
     return RestartDecision(restarted_at=at)

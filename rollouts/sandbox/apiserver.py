@@ -564,7 +564,7 @@ class ApiEmulator(ObjectStore):
             return self._respond(request, info, self._out(info, obj))
         if method == "POST":
             self._count("create", resource)
-            if sub == "eviction" and namespace is not None:
+            if sub == "eviction" and namespace is not None and name is not None:
                 return web.json_response(
                     eviction.evict(self, namespace, name, await self._body(request)), status=201)
             if name is not None:
