@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from rollouts.models.rollout import RolloutSpec, RolloutStatus, parse_spec
-from rollouts.models.rollout import BlueGreenStatus
+from rollouts.models.rollout import BlueGreenStatus, RolloutSpec, RolloutStatus, parse_spec
 from rollouts.planner.pod_metadata import (
     decode,
     encode,

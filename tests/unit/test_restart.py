@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rollouts.models.rollout import parse_spec
+from rollouts.models.wire import format_time
 from rollouts.planner.restart import max_unavailable, restart_order
 from rollouts.planner.types import EvictPod, ReplicaSetView
-from rollouts.models.wire import format_time
 from tests.unit.pod_world import PodWorld
 from tests.unit.world import blue_green_spec, canary_spec
 
