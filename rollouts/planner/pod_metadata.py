@@ -136,16 +136,21 @@ def pods_needed(spec: RolloutSpec, status: RolloutStatus,
 
 
 def metadata_actions(spec: RolloutSpec, template: Mapping[str, Any], status: RolloutStatus,
-                     observed: Observed) -> tuple[list[Action], bool]:
+                     observed: Observed, busy: frozenset[str] = frozenset()
+                     ) -> tuple[list[Action], bool]:
     """The writes that bring each revision's template and pods to its role's metadata, and
-    whether pods were needed but not listed on this pass (look again soon)."""
+    whether pods were needed but not listed on this pass (look again soon).
+
+    ReplicaSets named in `busy` are written by another action of this pass (a scale): their
+    metadata waits for the next pass, which that write's watch event brings, rather than
+    meeting a 409 on the resourceVersion the other write moved."""
     wanted = roles(spec, status)
     keep = {kind: _template_keys(template, kind) for kind in ("labels", "annotations")}
     actions: list[Action] = []
     missing_pods = False
     for rs in observed.replica_sets:
         want = wanted.get(rs.pod_hash)
-        if want is None:
+        if want is None or rs.name in busy:
             continue
         if rs.template_metadata != want:
             current = {kind: dict(getattr(rs.template_metadata, kind))

@@ -23,7 +23,16 @@ from rollouts.planner.pod_metadata import (
 )
 from rollouts.planner.pod_metadata import pods_needed as metadata_pods_needed
 from rollouts.planner.status import StatusChanges
-from rollouts.planner.types import Action, CreateReplicaSet, Event, Observed, Plan, ReplicaSetView
+from rollouts.planner.types import (
+    Action,
+    CreateReplicaSet,
+    DeleteReplicaSet,
+    Event,
+    Observed,
+    Plan,
+    ReplicaSetView,
+    ScaleReplicaSet,
+)
 
 
 def pods_needed(rollout: ValidRollout, replica_sets: tuple[ReplicaSetView, ...],
@@ -57,8 +66,9 @@ def with_pod_level(rollout: ValidRollout, observed: Observed, now: dt.datetime,
         for a in plan.actions]
     decision = restart.plan_restart(rollout.spec, rollout.status, plan.status, observed, now)
     actions += decision.evict
+    busy = frozenset(a.name for a in actions if isinstance(a, ScaleReplicaSet | DeleteReplicaSet))
     metadata, missing = metadata_actions(rollout.spec, rollout.template, plan.status,
-                                         observed)
+                                         observed, busy)
     actions += metadata
     status, events = plan.status, list(plan.events)
     if decision.restarted_at is not None:

@@ -8,7 +8,8 @@ ReplicaSet is terminating and fewer of its pods are unavailable than maxUnavaila
 (at least one, or a blue-green Rollout, whose default is 0, could never restart); with the
 default of one that means the ReplicaSet is fully available again. The ReplicaSet controller
 replaces each evicted pod. When no pod is older than restartAt and the replacements are
-available, status.restartedAt records it. A new revision during a restart cancels it (its pods are new anyway), as in Argo.
+available, status.restartedAt records it. A new revision during a restart cancels it (its
+pods are new anyway), as in Argo.
 """
 
 from __future__ import annotations

@@ -109,3 +109,14 @@ async def test_a_disruption_budget_refuses_with_429_then_allows(
 ])
 def test_desired_healthy(spec: dict[str, Any], expected: int, wanted: int) -> None:
     assert desired_healthy({"spec": spec}, expected) == wanted
+
+
+async def test_a_deleted_pod_is_replaced(emu: ApiEmulator) -> None:
+    async with KubeletSimulator(emu, ready_delay=0.02):
+        emu.create_object(*RS, "default", replicaset("web-c", 3))
+        await eventually(lambda: sum(is_pod_ready(p) for p in pods_of(emu, "web-c")) == 3)
+        gone = pods_of(emu, "web-c")[1]["metadata"]
+        emu.delete_object(*PODS, "default", gone["name"])
+        await eventually(lambda: sum(is_pod_ready(p) for p in pods_of(emu, "web-c")) == 3
+                         and gone["uid"] not in {p["metadata"]["uid"]
+                                                 for p in pods_of(emu, "web-c")})

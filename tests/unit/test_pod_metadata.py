@@ -213,3 +213,17 @@ def test_blue_green_preview_pods_become_active_in_place() -> None:
     assert w.selector("active") == new
     assert {p.uid for p in w.pods_of(new)} == uids
     assert labels_of(w, new, "role") == {"active"}
+
+
+def test_a_replica_set_scaled_in_this_pass_gets_its_metadata_on_the_next() -> None:
+    """Its resourceVersion moves with the scale: writing both in one pass would be a 409."""
+    from rollouts.planner.pod_metadata import metadata_actions
+    from rollouts.planner.types import Observed, ReplicaSetView
+
+    spec = canary()
+    status = RolloutStatus(stable_rs="a", current_pod_hash="a")
+    observed = Observed(replica_sets=(ReplicaSetView("demo-a", "a", 1, 4, resource_version="7"),))
+    actions, _ = metadata_actions(spec, {}, status, observed)
+    assert [type(a) for a in actions] == [PatchReplicaSetPodMetadata]
+    assert actions[0].resource_version == "7"  # type: ignore[union-attr]
+    assert metadata_actions(spec, {}, status, observed, frozenset({"demo-a"}))[0] == []
