@@ -108,6 +108,15 @@ def test_a_new_replica_set_gets_its_role_in_the_template() -> None:
     assert manifest["spec"]["template"]["metadata"] == {"labels": {"app": "x"}}  # not mutated
 
 
+def canary_world() -> PodWorld:
+    """Healthy on its first revision, with canary and stable metadata."""
+    w = PodWorld(canary_spec([{"setWeight": 50}, {"pause": {"duration": "10s"}}],
+                             canaryService="canary", stableService="stable",
+                             canaryMetadata=CANARY, stableMetadata=STABLE))
+    w.run()
+    return w
+
+
 def released(world: PodWorld) -> tuple[str | None, str | None]:
     old = world.status.stable_rs
     world.set_image("app:2")
@@ -120,10 +129,7 @@ def labels_of(world: PodWorld, pod_hash: str | None, key: str) -> set[str | None
 
 
 def test_canary_release_pods_take_their_roles_in_place() -> None:
-    w = PodWorld(canary_spec([{"setWeight": 50}, {"pause": {"duration": "10s"}}],
-                             canaryService="canary", stableService="stable",
-                             canaryMetadata=CANARY, stableMetadata=STABLE))
-    w.run()
+    w = canary_world()
     first = w.status.stable_rs
     assert labels_of(w, first, "role") == {"stable"} and len(w.pods_of(first)) == 4
     assert {p.annotations.get("note") for p in w.pods_of(first)} == {"serving"}
@@ -145,10 +151,7 @@ def test_canary_release_pods_take_their_roles_in_place() -> None:
 
 
 def test_a_quiet_rollout_lists_no_pods_and_writes_nothing() -> None:
-    w = PodWorld(canary_spec([{"setWeight": 50}, {"pause": {"duration": "10s"}}],
-                             canaryService="canary", stableService="stable",
-                             canaryMetadata=CANARY, stableMetadata=STABLE))
-    w.run()
+    w = canary_world()
     released(w)
     w.advance(10)
     w.run()
@@ -161,10 +164,7 @@ def test_a_quiet_rollout_lists_no_pods_and_writes_nothing() -> None:
 
 def test_the_pods_are_listed_after_the_template_changed() -> None:
     """First the template (no pods listed), then the pods (listed), then the record."""
-    w = PodWorld(canary_spec([{"setWeight": 50}, {"pause": {"duration": "10s"}}],
-                             canaryService="canary", stableService="stable",
-                             canaryMetadata=CANARY, stableMetadata=STABLE))
-    w.run()
+    w = canary_world()
     released(w)
     w.advance(10)
     new = w.status.current_pod_hash
