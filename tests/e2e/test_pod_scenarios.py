@@ -70,6 +70,15 @@ def test_canary_and_stable_metadata_follow_promotion_in_place(cluster: CountingS
     rs = cluster.replica_sets("web")[v2]
     template = rs["spec"]["template"]["metadata"]
     assert template["labels"]["role"] == "stable" and "track" not in template["labels"]
+    # Changing the metadata in the spec makes no new revision: the same pods are relabelled.
+    running = uids(cluster, v2)
+    cluster.patch_spec("web", {"strategy": {"canary": {"stableMetadata": {  # a merge patch
+        "labels": {"tier": "gold", "role": None}, "annotations": None}}}})
+    cluster.wait_for("relabelled in place", lambda: (
+        labels(cluster, v2, "tier") == {"gold"} and labels(cluster, v2, "role") == {None}))
+    assert uids(cluster, v2) == running and len(cluster.replica_sets("web")) == 2
+    assert {p["metadata"].get("annotations", {}).get("team/on-call")
+            for p in pods(cluster, v2)} == {None}
 
 
 def test_active_and_preview_metadata(cluster: CountingSandbox) -> None:
@@ -115,5 +124,7 @@ def test_rollouts_restart_replaces_every_pod_one_at_a_time(cluster: CountingSand
     evictions = sum(n for (method, path, code), n in cluster.responses.items()
                     if method == "POST" and path.endswith("/eviction") and code == 201)
     assert evictions == 3
-    reasons = [e.get("reason") for e in cluster.events("api")]
-    assert reasons.count("PodEvicted") == 3 and "RolloutRestarted" in reasons
+    # Events are posted after the status write that records the restart.
+    cluster.wait_for("the restart's Events", lambda: "RolloutRestarted" in [
+        e.get("reason") for e in cluster.events("api")])
+    assert [e.get("reason") for e in cluster.events("api")].count("PodEvicted") == 3
