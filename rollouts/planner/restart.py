@@ -63,6 +63,17 @@ def restart_order(replica_sets: tuple[ReplicaSetView, ...], stable: str | None,
     return sorted(replica_sets, key=rank)
 
 
+def _down(rs: ReplicaSetView, pods: list[PodView]) -> int:
+    """Pods of `rs` not serving: by its status, or by its pods when they say more (the
+    ReplicaSet's status lags an eviction: the evicted pod is gone from the list at once,
+    while status.availableReplicas still counts it until the ReplicaSet controller writes).
+
+    Example: spec 3, status available 3, pods listed: 2 ready + 1 starting -> 1.
+    """
+    serving = sum(1 for p in pods if p.ready and not p.deleting)
+    return max(0, rs.spec_replicas - rs.available, rs.spec_replicas - serving)
+
+
 def _stale(pod: PodView, at: dt.datetime) -> bool:
     return not pod.deleting and pod.created is not None and pod.created < at
 
@@ -90,12 +101,12 @@ def plan_restart(spec: RolloutSpec, before: RolloutStatus, after: RolloutStatus,
         stale = sorted((p for p in pods if _stale(p, at)), key=lambda p: (p.created, p.name))
         if not stale:
             continue
-        down = max(0, rs.spec_replicas - rs.available)
-        if any(p.deleting for p in pods) or down >= max_unavailable(spec):
+        if any(p.deleting for p in pods) or _down(rs, pods) >= max_unavailable(spec):
             return RestartDecision(wake_at=recheck)  # wait for the replacement
         victim = stale[0]
         return RestartDecision(evict=(EvictPod(victim.name, victim.uid),), wake_at=recheck)
     if any(p.deleting for p in observed.pods) or any(
-            rs.available < rs.spec_replicas for rs in observed.replica_sets):
+            _down(rs, [p for p in observed.pods if p.pod_hash == rs.pod_hash])
+            for rs in observed.replica_sets):
         return RestartDecision(wake_at=recheck)  # the last replacements are starting
     return RestartDecision(restarted_at=at)

@@ -4,6 +4,7 @@ replaced in the end."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Any
 
@@ -153,3 +154,27 @@ def test_restart_property(replicas: int, unavailable: int | str, data: st.DataOb
             w.settle()
     assert w.status.restarted_at == at
     assert all(p.created is not None and p.created >= at for p in w.pods.values())
+
+
+def test_a_lagging_replica_set_status_does_not_allow_a_second_eviction() -> None:
+    """The evicted pod is gone from the list at once; the ReplicaSet's status may still count
+    it as available. The pods decide then: one replacement starting is one pod down."""
+    from rollouts.models.rollout import RolloutStatus
+    from rollouts.planner.restart import plan_restart
+    from rollouts.planner.types import Observed, PodView
+
+    now = dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC)
+    spec = parse_spec({**canary_spec([], replicas=3), "restartAt": format_time(now)})
+    status = RolloutStatus(stable_rs="a", current_pod_hash="a", observed_pod_hash="a")
+    old = now - dt.timedelta(hours=1)
+    pods = (PodView("p1", "u1", "a", created=old, ready=True),
+            PodView("p2", "u2", "a", created=old, ready=True),
+            PodView("p3", "u3", "a", created=now, ready=False))  # the replacement
+    stale_status = (ReplicaSetView("demo-a", "a", 1, 3, replicas=3, ready=3, available=3),)
+    decision = plan_restart(spec, status, status, Observed(replica_sets=stale_status, pods=pods),
+                            now)
+    assert decision.evict == () and decision.restarted_at is None
+    ready = tuple(dataclasses.replace(p, ready=True) for p in pods)
+    decision = plan_restart(spec, status, status, Observed(replica_sets=stale_status, pods=ready),
+                            now)
+    assert [e.name for e in decision.evict] == ["p1"]
