@@ -72,6 +72,7 @@ from rollouts.kube.config import Connection
 from rollouts.kube.execute import execute, status_unchanged
 from rollouts.kube.experiments import reconcile_experiment
 from rollouts.kube.observe import named_services, observe
+from rollouts.kube.pods import read_pods
 from rollouts.kube.routes import finalize_routes, read_routes
 from rollouts.kube.workload import resolve_workload, trim_deployment, workload_name
 from rollouts.models.experiment import COMPLETED_EXPERIMENT_PHASES
@@ -334,6 +335,8 @@ class _Reconciler:
             experiments=list(self.experiments.get(self.key, ())),  # experiments
             workload=deployment,
             step_plugins=self.config.step_plugins,
+            pods=await read_pods(self.runtime.client, rollout,  # pods: only when needed
+                                 replica_sets.get(self.key, ()), self.config.clock.now()),
         )
 
 

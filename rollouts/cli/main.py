@@ -524,6 +524,43 @@ def undo(
                  needs_replica_sets=True)
 
 
+@app.command(help="Replace every pod of the Rollout, one at a time, without a new revision "
+             "(sets spec.restartAt; pods created before it are evicted and recreated within "
+             "maxUnavailable)." + _GITOPS_NOTE)
+def restart(
+    ctx: typer.Context,
+    name: NameArg,
+    in_: Annotated[str | None, typer.Option(
+        "--in", metavar="DURATION", help="Start the restart this long from now (e.g. 30s, 5m).")
+    ] = None,
+    namespace: NamespaceOpt = None,
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+) -> None:
+    from rollouts.cli import restart as restarting
+    from rollouts.cli.kubeopts import CliError
+    from rollouts.cli.release import GITOPS_WARNING
+    from rollouts.clock import SystemClock
+    from rollouts.models.wire import format_time
+
+    try:
+        moment = restarting.restart_moment(SystemClock().now(), in_)
+    except CliError as exc:
+        raise _fail(exc.message, 2) from None
+    g = _globals(ctx, namespace, kubeconfig, context)
+
+    async def run() -> None:
+        async with g.client() as client:
+            ns = g.resolved_namespace()
+            done = await restarting.request_restart(client, ns, name, moment)
+        _stdout().print(f"rollout {name} restart requested (namespace {ns})", markup=False)
+        _stdout().print(f"  restartAt: {done.previous or '-'} -> "
+                        f"{format_time(done.restart_at)}", markup=False)
+        _stderr().print(f"[yellow]warning:[/] {GITOPS_WARNING}", soft_wrap=True)
+
+    _run(run, g)
+
+
 def _change_spec(ctx: typer.Context, name: str, namespace: str | None,
                  kubeconfig: str | None, context: str | None, done: str,
                  decide: Any, *, needs_replica_sets: bool = False) -> None:

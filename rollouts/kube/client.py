@@ -229,8 +229,12 @@ class KubeClient:
         plural: str,
         namespace: str | None,
         body: Mapping[str, Any],
+        *,
+        name: str | None = None,
+        subresource: str | None = None,
     ) -> Body:
-        path = resource_path(group, version, plural, namespace)
+        """POST to a collection, or to an object's subresource (e.g. a pod's eviction)."""
+        path = resource_path(group, version, plural, namespace, name, subresource)
         result: Body = await self._request("create", "POST", path, body=dict(body))
         return result
 

@@ -24,6 +24,8 @@ Fields written (invariant 5 — tell GitOps tools to ignore exactly these):
 - the Deployment of `spec.workloadRef`: `spec.replicas` only (scaleDown onsuccess /
   progressively; kube/workload.py).
 - core/v1 Events about the Rollout.
+- pods of its ReplicaSets: role labels / annotations, and evictions for a restart
+  (rollouts/kube/pods.py).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from typing import Any
 
 from rollouts.errors import ConflictError, KubeError, NotFoundError
 from rollouts.kube.client import KubeClient, kind_resource
+from rollouts.kube.pods import apply_pod_action
 from rollouts.kube.workload import scale_patch as workload_scale_patch
 from rollouts.models.rollout import ObjectMeta, RolloutStatus
 from rollouts.models.wire import (
@@ -59,6 +62,9 @@ from rollouts.planner.types import (
     DeleteAnalysisRun,
     DeleteReplicaSet,
     Event,
+    EvictPod,
+    PatchPodMetadata,
+    PatchReplicaSetPodMetadata,
     PinService,
     Plan,
     ScaleDeployment,
@@ -248,6 +254,8 @@ async def apply_action(client: KubeClient, namespace: str, action: Action) -> bo
             await client.patch_merge("apps", "v1", "deployments", namespace, name,
                                      workload_scale_patch(action))
             return True
+        case PatchReplicaSetPodMetadata() | PatchPodMetadata() | EvictPod():
+            return await apply_pod_action(client, namespace, action)
 
 
 async def write_status(client: KubeClient, metadata: ObjectMeta, old_status: Any,

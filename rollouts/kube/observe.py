@@ -12,6 +12,7 @@ from typing import Any
 
 from rollouts.kube.analysis import Templates, prepare_runs
 from rollouts.kube.fieldowners import SELECTOR_FIELD, field_owner
+from rollouts.kube.pod_views import owned_pods
 from rollouts.kube.workload import workload_view
 from rollouts.models.rollout import RolloutSpec, ValidRollout
 from rollouts.models.wire import (
@@ -23,6 +24,11 @@ from rollouts.models.wire import (
     SCALE_DOWN_DEADLINE_ANNOTATION,
     controller_owner,
     parse_time,
+)
+from rollouts.planner.pod_metadata import (
+    PODS_METADATA_ANNOTATION,
+    TEMPLATE_METADATA_ANNOTATION,
+    decode,
 )
 from rollouts.planner.routing import ObjectKey, Router, RouteSnapshot
 from rollouts.planner.step_plugins import StepPlugin
@@ -71,6 +77,8 @@ def replica_set_view(body: Mapping[str, Any]) -> ReplicaSetView:
         scale_down_at=parse_time(annotations.get(SCALE_DOWN_DEADLINE_ANNOTATION)),
         resource_version=str(metadata.get("resourceVersion") or ""),
         template=_dict(spec.get("template")) or None,
+        template_metadata=decode(annotations.get(TEMPLATE_METADATA_ANNOTATION)),
+        pods_metadata=decode(annotations.get(PODS_METADATA_ANNOTATION)),
     )
 
 
@@ -145,6 +153,7 @@ def observe(
     experiments: Iterable[Mapping[str, Any]] = (),
     workload: Mapping[str, Any] | None = None,
     step_plugins: Mapping[str, StepPlugin] | None = None,
+    pods: Iterable[Mapping[str, Any]] | None = None,
 ) -> Observed:
     """The planner's view of what a Rollout owns and names, from raw objects.
 
@@ -154,7 +163,8 @@ def observe(
     reference is resolved against `templates` into the run it starts; what cannot make a run
     is reported (the planner turns it into InvalidSpec naming the field). With a `router`
     (built from the canary's trafficRouting), every object it reads is looked up in
-    `route_bodies` (missing: None).
+    `route_bodies` (missing: None). `pods`: the pods listed on this pass (None: not listed);
+    those of ReplicaSets the Rollout does not own are dropped.
     """
     uid = rollout.metadata.uid
     service_views: dict[str, ServiceView | None] = {}
@@ -168,13 +178,10 @@ def observe(
             routes[key] = RouteSnapshot(key, body) if body is not None else None
         for key in router.objects(routes):  # named but not read: missing
             routes.setdefault(key, None)
+    owned_sets = tuple(sorted((replica_set_view(rs) for rs in replica_sets if owned_by(rs, uid)),
+                              key=lambda view: (view.revision, view.name)))
     return Observed(
-        replica_sets=tuple(
-            sorted(
-                (replica_set_view(rs) for rs in replica_sets if owned_by(rs, uid)),
-                key=lambda view: (view.revision, view.name),
-            )
-        ),
+        replica_sets=owned_sets,
         services=service_views,
         analysis_runs=tuple(
             sorted(
@@ -190,4 +197,5 @@ def observe(
                                  key=lambda view: view.name)),
         workload=workload_view(workload),  # spec.workloadRef's Deployment
         step_plugins=step_plugins or {},
+        pods=None if pods is None else owned_pods(pods, owned_sets),
     )

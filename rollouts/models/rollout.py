@@ -22,6 +22,7 @@ from rollouts.models.base import (
     parse_duration,
 )
 from rollouts.models.metric_rules import DryRun, MeasurementRetention
+from rollouts.models.pods import AntiAffinity
 from rollouts.models.traffic import (
     PingPongSpec,
     PodMetadata,
@@ -242,6 +243,7 @@ class CanaryStrategy(ApiModel):
     stable_metadata: PodMetadata | None = None
     ping_pong: PingPongSpec | None = None
     replica_progress_threshold: ReplicaProgressThreshold | None = None
+    anti_affinity: AntiAffinity | None = None
 
     @model_validator(mode="after")
     def _services_differ(self) -> CanaryStrategy:
@@ -264,6 +266,9 @@ class BlueGreenStrategy(ApiModel):
     abort_scale_down_delay_seconds: int = Field(default=30, ge=0, le=MAX_DURATION_SECONDS)
     pre_promotion_analysis: RolloutAnalysis | None = None
     post_promotion_analysis: RolloutAnalysis | None = None
+    active_metadata: PodMetadata | None = None
+    preview_metadata: PodMetadata | None = None
+    anti_affinity: AntiAffinity | None = None
 
     @model_validator(mode="after")
     def _services_differ(self) -> BlueGreenStrategy:
@@ -321,6 +326,8 @@ class RolloutSpec(ApiModel):
     progress_deadline_abort: bool = False
     strategy: RolloutStrategy
     analysis: AnalysisRunHistory | None = None
+    # Pods created before this moment are replaced, one at a time (rollouts/planner/restart.py).
+    restart_at: Timestamp | None = None
 
     @model_validator(mode="after")
     def _selector_matches_template(self) -> RolloutSpec:
@@ -485,6 +492,8 @@ class RolloutStatus(StatusModel):
     # Notifications owed and recently delivered (kept by rollouts.notifications, not the
     # planner, which carries the field over unchanged).
     notifications: list[NotificationRecord] | None = None
+    # The spec.restartAt whose restart is complete (or was cancelled by a new revision).
+    restarted_at: Timestamp | None = None
 
     def condition(self, type_: str) -> Condition | None:
         return next((c for c in self.conditions or () if c.type == type_), None)

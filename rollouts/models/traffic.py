@@ -294,7 +294,9 @@ class PingPongSpec(ApiModel):
 
 
 class PodMetadata(ApiModel):
-    """canaryMetadata / stableMetadata: labels and annotations put on the pods of each side."""
+    """canaryMetadata / stableMetadata (blue-green: activeMetadata / previewMetadata): labels
+    and annotations put on the pods of each role, changed in place when a revision changes role
+    (rollouts/planner/pod_metadata.py)."""
 
     labels: dict[str, str] | None = None
     annotations: dict[str, str] | None = None
@@ -313,8 +315,8 @@ def not_run_yet(canary: CanaryStrategy) -> list[tuple[str, str]]:
     """(field path, message) for every field of a canary that the controller would ignore."""
     base = "spec.strategy.canary"
     found = []
-    for field, value in (("canaryMetadata", canary.canary_metadata),
-                         ("stableMetadata", canary.stable_metadata)):
+    fields: tuple[tuple[str, object], ...] = ()  # every accepted canary field runs today
+    for field, value in fields:
         if value is not None:
             found.append((f"{base}.{field}", NOT_RUN_YET.format(what=field)))
     return found

@@ -31,6 +31,7 @@ from rollouts.planner import (
 )
 from rollouts.planner.context import Context, Draft
 from rollouts.planner.manifests import pod_template_hash, selector_string
+from rollouts.planner.pods import with_pod_level
 from rollouts.planner.status import StatusChanges
 from rollouts.planner.steps import plugin as plugin_step
 from rollouts.planner.types import (
@@ -83,7 +84,8 @@ def plan(rollout: ValidRollout | InvalidRollout, observed: Observed, now: dt.dat
     plugin_step.finish(ctx, draft)
     workload.scale_down(ctx, draft, degraded=exceeded or draft.phase == "Degraded")
     workload.hold_services(ctx, draft)
-    return _finish(rollout, spec, observed, now, old, status, draft, progress_at, exceeded)
+    return with_pod_level(rollout, observed, now, _finish(  # pod metadata, restarts
+        rollout, spec, observed, now, old, status, draft, progress_at, exceeded))
 
 
 def _run(handler: Handler, ctx: Context) -> Draft:

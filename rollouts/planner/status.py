@@ -63,6 +63,7 @@ class StatusChanges:
     selector_repairs: list[SelectorRepair] | Keep | None = KEEP
     # Never set by the planner: the operator's notification hook owns it (kept as is).
     notifications: list[NotificationRecord] | Keep | None = KEEP
+    restarted_at: dt.datetime | Keep | None = KEEP
 
     def changed(self) -> dict[str, Any]:
         """The slots that were set, by field name."""

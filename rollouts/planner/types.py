@@ -15,6 +15,28 @@ AnalysisKind = Literal["step", "background", "prePromotion", "postPromotion"]
 
 
 @dataclass(frozen=True)
+class PodMetadataView:
+    """Role labels and annotations (canaryMetadata, activeMetadata, ...), sorted pairs."""
+
+    labels: tuple[tuple[str, str], ...] = ()
+    annotations: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class PodView:
+    """One pod of a ReplicaSet the Rollout owns (listed only when a pass needs pods)."""
+
+    name: str
+    uid: str
+    pod_hash: str
+    created: dt.datetime | None = None
+    deleting: bool = False
+    ready: bool = False
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ReplicaSetView:
     """One ReplicaSet owned by the Rollout, as the ReplicaSet controller reports it."""
 
@@ -29,6 +51,10 @@ class ReplicaSetView:
     resource_version: str = ""
     # The pod template as written in the ReplicaSet (an experiment step copies the stable's).
     template: Mapping[str, Any] | None = None
+    # Role metadata in the pod template, and the role metadata every pod was seen to carry
+    # (rollouts/planner/pod_metadata.py keeps both in annotations of the ReplicaSet).
+    template_metadata: PodMetadataView = PodMetadataView()
+    pods_metadata: PodMetadataView = PodMetadataView()
 
 
 @dataclass(frozen=True)
@@ -114,6 +140,8 @@ class Observed:
     workload: WorkloadView | None = None
     # The step plugins this controller has (name -> plugin), for canary `plugin` steps.
     step_plugins: Mapping[str, StepPlugin] = field(default_factory=dict)
+    # Pods of the owned ReplicaSets; None when this pass did not need them (not listed).
+    pods: tuple[PodView, ...] | None = None
 
 
 # --- actions: each is idempotent, the executor runs them in order ---------------------------
@@ -232,6 +260,36 @@ class ApplyRouteWrite:
     write: RouteWrite
 
 
+@dataclass(frozen=True)
+class PatchReplicaSetPodMetadata:
+    """Set role labels / annotations in a ReplicaSet's pod template (None removes a key) and
+    the ReplicaSet annotations that record them, guarded by its resourceVersion."""
+
+    name: str
+    labels: Mapping[str, str | None]
+    annotations: Mapping[str, str | None]
+    record: Mapping[str, str]
+    resource_version: str = ""
+
+
+@dataclass(frozen=True)
+class PatchPodMetadata:
+    """Change labels / annotations of a running pod in place (None removes a key)."""
+
+    name: str
+    labels: Mapping[str, str | None]
+    annotations: Mapping[str, str | None]
+
+
+@dataclass(frozen=True)
+class EvictPod:
+    """Evict one pod (policy/v1 Eviction, so PodDisruptionBudgets are honoured); `uid`
+    makes sure a newer pod of the same name is never the one evicted."""
+
+    name: str
+    uid: str
+
+
 Action = (
     CreateReplicaSet
     | ScaleReplicaSet
@@ -245,6 +303,9 @@ Action = (
     | CreateExperiment
     | TerminateExperiment
     | ScaleDeployment
+    | PatchReplicaSetPodMetadata
+    | PatchPodMetadata
+    | EvictPod
 )
 
 

@@ -76,7 +76,7 @@ from typing import Any, Final, TypeVar
 import yaml
 from aiohttp import web
 
-from rollouts.sandbox import apierrors, managedfields, openapi, rbac, tables
+from rollouts.sandbox import apierrors, eviction, managedfields, openapi, rbac, tables
 from rollouts.sandbox.apierrors import ApiError
 from rollouts.sandbox.resources import ResourceInfo
 from rollouts.sandbox.selectors import (
@@ -553,6 +553,7 @@ class ApiEmulator(ObjectStore):
             raise apierrors.generic(404)
         if sub is not None and not (
             (sub == "status" and info.status) or (sub == "scale" and info.scale)
+            or (sub == "eviction" and (group, plural) == ("", "pods"))
         ):
             raise apierrors.generic(404)
         if info.namespaced and name is not None and namespace is None:
@@ -572,6 +573,8 @@ class ApiEmulator(ObjectStore):
             options_kind={"POST": "CreateOptions", "PUT": "UpdateOptions"}.get(
                 method, "PatchOptions")) if method in ("POST", "PUT", "PATCH") else (
                     IN_PROCESS_WRITER)
+        if sub == "eviction" and method != "POST":
+            raise apierrors.generic(405)
 
         if method == "GET":
             if watch:
@@ -590,6 +593,9 @@ class ApiEmulator(ObjectStore):
             return self._respond(request, info, self._out(info, obj))
         if method == "POST":
             self._count("create", resource)
+            if sub == "eviction" and namespace is not None and name is not None:
+                return web.json_response(
+                    eviction.evict(self, namespace, name, await self._body(request)), status=201)
             if name is not None:
                 raise apierrors.generic(405)
             body = await self._body(request)

@@ -74,6 +74,10 @@ class ResourceInfo:
                     "verbs": list(SUB_VERBS),
                 }
             )
+        if self.key == ("", "pods"):
+            out.append({"name": "pods/eviction", "singularName": "", "namespaced": True,
+                        "group": "policy", "version": "v1", "kind": "Eviction",
+                        "verbs": ["create"]})
         if self.scale is not None:
             out.append(
                 {
@@ -159,6 +163,10 @@ def builtin_resources() -> list[ResourceInfo]:
             scale=rs_scale,
         ),
         ResourceInfo("batch", "v1", "jobs", "job", "Job", True, (), ("all",), status=True),
+        # No disruption controller: evictions compute a budget's allowance from the pods
+        # (rollouts/sandbox/eviction.py).
+        ResourceInfo("policy", "v1", "poddisruptionbudgets", "poddisruptionbudget",
+                     "PodDisruptionBudget", True, ("pdb",), status=True),
         # No ingress controller runs here: status stays as written (the NGINX router only
         # reads and writes spec and annotations).
         ResourceInfo("networking.k8s.io", "v1", "ingresses", "ingress", "Ingress", True,

@@ -1,18 +1,21 @@
 """The chart's RBAC is enough, and no more: the controller runs on a token bound to exactly
 the rules `helm template` renders, in the sandbox whose API emulator enforces them.
 
-A canary (with an AnalysisRun), a blue-green release and a Rollout migrating from a Deployment
-(workloadRef) run to Healthy with no 403; then the
+A canary (with an AnalysisRun and role metadata on its pods), a blue-green release and a
+Rollout migrating from a Deployment (workloadRef) run to Healthy with no 403, then the
+blue-green one is restarted (evictions); then the
 requests the controller was allowed are compared with the rules the chart grants: every
 granted (group, resource, verb) was used, or is listed below with the code that needs it.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import http.server
 import json
 import pathlib
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +23,7 @@ import pytest
 from typer.testing import CliRunner
 
 from rollouts.cli.main import app
+from rollouts.models.wire import format_time, whole_seconds
 from rollouts.sandbox import rbac
 from tests.chart.helm import NAMESPACE, by_kind, render
 from tests.e2e.conftest import CountingSandbox
@@ -106,6 +110,8 @@ spec:
       canaryService: web-canary
       stableService: web
       scaleDownDelaySeconds: 0
+      canaryMetadata: {{labels: {{role: canary}}}}
+      stableMetadata: {{labels: {{role: stable}}}}
       steps:
         - setWeight: 50
         - analysis: {{templates: [{{templateName: success-rate}}]}}
@@ -218,6 +224,12 @@ def run_releases(sandbox: CountingSandbox, metric_url: str) -> None:
     sandbox.wait_for("the Experiment to end", lambda: (sandbox.emulator.get_object(
         "rollouts.dev", "v1alpha1", "experiments", sandbox.namespace, "side-by-side") or {}
     ).get("status", {}).get("phase") == "Successful")
+    # A restart evicts every pod of shop (pods list, pods/eviction create).
+    time.sleep(1.1)  # creation timestamps have whole seconds: its pods are older
+    restart_at = format_time(whole_seconds(dt.datetime.now(dt.UTC)))
+    sandbox.patch_spec("shop", {"restartAt": restart_at})
+    sandbox.wait_for("shop restarted", lambda: sandbox.status("shop").get(
+        "restartedAt") == restart_at, timeout=60)
 
 
 def used_by_controller(sandbox: CountingSandbox) -> set[tuple[str, str, str]]:

@@ -77,6 +77,15 @@ these rules with the requests a canary and a blue-green release make.
 - apiGroups: [apps]
   resources: [deployments]
   verbs: [list, watch, patch]
+# Pods of the Rollout's ReplicaSets: listed only when a pass needs them (role metadata to
+# check, a restart due), relabelled in place (canaryMetadata, activeMetadata, ...), and evicted
+# one at a time for spec.restartAt (the Eviction subresource honours PodDisruptionBudgets).
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list, patch]
+- apiGroups: [""]
+  resources: [pods/eviction]
+  verbs: [create]
 # Services named by a strategy: their selectors are pinned to a revision (server-side
 # apply is a patch); created when missing with spec.strategy.createServices. An experiment
 # template with `service` gets one of its own, created and deleted with the Experiment.
