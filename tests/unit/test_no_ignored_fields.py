@@ -21,6 +21,7 @@ from rollouts.models.rollout import (
     CanaryStrategy,
     RolloutAnalysis,
     RolloutSpec,
+    RolloutStrategy,
     rollout_manifest_errors,
 )
 from tests.unit.world import blue_green_spec, canary_spec
@@ -36,6 +37,7 @@ FIELDS: dict[type[BaseModel], dict[str, str]] = {
         "paused": "planner/canary.py, bluegreen.py", "progress_deadline_seconds": "planner/plan.py",
         "progress_deadline_abort": "planner/plan.py", "strategy": "planner/plan.py",
         "analysis": "planner/analysis.py trim_runs",
+        "restart_at": "planner/restart.py",
     },
     CanaryStrategy: {
         "canary_service": "planner/canary.py pin", "stable_service": "planner/canary.py pin",
@@ -48,9 +50,9 @@ FIELDS: dict[type[BaseModel], dict[str, str]] = {
         "dynamic_stable_scale": "refused: without trafficRouting (models/traffic.py)",
         "scale_down_delay_revision_limit": "refused: without trafficRouting",
         "min_pods_per_replica_set": "refused: without trafficRouting",
-        "canary_metadata": "refused: not run yet (models/traffic.py not_run_yet)",
-        "stable_metadata": "refused: not run yet",
-        "ping_pong": "refused: not run yet",
+        "canary_metadata": "planner/pod_metadata.py", "stable_metadata": "planner/pod_metadata.py",
+        "anti_affinity": "planner/anti_affinity.py",
+        "ping_pong": "planner/pingpong.py (alb, istio; refused without a router)",
         "replica_progress_threshold": "refused: without trafficRouting",
     },
     BlueGreenStrategy: {
@@ -63,6 +65,13 @@ FIELDS: dict[type[BaseModel], dict[str, str]] = {
         "abort_scale_down_delay_seconds": "planner/bluegreen.py",
         "pre_promotion_analysis": "planner/bluegreen.py",
         "post_promotion_analysis": "planner/bluegreen.py",
+        "active_metadata": "planner/pod_metadata.py",
+        "preview_metadata": "planner/pod_metadata.py",
+        "anti_affinity": "planner/anti_affinity.py",
+    },
+    RolloutStrategy: {
+        "canary": "planner/canary.py", "blue_green": "planner/bluegreen.py",
+        "create_services": "planner/owned_services.py",
     },
     CanaryStep: {
         "set_weight": "planner/steps/set_weight.py", "pause": "planner/steps/pause.py",
@@ -93,10 +102,6 @@ REFUSED: list[tuple[dict[str, Any], str, Any, str]] = [
     (canary_spec(), "strategy.canary.scaleDownDelayRevisionLimit", 1,
      f"{C}.scaleDownDelayRevisionLimit"),
     (canary_spec(), "strategy.canary.minPodsPerReplicaSet", 2, f"{C}.minPodsPerReplicaSet"),
-    (canary_spec(), "strategy.canary.canaryMetadata", {"labels": {"a": "b"}},
-     f"{C}.canaryMetadata"),
-    (canary_spec(), "strategy.canary.stableMetadata", {"labels": {"a": "b"}},
-     f"{C}.stableMetadata"),
     (canary_spec(), "strategy.canary.steps", [{"setCanaryScale": {"replicas": 1}}],
      f"{C}.steps[0].setCanaryScale"),
     (blue_green_spec(), "strategy.blueGreen.maxUnavailable", 1,
@@ -106,6 +111,8 @@ REFUSED: list[tuple[dict[str, Any], str, Any, str]] = [
 ]
 
 HONOURED_AS_WRITTEN: list[tuple[dict[str, Any], str, Any]] = [
+    (canary_spec(), "strategy.canary.canaryMetadata", {"labels": {"a": "b"}}),
+    (canary_spec(), "strategy.canary.stableMetadata", {"labels": {"a": "b"}}),
     # 0 is no delay: what happens without a router anyway.
     (canary_spec(), "strategy.canary.scaleDownDelaySeconds", 0),
     (canary_spec(), "strategy.canary.abortScaleDownDelaySeconds", 0),
