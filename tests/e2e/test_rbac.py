@@ -44,7 +44,6 @@ NOT_EXERCISED = {
     ("batch", "jobs", "delete"): "analysis/providers/job.py: stops a Job of a finished run",
     ("rollouts.dev", "analysisruns", "delete"): "kube/execute.py DeleteAnalysisRun (pruning)",
     ("apps", "replicasets", "delete"): "kube/execute.py DeleteReplicaSet (revisionHistoryLimit)",
-    ("", "services", "create"): "kube/execute.py CreateService (spec.strategy.createServices)",
 }
 
 
