@@ -420,7 +420,7 @@ def requests_table(counter: collections.Counter[tuple[str, str]],
 def run(args: argparse.Namespace) -> dict[str, Any]:
     n, steps = args.rollouts, len(STEP_KINDS)
     started = time.time()
-    with Sandbox(ready_delay=args.ready_delay) as sandbox:
+    with Sandbox(ready_delay=args.ready_delay, tls=not args.plain_http) as sandbox:
         emulator = sandbox.emulator
         if args.bookmark_interval is not None:
             emulator.bookmark_interval = args.bookmark_interval
@@ -513,6 +513,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "services": not args.no_services,
         "ready_delay": args.ready_delay,
         "pause": args.pause,
+        "tls": not args.plain_http,
         "cpus": os.cpu_count(),
         "python": sys.version.split()[0],
         "wall": {
@@ -543,6 +544,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "cpu_canary": cpu_after.cpu - cpu_before.cpu,
             "cpu_canary_user": cpu_after.user - cpu_before.user,
             "cpu_canary_system": cpu_after.system - cpu_before.system,
+            "cpu_ms_per_step": (cpu_after.cpu - cpu_before.cpu) * 1000 / per,
             "cpu_setup": cpu_before.cpu,
             "cpu_total": final.cpu,
             "peak_rss_mib": final.hwm_kib / 1024,
@@ -550,6 +552,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         },
         "sandbox_process": {
             "cpu_canary": self_after.cpu - self_before.cpu,
+            "cpu_ms_per_step": (self_after.cpu - self_before.cpu) * 1000 / per,
             "peak_rss_mib": self_after.hwm_kib / 1024,
         },
         "idle": {
@@ -566,7 +569,8 @@ def report(result: dict[str, Any]) -> str:
     lines = [
         f"{result['rollouts']} Rollouts x {result['steps']} steps (replicas {result['replicas']}, "
         f"services {'yes' if result['services'] else 'no'}, ready delay "
-        f"{result['ready_delay']}s, pauses {result['pause']}s), {result['cpus']} CPUs, "
+        f"{result['ready_delay']}s, pauses {result['pause']}s, "
+        f"{'HTTPS' if result['tls'] else 'plain HTTP'}), {result['cpus']} CPUs, "
         f"Python {result['python']}",
         f"setup: created in {wall['create']:.1f}s, all Healthy at revision 1 after "
         f"{wall['setup']:.1f}s ({result['setup_requests']} requests)",
@@ -602,12 +606,13 @@ def report(result: dict[str, Any]) -> str:
     lines += [
         "",
         f"controller CPU: canary {ctl['cpu_canary']:.2f}s (user {ctl['cpu_canary_user']:.2f}, "
-        f"sys {ctl['cpu_canary_system']:.2f}); setup {ctl['cpu_setup']:.2f}s; "
-        f"total {ctl['cpu_total']:.2f}s",
+        f"sys {ctl['cpu_canary_system']:.2f}) = {ctl['cpu_ms_per_step']:.1f} ms per step "
+        f"transition; setup {ctl['cpu_setup']:.2f}s; total {ctl['cpu_total']:.2f}s",
         f"controller memory: peak RSS {ctl['peak_rss_mib']:.0f} MiB (at end "
         f"{ctl['rss_end_mib']:.0f} MiB)",
         f"sandbox process (emulator + kubelet + recorder): canary CPU "
-        f"{result['sandbox_process']['cpu_canary']:.2f}s, peak RSS "
+        f"{result['sandbox_process']['cpu_canary']:.2f}s = "
+        f"{result['sandbox_process']['cpu_ms_per_step']:.1f} ms per step transition, peak RSS "
         f"{result['sandbox_process']['peak_rss_mib']:.0f} MiB",
         f"idle {idle['seconds']:.1f}s after: {idle['requests']} requests, controller CPU "
         f"{idle['controller_cpu']:.2f}s",
@@ -632,6 +637,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bookmark-interval", type=float, default=None,
                         help="seconds between the emulator's watch bookmarks (its default: 5); "
                              "see docs/benchmarks.md")
+    parser.add_argument("--plain-http", action="store_true",
+                        help="serve the emulator over plain HTTP (default: HTTPS with a CA "
+                             "made at start, as a cluster's API server)")
     parser.add_argument("--json", action="store_true", help="print JSON only")
     args = parser.parse_args(argv)
     if args.rollouts < 1 or args.replicas < 1 or args.pause < 1:

@@ -73,6 +73,7 @@ from aiohttp import web
 
 from rollouts.sandbox import apierrors, openapi, rbac, tables
 from rollouts.sandbox.apierrors import ApiError
+from rollouts.sandbox.certs import ServingCertificate, serving_certificate
 from rollouts.sandbox.resources import ResourceInfo
 from rollouts.sandbox.selectors import (
     FieldSelector,
@@ -142,10 +143,14 @@ class ApiEmulator(ObjectStore):
         bookmark_interval: float = 5.0,
         clock: Callable[[], dt.datetime] | None = None,
         namespaces: Iterable[str] = ("default", "kube-system", "kube-public"),
+        tls: bool = False,
     ) -> None:
         super().__init__(history_size=history_size, clock=clock, namespaces=namespaces)
         self.host = host
         self.port = port
+        # HTTPS with a CA made at start and written into the kubeconfig (as a cluster's).
+        self.tls = tls
+        self.certificate: ServingCertificate | None = None
         self.bookmark_interval = bookmark_interval
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -176,7 +181,10 @@ class ApiEmulator(ObjectStore):
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
+        if self.tls and self.certificate is None:
+            self.certificate = serving_certificate(self.host)
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=(
+            self.certificate.server_context if self.certificate is not None else None))
         await site.start()
         server = site._server
         sockets = getattr(server, "sockets", None) or []
@@ -204,7 +212,7 @@ class ApiEmulator(ObjectStore):
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     def reset_counters(self) -> None:
         self.requests_total = 0
@@ -216,12 +224,16 @@ class ApiEmulator(ObjectStore):
 
     def write_kubeconfig(self, path: pathlib.Path, namespace: str = "default",
                          token: str = "sandbox-token") -> pathlib.Path:
-        """A kubeconfig with context ``sandbox``: plain http, a bearer token (by default a
-        dummy one that acts as the cluster's administrator)."""
+        """A kubeconfig with context ``sandbox``: the server (with its CA when it speaks
+        HTTPS), a bearer token (by default a dummy one that acts as the cluster's
+        administrator)."""
+        cluster: Obj = {"server": self.url}
+        if self.certificate is not None:
+            cluster["certificate-authority-data"] = self.certificate.ca_data
         config = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "sandbox", "cluster": {"server": self.url}}],
+            "clusters": [{"name": "sandbox", "cluster": cluster}],
             "users": [{"name": "sandbox", "user": {"token": token}}],
             "contexts": [
                 {
