@@ -570,7 +570,7 @@ class ApiEmulator(ObjectStore):
             obj = self._current(info, namespace, name)
             if sub == "scale":
                 return web.json_response(self._scale_object(info, obj))
-            return self._respond(request, info, self._out(info, obj))
+            return self._respond(request, info, self._wire(info, obj))
         if method == "POST":
             self._count("create", resource)
             if name is not None:
@@ -582,7 +582,7 @@ class ApiEmulator(ObjectStore):
                     status=201
                 )
             return web.json_response(
-                self._out(info, self._create(info, namespace, body, strict=strict)), status=201
+                self._wire(info, self._create(info, namespace, body, strict=strict)), status=201
             )
         if method in ("PUT", "PATCH", "DELETE") and name is None:
             if method == "DELETE":
@@ -600,7 +600,7 @@ class ApiEmulator(ObjectStore):
                 result = self._replace(info, namespace, name, body, sub, strict=strict)
             if sub == "scale":
                 return web.json_response(result)
-            return web.json_response(self._out(info, result))
+            return web.json_response(self._wire(info, result))
         if method == "PATCH":
             self._count("patch", resource)
             ctype = request.headers.get("Content-Type", "application/merge-patch+json")
@@ -612,7 +612,7 @@ class ApiEmulator(ObjectStore):
                 result = self._patch(info, namespace, name, ctype, patch, sub, strict=strict)
             if sub == "scale":
                 return web.json_response(result)
-            return web.json_response(self._out(info, result))
+            return web.json_response(self._wire(info, result))
         if method == "DELETE":
             self._count("delete", resource)
             options = await self._body(request, optional=True) or {}
@@ -623,7 +623,7 @@ class ApiEmulator(ObjectStore):
                 return web.json_response(
                     self._dry(lambda: self._delete(info, namespace, name, options), info)
                 )
-            return web.json_response(self._out(info, self._delete(info, namespace, name, options)))
+            return web.json_response(self._wire(info, self._delete(info, namespace, name, options)))
         raise apierrors.generic(405)
 
     def _dry(self, fn: Callable[[], Obj], info: ResourceInfo) -> Obj:
@@ -635,12 +635,14 @@ class ApiEmulator(ObjectStore):
             self._history_floor,
             dict(self._resources),
         )
+        indexes = copy.deepcopy(self._label_indexes)
         watchers = self._watchers
         self._watchers = collections.defaultdict(set)
         try:
             result = self._out(info, fn()) if fn is not None else {}
         finally:
             (self._objects, self._rv, self._history, self._history_floor, self._resources) = saved
+            self._label_indexes = indexes
             self._watchers = watchers
         return result
 
@@ -682,7 +684,7 @@ class ApiEmulator(ObjectStore):
             "kind": f"{info.kind}List",
             "apiVersion": info.api_version,
             "metadata": meta,
-            "items": [self._out(info, o) for o in items],
+            "items": [self._wire(info, o) for o in items],
         }
 
     def _delete_collection(self, info: ResourceInfo, namespace: str | None, q: Any) -> Obj:
@@ -694,7 +696,7 @@ class ApiEmulator(ObjectStore):
             meta = obj["metadata"]
             if (meta.get("namespace") or "", meta["name"]) in self._store(info):
                 deleted.append(
-                    self._out(info, self._delete(info, meta.get("namespace"), meta["name"], None))
+                    self._wire(info, self._delete(info, meta.get("namespace"), meta["name"], None))
                 )
         return {
             "kind": f"{info.kind}List",
@@ -818,7 +820,7 @@ class ApiEmulator(ObjectStore):
         # No await between the snapshot/replay and the registration: nothing can slip between.
         if since is None or since == 0 or send_initial:
             for obj in self._select(info, namespace, label_selector, field_selector):
-                initial.append({"type": "ADDED", "object": self._out(info, obj)})
+                initial.append({"type": "ADDED", "object": self._wire(info, obj)})
         elif since < self._history_floor:
             expired = True
         else:
@@ -902,9 +904,8 @@ class ApiEmulator(ObjectStore):
             await self._send(response, self._event_json(info, event))
 
     def _event_json(self, info: ResourceInfo, event: WatchEvent) -> Obj:
-        obj = copy.deepcopy(event.object)
-        obj["apiVersion"] = info.api_version
-        return {"type": event.type, "object": obj}
+        # Events are never changed once made: serialise without copying.
+        return {"type": event.type, "object": self._wire(info, event.object)}
 
     def _bookmark(self, info: ResourceInfo, annotations: dict[str, str] | None = None) -> Obj:
         meta: Obj = {"resourceVersion": str(self._rv)}

@@ -25,6 +25,7 @@ from rollouts.sandbox.patches import PatchFailed, json_patch, merge_patch, strat
 from rollouts.sandbox.resources import ResourceInfo, ScaleInfo, builtin_resources
 from rollouts.sandbox.selectors import (
     FieldSelector,
+    LabelIndex,
     LabelSelector,
     dotted,
     get_path,
@@ -58,6 +59,8 @@ class ObjectStore:
         self._resources: dict[tuple[str, str, str], ResourceInfo] = {}
         self._builtin_keys: set[tuple[str, str]] = set()
         self._objects: dict[tuple[str, str], dict[tuple[str, str], Obj]] = {}
+        # Per resource: its objects by label (kept by _commit; read by _select).
+        self._label_indexes: dict[tuple[str, str], LabelIndex] = {}
         self._rv = 0
         self._history: collections.deque[HistoryItem] = collections.deque()
         self._history_floor = 0  # the newest rv evicted from the history window
@@ -145,9 +148,19 @@ class ObjectStore:
     # ----------------------------------------------------------------- store primitives
 
     def _out(self, info: ResourceInfo, obj: Obj) -> Obj:
+        """A copy of a stored object for in-process callers, who may change what they get."""
         out = copy.deepcopy(obj)
         out["apiVersion"] = info.api_version
         return out
+
+    @staticmethod
+    def _wire(info: ResourceInfo, obj: Obj) -> Obj:
+        """A stored object as served, for a body serialised at once: only the top level is
+        new (stored objects are replaced on write, never changed in place)."""
+        return {**obj, "apiVersion": info.api_version}
+
+    def _label_index(self, info: ResourceInfo) -> LabelIndex:
+        return self._label_indexes.setdefault(info.key, LabelIndex())
 
     def _select(
         self,
@@ -156,12 +169,22 @@ class ObjectStore:
         label_selector: str | None,
         field_selector: str | None,
     ) -> list[Obj]:
+        """Stored objects matching, in (namespace, name) order. Only the candidates of the
+        label index (and of a `metadata.name=` field term) are looked at."""
         labels = LabelSelector.parse(label_selector)
         fields = FieldSelector.parse(field_selector)
+        store = self._store(info)
+        keys = self._label_index(info).candidates(labels)
+        name = fields.pinned_name()
+        if name is not None and namespace is not None:
+            pinned = {(namespace, name)}
+            keys = pinned if keys is None else keys & pinned
+        candidates = store.keys() if keys is None else [k for k in keys if k in store]
         out = []
-        for (ns, _), obj in sorted(self._store(info).items()):
-            if namespace is not None and ns != namespace:
+        for key in sorted(candidates):
+            if namespace is not None and key[0] != namespace:
                 continue
+            obj = store[key]
             if labels.matches(obj["metadata"].get("labels")) and fields.matches(obj):
                 out.append(obj)
         return out
@@ -180,10 +203,14 @@ class ObjectStore:
         meta = obj["metadata"]
         key = (meta.get("namespace") or "", meta["name"])
         store = self._store(info)
+        previous = store.get(key)
         if kind == "DELETED":
             store.pop(key, None)
         else:
             store[key] = obj
+        self._label_index(info).replace(
+            key, previous["metadata"].get("labels") if previous is not None else None,
+            obj["metadata"].get("labels") if kind != "DELETED" else None)
         event = WatchEvent(kind, copy.deepcopy(obj), copy.deepcopy(old) if old else None, self._rv)
         self._history.append(HistoryItem(self._rv, info.key, event))
         while len(self._history) > self.history_size:
