@@ -110,7 +110,6 @@ class AiohttpSession:
                     and not self._connection.token):
                 auth = aiohttp.BasicAuth(self._connection.username, self._connection.password)
             self._session = aiohttp.ClientSession(
-                base_url=self._connection.host,
                 connector=aiohttp.TCPConnector(
                     limit=self._connections + STREAM_HEADROOM,
                     ssl=tls if isinstance(tls, ssl.SSLContext) else False,
@@ -124,11 +123,17 @@ class AiohttpSession:
             )
         return self._session
 
+    def _url(self, path: str) -> str:
+        # Not aiohttp's base_url: a server URL may carry a path (an API proxy's prefix),
+        # which an absolute request path would replace.
+        return self._connection.host.rstrip("/") + path
+
     async def send(self, method: str, path: str, *, params: Mapping[str, str],
                    content: bytes | None, headers: Mapping[str, str]) -> Reply:
         session = self._open()
         try:
-            async with session.request(method, path, params=params or None, data=content,
+            async with session.request(method, self._url(path), params=params or None,
+                                       data=content,
                                        headers=headers) as response:
                 body = await response.read()
                 return Reply(response.status, response.reason or "", body)
@@ -143,7 +148,7 @@ class AiohttpSession:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self._timeout,
                                         sock_read=read_timeout)
         try:
-            async with session.get(path, params=params, headers=headers,
+            async with session.get(self._url(path), params=params, headers=headers,
                                    timeout=timeout) as response:
                 yield Stream(response.status, response.reason or "",
                              _translated(_lines(response.content)), response.read)
