@@ -1,11 +1,14 @@
 """Drive N canary Rollouts through a full canary on the sandbox and print what it cost.
 
-    python bench/run_canaries.py                  # 100 Rollouts
+    python bench/run_canaries.py                  # 100 Rollouts, over HTTPS
     python bench/run_canaries.py --rollouts 1000 --json
+    python bench/run_canaries.py --plain-http     # the emulator without TLS
 
 The sandbox (API emulator + kubelet simulator) runs in this process; the controller is the
 real `rollouts controller` in a subprocess, so that its CPU time and peak RSS can be read from
-/proc/<pid>/stat and /proc/<pid>/status. N Rollouts (each with its own canary and stable
+/proc/<pid>/stat and /proc/<pid>/status, apart from the sandbox's. The emulator serves HTTPS
+by default, with a CA made at start and written into the kubeconfig the controller reads (as
+a cluster's API server; TLS is a large share of a client's cost per request). N Rollouts (each with its own canary and stable
 Service unless --no-services) are created and left to become Healthy; then the image of all
 of them is changed at once and every Rollout goes through
 
@@ -26,9 +29,10 @@ What is printed (see docs/benchmarks.md for recorded runs):
 * API requests per Rollout per step: every HTTP request the emulator served between the image
   change and the end of the canary (all Healthy, no more writes for a second), divided by
   N x steps, by verb and resource.
-* controller CPU seconds (user + sys) for the canary and since start, its peak RSS (VmHWM),
-  the CPU of this process (emulator + kubelet + recorder) and the requests and CPU of an idle
-  period after the canary (a quiet Rollout should cost nothing).
+* controller CPU seconds (user + sys) for the canary and since start, and per step
+  transition (canary CPU / (N x steps)), its peak RSS (VmHWM), the CPU of this process
+  (emulator + kubelet + recorder, also per step transition) and the requests and CPU of an
+  idle period after the canary (a quiet Rollout should cost nothing).
 
 Times come from one clock (time.time() in this process) and are stamped when the in-process
 watch of this script receives the write, a few milliseconds at most after the emulator
