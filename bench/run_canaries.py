@@ -8,9 +8,11 @@ The sandbox (API emulator + kubelet simulator) runs in this process; the control
 real `rollouts controller` in a subprocess, so that its CPU time and peak RSS can be read from
 /proc/<pid>/stat and /proc/<pid>/status, apart from the sandbox's. The emulator serves HTTPS
 by default, with a CA made at start and written into the kubeconfig the controller reads (as
-a cluster's API server; TLS is a large share of a client's cost per request). N Rollouts (each with its own canary and stable
-Service unless --no-services) are created and left to become Healthy; then the image of all
-of them is changed at once and every Rollout goes through
+a cluster's API server; TLS is a large share of a client's cost per request).
+
+N Rollouts (each with its own canary and stable Service unless --no-services) are created
+and left to become Healthy; then the image of all of them is changed at once and every
+Rollout goes through
 
     setWeight 50 -> pause {duration: P} -> setWeight 100 -> pause {duration: P} -> promoted
 
