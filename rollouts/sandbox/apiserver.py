@@ -635,14 +635,14 @@ class ApiEmulator(ObjectStore):
             self._history_floor,
             dict(self._resources),
         )
-        indexes = copy.deepcopy(self._label_indexes)
+        indexes = copy.deepcopy(self._indexes)
         watchers = self._watchers
         self._watchers = collections.defaultdict(set)
         try:
             result = self._out(info, fn()) if fn is not None else {}
         finally:
             (self._objects, self._rv, self._history, self._history_floor, self._resources) = saved
-            self._label_indexes = indexes
+            self._indexes = indexes
             self._watchers = watchers
         return result
 

@@ -21,11 +21,11 @@ from typing import Any
 
 from rollouts.sandbox import apierrors, schema
 from rollouts.sandbox.apierrors import ApiError, FieldError, GoLiteral
+from rollouts.sandbox.indexes import StoreIndexes
 from rollouts.sandbox.patches import PatchFailed, json_patch, merge_patch, strategic_merge_patch
 from rollouts.sandbox.resources import ResourceInfo, ScaleInfo, builtin_resources
 from rollouts.sandbox.selectors import (
     FieldSelector,
-    LabelIndex,
     LabelSelector,
     dotted,
     get_path,
@@ -59,8 +59,8 @@ class ObjectStore:
         self._resources: dict[tuple[str, str, str], ResourceInfo] = {}
         self._builtin_keys: set[tuple[str, str]] = set()
         self._objects: dict[tuple[str, str], dict[tuple[str, str], Obj]] = {}
-        # Per resource: its objects by label (kept by _commit; read by _select).
-        self._label_indexes: dict[tuple[str, str], LabelIndex] = {}
+        # Objects by label, uid and owner (kept by _commit; read by _select and the GC).
+        self._indexes = StoreIndexes()
         self._rv = 0
         self._history: collections.deque[HistoryItem] = collections.deque()
         self._history_floor = 0  # the newest rv evicted from the history window
@@ -159,9 +159,6 @@ class ObjectStore:
         new (stored objects are replaced on write, never changed in place)."""
         return {**obj, "apiVersion": info.api_version}
 
-    def _label_index(self, info: ResourceInfo) -> LabelIndex:
-        return self._label_indexes.setdefault(info.key, LabelIndex())
-
     def _select(
         self,
         info: ResourceInfo,
@@ -174,7 +171,7 @@ class ObjectStore:
         labels = LabelSelector.parse(label_selector)
         fields = FieldSelector.parse(field_selector)
         store = self._store(info)
-        keys = self._label_index(info).candidates(labels)
+        keys = self._indexes.label_index(info.key).candidates(labels)
         name = fields.pinned_name()
         if name is not None and namespace is not None:
             pinned = {(namespace, name)}
@@ -208,9 +205,7 @@ class ObjectStore:
             store.pop(key, None)
         else:
             store[key] = obj
-        self._label_index(info).replace(
-            key, previous["metadata"].get("labels") if previous is not None else None,
-            obj["metadata"].get("labels") if kind != "DELETED" else None)
+        self._indexes.record(info.key, key, previous, obj if kind != "DELETED" else None)
         event = WatchEvent(kind, copy.deepcopy(obj), copy.deepcopy(old) if old else None, self._rv)
         self._history.append(HistoryItem(self._rv, info.key, event))
         while len(self._history) > self.history_size:
@@ -634,37 +629,23 @@ class ObjectStore:
 
     def _collect_dependents(self, owner_uid: str, *, orphan: bool) -> None:
         """Background garbage collection: dependents whose last owner is gone go too."""
-        live_uids = {
-            o["metadata"]["uid"] for store in self._objects.values() for o in store.values()
-        }
-        for key, store in list(self._objects.items()):
-            info = self._any_info(key)
-            if info is None:
+        for resource, key in sorted(self._indexes.dependents.get(owner_uid, ())):
+            info = self._any_info(resource)
+            current = self._objects.get(resource, {}).get(key)
+            if info is None or current is None:
                 continue
-            for obj in list(store.values()):
-                refs = obj["metadata"].get("ownerReferences") or []
-                if not any(r.get("uid") == owner_uid for r in refs):
-                    continue
-                remaining = [r for r in refs if r.get("uid") != owner_uid]
-                current = store.get(
-                    (obj["metadata"].get("namespace") or "", obj["metadata"]["name"])
-                )
-                if current is None:
-                    continue
-                if not orphan and not any(r.get("uid") in live_uids for r in remaining):
-                    self._delete(
-                        info,
-                        current["metadata"].get("namespace"),
-                        current["metadata"]["name"],
-                        None,
-                    )
+            refs = current["metadata"].get("ownerReferences") or []
+            remaining = [r for r in refs if r.get("uid") != owner_uid]
+            if not orphan and not any(r.get("uid") in self._indexes.uids for r in remaining):
+                self._delete(info, current["metadata"].get("namespace"),
+                             current["metadata"]["name"], None)
+            else:
+                new = copy.deepcopy(current)
+                if remaining:
+                    new["metadata"]["ownerReferences"] = remaining
                 else:
-                    new = copy.deepcopy(current)
-                    if remaining:
-                        new["metadata"]["ownerReferences"] = remaining
-                    else:
-                        new["metadata"].pop("ownerReferences", None)
-                    self._commit(info, "MODIFIED", new, current)
+                    new["metadata"].pop("ownerReferences", None)
+                self._commit(info, "MODIFIED", new, current)
 
     def _delete_namespace(self, info: ResourceInfo, old: Obj) -> Obj:
         name = old["metadata"]["name"]

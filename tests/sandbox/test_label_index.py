@@ -54,3 +54,21 @@ def test_lists_by_label_follow_relabels_and_deletes() -> None:
     assert (names("app=b"), names("app"), names("!app")) == (["a1"], ["a1", "a2"], [])
     assert api.list_objects("", "v1", "configmaps", "default",
                             field_selector="metadata.name=a2")[0]["metadata"]["name"] == "a2"
+
+
+def test_garbage_collection_follows_the_owner_index() -> None:
+    api = ApiEmulator()
+    owners = [api.create_object("", "v1", "configmaps", "default", {"metadata": {"name": n}})
+              for n in ("a", "b")]
+    refs = [{"apiVersion": "v1", "kind": "ConfigMap", "name": o["metadata"]["name"],
+             "uid": o["metadata"]["uid"]} for o in owners]
+    api.create_object("", "v1", "secrets", "default",
+                      {"metadata": {"name": "both", "ownerReferences": refs}})
+    api.create_object("", "v1", "secrets", "default",
+                      {"metadata": {"name": "only-a", "ownerReferences": refs[:1]}})
+    api.delete_object("", "v1", "configmaps", "default", "a")
+    left = {s["metadata"]["name"]: s for s in api.list_objects("", "v1", "secrets", "default")}
+    assert list(left) == ["both"]  # its other owner lives: only the reference goes
+    assert [r["name"] for r in left["both"]["metadata"]["ownerReferences"]] == ["b"]
+    api.delete_object("", "v1", "configmaps", "default", "b")
+    assert api.list_objects("", "v1", "secrets", "default") == []
