@@ -117,9 +117,8 @@ class AiohttpSession:
                 headers=ACCEPT_JSON,
                 auth=auth,
                 timeout=aiohttp.ClientTimeout(total=self._timeout),
-                # JSON and nothing else: no cookies, no compression negotiated.
+                # An API server sets no cookies worth keeping.
                 cookie_jar=aiohttp.DummyCookieJar(),
-                auto_decompress=False,
             )
         return self._session
 
