@@ -1,5 +1,6 @@
 """KubeClient over both HTTP libraries against a small aiohttp server: a server URL with a
-path prefix (API proxies), error statuses, and watch lines longer than aiohttp's line cap."""
+path prefix (API proxies), compressed answers, error statuses, and watch lines longer than
+aiohttp's line cap."""
 
 from __future__ import annotations
 
@@ -19,8 +20,10 @@ BIG = "x" * 300_000  # one watch event of ~300 KB: more than aiohttp's 128 KiB l
 
 async def _get(request: web.Request) -> web.StreamResponse:
     if request.query.get("watch") != "true":
-        return web.json_response({"metadata": {"name": "a"},
-                                  "auth": request.headers.get("Authorization")})
+        answer = web.json_response({"metadata": {"name": "a"},
+                                    "auth": request.headers.get("Authorization")})
+        answer.enable_compression()  # gzip when asked, as kube-apiserver does large answers
+        return answer
     response = web.StreamResponse()
     await response.prepare(request)
     for data in ({"v": BIG}, {"v": "small"}):
