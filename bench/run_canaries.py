@@ -1,13 +1,18 @@
 """Drive N canary Rollouts through a full canary on the sandbox and print what it cost.
 
-    python bench/run_canaries.py                  # 100 Rollouts
+    python bench/run_canaries.py                  # 100 Rollouts, over HTTPS
     python bench/run_canaries.py --rollouts 1000 --json
+    python bench/run_canaries.py --plain-http     # the emulator without TLS
 
 The sandbox (API emulator + kubelet simulator) runs in this process; the controller is the
 real `rollouts controller` in a subprocess, so that its CPU time and peak RSS can be read from
-/proc/<pid>/stat and /proc/<pid>/status. N Rollouts (each with its own canary and stable
-Service unless --no-services) are created and left to become Healthy; then the image of all
-of them is changed at once and every Rollout goes through
+/proc/<pid>/stat and /proc/<pid>/status, apart from the sandbox's. The emulator serves HTTPS
+by default, with a CA made at start and written into the kubeconfig the controller reads (as
+a cluster's API server; TLS is a large share of a client's cost per request).
+
+N Rollouts (each with its own canary and stable Service unless --no-services) are created
+and left to become Healthy; then the image of all of them is changed at once and every
+Rollout goes through
 
     setWeight 50 -> pause {duration: P} -> setWeight 100 -> pause {duration: P} -> promoted
 
@@ -26,9 +31,10 @@ What is printed (see docs/benchmarks.md for recorded runs):
 * API requests per Rollout per step: every HTTP request the emulator served between the image
   change and the end of the canary (all Healthy, no more writes for a second), divided by
   N x steps, by verb and resource.
-* controller CPU seconds (user + sys) for the canary and since start, its peak RSS (VmHWM),
-  the CPU of this process (emulator + kubelet + recorder) and the requests and CPU of an idle
-  period after the canary (a quiet Rollout should cost nothing).
+* controller CPU seconds (user + sys) for the canary and since start, and per step
+  transition (canary CPU / (N x steps)), its peak RSS (VmHWM), the CPU of this process
+  (emulator + kubelet + recorder, also per step transition) and the requests and CPU of an
+  idle period after the canary (a quiet Rollout should cost nothing).
 
 Times come from one clock (time.time() in this process) and are stamped when the in-process
 watch of this script receives the write, a few milliseconds at most after the emulator
@@ -420,7 +426,7 @@ def requests_table(counter: collections.Counter[tuple[str, str]],
 def run(args: argparse.Namespace) -> dict[str, Any]:
     n, steps = args.rollouts, len(STEP_KINDS)
     started = time.time()
-    with Sandbox(ready_delay=args.ready_delay) as sandbox:
+    with Sandbox(ready_delay=args.ready_delay, tls=not args.plain_http) as sandbox:
         emulator = sandbox.emulator
         if args.bookmark_interval is not None:
             emulator.bookmark_interval = args.bookmark_interval
@@ -513,6 +519,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "services": not args.no_services,
         "ready_delay": args.ready_delay,
         "pause": args.pause,
+        "tls": not args.plain_http,
         "cpus": os.cpu_count(),
         "python": sys.version.split()[0],
         "wall": {
@@ -543,6 +550,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "cpu_canary": cpu_after.cpu - cpu_before.cpu,
             "cpu_canary_user": cpu_after.user - cpu_before.user,
             "cpu_canary_system": cpu_after.system - cpu_before.system,
+            "cpu_ms_per_step": (cpu_after.cpu - cpu_before.cpu) * 1000 / per,
             "cpu_setup": cpu_before.cpu,
             "cpu_total": final.cpu,
             "peak_rss_mib": final.hwm_kib / 1024,
@@ -550,6 +558,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         },
         "sandbox_process": {
             "cpu_canary": self_after.cpu - self_before.cpu,
+            "cpu_ms_per_step": (self_after.cpu - self_before.cpu) * 1000 / per,
             "peak_rss_mib": self_after.hwm_kib / 1024,
         },
         "idle": {
@@ -566,7 +575,8 @@ def report(result: dict[str, Any]) -> str:
     lines = [
         f"{result['rollouts']} Rollouts x {result['steps']} steps (replicas {result['replicas']}, "
         f"services {'yes' if result['services'] else 'no'}, ready delay "
-        f"{result['ready_delay']}s, pauses {result['pause']}s), {result['cpus']} CPUs, "
+        f"{result['ready_delay']}s, pauses {result['pause']}s, "
+        f"{'HTTPS' if result['tls'] else 'plain HTTP'}), {result['cpus']} CPUs, "
         f"Python {result['python']}",
         f"setup: created in {wall['create']:.1f}s, all Healthy at revision 1 after "
         f"{wall['setup']:.1f}s ({result['setup_requests']} requests)",
@@ -602,12 +612,13 @@ def report(result: dict[str, Any]) -> str:
     lines += [
         "",
         f"controller CPU: canary {ctl['cpu_canary']:.2f}s (user {ctl['cpu_canary_user']:.2f}, "
-        f"sys {ctl['cpu_canary_system']:.2f}); setup {ctl['cpu_setup']:.2f}s; "
-        f"total {ctl['cpu_total']:.2f}s",
+        f"sys {ctl['cpu_canary_system']:.2f}) = {ctl['cpu_ms_per_step']:.1f} ms per step "
+        f"transition; setup {ctl['cpu_setup']:.2f}s; total {ctl['cpu_total']:.2f}s",
         f"controller memory: peak RSS {ctl['peak_rss_mib']:.0f} MiB (at end "
         f"{ctl['rss_end_mib']:.0f} MiB)",
         f"sandbox process (emulator + kubelet + recorder): canary CPU "
-        f"{result['sandbox_process']['cpu_canary']:.2f}s, peak RSS "
+        f"{result['sandbox_process']['cpu_canary']:.2f}s = "
+        f"{result['sandbox_process']['cpu_ms_per_step']:.1f} ms per step transition, peak RSS "
         f"{result['sandbox_process']['peak_rss_mib']:.0f} MiB",
         f"idle {idle['seconds']:.1f}s after: {idle['requests']} requests, controller CPU "
         f"{idle['controller_cpu']:.2f}s",
@@ -632,6 +643,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--bookmark-interval", type=float, default=None,
                         help="seconds between the emulator's watch bookmarks (its default: 5); "
                              "see docs/benchmarks.md")
+    parser.add_argument("--plain-http", action="store_true",
+                        help="serve the emulator over plain HTTP (default: HTTPS with a CA "
+                             "made at start, as a cluster's API server)")
     parser.add_argument("--json", action="store_true", help="print JSON only")
     args = parser.parse_args(argv)
     if args.rollouts < 1 or args.replicas < 1 or args.pause < 1:

@@ -64,7 +64,8 @@ class Globals:
     def client(self) -> KubeClient:
         from rollouts.kube.client import KubeClient
 
-        return KubeClient(self.connection(), transport=self.transport)
+        # httpx: a few requests per command, a faster start than aiohttp's import.
+        return KubeClient(self.connection(), http="httpx", transport=self.transport)
 
     def unreachable(self, exc: BaseException) -> str:
         """The one line for a request that never reached the server: which server, which

@@ -1,9 +1,13 @@
-"""A thin async Kubernetes API client on httpx.
+"""A thin async Kubernetes API client.
 
 Only what the controller and the CLI need: get, list, create, merge/JSON patch, replace,
 delete and watch on any resource addressed by (group, version, plural). Error statuses
 become `rollouts.errors` exceptions; nothing is retried here (a 409 is a signal to observe
 again, decided by the caller). Requests are counted per verb for the benchmarks.
+
+The bytes travel over aiohttp by default (the controller) or httpx (`http="httpx"`: the CLI,
+and tests that pass an `httpx.MockTransport`); see `rollouts.kube.sessions` for why.
+Transport failures raise httpx's exception types either way.
 """
 
 from __future__ import annotations
@@ -12,13 +16,14 @@ import asyncio
 import json
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
 from rollouts.errors import ConflictError, ForbiddenError, KubeError, NotFoundError
 from rollouts.kube import config as kubeconfig
 from rollouts.kube.config import Connection
+from rollouts.kube.sessions import AiohttpSession, HttpSession, HttpxSession
 
 Body = dict[str, Any]
 
@@ -55,28 +60,31 @@ def kind_resource(api_version: str, kind: str) -> tuple[str, str, str]:
     return group, version, lower + ("es" if lower.endswith("s") else "s")
 
 
-def raise_for_status(response: httpx.Response, body: Any = None) -> None:
-    """Map an error response to ConflictError / NotFoundError / ForbiddenError / KubeError."""
-    if response.status_code < 400:
+_ERRORS: dict[int, type[KubeError]] = {
+    409: ConflictError,
+    404: NotFoundError,
+    403: ForbiddenError,
+}
+
+
+def raise_for_status(status: int, reason_phrase: str, raw: bytes, body: Any = None) -> None:
+    """Map an error answer to ConflictError / NotFoundError / ForbiddenError / KubeError, with
+    the Status object's reason and message when the body is one."""
+    if status < 400:
         return
-    if body is None:
+    if body is None and raw:
         try:
-            body = response.json()
+            body = json.loads(raw)
         except ValueError:
             body = None
     reason = ""
-    message = response.reason_phrase or ""
+    message = reason_phrase
     if isinstance(body, dict):
         reason = str(body.get("reason") or "")
         message = str(body.get("message") or message)
-    elif response.text:
-        message = response.text[:500]
-    error: type[KubeError] = {
-        409: ConflictError,
-        404: NotFoundError,
-        403: ForbiddenError,
-    }.get(response.status_code, KubeError)
-    raise error(response.status_code, reason or response.reason_phrase or "", message)
+    elif raw:
+        message = raw[:500].decode(errors="replace")
+    raise _ERRORS.get(status, KubeError)(status, reason or reason_phrase, message)
 
 
 class KubeClient:
@@ -86,33 +94,31 @@ class KubeClient:
         self,
         connection: Connection,
         *,
+        http: Literal["aiohttp", "httpx"] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float = 30.0,
-        max_in_flight: int = 32,
+        max_in_flight: int = 4,
         on_response: Callable[[str, int | None], None] | None = None,
     ) -> None:
+        """`http`: the library under the requests (default aiohttp; httpx when a
+        `transport` is given). `max_in_flight`: requests sent at once, over as many
+        keep-alive connections; 4 measured best (docs/benchmarks.md, "The API client")."""
         self.connection = connection
         # Told (verb, HTTP status or None when no response came) after each request: metrics.
         self._on_response = on_response
-        # Requests wait here, in arrival order, rather than in httpx's connection pool: with
-        # a thousand Rollouts reconciling at once the pool's own queue degrades badly (its
-        # assignment pass is quadratic in the backlog) and its wait counts against the
-        # request timeout, so requests failed without ever being sent.
+        # Requests wait here, in arrival order, rather than in the library's connection pool:
+        # with a thousand Rollouts reconciling at once httpcore's own queue degraded badly
+        # (its assignment pass is quadratic in the backlog), and a pool's wait counts against
+        # the request timeout, so requests failed without ever being sent.
         self._in_flight = asyncio.Semaphore(max_in_flight)
-        verify = connection.tls()
-        auth: httpx.Auth | None = None
-        if connection.username and connection.password and not connection.token:
-            auth = httpx.BasicAuth(connection.username, connection.password)
-        self._http = httpx.AsyncClient(
-            base_url=connection.host,
-            verify=verify,
-            auth=auth,
-            timeout=timeout,
-            transport=transport,
-            headers={"Accept": "application/json"},
-            limits=httpx.Limits(max_connections=max_in_flight + 16,
-                                max_keepalive_connections=max_in_flight),
-        )
+        self._http: HttpSession
+        if http == "httpx" or (http is None and transport is not None):
+            self._http = HttpxSession(connection, timeout=timeout, connections=max_in_flight,
+                                      transport=transport)
+        elif transport is not None:
+            raise ValueError("an httpx transport needs http='httpx'")
+        else:
+            self._http = AiohttpSession(connection, timeout=timeout, connections=max_in_flight)
         # Requests sent, per verb (get, list, create, patch, update, delete, watch).
         self.request_counts: Counter[str] = Counter()
 
@@ -127,7 +133,7 @@ class KubeClient:
         return self.connection.default_namespace or "default"
 
     async def close(self) -> None:
-        await self._http.aclose()
+        await self._http.close()
 
     async def __aenter__(self) -> KubeClient:
         return self
@@ -162,22 +168,18 @@ class KubeClient:
             content_type = "application/json"
         async with self._in_flight:
             try:
-                response = await self._http.request(
-                    method,
-                    path,
-                    params=dict(params or {}),
-                    content=content,
-                    headers=self._headers(content_type),
-                )
+                reply = await self._http.send(method, path, params=params or {},
+                                              content=content,
+                                              headers=self._headers(content_type))
             except httpx.TransportError:
                 self._observe(verb, None)
                 raise
-        self._observe(verb, response.status_code)
+        self._observe(verb, reply.status)
         try:
-            payload = response.json() if response.content else None
+            payload = json.loads(reply.body) if reply.body else None
         except ValueError:
             payload = None
-        raise_for_status(response, payload)
+        raise_for_status(reply.status, reply.reason, reply.body, payload)
         return payload
 
     def _observe(self, verb: str, code: int | None) -> None:
@@ -356,20 +358,14 @@ class KubeClient:
             params["timeoutSeconds"] = str(max(1, int(timeout)))
         path = resource_path(group, version, plural, namespace)
         self.request_counts["watch"] += 1
-        request_timeout = httpx.Timeout(
-            connect=self._http.timeout.connect,
-            read=None if timeout is None else timeout + 5.0,
-            write=self._http.timeout.write,
-            pool=self._http.timeout.pool,
-        )
         async with self._http.stream(
-            "GET", path, params=params, headers=self._headers(), timeout=request_timeout
+            path, params=params, headers=self._headers(),
+            read_timeout=None if timeout is None else timeout + 5.0,
         ) as response:
-            self._observe("watch", response.status_code)
-            if response.status_code >= 400:
-                await response.aread()
-                raise_for_status(response)
-            async for line in response.aiter_lines():
+            self._observe("watch", response.status)
+            if response.status >= 400:
+                raise_for_status(response.status, response.reason, await response.read())
+            async for line in response.lines:
                 if not line.strip():
                     continue
                 event = json.loads(line)
@@ -377,7 +373,6 @@ class KubeClient:
                 obj = event.get("object") or {}
                 if kind == "ERROR":
                     code = int(obj.get("code") or 500)
-                    raise {409: ConflictError, 404: NotFoundError, 403: ForbiddenError}.get(
-                        code, KubeError
-                    )(code, str(obj.get("reason") or ""), str(obj.get("message") or ""))
+                    raise _ERRORS.get(code, KubeError)(
+                        code, str(obj.get("reason") or ""), str(obj.get("message") or ""))
                 yield kind, obj

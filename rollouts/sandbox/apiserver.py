@@ -78,6 +78,7 @@ from aiohttp import web
 
 from rollouts.sandbox import apierrors, eviction, managedfields, openapi, rbac, tables
 from rollouts.sandbox.apierrors import ApiError
+from rollouts.sandbox.certs import ServingCertificate, serving_certificate
 from rollouts.sandbox.resources import ResourceInfo
 from rollouts.sandbox.selectors import (
     FieldSelector,
@@ -147,10 +148,14 @@ class ApiEmulator(ObjectStore):
         bookmark_interval: float = 5.0,
         clock: Callable[[], dt.datetime] | None = None,
         namespaces: Iterable[str] = ("default", "kube-system", "kube-public"),
+        tls: bool = False,
     ) -> None:
         super().__init__(history_size=history_size, clock=clock, namespaces=namespaces)
         self.host = host
         self.port = port
+        # HTTPS with a CA made at start and written into the kubeconfig (as a cluster's).
+        self.tls = tls
+        self.certificate: ServingCertificate | None = None
         self.bookmark_interval = bookmark_interval
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -181,7 +186,10 @@ class ApiEmulator(ObjectStore):
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
+        if self.tls and self.certificate is None:
+            self.certificate = serving_certificate(self.host)
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=(
+            self.certificate.server_context if self.certificate is not None else None))
         await site.start()
         server = site._server
         sockets = getattr(server, "sockets", None) or []
@@ -209,7 +217,7 @@ class ApiEmulator(ObjectStore):
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     def reset_counters(self) -> None:
         self.requests_total = 0
@@ -221,12 +229,16 @@ class ApiEmulator(ObjectStore):
 
     def write_kubeconfig(self, path: pathlib.Path, namespace: str = "default",
                          token: str = "sandbox-token") -> pathlib.Path:
-        """A kubeconfig with context ``sandbox``: plain http, a bearer token (by default a
-        dummy one that acts as the cluster's administrator)."""
+        """A kubeconfig with context ``sandbox``: the server (with its CA when it speaks
+        HTTPS), a bearer token (by default a dummy one that acts as the cluster's
+        administrator)."""
+        cluster: Obj = {"server": self.url}
+        if self.certificate is not None:
+            cluster["certificate-authority-data"] = self.certificate.ca_data
         config = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "sandbox", "cluster": {"server": self.url}}],
+            "clusters": [{"name": "sandbox", "cluster": cluster}],
             "users": [{"name": "sandbox", "user": {"token": token}}],
             "contexts": [
                 {
@@ -590,7 +602,7 @@ class ApiEmulator(ObjectStore):
             obj = self._current(info, namespace, name)
             if sub == "scale":
                 return web.json_response(self._scale_object(info, obj))
-            return self._respond(request, info, self._out(info, obj))
+            return self._respond(request, info, self._wire(info, obj))
         if method == "POST":
             self._count("create", resource)
             if sub == "eviction" and namespace is not None and name is not None:
@@ -606,8 +618,8 @@ class ApiEmulator(ObjectStore):
                     status=201
                 )
             return web.json_response(
-                self._out(info, self._create(info, namespace, body, strict=strict,
-                                             writer=writer)), status=201
+                self._wire(info, self._create(info, namespace, body, strict=strict,
+                                              writer=writer)), status=201
             )
         if method in ("PUT", "PATCH", "DELETE") and name is None:
             if method == "DELETE":
@@ -626,7 +638,7 @@ class ApiEmulator(ObjectStore):
                                        writer=writer)
             if sub == "scale":
                 return web.json_response(result)
-            return web.json_response(self._out(info, result))
+            return web.json_response(self._wire(info, result))
         if method == "PATCH":
             self._count("patch", resource)
             patch = await self._body(request, yaml_ok="apply-patch+yaml" in ctype)
@@ -640,7 +652,7 @@ class ApiEmulator(ObjectStore):
             if sub == "scale":
                 return web.json_response(result)
             # An apply that creates answers 201, as a create does.
-            return web.json_response(self._out(info, result), status=200 if existed else 201)
+            return web.json_response(self._wire(info, result), status=200 if existed else 201)
         if method == "DELETE":
             self._count("delete", resource)
             options = await self._body(request, optional=True) or {}
@@ -651,7 +663,7 @@ class ApiEmulator(ObjectStore):
                 return web.json_response(
                     self._dry(lambda: self._delete(info, namespace, name, options), info)
                 )
-            return web.json_response(self._out(info, self._delete(info, namespace, name, options)))
+            return web.json_response(self._wire(info, self._delete(info, namespace, name, options)))
         raise apierrors.generic(405)
 
     def _dry(self, fn: Callable[[], Obj], info: ResourceInfo) -> Obj:
@@ -663,12 +675,14 @@ class ApiEmulator(ObjectStore):
             self._history_floor,
             dict(self._resources),
         )
+        indexes = copy.deepcopy(self._indexes)
         watchers = self._watchers
         self._watchers = collections.defaultdict(set)
         try:
             result = self._out(info, fn()) if fn is not None else {}
         finally:
             (self._objects, self._rv, self._history, self._history_floor, self._resources) = saved
+            self._indexes = indexes
             self._watchers = watchers
         return result
 
@@ -710,7 +724,7 @@ class ApiEmulator(ObjectStore):
             "kind": f"{info.kind}List",
             "apiVersion": info.api_version,
             "metadata": meta,
-            "items": [self._out(info, o) for o in items],
+            "items": [self._wire(info, o) for o in items],
         }
 
     def _delete_collection(self, info: ResourceInfo, namespace: str | None, q: Any) -> Obj:
@@ -722,7 +736,7 @@ class ApiEmulator(ObjectStore):
             meta = obj["metadata"]
             if (meta.get("namespace") or "", meta["name"]) in self._store(info):
                 deleted.append(
-                    self._out(info, self._delete(info, meta.get("namespace"), meta["name"], None))
+                    self._wire(info, self._delete(info, meta.get("namespace"), meta["name"], None))
                 )
         return {
             "kind": f"{info.kind}List",
@@ -846,7 +860,7 @@ class ApiEmulator(ObjectStore):
         # No await between the snapshot/replay and the registration: nothing can slip between.
         if since is None or since == 0 or send_initial:
             for obj in self._select(info, namespace, label_selector, field_selector):
-                initial.append({"type": "ADDED", "object": self._out(info, obj)})
+                initial.append({"type": "ADDED", "object": self._wire(info, obj)})
         elif since < self._history_floor:
             expired = True
         else:
@@ -930,9 +944,8 @@ class ApiEmulator(ObjectStore):
             await self._send(response, self._event_json(info, event))
 
     def _event_json(self, info: ResourceInfo, event: WatchEvent) -> Obj:
-        obj = copy.deepcopy(event.object)
-        obj["apiVersion"] = info.api_version
-        return {"type": event.type, "object": obj}
+        # Events are never changed once made: serialise without copying.
+        return {"type": event.type, "object": self._wire(info, event.object)}
 
     def _bookmark(self, info: ResourceInfo, annotations: dict[str, str] | None = None) -> Obj:
         meta: Obj = {"resourceVersion": str(self._rv)}

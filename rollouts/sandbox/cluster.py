@@ -54,9 +54,10 @@ class Sandbox:
     def __init__(self, *, ready_delay: float = 0.2, namespace: str = "default",
                  workdir: pathlib.Path | None = None, requeue_floor: float = 0.2,
                  prometheus: bool = False, scrape_interval: float = 1.0,
-                 app_endpoints: int = 16) -> None:
+                 app_endpoints: int = 16, tls: bool = False) -> None:
         self.namespace = namespace
-        self.emulator = ApiEmulator()
+        # tls: the emulator serves HTTPS and the kubeconfig carries its CA (as a cluster's).
+        self.emulator = ApiEmulator(tls=tls)
         self.kubelet = KubeletSimulator(self.emulator, ready_delay=ready_delay,
                                         never_ready=never_ready_if_image_contains("crashloop"))
         # Deployments get pods too (a Rollout's workloadRef migrates from one).

@@ -18,6 +18,8 @@ value validations other than int-or-string, `uniqueItems`, list-type/map-type ch
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 from collections.abc import Callable, Mapping
 from typing import Any, Final
@@ -30,7 +32,11 @@ from rollouts.sandbox.apierrors import FieldError
 
 Obj = dict[str, Any]
 # Compiled CEL programs by rule text; owned by the emulator (one cache per instance).
-Programs = dict[str, Callable[[Any], Any]]
+# A compiled rule: its verdict on a value given as canonical JSON -- True, False, or the
+# evaluation error's text. Memoised: CEL is pure, and most writes (every status write, and
+# Rollouts made from one template) carry subtrees the rule has already judged.
+Programs = dict[str, Callable[[str], bool | str]]
+_VERDICTS_PER_RULE: Final = 4096
 
 _ROOT_META: Final = frozenset({"apiVersion", "kind", "metadata"})
 _CEL_REASONS: Final = {"FieldValueInvalid": "Invalid", "FieldValueForbidden": "Forbidden",
@@ -206,17 +212,32 @@ def _cel(value: Any, schema: Mapping[str, Any], path: str, checked: Checked,
             continue
         program = programs.get(text)
         if program is None:
-            env = celpy.Environment()
-            program = programs[text] = env.program(env.compile(text)).evaluate
+            program = programs[text] = _program(text)
         where = path
         if rule.get("fieldPath"):
             where = path + str(rule["fieldPath"])
         kind = _CEL_REASONS.get(str(rule.get("reason") or "FieldValueInvalid"), "Invalid")
-        try:
-            verdict = program({"self": json_to_cel(value)})
-        except Exception as e:  # celpy raises its own errors for a failed evaluation
-            checked.errors.append(FieldError("Invalid", where, f"{text}: {e}", json_type(value)))
+        verdict = program(json.dumps(value, sort_keys=True, separators=(",", ":"), default=str))
+        if isinstance(verdict, str):
+            checked.errors.append(FieldError("Invalid", where, f"{text}: {verdict}",
+                                             json_type(value)))
             continue
-        if isinstance(verdict, Exception) or not bool(verdict):
+        if not verdict:
             message = str(rule.get("message") or f"failed rule: {text}")
             checked.errors.append(FieldError(kind, where, message, json_type(value)))
+
+
+def _program(text: str) -> Callable[[str], bool | str]:
+    """Compile a rule into a memoised judge of canonical-JSON values."""
+    env = celpy.Environment()
+    evaluate = env.program(env.compile(text)).evaluate
+
+    @functools.lru_cache(maxsize=_VERDICTS_PER_RULE)
+    def judge(document: str) -> bool | str:
+        try:
+            verdict = evaluate({"self": json_to_cel(json.loads(document))})
+        except Exception as e:  # celpy raises its own errors for a failed evaluation
+            return str(e)
+        return not isinstance(verdict, Exception) and bool(verdict)
+
+    return judge

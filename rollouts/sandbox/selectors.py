@@ -109,6 +109,11 @@ class FieldSelector:
             reqs.append((tuple(m.group(1).split(".")), m.group(2) != "!=", m.group(3)))
         return cls(tuple(reqs))
 
+    def pinned_name(self) -> str | None:
+        """The name a `metadata.name=` term requires, if any (a get-like list or watch)."""
+        return next((value for path, equal, value in self.requirements
+                     if equal and path == ("metadata", "name")), None)
+
     def matches(self, obj: Obj) -> bool:
         for path, equal, value in self.requirements:
             actual = get_path(obj, path)
@@ -140,3 +145,56 @@ def set_path(obj: Obj, path: list[str], value: Any) -> None:
     for part in path[:-1]:
         obj = obj.setdefault(part, {})
     obj[path[-1]] = value
+
+
+Key = tuple[str, str]  # (namespace or "", name)
+
+
+class LabelIndex:
+    """The objects of one resource by label, so that a list or watch with a label selector
+    looks at the objects it may match instead of every object (the kubelet simulator lists
+    its ReplicaSet's pods at each change: a scan of every pod made that O(pods) per event)."""
+
+    def __init__(self) -> None:
+        self._by_pair: dict[tuple[str, str], set[Key]] = {}
+        self._by_label: dict[str, set[Key]] = {}
+
+    def replace(self, key: Key, old: dict[str, str] | None, new: dict[str, str] | None) -> None:
+        """Record that the object at `key` changed labels from `old` to `new` (None: absent)."""
+        old, new = old or {}, new or {}
+        for label, value in old.items():
+            if new.get(label) != value:
+                _discard(self._by_pair, (label, value), key)
+            if label not in new:
+                _discard(self._by_label, label, key)
+        for label, value in new.items():
+            if old.get(label) != value:
+                self._by_pair.setdefault((label, value), set()).add(key)
+            if label not in old:
+                self._by_label.setdefault(label, set()).add(key)
+
+    def candidates(self, selector: LabelSelector) -> set[Key] | None:
+        """A superset of the keys `selector` matches, or None when it requires no label
+        (only negative terms, or none): then every object is a candidate."""
+        found: set[Key] | None = None
+        for label, op, values in selector.requirements:
+            if op in ("=", "in"):
+                keys: set[Key] = set()
+                for value in values:
+                    keys |= self._by_pair.get((label, value), set())
+            elif op == "exists":
+                keys = self._by_label.get(label, set())
+            else:
+                continue
+            found = set(keys) if found is None else found & keys
+            if not found:
+                return found
+        return found
+
+
+def _discard(index: dict[Any, set[Key]], entry: Any, key: Key) -> None:
+    keys = index.get(entry)
+    if keys is not None:
+        keys.discard(key)
+        if not keys:
+            del index[entry]

@@ -22,6 +22,7 @@ from typing import Any
 
 from rollouts.sandbox import apierrors, managedfields, schema
 from rollouts.sandbox.apierrors import ApiError, FieldError, GoLiteral
+from rollouts.sandbox.indexes import StoreIndexes
 from rollouts.sandbox.managedfields import Writer
 from rollouts.sandbox.patches import PatchFailed, json_patch, merge_patch, strategic_merge_patch
 from rollouts.sandbox.resources import ResourceInfo, ScaleInfo, builtin_resources
@@ -62,6 +63,8 @@ class ObjectStore:
         self._resources: dict[tuple[str, str, str], ResourceInfo] = {}
         self._builtin_keys: set[tuple[str, str]] = set()
         self._objects: dict[tuple[str, str], dict[tuple[str, str], Obj]] = {}
+        # Objects by label, uid and owner (kept by _commit; read by _select and the GC).
+        self._indexes = StoreIndexes()
         self._rv = 0
         self._history: collections.deque[HistoryItem] = collections.deque()
         self._history_floor = 0  # the newest rv evicted from the history window
@@ -149,9 +152,16 @@ class ObjectStore:
     # ----------------------------------------------------------------- store primitives
 
     def _out(self, info: ResourceInfo, obj: Obj) -> Obj:
+        """A copy of a stored object for in-process callers, who may change what they get."""
         out = copy.deepcopy(obj)
         out["apiVersion"] = info.api_version
         return out
+
+    @staticmethod
+    def _wire(info: ResourceInfo, obj: Obj) -> Obj:
+        """A stored object as served, for a body serialised at once: only the top level is
+        new (stored objects are replaced on write, never changed in place)."""
+        return {**obj, "apiVersion": info.api_version}
 
     def _select(
         self,
@@ -160,12 +170,22 @@ class ObjectStore:
         label_selector: str | None,
         field_selector: str | None,
     ) -> list[Obj]:
+        """Stored objects matching, in (namespace, name) order. Only the candidates of the
+        label index (and of a `metadata.name=` field term) are looked at."""
         labels = LabelSelector.parse(label_selector)
         fields = FieldSelector.parse(field_selector)
+        store = self._store(info)
+        keys = self._indexes.label_index(info.key).candidates(labels)
+        name = fields.pinned_name()
+        if name is not None and namespace is not None:
+            pinned = {(namespace, name)}
+            keys = pinned if keys is None else keys & pinned
+        candidates = store.keys() if keys is None else [k for k in keys if k in store]
         out = []
-        for (ns, _), obj in sorted(self._store(info).items()):
-            if namespace is not None and ns != namespace:
+        for key in sorted(candidates):
+            if namespace is not None and key[0] != namespace:
                 continue
+            obj = store[key]
             if labels.matches(obj["metadata"].get("labels")) and fields.matches(obj):
                 out.append(obj)
         return out
@@ -184,10 +204,12 @@ class ObjectStore:
         meta = obj["metadata"]
         key = (meta.get("namespace") or "", meta["name"])
         store = self._store(info)
+        previous = store.get(key)
         if kind == "DELETED":
             store.pop(key, None)
         else:
             store[key] = obj
+        self._indexes.record(info.key, key, previous, obj if kind != "DELETED" else None)
         event = WatchEvent(kind, copy.deepcopy(obj), copy.deepcopy(old) if old else None, self._rv)
         self._history.append(HistoryItem(self._rv, info.key, event))
         while len(self._history) > self.history_size:
@@ -639,37 +661,23 @@ class ObjectStore:
 
     def _collect_dependents(self, owner_uid: str, *, orphan: bool) -> None:
         """Background garbage collection: dependents whose last owner is gone go too."""
-        live_uids = {
-            o["metadata"]["uid"] for store in self._objects.values() for o in store.values()
-        }
-        for key, store in list(self._objects.items()):
-            info = self._any_info(key)
-            if info is None:
+        for resource, key in sorted(self._indexes.dependents.get(owner_uid, ())):
+            info = self._any_info(resource)
+            current = self._objects.get(resource, {}).get(key)
+            if info is None or current is None:
                 continue
-            for obj in list(store.values()):
-                refs = obj["metadata"].get("ownerReferences") or []
-                if not any(r.get("uid") == owner_uid for r in refs):
-                    continue
-                remaining = [r for r in refs if r.get("uid") != owner_uid]
-                current = store.get(
-                    (obj["metadata"].get("namespace") or "", obj["metadata"]["name"])
-                )
-                if current is None:
-                    continue
-                if not orphan and not any(r.get("uid") in live_uids for r in remaining):
-                    self._delete(
-                        info,
-                        current["metadata"].get("namespace"),
-                        current["metadata"]["name"],
-                        None,
-                    )
+            refs = current["metadata"].get("ownerReferences") or []
+            remaining = [r for r in refs if r.get("uid") != owner_uid]
+            if not orphan and not any(r.get("uid") in self._indexes.uids for r in remaining):
+                self._delete(info, current["metadata"].get("namespace"),
+                             current["metadata"]["name"], None)
+            else:
+                new = copy.deepcopy(current)
+                if remaining:
+                    new["metadata"]["ownerReferences"] = remaining
                 else:
-                    new = copy.deepcopy(current)
-                    if remaining:
-                        new["metadata"]["ownerReferences"] = remaining
-                    else:
-                        new["metadata"].pop("ownerReferences", None)
-                    self._commit(info, "MODIFIED", new, current)
+                    new["metadata"].pop("ownerReferences", None)
+                self._commit(info, "MODIFIED", new, current)
 
     def _delete_namespace(self, info: ResourceInfo, old: Obj) -> Obj:
         name = old["metadata"]["name"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -42,6 +43,10 @@ class Watcher:
         self.fields = fields
         self.loop = loop
         self.queue: asyncio.Queue[WatchEvent | None] = asyncio.Queue()
+        # Events from another thread wait here and cross in batches: one loop wake-up per
+        # batch rather than per event (a busy emulator wrote thousands a second).
+        self._crossing: collections.deque[WatchEvent | None] = collections.deque()
+        self._wake_pending = False
 
     def _match(self, obj: Obj | None) -> bool:
         if obj is None:
@@ -72,8 +77,18 @@ class Watcher:
             running = None
         if running is self.loop:
             self.queue.put_nowait(event)
-        elif not self.loop.is_closed():
-            self.loop.call_soon_threadsafe(self.queue.put_nowait, event)
+            return
+        self._crossing.append(event)
+        if not self._wake_pending and not self.loop.is_closed():
+            self._wake_pending = True
+            self.loop.call_soon_threadsafe(self._take_crossing)
+
+    def _take_crossing(self) -> None:
+        # Cleared before draining: an event appended meanwhile is either drained here or
+        # schedules the next wake-up; none is left behind.
+        self._wake_pending = False
+        while self._crossing:
+            self.queue.put_nowait(self._crossing.popleft())
 
 
 class Subscription:
