@@ -31,10 +31,12 @@ What kopf writes into user objects
   deleted, once a traffic router's routes are back to all-stable with no managed route and
   no object of the Rollout's left (which means deleting a Rollout while no controller runs
   needs the finalizer removed by hand). Nothing else: there are no create/update/delete
-  handlers, so kopf stores no diff-base (`last-handled-configuration`) and no handler
-  progress. Both storages are nevertheless pointed at `rollouts.dev/`-prefixed annotations
-  rather than at `status`: the status belongs to the planner and is replaced wholesale on
-  every write.
+  handlers, so kopf stores no handler progress (its storage is nevertheless pointed at
+  `rollouts.dev/`-prefixed annotations rather than at `status`: the status belongs to the
+  planner and is replaced wholesale on every write), and it needs no diff-base: the
+  diff-base storage is `_NoDiffBase`, which stores nothing and builds no essence (kopf's
+  own deep-copies every body of every watched kind on every event, only to diff it for
+  change handlers we do not have).
 * kopf's own handler-outcome Events are disabled (`settings.posting.enabled = False`); the
   Events users see are the planner's, posted by the executor.
 """
@@ -54,6 +56,7 @@ from typing import Any, cast
 
 import kopf
 
+from rollouts import logs
 from rollouts.analysis.providers.egress import EgressPolicy, parse_networks
 from rollouts.analysis.runner import ProviderConfig, ProviderSet, reconcile_analysis_run
 from rollouts.clock import Clock, SystemClock
@@ -63,6 +66,7 @@ from rollouts.kube.analysis import ParsedTemplate, Templates, parse_template
 from rollouts.kube.cache import first, trim_analysis_run, trim_replica_set, trim_service
 from rollouts.kube.client import KubeClient
 from rollouts.kube.config import Connection
+from rollouts.kube.events import EventMemory
 from rollouts.kube.execute import execute, status_unchanged
 from rollouts.kube.observe import named_services, observe
 from rollouts.kube.routes import finalize_routes, read_routes
@@ -137,6 +141,10 @@ class Runtime:
     service_users: dict[Key, set[Key]] = field(default_factory=dict)
     services_of: dict[Key, tuple[str, ...]] = field(default_factory=dict)
     notifier: Notifier | None = None
+    # The Events written lately about each Rollout, to count repeats on them.
+    events: EventMemory = field(default_factory=EventMemory)
+    # Whether the first reconcile daemon has started (said once: a process-level line).
+    serving: bool = False
 
     def wakeup(self, key: Key) -> asyncio.Event:
         event = self.wakeups.get(key)
@@ -175,8 +183,24 @@ class Runtime:
     def forget(self, key: Key) -> None:
         self.wakeups.pop(key, None)
         self.set_services(key, ())
+        self.events.forget(key)
         if self.notifier is not None:  # notifications
             self.notifier.forget(key)
+
+
+class _NoDiffBase(kopf.DiffBaseStorage):
+    """No `last-handled-configuration`: without create/update/delete handlers kopf reads the
+    diff-base only to find what changed for them. An empty essence on both sides is "no
+    change", and costs no copy of the body."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        return cast(kopf.BodyEssence, {})
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return cast(kopf.BodyEssence, {})
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        pass
 
 
 def _runtime(memo: Any) -> Runtime:
@@ -257,7 +281,7 @@ class _Reconciler:
                 self.key, rollout.status, plan.status, rollout.metadata.annotations, now))
         status_changes = not status_unchanged(snapshot.get("status"), plan.status)
         wrote = await execute(self.runtime.client, rollout.metadata, snapshot.get("status"),
-                              plan, now)
+                              plan, now, self.runtime.events)
         if status_changes:
             self.written_over = rv
         if notifier is not None:  # notifications: delivered only once written
@@ -268,7 +292,7 @@ class _Reconciler:
                 extra={
                     "rollout": self.name,
                     "phase": plan.status.phase,
-                    "step": plan.status.current_step_index,
+                    "step": plan.status.step,
                     "actions": [type(a).__name__ for a in plan.actions],
                     "events": [e.reason for e in plan.events],
                     "requeue_after": plan.requeue_after,
@@ -348,9 +372,7 @@ def build_registry(
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
             prefix="rollouts.dev"
         )
-        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-            prefix="rollouts.dev", key="last-handled-configuration"
-        )
+        settings.persistence.diffbase_storage = _NoDiffBase()
         settings.posting.enabled = False
         # The reconcile loop exits between passes as soon as it is stopped; give it that
         # moment so that kopf releases a deleted Rollout at once instead of polling it.
@@ -391,21 +413,21 @@ def build_registry(
 
     @kopf.index("apps", "v1", "replicasets",
                 when=_is_owned, id="rollout_replicasets", registry=registry)
-    def rollout_replicasets(
+    async def rollout_replicasets(
         body: kopf.Body, namespace: str | None, **_: Any
     ) -> dict[Key, dict[str, Any]] | None:
         key = _owner_key(body, namespace)
         return None if key is None else {key: trim_replica_set(body)}
 
     @kopf.index("", "v1", "services", id="rollout_services", registry=registry)
-    def rollout_services(
+    async def rollout_services(
         body: kopf.Body, namespace: str | None, name: str | None, **_: Any
     ) -> dict[Key, dict[str, Any]]:
         return {(namespace or "", name or ""): trim_service(body)}
 
     @kopf.index(GROUP, VERSION, "analysisruns",
                 when=_is_owned, id="rollout_analysisruns", registry=registry)
-    def rollout_analysisruns(
+    async def rollout_analysisruns(
         body: kopf.Body, namespace: str | None, **_: Any
     ) -> dict[Key, dict[str, Any]] | None:
         key = _owner_key(body, namespace)
@@ -413,37 +435,37 @@ def build_registry(
 
     @kopf.index(GROUP, VERSION, "analysistemplates", id="analysis_templates",
                 registry=registry)
-    def analysis_templates(body: kopf.Body, namespace: str | None,
+    async def analysis_templates(body: kopf.Body, namespace: str | None,
                            **_: Any) -> dict[str, ParsedTemplate]:
         # Validated here, once per change of the template, not on every pass.
         return {namespace or "": parse_template(body, cluster=False)}
 
     @kopf.index(GROUP, VERSION, "clusteranalysistemplates", id="cluster_analysis_templates",
                 registry=registry)
-    def cluster_analysis_templates(body: kopf.Body, **_: Any) -> dict[str, ParsedTemplate]:
+    async def cluster_analysis_templates(body: kopf.Body, **_: Any) -> dict[str, ParsedTemplate]:
         return {"": parse_template(body, cluster=True)}
 
     # --- wake-ups ------------------------------------------------------------------------
 
     @kopf.on.event(GROUP, VERSION, "analysistemplates", id="template_changed",
                    registry=registry)
-    def template_changed(namespace: str | None, memo: Any, **_: Any) -> None:
+    async def template_changed(namespace: str | None, memo: Any, **_: Any) -> None:
         _runtime(memo).wake_namespace(namespace or "")
 
     @kopf.on.event(GROUP, VERSION, "clusteranalysistemplates", id="cluster_template_changed",
                    registry=registry)
-    def cluster_template_changed(memo: Any, **_: Any) -> None:
+    async def cluster_template_changed(memo: Any, **_: Any) -> None:
         _runtime(memo).wake_namespace(None)
 
     @kopf.on.event(GROUP, VERSION, "rollouts", id="rollout_changed", registry=registry)
-    def rollout_changed(body: kopf.Body, namespace: str | None, name: str | None, memo: Any,
+    async def rollout_changed(body: kopf.Body, namespace: str | None, name: str | None, memo: Any,
                         type: str | None, **_: Any) -> None:
         telemetry.observe_rollout(body, type)  # telemetry
         _runtime(memo).wake((namespace or "", name or ""))
 
     @kopf.on.event("apps", "v1", "replicasets",
                    when=_is_owned, id="replica_set_changed", registry=registry)
-    def replica_set_changed(body: kopf.Body, namespace: str | None, memo: Any,
+    async def replica_set_changed(body: kopf.Body, namespace: str | None, memo: Any,
                             **_: Any) -> None:
         key = _owner_key(body, namespace)
         if key is not None:
@@ -451,7 +473,7 @@ def build_registry(
 
     @kopf.on.event(GROUP, VERSION, "analysisruns",
                    when=_is_owned, id="analysis_run_changed", registry=registry)
-    def analysis_run_changed(body: kopf.Body, namespace: str | None, name: str | None,
+    async def analysis_run_changed(body: kopf.Body, namespace: str | None, name: str | None,
                              memo: Any, type: str | None, **_: Any) -> None:
         telemetry.observe_analysis_run(body, type)  # telemetry
         runtime = _runtime(memo)
@@ -461,7 +483,7 @@ def build_registry(
         runtime.wake(_run_key(namespace, name))
 
     @kopf.on.event("", "v1", "services", id="service_changed", registry=registry)
-    def service_changed(namespace: str | None, name: str | None, memo: Any,
+    async def service_changed(namespace: str | None, name: str | None, memo: Any,
                         **_: Any) -> None:
         telemetry.mark_synced()  # telemetry
         runtime = _runtime(memo)
@@ -494,6 +516,9 @@ def build_registry(
         runtime = _runtime(memo)
         key: Key = (namespace or "", name)
         reconciler = _Reconciler(config, runtime, key)
+        if not runtime.serving:
+            runtime.serving = True
+            log.info("reconciling Rollouts", extra={"first": reconciler.name})
 
         async def one_pass() -> float | None:
             return await reconciler.reconcile(
@@ -656,16 +681,15 @@ def run_operator(
     ready_flag: asyncio.Event | threading.Event | None = None,
     configure_logging: bool = False,
     verbose: bool = False,
+    log_format: str = "json",
 ) -> None:
     """Blocking entry point (the CLI's `rollouts controller`); run it in a thread with a
-    `threading.Event` stop flag to embed it. Logs are one JSON object a line when
-    `configure_logging` is set."""
-    if configure_logging:
-        kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON, log_refkey="object")
-        if not verbose:
-            # One line per HTTP request drowns the controller's own lines at scale.
-            logging.getLogger("httpx").setLevel(logging.WARNING)
+    `threading.Event` stop flag to embed it. With `configure_logging`, logs go to stderr in
+    `log_format` (see `rollouts.logs`: one JSON object a line, or "text")."""
     connection = kube_config.load(kubeconfig, context)
+    if configure_logging:
+        logs.configure(log_format, verbose=verbose,
+                       secrets=(connection.token or "", connection.password or ""))
     asyncio.run(
         operator(
             config,
