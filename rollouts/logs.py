@@ -33,13 +33,13 @@ from typing import Any, Final, TextIO
 
 from rollouts.analysis.masking import mask
 
-__all__ = ["FORMATS", "LOG_FORMAT_ENV", "configure", "record_fields"]
+__all__ = ["CHATTY_LOGGERS", "FORMATS", "LOG_FORMAT_ENV", "configure", "record_fields"]
 
 LOG_FORMAT_ENV: Final = "ROLLOUTS_LOG_FORMAT"
 FORMATS: Final = ("json", "text")
 
 # Loggers that speak once per object and event, or per HTTP request: silent unless --verbose.
-_CHATTY: Final = ("kopf.objects", "httpx", "httpcore", "asyncio", "aiohttp.access")
+CHATTY_LOGGERS: Final = ("kopf.objects", "httpx", "httpcore", "asyncio", "aiohttp.access")
 
 # Attributes every LogRecord has, and the ones kopf's object loggers add: not fields.
 _RECORD_ATTRIBUTES: Final = frozenset(vars(logging.makeLogRecord({}))) | {
@@ -138,6 +138,6 @@ def configure(log_format: str = "json", *, verbose: bool = False, secrets: Itera
     root.handlers[:] = [h for h in root.handlers if not isinstance(h, _Handler)]
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    for name in _CHATTY:
+    for name in CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.WARNING)
     return handler
