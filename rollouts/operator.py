@@ -518,7 +518,7 @@ def build_registry(
         reconciler = _Reconciler(config, runtime, key)
         if not runtime.serving:
             runtime.serving = True
-            log.info("reconciling Rollouts", extra={"first": reconciler.name})
+            log.info("reconciling Rollouts")
 
         async def one_pass() -> float | None:
             return await reconciler.reconcile(
