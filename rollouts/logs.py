@@ -116,8 +116,10 @@ class TextFormatter(_Formatter):
 
 
 def _text(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
-    return json.dumps(text) if not text or any(c.isspace() for c in text) else text
+    if not isinstance(value, str):
+        return json.dumps(value, default=str, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(value, ensure_ascii=False) if not value or any(
+        c.isspace() or c == '"' for c in value) else value
 
 
 class _Handler(logging.StreamHandler[TextIO]):
