@@ -116,6 +116,10 @@ class OperatorConfig:
     finalizer: str = "rollouts.dev/finalizer"
     # Seconds a stopping reconcile may take to finish its pass before it is cancelled.
     cancellation_timeout: float = 5.0
+    # Rollout passes running at once; the others wait their turn, and read the Rollout when
+    # they start (a Rollout woken twice while waiting makes one pass). Bounds the memory of a
+    # burst (a thousand Rollouts changed at once) to this many passes' working sets.
+    parallel_passes: int = 32
     # Prometheus for metrics that name no address (e.g. the sandbox's own Prometheus).
     prometheus_address: str | None = None
     # Networks metric providers may reach although link-local / cloud metadata
@@ -135,6 +139,9 @@ class Runtime:
 
     client: KubeClient
     providers: ProviderSet
+    # Rollout passes running at once (OperatorConfig.parallel_passes).
+    passes: asyncio.Semaphore = field(
+        default_factory=lambda: asyncio.Semaphore(OperatorConfig.parallel_passes))
     # One per running reconcile daemon; created by the daemon, dropped when it exits.
     wakeups: dict[Key, asyncio.Event] = field(default_factory=dict)
     # (namespace, service) -> Rollouts whose strategy names it, and the reverse.
@@ -394,7 +401,8 @@ def build_registry(
                 egress=EgressPolicy(parse_networks(config.allow_metric_addresses)),
             ), client))
         telemetry.bind(client)  # telemetry
-        memo[_RUNTIME] = runtime = Runtime(client=client, providers=providers)
+        memo[_RUNTIME] = runtime = Runtime(client=client, providers=providers,
+                                           passes=asyncio.Semaphore(config.parallel_passes))
         if config.notifications is not None:  # notifications
             runtime.notifier = Notifier(
                 functools.partial(config.notifications.read, client), runtime.wake,
@@ -521,8 +529,9 @@ def build_registry(
             log.info("reconciling Rollouts")
 
         async def one_pass() -> float | None:
-            return await reconciler.reconcile(
-                body, replica_sets, services, analysis_runs, templates)
+            async with runtime.passes:
+                return await reconciler.reconcile(
+                    body, replica_sets, services, analysis_runs, templates)
 
         await _loop(config, runtime, key, stopped, telemetry.timed(one_pass),  # telemetry
                     {"rollout": reconciler.name})
