@@ -13,13 +13,17 @@ Wiring
 * Wake-ups: `@kopf.on.event` handlers for Rollouts, owned ReplicaSets, owned AnalysisRuns and
   Services set the owning Rollout's `asyncio.Event` (Services wake every Rollout whose strategy
   names them). The events live in a `Runtime` kept in kopf's memo, not in module state.
+  Index and event handlers are coroutines: kopf runs a plain function in its thread pool
+  (a hop per event, and `asyncio.Event.set()` from another thread, which is not safe);
+  a coroutine runs on the loop, where the events are waited on.
 * Reconcile: one `@kopf.daemon` per Rollout loops: wait for its wake event or for the plan's
   `requeue_after` (clamped to [requeue_floor, requeue_ceiling]); observe -> plan -> execute.
   A ConflictError (some write was based on a stale view) waits `requeue_floor` (or the next
   wake) and observes again; it never retries the stale write. Any other failure is logged
   with the Rollout's name and retried with exponential backoff up to `requeue_ceiling`; other
   Rollouts are unaffected (each has its own daemon). An invalid spec is not a failure: the
-  planner returns an InvalidSpec status.
+  planner returns an InvalidSpec status. At most `parallel_passes` passes run at once.
+* Logs (rollouts.logs): one `reconciled` line per pass that wrote; nothing per quiet object.
 * Peering: kopf's (auto-detected unless `standalone` is forced). Paused operators have their
   daemons stopped by kopf, so only the active replica writes.
 
