@@ -391,7 +391,7 @@ def controller_failures(sandbox: Sandbox) -> str:
             record = json.loads(line)
         except ValueError:
             continue
-        if isinstance(record, dict) and record.get("message") == "reconcile failed":
+        if isinstance(record, dict) and record.get("message") == "pass failed":
             counts[str(record.get("error_type"))] += 1
     return ", ".join(f"{n} x {kind}" for kind, n in counts.most_common()) or "none"
 

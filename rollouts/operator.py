@@ -13,13 +13,17 @@ Wiring
 * Wake-ups: `@kopf.on.event` handlers for Rollouts, owned ReplicaSets, owned AnalysisRuns and
   Services set the owning Rollout's `asyncio.Event` (Services wake every Rollout whose strategy
   names them). The events live in a `Runtime` kept in kopf's memo, not in module state.
+  Index and event handlers are coroutines: kopf runs a plain function in its thread pool
+  (a hop per event, and `asyncio.Event.set()` from another thread, which is not safe);
+  a coroutine runs on the loop, where the events are waited on.
 * Reconcile: one `@kopf.daemon` per Rollout loops: wait for its wake event or for the plan's
   `requeue_after` (clamped to [requeue_floor, requeue_ceiling]); observe -> plan -> execute.
   A ConflictError (some write was based on a stale view) waits `requeue_floor` (or the next
   wake) and observes again; it never retries the stale write. Any other failure is logged
   with the Rollout's name and retried with exponential backoff up to `requeue_ceiling`; other
   Rollouts are unaffected (each has its own daemon). An invalid spec is not a failure: the
-  planner returns an InvalidSpec status.
+  planner returns an InvalidSpec status. At most `parallel_passes` passes run at once.
+* Logs (rollouts.logs): one `reconciled` line per pass that wrote; nothing per quiet object.
 * Peering: kopf's (auto-detected unless `standalone` is forced). Paused operators have their
   daemons stopped by kopf, so only the active replica writes.
 
@@ -31,10 +35,12 @@ What kopf writes into user objects
   deleted, once a traffic router's routes are back to all-stable with no managed route and
   no object of the Rollout's left (which means deleting a Rollout while no controller runs
   needs the finalizer removed by hand). Nothing else: there are no create/update/delete
-  handlers, so kopf stores no diff-base (`last-handled-configuration`) and no handler
-  progress. Both storages are nevertheless pointed at `rollouts.dev/`-prefixed annotations
-  rather than at `status`: the status belongs to the planner and is replaced wholesale on
-  every write.
+  handlers, so kopf stores no handler progress (its storage is nevertheless pointed at
+  `rollouts.dev/`-prefixed annotations rather than at `status`: the status belongs to the
+  planner and is replaced wholesale on every write), and it needs no diff-base: the
+  diff-base storage is `_NoDiffBase`, which stores nothing and builds no essence (kopf's
+  own deep-copies every body of every watched kind on every event, only to diff it for
+  change handlers we do not have).
 * kopf's own handler-outcome Events are disabled (`settings.posting.enabled = False`); the
   Events users see are the planner's, posted by the executor.
 """
@@ -54,6 +60,7 @@ from typing import Any, cast
 
 import kopf
 
+from rollouts import logs
 from rollouts.analysis.providers.egress import EgressPolicy, parse_networks
 from rollouts.analysis.runner import ProviderConfig, ProviderSet, reconcile_analysis_run
 from rollouts.clock import Clock, SystemClock
@@ -69,6 +76,7 @@ from rollouts.kube.cache import (
 )
 from rollouts.kube.client import KubeClient
 from rollouts.kube.config import Connection
+from rollouts.kube.events import EventMemory
 from rollouts.kube.execute import execute, status_unchanged
 from rollouts.kube.experiments import reconcile_experiment
 from rollouts.kube.observe import named_services, observe
@@ -123,6 +131,10 @@ class OperatorConfig:
     finalizer: str = "rollouts.dev/finalizer"
     # Seconds a stopping reconcile may take to finish its pass before it is cancelled.
     cancellation_timeout: float = 5.0
+    # Rollout passes running at once; the others wait their turn, and read the Rollout when
+    # they start (a Rollout woken twice while waiting makes one pass). Bounds the memory of a
+    # burst (a thousand Rollouts changed at once) to this many passes' working sets.
+    parallel_passes: int = 32
     # Prometheus for metrics that name no address (e.g. the sandbox's own Prometheus).
     prometheus_address: str | None = None
     # Networks metric providers may reach although link-local / cloud metadata
@@ -144,12 +156,19 @@ class Runtime:
 
     client: KubeClient
     providers: ProviderSet
+    # Rollout passes running at once (OperatorConfig.parallel_passes).
+    passes: asyncio.Semaphore = field(
+        default_factory=lambda: asyncio.Semaphore(OperatorConfig.parallel_passes))
     # One per running reconcile daemon; created by the daemon, dropped when it exits.
     wakeups: dict[Key, asyncio.Event] = field(default_factory=dict)
     # (namespace, service) -> Rollouts whose strategy names it, and the reverse.
     service_users: dict[Key, set[Key]] = field(default_factory=dict)
     services_of: dict[Key, tuple[str, ...]] = field(default_factory=dict)
     notifier: Notifier | None = None
+    # The Events written lately about each Rollout, to count repeats on them.
+    events: EventMemory = field(default_factory=EventMemory)
+    # Whether the first reconcile daemon has started (said once: a process-level line).
+    serving: bool = False
 
     def wakeup(self, key: Key) -> asyncio.Event:
         event = self.wakeups.get(key)
@@ -188,8 +207,24 @@ class Runtime:
     def forget(self, key: Key) -> None:
         self.wakeups.pop(key, None)
         self.set_services(key, ())
+        self.events.forget(key)
         if self.notifier is not None:  # notifications
             self.notifier.forget(key)
+
+
+class _NoDiffBase(kopf.DiffBaseStorage):
+    """No `last-handled-configuration`: without create/update/delete handlers kopf reads the
+    diff-base only to find what changed for them. An empty essence on both sides is "no
+    change", and costs no copy of the body."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        return cast(kopf.BodyEssence, {})
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return cast(kopf.BodyEssence, {})
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        pass
 
 
 def _runtime(memo: Any) -> Runtime:
@@ -277,7 +312,7 @@ class _Reconciler:
                 self.key, rollout.status, plan.status, rollout.metadata.annotations, now))
         status_changes = not status_unchanged(snapshot.get("status"), plan.status)
         wrote = await execute(self.runtime.client, rollout.metadata, snapshot.get("status"),
-                              plan, now)
+                              plan, now, self.runtime.events)
         if status_changes:
             self.written_over = rv
         if notifier is not None:  # notifications: delivered only once written
@@ -288,7 +323,7 @@ class _Reconciler:
                 extra={
                     "rollout": self.name,
                     "phase": plan.status.phase,
-                    "step": plan.status.current_step_index,
+                    "step": plan.status.step,
                     "actions": [type(a).__name__ for a in plan.actions],
                     "events": [e.reason for e in plan.events],
                     "requeue_after": plan.requeue_after,
@@ -377,9 +412,7 @@ def build_registry(
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
             prefix="rollouts.dev"
         )
-        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-            prefix="rollouts.dev", key="last-handled-configuration"
-        )
+        settings.persistence.diffbase_storage = _NoDiffBase()
         settings.posting.enabled = False
         # The reconcile loop exits between passes as soon as it is stopped; give it that
         # moment so that kopf releases a deleted Rollout at once instead of polling it.
@@ -401,7 +434,8 @@ def build_registry(
                 egress=EgressPolicy(parse_networks(config.allow_metric_addresses)),
             ), client))
         telemetry.bind(client)  # telemetry
-        memo[_RUNTIME] = runtime = Runtime(client=client, providers=providers)
+        memo[_RUNTIME] = runtime = Runtime(client=client, providers=providers,
+                                           passes=asyncio.Semaphore(config.parallel_passes))
         if config.notifications is not None:  # notifications
             runtime.notifier = Notifier(
                 functools.partial(config.notifications.read, client), runtime.wake,
@@ -420,26 +454,26 @@ def build_registry(
 
     @kopf.index("apps", "v1", "replicasets",
                 when=_is_owned, id="rollout_replicasets", registry=registry)
-    def rollout_replicasets(
+    async def rollout_replicasets(
         body: kopf.Body, namespace: str | None, **_: Any
     ) -> dict[Key, dict[str, Any]] | None:
         key = _owner_key(body, namespace)
         return None if key is None else {key: trim_replica_set(body)}
 
     @kopf.index("", "v1", "services", id="rollout_services", registry=registry)
-    def rollout_services(
+    async def rollout_services(
         body: kopf.Body, namespace: str | None, name: str | None, **_: Any
     ) -> dict[Key, dict[str, Any]]:
         return {(namespace or "", name or ""): trim_service(body)}
 
     @kopf.index("apps", "v1", "deployments", id="rollout_deployments", registry=registry)
-    def rollout_deployments(body: kopf.Body, namespace: str | None, name: str | None,
-                            **_: Any) -> dict[Key, dict[str, Any]]:
+    async def rollout_deployments(body: kopf.Body, namespace: str | None, name: str | None,
+                                  **_: Any) -> dict[Key, dict[str, Any]]:
         return {(namespace or "", name or ""): trim_deployment(body)}  # spec.workloadRef
 
     @kopf.index(GROUP, VERSION, "analysisruns",
                 when=_is_owned, id="rollout_analysisruns", registry=registry)
-    def rollout_analysisruns(
+    async def rollout_analysisruns(
         body: kopf.Body, namespace: str | None, **_: Any
     ) -> dict[Key, dict[str, Any]] | None:
         key = _owner_key(body, namespace)
@@ -447,37 +481,37 @@ def build_registry(
 
     @kopf.index(GROUP, VERSION, "analysistemplates", id="analysis_templates",
                 registry=registry)
-    def analysis_templates(body: kopf.Body, namespace: str | None,
+    async def analysis_templates(body: kopf.Body, namespace: str | None,
                            **_: Any) -> dict[str, ParsedTemplate]:
         # Validated here, once per change of the template, not on every pass.
         return {namespace or "": parse_template(body, cluster=False)}
 
     @kopf.index(GROUP, VERSION, "clusteranalysistemplates", id="cluster_analysis_templates",
                 registry=registry)
-    def cluster_analysis_templates(body: kopf.Body, **_: Any) -> dict[str, ParsedTemplate]:
+    async def cluster_analysis_templates(body: kopf.Body, **_: Any) -> dict[str, ParsedTemplate]:
         return {"": parse_template(body, cluster=True)}
 
     # --- wake-ups ------------------------------------------------------------------------
 
     @kopf.on.event(GROUP, VERSION, "analysistemplates", id="template_changed",
                    registry=registry)
-    def template_changed(namespace: str | None, memo: Any, **_: Any) -> None:
+    async def template_changed(namespace: str | None, memo: Any, **_: Any) -> None:
         _runtime(memo).wake_namespace(namespace or "")
 
     @kopf.on.event(GROUP, VERSION, "clusteranalysistemplates", id="cluster_template_changed",
                    registry=registry)
-    def cluster_template_changed(memo: Any, **_: Any) -> None:
+    async def cluster_template_changed(memo: Any, **_: Any) -> None:
         _runtime(memo).wake_namespace(None)
 
     @kopf.on.event(GROUP, VERSION, "rollouts", id="rollout_changed", registry=registry)
-    def rollout_changed(body: kopf.Body, namespace: str | None, name: str | None, memo: Any,
+    async def rollout_changed(body: kopf.Body, namespace: str | None, name: str | None, memo: Any,
                         type: str | None, **_: Any) -> None:
         telemetry.observe_rollout(body, type)  # telemetry
         _runtime(memo).wake((namespace or "", name or ""))
 
     @kopf.on.event("apps", "v1", "replicasets",
                    when=_is_owned, id="replica_set_changed", registry=registry)
-    def replica_set_changed(body: kopf.Body, namespace: str | None, memo: Any,
+    async def replica_set_changed(body: kopf.Body, namespace: str | None, memo: Any,
                             **_: Any) -> None:
         key = _owner_key(body, namespace)
         if key is not None:
@@ -485,7 +519,7 @@ def build_registry(
 
     @kopf.on.event(GROUP, VERSION, "analysisruns",
                    when=_is_owned, id="analysis_run_changed", registry=registry)
-    def analysis_run_changed(body: kopf.Body, namespace: str | None, name: str | None,
+    async def analysis_run_changed(body: kopf.Body, namespace: str | None, name: str | None,
                              memo: Any, type: str | None, **_: Any) -> None:
         telemetry.observe_analysis_run(body, type)  # telemetry
         runtime = _runtime(memo)
@@ -495,7 +529,7 @@ def build_registry(
         runtime.wake(_run_key(namespace, name))
 
     @kopf.on.event("", "v1", "services", id="service_changed", registry=registry)
-    def service_changed(namespace: str | None, name: str | None, memo: Any,
+    async def service_changed(namespace: str | None, name: str | None, memo: Any,
                         **_: Any) -> None:
         telemetry.mark_synced()  # telemetry
         runtime = _runtime(memo)
@@ -503,8 +537,8 @@ def build_registry(
             runtime.wake(key)
 
     @kopf.on.event("apps", "v1", "deployments", id="deployment_changed", registry=registry)
-    def deployment_changed(namespace: str | None, name: str | None, memo: Any,
-                           **_: Any) -> None:
+    async def deployment_changed(namespace: str | None, name: str | None, memo: Any,
+                                 **_: Any) -> None:
         runtime = _runtime(memo)  # the Rollouts whose workloadRef names it
         for key in list(runtime.service_users.get(
                 (namespace or "", _deployment_key(name or "")), ())):
@@ -538,10 +572,14 @@ def build_registry(
         key: Key = (namespace or "", name)
         reconciler = _Reconciler(config, runtime, key)
         reconciler.experiments = kwargs["rollout_experiments"]  # experiments
+        if not runtime.serving:
+            runtime.serving = True
+            log.info("reconciling Rollouts")
 
         async def one_pass() -> float | None:
-            return await reconciler.reconcile(
-                body, replica_sets, services, analysis_runs, templates, deployments)
+            async with runtime.passes:
+                return await reconciler.reconcile(
+                    body, replica_sets, services, analysis_runs, templates, deployments)
 
         await _loop(config, runtime, key, stopped, telemetry.timed(one_pass),  # telemetry
                     {"rollout": reconciler.name})
@@ -617,22 +655,22 @@ def _register_experiments(registry: kopf.OperatorRegistry, config: OperatorConfi
 
     @kopf.index("apps", "v1", "replicasets", when=_is_experiment_owned,
                 id="experiment_replicasets", registry=registry)
-    def experiment_replicasets(body: kopf.Body, namespace: str | None,
-                               **_: Any) -> dict[Key, dict[str, Any]] | None:
+    async def experiment_replicasets(body: kopf.Body, namespace: str | None,
+                                     **_: Any) -> dict[Key, dict[str, Any]] | None:
         key = owner_key(body, namespace)
         return None if key is None else {key: trim_replica_set(body)}
 
     @kopf.index(GROUP, VERSION, "analysisruns", when=_is_experiment_owned,
                 id="experiment_analysisruns", registry=registry)
-    def experiment_analysisruns(body: kopf.Body, namespace: str | None,
-                                **_: Any) -> dict[Key, dict[str, Any]] | None:
+    async def experiment_analysisruns(body: kopf.Body, namespace: str | None,
+                                      **_: Any) -> dict[Key, dict[str, Any]] | None:
         key = owner_key(body, namespace)
         return None if key is None else {key: trim_analysis_run(body)}
 
     @kopf.index(GROUP, VERSION, "experiments", when=_is_owned,
                 id="rollout_experiments", registry=registry)
-    def rollout_experiments(body: kopf.Body, namespace: str | None,
-                            **_: Any) -> dict[Key, dict[str, Any]] | None:
+    async def rollout_experiments(body: kopf.Body, namespace: str | None,
+                                  **_: Any) -> dict[Key, dict[str, Any]] | None:
         key = _owner_key(body, namespace)
         return None if key is None else {key: trim_experiment(body)}
 
@@ -640,15 +678,15 @@ def _register_experiments(registry: kopf.OperatorRegistry, config: OperatorConfi
                    id="experiment_replica_set_changed", registry=registry)
     @kopf.on.event(GROUP, VERSION, "analysisruns", when=_is_experiment_owned,
                    id="experiment_analysis_run_changed", registry=registry)
-    def experiment_child_changed(body: kopf.Body, namespace: str | None, memo: Any,
-                                 **_: Any) -> None:
+    async def experiment_child_changed(body: kopf.Body, namespace: str | None, memo: Any,
+                                       **_: Any) -> None:
         key = owner_key(body, namespace)
         if key is not None:
             _runtime(memo).wake(key)
 
     @kopf.on.event(GROUP, VERSION, "experiments", id="experiment_changed", registry=registry)
-    def experiment_changed(body: kopf.Body, namespace: str | None, name: str | None,
-                           memo: Any, **_: Any) -> None:
+    async def experiment_changed(body: kopf.Body, namespace: str | None, name: str | None,
+                                 memo: Any, **_: Any) -> None:
         runtime = _runtime(memo)
         runtime.wake(_experiment_key(namespace, name))
         rollout = _owner_key(body, namespace)
@@ -789,16 +827,15 @@ def run_operator(
     ready_flag: asyncio.Event | threading.Event | None = None,
     configure_logging: bool = False,
     verbose: bool = False,
+    log_format: str = "json",
 ) -> None:
     """Blocking entry point (the CLI's `rollouts controller`); run it in a thread with a
-    `threading.Event` stop flag to embed it. Logs are one JSON object a line when
-    `configure_logging` is set."""
-    if configure_logging:
-        kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON, log_refkey="object")
-        if not verbose:
-            # One line per HTTP request drowns the controller's own lines at scale.
-            logging.getLogger("httpx").setLevel(logging.WARNING)
+    `threading.Event` stop flag to embed it. With `configure_logging`, logs go to stderr in
+    `log_format` (see `rollouts.logs`: one JSON object a line, or "text")."""
     connection = kube_config.load(kubeconfig, context)
+    if configure_logging:
+        logs.configure(log_format, verbose=verbose,
+                       secrets=(connection.token or "", connection.password or ""))
     asyncio.run(
         operator(
             config,

@@ -22,6 +22,7 @@ def controller_command(
     metrics_address: str | None = None,
     notifications: tuple[str | None, str | None] = (None, None),
     allow_metric_addresses: tuple[str, ...] = (),
+    log_format: str = "json",
 ) -> None:
     """Blocks until SIGINT/SIGTERM. Without -n, serves all namespaces (like Argo Rollouts)."""
     clusterwide = all_namespaces or not namespaces
@@ -58,6 +59,7 @@ def controller_command(
             clusterwide=clusterwide,
             configure_logging=True,
             verbose=verbose,
+            log_format=log_format,
         )
     except MetricsAddressError as exc:
         raise SystemExit(f"error: {exc}") from None

@@ -52,6 +52,11 @@ class Output(StrEnum):
     yaml = "yaml"
 
 
+class LogFormat(StrEnum):  # the controller's logs (rollouts.logs)
+    json = "json"
+    text = "text"
+
+
 NamespaceOpt = Annotated[
     str | None,
     typer.Option("--namespace", "-n", metavar="NAMESPACE",
@@ -772,6 +777,11 @@ def controller(
                           "network, refused by default (repeatable)."),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    log_format: Annotated[
+        LogFormat,
+        typer.Option("--log-format", envvar="ROLLOUTS_LOG_FORMAT",
+                     help="Logs as one JSON object a line, or as text for people."),
+    ] = LogFormat.json,
 ) -> None:
     """Run the controller."""
     try:
@@ -804,6 +814,7 @@ def controller(
         notifications=(notifications_config, notifications_secret),
         allow_metric_addresses=tuple(allow_metric_address or ()),
         verbose=verbose,
+        log_format=log_format.value,
     )
 
 

@@ -23,7 +23,8 @@ Fields written (invariant 5 — tell GitOps tools to ignore exactly these):
   decided — see the router's module for the fields it owns.
 - the Deployment of `spec.workloadRef`: `spec.replicas` only (scaleDown onsuccess /
   progressively; kube/workload.py).
-- core/v1 Events about the Rollout.
+- core/v1 Events about the Rollout: created, and `count` / `lastTimestamp` patched on a
+  repeat (rollouts.planner.events).
 - pods of its ReplicaSets: role labels / annotations, and evictions for a restart
   (rollouts/kube/pods.py).
 """
@@ -36,8 +37,9 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from rollouts.errors import ConflictError, KubeError, NotFoundError
+from rollouts.errors import ConflictError, ForbiddenError, KubeError, NotFoundError
 from rollouts.kube.client import KubeClient, kind_resource
+from rollouts.kube.events import EventMemory
 from rollouts.kube.pods import apply_pod_action
 from rollouts.kube.workload import scale_patch as workload_scale_patch
 from rollouts.models.rollout import ObjectMeta, RolloutStatus
@@ -50,6 +52,7 @@ from rollouts.models.wire import (
     format_time,
     whole_seconds,
 )
+from rollouts.planner.events import CountEvent, EventWrite, Recorded, decide_writes, key_of
 from rollouts.planner.routing import RouteWrite
 from rollouts.planner.selector_contest import FIELD_MANAGER
 from rollouts.planner.types import (
@@ -271,28 +274,51 @@ async def write_status(client: KubeClient, metadata: ObjectMeta, old_status: Any
     return True
 
 
-async def post_events(client: KubeClient, metadata: ObjectMeta, events: tuple[Event, ...],
-                      now: dt.datetime) -> None:
-    """Best effort: an Event that cannot be posted is logged, never fails the reconcile."""
-    for event in events:
+async def _write_event(client: KubeClient, metadata: ObjectMeta, write: EventWrite,
+                       now: dt.datetime) -> tuple[str, int]:
+    """Create the Event, or count a repeat on the existing one (a new Event when that one
+    has expired or may not be patched); the name and count written."""
+    if isinstance(write, CountEvent):
         try:
-            await client.create("", "v1", "events", metadata.namespace,
-                                event_manifest(metadata, event, now))
+            await client.patch_merge("", "v1", "events", metadata.namespace, write.name,
+                                     {"count": write.count,
+                                      "lastTimestamp": format_time(whole_seconds(now))})
+            return write.name, write.count
+        except (NotFoundError, ForbiddenError):
+            pass
+    manifest = event_manifest(metadata, write.event, now)
+    await client.create("", "v1", "events", metadata.namespace, manifest)
+    return str(manifest["metadata"]["name"]), 1
+
+
+async def post_events(client: KubeClient, metadata: ObjectMeta, events: tuple[Event, ...],
+                      now: dt.datetime, memory: EventMemory | None = None) -> None:
+    """One Event per transition, repeats counted (`rollouts.planner.events`); `memory` is
+    what this controller wrote before (None: nothing, as after a restart). Best effort: an
+    Event that cannot be posted is logged, never fails the reconcile."""
+    memory = memory if memory is not None else EventMemory()
+    rollout, uid = (metadata.namespace, metadata.name), metadata.uid or ""
+    for write in decide_writes(events, memory.of(rollout, uid), now):
+        try:
+            name, count = await _write_event(client, metadata, write, now)
         except KubeError as exc:
             log.warning(
                 "event not posted",
                 extra={"rollout": f"{metadata.namespace}/{metadata.name}",
-                       "reason": event.reason, "error": str(exc)},
+                       "reason": write.event.reason, "error": str(exc)},
             )
+            continue
+        memory.remember(rollout, uid, key_of(write.event), Recorded(name, count, now))
 
 
 async def execute(client: KubeClient, metadata: ObjectMeta, old_status: Any, plan: Plan,
-                  now: dt.datetime) -> bool:
+                  now: dt.datetime, events: EventMemory | None = None) -> bool:
     """Apply the plan's actions in order, write the status, post the events.
 
     `metadata` is the Rollout's as observed (its resourceVersion guards the status write),
-    `old_status` the status as observed (raw), `now` stamps the Events. Returns whether
-    anything was written. ConflictError propagates: observe and plan again.
+    `old_status` the status as observed (raw), `now` stamps the Events, `events` remembers
+    the Events written before (see `post_events`). Returns whether anything was written.
+    ConflictError propagates: observe and plan again.
 
     The status is written before the Events so that a status write lost to a conflict does
     not leave Events behind that the next pass would post a second time.
@@ -302,6 +328,6 @@ async def execute(client: KubeClient, metadata: ObjectMeta, old_status: Any, pla
         wrote = await apply_action(client, metadata.namespace, action) or wrote
     wrote = await write_status(client, metadata, old_status, plan.status) or wrote
     if plan.events:
-        await post_events(client, metadata, plan.events, now)
+        await post_events(client, metadata, plan.events, now, events)
         wrote = True
     return wrote

@@ -444,7 +444,7 @@ def start_controller(*, process: bool = False) -> Action:
             def handled() -> bool:
                 with log.open("rb") as f:
                     f.seek(offset)
-                    return b"Handler 'rollout_changed' succeeded" in f.read()
+                    return b"reconciling Rollouts" in f.read()
 
             s.sb.wait_for("the controller process to handle a Rollout", handled)
 

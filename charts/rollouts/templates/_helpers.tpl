@@ -92,10 +92,10 @@ these rules with the requests a canary and a blue-green release make.
 - apiGroups: [""]
   resources: [services]
   verbs: [list, watch, patch, create, delete]
-# Events on Rollouts (step changes, aborts, promotions).
+# Events on Rollouts (step changes, aborts, promotions); a repeat patches the count.
 - apiGroups: [""]
   resources: [events]
-  verbs: [create]
+  verbs: [create, patch]
 # Credentials a metric provider names (e.g. Prometheus basic auth), read when measured.
 - apiGroups: [""]
   resources: [secrets]

@@ -1,0 +1,142 @@
+"""Which Events a pass writes, decided the way Kubernetes' event recorder decides (pure).
+
+The planner says what happened in a pass, one `Event` per fact (a ReplicaSet created, a
+Service switched, the step moved, the phase changed). Written one by one that is about three
+Events per Rollout per step, most of them restating the step change. Two rules bring it to
+one Event per transition, and a third keeps repeats from piling up:
+
+1. **One Event per transition.** The Normal events of a pass become one Event: the reason of
+   the most telling of them (`LEAD_REASONS`; e.g. `RolloutStepChanged` over the phase change
+   that comes with it) and their messages joined with "; ", the lead's first. The Warnings
+   of a pass become one Warning the same way, never folded into a Normal Event, so that a
+   `type=Warning` filter sees every alarm.
+2. **Nothing new, nothing written.** A promotion completes the steps: the step change of the
+   same pass is dropped (`SUBSUMED`), and so is a message already said in that pass.
+3. **A repeat is counted, not created** (as `client-go`'s recorder does): an Event whose
+   type, reason and message equal one this controller wrote about the same Rollout within
+   `REPEAT_WINDOW` patches that Event's `count` and `lastTimestamp` instead of creating
+   another object.
+
+Worked example, a canary `setWeight 50 -> pause -> setWeight 100 -> pause` (12 Events
+before, 5 now):
+
+    pass                 planner's events                        written
+    new revision         ReplicaSetCreated, ServiceSwitched,     ReplicaSetCreated
+                         RolloutProgressing
+    step 1 done          RolloutStepChanged, RolloutPaused       RolloutStepChanged
+    pause over           RolloutStepChanged, RolloutProgressing  RolloutStepChanged
+    step 3 done          RolloutStepChanged, RolloutPaused       RolloutStepChanged
+    pause over           ServiceSwitched, RolloutStepChanged,    RolloutPromoted
+                         RolloutPromoted
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from rollouts.planner.types import Event
+
+__all__ = [
+    "LEAD_REASONS",
+    "REPEAT_WINDOW",
+    "SUBSUMED",
+    "CountEvent",
+    "CreateEvent",
+    "EventKey",
+    "EventWrite",
+    "Recorded",
+    "decide_writes",
+    "fold",
+    "key_of",
+]
+
+# Most telling first: the reason a folded Event carries. Reasons not listed rank after these
+# (in the planner's order), e.g. the phase events (RolloutPaused, RolloutProgressing, ...).
+LEAD_REASONS: Final = ("RolloutAborted", "InvalidSpec", "RolloutPromoted", "RolloutStepChanged",
+                       "ReplicaSetCreated", "ServiceSwitched")
+# reason -> reasons that say nothing more when it is in the same pass.
+SUBSUMED: Final[Mapping[str, frozenset[str]]] = {
+    "RolloutPromoted": frozenset({"RolloutStepChanged"}),
+}
+# A repeat older than this is a new Event (the API server expires Events after an hour).
+REPEAT_WINDOW: Final = dt.timedelta(minutes=30)
+_SEPARATOR: Final = "; "
+
+EventKey = tuple[str, str, str]  # (type, reason, message) of one Rollout's Event
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """An Event this controller wrote about a Rollout: enough to count a repeat on it."""
+
+    name: str
+    count: int
+    last_seen: dt.datetime
+
+
+@dataclass(frozen=True)
+class CreateEvent:
+    event: Event
+
+
+@dataclass(frozen=True)
+class CountEvent:
+    """The existing Event `name` happened again: its count becomes `count`."""
+
+    name: str
+    count: int
+    event: Event
+
+
+EventWrite = CreateEvent | CountEvent
+
+
+def key_of(event: Event) -> EventKey:
+    return (event.type, event.reason, event.message)
+
+
+def _rank(reason: str) -> int:
+    return LEAD_REASONS.index(reason) if reason in LEAD_REASONS else len(LEAD_REASONS)
+
+
+def _fold_one(events: Sequence[Event]) -> Event | None:
+    if not events:
+        return None
+    lead = min(events, key=lambda e: _rank(e.reason))  # first of the best rank
+    messages = [lead.message]
+    for event in events:
+        if event.message and event.message not in messages:
+            messages.append(event.message)
+    return Event(lead.type, lead.reason, _SEPARATOR.join(m for m in messages if m))
+
+
+def fold(events: Sequence[Event]) -> tuple[Event, ...]:
+    """The Events one pass writes: at most one Warning, then at most one Normal (rules 1, 2).
+
+    >>> [e.message for e in fold([Event("Normal", "RolloutStepChanged", "Step 1/4 -> 2/4"),
+    ...                            Event("Normal", "RolloutPaused", "Step 2/4: paused")])]
+    ['Step 1/4 -> 2/4; Step 2/4: paused']
+    """
+    reasons = {e.reason for e in events}
+    dropped = set().union(*(SUBSUMED.get(r, frozenset()) for r in reasons))
+    kept = [e for e in events if e.reason not in dropped]
+    folded = (_fold_one([e for e in kept if e.type == "Warning"]),
+              _fold_one([e for e in kept if e.type != "Warning"]))
+    return tuple(e for e in folded if e is not None)
+
+
+def decide_writes(events: Sequence[Event], recorded: Mapping[EventKey, Recorded],
+                  now: dt.datetime) -> tuple[EventWrite, ...]:
+    """What to write for one pass's events about one Rollout (rule 3 on top of `fold`):
+    `recorded` is what this controller remembers writing about that Rollout."""
+    writes: list[EventWrite] = []
+    for event in fold(events):
+        seen = recorded.get(key_of(event))
+        if seen is not None and now - seen.last_seen <= REPEAT_WINDOW:
+            writes.append(CountEvent(seen.name, seen.count + 1, event))
+        else:
+            writes.append(CreateEvent(event))
+    return tuple(writes)

@@ -1,0 +1,140 @@
+"""Which Events a pass writes (rollouts.planner.events, pure) and how they reach the API
+(kube.execute.post_events with an EventMemory; httpx.MockTransport, no server)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from rollouts.kube.events import EventMemory
+from rollouts.kube.execute import post_events
+from rollouts.planner.events import (
+    REPEAT_WINDOW,
+    CountEvent,
+    CreateEvent,
+    Recorded,
+    decide_writes,
+    fold,
+    key_of,
+)
+from rollouts.planner.types import Event
+from tests.unit.test_execute import NOW, Recorder, meta, rollout_body
+
+EVENTS_PATH = "/api/v1/namespaces/shop/events"
+
+
+def normal(reason: str, message: str) -> Event:
+    return Event("Normal", reason, message)
+
+
+def warning(reason: str, message: str) -> Event:
+    return Event("Warning", reason, message)
+
+
+NEW_REVISION = [normal("ServiceSwitched", "Service web-canary now selects revision bbb"),
+                normal("ReplicaSetCreated", "Created ReplicaSet web-bbb (revision 2)"),
+                normal("RolloutProgressing", "Step 1/4: setWeight 50")]
+STEP = [normal("RolloutStepChanged", "Step 1/4 -> 2/4"),
+        normal("RolloutPaused", "Step 2/4: paused 2s")]
+PROMOTION = [normal("ServiceSwitched", "Service web now selects revision bbb"),
+             normal("RolloutStepChanged", "Step 4/4 -> 4/4"),
+             normal("RolloutPromoted", "Revision bbb is now stable")]
+ABORT = [normal("ServiceSwitched", "Service web-canary now selects revision aaa"),
+         warning("RolloutAborted", "aborted by analysis"),
+         warning("RolloutDegraded", "aborted by analysis")]
+
+
+@pytest.mark.parametrize(("events", "expected"), [
+    ([], ()),
+    # One Normal Event per transition: the most telling reason, every message, lead first.
+    (NEW_REVISION, (normal("ReplicaSetCreated",
+                           "Created ReplicaSet web-bbb (revision 2); Service web-canary now "
+                           "selects revision bbb; Step 1/4: setWeight 50"),)),
+    (STEP, (normal("RolloutStepChanged", "Step 1/4 -> 2/4; Step 2/4: paused 2s"),)),
+    # A promotion completes the steps: the step change says nothing more.
+    (PROMOTION, (normal("RolloutPromoted",
+                        "Revision bbb is now stable; Service web now selects revision bbb"),)),
+    # Warnings stay Warnings, apart from the Normal facts; a message said twice, once.
+    (ABORT, (warning("RolloutAborted", "aborted by analysis"),
+             normal("ServiceSwitched", "Service web-canary now selects revision aaa"))),
+    # A pass with one fact writes it as it is.
+    ([normal("RolloutPaused", "paused by a user")], (normal("RolloutPaused",
+                                                            "paused by a user"),)),
+    ([warning("InvalidSpec", "steps[0]: bad")], (warning("InvalidSpec", "steps[0]: bad"),)),
+])
+def test_one_event_per_transition(events: list[Event], expected: tuple[Event, ...]) -> None:
+    assert fold(events) == expected
+
+
+def test_a_step_change_without_promotion_is_kept() -> None:
+    [event] = fold([normal("RolloutStepChanged", "Step 2/4 -> 3/4"),
+                    normal("ServiceSwitched", "Service web-canary now selects revision bbb")])
+    assert event.reason == "RolloutStepChanged"
+    assert "Service web-canary" in event.message
+
+
+def test_a_new_event_is_created() -> None:
+    assert decide_writes(STEP, {}, NOW) == (CreateEvent(fold(STEP)[0]),)
+
+
+def test_a_repeat_is_counted_on_the_event_written_before() -> None:
+    [event] = fold(STEP)
+    seen = {key_of(event): Recorded("web.abc", 3, NOW - dt.timedelta(minutes=5))}
+    assert decide_writes(STEP, seen, NOW) == (CountEvent("web.abc", 4, event),)
+
+
+def test_an_old_repeat_is_a_new_event() -> None:
+    [event] = fold(STEP)
+    seen = {key_of(event): Recorded("web.abc", 3, NOW - REPEAT_WINDOW - dt.timedelta(1))}
+    assert decide_writes(STEP, seen, NOW) == (CreateEvent(event),)
+
+
+def test_an_event_differing_in_anything_is_not_a_repeat() -> None:
+    [event] = fold(STEP)
+    for other in (Event("Warning", event.reason, event.message),
+                  Event("Normal", "Other", event.message),
+                  Event("Normal", event.reason, event.message + "!")):
+        seen = {key_of(other): Recorded("web.abc", 1, NOW)}
+        assert decide_writes(STEP, seen, NOW) == (CreateEvent(event),)
+
+
+def test_memory_is_per_rollout_object_and_bounded() -> None:
+    memory = EventMemory(per_rollout=2)
+    key = ("shop", "web")
+    for n in range(3):
+        memory.remember(key, "uid-1", ("Normal", "R", str(n)), Recorded(f"e{n}", 1, NOW))
+    assert set(memory.of(key, "uid-1")) == {("Normal", "R", "1"), ("Normal", "R", "2")}
+    assert memory.of(key, "uid-2") == {}  # a Rollout recreated under the same name
+    memory.forget(key)
+    assert memory.of(key, "uid-1") == {}
+
+
+async def test_a_repeat_patches_count_and_last_timestamp() -> None:
+    rec = Recorder()
+    memory = EventMemory()
+    body = rollout_body()
+    later = NOW + dt.timedelta(minutes=1)
+    async with rec.client() as client:
+        await post_events(client, meta(body), tuple(STEP), NOW, memory)
+        await post_events(client, meta(body), tuple(STEP), later, memory)
+    (create, path, _, created), (patch, patched_path, kind, patched) = rec.requests
+    assert (create, path) == ("POST", EVENTS_PATH)
+    assert created["count"] == 1 and created["reason"] == "RolloutStepChanged"
+    assert (patch, patched_path) == ("PATCH", f"{EVENTS_PATH}/{created['metadata']['name']}")
+    assert kind == "application/merge-patch+json"
+    assert patched == {"count": 2, "lastTimestamp": "2026-01-01T12:01:00Z"}
+
+
+async def test_a_repeat_of_an_expired_event_creates_it_again() -> None:
+    memory = EventMemory()
+    body = rollout_body()
+    [event] = fold(STEP)
+    memory.remember(("shop", "web"), "uid-1", key_of(event), Recorded("web.gone", 1, NOW))
+    rec = Recorder({("PATCH", f"{EVENTS_PATH}/web.gone"): (404, {
+        "kind": "Status", "code": 404, "reason": "NotFound", "message": "not found"})})
+    async with rec.client() as client:
+        await post_events(client, meta(body), tuple(STEP), NOW, memory)
+    assert [r[0] for r in rec.requests] == ["PATCH", "POST"]
+    [recorded] = memory.of(("shop", "web"), "uid-1").values()
+    assert recorded.name == rec.requests[1][3]["metadata"]["name"] and recorded.count == 1
