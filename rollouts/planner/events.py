@@ -56,7 +56,8 @@ __all__ = [
 # Most telling first: the reason a folded Event carries. Reasons not listed rank after these
 # (in the planner's order), e.g. the phase events (RolloutPaused, RolloutProgressing, ...).
 LEAD_REASONS: Final = ("RolloutAborted", "InvalidSpec", "RolloutPromoted", "RolloutStepChanged",
-                       "ReplicaSetCreated", "ServiceSwitched")
+                       "ReplicaSetCreated", "ServiceCreated", "ServiceSwitched",
+                       "RolloutRestarted", "PodEvicted")
 # reason -> reasons that say nothing more when it is in the same pass.
 SUBSUMED: Final[Mapping[str, frozenset[str]]] = {
     "RolloutPromoted": frozenset({"RolloutStepChanged"}),

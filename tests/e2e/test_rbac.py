@@ -44,7 +44,6 @@ NOT_EXERCISED = {
     ("batch", "jobs", "delete"): "analysis/providers/job.py: stops a Job of a finished run",
     ("rollouts.dev", "analysisruns", "delete"): "kube/execute.py DeleteAnalysisRun (pruning)",
     ("apps", "replicasets", "delete"): "kube/execute.py DeleteReplicaSet (revisionHistoryLimit)",
-    ("", "events", "patch"): "kube/execute.py post_events: a repeated Event counted on the last",
 }
 
 
