@@ -30,7 +30,8 @@ What is printed (see docs/benchmarks.md for recorded runs):
   and, for scale, image -> Healthy: the whole canary of one Rollout.
 * API requests per Rollout per step: every HTTP request the emulator served between the image
   change and the end of the canary (all Healthy, no more writes for a second), divided by
-  N x steps, by verb and resource.
+  N x steps, by verb and resource. (The end waits for QUIET_SECONDS with no write, so
+  that status writes the controller holds back for a moment are counted.)
 * controller CPU seconds (user + sys) for the canary and since start, and per step
   transition (canary CPU / (N x steps)), its peak RSS (VmHWM), the CPU of this process
   (emulator + kubelet + recorder, also per step transition) and the requests and CPU of an
@@ -62,8 +63,13 @@ if str(ROOT) not in sys.path:  # run as a plain script from a checkout
     sys.path.insert(0, str(ROOT))
 
 from rollouts.models.rollout import GROUP, POD_TEMPLATE_HASH_LABEL, VERSION  # noqa: E402
+from rollouts.planner.write_folding import FOLD_SECONDS  # noqa: E402
 from rollouts.sandbox.apiserver import ApiEmulator, WatchEvent  # noqa: E402
 from rollouts.sandbox.cluster import Sandbox  # noqa: E402
+
+# Quiet long enough for a held minor status write (rollouts.planner.write_folding) to land
+# in the phase that caused it.
+QUIET_SECONDS = 1.0 + FOLD_SECONDS
 
 PAUSE_REASON = "CanaryPauseStep"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -460,7 +466,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
             wait_until(f"{n} Rollouts Healthy at revision 1", all_healthy_at_first,
                        args.timeout, sandbox, healthy_count)
-            wait_quiet(recorder, 1.0, 30.0)
+            wait_quiet(recorder, QUIET_SECONDS, 30.0)
             setup_done = time.time()
             setup_requests = emulator.requests_total
             old_hash = {name: str(recorder.latest[name].stable) for name in names}
@@ -491,7 +497,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             wait_until(f"{n} Rollouts Healthy at revision 2", all_promoted, args.timeout,
                        sandbox, healthy_count)
             all_healthy = time.time()
-            wait_quiet(recorder, 1.0, 30.0)
+            wait_quiet(recorder, QUIET_SECONDS, 30.0)
             canary_end = recorder.last_event
             cpu_after = proc_sample(pid)
             self_after = proc_sample("self")

@@ -51,6 +51,7 @@ import asyncio
 import contextlib
 import copy
 import dataclasses
+import datetime as dt
 import functools
 import logging
 import threading
@@ -97,6 +98,7 @@ from rollouts.planner.plan import plan as make_plan
 from rollouts.planner.routing import Router
 from rollouts.planner.step_plugins import StepPlugin, load_step_plugins
 from rollouts.planner.types import Observed
+from rollouts.planner.write_folding import fold
 from rollouts.telemetry import Peering, Telemetry, peer_identity
 from rollouts.traffic import rollout_router
 
@@ -268,6 +270,7 @@ class _Reconciler:
         self.key = key
         self.name = f"{key[0]}/{key[1]}"
         self.written_over: str | None = None  # the rv our last status write replaced
+        self.minor_since: dt.datetime | None = None  # a minor status change held since
         self.experiments: Any = {}  # experiments: the rollout_experiments index
 
     async def reconcile(
@@ -310,6 +313,12 @@ class _Reconciler:
         if notifier is not None:
             plan = dataclasses.replace(plan, status=notifier.annotate(
                 self.key, rollout.status, plan.status, rollout.metadata.annotations, now))
+        folded = fold(rollout.status, plan.status, has_events=bool(plan.events),
+                      pending_since=self.minor_since, requeue_after=plan.requeue_after, now=now)
+        self.minor_since = folded.pending_since
+        if not folded.write:  # only counts and the like changed: the next write carries them
+            plan = dataclasses.replace(plan, status=rollout.status,
+                                       requeue_after=folded.requeue_after)
         status_changes = not status_unchanged(snapshot.get("status"), plan.status)
         wrote = await execute(self.runtime.client, rollout.metadata, snapshot.get("status"),
                               plan, now, self.runtime.events)

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import os
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-import kubernetes.client
-import kubernetes.config
 import yaml
 
 from rollouts.errors import RolloutsError
+from rollouts.kube import kubeconfig
 
 _SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 _DEFAULT_KUBECONFIG = "~/.kube/config"
@@ -71,40 +71,6 @@ class Connection:
         return self.token
 
 
-def _token_of(cfg: kubernetes.client.Configuration) -> str | None:
-    # kubernetes >= 30 keeps the token under "BearerToken" (older: "authorization"); both run
-    # the refresh hook if any.
-    value = (cfg.get_api_key_with_prefix("BearerToken")
-             or cfg.get_api_key_with_prefix("authorization"))
-    if not value:
-        return None
-    text = str(value)
-    return text.split(" ", 1)[1] if text.lower().startswith("bearer ") else text
-
-
-def _from_configuration(
-    cfg: kubernetes.client.Configuration, default_namespace: str | None,
-    context: str | None = None,
-) -> Connection:
-    refresh: Callable[[], str | None] | None = None
-    if cfg.refresh_api_key_hook is not None:
-        def refresh() -> str | None:
-            return _token_of(cfg)
-    return Connection(
-        host=str(cfg.host).rstrip("/"),
-        token=_token_of(cfg),
-        username=cfg.username or None,
-        password=cfg.password or None,
-        ca_path=cfg.ssl_ca_cert or None,
-        cert_path=cfg.cert_file or None,
-        key_path=cfg.key_file or None,
-        verify=bool(cfg.verify_ssl),
-        default_namespace=default_namespace,
-        context=context,
-        refresh=refresh,
-    )
-
-
 def kubeconfig_files(path: str | None = None) -> list[str]:
     """The files a kubeconfig is read from, as kubectl picks them: `path`, else each entry
     of $KUBECONFIG, else ~/.kube/config."""
@@ -116,8 +82,9 @@ def kubeconfig_files(path: str | None = None) -> list[str]:
     return [os.path.expanduser(_DEFAULT_KUBECONFIG)]
 
 
-def _check_files(path: str | None) -> list[str]:
-    """The existing files of the kubeconfig, or KubeconfigError saying what to do."""
+def _check_files(path: str | None) -> list[tuple[str, Mapping[str, Any] | None]]:
+    """The existing files of the kubeconfig with their contents, or KubeconfigError saying
+    what to do."""
     files = kubeconfig_files(path)
     existing = [f for f in files if os.path.isfile(f)]
     if path and not existing:
@@ -129,6 +96,7 @@ def _check_files(path: str | None) -> list[str]:
                                   f"({os.environ['KUBECONFIG']}): fix KUBECONFIG or pass "
                                   "--kubeconfig; try 'rollouts demo --keep'")
         raise KubeconfigError(NO_KUBECONFIG)
+    documents: list[tuple[str, Mapping[str, Any] | None]] = []
     for name in existing:
         try:
             with open(name, encoding="utf-8") as fh:
@@ -141,14 +109,8 @@ def _check_files(path: str | None) -> list[str]:
         if data is not None and not isinstance(data, dict):
             raise KubeconfigError(f"kubeconfig {name} is not a kubeconfig (a YAML mapping "
                                   "with clusters, users and contexts)")
-    return existing
-
-
-def _context_names(path: str | None) -> tuple[list[str], str | None]:
-    contexts, active = kubernetes.config.list_kube_config_contexts(  # type: ignore[no-untyped-call]
-        config_file=path
-    )
-    return [str(c.get("name")) for c in contexts], (active or {}).get("name")
+        documents.append((name, data))
+    return documents
 
 
 def from_kubeconfig(path: str | None = None, context: str | None = None) -> Connection:
@@ -157,54 +119,58 @@ def from_kubeconfig(path: str | None = None, context: str | None = None) -> Conn
     Raises KubeconfigError (one line: what is wrong and what to do) for a missing or
     unreadable file, an unknown context, or a context that names no server.
     """
-    files = _check_files(path)
-    where = path or os.pathsep.join(files)
-    try:
-        names, active = _context_names(path)
-    except kubernetes.config.ConfigException as exc:
-        raise KubeconfigError(f"kubeconfig {where} has no usable contexts ({exc}): "
-                              "add one, or pass another --kubeconfig") from exc
-    if context is not None and context not in names:
-        known = ", ".join(names) or "none"
+    documents = _check_files(path)
+    where = path or os.pathsep.join(name for name, _ in documents)
+    merged = kubeconfig.merge(documents)
+    if not merged.contexts:
+        raise KubeconfigError(f"kubeconfig {where} has no usable contexts (it lists none): "
+                              "add one, or pass another --kubeconfig")
+    if context is not None and context not in merged.contexts:
+        known = ", ".join(merged.contexts) or "none"
         raise KubeconfigError(f"context {context!r} not found in kubeconfig {where}; "
                               f"known contexts: {known}")
-    chosen = context or active
-    cfg = kubernetes.client.Configuration()
+    chosen = context or merged.current
+    if chosen is None or chosen not in merged.contexts:
+        raise KubeconfigError(f"kubeconfig {where} has no usable contexts (current-context "
+                              f"{chosen!r} is not one of them): set current-context or "
+                              "pass --context")
+    body = merged.contexts[chosen].body
+    cluster = merged.clusters.get(str(body.get("cluster")))
+    if cluster is None:
+        raise KubeconfigError(f"kubeconfig {where}, context {chosen!r}, cannot be used: "
+                              f"cluster {body.get('cluster')!r} not found")
+    server = str(cluster.body.get("server") or "")
+    if not server.startswith(("http://", "https://")):
+        raise KubeconfigError(f"context {chosen!r} in kubeconfig {where} names no server URL "
+                              f"(cluster server: {server or 'empty'}); fix the cluster entry")
+    user = merged.users.get(str(body.get("user")), kubeconfig.Entry({}, ""))
     try:
-        kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=path, context=context, client_configuration=cfg, persist_config=False
-        )
-    except (kubernetes.config.ConfigException, OSError, ValueError, TypeError,
-            AttributeError, KeyError) as exc:
-        # The loader reports a broken entry many ways; the reason is in its message.
+        host, ca_path, verify = kubeconfig.cluster_tls(cluster)
+        credentials = kubeconfig.user_credentials(user)
+    except kubeconfig.KubeconfigProblem as exc:
         raise KubeconfigError(f"kubeconfig {where}, context {chosen!r}, cannot be used: "
                               f"{exc}") from exc
-    if not str(cfg.host or "").startswith(("http://", "https://")):
-        raise KubeconfigError(f"context {chosen!r} in kubeconfig {where} names no server URL "
-                              f"(cluster server: {cfg.host or 'empty'!s}); fix the cluster entry")
-    namespace: str | None = None
-    try:
-        contexts, current = kubernetes.config.list_kube_config_contexts(  # type: ignore[no-untyped-call]
-            config_file=path
-        )
-        found = next((c for c in contexts if c.get("name") == context), None) or current
-        namespace = (found or {}).get("context", {}).get("namespace")
-    except Exception:  # the namespace is a convenience; a kubeconfig without one is fine
-        namespace = None
-    return _from_configuration(cfg, namespace or "default", chosen)
+    return Connection(
+        host=host, token=credentials.token, username=credentials.username,
+        password=credentials.password, ca_path=ca_path, cert_path=credentials.cert_path,
+        key_path=credentials.key_path, verify=verify,
+        default_namespace=str(body.get("namespace") or "default"), context=chosen,
+        refresh=credentials.refresh,
+    )
 
 
 def in_cluster() -> Connection:
     """The pod's service account (token file re-read as it rotates)."""
-    cfg = kubernetes.client.Configuration()
-    kubernetes.config.load_incluster_config(  # type: ignore[no-untyped-call]
-        client_configuration=cfg
-    )
+    try:
+        host, ca_path, read_token = kubeconfig.in_cluster_settings()
+    except kubeconfig.KubeconfigProblem as exc:
+        raise KubeconfigError(f"{exc}; pass --kubeconfig") from exc
     namespace = "default"
     if os.path.exists(_SERVICE_ACCOUNT_NAMESPACE):
         with open(_SERVICE_ACCOUNT_NAMESPACE, encoding="utf-8") as fh:
             namespace = fh.read().strip() or "default"
-    return _from_configuration(cfg, namespace)
+    return Connection(host=host, token=read_token(), ca_path=ca_path,
+                      default_namespace=namespace, refresh=read_token)
 
 
 def load(kubeconfig: str | None = None, context: str | None = None) -> Connection:
