@@ -25,7 +25,7 @@ estimated and why the decision was taken:
   neighbour): counts then vary more than Poisson, and a likelihood that assumes Poisson reads
   the extra variance as evidence. The test therefore estimates a dispersion factor phi from
   the looks themselves (quasi-likelihood: the binomial deviance at the estimated ratio over
-  its degrees of freedom, shrunk towards 1 by `_PRIOR_LOOKS` pseudo-looks, floored at 1) and
+  its degrees of freedom, less a margin, shrunk towards 1, floored at 1: `dispersion()`) and
   divides the log-likelihood by it before mixing. For Poisson data nothing is lost: a
   mixture e-value is convex in 1/phi and equals 1 at 1/phi = 0, so e(phi) <= max(1, e(1))
   for every phi >= 1, whatever data phi was estimated from; a test rejecting at a level
@@ -75,9 +75,11 @@ _NORMAL: Final = NormalDist()
 _GRID_SPAN: Final = math.log(256.0)
 _GRID_STEP: Final = 0.1
 _MIXTURE_SPAN: Final = math.log(32.0)
-# The dispersion estimate starts as if this many looks had shown Poisson variance: one or
-# two looks alone estimate it too roughly to spend power on.
-_PRIOR_LOOKS: Final = 2.0
+# The dispersion estimate starts as if this many looks had shown Poisson variance (a few
+# looks alone estimate it roughly), and counts only the deviance beyond one standard
+# deviation of its Poisson expectation: Poisson data then keep phi = 1 (and their power)
+# about five times in six.
+_PRIOR_LOOKS: Final = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,16 +391,18 @@ class SequentialState:
         """The quasi-likelihood dispersion factor (>= 1): how much more the canary's share
         of the errors varied from look to look than a binomial with one ratio allows.
 
-        The deviance (twice the saturated minus the maximal log-likelihood) over its
-        degrees of freedom (looks with errors - 1), with `_PRIOR_LOOKS` pseudo-looks of
-        dispersion 1 added; 1 when the data show no overdispersion (then the test is the
-        Poisson one). Worked example: 3 looks, deviance 12: (2 + 12) / (2 + 2) = 3.5.
+        The deviance D (twice the saturated minus the maximal log-likelihood; chi-squared
+        with df = looks with errors - 1 for binomial splits) less one standard deviation
+        sqrt(2 df), over df, with `_PRIOR_LOOKS` pseudo-looks of dispersion 1 added:
+        max(1, (k + D - sqrt(2 df)) / (k + df)). Worked example: 3 looks, D = 12:
+        (1 + 12 - 2) / (1 + 2) = 3.67.
         """
         freedom = self.looks_with_errors - 1
         if freedom < 1:
             return 1.0
         deviance = max(0.0, 2.0 * (self.saturated - _peak(self.log_likelihood)))
-        return max(1.0, (_PRIOR_LOOKS + deviance) / (_PRIOR_LOOKS + freedom))
+        margin = math.sqrt(2.0 * freedom)
+        return max(1.0, (_PRIOR_LOOKS + deviance - margin) / (_PRIOR_LOOKS + freedom))
 
 
 def _saturated(canary_errors: float, baseline_errors: float) -> float:

@@ -55,7 +55,7 @@ def test_looks_with_the_same_split_show_no_overdispersion() -> None:
         [(1, 9), (9, 1), (5, 5), (0, 10), (10, 0)],
     ],
 )
-def test_dispersion_is_the_shrunk_deviance_per_degree_of_freedom(
+def test_dispersion_is_the_excess_deviance_per_degree_of_freedom(
     looks: list[tuple[int, int]],
 ) -> None:
     # Equal requests per side: the fitted share is sum(xc) / sum(m), so the binomial
@@ -67,7 +67,7 @@ def test_dispersion_is_the_shrunk_deviance_per_degree_of_freedom(
         (scipy_stats.binom.logpmf(xc, m, xc / m) - scipy_stats.binom.logpmf(xc, m, fitted)).sum()
     )
     freedom = len(looks) - 1
-    expected = max(1.0, (2.0 + deviance) / (2.0 + freedom))
+    expected = max(1.0, (1.0 + deviance - math.sqrt(2 * freedom)) / (1.0 + freedom))
     assert expected > 1.5  # these tables are overdispersed on purpose
     assert _state(looks).dispersion() == pytest.approx(expected, rel=2e-3)
 
@@ -75,10 +75,19 @@ def test_dispersion_is_the_shrunk_deviance_per_degree_of_freedom(
 def test_dispersion_by_hand() -> None:
     # Two looks, 10 errors each, split 10/0 and 0/10: the fitted share is 1/2, the saturated
     # log-likelihood 0, the fitted one 20 * log(1/2): deviance 40 log 2 = 27.73, one degree
-    # of freedom, two pseudo-looks: (2 + 27.73) / 3 = 9.91.
-    assert _state([(10, 0), (0, 10)]).dispersion() == pytest.approx(
-        (2 + 40 * math.log(2)) / 3, rel=2e-3
-    )
+    # of freedom (margin sqrt 2), one pseudo-look: (1 + 27.73 - 1.414) / 2 = 13.66.
+    assert _state([(10, 0), (0, 10)]).dispersion() == pytest.approx(13.658, rel=2e-3)
+
+
+def test_poisson_noise_alone_rarely_moves_the_estimate() -> None:
+    # Ten looks of 20 errors split by a fair coin: a deviance beyond its mean by more than
+    # one standard deviation, which makes phi > 1, happens about one time in six.
+    rng = np.random.default_rng(93)
+    estimates = [
+        _state([(c, 20 - c) for c in rng.binomial(20, 0.5, 10)]).dispersion() for _ in range(400)
+    ]
+    assert sum(phi > 1.0 for phi in estimates) / 400 < 0.25
+    assert float(np.median(estimates)) == 1.0
 
 
 # ---------------------------------------------------------------------------------------------
