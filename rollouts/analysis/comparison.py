@@ -83,7 +83,11 @@ def encode_state(state: SequentialState) -> str:
                 state.baseline_requests,
             ],
             "looks": state.looks,
-            "dispersion": [round(state.saturated, _STATE_DIGITS), state.looks_with_errors],
+            "dispersion": [
+                round(state.saturated, _STATE_DIGITS),
+                state.looks_with_errors,
+                state.dispersion,
+            ],
         },
         separators=(",", ":"),
     )
@@ -102,14 +106,17 @@ def decode_state(text: str | None, tolerance: float) -> SequentialState:
         looks = int(data["looks"])
         recorded = float(data["tolerance"])
         # States saved before the dispersion estimate: as if no overdispersion was seen yet.
-        saturated, looks_with_errors = data.get("dispersion", [max(log_likelihood), 1])
+        saturated, looks_with_errors, dispersion = data.get(
+            "dispersion", [max(log_likelihood), 1, 1.0]
+        )
         saturated, looks_with_errors = float(saturated), int(looks_with_errors)
+        dispersion = max(1.0, float(dispersion))
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"the sequential test's saved state is unreadable: {exc}") from None
     if recorded != tolerance or len(log_likelihood) != len(fresh.log_likelihood):
         raise ValueError("the sequential test's saved state was built for another tolerance")
     return SequentialState(
-        tolerance, log_likelihood, nc, xc, nb, xb, looks, saturated, looks_with_errors
+        tolerance, log_likelihood, nc, xc, nb, xb, looks, saturated, looks_with_errors, dispersion
     )
 
 

@@ -25,8 +25,9 @@ estimated and why the decision was taken:
   neighbour): counts then vary more than Poisson, and a likelihood that assumes Poisson reads
   the extra variance as evidence. The test therefore estimates a dispersion factor phi from
   the looks themselves (quasi-likelihood: the binomial deviance at the estimated ratio over
-  its degrees of freedom, less a margin, shrunk towards 1, floored at 1: `dispersion()`) and
-  divides the log-likelihood by it before mixing. For Poisson data nothing is lost: a
+  its degrees of freedom, less a margin, shrunk towards 1, floored at 1:
+  `dispersion_estimate()`, taken before each look) and divides the log-likelihood by it
+  before mixing. For Poisson data nothing is lost: a
   mixture e-value is convex in 1/phi and equals 1 at 1/phi = 0, so e(phi) <= max(1, e(1))
   for every phi >= 1, whatever data phi was estimated from; a test rejecting at a level
   above 1 can only reject when the unscaled (Ville-valid) test does. With dispersion about 1
@@ -340,7 +341,10 @@ class SequentialState:
     """What the sequential test carries from look to look: totals per side, the
     log-likelihood of each rate ratio on the grid (`_grid(tolerance)`), and for the
     dispersion estimate the saturated log-likelihood (every look's share of errors fitted
-    exactly) and the number of looks that had errors."""
+    exactly), the number of looks that had errors, and the dispersion factor the latest look
+    is judged with: estimated from the looks before it, so that a look never discounts its
+    own counts (a regression starting mid-run is judged at its first look as a Poisson test
+    would judge it; only later looks see it as variance)."""
 
     tolerance: float
     log_likelihood: tuple[float, ...]
@@ -351,6 +355,7 @@ class SequentialState:
     looks: int = 0
     saturated: float = 0.0
     looks_with_errors: int = 0
+    dispersion: float = 1.0
 
     @classmethod
     def start(cls, tolerance: float) -> SequentialState:
@@ -385,9 +390,10 @@ class SequentialState:
             looks=self.looks + 1,
             saturated=self.saturated + (_saturated(xc, xb) if informative else 0.0),
             looks_with_errors=self.looks_with_errors + informative,
+            dispersion=self.dispersion_estimate(),
         )
 
-    def dispersion(self) -> float:
+    def dispersion_estimate(self) -> float:
         """The quasi-likelihood dispersion factor (>= 1): how much more the canary's share
         of the errors varied from look to look than a binomial with one ratio allows.
 
@@ -483,7 +489,7 @@ def sequential_counts(
 ) -> Evidence:
     """Judge the counts accumulated in `state` (anytime-valid).
 
-    The log-likelihood is divided by the dispersion factor, `state.dispersion()` unless
+    The log-likelihood is divided by the dispersion factor, `state.dispersion` unless
     `dispersion` (>= 1) is given: overdispersed counts weigh less (see the module's notes).
 
     With alpha = 1 - confidence and t the relative tolerance (the canary's error rate may be
@@ -498,7 +504,7 @@ def sequential_counts(
 
     _check_confidence(confidence)
     grid = _grid(state.tolerance)
-    phi = state.dispersion() if dispersion is None else dispersion
+    phi = state.dispersion if dispersion is None else dispersion
     if not (math.isfinite(phi) and phi >= 1.0):
         raise ValueError("a dispersion factor must be a finite number >= 1")
     log_likelihood = np.asarray(state.log_likelihood, dtype=np.float64) / phi
