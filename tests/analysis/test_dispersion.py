@@ -84,7 +84,8 @@ def test_poisson_noise_alone_rarely_moves_the_estimate() -> None:
     # one standard deviation, which makes phi > 1, happens about one time in six.
     rng = np.random.default_rng(93)
     estimates = [
-        _state([(c, 20 - c) for c in rng.binomial(20, 0.5, 10)]).dispersion_estimate() for _ in range(400)
+        _state([(c, 20 - c) for c in rng.binomial(20, 0.5, 10)]).dispersion_estimate()
+        for _ in range(400)
     ]
     assert sum(phi > 1.0 for phi in estimates) / 400 < 0.25
     assert float(np.median(estimates)) == 1.0
