@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 
 EXIT_INTERNAL = 3  # rollouts.cli.lint.EXIT_INTERNAL: anything else non-zero is findings
-_REFUSED = re.compile(r"not supported by rollouts\.dev|is not supported; left as is")
+_REFUSED = re.compile(r"not supported|unsupported|; left as is")
 _NOT_ERROR = re.compile(r":doc \d+: (warning|skipped):")
 _DANGLING = re.compile(r'AnalysisTemplate "([^"]+)" is not in the files given')
 
@@ -75,7 +75,8 @@ def classify(path: Path, known_templates: set[str]) -> tuple[str, str]:
         return "crash", converted.stderr.strip().splitlines()[-1]
     if converted.stdout.strip() == "" or converted.returncode == EXIT_INTERNAL:
         return "rejected", _reason(converted.stderr) or converted.stderr.strip()[:300]
-    problems = [line for line in converted.stderr.splitlines() if ":doc " in line]
+    problems = [line.split(":doc ", 1)[1] for line in converted.stderr.splitlines()
+                if ":doc " in line]
     if problems and all(_REFUSED.search(line) for line in problems):
         return "refused", _reason(converted.stderr)
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as out:
