@@ -135,8 +135,7 @@ def check_template(doc: Document, pods: PodTemplateChecker | None = None) -> lis
     kind = doc.body.get("kind")
     model = AnalysisTemplate if kind == "AnalysisTemplate" else ClusterAnalysisTemplate
     problems: list[Problem] = []
-    if not _dict(doc.body.get("metadata")).get("name"):
-        problems.append(Problem(doc.file, doc.index, "metadata.name", "a name is required"))
+    problems += _name_problems(doc)
     try:
         model.model_validate(dict(doc.body))
     except ValidationError as exc:
@@ -168,6 +167,15 @@ def _condition_problems(doc: Document, i: int, metric: Mapping[str, Any]) -> lis
     return problems
 
 
+def _name_problems(doc: Document) -> list[Problem]:
+    # The API server names an object from metadata.generateName when it has no name (kubectl
+    # create), so either one will do.
+    metadata = _dict(doc.body.get("metadata"))
+    if metadata.get("name") or metadata.get("generateName"):
+        return []
+    return [Problem(doc.file, doc.index, "metadata.name", "a name (or generateName) is required")]
+
+
 def _findings(doc: Document, found: Iterable[tuple[str, str]]) -> list[Problem]:
     return [Problem(doc.file, doc.index, path, message) for path, message in found]
 
@@ -175,8 +183,7 @@ def _findings(doc: Document, found: Iterable[tuple[str, str]]) -> list[Problem]:
 def _name_and_spec(doc: Document, kind: str) -> tuple[list[Problem], Mapping[str, Any] | None]:
     """Problems with metadata.name and the spec's presence; the spec when there is one."""
     problems: list[Problem] = []
-    if not _dict(doc.body.get("metadata")).get("name"):
-        problems.append(Problem(doc.file, doc.index, "metadata.name", "a name is required"))
+    problems += _name_problems(doc)
     spec = doc.body.get("spec")
     if not isinstance(spec, Mapping):
         return [*problems, Problem(doc.file, doc.index, "spec", f"{kind} needs a spec")], None
