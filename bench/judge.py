@@ -6,8 +6,7 @@
 The releases are drawn in this process (numpy, seeded): no Prometheus, no controller. Each
 release is a canary and its baseline receiving `requests` requests per side per interval,
 with a baseline error rate and a canary error rate `ratio` times it; some scenarios add
-shared blips (an interval where a dependency fails and both sides see 20x the errors), or
-make a good canary noisy (its error rate times a gamma draw with mean 1 every interval).
+shared blips (an interval where a dependency fails and both sides see 20x the errors).
 Up to `--horizon` intervals are judged (default 10). Judges:
 
 * threshold-95 / threshold-99: the canary's success rate in the interval must be >= 95% /
@@ -56,7 +55,6 @@ class Scenario:
     base_rate: float
     ratio: float
     blip_chance: float = 0.0
-    noise_cv: float = 0.0  # per-interval gamma noise on the canary's error rate (mean 1)
 
 
 SCENARIOS = (
@@ -69,11 +67,6 @@ SCENARIOS = (
     Scenario("bad 10x, 0.1% -> 1%, 500 req", 500, 0.001, 10.0),
     Scenario("bad 2x, 1% -> 2%, 1000 req", 1000, 0.01, 2.0),
     Scenario("bad 1.5x, 1% -> 1.5%, 5000 req", 5000, 0.01, 1.5),
-    # Appended, so that the scenarios above keep their seeds: a canary whose error rate
-    # swings from interval to interval, good on average, and a noisy 2x regression.
-    Scenario("good, noisy canary (CV 0.7), 1%, 1000 req", 1000, 0.01, 1.0, noise_cv=0.7),
-    Scenario("good, noisy canary (CV 0.3), 1%, 1000 req", 1000, 0.01, 1.0, noise_cv=0.3),
-    Scenario("bad 2x, noisy canary (CV 0.7), 1000 req", 1000, 0.01, 2.0, noise_cv=0.7),
 )
 
 
@@ -88,9 +81,6 @@ def draw(rng: np.random.Generator, scenario: Scenario, horizon: int) -> Release:
     blips = rng.random(horizon) < scenario.blip_chance
     base = np.where(blips, np.minimum(1.0, scenario.base_rate * 20), scenario.base_rate)
     canary = np.minimum(1.0, base * scenario.ratio)
-    if scenario.noise_cv > 0:
-        shape = 1.0 / scenario.noise_cv**2
-        canary = np.minimum(1.0, canary * rng.gamma(shape, 1.0 / shape, horizon))
     return Release(
         rng.binomial(scenario.requests, canary),
         rng.binomial(scenario.requests, base),

@@ -83,11 +83,6 @@ def encode_state(state: SequentialState) -> str:
                 state.baseline_requests,
             ],
             "looks": state.looks,
-            "dispersion": [
-                round(state.saturated, _STATE_DIGITS),
-                state.looks_with_errors,
-                state.dispersion,
-            ],
         },
         separators=(",", ":"),
     )
@@ -105,19 +100,11 @@ def decode_state(text: str | None, tolerance: float) -> SequentialState:
         xc, nc, xb, nb = (float(v) for v in data["totals"])
         looks = int(data["looks"])
         recorded = float(data["tolerance"])
-        # States saved before the dispersion estimate: as if no overdispersion was seen yet.
-        saturated, looks_with_errors, dispersion = data.get(
-            "dispersion", [max(log_likelihood), 1, 1.0]
-        )
-        saturated, looks_with_errors = float(saturated), int(looks_with_errors)
-        dispersion = max(1.0, float(dispersion))
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"the sequential test's saved state is unreadable: {exc}") from None
     if recorded != tolerance or len(log_likelihood) != len(fresh.log_likelihood):
         raise ValueError("the sequential test's saved state was built for another tolerance")
-    return SequentialState(
-        tolerance, log_likelihood, nc, xc, nb, xb, looks, saturated, looks_with_errors, dispersion
-    )
+    return SequentialState(tolerance, log_likelihood, nc, xc, nb, xb, looks)
 
 
 def _finite_or_none(value: float | None) -> float | None:
@@ -142,7 +129,6 @@ def to_record(evidence: Evidence) -> EvidenceRecord:
         p_value=evidence.p_value,
         e_value=_finite_or_none(evidence.e_value),
         looks=evidence.looks,
-        dispersion=evidence.dispersion,
         state=encode_state(evidence.state) if evidence.state is not None else None,
     )
 

@@ -21,18 +21,6 @@ estimated and why the decision was taken:
   reaches 1/alpha keeps its false-alarm rate under alpha however often it looks. The same
   e-values, inverted, give a confidence sequence for rho.
 
-  Real error rates also swing from minute to minute (a flaky dependency, a noisy
-  neighbour): counts then vary more than Poisson, and a likelihood that assumes Poisson reads
-  the extra variance as evidence. The test therefore estimates a dispersion factor phi from
-  the looks themselves (quasi-likelihood: the binomial deviance at the estimated ratio over
-  its degrees of freedom, less a margin, shrunk towards 1, floored at 1:
-  `dispersion_estimate()`, taken before each look) and divides the log-likelihood by it
-  before mixing. For Poisson data nothing is lost: a
-  mixture e-value is convex in 1/phi and equals 1 at 1/phi = 0, so e(phi) <= max(1, e(1))
-  for every phi >= 1, whatever data phi was estimated from; a test rejecting at a level
-  above 1 can only reject when the unscaled (Ville-valid) test does. With dispersion about 1
-  (phi floored at 1) the test is the unscaled one.
-
 Neither test ever passes or fails on too little data: below `min_samples` per side the
 decision is `inconclusive` (the metric layer decides whether to wait for more).
 """
@@ -43,15 +31,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from statistics import NormalDist
-from typing import TYPE_CHECKING, Final, Literal
+from typing import Final, Literal
 
-if TYPE_CHECKING:  # numpy is imported by the functions: a controller judging nothing skips it
-    import numpy as np
-    import numpy.typing as npt
-
-    FloatArray = npt.NDArray[np.float64]
-    # What the tests accept: any sequence of numbers or a numpy array.
-    Samples = Sequence[float] | FloatArray
+import numpy as np
+import numpy.typing as npt
 
 __all__ = [
     "Decision",
@@ -76,11 +59,10 @@ _NORMAL: Final = NormalDist()
 _GRID_SPAN: Final = math.log(256.0)
 _GRID_STEP: Final = 0.1
 _MIXTURE_SPAN: Final = math.log(32.0)
-# The dispersion estimate starts as if this many looks had shown Poisson variance (a few
-# looks alone estimate it roughly), and counts only the deviance beyond one standard
-# deviation of its Poisson expectation: Poisson data then keep phi = 1 (and their power)
-# about five times in six.
-_PRIOR_LOOKS: Final = 1.0
+
+FloatArray = npt.NDArray[np.float64]
+# What the tests accept: any sequence of numbers or a numpy array.
+Samples = Sequence[float] | FloatArray
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,9 +95,7 @@ class Evidence:
     `effect` is the Hodges-Lehmann shift (canary - baseline, in the metric's unit) or the
     estimated ratio of error rates (canary / baseline); `interval` its confidence interval
     (a confidence sequence for the sequential test). `p_value` for Mann-Whitney, `e_value`
-    (the larger of the decision e-values) for the sequential test, after dividing the
-    log-likelihood by `dispersion` (the sequential test's overdispersion factor, 1 for
-    Poisson-like counts).
+    (the larger of the decision e-values) for the sequential test.
     """
 
     test: Literal["mannWhitney", "sequentialCounts"]
@@ -133,20 +113,15 @@ class Evidence:
     baseline_errors: float | None = None
     looks: int = 1
     state: SequentialState | None = None
-    dispersion: float | None = None
 
 
 def _finite(values: Samples) -> FloatArray:
-    import numpy as np
-
     array = np.asarray(values, dtype=np.float64).ravel()
     return array[np.isfinite(array)]
 
 
 def _rank(values: FloatArray) -> FloatArray:
     """Ranks 1..n with ties given their average rank."""
-    import numpy as np
-
     order = np.argsort(values, kind="mergesort")
     ordered = values[order]
     # Start index of each run of equal values, and the average rank of that run.
@@ -174,8 +149,6 @@ def mann_whitney_u(
     Worked example: x = [3, 4], y = [1, 2, 3]: ranks of the pooled [3,4,1,2,3] are
     [3.5, 5, 1, 2, 3.5], R1 = 8.5, U1 = 8.5 - 3 = 5.5 of n1*n2 = 6 pairs.
     """
-    import numpy as np
-
     xs, ys = _finite(x), _finite(y)
     n1, n2 = len(xs), len(ys)
     if n1 == 0 or n2 == 0:
@@ -212,8 +185,6 @@ def hodges_lehmann(
 
     Worked example: x = [5, 6], y = [1, 2]: differences [4, 3, 5, 4], shift 4.
     """
-    import numpy as np
-
     xs, ys = _finite(x), _finite(y)
     n1, n2 = len(xs), len(ys)
     if n1 == 0 or n2 == 0:
@@ -228,8 +199,6 @@ def hodges_lehmann(
 
 
 def _allowed_shift(tolerance: Tolerance, baseline: FloatArray) -> float:
-    import numpy as np
-
     if tolerance.absolute is not None:
         return tolerance.absolute
     assert tolerance.relative is not None
@@ -327,8 +296,6 @@ def _ratio_bounds(tolerance: float) -> tuple[float, float]:
 
 def _grid(tolerance: float) -> FloatArray:
     """log(rate ratio) points, with both bounds of the tolerance exactly on the grid."""
-    import numpy as np
-
     low, high = _ratio_bounds(tolerance)
     inner = max(1, math.ceil((high - low) / _GRID_STEP)) if high > low else 0
     step = (high - low) / inner if inner else _GRID_STEP
@@ -338,13 +305,8 @@ def _grid(tolerance: float) -> FloatArray:
 
 @dataclass(frozen=True, slots=True)
 class SequentialState:
-    """What the sequential test carries from look to look: totals per side, the
-    log-likelihood of each rate ratio on the grid (`_grid(tolerance)`), and for the
-    dispersion estimate the saturated log-likelihood (every look's share of errors fitted
-    exactly), the number of looks that had errors, and the dispersion factor the latest look
-    is judged with: estimated from the looks before it, so that a look never discounts its
-    own counts (a regression starting mid-run is judged at its first look as a Poisson test
-    would judge it; only later looks see it as variance)."""
+    """What the sequential test carries from look to look: totals per side and the
+    log-likelihood of each rate ratio on the grid (`_grid(tolerance)`)."""
 
     tolerance: float
     log_likelihood: tuple[float, ...]
@@ -353,9 +315,6 @@ class SequentialState:
     baseline_requests: float = 0.0
     baseline_errors: float = 0.0
     looks: int = 0
-    saturated: float = 0.0
-    looks_with_errors: int = 0
-    dispersion: float = 1.0
 
     @classmethod
     def start(cls, tolerance: float) -> SequentialState:
@@ -370,13 +329,10 @@ class SequentialState:
     ) -> SequentialState:
         """Fold in one look's new counts (negative or non-finite counts count as 0; more
         errors than requests are capped at the requests)."""
-        import numpy as np
-
         nc, nb = _count(canary_requests), _count(baseline_requests)
         xc, xb = min(_count(canary_errors), nc), min(_count(baseline_errors), nb)
         log_likelihood = np.asarray(self.log_likelihood, dtype=np.float64)
-        informative = nc > 0 and nb > 0 and xc + xb > 0
-        if informative:
+        if nc > 0 and nb > 0 and xc + xb > 0:
             ratio = np.exp(_grid(self.tolerance))
             share = ratio * nc / (ratio * nc + nb)
             log_likelihood = log_likelihood + xc * np.log(share) + xb * np.log1p(-share)
@@ -388,47 +344,7 @@ class SequentialState:
             baseline_requests=self.baseline_requests + nb,
             baseline_errors=self.baseline_errors + xb,
             looks=self.looks + 1,
-            saturated=self.saturated + (_saturated(xc, xb) if informative else 0.0),
-            looks_with_errors=self.looks_with_errors + informative,
-            dispersion=self.dispersion_estimate(),
         )
-
-    def dispersion_estimate(self) -> float:
-        """The quasi-likelihood dispersion factor (>= 1): how much more the canary's share
-        of the errors varied from look to look than a binomial with one ratio allows.
-
-        The deviance D (twice the saturated minus the maximal log-likelihood; chi-squared
-        with df = looks with errors - 1 for binomial splits) less one standard deviation
-        sqrt(2 df), over df, with `_PRIOR_LOOKS` pseudo-looks of dispersion 1 added:
-        max(1, (k + D - sqrt(2 df)) / (k + df)). Worked example: 3 looks, D = 12:
-        (1 + 12 - 2) / (1 + 2) = 3.67.
-        """
-        freedom = self.looks_with_errors - 1
-        if freedom < 1:
-            return 1.0
-        deviance = max(0.0, 2.0 * (self.saturated - _peak(self.log_likelihood)))
-        margin = math.sqrt(2.0 * freedom)
-        return max(1.0, (_PRIOR_LOOKS + deviance - margin) / (_PRIOR_LOOKS + freedom))
-
-
-def _saturated(canary_errors: float, baseline_errors: float) -> float:
-    """The binomial log-likelihood of a look's split of errors at its own share."""
-    total = canary_errors + baseline_errors
-    return sum(x * math.log(x / total) for x in (canary_errors, baseline_errors) if x > 0)
-
-
-def _peak(log_likelihood: Sequence[float]) -> float:
-    """The maximum of a log-likelihood sampled on an even grid: the vertex of the parabola
-    through the best point and its neighbours (the grid is 0.1 apart; without it the
-    deviance would be off by up to a few tenths at thousands of errors)."""
-    best = max(range(len(log_likelihood)), key=log_likelihood.__getitem__)
-    if best == 0 or best == len(log_likelihood) - 1:
-        return log_likelihood[best]
-    left, middle, right = log_likelihood[best - 1 : best + 2]
-    curvature = left - 2.0 * middle + right
-    if curvature >= 0:
-        return middle
-    return middle - (right - left) ** 2 / (8.0 * curvature)
 
 
 def _count(value: float) -> float:
@@ -439,8 +355,6 @@ def _log_e_values(log_likelihood: FloatArray, grid: FloatArray) -> tuple[FloatAr
     """For every grid point r0, the log of the e-value against 'ratio <= r0' (an equal-weight
     mixture of likelihood ratios over the grid points above r0, within the mixture span) and
     against 'ratio >= r0' (points below). Computed in logs: e-values grow past 1e308."""
-    import numpy as np
-
     ratios = log_likelihood[np.newaxis, :] - log_likelihood[:, np.newaxis]  # [r0, r1]
     distance = grid[np.newaxis, :] - grid[:, np.newaxis]
     span = _MIXTURE_SPAN + 1e-9
@@ -485,12 +399,8 @@ def sequential_counts(
     confidence: float = 0.95,
     min_samples: int = 100,
     final: bool = False,
-    dispersion: float | None = None,
 ) -> Evidence:
     """Judge the counts accumulated in `state` (anytime-valid).
-
-    The log-likelihood is divided by the dispersion factor, `state.dispersion` unless
-    `dispersion` (>= 1) is given: overdispersed counts weigh less (see the module's notes).
 
     With alpha = 1 - confidence and t the relative tolerance (the canary's error rate may be
     up to (1+t) times the baseline's; `decrease`: down to 1/(1+t) times):
@@ -500,14 +410,9 @@ def sequential_counts(
     - otherwise `continue`, or at the final look `pass` (no regression shown).
     Fewer than `min_samples` requests on a side: inconclusive.
     """
-    import numpy as np
-
     _check_confidence(confidence)
     grid = _grid(state.tolerance)
-    phi = state.dispersion if dispersion is None else dispersion
-    if not (math.isfinite(phi) and phi >= 1.0):
-        raise ValueError("a dispersion factor must be a finite number >= 1")
-    log_likelihood = np.asarray(state.log_likelihood, dtype=np.float64) / phi
+    log_likelihood = np.asarray(state.log_likelihood, dtype=np.float64)
     if len(log_likelihood) != len(grid):
         raise ValueError("the state was built for another tolerance")
     log_up, log_down = _log_e_values(log_likelihood, grid)
@@ -552,13 +457,11 @@ def sequential_counts(
         baseline_errors=state.baseline_errors,
         looks=state.looks,
         state=state,
-        dispersion=phi,
     )
     rates = (
         f"errors {_fmt(state.canary_errors)}/{_fmt(state.canary_requests)} vs "
         f"{_fmt(state.baseline_errors)}/{_fmt(state.baseline_requests)}, "
         f"ratio {_fmt(estimate)} {_fmt_interval(interval)}"
-        + (f", dispersion {phi:.3g}" if phi > 1.0 else "")
     )
     if min(state.canary_requests, state.baseline_requests) < max(1, min_samples):
         return replace(

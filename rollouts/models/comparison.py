@@ -141,9 +141,4 @@ class Evidence(StatusModel):
     p_value: float | None = None
     e_value: float | None = None
     looks: int | None = None
-    dispersion: float | None = Field(
-        default=None,
-        description="sequentialCounts: overdispersion factor the log-likelihood was divided "
-        "by (1: counts vary as Poisson)",
-    )
     state: str | None = None
