@@ -135,11 +135,8 @@ CEL_RULES: Final[Mapping[type[BaseModel], tuple[CelRule, ...]]] = MappingProxyTy
         ),
         rollout.CanaryStep: (
             CelRule(
-                exactly_one(has("setWeight"), has("pause"), has("setCanaryScale"), has("analysis"),
-                            has("setHeaderRoute"), has("setMirrorRoute"), has("experiment"),
-                            has("plugin")),
-                "a step needs exactly one of setWeight, pause, setCanaryScale, analysis, "
-                "setHeaderRoute, setMirrorRoute, experiment, plugin",
+                exactly_one(*(has(kind) for kind in rollout.STEP_KINDS)),
+                rollout.ONE_STEP_KIND,
             ),
         ),
         rollout.SetCanaryScale: (

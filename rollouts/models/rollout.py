@@ -203,27 +203,23 @@ class CanaryStep(ApiModel):
 
     @model_validator(mode="after")
     def _exactly_one_action(self) -> CanaryStep:
-        given = [
-            name
-            for name, value in (
-                ("setWeight", self.set_weight),
-                ("pause", self.pause),
-                ("setCanaryScale", self.set_canary_scale),
-                ("analysis", self.analysis),
-                ("setHeaderRoute", self.set_header_route),
-                ("setMirrorRoute", self.set_mirror_route),
-                ("experiment", self.experiment),
-                ("plugin", self.plugin),
-            )
-            if value is not None
-        ]
+        given = [kind for kind in STEP_KINDS
+                 if getattr(self, CanaryStep.model_fields_by_alias()[kind]) is not None]
         if len(given) != 1:
-            raise ValueError(
-                "a step needs exactly one of setWeight, pause, setCanaryScale, analysis, "
-                "setHeaderRoute, setMirrorRoute, experiment, plugin"
-                + (f" (got {', '.join(given)})" if given else "")
-            )
+            raise ValueError(ONE_STEP_KIND + (f" (got {', '.join(given)})" if given else ""))
         return self
+
+    @classmethod
+    def model_fields_by_alias(cls) -> dict[str, str]:
+        """Wire name -> attribute name of the step's fields."""
+        return {(info.alias or name): name for name, info in cls.model_fields.items()}
+
+
+# The kinds a canary step can be, as written in manifests; the model's validator and the
+# CRD's CEL rule (models/crds.py) both read this list.
+STEP_KINDS = ("setWeight", "pause", "setCanaryScale", "analysis", "setHeaderRoute",
+              "setMirrorRoute", "experiment", "plugin")
+ONE_STEP_KIND = "a step needs exactly one of " + ", ".join(STEP_KINDS)
 
 
 class CanaryStrategy(ApiModel):
