@@ -32,10 +32,17 @@ def test_blue_green_old_revision_shows_its_scale_down_countdown(
     result = CliRunner().invoke(app, ["--kubeconfig", str(cluster.kubeconfig), "promote",
                                       "shop"])
     assert result.exit_code == 0, result.output
-    text = cluster.wait_for("the old revision's countdown", lambda: (
-        lambda out: out if "scaled down in" in out else None)(get(cluster, "shop")))
-    old = next(line for line in text.splitlines() if "scaled down in" in line)
-    assert "(stable" not in old and "(active" not in old
+    # The controller marks the old ReplicaSet for scale-down and then writes the status that
+    # makes the new revision stable and active; a `get` between those two writes shows the
+    # old revision still stable with a countdown. Wait for the settled view: the countdown
+    # must end up on the old revision, never on the new one.
+    def countdown_line() -> str | None:
+        out = get(cluster, "shop")
+        return next((line for line in out.splitlines() if "scaled down in" in line
+                     and "(stable" not in line and "(active" not in line), None)
+
+    old = cluster.wait_for("the old revision's countdown", countdown_line)
+    assert "#1 " in old, old
     seconds = re.search(r"scaled down in (\d+)s", old)
     assert seconds is not None and 0 < int(seconds.group(1)) <= 30, old
 
