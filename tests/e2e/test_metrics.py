@@ -153,7 +153,7 @@ def test_a_replica_that_starts_as_standby_is_ready_for_its_role(
     """A live peer with a higher priority (a phantom record whose lifetime is short) keeps
     the new replica standing by from its start: kopf lists nothing, yet the probe the chart
     uses passes; once the phantom's record expires the replica acts and reconciles."""
-    phantom = {"priority": 2**62, "lifetime": 8,
+    phantom = {"priority": 2**62, "lifetime": 20,  # outlives a slow start under load
                "lastseen": dt.datetime.now(dt.UTC).isoformat()}
     sandbox.apply([{**PEERING, "status": {"phantom": phantom}}])
     sandbox.apply(MANIFESTS)
