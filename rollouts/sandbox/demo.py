@@ -9,6 +9,10 @@ promotes with no human action, and a bad one (30% errors) whose failed analysis 
 controller roll it back by itself. Every outcome is checked; the exit code says whether all
 were as expected, so the demo doubles as a smoke test of a fresh install.
 
+This module drives the run (`Demo`: watch, log, check); each act is a module of its own
+(`demo_canary`, `demo_analysis`, `demo_gateway`, `demo_judge`), what is read of the cluster is
+`demo_snapshot` and how it is shown `demo_view`.
+
 Promote and abort are decided by `rollouts.planner.operations` (what `rollouts promote/abort`
 decide with) and written to the status subresource with the resourceVersion they were decided
 on. The CLI passes its own writer (`operate=`) so the demo goes through exactly the code of
@@ -60,6 +64,7 @@ from rollouts.sandbox.prometheus import PrometheusServerError
 
 PROMETHEUS_BINARY = "prometheus"
 WRITE_ATTEMPTS = 3
+
 
 @dataclass(frozen=True)
 class Pace:
