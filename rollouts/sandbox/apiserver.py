@@ -33,9 +33,11 @@ What the real kopf operator, the kubernetes Python client, kubectl-ish clients a
   resourceVersion inside a bounded history window (410 Expired beyond it), ``timeoutSeconds``,
   ``allowWatchBookmarks``; every watch event carries the resourceVersion of the write's reply.
 
-The store and its write semantics live in ``rollouts.sandbox.store`` (patches in
-``patches``, selectors in ``selectors``, watch plumbing in ``watch``, the served kinds in
-``resources``); this module is the HTTP front, the in-process API and the thread runner.
+The store and its write semantics live in ``rollouts.sandbox.store`` (storage and history in
+``storage``, deletion in ``deletion``, patches in ``patches``, selectors in ``selectors``,
+watch plumbing in ``watch``, the served kinds in ``resources``); the in-process API in
+``inprocess_api``, watch over HTTP in ``watch_http``, discovery and OpenAPI documents in
+``discovery``, the thread runner in ``emulator_thread``. This module is the HTTP front.
 
 Not emulated: admission webhooks, validation of built-in kinds, CRD defaulting (see
 ``rollouts.sandbox.schema`` for what schema checks are done), conversion between CRD versions
@@ -61,36 +63,39 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
-import concurrent.futures
-import contextlib
 import copy
 import datetime as dt
 import json
 import pathlib
-import re
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from types import MappingProxyType
-from typing import Any, Final, TypeVar
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import yaml
 from aiohttp import web
 
-from rollouts.sandbox import apierrors, eviction, managedfields, openapi, rbac, tables
+from rollouts.sandbox import apierrors, eviction, managedfields, rbac, tables
 from rollouts.sandbox.apierrors import ApiError
 from rollouts.sandbox.certs import ServingCertificate, serving_certificate
+from rollouts.sandbox.discovery import (
+    SERVER_VERSION,
+    api_group,
+    api_group_list,
+    api_resource_list,
+    openapi_document,
+)
+from rollouts.sandbox.inprocess_api import InProcessApi
 from rollouts.sandbox.resources import ResourceInfo
 from rollouts.sandbox.selectors import (
-    FieldSelector,
     LabelSelector,
 )
-from rollouts.sandbox.store import IN_PROCESS_WRITER, ObjectStore
-from rollouts.sandbox.watch import Subscription, Watcher, WatchEvent
+from rollouts.sandbox.store import IN_PROCESS_WRITER
+from rollouts.sandbox.watch import Subscription, WatchEvent
+from rollouts.sandbox.watch_http import TRUE_VALUES, WatchStreams, int_param
 
 __all__ = [
     "ApiEmulator",
     "ApiError",
-    "EmulatorThread",
     "LabelSelector",
     "ResourceInfo",
     "Subscription",
@@ -98,40 +103,9 @@ __all__ = [
 ]
 
 Obj = dict[str, Any]
-T = TypeVar("T")
-
-_TRUE = ("true", "1", "True", "yes")
-_SERVER_VERSION: Final = MappingProxyType({
-    "major": "1",
-    "minor": "31",
-    "gitVersion": "v1.31.0-sandbox",
-    "gitCommit": "0000000000000000000000000000000000000000",
-    "gitTreeState": "clean",
-    "buildDate": "2026-01-01T00:00:00Z",
-    "goVersion": "go1.22",
-    "compiler": "gc",
-    "platform": "linux/amd64",
-})
 
 
-# --------------------------------------------------------------------------------------------
-# Misc helpers
-
-
-def _int_param(value: str | None, name: str) -> int | None:
-    if value in (None, ""):
-        return None
-    try:
-        return int(str(value))
-    except ValueError:
-        raise apierrors.bad_request(f"invalid {name}: {value!r}") from None
-
-
-# --------------------------------------------------------------------------------------------
-# The emulator
-
-
-class ApiEmulator(ObjectStore):
+class ApiEmulator(InProcessApi, WatchStreams):
     """A Kubernetes API server in miniature: one global store, real HTTP, real watch streams.
 
     The in-process methods (``get_object``, ``create_object``, ``patch_object``...) share the
@@ -254,217 +228,6 @@ class ApiEmulator(ObjectStore):
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         return path
 
-    # ----------------------------------------------------------------- thread marshalling
-
-    def _call(self, fn: Callable[[], T]) -> T:
-        loop = self._loop
-        if loop is None or self._loop_thread == threading.get_ident() or loop.is_closed():
-            return fn()
-        future: concurrent.futures.Future[T] = concurrent.futures.Future()
-
-        def run() -> None:
-            try:
-                future.set_result(fn())
-            except BaseException as e:
-                future.set_exception(e)
-
-        loop.call_soon_threadsafe(run)
-        return future.result()
-
-    # ----------------------------------------------------------------- in-process API
-
-    def resources(self) -> list[ResourceInfo]:
-        return list(self._resources.values())
-
-    def resource_for_kind(self, api_version: str, kind: str) -> ResourceInfo:
-        group, _, version = api_version.rpartition("/")
-        for info in self._resources.values():
-            if info.group == group and info.version == version and info.kind == kind:
-                return info
-        raise ApiError(404, "NotFound", f"no resource for {api_version}/{kind}")
-
-    def get_object(
-        self, group: str, version: str, plural: str, namespace: str | None, name: str
-    ) -> Obj | None:
-        def run() -> Obj | None:
-            info = self._info(group, version, plural)
-            obj = self._store(info).get((namespace or "", name))
-            return self._out(info, obj) if obj is not None else None
-
-        return self._call(run)
-
-    def list_objects(
-        self,
-        group: str,
-        version: str,
-        plural: str,
-        namespace: str | None = None,
-        label_selector: str | None = None,
-        field_selector: str | None = None,
-    ) -> list[Obj]:
-        def run() -> list[Obj]:
-            info = self._info(group, version, plural)
-            return [
-                self._out(info, o)
-                for o in self._select(info, namespace, label_selector, field_selector)
-            ]
-
-        return self._call(run)
-
-    def create_object(
-        self, group: str, version: str, plural: str, namespace: str | None, body: Obj
-    ) -> Obj:
-        def run() -> Obj:
-            info = self._info(group, version, plural)
-            return self._out(info, self._create(info, namespace, copy.deepcopy(body)))
-
-        return self._call(run)
-
-    def replace_object(
-        self,
-        group: str,
-        version: str,
-        plural: str,
-        namespace: str | None,
-        name: str,
-        body: Obj,
-        subresource: str | None = None,
-    ) -> Obj:
-        def run() -> Obj:
-            info = self._info(group, version, plural)
-            return self._out(
-                info, self._replace(info, namespace, name, copy.deepcopy(body), subresource)
-            )
-
-        return self._call(run)
-
-    def patch_object(
-        self,
-        group: str,
-        version: str,
-        plural: str,
-        namespace: str | None,
-        name: str,
-        patch: Obj | list[Any],
-        subresource: str | None = None,
-        *,
-        patch_type: str = "merge",
-    ) -> Obj:
-        """A merge patch (or ``patch_type="json"`` with a list of operations)."""
-
-        def run() -> Obj:
-            info = self._info(group, version, plural)
-            content_type = (
-                "application/json-patch+json"
-                if patch_type == "json"
-                else "application/merge-patch+json"
-            )
-            result = self._patch(info, namespace, name, content_type, patch, subresource)
-            return self._out(info, result)
-
-        return self._call(run)
-
-    def delete_object(
-        self,
-        group: str,
-        version: str,
-        plural: str,
-        namespace: str | None,
-        name: str,
-        *,
-        propagation_policy: str = "Background",
-    ) -> Obj | None:
-        """Delete (or mark for deletion when finalizers remain); None if it did not exist."""
-
-        def run() -> Obj | None:
-            info = self._info(group, version, plural)
-            if (namespace or "", name) not in self._store(info):
-                return None
-            return self._out(
-                info, self._delete(info, namespace, name, {"propagationPolicy": propagation_policy})
-            )
-
-        return self._call(run)
-
-    def apply_manifest(self, manifest: Obj) -> Obj:
-        """Create the object, or merge-patch it when it exists (like a naive ``kubectl apply``)."""
-
-        def run() -> Obj:
-            body = copy.deepcopy(manifest)
-            info = self.resource_for_kind(str(body.get("apiVersion", "")), str(body.get("kind")))
-            meta = body.setdefault("metadata", {})
-            namespace = (meta.get("namespace") or "default") if info.namespaced else None
-            name = meta.get("name")
-            if name and (namespace or "", name) in self._store(info):
-                result = self._patch(
-                    info, namespace, name, "application/merge-patch+json", body, None
-                )
-            else:
-                result = self._create(info, namespace, body)
-            return self._out(info, result)
-
-        return self._call(run)
-
-    def apply_server_side(self, manifest: Obj, field_manager: str, *,
-                          force: bool = False) -> Obj:
-        """Server-side apply of one manifest (PATCH application/apply-patch+yaml) as
-        `field_manager`: creates when absent; 409 on a field conflict unless `force`."""
-
-        def run() -> Obj:
-            body = copy.deepcopy(manifest)
-            info = self.resource_for_kind(str(body.get("apiVersion", "")), str(body.get("kind")))
-            meta = body.setdefault("metadata", {})
-            namespace = (meta.get("namespace") or "default") if info.namespaced else None
-            result = self._patch(info, namespace, str(meta.get("name", "")),
-                                 "application/apply-patch+yaml", body, None,
-                                 writer=managedfields.Writer(field_manager, force=force))
-            return self._out(info, result)
-
-        return self._call(run)
-
-    def apply_yaml(self, text_or_path: str | pathlib.Path) -> list[Obj]:
-        """Apply every document of a YAML text or file."""
-        path = text_or_path if isinstance(text_or_path, pathlib.Path) else None
-        text = path.read_text() if path is not None else str(text_or_path)
-        return [self.apply_manifest(doc) for doc in yaml.safe_load_all(text) if doc]
-
-    def subscribe(
-        self,
-        group: str,
-        version: str,
-        plural: str,
-        namespace: str | None = None,
-        label_selector: str | None = None,
-        *,
-        initial: bool = False,
-    ) -> Subscription:
-        """Await changes in-process. Must be called with a running event loop."""
-        loop = asyncio.get_running_loop()
-
-        def run() -> Subscription:
-            info = self._info(group, version, plural)
-            watcher = Watcher(
-                info.key,
-                namespace,
-                LabelSelector.parse(label_selector),
-                FieldSelector.parse(None),
-                loop,
-            )
-            if initial:
-                for obj in self._select(info, namespace, label_selector, None):
-                    out = self._out(info, obj)
-                    watcher.deliver(WatchEvent("ADDED", out, None, self._rv))
-            self._watchers[info.key].add(watcher)
-            return Subscription(self._unwatch, watcher)
-
-        return self._call(run)
-
-    def _unwatch(self, watcher: Watcher) -> None:
-        def run() -> None:
-            self._watchers[watcher.key].discard(watcher)
-
-        self._call(run)
-
     # ----------------------------------------------------------------- HTTP
 
     def _count(self, verb: str, resource: str) -> None:
@@ -510,13 +273,14 @@ class ApiEmulator(ObjectStore):
             return web.json_response({"paths": ["/api", "/api/v1", "/apis", "/version"]})
         if parts == ["version"]:
             self._count("get", "discovery")
-            return web.json_response(dict(_SERVER_VERSION))
+            return web.json_response(dict(SERVER_VERSION))
         if parts[0] == "openapi":
             self._count("get", "openapi")
             accept = request.headers.get("Accept", "")
             if accept and "json" not in accept and "*/*" not in accept:
                 raise apierrors.generic(406)  # kubectl asks v2 in protobuf: not served
-            return web.json_response(self._openapi(parts[1:]))
+            crds = self._objects.get(("apiextensions.k8s.io", "customresourcedefinitions"), {})
+            return web.json_response(openapi_document(self._resources, crds.values(), parts[1:]))
         if parts[0] == "healthz" or parts[0] == "readyz" or parts[0] == "livez":
             return web.Response(text="ok")
         if parts[0] == "api":
@@ -535,17 +299,17 @@ class ApiEmulator(ObjectStore):
         elif parts[0] == "apis":
             if len(parts) == 1:
                 self._count("get", "discovery")
-                return web.json_response(self._group_list())
+                return web.json_response(api_group_list(self._resources))
             if len(parts) == 2:
                 self._count("get", "discovery")
-                return web.json_response(self._group(parts[1]))
+                return web.json_response(api_group(self._resources, parts[1]))
             group, version, rest = parts[1], parts[2], parts[3:]
         else:
             raise apierrors.generic(404)
         if not rest:
             self._count("get", "discovery")
-            return web.json_response(self._resource_list(group, version))
-        watch = q.get("watch") in _TRUE
+            return web.json_response(api_resource_list(self._resources, group, version))
+        watch = q.get("watch") in TRUE_VALUES
         if rest[0] == "watch":
             watch, rest = True, rest[1:]
         namespace: str | None = None
@@ -701,7 +465,7 @@ class ApiEmulator(ObjectStore):
 
     def _list(self, info: ResourceInfo, namespace: str | None, q: Any) -> Obj:
         items = self._select(info, namespace, q.get("labelSelector"), q.get("fieldSelector"))
-        limit = _int_param(q.get("limit"), "limit")
+        limit = int_param(q.get("limit"), "limit")
         cont = q.get("continue")
         meta: Obj = {"resourceVersion": str(self._rv)}
         if cont:
@@ -757,298 +521,3 @@ class ApiEmulator(ObjectStore):
         version = body.get("metadata", {}).get("resourceVersion", str(self._rv))
         return tables.table(info.group, info.plural, info.printer_columns, items, version,
                             self._clock())
-
-    # ----------------------------------------------------------------- discovery bodies
-
-    def _openapi(self, parts: list[str]) -> Obj:
-        """/openapi/v2, /openapi/v3 and /openapi/v3/{api/v1 | apis/G/V} (see openapi.py)."""
-        by_gv: dict[tuple[str, str], list[ResourceInfo]] = {}
-        for info in self._resources.values():
-            by_gv.setdefault((info.group, info.version), []).append(info)
-        crds = self._objects.get(("apiextensions.k8s.io", "customresourcedefinitions"), {})
-        schemas: dict[tuple[str, str, str], Obj] = {}
-        for crd in crds.values():
-            spec = crd.get("spec", {})
-            for version in spec.get("versions") or []:
-                found = (version.get("schema") or {}).get("openAPIV3Schema")
-                if isinstance(found, dict):
-                    schemas[(spec.get("group", ""), version.get("name", ""),
-                             spec.get("names", {}).get("kind", ""))] = found
-        release = _SERVER_VERSION["gitVersion"]
-        documents = {
-            (group, version): openapi.group_version_document(
-                infos, {kind: s for (g, v, kind), s in schemas.items()
-                        if (g, v) == (group, version)}, release)
-            for (group, version), infos in by_gv.items()}
-        if parts == ["v2"]:
-            return openapi.swagger_v2(documents.values(), release)
-        if parts == ["v3"]:
-            return openapi.v3_root(documents)
-        if parts[:1] == ["v3"]:
-            rest = parts[1:]
-            wanted = (("", rest[1]) if rest[:1] == ["api"] and len(rest) == 2 else
-                      (rest[1], rest[2]) if rest[:1] == ["apis"] and len(rest) == 3 else None)
-            if wanted is not None and wanted in documents:
-                return documents[wanted]
-        raise apierrors.generic(404)
-
-    def _group_versions(self) -> dict[str, list[str]]:
-        groups: dict[str, list[str]] = {}
-        for group, version, _ in self._resources:
-            versions = groups.setdefault(group, [])
-            if version not in versions:
-                versions.append(version)
-        return groups
-
-    def _group(self, group: str) -> Obj:
-        versions = self._group_versions().get(group)
-        if not versions or group == "":
-            raise apierrors.generic(404)
-        ordered = sorted(versions, key=_version_priority)
-        return {
-            "kind": "APIGroup",
-            "apiVersion": "v1",
-            "name": group,
-            "versions": [{"groupVersion": f"{group}/{v}", "version": v} for v in ordered],
-            "preferredVersion": {"groupVersion": f"{group}/{ordered[0]}", "version": ordered[0]},
-        }
-
-    def _group_list(self) -> Obj:
-        groups = [self._group(g) for g in sorted(self._group_versions()) if g]
-        for g in groups:
-            del g["kind"], g["apiVersion"]
-        return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
-
-    def _resource_list(self, group: str, version: str) -> Obj:
-        infos = [
-            i for (g, v, _), i in sorted(self._resources.items()) if g == group and v == version
-        ]
-        if not infos:
-            raise apierrors.generic(404)
-        return {
-            "kind": "APIResourceList",
-            "apiVersion": "v1",
-            "groupVersion": infos[0].api_version,
-            "resources": [r for i in infos for r in i.discovery()],
-        }
-
-    # ----------------------------------------------------------------- watch
-
-    async def _watch(
-        self,
-        request: web.Request,
-        info: ResourceInfo,
-        namespace: str | None,
-        label_selector: str | None,
-        field_selector: str | None,
-    ) -> web.StreamResponse:
-        q = request.query
-        timeout = _int_param(q.get("timeoutSeconds"), "timeoutSeconds")
-        bookmarks = q.get("allowWatchBookmarks") in _TRUE
-        send_initial = q.get("sendInitialEvents") in _TRUE
-        rv_text = q.get("resourceVersion") or ""
-        since = _int_param(rv_text, "resourceVersion")
-        watcher = Watcher(
-            info.key,
-            namespace,
-            LabelSelector.parse(label_selector),
-            FieldSelector.parse(field_selector),
-            asyncio.get_running_loop(),
-        )
-        initial: list[Obj] = []
-        expired = False
-        # No await between the snapshot/replay and the registration: nothing can slip between.
-        if since is None or since == 0 or send_initial:
-            for obj in self._select(info, namespace, label_selector, field_selector):
-                initial.append({"type": "ADDED", "object": self._wire(info, obj)})
-        elif since < self._history_floor:
-            expired = True
-        else:
-            for item in self._history:
-                if item.rv > since and item.key == info.key:
-                    seen = watcher.translate(item.event)
-                    if seen is not None:
-                        initial.append(self._event_json(info, seen))
-        if not expired:
-            self._watchers[info.key].add(watcher)
-
-        response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
-        response.enable_chunked_encoding()
-        await response.prepare(request)
-        try:
-            if expired:
-                status = ApiError(
-                    410, "Expired", f"too old resource version: {since} ({self._history_floor + 1})"
-                )
-                await self._send(response, {"type": "ERROR", "object": status.status()})
-                return response
-            for event in initial:
-                await self._send(response, event)
-            if bookmarks:
-                annotations = {"k8s.io/initial-events-end": "true"} if send_initial else None
-                await self._send(response, self._bookmark(info, annotations))
-            await self._stream(request, response, info, watcher, timeout, bookmarks)
-        except (ConnectionResetError, ConnectionError):
-            pass
-        finally:
-            self._watchers[info.key].discard(watcher)
-        with contextlib.suppress(ConnectionError, RuntimeError):
-            await response.write_eof()
-        return response
-
-    async def _stream(
-        self,
-        request: web.Request,
-        response: web.StreamResponse,
-        info: ResourceInfo,
-        watcher: Watcher,
-        timeout: int | None,
-        bookmarks: bool,
-    ) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout if timeout is not None else None
-        next_bookmark = loop.time() + self.bookmark_interval
-        while True:
-            now = loop.time()
-            if deadline is not None and now >= deadline:
-                if bookmarks:
-                    await self._send(response, self._bookmark(info))
-                return
-            if self._stopping is not None and self._stopping.is_set():
-                return
-            transport = request.transport
-            if transport is None or transport.is_closing():
-                return
-            wake = min(
-                x
-                for x in (deadline, next_bookmark if bookmarks else None, now + 1.0)
-                if x is not None
-            )
-            if bookmarks and now >= next_bookmark:
-                # Due bookmarks go out even while events are queued: a busy stream must not
-                # starve them (and they carry the current resourceVersion anyway).
-                await self._send(response, self._bookmark(info))
-                next_bookmark = loop.time() + self.bookmark_interval
-                continue
-            try:
-                # Take what is already queued without waiting: on Python 3.11 a zero
-                # timeout cancels queue.get() before it runs, even with items waiting.
-                event = watcher.queue.get_nowait()
-            except asyncio.QueueEmpty:
-                try:
-                    event = await asyncio.wait_for(watcher.queue.get(), max(0.0, wake - now))
-                except TimeoutError:
-                    continue
-            if event is None:
-                return
-            await self._send(response, self._event_json(info, event))
-
-    def _event_json(self, info: ResourceInfo, event: WatchEvent) -> Obj:
-        # Events are never changed once made: serialise without copying.
-        return {"type": event.type, "object": self._wire(info, event.object)}
-
-    def _bookmark(self, info: ResourceInfo, annotations: dict[str, str] | None = None) -> Obj:
-        meta: Obj = {"resourceVersion": str(self._rv)}
-        if annotations:
-            meta["annotations"] = annotations
-        return {
-            "type": "BOOKMARK",
-            "object": {"kind": info.kind, "apiVersion": info.api_version, "metadata": meta},
-        }
-
-    @staticmethod
-    async def _send(response: web.StreamResponse, event: Obj) -> None:
-        await response.write(json.dumps(event).encode() + b"\n")
-
-
-def _version_priority(version: str) -> tuple[int, int, int]:
-    """Kubernetes version ordering: GA > beta > alpha, higher numbers first."""
-    m = re.match(r"^v(\d+)(?:(alpha|beta)(\d+))?$", version)
-    if not m:
-        return (3, 0, 0)
-    stage = {"": 0, "beta": 1, "alpha": 2}[m.group(2) or ""]
-    return (stage, -int(m.group(1)), -int(m.group(3) or 0))
-
-
-# --------------------------------------------------------------------------------------------
-# Threaded host
-
-
-class EmulatorThread:
-    """Runs an ApiEmulator (and optionally a kubelet simulator) on its own loop in a daemon
-    thread, for synchronous code and for tests whose loop must stay free."""
-
-    def __init__(self, emulator: ApiEmulator, *, kubelet: Any = None) -> None:
-        self.emulator = emulator
-        self.kubelet = kubelet
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._stop_requested: asyncio.Event | None = None
-
-    @property
-    def url(self) -> str:
-        return self.emulator.url
-
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop | None:
-        return self._loop
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="api-emulator", daemon=True)
-        self._thread.start()
-        self._ready.wait()
-        if self._error is not None:
-            raise self._error
-
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        try:
-            loop.run_until_complete(self._main())
-        except BaseException as e:  # reported to the starting thread
-            self._error = e
-            self._ready.set()
-        finally:
-            loop.close()
-
-    async def _main(self) -> None:
-        self._stop_requested = asyncio.Event()
-        await self.emulator.start()
-        try:
-            if self.kubelet is not None:
-                await self.kubelet.start()
-            self._ready.set()
-            await self._stop_requested.wait()
-        finally:
-            if self.kubelet is not None:
-                await self.kubelet.stop()
-            await self.emulator.stop()
-
-    def run(self, coro_fn: Callable[[], Any]) -> Any:
-        """Run ``coro_fn()`` on the emulator's loop and wait for its result."""
-        assert self._loop is not None
-        return asyncio.run_coroutine_threadsafe(coro_fn(), self._loop).result()
-
-    def stop(self) -> None:
-        if self._loop is not None and self._stop_requested is not None:
-            with contextlib.suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(self._stop_requested.set)
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-
-    def __enter__(self) -> EmulatorThread:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-def iter_yaml_documents(text: str) -> Iterator[Obj]:
-    """Non-empty documents of a multi-document YAML text."""
-    for doc in yaml.safe_load_all(text):
-        if isinstance(doc, dict):
-            yield doc

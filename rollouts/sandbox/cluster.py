@@ -30,9 +30,10 @@ from typing import Any
 import yaml
 
 from rollouts.operator import OperatorConfig, run_operator
-from rollouts.sandbox.apiserver import ApiEmulator, EmulatorThread
+from rollouts.sandbox.apiserver import ApiEmulator
 from rollouts.sandbox.app import AppSimulator
 from rollouts.sandbox.deployments import ControllerGroup, DeploymentController
+from rollouts.sandbox.emulator_thread import EmulatorThread
 from rollouts.sandbox.kubelet import KubeletSimulator, never_ready_if_image_contains
 from rollouts.sandbox.prometheus import PrometheusServer
 

@@ -53,9 +53,7 @@ def gateway_act(demo: Demo, number: int) -> None:
     demo.say("analysis, setWeight 50, pause 2s. The route's weights, not the pod counts,")
     demo.say("split the requests: exactly 5% with 1 canary pod beside 4 stable ones.")
     demo.sandbox.apply(MANIFEST)
-    first = demo.wait(f"{NAME}'s first revision to be Healthy",
-                      lambda s: s.up_to_date and s.phase == "Healthy"
-                      and s.sizes(s.stable_hash) == (4, 4))
+    first = demo.wait_first_revision(f"{NAME}'s first revision")
     demo.expect(f"Healthy: 4/4 pods of {FIRST_IMAGE}; {ROUTE} sends the canary 0%",
                 (FIRST_IMAGE, 4, 4, 0),
                 (*demo._rs_summary(first, first.stable_hash), route_weight(route(demo))))

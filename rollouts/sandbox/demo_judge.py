@@ -181,6 +181,6 @@ def print_evidence(demo: Demo, evidence: dict[str, Any], caught: float,
     grid.add_row("", "threshold", "canary success rate " + (
         "-" if canary_rate is None else f"{canary_rate:.2%}") + f" (>= {THRESHOLD:.0%}: a "
         "threshold template passes it)")
-    from rollouts.sandbox.demo import print_view
+    from rollouts.sandbox.demo_view import print_view
     print_view(demo.out, grid)
 

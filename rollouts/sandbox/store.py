@@ -4,13 +4,15 @@ conflicts, the status and scale subresources, patches, admission of custom resou
 their CRD's schema, finalizers, deletion and garbage collection, managedFields and
 server-side apply through ``managedfields``), with a watch event per write.
 
+Storage, history and watchers are in ``rollouts.sandbox.storage``; deletion, finalizers,
+garbage collection and namespace termination in ``rollouts.sandbox.deletion``.
+
 No HTTP here: `rollouts.sandbox.apiserver.ApiEmulator` serves this store over HTTP and through
 its in-process methods.
 """
 
 from __future__ import annotations
 
-import collections
 import copy
 import datetime as dt
 import ipaddress
@@ -22,19 +24,16 @@ from typing import Any
 
 from rollouts.sandbox import apierrors, managedfields, schema
 from rollouts.sandbox.apierrors import ApiError, FieldError, GoLiteral
-from rollouts.sandbox.indexes import StoreIndexes
+from rollouts.sandbox.deletion import Deletion
 from rollouts.sandbox.managedfields import Writer
 from rollouts.sandbox.patches import PatchFailed, json_patch, merge_patch, strategic_merge_patch
-from rollouts.sandbox.resources import ResourceInfo, ScaleInfo, builtin_resources
+from rollouts.sandbox.resources import ResourceInfo
 from rollouts.sandbox.selectors import (
-    FieldSelector,
-    LabelSelector,
     dotted,
     get_path,
     selector_to_string,
     set_path,
 )
-from rollouts.sandbox.watch import HistoryItem, Watcher, WatchEvent
 
 Obj = dict[str, Any]
 
@@ -44,11 +43,7 @@ _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 IN_PROCESS_WRITER = Writer("rollouts-sandbox")
 
 
-def _fmt_time(t: dt.datetime) -> str:
-    return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class ObjectStore:
+class ObjectStore(Deletion):
     """Objects and their write semantics; every write is one watch event (see module doc)."""
 
     def __init__(
@@ -58,174 +53,12 @@ class ObjectStore:
         clock: Callable[[], dt.datetime] | None = None,
         namespaces: Iterable[str] = ("default", "kube-system", "kube-public"),
     ) -> None:
-        self.history_size = history_size
-        self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
-        self._resources: dict[tuple[str, str, str], ResourceInfo] = {}
-        self._builtin_keys: set[tuple[str, str]] = set()
-        self._objects: dict[tuple[str, str], dict[tuple[str, str], Obj]] = {}
-        # Objects by label, uid and owner (kept by _commit; read by _select and the GC).
-        self._indexes = StoreIndexes()
-        self._rv = 0
-        self._history: collections.deque[HistoryItem] = collections.deque()
-        self._history_floor = 0  # the newest rv evicted from the history window
-        self._watchers: dict[tuple[str, str], set[Watcher]] = collections.defaultdict(set)
+        super().__init__(history_size=history_size, clock=clock)
         self._next_ip = int(ipaddress.IPv4Address("10.96.0.10"))
         self._random = random.Random()
         self._cel_programs: schema.Programs = {}
-        for info in builtin_resources():
-            self._register(info)
-            self._builtin_keys.add(info.key)
         for ns in namespaces:
             self._create(self._info("", "v1", "namespaces"), None, {"metadata": {"name": ns}})
-
-    @property
-    def resource_version(self) -> int:
-        """The current global resourceVersion."""
-        return self._rv
-
-    # ----------------------------------------------------------------- registry
-
-    def _register(self, info: ResourceInfo) -> None:
-        self._resources[(info.group, info.version, info.plural)] = info
-        self._objects.setdefault(info.key, {})
-
-    def _info(self, group: str, version: str, plural: str) -> ResourceInfo:
-        info = self._resources.get((group, version, plural))
-        if info is None:
-            raise apierrors.generic(404)
-        return info
-
-    def _store(self, info: ResourceInfo) -> dict[tuple[str, str], Obj]:
-        return self._objects.setdefault(info.key, {})
-
-    def _any_info(self, key: tuple[str, str]) -> ResourceInfo | None:
-        for info in self._resources.values():
-            if info.key == key:
-                return info
-        return None
-
-    def _crd_changed(self, crd: Obj | None, old: Obj | None) -> None:
-        """(Re)register the resources a CRD serves."""
-        if old is not None:
-            spec = old.get("spec", {})
-            group, plural = spec.get("group", ""), spec.get("names", {}).get("plural", "")
-            for k in [k for k in self._resources if k[0] == group and k[2] == plural]:
-                del self._resources[k]
-        if crd is None:
-            return
-        spec = crd.get("spec", {})
-        names = spec.get("names", {})
-        group = spec.get("group", "")
-        for version in spec.get("versions", []):
-            if not version.get("served", True):
-                continue
-            subs = version.get("subresources") or spec.get("subresources") or {}
-            scale: ScaleInfo | None = None
-            if "scale" in subs:
-                s = subs["scale"] or {}
-                scale = ScaleInfo(
-                    s.get("specReplicasPath", ".spec.replicas"),
-                    s.get("statusReplicasPath", ".status.replicas"),
-                    s.get("labelSelectorPath"),
-                )
-            columns = tuple(
-                (str(c.get("name")), str(c.get("jsonPath", "")))
-                for c in version.get("additionalPrinterColumns") or []
-            )
-            self._register(
-                ResourceInfo(
-                    group=group,
-                    version=str(version.get("name")),
-                    plural=str(names.get("plural")),
-                    singular=str(names.get("singular") or str(names.get("kind", "")).lower()),
-                    kind=str(names.get("kind")),
-                    namespaced=spec.get("scope", "Namespaced") == "Namespaced",
-                    short_names=tuple(names.get("shortNames") or ()),
-                    categories=tuple(names.get("categories") or ()),
-                    status="status" in subs,
-                    scale=scale,
-                    custom=True,
-                    printer_columns=columns,
-                )
-            )
-
-    # ----------------------------------------------------------------- store primitives
-
-    def _out(self, info: ResourceInfo, obj: Obj) -> Obj:
-        """A copy of a stored object for in-process callers, who may change what they get."""
-        out = copy.deepcopy(obj)
-        out["apiVersion"] = info.api_version
-        return out
-
-    @staticmethod
-    def _wire(info: ResourceInfo, obj: Obj) -> Obj:
-        """A stored object as served, for a body serialised at once: only the top level is
-        new (stored objects are replaced on write, never changed in place)."""
-        return {**obj, "apiVersion": info.api_version}
-
-    def _select(
-        self,
-        info: ResourceInfo,
-        namespace: str | None,
-        label_selector: str | None,
-        field_selector: str | None,
-    ) -> list[Obj]:
-        """Stored objects matching, in (namespace, name) order. Only the candidates of the
-        label index (and of a `metadata.name=` field term) are looked at."""
-        labels = LabelSelector.parse(label_selector)
-        fields = FieldSelector.parse(field_selector)
-        store = self._store(info)
-        keys = self._indexes.label_index(info.key).candidates(labels)
-        name = fields.pinned_name()
-        if name is not None and namespace is not None:
-            pinned = {(namespace, name)}
-            keys = pinned if keys is None else keys & pinned
-        candidates = store.keys() if keys is None else [k for k in keys if k in store]
-        out = []
-        for key in sorted(candidates):
-            if namespace is not None and key[0] != namespace:
-                continue
-            obj = store[key]
-            if labels.matches(obj["metadata"].get("labels")) and fields.matches(obj):
-                out.append(obj)
-        return out
-
-    def write_history(self) -> list[tuple[int, str, str, Obj]]:
-        """(resourceVersion, resource plural, event type, object) of every write still in
-        the history window, oldest first: the order in which the server applied them."""
-        items = list(self._history)  # one C-level copy: safe beside the server's thread
-        return [(item.rv, item.key[1], item.event.type, copy.deepcopy(item.event.object))
-                for item in items]
-
-    def _commit(self, info: ResourceInfo, kind: str, obj: Obj, old: Obj | None) -> Obj:
-        """Write (or remove) one object under a new resourceVersion and tell the watchers."""
-        self._rv += 1
-        obj["metadata"]["resourceVersion"] = str(self._rv)
-        meta = obj["metadata"]
-        key = (meta.get("namespace") or "", meta["name"])
-        store = self._store(info)
-        previous = store.get(key)
-        if kind == "DELETED":
-            store.pop(key, None)
-        else:
-            store[key] = obj
-        self._indexes.record(info.key, key, previous, obj if kind != "DELETED" else None)
-        event = WatchEvent(kind, copy.deepcopy(obj), copy.deepcopy(old) if old else None, self._rv)
-        self._history.append(HistoryItem(self._rv, info.key, event))
-        while len(self._history) > self.history_size:
-            self._history_floor = self._history.popleft().rv
-        for watcher in list(self._watchers.get(info.key, ())):
-            seen = watcher.translate(event)
-            if seen is not None:
-                watcher.deliver(seen)
-        if info.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
-            self._crd_changed(None if kind == "DELETED" else obj, old)
-            if kind == "DELETED":
-                self._drop_custom_objects(obj)
-        return obj
-
-    def _now(self) -> str:
-        return _fmt_time(self._clock())
 
     # ----------------------------------------------------------------- create
 
@@ -339,10 +172,7 @@ class ObjectStore:
             body["status"] = {}
         elif key == ("apiextensions.k8s.io", "customresourcedefinitions"):
             spec = body.setdefault("spec", {})
-            names = dict(spec.get("names") or {})
-            names.setdefault("singular", str(names.get("kind", "")).lower())
-            names.setdefault("listKind", f"{names.get('kind', '')}List")
-            body["status"] = self._crd_status(body, names)
+            body["status"] = self._crd_status(body, _accepted_names(spec))
 
     def _crd_status(self, crd: Obj, names: Obj) -> Obj:
         now = self._now()
@@ -381,12 +211,6 @@ class ObjectStore:
             raise apierrors.invalid(info.group, info.kind,
                                     name or str(obj["metadata"].get("name", "")), checked.errors)
         return pruned
-
-    def _current(self, info: ResourceInfo, namespace: str | None, name: str) -> Obj:
-        obj = self._store(info).get((namespace or "", name))
-        if obj is None:
-            raise apierrors.not_found(info.group, info.plural, name)
-        return obj
 
     def _replace(
         self,
@@ -557,10 +381,8 @@ class ObjectStore:
         if new == old:
             return old  # a no-op write changes nothing, not even the resourceVersion
         if info.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
-            names = dict(new.get("spec", {}).get("names") or {})
-            names.setdefault("singular", str(names.get("kind", "")).lower())
-            names.setdefault("listKind", f"{names.get('kind', '')}List")
-            new.setdefault("status", {})["acceptedNames"] = names
+            new.setdefault("status", {})["acceptedNames"] = _accepted_names(
+                new.get("spec", {}))
         if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
             return self._remove(info, new, old)
         return self._commit(info, "MODIFIED", new, old)
@@ -617,112 +439,10 @@ class ObjectStore:
             info, self._current(info, old["metadata"].get("namespace"), old["metadata"]["name"])
         )
 
-    # ----------------------------------------------------------------- delete
 
-    def _delete(
-        self, info: ResourceInfo, namespace: str | None, name: str, options: Obj | None
-    ) -> Obj:
-        options = options or {}
-        old = self._current(info, namespace, name)
-        pre = options.get("preconditions") or {}
-        if pre.get("uid") and pre["uid"] != old["metadata"]["uid"]:
-            raise apierrors.conflict(
-                info.group, info.plural, name,
-                f"Precondition failed: UID in precondition: {pre['uid']}, "
-                f"UID in object meta: {old['metadata']['uid']}")
-        if (
-            pre.get("resourceVersion")
-            and pre["resourceVersion"] != old["metadata"]["resourceVersion"]
-        ):
-            raise apierrors.conflict(info.group, info.plural, name)
-        policy = options.get("propagationPolicy")
-        if policy is None and options.get("orphanDependents") is True:
-            policy = "Orphan"
-        if info.key == ("", "namespaces"):
-            return self._delete_namespace(info, old)
-        if old["metadata"].get("finalizers"):
-            if old["metadata"].get("deletionTimestamp"):
-                return old
-            new = copy.deepcopy(old)
-            new["metadata"]["deletionTimestamp"] = self._now()
-            new["metadata"]["deletionGracePeriodSeconds"] = 0
-            if info.has_generation:
-                new["metadata"]["generation"] = int(old["metadata"].get("generation", 1)) + 1
-            return self._commit(info, "MODIFIED", new, old)
-        return self._remove(info, copy.deepcopy(old), old, policy=policy or "Background")
-
-    def _remove(self, info: ResourceInfo, obj: Obj, old: Obj, *, policy: str = "Background") -> Obj:
-        result = self._commit(info, "DELETED", obj, old)
-        self._collect_dependents(obj["metadata"]["uid"], orphan=policy == "Orphan")
-        ns = obj["metadata"].get("namespace")
-        if ns:
-            self._maybe_finish_namespace(ns)
-        return result
-
-    def _collect_dependents(self, owner_uid: str, *, orphan: bool) -> None:
-        """Background garbage collection: dependents whose last owner is gone go too."""
-        for resource, key in sorted(self._indexes.dependents.get(owner_uid, ())):
-            info = self._any_info(resource)
-            current = self._objects.get(resource, {}).get(key)
-            if info is None or current is None:
-                continue
-            refs = current["metadata"].get("ownerReferences") or []
-            remaining = [r for r in refs if r.get("uid") != owner_uid]
-            if not orphan and not any(r.get("uid") in self._indexes.uids for r in remaining):
-                self._delete(info, current["metadata"].get("namespace"),
-                             current["metadata"]["name"], None)
-            else:
-                new = copy.deepcopy(current)
-                if remaining:
-                    new["metadata"]["ownerReferences"] = remaining
-                else:
-                    new["metadata"].pop("ownerReferences", None)
-                self._commit(info, "MODIFIED", new, current)
-
-    def _delete_namespace(self, info: ResourceInfo, old: Obj) -> Obj:
-        name = old["metadata"]["name"]
-        if not old["metadata"].get("deletionTimestamp"):
-            new = copy.deepcopy(old)
-            new["metadata"]["deletionTimestamp"] = self._now()
-            new["metadata"]["deletionGracePeriodSeconds"] = 0
-            new["status"] = {"phase": "Terminating"}
-            old = self._commit(info, "MODIFIED", new, old)
-        for key, store in list(self._objects.items()):
-            kinfo = self._any_info(key)
-            if kinfo is None or not kinfo.namespaced:
-                continue
-            for ns, oname in list(store):
-                fresh = store.get((ns, oname))
-                if (
-                    ns == name
-                    and fresh is not None
-                    and not fresh["metadata"].get("deletionTimestamp")
-                ):
-                    self._delete(kinfo, ns, oname, None)
-        return self._maybe_finish_namespace(name) or old
-
-    def _maybe_finish_namespace(self, name: str) -> Obj | None:
-        info = self._info("", "v1", "namespaces")
-        ns_obj = self._store(info).get(("", name))
-        if ns_obj is None or not ns_obj["metadata"].get("deletionTimestamp"):
-            return None
-        for key, store in self._objects.items():
-            if key == info.key:
-                continue
-            if any(ns == name for ns, _ in store):
-                return None
-        if ns_obj["metadata"].get("finalizers"):
-            return None
-        return self._commit(info, "DELETED", copy.deepcopy(ns_obj), ns_obj)
-
-    def _drop_custom_objects(self, crd: Obj) -> None:
-        spec = crd.get("spec", {})
-        key = (spec.get("group", ""), spec.get("names", {}).get("plural", ""))
-        store = self._objects.pop(key, {})
-        if not store:
-            return
-        info = ResourceInfo(key[0], "v1", key[1], "", "", True)
-        self._objects[key] = store
-        for obj in list(store.values()):
-            self._commit(info, "DELETED", copy.deepcopy(obj), obj)
-        self._objects.pop(key, None)
+def _accepted_names(crd_spec: Obj) -> Obj:
+    """A CRD's `status.acceptedNames`: its names, with the singular and listKind filled in."""
+    names = dict(crd_spec.get("names") or {})
+    names.setdefault("singular", str(names.get("kind", "")).lower())
+    names.setdefault("listKind", f"{names.get('kind', '')}List")
+    return names

@@ -16,7 +16,8 @@ import pytest
 from typer.testing import CliRunner
 
 from rollouts.cli.main import app
-from rollouts.sandbox.apiserver import ApiEmulator, EmulatorThread
+from rollouts.sandbox.apiserver import ApiEmulator
+from rollouts.sandbox.emulator_thread import EmulatorThread
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 GROUP, VERSION = "rollouts.dev", "v1alpha1"

@@ -19,7 +19,8 @@ import yaml
 
 from rollouts.models.rollout import POD_TEMPLATE_HASH_LABEL
 from rollouts.operator import OperatorConfig, run_operator
-from rollouts.sandbox.apiserver import ApiEmulator, EmulatorThread
+from rollouts.sandbox.apiserver import ApiEmulator
+from rollouts.sandbox.emulator_thread import EmulatorThread
 from rollouts.sandbox.kubelet import KubeletSimulator
 
 pytestmark = pytest.mark.e2e

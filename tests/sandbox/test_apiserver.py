@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from rollouts.sandbox.apiserver import ApiEmulator, ApiError, EmulatorThread, LabelSelector
+from rollouts.sandbox.apiserver import ApiEmulator, ApiError, LabelSelector
+from rollouts.sandbox.emulator_thread import EmulatorThread
 
 MERGE = {"Content-Type": "application/merge-patch+json"}
 JSONPATCH = {"Content-Type": "application/json-patch+json"}

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from rollouts.sandbox.apiserver import ApiEmulator, EmulatorThread
+from rollouts.sandbox.apiserver import ApiEmulator
 from rollouts.sandbox.app import (
     BAD,
     GOOD,
@@ -27,6 +27,7 @@ from rollouts.sandbox.app import (
     profile_for_pod_spec,
     render_exposition,
 )
+from rollouts.sandbox.emulator_thread import EmulatorThread
 
 _SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)\{(.*)\} (\S+)$')
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')

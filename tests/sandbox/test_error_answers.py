@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from rollouts.sandbox.apiserver import ApiEmulator, EmulatorThread
+from rollouts.sandbox.apiserver import ApiEmulator
+from rollouts.sandbox.emulator_thread import EmulatorThread
 
 WIDGETS = "/apis/example.dev/v1/namespaces/default/widgets"
 CRD: dict[str, Any] = {

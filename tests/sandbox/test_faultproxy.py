@@ -10,7 +10,8 @@ import httpx
 import pytest
 import yaml
 
-from rollouts.sandbox.apiserver import ApiEmulator, EmulatorThread
+from rollouts.sandbox.apiserver import ApiEmulator
+from rollouts.sandbox.emulator_thread import EmulatorThread
 from rollouts.sandbox.faultproxy import FaultProxy
 
 PODS = "/api/v1/namespaces/default/configmaps"

@@ -17,7 +17,8 @@ import httpx
 import pytest
 
 from rollouts.sandbox import openapi
-from rollouts.sandbox.apiserver import ApiEmulator, EmulatorThread
+from rollouts.sandbox.apiserver import ApiEmulator
+from rollouts.sandbox.emulator_thread import EmulatorThread
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 KUBECTL = shutil.which("kubectl")

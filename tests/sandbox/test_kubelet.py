@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from rollouts.clock import ManualClock
-from rollouts.sandbox.apiserver import ApiEmulator, EmulatorThread
+from rollouts.sandbox.apiserver import ApiEmulator
+from rollouts.sandbox.emulator_thread import EmulatorThread
 from rollouts.sandbox.kubelet import (
     KubeletSimulator,
     is_pod_ready,

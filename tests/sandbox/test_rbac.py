@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 from rollouts.sandbox import rbac
-from rollouts.sandbox.apiserver import ApiEmulator, EmulatorThread
+from rollouts.sandbox.apiserver import ApiEmulator
+from rollouts.sandbox.emulator_thread import EmulatorThread
 
 SA = rbac.User.service_account("ops", "ctl")
 RBAC = "rbac.authorization.k8s.io/v1"

@@ -13,7 +13,8 @@ import pytest
 from rollouts.errors import NotFoundError
 from rollouts.kube.client import KubeClient
 from rollouts.kube.config import Connection, from_kubeconfig
-from rollouts.sandbox.apiserver import ApiEmulator, EmulatorThread
+from rollouts.sandbox.apiserver import ApiEmulator
+from rollouts.sandbox.emulator_thread import EmulatorThread
 
 
 @pytest.fixture

@@ -13,20 +13,14 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from rollouts.models import analysis, comparison, rollout
-from rollouts.models.crds import (
-    CEL_RULES,
-    HEADER,
+from rollouts.models.cel_rules import CEL_RULES, exactly_one, rules_for
+from rollouts.models.crds import HEADER, crds_differ, generate_crds, render_crds, write_crds
+from rollouts.models.structural_schema import (
     INT_OR_STRING,
     PRESERVE_UNKNOWN,
     VALIDATIONS,
     UnsupportedSchemaError,
-    crds_differ,
-    exactly_one,
-    generate_crds,
     model_schema,
-    render_crds,
-    rules_for,
-    write_crds,
 )
 
 REPO = Path(__file__).resolve().parents[2]
