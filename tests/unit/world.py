@@ -80,6 +80,7 @@ class World:
     router: Any = None
     route_weight: int | None = 0
     route_version: int = 1
+    route_headers: tuple[str, ...] = ()  # the header routes the route holds, by name
 
     def __post_init__(self) -> None:
         for name in ("canary", "stable", "active", "preview"):
@@ -97,7 +98,8 @@ class World:
                         analysis_problems=dict(self.analysis_problems),
                         prepared_runs=self.prepared_runs(),
                         router=self.router,
-                        routes=route(self.route_weight, str(self.route_version))
+                        routes=route(self.route_weight, str(self.route_version),
+                                     self.route_headers)
                         if self.router is not None else {})
 
     def prepared_runs(self) -> dict[str, PreparedRun]:
@@ -183,6 +185,7 @@ class World:
                 ops = {op["path"]: op["value"] for op in action.write.patch}
                 assert ops["/metadata/resourceVersion"] == str(self.route_version), "stale"
                 self.route_weight = ops["/spec/canaryWeight"]
+                self.route_headers = tuple(ops["/spec/headerRoutes"])
                 self.route_version += 1
             elif isinstance(action, PinService):
                 svc = self.services[action.service]
