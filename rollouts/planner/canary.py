@@ -54,8 +54,7 @@ from rollouts.planner.steps import set_weight as set_weight_step
 from rollouts.planner.traffic import PodRatioTraffic, TrafficModel
 from rollouts.planner.types import ReplicaSetView
 
-
-# A step's fields run in this order (models/rollout.py STEP_KINDS); the step is done when
+# A step's fields run in this order (models/step_kinds.py STEP_KINDS); the step is done when
 # every one of them is. The canary's size and the managed routes come first, then the step's
 # one action: a pause starts, an analysis or experiment is started, only once the canary runs
 # at the size the step gives it and the routes hold what the step asks (Argo Rollouts starts

@@ -145,7 +145,7 @@ def test_scale_and_header_route_are_in_place_before_the_pause_starts() -> None:
 
 
 def test_a_route_lost_during_the_pause_is_written_again_and_the_pause_keeps_its_start() -> None:
-    w, _, new = released(SET_HEADER_STEPS)
+    w, _, _ = released(SET_HEADER_STEPS)
     w.settle()
     w.run()
     started = w.status.paused_for(CANARY_PAUSE)
