@@ -28,6 +28,7 @@ from rollouts.models.step_kinds import STEP_ACTIONS as STEP_ACTIONS
 from rollouts.models.step_kinds import STEP_KINDS as STEP_KINDS
 from rollouts.models.step_kinds import TWO_STEP_ACTIONS as TWO_STEP_ACTIONS
 from rollouts.models.step_kinds import step_kind_problem
+from rollouts.models.template_service import TemplateService as TemplateService
 from rollouts.models.traffic import (
     PingPongSpec,
     PodMetadata,
@@ -168,12 +169,6 @@ class ExperimentAnalysisRef(ApiModel):
     args: list[AnalysisRunArgument] | None = None
     # The Experiment does not complete before this run has (even past its duration).
     required_for_completion: bool = False
-
-
-class TemplateService(ApiModel):
-    """A Service for one experiment template's pods (name defaults to the ReplicaSet's)."""
-
-    name: str | None = None
 
 
 class RolloutExperimentTemplate(ApiModel):

@@ -296,7 +296,7 @@ METRIC = ("spec", "metrics", "[]")
 EXPECTED_RULES: list[tuple[str, tuple[str, ...], str]] = [
     ("rollouts.dev_rollouts.yaml", STRATEGY, "has(self.canary) != has(self.blueGreen)"),
     ("rollouts.dev_rollouts.yaml", STEP, "a step needs at least one of setCanaryScale"),
-    ("rollouts.dev_rollouts.yaml", STEP, "cannot be combined in one step"),
+    ("rollouts.dev_rollouts.yaml", STEP, "a step has at most one of setWeight"),
     ("rollouts.dev_rollouts.yaml", (*STEP, "setCanaryScale"), "weight, replicas"),
     ("rollouts.dev_rollouts.yaml", CANARY, "canaryService and stableService"),
     ("rollouts.dev_rollouts.yaml", (*STRATEGY, "blueGreen"), "activeService and previewService"),
