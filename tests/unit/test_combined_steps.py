@@ -9,11 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from rollouts.models.rollout import CanaryStep, rollout_manifest_errors
 from rollouts.models.step_kinds import STEP_ACTIONS, STEP_KINDS
 from rollouts.models.wire import CANARY_PAUSE
 from rollouts.planner.canary import STEP_HANDLERS
+from rollouts.planner.types import ApplyRouteWrite
 from tests.unit.fake_router import FakeRouter
 from tests.unit.world import World, canary_spec
 
@@ -189,3 +192,63 @@ def test_set_weight_with_a_scale_waits_for_both() -> None:
     w.run()
     assert (w.status.current_step_index, w.route_weight) == (1, 25)
     assert w.status.phase == "Paused"
+
+
+# --- properties: random lists of combined steps over random histories ----------------------
+
+combined_steps = st.one_of(
+    st.builds(lambda w: {"setWeight": w}, st.integers(0, 100)),
+    st.builds(lambda d: {"pause": {"duration": d}}, st.integers(0, 20)),
+    st.just({"pause": {}}),
+    st.builds(lambda r, d: {"setCanaryScale": {"replicas": r}, "pause": {"duration": d}},
+              st.integers(1, 4), st.integers(0, 20)),
+    st.builds(lambda r, w: {"setCanaryScale": {"replicas": r}, "setWeight": w},
+              st.integers(1, 4), st.integers(0, 100)),
+    st.builds(lambda r: {"setCanaryScale": {"replicas": r}, "setHeaderRoute": HEADER,
+                         "pause": {}}, st.integers(1, 4)),
+    st.just({"setCanaryScale": {"matchTrafficWeight": True}}),
+    st.just({"setHeaderRoute": {"name": "testers"}}),
+)
+moves = st.sampled_from(["pass", "pass", "pass", "pods", "pods_partial", "clock", "promote",
+                         "abort", "image"])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(steps=st.lists(combined_steps, min_size=1, max_size=5), data=st.data())
+def test_a_pause_starts_only_once_its_steps_scale_is_met_and_traffic_needs_pods(
+        steps: list[dict[str, Any]], data: st.DataObject) -> None:
+    w = World(routed(steps), router=FakeRouter(), auto_ready=False)
+    images = 1
+    for move in data.draw(st.lists(moves, min_size=5, max_size=40)):
+        if w.move(move, data):
+            continue
+        if move == "promote":
+            promote(w)
+        elif move == "abort":
+            if w.status.stable_rs and w.status.current_pod_hash != w.status.stable_rs:
+                w.edit_status(abort=True, abort_message="aborted by test")
+        elif move == "image":
+            images += 1
+            w.set_image(f"app:{images}")
+        else:
+            check_pass(w, steps)
+
+
+def check_pass(w: World, steps: list[dict[str, Any]]) -> None:
+    before = w.status.paused_for(CANARY_PAUSE)
+    result = w.plan()
+    status = result.status
+    canary = w.rs(status.current_pod_hash)
+    started = status.paused_for(CANARY_PAUSE)
+    index = status.current_step_index or 0
+    if started is not None and before is None and index < len(steps) and not status.abort:
+        wanted = steps[index].get("setCanaryScale", {}).get("replicas")
+        if wanted is not None:  # the scale of the pausing step was met before it started
+            assert canary is not None and canary.available >= wanted, (steps[index], canary)
+    for action in result.actions:
+        if isinstance(action, ApplyRouteWrite):
+            weight = {op["path"]: op["value"] for op in action.write.patch}["/spec/canaryWeight"]
+            if weight > (w.route_weight or 0):  # raised only to pods that can serve it
+                assert canary is not None and canary.available >= 1, (weight, canary)
+    w.apply(result)
+    w.history.append(result)
