@@ -110,8 +110,7 @@ def released(steps: list[dict[str, Any]], **canary: Any) -> tuple[World, str, st
 
 
 def promote(w: World) -> None:
-    w.edit_status(current_step_index=(w.status.current_step_index or 0) + 1,
-                  pause_conditions=None)
+    w.operate("promote")
 
 
 def test_scale_and_header_route_are_in_place_before_the_pause_starts() -> None:
@@ -218,19 +217,8 @@ moves = st.sampled_from(["pass", "pass", "pass", "pods", "pods_partial", "clock"
 def test_a_pause_starts_only_once_its_steps_scale_is_met_and_traffic_needs_pods(
         steps: list[dict[str, Any]], data: st.DataObject) -> None:
     w = World(routed(steps), router=FakeRouter(), auto_ready=False)
-    images = 1
     for move in data.draw(st.lists(moves, min_size=5, max_size=40)):
-        if w.move(move, data):
-            continue
-        if move == "promote":
-            promote(w)
-        elif move == "abort":
-            if w.status.stable_rs and w.status.current_pod_hash != w.status.stable_rs:
-                w.edit_status(abort=True, abort_message="aborted by test")
-        elif move == "image":
-            images += 1
-            w.set_image(f"app:{images}")
-        else:
+        if not (w.move(move, data) or w.operate(move)):
             check_pass(w, steps)
 
 

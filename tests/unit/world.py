@@ -81,6 +81,7 @@ class World:
     route_weight: int | None = 0
     route_version: int = 1
     route_headers: tuple[str, ...] = ()  # the header routes the route holds, by name
+    releases: int = 1  # images released by `operate("image")`: app:1, app:2, ...
 
     def __post_init__(self) -> None:
         for name in ("canary", "stable", "active", "preview"):
@@ -137,6 +138,23 @@ class World:
                                    for h, r in self.replica_sets.items()})
         elif move == "clock":
             self.advance(data.draw(st.sampled_from(clock or [1, 10, 30])))
+        else:
+            return False
+        return True
+
+    def operate(self, move: str) -> bool:
+        """The operations random histories share: "promote" (past the current step),
+        "abort" (when a revision is in flight), "image" (a new release). False for any other
+        move."""
+        if move == "promote":
+            self.edit_status(current_step_index=(self.status.current_step_index or 0) + 1,
+                             pause_conditions=None)
+        elif move == "abort":
+            if self.status.stable_rs and self.status.current_pod_hash != self.status.stable_rs:
+                self.edit_status(abort=True, abort_message="aborted by test")
+        elif move == "image":
+            self.releases += 1
+            self.set_image(f"app:{self.releases}")
         else:
             return False
         return True
