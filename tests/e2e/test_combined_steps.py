@@ -12,6 +12,8 @@ from typer.testing import CliRunner
 
 from rollouts.cli.main import app as cli
 from rollouts.models.wire import CANARY_PAUSE
+from rollouts.sandbox.history import WriteHistory
+from rollouts.sandbox.invariants import check_rollout
 from tests.e2e.conftest import CountingSandbox
 from tests.e2e.dsl import (
     Check,
@@ -56,6 +58,7 @@ def pause_after_canary_available(sb: CountingSandbox) -> Check:
 def test_scale_header_route_and_pause_in_one_step_then_promote_to_the_end(
         cluster: CountingSandbox, case: RouterCase) -> None:
     sb = cluster
+    history = WriteHistory(sb.emulator, sb.namespace).start()
     sb.apply(case.objects)
     routing = {**case.routing, "managedRoutes": [{"name": "testers"}]}
     steps = [COMBINED, set_weight(50), pause()]
@@ -71,12 +74,22 @@ def test_scale_header_route_and_pause_in_one_step_then_promote_to_the_end(
     assert ("▶ setCanaryScale: replicas=1 + setHeaderRoute: testers (x-tester=yes) + "
             "pause (until promoted)") in text, shown.output
     # setWeight 50: the scale stays in force (one pod serves the half), the route too.
+    promotions = [sb.emulator.resource_version]
     s.when(promote()).then(paused(at_step=2), route_weight(case, 50),
                            managed_routes(case, "testers"), sizes(canary=1, stable=4))
     # Past the last step: the canary grows to every replica, then is promoted; the routes
     # go back to all-stable with no managed route.
+    promotions.append(sb.emulator.resource_version)
     s.when(promote()).then(healthy(), route_weight(case, 0), managed_routes(case),
                            timeout=60)
     status = sb.status(NAME)
     assert status["stableRS"] == status["currentPodHash"]
     assert sb.replica_sets(NAME)[status["stableRS"]]["spec"]["replicas"] == 4
+    try:  # DESIGN.md's invariants over the API server's writes
+        writes = history.settle()
+        rollout_writes = [w.rv for w in writes if w.resource == "rollout"]
+        operations = {next(rv for rv in rollout_writes if rv > before): "promote"
+                      for before in promotions}
+        assert check_rollout(writes, NAME, operations) == []
+    finally:
+        history.stop()
