@@ -80,7 +80,9 @@ def run_step(ctx: Context, draft: Draft, walk: Walk, step: CanaryStep) -> Outcom
             continue
         outcome = handle(ctx, draft, walk, step)
         if not isinstance(outcome, Advance):
+            walk.waiting_on = field
             return outcome
+    walk.waiting_on = None
     return Advance()
 
 
@@ -216,8 +218,10 @@ def _move_traffic(ctx: Context, draft: Draft, strategy: CanaryStrategy, walk: Wa
     scale(ctx, draft, walk.canary, ctx.desired_hash, canary_next)
     scale(ctx, draft, walk.stable, stable_hash, stable_next)
     traffic = walk.traffic
-    if walk.index < len(walk.steps):  # the managed routes of the steps passed and this one
-        traffic = traffic.with_managed_routes(*managed_routes_at(strategy, walk.index + 1))
+    if walk.index < len(walk.steps):  # the managed routes of the steps passed and this one,
+        # once this step's canary has its pods (no route to a canary still scaling up)
+        upto = walk.index + (walk.waiting_on != "set_canary_scale")
+        traffic = traffic.with_managed_routes(*managed_routes_at(strategy, upto))
     _hold_traffic(ctx, draft, traffic, walk.weight, walk.canary, walk.stable, size)
 
 

@@ -115,16 +115,22 @@ def promote(w: World) -> None:
 
 def test_scale_and_header_route_are_in_place_before_the_pause_starts() -> None:
     w, old, new = released(SET_HEADER_STEPS)
-    # Sized at once and the header route written with the canary's size; no pause yet.
+    # Sized at once; the header route waits for the canary's pod; no pause yet.
     assert w.sizes() == {old: 4, new: 1}
-    assert w.route_headers == ("testers",) and w.route_weight == 0
+    assert w.route_headers == () and w.route_weight == 0
     w.settle(available={new: 0})
     w.step()
     assert w.status.phase != "Paused" and not w.status.pause_conditions
     assert w.status.message == ("Step 1/3: setCanaryScale: waiting for 1 canary pod "
                                 "available (have 0)")
+    assert w.route_headers == ()
     w.advance(5)
     w.settle()
+    w.step()  # the pod is available: the route is written, the step waits to read it back
+    assert w.route_headers == ("testers",) and not w.status.pause_conditions
+    assert w.status.message == ('Step 1/3: setHeaderRoute "testers" set: waiting for the '
+                                "routes to hold it")
+    w.advance(2)
     w.step()
     assert w.status.phase == "Paused" and w.status.current_step_index == 0
     assert w.status.message == "Step 1/3: paused until promoted"
@@ -235,8 +241,10 @@ def check_pass(w: World, steps: list[dict[str, Any]]) -> None:
             assert canary is not None and canary.available >= wanted, (steps[index], canary)
     for action in result.actions:
         if isinstance(action, ApplyRouteWrite):
-            weight = {op["path"]: op["value"] for op in action.write.patch}["/spec/canaryWeight"]
-            if weight > (w.route_weight or 0):  # raised only to pods that can serve it
-                assert canary is not None and canary.available >= 1, (weight, canary)
+            ops = {op["path"]: op["value"] for op in action.write.patch}
+            if ops["/spec/canaryWeight"] > (w.route_weight or 0) or (
+                    set(ops["/spec/headerRoutes"]) - set(w.route_headers)):
+                # raised, or a header route added, only for pods that can serve it
+                assert canary is not None and canary.available >= 1, (ops, canary)
     w.apply(result)
     w.history.append(result)

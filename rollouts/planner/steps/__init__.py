@@ -59,6 +59,8 @@ class Walk:
     pause_conditions: list[PauseCondition]
     # What weights are out of (trafficRouting.maxTrafficWeight): the weight past the last step.
     full_weight: int = 100
+    # The field of the current step that is not done yet (its handler did not advance).
+    waiting_on: str | None = None
 
     @property
     def label(self) -> str:
