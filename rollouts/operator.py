@@ -721,8 +721,9 @@ def _register_experiments(registry: kopf.OperatorRegistry, config: OperatorConfi
                 replica_sets=list(kwargs["experiment_replicasets"].get(key, ())),
                 analysis_runs=list(kwargs["experiment_analysisruns"].get(key, ())),
                 templates=templates, now=config.clock.now())
-            if plan.status.phase in COMPLETED_EXPERIMENT_PHASES and not plan.actions:
-                raise _Done  # ended and scaled down: nothing left to watch
+            if (plan.status.phase in COMPLETED_EXPERIMENT_PHASES and not plan.actions
+                    and plan.requeue_after is None):
+                raise _Done  # ended and scaled down (scaleDownDelaySeconds over)
             return plan.requeue_after
 
         await _loop(config, runtime, key, stopped, one_pass,

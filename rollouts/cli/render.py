@@ -24,6 +24,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from rollouts.analysis.comparison import evidence_suffix
+from rollouts.cli.step_text import describe_step
 from rollouts.kube.observe import owned_by
 from rollouts.kube.observe import replica_set_view as _rs_view
 from rollouts.models.analysis import AnalysisRunStatus, MetricResult
@@ -155,22 +156,6 @@ def strategy_name(spec: Mapping[str, Any]) -> str:
 def canary_steps(spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     steps = _dict(_dict(spec.get("strategy")).get("canary")).get("steps")
     return [_dict(s) for s in steps] if isinstance(steps, list) else []
-
-
-def describe_step(step: Mapping[str, Any]) -> str:
-    if "setWeight" in step:
-        return f"setWeight: {step['setWeight']}"
-    if "pause" in step:
-        duration = _dict(step.get("pause")).get("duration")
-        return f"pause: {duration}" if duration is not None else "pause (until promoted)"
-    if "analysis" in step:
-        names = [str(_dict(t).get("templateName")) for t in
-                 _dict(step.get("analysis")).get("templates") or []]
-        return f"analysis: {', '.join(names)}"
-    if "setCanaryScale" in step:
-        scale = _dict(step.get("setCanaryScale"))
-        return "setCanaryScale: " + ", ".join(f"{k}={v}" for k, v in scale.items())
-    return ", ".join(step) or "(empty step)"
 
 
 def step_position(rollout: Rollout) -> tuple[int, int] | None:

@@ -4,10 +4,10 @@ Service per template, and the names of its AnalysisRuns."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
 from typing import Any
 
 from rollouts.models.experiment import ExperimentTemplate, ValidExperiment
+from rollouts.models.template_service import container_ports, exposes
 from rollouts.models.wire import (
     EXPERIMENT_LABEL,
     EXPERIMENT_TEMPLATE_LABEL,
@@ -88,18 +88,25 @@ def service_name(experiment: str, template: ExperimentTemplate) -> str:
 
 
 def service_ports(template: ExperimentTemplate) -> list[dict[str, Any]]:
-    """The ports the template's containers declare, as Service ports."""
+    """The ports the template's containers declare, as Service ports: each on its own
+    number, unless `service.ports` maps it (by its number or name as targetPort) to another.
+
+    E.g. container port http/8080 with service.ports [{port: 80, targetPort: 8080}] ->
+    {port: 80, targetPort: 8080, name: http, protocol: TCP}."""
+    wanted = template.service.ports if template.service is not None else None
     ports: list[dict[str, Any]] = []
-    for container in template.template.spec.get("containers") or ():
-        for port in (container.get("ports") or ()) if isinstance(container, Mapping) else ():
-            if not isinstance(port, Mapping) or "containerPort" not in port:
-                continue
-            entry: dict[str, Any] = {"port": port["containerPort"],
-                                     "targetPort": port["containerPort"],
-                                     "protocol": port.get("protocol", "TCP")}
-            if port.get("name"):
-                entry["name"] = port["name"]
-            ports.append(entry)
+    for port in container_ports(template.template.spec):
+        number, name = port["containerPort"], port.get("name")
+        entry: dict[str, Any] = {"port": number, "targetPort": number,
+                                 "protocol": port.get("protocol", "TCP")}
+        if name:
+            entry["name"] = name
+        mapped = next((p for p in wanted or () if exposes(p, number, name)), None)
+        if mapped is not None:
+            entry.update({"port": mapped.port, "targetPort": mapped.target_port})
+            if mapped.name:
+                entry["name"] = mapped.name
+        ports.append(entry)
     return ports
 
 

@@ -10,8 +10,9 @@ The life of an Experiment (Argo Rollouts' semantics):
 3. It ends when `duration` (counted from `availableAt`) has passed and every run marked
    `requiredForCompletion` has completed; without a duration, when those runs have
    completed; with neither, only when `spec.terminate` is set. `terminate` ends it at once.
-4. Ended: the phase is the worst of the runs' (Successful when all went well), the
-   ReplicaSets are scaled to zero, unfinished runs terminated, template Services deleted.
+4. Ended: the phase is the worst of the runs' (Successful when all went well), unfinished
+   runs are terminated; `scaleDownDelaySeconds` (30 by default) after the end the
+   ReplicaSets are scaled to zero and the template Services deleted.
 
 Level-triggered and idempotent: each pass compares what exists with what the status says
 and emits only the writes still missing; planning the same inputs twice writes nothing new.
@@ -255,35 +256,45 @@ def _worst(observed: ExperimentObserved, experiment: ValidExperiment) -> Experim
 
 def _ended(experiment: ValidExperiment, observed: ExperimentObserved, phase: ExperimentPhase,
            message: str, now: dt.datetime, *, finishing: bool) -> ExperimentPlan:
-    """The end state: ReplicaSets at zero, unfinished runs terminated; on the finishing pass
-    the template Services go too."""
+    """The end state: unfinished runs terminated; once scaleDownDelaySeconds have passed
+    since the end, the ReplicaSets at zero and the template Services deleted with them."""
     spec, status, name = experiment.spec, experiment.status, experiment.metadata.name
+    ended_at = status.finished_at or whole_seconds(now)
+    scale_down_at = ended_at + dt.timedelta(seconds=spec.scale_down_delay_seconds)
+    due = now >= scale_down_at
     actions: list[Action] = []
     for rs in observed.replica_sets:
-        if rs.spec_replicas != 0:
+        if rs.spec_replicas != 0 and due:
             actions.append(ScaleReplicaSet(rs.name, 0, resource_version=rs.resource_version))
     for run in observed.analysis_runs:
         if run.phase not in COMPLETED_RUN_PHASES:
             actions.append(TerminateAnalysisRun(run.name))
     templates = []
+    waiting = False
     for template in spec.templates:
         old = status.template(template.name)
-        if finishing and template.service is not None:
-            actions.append(_service_write(experiment, template, "delete"))
         owned = _rs(observed, replica_set_name(name, template.name))
+        up = owned is not None and owned.spec_replicas != 0
+        waiting = waiting or (up and not due)
+        # The Service goes with the pods: when they are scaled down (or at the end, when
+        # there are none).
+        if template.service is not None and ((due and up) or (finishing and not up)):
+            actions.append(_service_write(experiment, template, "delete"))
+        kept = old.service_name if old is not None and up and not due else None
         final: TemplatePhase = (old.status if old is not None and old.status in
                                 ("Failed", "Error") else
                                 "Successful" if phase == "Successful" else
                                 "Error" if phase == "Error" else "Failed")
         templates.append(_template_status(
             template.name, final, old.message if old is not None and final == old.status
-            else "", owned, template_hash(name, template), None, old, now))
+            else "", owned, template_hash(name, template), kept, old, now))
     ended = status.model_copy(update={
         "phase": phase, "message": message, "template_statuses": templates,
         "analysis_runs": _run_statuses(experiment, observed) if spec.analyses else None,
-        "finished_at": status.finished_at or whole_seconds(now),
+        "finished_at": ended_at,
         "observed_generation": experiment.metadata.generation})
-    return ExperimentPlan(tuple(actions), ended)
+    return ExperimentPlan(tuple(actions), ended,
+                          _seconds(scale_down_at - now) if waiting else None)
 
 
 def _seconds(delta: dt.timedelta) -> float:

@@ -90,10 +90,10 @@ CEL_RULES: Final[Mapping[type[BaseModel], tuple[CelRule, ...]]] = MappingProxyTy
             ),
         ),
         rollout.CanaryStep: (
-            CelRule(
-                exactly_one(*(has(kind) for kind in rollout.STEP_KINDS)),
-                rollout.ONE_STEP_KIND,
-            ),
+            CelRule(" || ".join(has(kind) for kind in rollout.STEP_KINDS), rollout.NO_STEP_KIND),
+            CelRule(f"!({' || '.join(has(kind) for kind in rollout.STEP_ACTIONS)}) || "
+                    f"({exactly_one(*(has(kind) for kind in rollout.STEP_ACTIONS))})",
+                    rollout.TWO_STEP_ACTIONS),
         ),
         rollout.SetCanaryScale: (
             CelRule(

@@ -5,8 +5,7 @@ and ends Successful, Failed, Error or Inconclusive. A Rollout's `experiment` can
 creates one (baseline and canary pods of the same size, fresh, so that a comparison is fair);
 an Experiment can also be applied on its own.
 
-Fields not taken over from Argo (rejected as unknown): `scaleDownDelaySeconds` (the
-ReplicaSets are scaled to zero as soon as the Experiment ends), `analysisRunMetadata`.
+Fields not taken over from Argo (rejected as unknown): `analysisRunMetadata`.
 """
 
 from __future__ import annotations
@@ -36,6 +35,7 @@ from rollouts.models.rollout import (
     _message,
     check_selector,
 )
+from rollouts.models.template_service import unmatched_ports
 from rollouts.models.wire import API_VERSION, Timestamp
 
 ExperimentPhase = Literal["Pending", "Running", "Successful", "Failed", "Error", "Inconclusive"]
@@ -58,6 +58,11 @@ class ExperimentTemplate(ApiModel):
     @model_validator(mode="after")
     def _selector_matches_template(self) -> ExperimentTemplate:
         check_selector(self.selector, self.template)
+        if self.service is not None:
+            for i in unmatched_ports(self.service, self.template.spec):
+                target = (self.service.ports or [])[i].target_port
+                raise ValueError(f"service.ports[{i}].targetPort {target} names no port of "
+                                 "the template's containers")
         return self
 
 
@@ -71,6 +76,9 @@ class ExperimentSpec(ApiModel):
     dry_run: list[dict[str, str]] | None = None
     measurement_retention: list[dict[str, Any]] | None = None
     terminate: bool = False
+    # How long the templates' pods (and Services) stay after the Experiment ends, as in
+    # Argo (30 s by default: time for clients and proxies to stop sending them requests).
+    scale_down_delay_seconds: int = Field(default=30, ge=0, le=MAX_DURATION_SECONDS)
 
     @model_validator(mode="after")
     def _unique_names(self) -> ExperimentSpec:

@@ -23,6 +23,12 @@ from rollouts.models.base import (
 )
 from rollouts.models.metric_rules import DryRun, MeasurementRetention
 from rollouts.models.pods import AntiAffinity
+from rollouts.models.step_kinds import NO_STEP_KIND as NO_STEP_KIND
+from rollouts.models.step_kinds import STEP_ACTIONS as STEP_ACTIONS
+from rollouts.models.step_kinds import STEP_KINDS as STEP_KINDS
+from rollouts.models.step_kinds import TWO_STEP_ACTIONS as TWO_STEP_ACTIONS
+from rollouts.models.step_kinds import step_kind_problem
+from rollouts.models.template_service import TemplateService as TemplateService
 from rollouts.models.traffic import (
     PingPongSpec,
     PodMetadata,
@@ -165,12 +171,6 @@ class ExperimentAnalysisRef(ApiModel):
     required_for_completion: bool = False
 
 
-class TemplateService(ApiModel):
-    """A Service for one experiment template's pods (name defaults to the ReplicaSet's)."""
-
-    name: str | None = None
-
-
 class RolloutExperimentTemplate(ApiModel):
     name: str = Field(min_length=1)
     spec_ref: Literal["stable", "canary"]
@@ -202,24 +202,21 @@ class CanaryStep(ApiModel):
     plugin: PluginStep | None = None
 
     @model_validator(mode="after")
-    def _exactly_one_action(self) -> CanaryStep:
-        given = [kind for kind in STEP_KINDS
-                 if getattr(self, CanaryStep.model_fields_by_alias()[kind]) is not None]
-        if len(given) != 1:
-            raise ValueError(ONE_STEP_KIND + (f" (got {', '.join(given)})" if given else ""))
+    def _one_action(self) -> CanaryStep:
+        problem = step_kind_problem(self.kinds())
+        if problem is not None:
+            raise ValueError(problem)
         return self
+
+    def kinds(self) -> list[str]:
+        """The step's fields that are set, by wire name, in STEP_KINDS order."""
+        return [kind for kind in STEP_KINDS
+                if getattr(self, CanaryStep.model_fields_by_alias()[kind]) is not None]
 
     @classmethod
     def model_fields_by_alias(cls) -> dict[str, str]:
         """Wire name -> attribute name of the step's fields."""
         return {(info.alias or name): name for name, info in cls.model_fields.items()}
-
-
-# The kinds a canary step can be, as written in manifests; the model's validator and the
-# CRD's CEL rule (models/crds.py) both read this list.
-STEP_KINDS = ("setWeight", "pause", "setCanaryScale", "analysis", "setHeaderRoute",
-              "setMirrorRoute", "experiment", "plugin")
-ONE_STEP_KIND = "a step needs exactly one of " + ", ".join(STEP_KINDS)
 
 
 class CanaryStrategy(ApiModel):

@@ -292,6 +292,12 @@ class PingPongSpec(ApiModel):
     ping_service: str = Field(min_length=1)
     pong_service: str = Field(min_length=1)
 
+    @model_validator(mode="after")
+    def _services_differ(self) -> PingPongSpec:
+        if self.ping_service == self.pong_service:
+            raise ValueError("pingService and pongService must be different Services")
+        return self
+
 
 class PodMetadata(ApiModel):
     """canaryMetadata / stableMetadata (blue-green: activeMetadata / previewMetadata): labels
@@ -401,7 +407,9 @@ def _service_errors(canary: CanaryStrategy, routing: RolloutTrafficRouting) -> l
     base = "spec.strategy.canary"
     if canary.ping_pong is not None:
         if routing.alb is None and routing.istio is None:
-            return [(f"{base}.pingPong", "pingPong works with the alb and istio routers only")]
+            return [(f"{base}.pingPong", "pingPong needs the alb router (as in Argo Rollouts) "
+                     "or istio (an extension of this controller); this Rollout uses "
+                     + ", ".join(routing.routers()))]
         if routing.alb is not None and not (routing.alb.root_service or canary.stable_service):
             # The Ingress's action backend must not change with the turns of ping and pong.
             return [(f"{base}.trafficRouting.alb.rootService", "rootService is required "

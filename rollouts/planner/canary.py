@@ -54,24 +54,36 @@ from rollouts.planner.steps import set_weight as set_weight_step
 from rollouts.planner.traffic import PodRatioTraffic, TrafficModel
 from rollouts.planner.types import ReplicaSetView
 
+# A step's fields run in this order (models/step_kinds.py STEP_KINDS); the step is done when
+# every one of them is. The canary's size and the managed routes come first, then the step's
+# one action: a pause starts, an analysis or experiment is started, only once the canary runs
+# at the size the step gives it and the routes hold what the step asks (Argo Rollouts starts
+# a pause once the ReplicaSets are resized; we wait for the pods to be available too).
+STEP_HANDLERS: tuple[tuple[str, Handler], ...] = (
+    ("set_canary_scale", set_canary_scale_step.handle),
+    ("set_header_route", set_header_route_step.handle),
+    ("set_mirror_route", set_mirror_route_step.handle),
+    ("set_weight", set_weight_step.handle),
+    ("pause", pause_step.handle),
+    ("analysis", analysis_step.handle),
+    ("experiment", experiment_step.handle),
+    ("plugin", plugin_step.handle),
+)
 
-def handler(step: CanaryStep) -> Handler:
-    """The handler of a step's kind (validation guarantees exactly one kind per step)."""
-    if step.set_weight is not None:
-        return set_weight_step.handle
-    if step.pause is not None:
-        return pause_step.handle
-    if step.analysis is not None:
-        return analysis_step.handle
-    if step.set_header_route is not None:
-        return set_header_route_step.handle
-    if step.set_mirror_route is not None:
-        return set_mirror_route_step.handle
-    if step.experiment is not None:
-        return experiment_step.handle
-    if step.plugin is not None:
-        return plugin_step.handle
-    return set_canary_scale_step.handle
+
+def run_step(ctx: Context, draft: Draft, walk: Walk, step: CanaryStep) -> Outcome:
+    """The handlers of the step's fields in turn; the first that does not advance says what
+    the step does now (validation allows at most one of the actions that may pause, wait
+    on a run or abort, so only set-up handlers ever come before one)."""
+    for field, handle in STEP_HANDLERS:
+        if getattr(step, field) is None:
+            continue
+        outcome = handle(ctx, draft, walk, step)
+        if not isinstance(outcome, Advance):
+            walk.waiting_on = field
+            return outcome
+    walk.waiting_on = None
+    return Advance()
 
 
 def traffic_model(ctx: Context, strategy: CanaryStrategy) -> TrafficModel:
@@ -145,7 +157,7 @@ def _walk_steps(ctx: Context, draft: Draft, walk: Walk) -> Outcome:
     says what this pass does."""
     while walk.index < len(walk.steps):
         step = walk.steps[walk.index]
-        outcome = handler(step)(ctx, draft, walk, step)
+        outcome = run_step(ctx, draft, walk, step)
         if not isinstance(outcome, Advance):
             return outcome
         walk.index += 1
@@ -206,8 +218,10 @@ def _move_traffic(ctx: Context, draft: Draft, strategy: CanaryStrategy, walk: Wa
     scale(ctx, draft, walk.canary, ctx.desired_hash, canary_next)
     scale(ctx, draft, walk.stable, stable_hash, stable_next)
     traffic = walk.traffic
-    if walk.index < len(walk.steps):  # the managed routes of the steps passed and this one
-        traffic = traffic.with_managed_routes(*managed_routes_at(strategy, walk.index + 1))
+    if walk.index < len(walk.steps):  # the managed routes of the steps passed and this one,
+        # once this step's canary has its pods (no route to a canary still scaling up)
+        upto = walk.index + (walk.waiting_on != "set_canary_scale")
+        traffic = traffic.with_managed_routes(*managed_routes_at(strategy, upto))
     _hold_traffic(ctx, draft, traffic, walk.weight, walk.canary, walk.stable, size)
 
 

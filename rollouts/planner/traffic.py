@@ -161,17 +161,16 @@ def split_done(canary: ReplicaSetView | None, stable: ReplicaSetView,
     stable still running a 4th (terminating) pod -> False.
     """
     canary_target, stable_target = target
-    canary_ok = (
-        canary_target == 0
-        and (canary is None or (canary.spec_replicas == 0 and canary.replicas == 0))
-    ) or (canary is not None and canary.spec_replicas == canary_target
-          and canary.available >= canary_target and canary.replicas == canary_target)
-    stable_ok = (
-        stable.spec_replicas == stable_target
-        and stable.available >= stable_target
-        and stable.replicas == stable_target
-    )
-    return canary_ok and stable_ok
+    return at_size(canary, canary_target) and at_size(stable, stable_target)
+
+
+def at_size(rs: ReplicaSetView | None, pods: int) -> bool:
+    """The ReplicaSet is sized for `pods`, runs exactly that many, all available (none
+    counts as 0). E.g. spec 2, 2 pods, 2 available -> True; spec 2, 3 pods (one going)
+    -> False; no ReplicaSet for 0 pods -> True."""
+    if rs is None:
+        return pods == 0
+    return rs.spec_replicas == pods and rs.replicas == pods and rs.available >= pods
 
 
 def traffic_share(canary: ReplicaSetView | None, stable: ReplicaSetView | None) -> int:

@@ -6,9 +6,10 @@ each broken rule as a `Violation` with the resourceVersion of the offending writ
 
 * `step-repeated`: currentStepIndex went back for the same revision (no abort in between);
 * `step-skipped`: the index moved past a step that was not done: a setWeight whose share of
-  available canary pods was not reached, an indefinite pause nobody promoted, a timed pause
-  left before its duration (from its recorded startTime), an analysis step whose run had not
-  succeeded (a `promote` skips any step: that is what it is for);
+  available canary pods (or the setCanaryScale in force) was not reached, an indefinite pause
+  nobody promoted, a timed pause left before its duration (from its recorded startTime), an
+  analysis step whose run had not succeeded (a `promote` skips any step: that is what it
+  is for);
 * `stable-went-back`: status.stableRS returned to a revision it had left;
 * `promoted-unavailable`: stableRS, or the stable/active Service, moved to a revision that
   did not have all its replicas available;
@@ -130,6 +131,17 @@ class _State:
         return {n for n in names if n}
 
 
+def _canary_scale(state: _State, index: int) -> Obj | None:
+    """The setCanaryScale in force at step `index` (the last at or before it; None when
+    there is none or it says matchTrafficWeight)."""
+    steps = ((state.spec.get("strategy") or {}).get("canary") or {}).get("steps") or []
+    for step in reversed(steps[: index + 1]):
+        scale = step.get("setCanaryScale") if isinstance(step, dict) else None
+        if isinstance(scale, dict):
+            return None if scale.get("matchTrafficWeight") else scale
+    return None
+
+
 def _step_done(state: _State, step: Obj, index: int, write: Write) -> str | None:
     """Why step `index` was not finished when `write` moved past it (None: it was)."""
     status = state.status
@@ -137,7 +149,12 @@ def _step_done(state: _State, step: Obj, index: int, write: Write) -> str | None
     if "setWeight" in step:
         weight = int(step["setWeight"])
         available = state.available(pod_hash)
-        if available * 100 < weight * state.replicas:
+        wanted = weight * state.replicas  # the canary's pods, times 100
+        scale = _canary_scale(state, index)
+        if scale is not None:  # with a router the canary is sized by setCanaryScale
+            wanted = 100 * int(scale["replicas"]) if "replicas" in scale else (
+                int(scale["weight"]) * state.replicas)
+        if available * 100 < wanted:
             return (f"setWeight {weight} left with {available}/{state.replicas} canary pods "
                     f"available")
         return None

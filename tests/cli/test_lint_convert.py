@@ -31,9 +31,9 @@ def test_lint_reports_every_problem_with_file_doc_and_path() -> None:
     bad = str(DATA / "bad.yaml")
     lines = out.splitlines()
     expected = [
-        f"{bad}:doc 1: spec.strategy.canary.steps[0]: a step needs exactly one of setWeight, "
-        "pause, setCanaryScale, analysis, setHeaderRoute, setMirrorRoute, experiment, plugin "
-        "(got setWeight, pause)",
+        f"{bad}:doc 1: spec.strategy.canary.steps[0]: setWeight and pause cannot be combined "
+        "in one step: a step has at most one of setWeight, pause, analysis, experiment, plugin "
+        "(setCanaryScale, setHeaderRoute and setMirrorRoute may go with any of them)",
         f"{bad}:doc 1: warning: spec.strategy.canary.steps[1].setWeight: weight goes down",
         f'{bad}:doc 1: spec.strategy.canary.steps[2].analysis.templates[1].templateName: '
         'AnalysisTemplate "missing" is not in the files given',

@@ -55,7 +55,7 @@ def standalone(name: str, **spec: Any) -> Obj:
             "template": {"metadata": {"labels": {"app": name}},
                          "spec": {"containers": [{"name": "app", "image": "app:1.0",
                                                   "ports": [{"containerPort": 8080}]}]}},
-            "service": {}}], **spec},
+            "service": {}}], "scaleDownDelaySeconds": 0, **spec},
     }
 
 
@@ -93,6 +93,30 @@ def test_a_standalone_experiment_runs_its_duration_then_scales_down(
     missing = CliRunner().invoke(cli, ["--kubeconfig", str(sb.kubeconfig), "-n", NS,
                                        "get", "nowhere"])
     assert missing.exit_code == 1 and "rollout nowhere not found" in missing.output
+
+
+def test_pods_and_service_stay_scale_down_delay_seconds_after_the_end(
+        cluster: CountingSandbox) -> None:
+    """scaleDownDelaySeconds (Argo's meaning): the Experiment ends, its pods and Service stay
+    that long, then go; `service.ports` maps the container port to the Service's port."""
+    sb = cluster
+    sb.apply([standalone("exp-d", duration="1s", scaleDownDelaySeconds=3, templates=[{
+        **standalone("exp-d")["spec"]["templates"][0],
+        "service": {"name": "exp-d-web", "ports": [{"port": 80, "targetPort": 8080}]}}])])
+    sb.wait_for("the Experiment to run", lambda: experiment_phase(sb, "exp-d") == "Running")
+    service = sb.emulator.get_object("", "v1", "services", NS, "exp-d-web")
+    assert service is not None and service["spec"]["ports"][0]["port"] == 80
+    assert service["spec"]["ports"][0]["targetPort"] == 8080
+    sb.wait_for("the Experiment to end", lambda: experiment_phase(sb, "exp-d") == "Successful")
+    assert replica_set(sb, "exp-d-probe")["spec"]["replicas"] == 2, "kept for the delay"
+    assert sb.emulator.get_object("", "v1", "services", NS, "exp-d-web") is not None
+    sb.wait_for("its ReplicaSet at zero", lambda: replica_set(sb, "exp-d-probe")["spec"][
+        "replicas"] == 0)
+    sb.wait_for("its Service gone", lambda: sb.emulator.get_object(
+        "", "v1", "services", NS, "exp-d-web") is None)
+    status = experiment_of(sb, "exp-d")["status"]
+    ended = status["finishedAt"]
+    assert status["phase"] == "Successful" and ended, status
 
 
 def test_terminate_ends_an_open_ended_experiment(cluster: CountingSandbox) -> None:

@@ -121,6 +121,7 @@ kind: Experiment
 metadata: {{name: side-by-side}}
 spec:
   duration: 1s
+  scaleDownDelaySeconds: 1
   templates:
     - name: probe
       selector: {{matchLabels: {{app: probe}}}}
@@ -223,6 +224,9 @@ def run_releases(sandbox: CountingSandbox, metric_url: str) -> None:
     sandbox.wait_for("the Experiment to end", lambda: (sandbox.emulator.get_object(
         "rollouts.dev", "v1alpha1", "experiments", sandbox.namespace, "side-by-side") or {}
     ).get("status", {}).get("phase") == "Successful")
+    sandbox.wait_for("its pods and Service gone after scaleDownDelaySeconds", lambda: (
+        sandbox.emulator.get_object("", "v1", "services", sandbox.namespace,
+                                    "side-by-side-probe") is None))
     # A restart evicts every pod of shop (pods list, pods/eviction create).
     time.sleep(1.1)  # creation timestamps have whole seconds: its pods are older
     restart_at = format_time(whole_seconds(dt.datetime.now(dt.UTC)))

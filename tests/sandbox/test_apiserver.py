@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from rollouts.models.step_kinds import NO_STEP_KIND, TWO_STEP_ACTIONS
 from rollouts.sandbox.apiserver import ApiEmulator, ApiError, LabelSelector
 from rollouts.sandbox.emulator_thread import EmulatorThread
 
@@ -956,6 +957,15 @@ async def test_project_crds_are_served(client: httpx.AsyncClient, emu: ApiEmulat
         "strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {}}]}},
     }))
     assert r.status_code == 201 and r.json()["metadata"]["generation"] == 1
+    # A step: at most one of setWeight/pause/analysis/experiment/plugin, setCanaryScale and
+    # the managed routes beside any (CEL rules read from models/step_kinds.py).
+    two = {**r.json()["spec"], "strategy": {"canary": {"steps": [
+        {"setWeight": 5, "pause": {}}, {}, {"setCanaryScale": {"replicas": 1}, "pause": {}}]}}}
+    refused = assert_status(await client.post(rollouts, json={**demo(two), "metadata": {
+        "name": "two"}}), 422, "Invalid")
+    assert [(c["field"], c["message"]) for c in refused["details"]["causes"]] == [
+        ("spec.strategy.canary.steps[0]", f'Invalid value: "object": {TWO_STEP_ACTIONS}'),
+        ("spec.strategy.canary.steps[1]", f'Invalid value: "object": {NO_STEP_KIND}')]
     scale = (
         await client.get("/apis/rollouts.dev/v1alpha1/namespaces/default/rollouts/demo/scale")
     ).json()

@@ -21,6 +21,7 @@ class History:
         self.writes: list[Write] = []
         self.rv = 100
         self.objects: dict[tuple[str, str], Obj] = {}
+        self.steps: list[Obj] = STEPS
 
     def put(self, resource: str, name: str, obj: Obj, at: float = 0.0) -> int:
         self.rv += 1
@@ -34,7 +35,8 @@ class History:
 
     def status(self, at: float = 0.0, **status: Any) -> int:
         body = {"spec": {"replicas": 2, "strategy": {"canary": {
-            "stableService": "web-stable", "canaryService": "web-canary", "steps": STEPS}}},
+            "stableService": "web-stable", "canaryService": "web-canary",
+            "steps": self.steps}}},
             "status": {"stableRS": "old", "currentPodHash": "new", **status}}
         return self.put("rollout", NAME, body, at)
 
@@ -112,6 +114,19 @@ def test_set_weight_left_before_the_canary_pods_are_available_is_skipped() -> No
     h.rs("new", 1, 0)
     h.status(currentStepIndex=1)
     assert h.rules() == ["step-skipped"]
+
+
+def test_set_weight_under_a_canary_scale_counts_the_scales_pods() -> None:
+    """With setCanaryScale in force (a router), the canary's pods are the scale's, not the
+    weight's share: 1 pod serves setWeight 100 of 2 replicas; 1 of 2 scaled pods does not."""
+    for scale, rules in ((1, []), (2, ["step-skipped"])):
+        h = History()
+        h.steps = [{"setCanaryScale": {"replicas": scale}, "setWeight": 100}, {"pause": {}}]
+        h.rs("old", 2, 2)
+        h.status(currentStepIndex=0)
+        h.rs("new", scale, 1)
+        h.status(currentStepIndex=1)
+        assert h.rules() == rules
 
 
 def test_analysis_step_left_before_its_run_succeeded_is_skipped() -> None:

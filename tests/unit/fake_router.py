@@ -1,4 +1,5 @@
-"""A small fake Router: one route object whose `spec.canaryWeight` is the weight."""
+"""A small fake Router: one route object whose `spec.canaryWeight` is the weight and
+`spec.headerRoutes` the names of the header routes it holds."""
 
 from __future__ import annotations
 
@@ -12,13 +13,16 @@ ROUTE = ObjectKey("example.dev/v1", "Route", "web-route", "default")
 RouteObserved = Mapping[ObjectKey, RouteSnapshot | None]
 
 
-def route(weight: int | None, rv: str = "1") -> dict[ObjectKey, RouteSnapshot | None]:
-    """The observed route holding `weight` (None: the route is missing)."""
+def route(weight: int | None, rv: str = "1", headers: tuple[str, ...] = ()
+          ) -> dict[ObjectKey, RouteSnapshot | None]:
+    """The observed route holding `weight` and the header routes named `headers` (weight
+    None: the route is missing)."""
     if weight is None:
         return {ROUTE: None}
     return {ROUTE: RouteSnapshot(ROUTE, {"metadata": {"name": ROUTE.name,
                                                        "resourceVersion": rv},
-                                          "spec": {"canaryWeight": weight}})}
+                                          "spec": {"canaryWeight": weight,
+                                                   "headerRoutes": list(headers)}})}
 
 
 @dataclass(frozen=True)
@@ -36,12 +40,15 @@ class FakeRouter:
 
     def writes(self, observed: RouteObserved, intent: TrafficIntent) -> tuple[RouteWrite, ...]:
         snapshot = observed.get(ROUTE)
-        if snapshot is None or self.verified_weight(observed) == intent.canary_weight:
+        headers = [h.name for h in intent.header_routes]
+        if snapshot is None or (self.verified_weight(observed) == intent.canary_weight
+                                and snapshot.body["spec"].get("headerRoutes", []) == headers):
             return ()
         rv = str(snapshot.body["metadata"]["resourceVersion"])
         ops: tuple[Mapping[str, Any], ...] = (
             {"op": "replace", "path": "/metadata/resourceVersion", "value": rv},
             {"op": "replace", "path": "/spec/canaryWeight", "value": intent.canary_weight},
+            {"op": "replace", "path": "/spec/headerRoutes", "value": headers},
         )
         return (RouteWrite(ROUTE, "patch", patch=ops),)
 

@@ -289,7 +289,8 @@ METRIC = ("spec", "metrics", "[]")
 
 EXPECTED_RULES: list[tuple[str, tuple[str, ...], str]] = [
     ("rollouts.dev_rollouts.yaml", STRATEGY, "has(self.canary) != has(self.blueGreen)"),
-    ("rollouts.dev_rollouts.yaml", STEP, "exactly one of setWeight, pause, setCanaryScale"),
+    ("rollouts.dev_rollouts.yaml", STEP, "a step needs at least one of setCanaryScale"),
+    ("rollouts.dev_rollouts.yaml", STEP, "a step has at most one of setWeight"),
     ("rollouts.dev_rollouts.yaml", (*STEP, "setCanaryScale"), "weight, replicas"),
     ("rollouts.dev_rollouts.yaml", CANARY, "canaryService and stableService"),
     ("rollouts.dev_rollouts.yaml", (*STRATEGY, "blueGreen"), "activeService and previewService"),
@@ -361,6 +362,8 @@ RULE_CASES: list[tuple[type[BaseModel], dict[str, Any], dict[str, list[Any]]]] =
             "analysis": [{"templates": [{"templateName": "t"}]}],
             "setHeaderRoute": [{"name": "h"}],
             "setMirrorRoute": [{"name": "m"}],
+            "experiment": [{"templates": [{"name": "e", "specRef": "stable"}]}],
+            "plugin": [{"name": "p"}],
         },
     ),
     (

@@ -66,7 +66,9 @@ def experiment(*, status: Obj | None = None, **spec: Any) -> ValidExperiment:
             {"name": "baseline", "replicas": 2, "selector": {"matchLabels": {"app": "b"}},
              "template": pod("b")},
             {"name": "canary", "replicas": 1, "selector": {"matchLabels": {"app": "c"}},
-             "template": pod("c", "app:2")}], **spec},
+             "template": pod("c", "app:2")}],
+            # The tables below scale down at the end; the delay has its own tests.
+            "scaleDownDelaySeconds": 0, **spec},
         "status": status or {},
     }
     parsed = parse_experiment(body)
@@ -235,14 +237,90 @@ def test_invalid_spec_and_unresolvable_analyses_end_in_error() -> None:
     ({"templates": [{"name": "a", "selector": {"matchLabels": {"app": "a"}},
                      "template": pod("b")}]}, "spec.templates[0]"),
     ({"templates": [{"name": "a", "selector": {"matchLabels": {"app": "a"}},
-                     "template": pod("a")}], "scaleDownDelaySeconds": 3},
+                     "template": pod("a")}], "scaleDownDelaySeconds": -1},
      "spec.scaleDownDelaySeconds"),
+    ({"templates": [{"name": "a", "selector": {"matchLabels": {"app": "a"}},
+                     "template": pod("a"), "service": {"ports": [{"port": 80}]}}]},
+     "spec.templates[0].service.ports[0].targetPort"),
+    ({"templates": [{"name": "a", "selector": {"matchLabels": {"app": "a"}},
+                     "template": pod("a"), "service": {"ports": [
+                         {"port": 80, "targetPort": 9090}]}}]}, "spec.templates[0]"),
     ({"templates": [{"name": "a", "selector": {"matchLabels": {"app": "a"}},
                      "template": pod("a")}], "duration": "soon"}, "spec.duration"),
 ])
 def test_manifest_errors_name_the_field(spec: Obj, field: str) -> None:
     errors = experiment_manifest_errors(spec)
     assert any(path == field for path, _ in errors), errors
+
+
+def test_unmatched_service_port_is_refused_naming_it() -> None:
+    errors = experiment_manifest_errors({"templates": [
+        {"name": "a", "selector": {"matchLabels": {"app": "a"}}, "template": pod("a"),
+         "service": {"ports": [{"port": 80, "targetPort": "http"},
+                               {"port": 81, "targetPort": 9090}]}}]})
+    assert errors == [("spec.templates[0]", "service.ports[1].targetPort 9090 names no port "
+                       "of the template's containers")]
+
+
+# --- scaleDownDelaySeconds and service ports ------------------------------------------------
+
+def with_service(exp: ValidExperiment, service: Obj) -> ValidExperiment:
+    templates = [ExperimentTemplate.model_validate({**t.to_wire(), "service": service})
+                 for t in exp.spec.templates[:1]]
+    return dataclasses.replace(exp, spec=exp.spec.model_copy(update={"templates": templates}))
+
+
+def test_the_pods_and_service_stay_scale_down_delay_seconds_after_the_end() -> None:
+    """Argo's default: 30 s after the end the ReplicaSets go to zero, the Service with
+    them; until then the template status still names the Service."""
+    exp = with_service(experiment(duration="10s", scaleDownDelaySeconds=30), {})
+    assert experiment(duration="10s").spec.scale_down_delay_seconds == 0  # the tables' value
+    default = parse_experiment({"metadata": {"name": "e"}, "spec": {
+        "templates": [t.to_wire() for t in exp.spec.templates]}})
+    assert isinstance(default, ValidExperiment) and default.spec.scale_down_delay_seconds == 30
+    running = dataclasses.replace(exp, status=plan_experiment(
+        exp, ExperimentObserved(READY[:1]), T0).status)
+    end = T0 + dt.timedelta(seconds=10)
+    ended = plan_experiment(running, ExperimentObserved(READY[:1]), end)
+    assert ended.status.phase == "Successful" and ended.actions == ()
+    assert ended.requeue_after == 30.0
+    assert ended.status.template_statuses is not None
+    assert ended.status.template_statuses[0].service_name == "exp-baseline"
+    later = dataclasses.replace(running, status=ended.status)
+    waiting = plan_experiment(later, ExperimentObserved(READY[:1]), end + dt.timedelta(
+        seconds=29))
+    assert waiting.actions == () and waiting.requeue_after == 1.0
+    due = plan_experiment(later, ExperimentObserved(READY[:1]), end + dt.timedelta(seconds=30))
+    assert [(type(a).__name__, getattr(a, "replicas", None)) for a in due.actions] == [
+        ("ScaleReplicaSet", 0), ("ApplyRouteWrite", None)]
+    assert due.status.finished_at == ended.status.finished_at and due.requeue_after is None
+    gone = plan_experiment(dataclasses.replace(later, status=due.status), ExperimentObserved(
+        (rs("baseline", 0, 0),)), end + dt.timedelta(seconds=31))
+    assert gone.actions == ()
+
+
+def test_a_zero_delay_scales_down_in_the_ending_pass() -> None:
+    exp = with_service(experiment(duration="10s"), {})
+    running = dataclasses.replace(exp, status=plan_experiment(
+        exp, ExperimentObserved(READY[:1]), T0).status)
+    ended = plan_experiment(running, ExperimentObserved(READY[:1]), LATER)
+    assert kinds(ended.actions) == ["ScaleReplicaSet", "ApplyRouteWrite"]
+
+
+@pytest.mark.parametrize(("ports", "expected"), [
+    (None, [{"port": 8080, "targetPort": 8080, "protocol": "TCP", "name": "http"}]),
+    ([{"port": 80, "targetPort": 8080}],
+     [{"port": 80, "targetPort": 8080, "protocol": "TCP", "name": "http"}]),
+    ([{"port": 80, "targetPort": "http", "name": "web"}],
+     [{"port": 80, "targetPort": "http", "protocol": "TCP", "name": "web"}]),
+])
+def test_service_ports_map_container_ports(ports: list[Obj] | None,
+                                           expected: list[Obj]) -> None:
+    service = {"name": "probe"} | ({"ports": ports} if ports is not None else {})
+    exp = with_service(experiment(), service)
+    manifest = service_manifest(exp, exp.spec.templates[0])
+    assert manifest["metadata"]["name"] == "probe"
+    assert manifest["spec"]["ports"] == expected
 
 
 # --- the canary step ------------------------------------------------------------------------

@@ -218,20 +218,8 @@ def test_router_invariants(steps: list[dict[str, object]], replicas: int,
                            data: st.DataObject) -> None:
     w = World(canary_spec(steps, replicas=replicas, canaryService="canary",
                           stableService="stable"), router=FakeRouter(), auto_ready=False)
-    images = 1
     for move in data.draw(st.lists(router_moves, min_size=5, max_size=40)):
-        if w.move(move, data):
-            continue
-        if move == "promote":
-            w.edit_status(current_step_index=(w.status.current_step_index or 0) + 1,
-                          pause_conditions=None)
-        elif move == "abort":
-            if w.status.stable_rs and w.status.current_pod_hash != w.status.stable_rs:
-                w.edit_status(abort=True, abort_message="aborted by test")
-        elif move == "image":
-            images += 1
-            w.set_image(f"app:{images}")
-        else:
+        if not (w.move(move, data) or w.operate(move)):
             check_router_pass(w, replicas)
 
 

@@ -80,6 +80,8 @@ class World:
     router: Any = None
     route_weight: int | None = 0
     route_version: int = 1
+    route_headers: tuple[str, ...] = ()  # the header routes the route holds, by name
+    releases: int = 1  # images released by `operate("image")`: app:1, app:2, ...
 
     def __post_init__(self) -> None:
         for name in ("canary", "stable", "active", "preview"):
@@ -97,7 +99,8 @@ class World:
                         analysis_problems=dict(self.analysis_problems),
                         prepared_runs=self.prepared_runs(),
                         router=self.router,
-                        routes=route(self.route_weight, str(self.route_version))
+                        routes=route(self.route_weight, str(self.route_version),
+                                     self.route_headers)
                         if self.router is not None else {})
 
     def prepared_runs(self) -> dict[str, PreparedRun]:
@@ -135,6 +138,23 @@ class World:
                                    for h, r in self.replica_sets.items()})
         elif move == "clock":
             self.advance(data.draw(st.sampled_from(clock or [1, 10, 30])))
+        else:
+            return False
+        return True
+
+    def operate(self, move: str) -> bool:
+        """The operations random histories share: "promote" (past the current step),
+        "abort" (when a revision is in flight), "image" (a new release). False for any other
+        move."""
+        if move == "promote":
+            self.edit_status(current_step_index=(self.status.current_step_index or 0) + 1,
+                             pause_conditions=None)
+        elif move == "abort":
+            if self.status.stable_rs and self.status.current_pod_hash != self.status.stable_rs:
+                self.edit_status(abort=True, abort_message="aborted by test")
+        elif move == "image":
+            self.releases += 1
+            self.set_image(f"app:{self.releases}")
         else:
             return False
         return True
@@ -183,6 +203,7 @@ class World:
                 ops = {op["path"]: op["value"] for op in action.write.patch}
                 assert ops["/metadata/resourceVersion"] == str(self.route_version), "stale"
                 self.route_weight = ops["/spec/canaryWeight"]
+                self.route_headers = tuple(ops["/spec/headerRoutes"])
                 self.route_version += 1
             elif isinstance(action, PinService):
                 svc = self.services[action.service]

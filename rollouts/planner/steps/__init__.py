@@ -59,6 +59,8 @@ class Walk:
     pause_conditions: list[PauseCondition]
     # What weights are out of (trafficRouting.maxTrafficWeight): the weight past the last step.
     full_weight: int = 100
+    # The field of the current step that is not done yet (its handler did not advance).
+    waiting_on: str | None = None
 
     @property
     def label(self) -> str:
@@ -73,7 +75,10 @@ class Walk:
     @property
     def canary_scale(self) -> SetCanaryScale | None:
         """The setCanaryScale in force: the last one at or before the current step (None:
-        the canary is sized by the weight)."""
+        the canary is sized by the weight). Past the last step none is: the canary grows to
+        every replica before the routes give it all the traffic, as in Argo Rollouts."""
+        if self.index >= len(self.steps):
+            return None
         passed = self.steps[: self.index + 1]
         return next((s.set_canary_scale for s in reversed(passed)
                      if s.set_canary_scale is not None), None)

@@ -144,8 +144,12 @@ def experiment_manifest(ctx: Context, walk: Walk, step: RolloutExperimentStep
         if template.service is not None:
             entry["service"] = template.service.to_wire()
         templates.append(entry)
+    # scaleDownDelaySeconds 0: the step's pods get no traffic from the Rollout's routes
+    # (template weight is refused), so nothing needs draining when the step is over; Argo
+    # leaves its default of 30 s, which a step cannot change.
     spec: dict[str, Any] = {"templates": templates,
-                            "progressDeadlineSeconds": ctx.spec.progress_deadline_seconds}
+                            "progressDeadlineSeconds": ctx.spec.progress_deadline_seconds,
+                            "scaleDownDelaySeconds": 0}
     if step.duration is not None:
         spec["duration"] = step.duration
     analyses = []

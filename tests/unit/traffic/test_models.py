@@ -48,6 +48,13 @@ ACCEPTED = [
           "trafficRouting": {"alb": {"ingress": "web", "servicePort": 80,
                                      "rootService": "root"}}}),
     routed({"nginx": {"stableIngresses": ["a", "b"]}, "smi": {}}),
+    # pingPong with Istio: our extension (Argo Rollouts validates it for ALB only)
+    spec({"pingPong": {"pingService": "ping", "pongService": "pong"},
+          "trafficRouting": {"istio": {"virtualService": {"name": "vs", "routes": ["p"]}}}}),
+    # ...and an ALB edge in front of another router, which splits canary/stableService
+    routed({"alb": {"ingress": "web", "servicePort": 80, "rootService": "root"},
+            "nginx": {"stableIngress": "web"}},
+           pingPong={"pingService": "ping", "pongService": "pong"}),
     spec({"trafficRouting": {"istio": {  # subset-level: no Services needed
         "virtualService": {"name": "vs"},
         "destinationRule": {"name": "dr", "canarySubsetName": "c", "stableSubsetName": "s"}}}}),
@@ -94,7 +101,18 @@ REFUSED = [
      f"{C}.scaleDownDelaySeconds", "cannot be used with dynamicStableScale"),
     (spec({"pingPong": {"pingService": "a", "pongService": "b"},
            "trafficRouting": {"smi": {}}}),
-     f"{C}.pingPong", "pingPong works with the alb and istio routers only"),
+     f"{C}.pingPong", "pingPong needs the alb router (as in Argo Rollouts) or istio (an "
+     "extension of this controller); this Rollout uses smi"),
+    (spec({"pingPong": {"pingService": "a", "pongService": "b"},
+           "trafficRouting": {"nginx": {"stableIngress": "x"}}}),
+     f"{C}.pingPong", "this Rollout uses nginx"),
+    (spec({"pingPong": {"pingService": "a", "pongService": "b"},
+           "trafficRouting": {"plugins": {"argoproj-labs/gatewayAPI": {"httpRoute": "r"}}}}),
+     f"{C}.pingPong", "this Rollout uses argoproj-labs/gatewayAPI"),
+    (spec({"pingPong": {"pingService": "a", "pongService": "b"}}),
+     f"{C}.pingPong", "pingPong requires trafficRouting"),
+    (routed(ISTIO, pingPong={"pingService": "a", "pongService": "a"}),
+     f"{C}.pingPong", "pingService and pongService must be different Services"),
     (spec({"pingPong": {"pingService": "a", "pongService": "b"},
            "trafficRouting": {"alb": {"ingress": "web", "servicePort": 80}}}),
      f"{C}.trafficRouting.alb.rootService", "rootService is required with pingPong"),
