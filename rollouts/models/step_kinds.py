@@ -1,5 +1,5 @@
 """Which fields a canary step may combine (Argo Rollouts' rule), read by the step model's
-validator, the CRD's CEL rules (models/crds.py) and the planner's order of handlers."""
+validator, the CRD's CEL rules (models/cel_rules.py) and the planner's order of handlers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 # then the step's one action. As in Argo Rollouts, setWeight, pause, analysis and experiment
 # exclude each other (a step plugin too: it decides alone when its step is done), while
 # setCanaryScale, setHeaderRoute and setMirrorRoute may go with any of them. The model's
-# validator and the CRD's CEL rules (models/crds.py) read these lists.
+# validator and the CRD's CEL rules (models/cel_rules.py) read these lists.
 STEP_KINDS = ("setCanaryScale", "setHeaderRoute", "setMirrorRoute", "setWeight", "pause",
               "analysis", "experiment", "plugin")
 STEP_ACTIONS = ("setWeight", "pause", "analysis", "experiment", "plugin")
