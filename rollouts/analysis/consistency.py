@@ -39,8 +39,8 @@ __all__ = [
     "CONSISTENT_LOOKS_E",
     "SWING_SIGMA",
     "SideCheck",
-    "look_above",
-    "look_below",
+    "excess_errors",
+    "look_side",
     "sign_e_value",
     "swing_log_likelihood",
 ]
@@ -53,6 +53,7 @@ FloatArray = npt.NDArray[np.float64]
 SWING_SIGMA: Final = 0.55
 CONSISTENT_LOOKS_E: Final = 4.0
 _SWING_NODES: Final = 81
+_LN2: Final = math.log(2.0)
 # The sign test's bets q (probability that a look is above, under the alternative).
 _BETS: Final = tuple(0.5 + 0.01 * (i + 0.5) for i in range(50))
 
@@ -90,40 +91,38 @@ def swing_log_likelihood(
     return result
 
 
-def _expected_share(log_ratio: float, canary_requests: float, baseline_requests: float) -> float:
-    odds = math.exp(log_ratio) * canary_requests
-    return odds / (odds + baseline_requests)
-
-
-def look_above(
+def excess_errors(
     canary_errors: float,
     canary_requests: float,
     baseline_errors: float,
     baseline_requests: float,
     log_ratio: float,
-) -> bool:
-    """The canary had more of the look's errors than the median split at rate ratio
-    exp(log_ratio): at most half of the looks are, when that is the true ratio.
+) -> float:
+    """How many more of the look's errors the canary had than its expected share at rate
+    ratio exp(log_ratio): errors * rho*nc / (rho*nc + nb). The binomial median is within
+    ln 2 of that share, so when exp(log_ratio) is the true ratio, at most half of the looks
+    have an excess above ln 2, at most half below -ln 2 (`look_side`).
 
-    Worked example: 12 and 48 errors out of 1200 and 4800 requests, ratio 1.2: the
-    canary's share at 1.2x is 0.2308, the median at most 60 * 0.2308 + ln 2 = 14.5: not above.
+    Worked example: 12 and 48 errors out of 1200 and 4800 requests, ratio 1.2: the canary's
+    share is 1440 / 6240 = 0.2308, expected 13.85 of 60, excess -1.85.
     """
-    total = canary_errors + baseline_errors
-    share = _expected_share(log_ratio, canary_requests, baseline_requests)
-    return total > 0 and canary_errors > total * share + math.log(2.0)
+    odds = math.exp(log_ratio) * canary_requests
+    return canary_errors - (canary_errors + baseline_errors) * odds / (odds + baseline_requests)
 
 
-def look_below(
+def look_side(
     canary_errors: float,
     canary_requests: float,
     baseline_errors: float,
     baseline_requests: float,
     log_ratio: float,
-) -> bool:
-    """The mirror of `look_above`: fewer of the look's errors than the median split."""
-    total = canary_errors + baseline_errors
-    share = _expected_share(log_ratio, canary_requests, baseline_requests)
-    return total > 0 and canary_errors < total * share - math.log(2.0)
+) -> int:
+    """1 when the canary had more of the look's errors than the median split at rate ratio
+    exp(log_ratio) (an excess above ln 2), -1 when fewer (below -ln 2), else 0."""
+    excess = excess_errors(
+        canary_errors, canary_requests, baseline_errors, baseline_requests, log_ratio
+    )
+    return 1 if excess > _LN2 else -1 if excess < -_LN2 else 0
 
 
 def sign_e_value(agreeing: int, disagreeing: int) -> float:

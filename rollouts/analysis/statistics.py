@@ -319,7 +319,7 @@ class SequentialState:
     log-likelihood of each rate ratio on the grid (`_grid(tolerance)`) under Poisson counts
     and under swinging rates (`consistency.swing_log_likelihood`), and for the sign test
     the looks with errors, and how many of them were above the tolerance's ratio and below
-    its inverse (`consistency.look_above` / `look_below`)."""
+    its inverse (`consistency.look_side`)."""
 
     tolerance: float
     log_likelihood: tuple[float, ...]
@@ -371,9 +371,9 @@ class SequentialState:
             ),
             looks_with_errors=self.looks_with_errors + informative,
             looks_above=self.looks_above
-            + (informative and consistency.look_above(xc, nc, xb, nb, high)),
+            + (informative and consistency.look_side(xc, nc, xb, nb, high) > 0),
             looks_below=self.looks_below
-            + (informative and consistency.look_below(xc, nc, xb, nb, low)),
+            + (informative and consistency.look_side(xc, nc, xb, nb, low) < 0),
         )
 
 
@@ -477,28 +477,22 @@ def sequential_counts(
     swing_up, swing_down = _log_e_values(_swing_array(state.swing_log_likelihood, len(grid)), grid)
     sides_judged: list[consistency.SideCheck] = []
     passes: list[float] = []
-    if direction in ("increase", "either"):
+    for side, words, index, fail_logs, swing_logs, pass_logs, agreeing in (
+        ("increase", "higher", high_index, log_up, swing_up, log_down, state.looks_above),
+        ("decrease", "lower", low_index, log_down, swing_down, log_up, state.looks_below),
+    ):
+        if direction not in (side, "either"):
+            continue
         sides_judged.append(
             consistency.SideCheck(
-                f"higher than {math.exp(high_bound):.3g}x",
-                _e(log_up[high_index]),
-                _e(swing_up[high_index]),
-                state.looks_above,
-                state.looks_with_errors - state.looks_above,
+                f"{words} than {math.exp(grid[index]):.3g}x",
+                _e(fail_logs[index]),
+                _e(swing_logs[index]),
+                agreeing,
+                state.looks_with_errors - agreeing,
             )
         )
-        passes.append(_e(log_down[high_index]))
-    if direction in ("decrease", "either"):
-        sides_judged.append(
-            consistency.SideCheck(
-                f"lower than {math.exp(low_bound):.3g}x",
-                _e(log_down[low_index]),
-                _e(swing_down[low_index]),
-                state.looks_below,
-                state.looks_with_errors - state.looks_below,
-            )
-        )
-        passes.append(_e(log_up[low_index]))
+        passes.append(_e(pass_logs[index]))
     failing = [side for side in sides_judged if side.fails(threshold)]
     worst = max(failing or sides_judged, key=lambda side: side.count_e)
     worst_words, fail_e = worst.words, worst.count_e

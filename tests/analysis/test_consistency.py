@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from rollouts.analysis.comparison import decode_state, encode_state
 from rollouts.analysis.consistency import (
     CONSISTENT_LOOKS_E,
-    look_above,
-    look_below,
+    excess_errors,
+    look_side,
     sign_e_value,
     swing_log_likelihood,
 )
@@ -88,8 +88,13 @@ def test_looks_above_and_below_the_tolerance(
     look: tuple[float, float, float, float], above: bool, below: bool
 ) -> None:
     high = math.log1p(TOLERANCE)
-    assert look_above(*look, high) is above
-    assert look_below(*look, -high) is below
+    assert (look_side(*look, high) > 0) is above
+    assert (look_side(*look, -high) < 0) is below
+
+
+def test_excess_errors_worked_example() -> None:
+    # 12 of 60 errors; the canary's share at 1.2x is 1440 / 6240: 13.846 expected
+    assert excess_errors(12, 1200, 48, 4800, math.log(1.2)) == pytest.approx(12 - 60 * 1440 / 6240)
 
 
 def test_a_look_without_errors_is_no_evidence_for_the_swing_likelihood() -> None:
