@@ -28,18 +28,17 @@ import json
 import math
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from rollouts.analysis.providers.base import ComparisonSamples
-from rollouts.analysis.statistics import (
-    Evidence,
-    SequentialState,
-    Tolerance,
-    mann_whitney,
-    sequential_counts,
-)
 from rollouts.models.analysis import AnalysisPhase, Measurement, Metric, MetricResult
 from rollouts.models.comparison import Compare
 from rollouts.models.comparison import Evidence as EvidenceRecord
+
+if TYPE_CHECKING:
+    # numpy comes with the statistics: imported where a comparison is judged, so that a
+    # controller or a CLI command that judges nothing does not pay for it.
+    from rollouts.analysis.statistics import Evidence, SequentialState, Tolerance
 
 __all__ = [
     "ComparisonVerdict",
@@ -67,6 +66,8 @@ def last_evidence(result: MetricResult | None) -> EvidenceRecord | None:
 
 
 def _tolerance(compare: Compare) -> Tolerance:
+    from rollouts.analysis.statistics import Tolerance
+
     tolerance = compare.effective_tolerance()
     return Tolerance(relative=tolerance.relative, absolute=tolerance.absolute)
 
@@ -75,7 +76,7 @@ def encode_state(state: SequentialState) -> str:
     return json.dumps(
         {
             "tolerance": state.tolerance,
-            "logLikelihood": [round(v, _STATE_DIGITS) for v in state.log_likelihood],
+            "logLikelihood": _rounded(state.log_likelihood),
             "totals": [
                 state.canary_errors,
                 state.canary_requests,
@@ -83,14 +84,24 @@ def encode_state(state: SequentialState) -> str:
                 state.baseline_requests,
             ],
             "looks": state.looks,
+            "swingLogLikelihood": _rounded(state.swing_log_likelihood),
+            "signs": [state.looks_with_errors, state.looks_above, state.looks_below],
         },
         separators=(",", ":"),
     )
 
 
+def _rounded(values: tuple[float, ...]) -> list[float]:
+    return [round(v, _STATE_DIGITS) for v in values]
+
+
 def decode_state(text: str | None, tolerance: float) -> SequentialState:
     """The state a previous look left; a fresh one when there is none. ValueError when it
-    cannot be read or was built for another tolerance (never a silent restart)."""
+    cannot be read or was built for another tolerance (never a silent restart). A state
+    saved before the consistency checks existed (no "swingLogLikelihood") keeps its count
+    evidence; the checks start from its next look."""
+    from rollouts.analysis.statistics import SequentialState
+
     fresh = SequentialState.start(tolerance)
     if text is None:
         return fresh
@@ -100,11 +111,26 @@ def decode_state(text: str | None, tolerance: float) -> SequentialState:
         xc, nc, xb, nb = (float(v) for v in data["totals"])
         looks = int(data["looks"])
         recorded = float(data["tolerance"])
+        swing = tuple(float(v) for v in data.get("swingLogLikelihood", ()))
+        with_errors, above, below = (int(v) for v in data.get("signs", (0, 0, 0)))
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"the sequential test's saved state is unreadable: {exc}") from None
-    if recorded != tolerance or len(log_likelihood) != len(fresh.log_likelihood):
+    size = len(fresh.log_likelihood)
+    if recorded != tolerance or len(log_likelihood) != size or len(swing) not in (0, size):
         raise ValueError("the sequential test's saved state was built for another tolerance")
-    return SequentialState(tolerance, log_likelihood, nc, xc, nb, xb, looks)
+    return SequentialState(
+        tolerance,
+        log_likelihood,
+        canary_requests=nc,
+        canary_errors=xc,
+        baseline_requests=nb,
+        baseline_errors=xb,
+        looks=looks,
+        swing_log_likelihood=swing,
+        looks_with_errors=with_errors,
+        looks_above=above,
+        looks_below=below,
+    )
 
 
 def _finite_or_none(value: float | None) -> float | None:
@@ -134,6 +160,8 @@ def to_record(evidence: Evidence) -> EvidenceRecord:
 
 
 def _decide_samples(compare: Compare, samples: ComparisonSamples, look: int) -> Evidence:
+    from rollouts.analysis.statistics import mann_whitney
+
     evidence = mann_whitney(
         samples.canary,
         samples.baseline,
@@ -148,6 +176,8 @@ def _decide_samples(compare: Compare, samples: ComparisonSamples, look: int) -> 
 def _decide_counts(
     metric: Metric, compare: Compare, samples: ComparisonSamples, previous: EvidenceRecord | None
 ) -> Evidence:
+    from rollouts.analysis.statistics import sequential_counts
+
     count = metric.effective_count()
     tolerance = _tolerance(compare).relative
     assert tolerance is not None  # the model refuses absolute tolerances for counts

@@ -21,6 +21,14 @@ estimated and why the decision was taken:
   reaches 1/alpha keeps its false-alarm rate under alpha however often it looks. The same
   e-values, inverted, give a confidence sequence for rho.
 
+  Real error rates also swing from look to look (a flaky dependency, a noisy neighbour),
+  and one bad minute can push that e-value over 1/alpha although the mean rate did not
+  change. So the test fails only when one of two checks that do not assume Poisson counts
+  agrees as well (`consistency`: the same e-value with per-look swings of the canary's
+  rate, or a sign test over the looks). Failing on the intersection of two rejections
+  keeps the count e-value's bound (the rejection set only shrinks), and a one-minute spike
+  no longer suffices.
+
 Neither test ever passes or fails on too little data: below `min_samples` per side the
 decision is `inconclusive` (the metric layer decides whether to wait for more).
 """
@@ -35,6 +43,8 @@ from typing import Final, Literal
 
 import numpy as np
 import numpy.typing as npt
+
+from rollouts.analysis import consistency
 
 __all__ = [
     "Decision",
@@ -305,8 +315,11 @@ def _grid(tolerance: float) -> FloatArray:
 
 @dataclass(frozen=True, slots=True)
 class SequentialState:
-    """What the sequential test carries from look to look: totals per side and the
-    log-likelihood of each rate ratio on the grid (`_grid(tolerance)`)."""
+    """What the sequential test carries from look to look: totals per side, the
+    log-likelihood of each rate ratio on the grid (`_grid(tolerance)`) under Poisson counts
+    and under swinging rates (`consistency.swing_log_likelihood`), and for the sign test
+    the looks with errors, and how many of them were above the tolerance's ratio and below
+    its inverse (`consistency.look_side`)."""
 
     tolerance: float
     log_likelihood: tuple[float, ...]
@@ -315,6 +328,10 @@ class SequentialState:
     baseline_requests: float = 0.0
     baseline_errors: float = 0.0
     looks: int = 0
+    swing_log_likelihood: tuple[float, ...] = ()  # empty: no look with errors yet
+    looks_with_errors: int = 0
+    looks_above: int = 0
+    looks_below: int = 0
 
     @classmethod
     def start(cls, tolerance: float) -> SequentialState:
@@ -331,11 +348,16 @@ class SequentialState:
         errors than requests are capped at the requests)."""
         nc, nb = _count(canary_requests), _count(baseline_requests)
         xc, xb = min(_count(canary_errors), nc), min(_count(baseline_errors), nb)
+        grid = _grid(self.tolerance)
         log_likelihood = np.asarray(self.log_likelihood, dtype=np.float64)
-        if nc > 0 and nb > 0 and xc + xb > 0:
-            ratio = np.exp(_grid(self.tolerance))
+        swing = _swing_array(self.swing_log_likelihood, len(grid))
+        informative = nc > 0 and nb > 0 and xc + xb > 0
+        low, high = _ratio_bounds(self.tolerance)
+        if informative:
+            ratio = np.exp(grid)
             share = ratio * nc / (ratio * nc + nb)
             log_likelihood = log_likelihood + xc * np.log(share) + xb * np.log1p(-share)
+            swing = swing + consistency.swing_log_likelihood(grid, xc, nc, xb, nb)
         return SequentialState(
             tolerance=self.tolerance,
             log_likelihood=tuple(float(v) for v in log_likelihood),
@@ -344,7 +366,24 @@ class SequentialState:
             baseline_requests=self.baseline_requests + nb,
             baseline_errors=self.baseline_errors + xb,
             looks=self.looks + 1,
+            swing_log_likelihood=tuple(float(v) for v in swing) if informative else (
+                self.swing_log_likelihood
+            ),
+            looks_with_errors=self.looks_with_errors + informative,
+            looks_above=self.looks_above
+            + (informative and consistency.look_side(xc, nc, xb, nb, high) > 0),
+            looks_below=self.looks_below
+            + (informative and consistency.look_side(xc, nc, xb, nb, low) < 0),
         )
+
+
+def _swing_array(values: tuple[float, ...], size: int) -> FloatArray:
+    """The swing log-likelihood as an array; zeros (no evidence yet) when empty."""
+    if not values:
+        return np.zeros(size)
+    if len(values) != size:
+        raise ValueError("the state was built for another tolerance")
+    return np.asarray(values, dtype=np.float64)
 
 
 def _count(value: float) -> float:
@@ -404,10 +443,13 @@ def sequential_counts(
 
     With alpha = 1 - confidence and t the relative tolerance (the canary's error rate may be
     up to (1+t) times the baseline's; `decrease`: down to 1/(1+t) times):
-    - fail as soon as the e-value against 'ratio within tolerance' reaches 1/alpha;
+    - fail as soon as the e-value against 'ratio within tolerance' reaches 1/alpha and
+      the excess is consistent: the swing-robust e-value reaches 1/alpha as well, or the
+      sign test over the looks reaches `consistency.CONSISTENT_LOOKS_E`;
     - pass early as soon as the e-value against 'ratio beyond tolerance' reaches 1/alpha;
     - `either` checks both sides at alpha/2 each;
-    - otherwise `continue`, or at the final look `pass` (no regression shown).
+    - otherwise `continue`, or at the final look `pass` (no regression shown; also when
+      the count e-value reached 1/alpha but the excess was never consistent).
     Fewer than `min_samples` requests on a side: inconclusive.
     """
     _check_confidence(confidence)
@@ -432,15 +474,28 @@ def sequential_counts(
         else (math.nan, math.nan)
     )
     estimate = _rate_ratio(state)
-    fails: list[tuple[str, float]] = []
+    swing_up, swing_down = _log_e_values(_swing_array(state.swing_log_likelihood, len(grid)), grid)
+    sides_judged: list[consistency.SideCheck] = []
     passes: list[float] = []
-    if direction in ("increase", "either"):
-        fails.append((f"higher than {math.exp(high_bound):.3g}x", _e(log_up[high_index])))
-        passes.append(_e(log_down[high_index]))
-    if direction in ("decrease", "either"):
-        fails.append((f"lower than {math.exp(low_bound):.3g}x", _e(log_down[low_index])))
-        passes.append(_e(log_up[low_index]))
-    worst_words, fail_e = max(fails, key=lambda f: f[1])
+    for side, words, index, fail_logs, swing_logs, pass_logs, agreeing in (
+        ("increase", "higher", high_index, log_up, swing_up, log_down, state.looks_above),
+        ("decrease", "lower", low_index, log_down, swing_down, log_up, state.looks_below),
+    ):
+        if direction not in (side, "either"):
+            continue
+        sides_judged.append(
+            consistency.SideCheck(
+                f"{words} than {math.exp(grid[index]):.3g}x",
+                _e(fail_logs[index]),
+                _e(swing_logs[index]),
+                agreeing,
+                state.looks_with_errors - agreeing,
+            )
+        )
+        passes.append(_e(pass_logs[index]))
+    failing = [side for side in sides_judged if side.fails(threshold)]
+    worst = max(failing or sides_judged, key=lambda side: side.count_e)
+    worst_words, fail_e = worst.words, worst.count_e
     pass_e = min(passes)
     evidence = Evidence(
         test="sequentialCounts",
@@ -470,13 +525,13 @@ def sequential_counts(
             reason=f"too little traffic: requests canary {_fmt(state.canary_requests)}, "
             f"baseline {_fmt(state.baseline_requests)} (minSamples {min_samples})",
         )
-    if fail_e >= threshold:
+    if failing:
         return replace(
             evidence,
             decision="fail",
             e_value=fail_e,
             reason=f"canary error rate {worst_words} baseline's: {rates}, "
-            f"e={_fmt(fail_e)} >= {_fmt(threshold)}",
+            f"e={_fmt(fail_e)} >= {_fmt(threshold)}, {worst.agreement(threshold)}",
         )
     if pass_e >= threshold:
         return replace(
@@ -486,14 +541,20 @@ def sequential_counts(
             reason=f"error rate bounded within tolerance: {rates}, "
             f"e={_fmt(pass_e)} >= {_fmt(threshold)}",
         )
+    held = (
+        f" but not consistent across looks ({worst.agreement(threshold)})"
+        if fail_e >= threshold
+        else ""
+    )
     if final:
         return replace(
             evidence,
             decision="pass",
-            reason=f"no regression shown by the last look: {rates}, e={_fmt(fail_e)}",
+            reason=f"no regression shown by the last look: {rates}, e={_fmt(fail_e)}{held}",
         )
     return replace(
         evidence,
         decision="continue",
-        reason=f"undecided: {rates}, e={_fmt(max(fail_e, pass_e))} < {_fmt(threshold)}",
+        reason=f"undecided: {rates}, e={_fmt(max(fail_e, pass_e))}"
+        + (held if held else f" < {_fmt(threshold)}"),
     )

@@ -27,7 +27,7 @@ MANIFEST = EXAMPLES_DIR / "experiment-judge.yaml"
 FIRST_IMAGE = "example/judge:1.0"
 REGRESSED_IMAGE = "example/judge:2-regress"  # 5% errors where 1.0 has 0.5%
 THRESHOLD = 0.95
-MAX_LOOKS = 10  # of the judge's 30: "as soon as the evidence is there", not at the horizon
+MAX_LOOKS = 10  # of the judge's 20: "as soon as the evidence is there", not at the horizon
 
 
 def experiment(demo: Demo) -> dict[str, Any] | None:
@@ -83,8 +83,8 @@ def judge_act(demo: Demo, number: int) -> None:
     demo.say(f"A Rollout {NAME} of 4 {FIRST_IMAGE} pods. Steps: setWeight 25, then an")
     demo.say("experiment: 3 fresh pods of the stable template (baseline) beside 3 of the new")
     demo.say("one, each behind its own Service, and an analysis comparing their error counts")
-    demo.say("with a sequential test every 2s (fails when the canary's rate is shown above")
-    demo.say("1.5x the baseline's).")
+    demo.say("with a sequential test every 3s (fails when the canary's rate is shown above")
+    demo.say("1.5x the baseline's, consistently across looks).")
     demo.sandbox.apply(MANIFEST)
     first = demo.wait(f"{NAME}'s first revision to be Healthy",
                       lambda s: s.up_to_date and s.phase == "Healthy"
