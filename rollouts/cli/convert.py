@@ -7,7 +7,12 @@ its analysis or its traffic router. The YAML is edited in place (ruamel.yaml's r
 comments, key order, quoting and block scalars come out as they went in.
 
 Input that cannot be converted at all (a missing file, text that is not UTF-8, invalid YAML,
-an alias bomb) is an error, reported apart from unsupported fields.
+an alias bomb) is an error, reported apart from the rest. What converts but will not be
+accepted is one of two things, told apart because the fixes differ: `unsupported` (a field
+or kind this project does not run: remove it or wait for it) and `invalid` (a field we run,
+given a value the API server or the controller would reject: fix the value, named with it).
+Other objects that point at an Argo Rollout (an HPA's or a KEDA ScaledObject's
+`scaleTargetRef`, a VPA's `targetRef`) are pointed at the converted one.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import copy
 import io
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
@@ -41,6 +46,14 @@ from rollouts.models.rollout import API_VERSION
 
 # Argo kinds with no counterpart here (AnalysisRuns are created by the controller).
 UNSUPPORTED_KINDS = ("AnalysisRun",)
+# How the models word a refusal of something valid in Argo that this project does not run:
+# an unknown field ("not supported by rollouts.dev/v1alpha1"), a metric provider
+# ("unsupported metric provider"), a router capability ("not supported by this Rollout's
+# traffic router", "needs a router that supports it", "with the alb and istio routers
+# only"). tests/cli/test_argo_corpus_regressions.py pins each wording to its class.
+_REFUSAL = re.compile(r"not supported|unsupported|needs a router that supports|routers only")
+# Where objects of other kinds name the workload they scale or size.
+_TARGET_REFS = ("scaleTargetRef", "targetRef")
 
 
 @dataclass
@@ -48,6 +61,52 @@ class Conversion:
     text: str = ""
     errors: list[Problem] = field(default_factory=list)  # input that could not be read
     unsupported: list[Problem] = field(default_factory=list)  # converted, but will not run
+    invalid: list[Problem] = field(default_factory=list)  # a value the API would reject
+    retargeted: list[Problem] = field(default_factory=list)  # references to a Rollout moved
+
+
+def is_refusal(problem: Problem) -> bool:
+    """Whether a problem refuses a feature (unsupported) rather than a value (invalid)."""
+    return problem.path == "kind" or bool(_REFUSAL.search(problem.message))
+
+
+_STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def value_at(body: Any, path: str) -> tuple[bool, Any]:
+    """(found, value) of a field path like `spec.templates[0].replicas` in a document."""
+    node = body
+    for name, index in _STEP.findall(path):
+        if name and isinstance(node, dict) and name in node:
+            node = node[name]
+        elif index and isinstance(node, list) and int(index) < len(node):
+            node = node[int(index)]
+        else:
+            return False, None
+    return True, node
+
+
+def with_value(problem: Problem, body: Any) -> Problem:
+    """The problem, its message naming the value found at its path (when it is not already
+    quoted there and is a plain value, not a whole mapping or list)."""
+    found, value = value_at(body, problem.path)
+    if not found or isinstance(value, (dict, list)) or repr(value) in problem.message:
+        return problem
+    return replace(problem, message=f"{problem.message} (got {value!r})")
+
+
+def retarget(body: dict[str, Any], doc: Document) -> list[Problem]:
+    """Point a non-Argo object's reference to an Argo Rollout at the converted Rollout."""
+    moved = []
+    spec = body.get("spec")
+    for key in _TARGET_REFS:
+        ref = spec.get(key) if isinstance(spec, dict) else None
+        if (isinstance(ref, dict) and ref.get("apiVersion") == ARGO_API_VERSION
+                and ref.get("kind") in KINDS):
+            ref["apiVersion"] = API_VERSION
+            moved.append(Problem(doc.file, doc.index, f"spec.{key}.apiVersion",
+                                 f"{ARGO_API_VERSION} {ref['kind']} -> {API_VERSION}"))
+    return moved
 
 
 def convert_document(doc: Document, pods: PodTemplateChecker | None = None
@@ -116,9 +175,12 @@ def _convert_source(source: Source, pods: PodTemplateChecker, result: Conversion
         if doc is None:
             continue
         _, found = convert_document(doc, pods)
-        result.unsupported += found
+        result.unsupported += [p for p in found if is_refusal(p)]
+        result.invalid += [with_value(p, doc.body) for p in found if not is_refusal(p)]
         if doc.body.get("apiVersion") == ARGO_API_VERSION and doc.body.get("kind") in KINDS:
             tree["apiVersion"] = API_VERSION
+        elif doc.body.get("apiVersion") != ARGO_API_VERSION and isinstance(tree, dict):
+            result.retargeted += retarget(tree, doc)
     out = io.StringIO()
     yaml.dump_all(kept, out)
     return out.getvalue()
@@ -153,9 +215,16 @@ def convert_command(paths: Sequence[Path], out: TextIO, err: TextIO,
     out.write(result.text)
     for problem in result.errors:
         err.write(f"error: {problem}\n")
+    for problem in result.retargeted:
+        err.write(f"converted: {problem}\n")
     for problem in result.unsupported:
         err.write(f"unsupported: {problem}\n")
+    for problem in result.invalid:
+        err.write(f"invalid: {problem}\n")
     if result.unsupported:
         err.write(f"{len(result.unsupported)} unsupported field(s): the output will be "
                   "rejected until they are removed\n")
-    return EXIT_FINDINGS if result.errors or result.unsupported else 0
+    if result.invalid:
+        err.write(f"{len(result.invalid)} invalid value(s): the output will be rejected "
+                  "until they are fixed\n")
+    return EXIT_FINDINGS if result.errors or result.unsupported or result.invalid else 0

@@ -3,7 +3,8 @@
 Checks, per document: the schema (the same models the CRDs are generated from), rules that
 span fields, canary step sanity, analysis condition syntax, the Pod templates of Rollouts and
 of job metrics (as the API server would: lint_pods), and across all the files given: that
-every AnalysisTemplate a Rollout names is among them and gets every argument it needs.
+every AnalysisTemplate a Rollout or an Experiment names (analyses, experiment steps) is
+among them and gets every argument it needs.
 Problems print as `FILE:doc N: field.path: message`; every problem of a document is
 reported, not only the first. Reading (files, directories, `-` for standard input, hostile
 YAML) is manifests.py's job.
@@ -24,6 +25,7 @@ from pydantic import ValidationError
 from rollouts.analysis.conditions import check_condition
 from rollouts.analysis.templates import naming_args, substitute_args
 from rollouts.cli.lint_gitops import service_selector_warnings
+from rollouts.cli.lint_names import name_problems, spec_label_problems
 from rollouts.cli.lint_pods import PodTemplateChecker
 from rollouts.cli.manifests import (
     STDIN,
@@ -135,7 +137,7 @@ def check_template(doc: Document, pods: PodTemplateChecker | None = None) -> lis
     kind = doc.body.get("kind")
     model = AnalysisTemplate if kind == "AnalysisTemplate" else ClusterAnalysisTemplate
     problems: list[Problem] = []
-    problems += _name_problems(doc)
+    problems += name_problems(doc)
     try:
         model.model_validate(dict(doc.body))
     except ValidationError as exc:
@@ -167,15 +169,6 @@ def _condition_problems(doc: Document, i: int, metric: Mapping[str, Any]) -> lis
     return problems
 
 
-def _name_problems(doc: Document) -> list[Problem]:
-    # The API server names an object from metadata.generateName when it has no name (kubectl
-    # create), so either one will do.
-    metadata = _dict(doc.body.get("metadata"))
-    if metadata.get("name") or metadata.get("generateName"):
-        return []
-    return [Problem(doc.file, doc.index, "metadata.name", "a name (or generateName) is required")]
-
-
 def _findings(doc: Document, found: Iterable[tuple[str, str]]) -> list[Problem]:
     return [Problem(doc.file, doc.index, path, message) for path, message in found]
 
@@ -183,7 +176,7 @@ def _findings(doc: Document, found: Iterable[tuple[str, str]]) -> list[Problem]:
 def _name_and_spec(doc: Document, kind: str) -> tuple[list[Problem], Mapping[str, Any] | None]:
     """Problems with metadata.name and the spec's presence; the spec when there is one."""
     problems: list[Problem] = []
-    problems += _name_problems(doc)
+    problems += name_problems(doc)
     spec = doc.body.get("spec")
     if not isinstance(spec, Mapping):
         return [*problems, Problem(doc.file, doc.index, "spec", f"{kind} needs a spec")], None
@@ -194,6 +187,7 @@ def check_rollout(doc: Document, pods: PodTemplateChecker | None = None) -> list
     problems, spec = _name_and_spec(doc, "a Rollout")
     if spec is None:
         return problems
+    problems += spec_label_problems(doc)
     errors = rollout_manifest_errors(dict(spec), refuse_not_run=False)
     problems += _findings(doc, [*errors, *manifest_problems(spec)])
     if any(path != "spec" for path, _ in errors):
@@ -214,6 +208,7 @@ def check_experiment(doc: Document, pods: PodTemplateChecker | None = None) -> l
     problems, spec = _name_and_spec(doc, "an Experiment")
     if spec is None:
         return problems
+    problems += spec_label_problems(doc)
     problems += _findings(doc, experiment_manifest_errors(dict(spec)))
     checker = pods or PodTemplateChecker()
     for i, template in enumerate(_list(spec.get("templates"))):
@@ -346,32 +341,54 @@ def check_substituted(path: str, spec: Mapping[str, Any], given: Iterable[Any],
     return messages
 
 
+def template_refs(body: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any], str,
+                                                           list[Any]]]:
+    """(path of the reference, the reference, path of its args, the args) of every template
+    a Rollout or an Experiment names: a Rollout's analyses (one set of args for all their
+    templates) and the analyses of its experiment steps and of an Experiment (args each)."""
+    spec = _dict(body.get("spec"))
+    experiments: list[tuple[str, Mapping[str, Any]]] = []
+    if body.get("kind") == "Experiment":
+        experiments.append(("spec", spec))
+    else:
+        for path, analysis in analysis_refs(spec):
+            args = _list(analysis.get("args"))
+            for j, ref in enumerate(_list(analysis.get("templates"))):
+                yield f"{path}.templates[{j}]", _dict(ref), f"{path}.args", args
+        steps = _list(_dict(_dict(spec.get("strategy")).get("canary")).get("steps"))
+        experiments += [(f"spec.strategy.canary.steps[{i}].experiment", _dict(step)["experiment"])
+                        for i, step in enumerate(steps)
+                        if isinstance(_dict(step).get("experiment"), Mapping)]
+    for base, experiment in experiments:
+        for k, ref in enumerate(_list(experiment.get("analyses"))):
+            path = f"{base}.analyses[{k}]"
+            yield path, _dict(ref), f"{path}.args", _list(_dict(ref).get("args"))
+
+
 def check_references(doc: Document, templates: _Templates) -> list[Problem]:
-    spec = _dict(doc.body.get("spec"))
+    """Every template a Rollout or an Experiment names is among the files given, gets every
+    argument it requires, and has valid metrics once the plain argument values are in."""
     problems: list[Problem] = []
-    for path, analysis in analysis_refs(spec):
-        given = {str(_dict(a).get("name")) for a in _list(analysis.get("args"))}
-        for j, ref in enumerate(_list(analysis.get("templates"))):
-            ref = _dict(ref)
-            name = ref.get("templateName")
-            if not isinstance(name, str):
-                continue
-            cluster = bool(ref.get("clusterScope"))
-            kind = "ClusterAnalysisTemplate" if cluster else "AnalysisTemplate"
-            table = templates.cluster if cluster else templates.namespaced
-            if name not in table:
-                problems.append(Problem(doc.file, doc.index,
-                                        f"{path}.templates[{j}].templateName",
-                                        f'{kind} "{name}" is not in the files given'))
-                continue
-            for arg in table[name]:
-                if arg not in given:
-                    problems.append(Problem(doc.file, doc.index, f"{path}.args",
-                                            f'argument "{arg}" required by {kind} "{name}" '
-                                            "is not provided"))
-            for message in check_substituted(path, templates.specs.get((cluster, name), {}),
-                                             _list(analysis.get("args")), kind, name):
-                problems.append(Problem(doc.file, doc.index, f"{path}.args", message))
+    for path, ref, args_path, args in template_refs(doc.body):
+        name = ref.get("templateName")
+        if not isinstance(name, str):
+            continue
+        cluster = bool(ref.get("clusterScope"))
+        kind = "ClusterAnalysisTemplate" if cluster else "AnalysisTemplate"
+        table = templates.cluster if cluster else templates.namespaced
+        if name not in table:
+            problems.append(Problem(doc.file, doc.index, f"{path}.templateName",
+                                    f'{kind} "{name}" is not in the files given'))
+            continue
+        given = {str(_dict(a).get("name")) for a in args}
+        for arg in table[name]:
+            if arg not in given:
+                problems.append(Problem(doc.file, doc.index, args_path,
+                                        f'argument "{arg}" required by {kind} "{name}" '
+                                        "is not provided"))
+        for message in check_substituted(path, templates.specs.get((cluster, name), {}),
+                                         args, kind, name):
+            problems.append(Problem(doc.file, doc.index, args_path, message))
     return problems
 
 
@@ -422,6 +439,7 @@ def lint_documents(docs: Sequence[Document], report: LintReport | None = None,
             problems += check_references(doc, templates)
         elif doc.body.get("kind") == "Experiment":
             problems += check_experiment(doc, pods)
+            problems += check_references(doc, templates)
         else:
             problems += check_template(doc, pods)
     problems += service_selector_warnings(docs)
