@@ -29,7 +29,8 @@ EXIT_INTERNAL = 3  # rollouts.cli.lint.EXIT_INTERNAL: anything else non-zero is 
 _REFUSED = re.compile(r"^unsupported: ")
 _PROBLEM = re.compile(r"^(unsupported|invalid|error): ")
 _NOT_ERROR = re.compile(r":doc \d+: (warning|skipped):")
-_DANGLING = re.compile(r'AnalysisTemplate "([^"]+)" is not in the files given')
+_DANGLING = re.compile(r'\b(ClusterAnalysisTemplate|AnalysisTemplate) "([^"]+)" is not in the '
+                       r"files given")
 
 
 def _cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -43,10 +44,12 @@ def _reason(stderr: str) -> str:
     return "; ".join(dict.fromkeys(line.strip() for line in lines))[:300]
 
 
-def template_names(directory: Path) -> set[str]:
-    """Names of the AnalysisTemplates anywhere in the corpus: Argo's e2e tests apply them from
-    files of their own, so a Rollout's reference to one is not a dangling reference."""
-    names: set[str] = set()
+def template_names(directory: Path) -> set[tuple[str, str]]:
+    """(kind, name) of the (Cluster)AnalysisTemplates anywhere in the corpus: Argo's e2e tests
+    apply them from files of their own, so a reference to one of the same kind is not a
+    dangling reference (one to a ClusterAnalysisTemplate that exists only as a namespaced
+    AnalysisTemplate still is)."""
+    names: set[tuple[str, str]] = set()
     for path in directory.rglob("*.y*ml"):
         try:
             docs = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
@@ -54,22 +57,22 @@ def template_names(directory: Path) -> set[str]:
             continue
         for doc in docs:
             if isinstance(doc, dict) and str(doc.get("kind", "")).endswith("AnalysisTemplate"):
-                names.add(str((doc.get("metadata") or {}).get("name")))
+                names.add((str(doc["kind"]), str((doc.get("metadata") or {}).get("name"))))
     return names
 
 
-def _findings(output: str, known_templates: set[str]) -> list[str]:
+def _findings(output: str, known_templates: set[tuple[str, str]]) -> list[str]:
     """Lint's findings, less references to templates another corpus file defines."""
     found = []
     for line in output.splitlines():
         dangling = _DANGLING.search(line)
         finding = ":doc " in line and not _NOT_ERROR.search(line)
-        if finding and not (dangling and dangling.group(1) in known_templates):
+        if finding and not (dangling and dangling.groups() in known_templates):
             found.append(line)
     return found
 
 
-def classify(path: Path, known_templates: set[str]) -> tuple[str, str]:
+def classify(path: Path, known_templates: set[tuple[str, str]]) -> tuple[str, str]:
     text = path.read_text(encoding="utf-8", errors="replace")
     if "argoproj.io/v1alpha1" not in text:
         return "no-argo", ""

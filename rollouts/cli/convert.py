@@ -44,15 +44,14 @@ from rollouts.cli.lint_pods import PodTemplateChecker
 from rollouts.cli.manifests import Source, load_documents, read_source, yaml_files
 from rollouts.models.rollout import API_VERSION
 
-# Argo kinds with no counterpart here (AnalysisRuns are created by the controller).
-UNSUPPORTED_KINDS = ("AnalysisRun",)
 # How the models word a refusal of something valid in Argo that this project does not run:
 # an unknown field ("not supported by rollouts.dev/v1alpha1"), a metric provider
 # ("unsupported metric provider"), a router capability ("not supported by this Rollout's
 # traffic router", "needs a router that supports it", "with the alb and istio routers
 # only"). tests/cli/test_argo_corpus_regressions.py pins each wording to its class.
 _REFUSAL = re.compile(r"not supported|unsupported|needs a router that supports|routers only")
-# Where objects of other kinds name the workload they scale or size.
+# Where objects of other kinds name the workload (a Rollout: it has the scale subresource)
+# they scale or size.
 _TARGET_REFS = ("scaleTargetRef", "targetRef")
 
 
@@ -102,7 +101,7 @@ def retarget(body: dict[str, Any], doc: Document) -> list[Problem]:
     for key in _TARGET_REFS:
         ref = spec.get(key) if isinstance(spec, dict) else None
         if (isinstance(ref, dict) and ref.get("apiVersion") == ARGO_API_VERSION
-                and ref.get("kind") in KINDS):
+                and ref.get("kind") == "Rollout"):
             ref["apiVersion"] = API_VERSION
             moved.append(Problem(doc.file, doc.index, f"spec.{key}.apiVersion",
                                  f"{ARGO_API_VERSION} {ref['kind']} -> {API_VERSION}"))
@@ -117,8 +116,7 @@ def convert_document(doc: Document, pods: PodTemplateChecker | None = None
     if body.get("apiVersion") != ARGO_API_VERSION:
         return body, []
     if kind not in KINDS:
-        why = "created by the controller" if kind == "AnalysisRun" else "not supported"
-        return body, [Problem(doc.file, doc.index, "kind", f"{kind} is {why}; left as is")]
+        return body, [Problem(doc.file, doc.index, "kind", f"{kind} is not supported; left as is")]
     body["apiVersion"] = API_VERSION
     converted = Document(doc.file, doc.index, body)
     check = {"Rollout": check_rollout, "Experiment": check_experiment}.get(

@@ -37,7 +37,13 @@ from rollouts.cli.manifests import (
     yaml_files,
 )
 from rollouts.errors import InvalidSpecError
-from rollouts.models.analysis import AnalysisTemplate, ClusterAnalysisTemplate, Metric, load
+from rollouts.models.analysis import (
+    AnalysisRun,
+    AnalysisTemplate,
+    ClusterAnalysisTemplate,
+    Metric,
+    load,
+)
 from rollouts.models.experiment import experiment_manifest_errors
 from rollouts.models.rollout import API_VERSION, rollout_manifest_errors
 from rollouts.traffic import manifest_not_run, manifest_problems
@@ -60,7 +66,7 @@ __all__ = [
 
 ARGO_API_VERSION = "argoproj.io/v1alpha1"
 API_GROUP: Final = API_VERSION.split("/")[0]
-KINDS = ("Rollout", "AnalysisTemplate", "ClusterAnalysisTemplate", "Experiment")
+KINDS = ("Rollout", "AnalysisTemplate", "ClusterAnalysisTemplate", "Experiment", "AnalysisRun")
 EXIT_FINDINGS: Final = 1
 EXIT_INTERNAL: Final = 3
 T = TypeVar("T")
@@ -134,10 +140,20 @@ def _list(value: Any) -> list[Any]:
 
 
 def check_template(doc: Document, pods: PodTemplateChecker | None = None) -> list[Problem]:
+    """An AnalysisTemplate, a ClusterAnalysisTemplate or an AnalysisRun (the controller runs
+    one created by hand as it runs its own): schema, conditions, job metrics' pods."""
     kind = doc.body.get("kind")
-    model = AnalysisTemplate if kind == "AnalysisTemplate" else ClusterAnalysisTemplate
+    models: dict[str, type[AnalysisTemplate | ClusterAnalysisTemplate | AnalysisRun]] = {
+        "AnalysisTemplate": AnalysisTemplate, "AnalysisRun": AnalysisRun}
+    model = models.get(str(kind), ClusterAnalysisTemplate)
     problems: list[Problem] = []
     problems += name_problems(doc)
+    if kind == "AnalysisRun":
+        # Nothing fills in a run's arguments: each needs its value.
+        problems += [Problem(doc.file, doc.index, "spec.args",
+                             f'argument "{arg}" has no value (an AnalysisRun gets none from a '
+                             "Rollout: give value or valueFrom)")
+                     for arg in _required_args(doc.body)]
     try:
         model.model_validate(dict(doc.body))
     except ValidationError as exc:
@@ -408,8 +424,6 @@ def classify(doc: Document) -> Problem | Skipped | None:
             return Problem(doc.file, doc.index, "apiVersion",
                            f"{api_version} is not served; this version of rollouts serves "
                            f"{API_VERSION}")
-        if kind == "AnalysisRun":
-            return Skipped(doc.file, doc.index, "AnalysisRun (created by the controller)")
         if kind not in KINDS:
             return Problem(doc.file, doc.index, "kind",
                            f"unknown kind {kind!r} in {API_VERSION} (expected one of "

@@ -219,8 +219,8 @@ def test_each_way_of_refusing_a_feature_is_reported_as_unsupported() -> None:
     # The wording each model uses for "valid in Argo, not run here" (see convert._REFUSAL).
     for message in ("unknown field (not supported by rollouts.dev/v1alpha1)",
                     "unsupported metric provider kayenta; supported: prometheus",
-                    "traffic to experiment pods is not supported by this Rollout's traffic "
-                    "router",
+                    "traffic to experiment pods is not supported yet (no traffic router of "
+                    "rollouts sends any to them)",
                     "setHeaderRoute needs a router that supports it (alb, istio)",
                     "pingPong works with the alb and istio routers only"):
         assert is_refusal(Problem("f", 1, "spec.x", message)), message
@@ -303,3 +303,52 @@ def test_an_autoscaler_follows_the_rollout_it_scales(tmp_path: pathlib.Path) -> 
     other = HPA.replace("argoproj.io/v1alpha1, kind: Rollout", "apps/v1, kind: Deployment")
     code, out, err = _convert(tmp_path, other)
     assert code == 0 and "apps/v1" in out and "converted" not in err
+
+
+# --- AnalysisRuns written by hand (convert, lint) ---------------------------------------------
+
+RUN = """\
+apiVersion: {api}
+kind: AnalysisRun
+metadata: {{generateName: smoke-}}
+spec:
+  args: [{{name: host{value}}}]
+  metrics:
+  - name: sleep
+    provider:
+      job:
+        spec:
+          backoffLimit: 0
+          template:
+            spec:
+              restartPolicy: Never
+              containers:
+              - name: sleep
+                image: alpine:3
+                command: [sleep, "5"]
+                resources: {{requests: {{memory: {memory}}}}}
+"""
+
+
+def test_an_analysis_run_converts_and_is_checked_like_a_template(
+        tmp_path: pathlib.Path) -> None:
+    # The controller runs an AnalysisRun created by hand (Argo's e2e tests apply some): it is
+    # converted and validated, not left behind as "created by the controller".
+    code, out, err = _convert(tmp_path, RUN.format(api="argoproj.io/v1alpha1",
+                                                   value=", value: x", memory="16Mi"))
+    assert code == 0, err
+    assert "apiVersion: rollouts.dev/v1alpha1" in out
+    code, out, err = _convert(tmp_path, RUN.format(api="argoproj.io/v1alpha1",
+                                                   value=", value: x", memory="lots"))
+    assert code == 1
+    assert "invalid: " in err and "resources.requests.memory: 'lots' is not a valid" in err
+
+
+def test_an_analysis_run_argument_needs_a_value(tmp_path: pathlib.Path) -> None:
+    code, out = _lint(tmp_path, RUN.format(api="rollouts.dev/v1alpha1", value="",
+                                           memory="16Mi"))
+    assert code == 1
+    assert 'spec.args: argument "host" has no value' in out
+    code, out = _lint(tmp_path, RUN.format(api="rollouts.dev/v1alpha1", value=", value: x",
+                                           memory="16Mi"))
+    assert code == 0, out
