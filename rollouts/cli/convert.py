@@ -35,6 +35,7 @@ from rollouts.cli.lint import (
     KINDS,
     Document,
     Problem,
+    argo_rollout_refs,
     check_experiment,
     check_rollout,
     check_template,
@@ -50,9 +51,6 @@ from rollouts.models.rollout import API_VERSION
 # traffic router", "needs a router that supports it", "with the alb and istio routers
 # only"). tests/cli/test_argo_corpus_regressions.py pins each wording to its class.
 _REFUSAL = re.compile(r"not supported|unsupported|needs a router that supports|routers only")
-# Where objects of other kinds name the workload (a Rollout: it has the scale subresource)
-# they scale or size.
-_TARGET_REFS = ("scaleTargetRef", "targetRef")
 
 
 @dataclass
@@ -97,14 +95,11 @@ def with_value(problem: Problem, body: Any) -> Problem:
 def retarget(body: dict[str, Any], doc: Document) -> list[Problem]:
     """Point a non-Argo object's reference to an Argo Rollout at the converted Rollout."""
     moved = []
-    spec = body.get("spec")
-    for key in _TARGET_REFS:
-        ref = spec.get(key) if isinstance(spec, dict) else None
-        if (isinstance(ref, dict) and ref.get("apiVersion") == ARGO_API_VERSION
-                and ref.get("kind") == "Rollout"):
-            ref["apiVersion"] = API_VERSION
-            moved.append(Problem(doc.file, doc.index, f"spec.{key}.apiVersion",
-                                 f"{ARGO_API_VERSION} {ref['kind']} -> {API_VERSION}"))
+    for path, ref in argo_rollout_refs(body):
+        assert isinstance(ref, dict)  # a node of the round-trip tree, edited in place
+        ref["apiVersion"] = API_VERSION
+        moved.append(Problem(doc.file, doc.index, f"{path}.apiVersion",
+                             f"{ARGO_API_VERSION} Rollout -> {API_VERSION}"))
     return moved
 
 

@@ -408,6 +408,31 @@ def check_references(doc: Document, templates: _Templates) -> list[Problem]:
     return problems
 
 
+# --- other kinds pointing at a Rollout ------------------------------------------------------
+
+# Where objects of other kinds (HPA, KEDA ScaledObject: scaleTargetRef; VPA: targetRef) name
+# the workload they scale or size; a Rollout can be one (it has the scale subresource).
+TARGET_REFS: Final = ("scaleTargetRef", "targetRef")
+
+
+def argo_rollout_refs(body: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """(field, reference) of every reference of a document to an Argo Rollout."""
+    spec = _dict(body.get("spec"))
+    for key in TARGET_REFS:
+        ref = _dict(spec.get(key))
+        if ref.get("apiVersion") == ARGO_API_VERSION and ref.get("kind") == "Rollout":
+            yield f"spec.{key}", ref
+
+
+def argo_ref_problems(doc: Document) -> list[Problem]:
+    """An error on an object that scales Argo's Rollout: after a move to rollouts.dev nothing
+    serves it, and the HPA (or ScaledObject, or VPA) silently stops working."""
+    return [Problem(doc.file, doc.index, f"{path}.apiVersion",
+                    f"names an {ARGO_API_VERSION} Rollout; run `rollouts convert` to point it "
+                    f"at the {API_VERSION} one")
+            for path, _ in argo_rollout_refs(doc.body)]
+
+
 # --- the command ---------------------------------------------------------------------------
 
 
@@ -444,6 +469,7 @@ def lint_documents(docs: Sequence[Document], report: LintReport | None = None,
         verdict = classify(doc)
         if isinstance(verdict, Skipped):
             report.skipped.append(verdict)
+            problems += argo_ref_problems(doc)
             continue
         report.checked += 1
         if isinstance(verdict, Problem):

@@ -352,3 +352,13 @@ def test_an_analysis_run_argument_needs_a_value(tmp_path: pathlib.Path) -> None:
     code, out = _lint(tmp_path, RUN.format(api="rollouts.dev/v1alpha1", value=", value: x",
                                            memory="16Mi"))
     assert code == 0, out
+
+
+def test_lint_refuses_an_autoscaler_still_pointing_at_argo(tmp_path: pathlib.Path) -> None:
+    rollout = ARGO_ROLLOUT.format(extra="replicas: 2").replace("argoproj.io", "rollouts.dev")
+    code, out = _lint(tmp_path, HPA, rollout)
+    assert code == 1
+    assert ("spec.scaleTargetRef.apiVersion: names an argoproj.io/v1alpha1 Rollout; run "
+            "`rollouts convert`") in out
+    code, out = _lint(tmp_path, HPA.replace("argoproj.io", "rollouts.dev"), rollout)
+    assert code == 0, out
