@@ -62,6 +62,35 @@ class Conversion:
     retargeted: list[Problem] = field(default_factory=list)  # references to a Rollout moved
 
 
+# Unknown fields that are not features this project lacks but mistakes Argo's own API would not
+# take either: fields of older Argo releases (an old manifest to update) and a classic
+# mis-indentation. They are reported as invalid, with the fix. (path pattern, message)
+_OLD = "a field of older Argo Rollouts releases, gone from today's Argo too"
+_KNOWN_MISTAKES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), message) for pattern, message in (
+        (r"\.metrics\[\d+\]\.maxFailures$", f"{_OLD}: use failureLimit"),
+        (r"\.steps\[\d+\]\.setHeaderRouting$", f"{_OLD}: use setHeaderRoute"),
+        (r"^spec\.strategy\.type$",
+         f"{_OLD}: remove it (`canary` or `blueGreen` chooses the strategy)"),
+        (r"(^|\.)analysis\.(name|templateName)$",
+         f"{_OLD}: use analysis.templates[].templateName"),
+        (r"^spec\.analysisSpec$", f"{_OLD}: put the run's metrics and args in spec itself"),
+        (r"\.prometheus\.server$", f"{_OLD}: use prometheus.address"),
+        (r"\.steps\[\d+\]\.duration$",
+         "a step has no duration: indent it under pause (pause.duration)"),
+    ))
+
+
+def known_mistake(problem: Problem) -> Problem:
+    """The problem, reworded when its unknown field is a known mistake (see above)."""
+    if not problem.message.startswith("unknown field"):
+        return problem
+    for pattern, message in _KNOWN_MISTAKES:
+        if pattern.search(problem.path):
+            return replace(problem, message=message)
+    return problem
+
+
 def is_refusal(problem: Problem) -> bool:
     """Whether a problem refuses a feature (unsupported) rather than a value (invalid)."""
     return problem.path == "kind" or bool(_REFUSAL.search(problem.message))
@@ -167,7 +196,7 @@ def _convert_source(source: Source, pods: PodTemplateChecker, result: Conversion
         doc = by_index.get(index)
         if doc is None:
             continue
-        _, found = convert_document(doc, pods)
+        found = [known_mistake(p) for p in convert_document(doc, pods)[1]]
         result.unsupported += [p for p in found if is_refusal(p)]
         result.invalid += [with_value(p, doc.body) for p in found if not is_refusal(p)]
         if doc.body.get("apiVersion") == ARGO_API_VERSION and doc.body.get("kind") in KINDS:

@@ -362,3 +362,24 @@ def test_lint_refuses_an_autoscaler_still_pointing_at_argo(tmp_path: pathlib.Pat
             "`rollouts convert`") in out
     code, out = _lint(tmp_path, HPA.replace("argoproj.io", "rollouts.dev"), rollout)
     assert code == 0, out
+
+
+def test_fields_of_old_argo_releases_are_invalid_with_the_new_form(
+        tmp_path: pathlib.Path) -> None:
+    # Not features we lack: today's Argo has none of them either, so the fix is to update
+    # the manifest, and convert says how.
+    old = ARGO_ROLLOUT.format(extra="replicas: 2").replace(
+        "canary:\n", "type: CanaryUpdate\n    canary:\n").replace(
+        "{pause: {}}", "{pause: null, duration: 60}")
+    code, _, err = _convert(tmp_path, old)
+    assert code == 1
+    assert "unsupported" not in err
+    assert ("invalid: " in err and "spec.strategy.type: a field of older Argo Rollouts "
+            "releases, gone from today's Argo too: remove it") in err
+    assert ("steps[1].duration: a step has no duration: indent it under pause "
+            "(pause.duration) (got 60)") in err
+    template = NEEDS_ARG.format(kind="AnalysisTemplate", name="probe").replace(
+        "rollouts.dev", "argoproj.io").replace("  - name: up\n",
+                                               "  - name: up\n    maxFailures: 2\n")
+    code, _, err = _convert(tmp_path, template)
+    assert code == 1 and "spec.metrics[0].maxFailures: " in err and "use failureLimit" in err
