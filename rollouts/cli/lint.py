@@ -3,7 +3,8 @@
 Checks, per document: the schema (the same models the CRDs are generated from), rules that
 span fields, canary step sanity, analysis condition syntax, the Pod templates of Rollouts and
 of job metrics (as the API server would: lint_pods), and across all the files given: that
-every AnalysisTemplate a Rollout names is among them and gets every argument it needs.
+every AnalysisTemplate a Rollout or an Experiment names (analyses, experiment steps) is
+among them and gets every argument it needs.
 Problems print as `FILE:doc N: field.path: message`; every problem of a document is
 reported, not only the first. Reading (files, directories, `-` for standard input, hostile
 YAML) is manifests.py's job.
@@ -24,6 +25,7 @@ from pydantic import ValidationError
 from rollouts.analysis.conditions import check_condition
 from rollouts.analysis.templates import naming_args, substitute_args
 from rollouts.cli.lint_gitops import service_selector_warnings
+from rollouts.cli.lint_names import name_problems, spec_label_problems
 from rollouts.cli.lint_pods import PodTemplateChecker
 from rollouts.cli.manifests import (
     STDIN,
@@ -35,7 +37,13 @@ from rollouts.cli.manifests import (
     yaml_files,
 )
 from rollouts.errors import InvalidSpecError
-from rollouts.models.analysis import AnalysisTemplate, ClusterAnalysisTemplate, Metric, load
+from rollouts.models.analysis import (
+    AnalysisRun,
+    AnalysisTemplate,
+    ClusterAnalysisTemplate,
+    Metric,
+    load,
+)
 from rollouts.models.experiment import experiment_manifest_errors
 from rollouts.models.rollout import API_VERSION, rollout_manifest_errors
 from rollouts.traffic import manifest_not_run, manifest_problems
@@ -58,7 +66,7 @@ __all__ = [
 
 ARGO_API_VERSION = "argoproj.io/v1alpha1"
 API_GROUP: Final = API_VERSION.split("/")[0]
-KINDS = ("Rollout", "AnalysisTemplate", "ClusterAnalysisTemplate", "Experiment")
+KINDS = ("Rollout", "AnalysisTemplate", "ClusterAnalysisTemplate", "Experiment", "AnalysisRun")
 EXIT_FINDINGS: Final = 1
 EXIT_INTERNAL: Final = 3
 T = TypeVar("T")
@@ -132,10 +140,20 @@ def _list(value: Any) -> list[Any]:
 
 
 def check_template(doc: Document, pods: PodTemplateChecker | None = None) -> list[Problem]:
+    """An AnalysisTemplate, a ClusterAnalysisTemplate or an AnalysisRun (the controller runs
+    one created by hand as it runs its own): schema, conditions, job metrics' pods."""
     kind = doc.body.get("kind")
-    model = AnalysisTemplate if kind == "AnalysisTemplate" else ClusterAnalysisTemplate
+    models: dict[str, type[AnalysisTemplate | ClusterAnalysisTemplate | AnalysisRun]] = {
+        "AnalysisTemplate": AnalysisTemplate, "AnalysisRun": AnalysisRun}
+    model = models.get(str(kind), ClusterAnalysisTemplate)
     problems: list[Problem] = []
-    problems += _name_problems(doc)
+    problems += name_problems(doc)
+    if kind == "AnalysisRun":
+        # Nothing fills in a run's arguments: each needs its value.
+        problems += [Problem(doc.file, doc.index, "spec.args",
+                             f'argument "{arg}" has no value (an AnalysisRun gets none from a '
+                             "Rollout: give value or valueFrom)")
+                     for arg in _required_args(doc.body)]
     try:
         model.model_validate(dict(doc.body))
     except ValidationError as exc:
@@ -167,15 +185,6 @@ def _condition_problems(doc: Document, i: int, metric: Mapping[str, Any]) -> lis
     return problems
 
 
-def _name_problems(doc: Document) -> list[Problem]:
-    # The API server names an object from metadata.generateName when it has no name (kubectl
-    # create), so either one will do.
-    metadata = _dict(doc.body.get("metadata"))
-    if metadata.get("name") or metadata.get("generateName"):
-        return []
-    return [Problem(doc.file, doc.index, "metadata.name", "a name (or generateName) is required")]
-
-
 def _findings(doc: Document, found: Iterable[tuple[str, str]]) -> list[Problem]:
     return [Problem(doc.file, doc.index, path, message) for path, message in found]
 
@@ -183,7 +192,7 @@ def _findings(doc: Document, found: Iterable[tuple[str, str]]) -> list[Problem]:
 def _name_and_spec(doc: Document, kind: str) -> tuple[list[Problem], Mapping[str, Any] | None]:
     """Problems with metadata.name and the spec's presence; the spec when there is one."""
     problems: list[Problem] = []
-    problems += _name_problems(doc)
+    problems += name_problems(doc)
     spec = doc.body.get("spec")
     if not isinstance(spec, Mapping):
         return [*problems, Problem(doc.file, doc.index, "spec", f"{kind} needs a spec")], None
@@ -194,6 +203,7 @@ def check_rollout(doc: Document, pods: PodTemplateChecker | None = None) -> list
     problems, spec = _name_and_spec(doc, "a Rollout")
     if spec is None:
         return problems
+    problems += spec_label_problems(doc)
     errors = rollout_manifest_errors(dict(spec), refuse_not_run=False)
     problems += _findings(doc, [*errors, *manifest_problems(spec)])
     if any(path != "spec" for path, _ in errors):
@@ -214,6 +224,7 @@ def check_experiment(doc: Document, pods: PodTemplateChecker | None = None) -> l
     problems, spec = _name_and_spec(doc, "an Experiment")
     if spec is None:
         return problems
+    problems += spec_label_problems(doc)
     problems += _findings(doc, experiment_manifest_errors(dict(spec)))
     checker = pods or PodTemplateChecker()
     for i, template in enumerate(_list(spec.get("templates"))):
@@ -346,33 +357,80 @@ def check_substituted(path: str, spec: Mapping[str, Any], given: Iterable[Any],
     return messages
 
 
+def template_refs(body: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any], str,
+                                                           list[Any]]]:
+    """(path of the reference, the reference, path of its args, the args) of every template
+    a Rollout or an Experiment names: a Rollout's analyses (one set of args for all their
+    templates) and the analyses of its experiment steps and of an Experiment (args each)."""
+    spec = _dict(body.get("spec"))
+    experiments: list[tuple[str, Mapping[str, Any]]] = []
+    if body.get("kind") == "Experiment":
+        experiments.append(("spec", spec))
+    else:
+        for path, analysis in analysis_refs(spec):
+            args = _list(analysis.get("args"))
+            for j, ref in enumerate(_list(analysis.get("templates"))):
+                yield f"{path}.templates[{j}]", _dict(ref), f"{path}.args", args
+        steps = _list(_dict(_dict(spec.get("strategy")).get("canary")).get("steps"))
+        experiments += [(f"spec.strategy.canary.steps[{i}].experiment", _dict(step)["experiment"])
+                        for i, step in enumerate(steps)
+                        if isinstance(_dict(step).get("experiment"), Mapping)]
+    for base, experiment in experiments:
+        for k, ref in enumerate(_list(experiment.get("analyses"))):
+            path = f"{base}.analyses[{k}]"
+            yield path, _dict(ref), f"{path}.args", _list(_dict(ref).get("args"))
+
+
 def check_references(doc: Document, templates: _Templates) -> list[Problem]:
-    spec = _dict(doc.body.get("spec"))
+    """Every template a Rollout or an Experiment names is among the files given, gets every
+    argument it requires, and has valid metrics once the plain argument values are in."""
     problems: list[Problem] = []
-    for path, analysis in analysis_refs(spec):
-        given = {str(_dict(a).get("name")) for a in _list(analysis.get("args"))}
-        for j, ref in enumerate(_list(analysis.get("templates"))):
-            ref = _dict(ref)
-            name = ref.get("templateName")
-            if not isinstance(name, str):
-                continue
-            cluster = bool(ref.get("clusterScope"))
-            kind = "ClusterAnalysisTemplate" if cluster else "AnalysisTemplate"
-            table = templates.cluster if cluster else templates.namespaced
-            if name not in table:
-                problems.append(Problem(doc.file, doc.index,
-                                        f"{path}.templates[{j}].templateName",
-                                        f'{kind} "{name}" is not in the files given'))
-                continue
-            for arg in table[name]:
-                if arg not in given:
-                    problems.append(Problem(doc.file, doc.index, f"{path}.args",
-                                            f'argument "{arg}" required by {kind} "{name}" '
-                                            "is not provided"))
-            for message in check_substituted(path, templates.specs.get((cluster, name), {}),
-                                             _list(analysis.get("args")), kind, name):
-                problems.append(Problem(doc.file, doc.index, f"{path}.args", message))
+    for path, ref, args_path, args in template_refs(doc.body):
+        name = ref.get("templateName")
+        if not isinstance(name, str):
+            continue
+        cluster = bool(ref.get("clusterScope"))
+        kind = "ClusterAnalysisTemplate" if cluster else "AnalysisTemplate"
+        table = templates.cluster if cluster else templates.namespaced
+        if name not in table:
+            problems.append(Problem(doc.file, doc.index, f"{path}.templateName",
+                                    f'{kind} "{name}" is not in the files given'))
+            continue
+        given = {str(_dict(a).get("name")) for a in args}
+        for arg in table[name]:
+            if arg not in given:
+                problems.append(Problem(doc.file, doc.index, args_path,
+                                        f'argument "{arg}" required by {kind} "{name}" '
+                                        "is not provided"))
+        for message in check_substituted(path, templates.specs.get((cluster, name), {}),
+                                         args, kind, name):
+            problems.append(Problem(doc.file, doc.index, args_path, message))
     return problems
+
+
+# --- other kinds pointing at a Rollout ------------------------------------------------------
+
+# Where objects of other kinds (HPA, KEDA ScaledObject: scaleTargetRef; VPA: targetRef) name
+# the workload they scale or size; a Rollout can be one (it has the scale subresource).
+TARGET_REFS: Final = ("scaleTargetRef", "targetRef")
+
+
+def argo_rollout_refs(body: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """(field, reference) of every reference of a document to an Argo Rollout."""
+    spec = _dict(body.get("spec"))
+    for key in TARGET_REFS:
+        ref = _dict(spec.get(key))
+        if ref.get("apiVersion") == ARGO_API_VERSION and ref.get("kind") == "Rollout":
+            yield f"spec.{key}", ref
+
+
+def argo_ref_problems(doc: Document) -> list[Problem]:
+    """An error on an object that scales Argo's Rollout: after a move to rollouts.dev nothing
+    serves it, and the HPA (or ScaledObject, or VPA) silently stops working."""
+    return [Problem(doc.file, doc.index, f"{path}.apiVersion",
+                    f"names an {ARGO_API_VERSION} Rollout; run `rollouts convert` to point it "
+                    f"at the {API_VERSION} one")
+            for path, _ in argo_rollout_refs(doc.body)]
 
 
 # --- the command ---------------------------------------------------------------------------
@@ -391,8 +449,6 @@ def classify(doc: Document) -> Problem | Skipped | None:
             return Problem(doc.file, doc.index, "apiVersion",
                            f"{api_version} is not served; this version of rollouts serves "
                            f"{API_VERSION}")
-        if kind == "AnalysisRun":
-            return Skipped(doc.file, doc.index, "AnalysisRun (created by the controller)")
         if kind not in KINDS:
             return Problem(doc.file, doc.index, "kind",
                            f"unknown kind {kind!r} in {API_VERSION} (expected one of "
@@ -413,6 +469,7 @@ def lint_documents(docs: Sequence[Document], report: LintReport | None = None,
         verdict = classify(doc)
         if isinstance(verdict, Skipped):
             report.skipped.append(verdict)
+            problems += argo_ref_problems(doc)
             continue
         report.checked += 1
         if isinstance(verdict, Problem):
@@ -422,6 +479,7 @@ def lint_documents(docs: Sequence[Document], report: LintReport | None = None,
             problems += check_references(doc, templates)
         elif doc.body.get("kind") == "Experiment":
             problems += check_experiment(doc, pods)
+            problems += check_references(doc, templates)
         else:
             problems += check_template(doc, pods)
     problems += service_selector_warnings(docs)

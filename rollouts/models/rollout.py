@@ -622,9 +622,9 @@ def experiment_weight_errors(canary: CanaryStrategy) -> list[tuple[str, str]]:
             if template.weight is not None:
                 found.append((
                     f"spec.strategy.canary.steps[{i}].experiment.templates[{j}].weight",
-                    "traffic to experiment pods is not supported by "
-                    + ("this Rollout's traffic router" if canary.traffic_routing
-                       else "a canary without trafficRouting")
+                    "traffic to experiment pods is not supported "
+                    + ("yet (no traffic router of rollouts sends any to them)"
+                       if canary.traffic_routing else "by a canary without trafficRouting")
                     + "; remove weight (the experiment's pods then get no traffic from the "
                     "Rollout's routes) or size it with replicas"))
     return found

@@ -47,6 +47,18 @@ spec:
       value: purple
 """
 
+# The template the Experiment's analysis names (lint wants every named template given).
+COMPARE_TEMPLATE = """\
+apiVersion: rollouts.dev/v1alpha1
+kind: AnalysisTemplate
+metadata: {name: compare}
+spec:
+  args: [{name: host}]
+  metrics:
+  - name: up
+    provider: {web: {url: "http://{{args.host}}/health"}}
+"""
+
 STEP_ROLLOUT = """\
 apiVersion: argoproj.io/v1alpha1
 kind: Rollout
@@ -82,9 +94,13 @@ def test_convert_an_argo_experiment_changes_only_the_api_version(tmp_path: pathl
     assert out == ARGO_EXPERIMENT.replace("argoproj.io/v1alpha1", "rollouts.dev/v1alpha1")
     converted = tmp_path / "converted.yaml"
     converted.write_text(out)
-    code, out, err = run("lint", str(converted))
+    code, out, _ = run("lint", str(converted))
+    assert code == 1
+    assert 'spec.analyses[0].templateName: AnalysisTemplate "compare" is not in the files' in out
+    (tmp_path / "compare.yaml").write_text(COMPARE_TEMPLATE)
+    code, out, err = run("lint", str(converted), str(tmp_path / "compare.yaml"))
     assert code == 0, out + err
-    assert "1 document(s) checked: 0 error(s)" in err
+    assert "2 document(s) checked: 0 error(s)" in err
 
 
 def test_convert_and_lint_a_rollout_with_an_experiment_step(tmp_path: pathlib.Path) -> None:
