@@ -12,7 +12,10 @@ from rollouts.errors import ConflictError
 from rollouts.kube import analysis as kube_analysis
 from rollouts.kube.analysis import parse_template
 from rollouts.models.rollout import RolloutSpec
-from rollouts.operator import OperatorConfig, Runtime, _loop, _Reconciler
+from rollouts.controller.config import OperatorConfig
+from rollouts.controller.loop import run_loop
+from rollouts.controller.reconciler import Reconciler
+from rollouts.controller.runtime import Runtime
 from tests.unit.test_execute import Recorder, rollout_body, svc_body
 
 TEMPLATE = {
@@ -57,7 +60,7 @@ async def test_a_pass_validates_the_spec_once_and_no_template(
                 for name in ("web", "web-canary")}
     async with rec.client() as client:
         runtime = Runtime(client=client, providers=None)  # type: ignore[arg-type]
-        reconciler = _Reconciler(OperatorConfig(), runtime, ("shop", "web"))
+        reconciler = Reconciler(OperatorConfig(), runtime, ("shop", "web"))
         for _ in range(3):
             specs.clear()
             await reconciler.reconcile(body, {}, services, {},
@@ -97,7 +100,7 @@ async def test_a_conflict_means_observe_and_plan_again_not_an_error(
 
     with caplog.at_level(logging.DEBUG, logger="rollouts.operator"):
         await asyncio.wait_for(
-            _loop(config, runtime, ("shop", "web"), stopped,  # type: ignore[arg-type]
+            run_loop(config, runtime, ("shop", "web"), stopped,  # type: ignore[arg-type]
                   one_pass, {"rollout": "shop/web"}), 5)
     assert passes == ["pass", "pass"]  # planned again, from a fresh observation
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
@@ -123,7 +126,7 @@ async def test_a_rollout_with_a_router_reads_its_routes_each_pass(
     config = OperatorConfig(router_factory=lambda rollout: FakeRouter())
     async with rec.client() as client:
         runtime = Runtime(client=client, providers=None)  # type: ignore[arg-type]
-        reconciler = _Reconciler(config, runtime, ("shop", "web"))
+        reconciler = Reconciler(config, runtime, ("shop", "web"))
         await reconciler.reconcile(body, {}, services, {}, ({}, {}))
     assert rec.requests[0][:2] == ("GET", ROUTE_PATH)
     status = next(b for m, p, _, b in rec.requests if m == "PUT")["status"]
