@@ -359,6 +359,8 @@ def build_registry(
                     {"rollout": reconciler.name})
         if body.get("metadata", {}).get("deletionTimestamp"):
             await reconciler.finalize(body)  # before kopf removes the finalizer
+        else:  # stopping (shutdown, peering): what is held goes out now
+            await reconciler.flush_events(body)
 
     @kopf.daemon(
         GROUP, VERSION, "analysisruns",

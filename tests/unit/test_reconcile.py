@@ -12,6 +12,7 @@ from rollouts.errors import ConflictError
 from rollouts.kube import analysis as kube_analysis
 from rollouts.kube.analysis import parse_template
 from rollouts.models.rollout import RolloutSpec
+from rollouts.planner.events import EVENT_HOLD
 from rollouts.controller.config import OperatorConfig
 from rollouts.controller.loop import run_loop
 from rollouts.controller.reconciler import Reconciler
@@ -131,3 +132,27 @@ async def test_a_rollout_with_a_router_reads_its_routes_each_pass(
     assert rec.requests[0][:2] == ("GET", ROUTE_PATH)
     status = next(b for m, p, _, b in rec.requests if m == "PUT")["status"]
     assert ("Route web-route not found" in status["message"]) is invalid
+
+
+async def test_a_passing_transitions_events_are_held_then_posted() -> None:
+    """planner.events rule 4 in a pass: the status is written at once, the Event of a
+    Rollout still Progressing waits (the pass asks to be woken when it is due), and a
+    stopping daemon posts what is held."""
+    rec = Recorder()
+    body = rollout_body(status={})
+    services = {("shop", name): [svc_body(name, {"app": "web"}, "1")]
+                for name in ("web", "web-canary")}
+    async with rec.client() as client:
+        runtime = Runtime(client=client, providers=None)  # type: ignore[arg-type]
+        reconciler = Reconciler(OperatorConfig(), runtime, ("shop", "web"))
+        requeue = await reconciler.reconcile(body, {}, services, {}, ({}, {}))
+        status = next(b for m, p, _, b in rec.requests if m == "PUT")["status"]
+        assert status["phase"] == "Progressing"
+        events = [b for m, p, _, b in rec.requests if p.endswith("/events")]
+        assert events == []  # held: the Rollout is on its way to its first step
+        assert requeue is not None and requeue <= EVENT_HOLD.total_seconds()
+        assert reconciler.held.events
+        await reconciler.flush_events(body)
+        events = [b for m, p, _, b in rec.requests if p.endswith("/events")]
+        assert [e["involvedObject"]["name"] for e in events] == ["web"]
+        assert not reconciler.held.events
