@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import dataclasses
 import functools
 import logging
@@ -83,6 +82,7 @@ from rollouts.errors import ConflictError
 from rollouts.kube import config as kube_config
 from rollouts.kube.analysis import ParsedTemplate, Templates, parse_template
 from rollouts.kube.cache import (
+    plain_copy,
     trim_analysis_run,
     trim_experiment,
     trim_replica_set,
@@ -388,7 +388,7 @@ def build_registry(
         superseded: set[str] = set()
 
         async def one_pass() -> float | None:
-            snapshot = copy.deepcopy(dict(body))
+            snapshot = plain_copy(body)
             if (snapshot.get("status") or {}).get("phase") in COMPLETED_RUN_PHASES:
                 raise Done  # finished runs need no daemon; a restart looks once more
             if str((snapshot.get("metadata") or {}).get("resourceVersion")) in superseded:
@@ -460,7 +460,7 @@ def _register_experiments(registry: kopf.OperatorRegistry, config: OperatorConfi
         key = experiment_key(namespace, name)
 
         async def one_pass() -> float | None:
-            snapshot = copy.deepcopy(dict(body))
+            snapshot = plain_copy(body)
             if (snapshot.get("metadata") or {}).get("deletionTimestamp"):
                 raise Done
             templates = Templates.from_parsed([

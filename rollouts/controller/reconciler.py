@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import datetime as dt
 import logging
@@ -14,7 +13,7 @@ from rollouts.controller.config import OperatorConfig
 from rollouts.controller.runtime import Key, Runtime, deployment_key
 from rollouts.errors import KubeError
 from rollouts.kube.analysis import Templates
-from rollouts.kube.cache import first
+from rollouts.kube.cache import first, plain_copy
 from rollouts.kube.execute import execute, post_events, status_unchanged
 from rollouts.kube.observe import named_services, observe
 from rollouts.kube.pods import read_pods
@@ -57,7 +56,7 @@ class Reconciler:
         deployments: Any = None,
     ) -> float | None:
         """One pass; the seconds until the planner wants to look again (None: on change)."""
-        snapshot: dict[str, Any] = copy.deepcopy(dict(body))
+        snapshot: dict[str, Any] = plain_copy(body)
         metadata = snapshot.get("metadata") or {}
         if metadata.get("deletionTimestamp"):
             return None
@@ -123,14 +122,14 @@ class Reconciler:
         if not self.held.events:
             return
         events, self.held = self.held.events, Held()
-        rollout = parse_rollout(copy.deepcopy(dict(body)))
+        rollout = parse_rollout(plain_copy(body))
         await post_events(self.runtime.client, rollout.metadata, events,
                           self.config.clock.now(), self.runtime.events)
 
     async def finalize(self, body: Mapping[str, Any]) -> None:
         """A deleted Rollout's routes back to all-stable, its managed routes and owned route
         objects gone; logged, never raised (the Rollout must still go away)."""
-        rollout = parse_rollout(copy.deepcopy(dict(body)))
+        rollout = parse_rollout(plain_copy(body))
         factory = self.config.router_factory
         router = factory(rollout) if factory and isinstance(rollout, ValidRollout) else None
         if router is None:

@@ -54,10 +54,10 @@ from typing import Final
 from rollouts.planner.types import Event
 
 __all__ = [
+    "EVENT_HOLD",
     "LEAD_REASONS",
     "REPEAT_WINDOW",
     "SUBSUMED",
-    "EVENT_HOLD",
     "CountEvent",
     "CreateEvent",
     "EventKey",
