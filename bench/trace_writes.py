@@ -10,6 +10,7 @@ of the body. This is how docs/benchmarks.md's per-transition write tables were m
 
 from __future__ import annotations
 
+import json
 import pathlib
 import sys
 import time
@@ -24,6 +25,27 @@ from rollouts.sandbox import apiserver
 NAME = "app-00000"
 
 
+def summary(text: str) -> str:
+    """What a write says: an Event's reason and message, a status's phase, step and
+    message, a scale's replicas; else the start of the body."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return text[:120]
+    if not isinstance(body, dict):  # a JSON patch
+        return text[:120]
+    if body.get("kind") == "Event":
+        return f"{body.get('reason')}: {body.get('message')}"
+    if "status" in body and body.get("kind") == "Rollout":
+        status = body["status"]
+        return (f"phase={status.get('phase')} step={status.get('currentStepIndex')} "
+                f"message={status.get('message')!r}")
+    spec = body.get("spec") or {}
+    if "replicas" in spec or "selector" in spec:
+        return json.dumps({k: spec[k] for k in ("replicas", "selector") if k in spec})
+    return text[:120]
+
+
 def main(argv: list[str]) -> int:
     writes: list[tuple[float, str, str, str]] = []
     resets: list[float] = []  # the bench resets the counters when the canary starts
@@ -36,9 +58,9 @@ def main(argv: list[str]) -> int:
 
     async def noting(self: Any, request: Any) -> Any:
         if request.method in ("POST", "PUT", "PATCH", "DELETE"):
-            body = (await request.read())[:160].decode(errors="replace")
-            if NAME in request.path or NAME in body:
-                writes.append((time.monotonic(), request.method, request.path, body))
+            text = (await request.read()).decode(errors="replace")
+            if NAME in request.path or NAME in text:
+                writes.append((time.monotonic(), request.method, request.path, summary(text)))
         return await handle(self, request)
 
     apiserver.ApiEmulator._handle = noting  # type: ignore[method-assign]
@@ -48,7 +70,8 @@ def main(argv: list[str]) -> int:
     canary = [w for w in writes if w[0] >= t0]
     print(f"\nwrites about {NAME} in the canary: {len(canary)}")
     for at, method, path, body in canary:
-        print(f"{at - t0:7.2f}s {method:6} {path}\n          {body[:120]}")
+        print(f"{at - t0:7.2f}s {method:6} {path.rsplit('/namespaces/', 1)[-1]}\n"
+              f"          {body}")
     return code
 
 
