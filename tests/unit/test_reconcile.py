@@ -8,15 +8,15 @@ from typing import Any
 
 import pytest
 
+from rollouts.controller.config import OperatorConfig
+from rollouts.controller.loop import run_loop
+from rollouts.controller.reconciler import Reconciler
+from rollouts.controller.runtime import Runtime
 from rollouts.errors import ConflictError
 from rollouts.kube import analysis as kube_analysis
 from rollouts.kube.analysis import parse_template
 from rollouts.models.rollout import RolloutSpec
 from rollouts.planner.events import EVENT_HOLD
-from rollouts.controller.config import OperatorConfig
-from rollouts.controller.loop import run_loop
-from rollouts.controller.reconciler import Reconciler
-from rollouts.controller.runtime import Runtime
 from tests.unit.test_execute import Recorder, rollout_body, svc_body
 
 TEMPLATE = {
