@@ -108,7 +108,6 @@ _RUNTIME = "rollouts_runtime"
 _KOPF_REQUESTS = 8
 
 
-
 class _NoDiffBase(kopf.DiffBaseStorage):
     """No `last-handled-configuration`: without create/update/delete handlers kopf reads the
     diff-base only to find what changed for them. An empty essence on both sides is "no
