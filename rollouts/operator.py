@@ -429,7 +429,7 @@ def _register_experiments(registry: kopf.OperatorRegistry, config: OperatorConfi
                 id="rollout_experiments", registry=registry)
     async def rollout_experiments(body: kopf.Body, namespace: str | None,
                                   **_: Any) -> dict[Key, dict[str, Any]] | None:
-        key = experiment_owner_key(body, namespace)
+        key = owner_key(body, namespace)
         return None if key is None else {key: trim_experiment(body)}
 
     @kopf.on.event("apps", "v1", "replicasets", when=is_experiment_owned,
