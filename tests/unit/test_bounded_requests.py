@@ -11,6 +11,7 @@ import pytest
 from aiohttp import web
 
 from rollouts.kube.sessions import bounded_requests
+from tests.unit.test_kube_sessions import serving
 
 
 class Server:
@@ -39,16 +40,11 @@ async def server() -> AsyncIterator[tuple[Server, str]]:
     state = Server()
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", state.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield state, f"http://127.0.0.1:{port}"
-    finally:
-        state.release_watch.set()
-        await runner.cleanup()
+    async with serving(app) as url:
+        try:
+            yield state, url
+        finally:
+            state.release_watch.set()
 
 
 async def test_writes_wait_their_turn_and_watches_do_not(server: tuple[Server, str]) -> None:
