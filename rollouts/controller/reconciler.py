@@ -10,17 +10,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from rollouts.controller.config import OperatorConfig
-from rollouts.controller.held_events import HeldEvents
 from rollouts.controller.runtime import Key, Runtime, deployment_key
 from rollouts.errors import KubeError
 from rollouts.kube.analysis import Templates
 from rollouts.kube.cache import first, plain_copy
-from rollouts.kube.execute import execute, status_unchanged
+from rollouts.kube.execute import execute, post_events, status_unchanged
 from rollouts.kube.observe import named_services, observe
 from rollouts.kube.pods import read_pods
 from rollouts.kube.routes import finalize_routes, read_routes
 from rollouts.kube.workload import resolve_workload, workload_name
 from rollouts.models.rollout import ValidRollout, parse_rollout
+from rollouts.planner.events import Held, hold
 from rollouts.planner.plan import plan as make_plan
 from rollouts.planner.types import Observed
 from rollouts.planner.write_folding import fold
@@ -43,8 +43,7 @@ class Reconciler:
         self.name = f"{key[0]}/{key[1]}"
         self.written_over: str | None = None  # the rv our last status write replaced
         self.minor_since: dt.datetime | None = None  # a minor status change held since
-        # Events waiting for the next transition (planner.events rule 4).
-        self.events = HeldEvents(runtime.client, runtime.events, config.clock)
+        self.held = Held()  # Events waiting for the next transition (planner.events rule 4)
         self.experiments: Any = {}  # experiments: the rollout_experiments index
 
     async def reconcile(
@@ -57,22 +56,6 @@ class Reconciler:
         deployments: Any = None,
     ) -> float | None:
         """One pass; the seconds until the planner wants to look again (None: on change)."""
-        self.events.begin_pass()
-        try:
-            return await self._pass(body, replica_sets, services, analysis_runs, templates,
-                                    deployments)
-        finally:
-            self.events.end_pass()
-
-    async def _pass(
-        self,
-        body: Mapping[str, Any],
-        replica_sets: Any,
-        services: Any,
-        analysis_runs: Any,
-        templates: tuple[Any, Any],
-        deployments: Any = None,
-    ) -> float | None:
         snapshot: dict[str, Any] = plain_copy(body)
         metadata = snapshot.get("metadata") or {}
         if metadata.get("deletionTimestamp"):
@@ -111,12 +94,11 @@ class Reconciler:
                                        requeue_after=folded.requeue_after)
         status_changes = not status_unchanged(snapshot.get("status"), plan.status)
         # Events of a transition the Rollout only passes through wait for the next one.
-        post, held = self.events.decide(plan.events,
-                                        resting=plan.status.phase != "Progressing", now=now)
+        post, held = hold(self.held, plan.events,
+                          resting=plan.status.phase != "Progressing", now=now)
         wrote = await execute(self.runtime.client, rollout.metadata, snapshot.get("status"),
                               dataclasses.replace(plan, events=post), now, self.runtime.events)
-        # Only once the status is written: after a conflict the next pass plans them again.
-        self.events.keep(held, rollout.metadata)
+        self.held = held  # only once the status is written: a conflict plans them again
         if status_changes:
             self.written_over = rv
         if notifier is not None:  # notifications: delivered only once written
@@ -133,11 +115,16 @@ class Reconciler:
                     "requeue_after": plan.requeue_after,
                 },
             )
-        return plan.requeue_after
+        return _sooner(plan.requeue_after, held.due_in(now))
 
     async def flush_events(self, body: Mapping[str, Any]) -> None:
         """Post the Events still held (the daemon is stopping); logged, never raised."""
-        await self.events.flush(parse_rollout(plain_copy(body)).metadata)
+        if not self.held.events:
+            return
+        events, self.held = self.held.events, Held()
+        rollout = parse_rollout(plain_copy(body))
+        await post_events(self.runtime.client, rollout.metadata, events,
+                          self.config.clock.now(), self.runtime.events)
 
     async def finalize(self, body: Mapping[str, Any]) -> None:
         """A deleted Rollout's routes back to all-stable, its managed routes and owned route
@@ -182,3 +169,6 @@ class Reconciler:
                                  replica_sets.get(self.key, ()), self.config.clock.now()),
         )
 
+
+def _sooner(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else min(a, b)

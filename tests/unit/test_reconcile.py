@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from rollouts.clock import ManualClock
 from rollouts.controller.config import OperatorConfig
 from rollouts.controller.loop import run_loop
 from rollouts.controller.reconciler import Reconciler
@@ -137,42 +136,8 @@ async def test_a_rollout_with_a_router_reads_its_routes_each_pass(
 
 async def test_a_passing_transitions_events_are_held_then_posted() -> None:
     """planner.events rule 4 in a pass: the status is written at once, the Event of a
-    Rollout still Progressing waits; the timer posts it when the hold is up (no pass), and
-    not while a pass runs; a stopping daemon posts what is held."""
-    rec = Recorder()
-    body = rollout_body(status={})
-    services = {("shop", name): [svc_body(name, {"app": "web"}, "1")]
-                for name in ("web", "web-canary")}
-    clock = ManualClock()
-
-    def posted() -> list[Any]:
-        return [b for m, p, _, b in rec.requests if p.endswith("/events")]
-
-    async with rec.client() as client:
-        runtime = Runtime(client=client, providers=None)  # type: ignore[arg-type]
-        reconciler = Reconciler(OperatorConfig(clock=clock), runtime, ("shop", "web"))
-        await reconciler.reconcile(body, {}, services, {}, ({}, {}))
-        status = next(b for m, p, _, b in rec.requests if m == "PUT")["status"]
-        assert status["phase"] == "Progressing"
-        assert posted() == []  # held: the Rollout is on its way to its first step
-        held = reconciler.events
-        assert held.held.events
-        # The hold is up: the timer posts, unless a pass is running (it decides then).
-        clock.advance(EVENT_HOLD.total_seconds())
-        held.begin_pass()
-        held.end_pass()  # re-armed: due now
-        held.begin_pass()  # ... but a pass started first
-        await asyncio.sleep(0.05)
-        assert posted() == [] and held.held.events
-        held.end_pass()
-        await asyncio.sleep(0.05)
-        assert [e["involvedObject"]["name"] for e in posted()] == ["web"]
-        assert not held.held.events
-        await reconciler.flush_events(body)  # nothing left: nothing more
-        assert len(posted()) == 1
-
-
-async def test_a_stopping_daemon_posts_what_is_held() -> None:
+    Rollout still Progressing waits (the pass asks to be woken when it is due), and a
+    stopping daemon posts what is held."""
     rec = Recorder()
     body = rollout_body(status={})
     services = {("shop", name): [svc_body(name, {"app": "web"}, "1")]
@@ -180,8 +145,14 @@ async def test_a_stopping_daemon_posts_what_is_held() -> None:
     async with rec.client() as client:
         runtime = Runtime(client=client, providers=None)  # type: ignore[arg-type]
         reconciler = Reconciler(OperatorConfig(), runtime, ("shop", "web"))
-        await reconciler.reconcile(body, {}, services, {}, ({}, {}))
-        assert reconciler.events.held.events
+        requeue = await reconciler.reconcile(body, {}, services, {}, ({}, {}))
+        status = next(b for m, p, _, b in rec.requests if m == "PUT")["status"]
+        assert status["phase"] == "Progressing"
+        events = [b for m, p, _, b in rec.requests if p.endswith("/events")]
+        assert events == []  # held: the Rollout is on its way to its first step
+        assert requeue is not None and requeue <= EVENT_HOLD.total_seconds()
+        assert reconciler.held.events
         await reconciler.flush_events(body)
         events = [b for m, p, _, b in rec.requests if p.endswith("/events")]
         assert [e["involvedObject"]["name"] for e in events] == ["web"]
+        assert not reconciler.held.events
