@@ -1,8 +1,10 @@
 """The controller process: kopf wiring around one level-triggered reconcile per Rollout.
 
-This is the only module that imports kopf. It decides nothing: each pass reads the Rollout
-(kopf's live body) and the watch-fed caches, asks `rollouts.planner.plan.plan` what to do,
-and hands the plan to `rollouts.kube.execute.execute`.
+This is the only module that imports kopf, and it holds only the kopf-facing part: the
+handlers and settings. It decides nothing: each pass (`rollouts.controller.reconciler`) reads
+the Rollout (kopf's live body) and the watch-fed caches, asks `rollouts.planner.plan.plan`
+what to do, and hands the plan to `rollouts.kube.execute.execute`; the daemons' loop is
+`rollouts.controller.loop`, the shared state `rollouts.controller.runtime`.
 
 Wiring
 ------
@@ -49,27 +51,38 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import dataclasses
-import datetime as dt
 import functools
 import logging
 import threading
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any, cast
 
+import aiohttp
 import kopf
 
 from rollouts import logs
 from rollouts.analysis.providers.egress import EgressPolicy, parse_networks
 from rollouts.analysis.runner import ProviderConfig, ProviderSet, reconcile_analysis_run
-from rollouts.clock import Clock, SystemClock
-from rollouts.errors import ConflictError, KubeError
+from rollouts.controller.config import OperatorConfig
+from rollouts.controller.loop import Done, run_loop
+from rollouts.controller.reconciler import Reconciler
+from rollouts.controller.runtime import (
+    Key,
+    Runtime,
+    deployment_key,
+    experiment_key,
+    experiment_owner_key,
+    is_experiment_owned,
+    is_owned,
+    owner_key,
+    run_key,
+)
+from rollouts.errors import ConflictError
 from rollouts.kube import config as kube_config
 from rollouts.kube.analysis import ParsedTemplate, Templates, parse_template
 from rollouts.kube.cache import (
-    first,
+    plain_copy,
     trim_analysis_run,
     trim_experiment,
     trim_replica_set,
@@ -77,141 +90,22 @@ from rollouts.kube.cache import (
 )
 from rollouts.kube.client import KubeClient
 from rollouts.kube.config import Connection
-from rollouts.kube.events import EventMemory
-from rollouts.kube.execute import execute, status_unchanged
 from rollouts.kube.experiments import reconcile_experiment
-from rollouts.kube.observe import named_services, observe
-from rollouts.kube.pods import read_pods
-from rollouts.kube.routes import finalize_routes, read_routes
-from rollouts.kube.workload import resolve_workload, trim_deployment, workload_name
+from rollouts.kube.sessions import bounded_requests
+from rollouts.kube.workload import trim_deployment
 from rollouts.models.experiment import COMPLETED_EXPERIMENT_PHASES
-from rollouts.models.rollout import ValidRollout, parse_rollout
-from rollouts.models.wire import (
-    COMPLETED_RUN_PHASES,
-    GROUP,
-    POD_TEMPLATE_HASH_LABEL,
-    VERSION,
-    controller_owner,
-)
-from rollouts.notifications.delivery import ConfigSource, DeliveryPolicy, Notifier
-from rollouts.planner.plan import plan as make_plan
-from rollouts.planner.routing import Router
-from rollouts.planner.step_plugins import StepPlugin, load_step_plugins
-from rollouts.planner.types import Observed
-from rollouts.planner.write_folding import fold
+from rollouts.models.wire import COMPLETED_RUN_PHASES, GROUP, POD_TEMPLATE_HASH_LABEL, VERSION
+from rollouts.notifications.delivery import Notifier
 from rollouts.telemetry import Peering, Telemetry, peer_identity
-from rollouts.traffic import rollout_router
 
-Key = tuple[str, str]  # (namespace, name)
-RouterFactory = Callable[[ValidRollout], Router | None]
+__all__ = ["OperatorConfig", "build_registry", "operator", "run_operator"]
+
 
 log = logging.getLogger("rollouts.operator")
 
 _RUNTIME = "rollouts_runtime"
-# How long to trust that our own status write will come back through the watch before
-# planning on the (then stale) body anyway.
-_ECHO_WAIT = 5.0
-
-
-@dataclass(frozen=True)
-class OperatorConfig:
-    clock: Clock = field(default_factory=SystemClock)
-    # Namespaces to serve; empty with clusterwide=False means the kubeconfig's namespace.
-    namespaces: tuple[str, ...] = ()
-    clusterwide: bool = False
-    # None: kopf's auto-detection (standalone when the peering CRD is absent).
-    standalone: bool | None = None
-    peering_name: str = "rollouts"
-    # kopf peering priority: of two live replicas the higher acts (equal ones both pause).
-    peering_priority: int | None = None
-    # Serve /metrics, /healthz and /readyz here ("host:port", ":port"); None: not at all.
-    metrics_address: str | None = None
-    # Bounds on the wait before the next pass: the floor is also the delay after a conflict
-    # and the first retry delay after an error; the ceiling caps requeues and backoff.
-    requeue_floor: float = 0.5
-    requeue_ceiling: float = 300.0
-    finalizer: str = "rollouts.dev/finalizer"
-    # Seconds a stopping reconcile may take to finish its pass before it is cancelled.
-    cancellation_timeout: float = 5.0
-    # Rollout passes running at once; the others wait their turn, and read the Rollout when
-    # they start (a Rollout woken twice while waiting makes one pass). Bounds the memory of a
-    # burst (a thousand Rollouts changed at once) to this many passes' working sets.
-    parallel_passes: int = 32
-    # Prometheus for metrics that name no address (e.g. the sandbox's own Prometheus).
-    prometheus_address: str | None = None
-    # Networks metric providers may reach although link-local / cloud metadata
-    # (`--allow-metric-address CIDR`, repeatable).
-    allow_metric_addresses: tuple[str, ...] = ()
-    # The traffic router of a Rollout (None: no trafficRouting, the pods are the split).
-    # Route objects are read on each pass of a Rollout that has a router.
-    router_factory: RouterFactory | None = rollout_router
-    # Where notification services are configured (None: notifications are off).
-    notifications: ConfigSource | None = None
-    notification_policy: DeliveryPolicy = field(default_factory=DeliveryPolicy)
-    # Canary step plugins by name (default: the entry-point group rollouts.step_plugins).
-    step_plugins: Mapping[str, StepPlugin] = field(default_factory=load_step_plugins)
-
-
-@dataclass
-class Runtime:
-    """Per-operator mutable state, kept in kopf's memo (one per running operator)."""
-
-    client: KubeClient
-    providers: ProviderSet
-    # Rollout passes running at once (OperatorConfig.parallel_passes).
-    passes: asyncio.Semaphore = field(
-        default_factory=lambda: asyncio.Semaphore(OperatorConfig.parallel_passes))
-    # One per running reconcile daemon; created by the daemon, dropped when it exits.
-    wakeups: dict[Key, asyncio.Event] = field(default_factory=dict)
-    # (namespace, service) -> Rollouts whose strategy names it, and the reverse.
-    service_users: dict[Key, set[Key]] = field(default_factory=dict)
-    services_of: dict[Key, tuple[str, ...]] = field(default_factory=dict)
-    notifier: Notifier | None = None
-    # The Events written lately about each Rollout, to count repeats on them.
-    events: EventMemory = field(default_factory=EventMemory)
-    # Whether the first reconcile daemon has started (said once: a process-level line).
-    serving: bool = False
-
-    def wakeup(self, key: Key) -> asyncio.Event:
-        event = self.wakeups.get(key)
-        if event is None:
-            event = self.wakeups[key] = asyncio.Event()
-        return event
-
-    def wake(self, key: Key) -> None:
-        # Nothing to do without a daemon: a starting daemon makes its first pass anyway, and
-        # creating events here would leak one per deleted Rollout.
-        event = self.wakeups.get(key)
-        if event is not None:
-            event.set()
-
-    def set_services(self, key: Key, services: tuple[str, ...]) -> None:
-        if self.services_of.get(key, ()) == services:
-            return
-        namespace = key[0]
-        for service in self.services_of.pop(key, ()):
-            users = self.service_users.get((namespace, service))
-            if users is not None:
-                users.discard(key)
-                if not users:
-                    del self.service_users[(namespace, service)]
-        if services:
-            self.services_of[key] = services
-        for service in services:
-            self.service_users.setdefault((namespace, service), set()).add(key)
-
-    def wake_namespace(self, namespace: str | None) -> None:
-        """Wake every Rollout of a namespace (all of them for None): a template changed."""
-        for key, event in self.wakeups.items():
-            if namespace is None or key[0] == namespace:
-                event.set()
-
-    def forget(self, key: Key) -> None:
-        self.wakeups.pop(key, None)
-        self.set_services(key, ())
-        self.events.forget(key)
-        if self.notifier is not None:  # notifications
-            self.notifier.forget(key)
+# kopf's own requests in flight at once, watches aside (it patches finalizers on first sight).
+_KOPF_REQUESTS = 8
 
 
 class _NoDiffBase(kopf.DiffBaseStorage):
@@ -236,15 +130,6 @@ def _runtime(memo: Any) -> Runtime:
     return runtime
 
 
-def _owner_key(body: Mapping[str, Any], namespace: str | None) -> Key | None:
-    owner = controller_owner(body)
-    return None if owner is None else (namespace or "", owner[0])
-
-
-def _is_owned(body: Any, **_: Any) -> bool:
-    return controller_owner(body) is not None
-
-
 def _connection_info(connection: Connection) -> kopf.ConnectionInfo:
     return kopf.ConnectionInfo(
         server=connection.host,
@@ -260,140 +145,19 @@ def _connection_info(connection: Connection) -> kopf.ConnectionInfo:
     )
 
 
-class _Reconciler:
-    """One Rollout's observe -> plan -> execute passes (state between passes: none but
-    the resourceVersion of our last status write, to wait for its echo)."""
-
-    def __init__(self, config: OperatorConfig, runtime: Runtime, key: Key) -> None:
-        self.config = config
-        self.runtime = runtime
-        self.key = key
-        self.name = f"{key[0]}/{key[1]}"
-        self.written_over: str | None = None  # the rv our last status write replaced
-        self.minor_since: dt.datetime | None = None  # a minor status change held since
-        self.experiments: Any = {}  # experiments: the rollout_experiments index
-
-    async def reconcile(
-        self,
-        body: Mapping[str, Any],
-        replica_sets: Any,
-        services: Any,
-        analysis_runs: Any,
-        templates: tuple[Any, Any],
-        deployments: Any = None,
-    ) -> float | None:
-        """One pass; the seconds until the planner wants to look again (None: on change)."""
-        snapshot: dict[str, Any] = copy.deepcopy(dict(body))
-        metadata = snapshot.get("metadata") or {}
-        if metadata.get("deletionTimestamp"):
-            return None
-        rv = str(metadata.get("resourceVersion") or "")
-        if self.written_over is not None and rv == self.written_over:
-            # Our own status write has not come back yet: planning now would plan from the
-            # status we just replaced. The Rollout's watch event wakes us.
-            self.written_over = None
-            return _ECHO_WAIT
-        self.written_over = None
-
-        rollout = parse_rollout(snapshot)  # validated once; every step below reads this
-        now = self.config.clock.now()
-        observed = Observed()
-        deployment = None  # workloadRef: the template comes from the Deployment
-        watched: tuple[str, ...] = ()
-        if isinstance(rollout, ValidRollout) and (wanted := workload_name(rollout)):
-            deployment = first((deployments or {}).get((self.key[0], wanted)))
-            rollout, watched = resolve_workload(rollout, deployment), (_deployment_key(wanted),)
-        if isinstance(rollout, ValidRollout):
-            observed = await self._observe(rollout, replica_sets, services, analysis_runs,
-                                           templates, deployment)
-        else:  # a missing Deployment still wakes the Rollout when it comes
-            self.runtime.set_services(self.key, watched)
-        plan = make_plan(rollout, observed, now)
-        notifier = self.runtime.notifier  # notifications: records go out with the status
-        if notifier is not None:
-            plan = dataclasses.replace(plan, status=notifier.annotate(
-                self.key, rollout.status, plan.status, rollout.metadata.annotations, now))
-        folded = fold(rollout.status, plan.status, has_events=bool(plan.events),
-                      pending_since=self.minor_since, requeue_after=plan.requeue_after, now=now)
-        self.minor_since = folded.pending_since
-        if not folded.write:  # only counts and the like changed: the next write carries them
-            plan = dataclasses.replace(plan, status=rollout.status,
-                                       requeue_after=folded.requeue_after)
-        status_changes = not status_unchanged(snapshot.get("status"), plan.status)
-        wrote = await execute(self.runtime.client, rollout.metadata, snapshot.get("status"),
-                              plan, now, self.runtime.events)
-        if status_changes:
-            self.written_over = rv
-        if notifier is not None:  # notifications: delivered only once written
-            notifier.submit(self.key, plan.status)
-        if wrote:
-            log.info(
-                "reconciled",
-                extra={
-                    "rollout": self.name,
-                    "phase": plan.status.phase,
-                    "step": plan.status.step,
-                    "actions": [type(a).__name__ for a in plan.actions],
-                    "events": [e.reason for e in plan.events],
-                    "requeue_after": plan.requeue_after,
-                },
-            )
-        return plan.requeue_after
-
-    async def finalize(self, body: Mapping[str, Any]) -> None:
-        """A deleted Rollout's routes back to all-stable, its managed routes and owned route
-        objects gone; logged, never raised (the Rollout must still go away)."""
-        rollout = parse_rollout(copy.deepcopy(dict(body)))
-        factory = self.config.router_factory
-        router = factory(rollout) if factory and isinstance(rollout, ValidRollout) else None
-        if router is None:
-            return
-        try:
-            await finalize_routes(self.runtime.client, router)
-        except Exception as exc:
-            log.error("routes not finalized", exc_info=not isinstance(exc, KubeError),
-                      extra={"rollout": self.name, "error": str(exc)})
-
-    async def _observe(self, rollout: ValidRollout, replica_sets: Any, services: Any,
-                       analysis_runs: Any, templates: tuple[Any, Any],
-                       deployment: Mapping[str, Any] | None = None) -> Observed:
-        namespace = self.key[0]
-        wanted = named_services(rollout.spec)
-        # The workloadRef Deployment wakes this Rollout too (a key no Service name can take).
-        workload = workload_name(rollout)
-        self.runtime.set_services(self.key, wanted + ((_deployment_key(workload),)
-                                                      if workload else ()))
-        namespaced, cluster = templates
-        factory = self.config.router_factory
-        router = factory(rollout) if factory is not None else None
-        known = Templates.from_parsed(
-            [*namespaced.get(namespace, ()), *cluster.get("", ())])
-        return observe(
-            rollout,
-            replica_sets=list(replica_sets.get(self.key, ())),
-            services={name: first(services.get((namespace, name))) for name in wanted},
-            analysis_runs=list(analysis_runs.get(self.key, ())),
-            templates=known,
-            router=router,
-            route_bodies=await read_routes(self.runtime.client, router) if router else {},
-            experiments=list(self.experiments.get(self.key, ())),  # experiments
-            workload=deployment,
-            step_plugins=self.config.step_plugins,
-            pods=await read_pods(self.runtime.client, rollout,  # pods: only when needed
-                                 replica_sets.get(self.key, ()), self.config.clock.now()),
-        )
-
-
-async def _sleep(wake: asyncio.Event, stopped: kopf.DaemonStopped, delay: float | None) -> None:
-    """Until the Rollout is woken, the daemon is stopped, or `delay` seconds pass."""
-    if wake.is_set() or stopped:
-        return
-    waiters = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stopped.wait())]
-    try:
-        await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
+def _kopf_session(info: kopf.ConnectionInfo) -> kopf.AiohttpSession:
+    """kopf's session as kopf makes it (its TLS context and auth header), plus a bound on
+    its requests in flight (`bounded_requests`: a burst of kopf's writes opened a TLS
+    connection each). Made on the loop, as aiohttp wants; kopf closes it on re-login."""
+    return kopf.AiohttpSession(
+        server=info.server,
+        default_namespace=info.default_namespace,
+        aiohttp_session=aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, ssl=info.as_ssl_context()),
+            headers=info.as_http_headers(),
+            middlewares=(bounded_requests(_KOPF_REQUESTS),),
+        ),
+    )
 
 
 def build_registry(
@@ -412,8 +176,8 @@ def build_registry(
         return connection if connection is not None else kube_config.load()
 
     @kopf.on.login(id="login", registry=registry)
-    def login(**_: Any) -> kopf.ConnectionInfo:
-        return _connection_info(_connection())
+    async def login(**_: Any) -> kopf.AiohttpSession:
+        return _kopf_session(_connection_info(_connection()))
 
     @kopf.on.startup(id="startup", registry=registry)
     async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
@@ -462,11 +226,11 @@ def build_registry(
     # --- caches --------------------------------------------------------------------------
 
     @kopf.index("apps", "v1", "replicasets",
-                when=_is_owned, id="rollout_replicasets", registry=registry)
+                when=is_owned, id="rollout_replicasets", registry=registry)
     async def rollout_replicasets(
         body: kopf.Body, namespace: str | None, **_: Any
     ) -> dict[Key, dict[str, Any]] | None:
-        key = _owner_key(body, namespace)
+        key = owner_key(body, namespace)
         return None if key is None else {key: trim_replica_set(body)}
 
     @kopf.index("", "v1", "services", id="rollout_services", registry=registry)
@@ -481,11 +245,11 @@ def build_registry(
         return {(namespace or "", name or ""): trim_deployment(body)}  # spec.workloadRef
 
     @kopf.index(GROUP, VERSION, "analysisruns",
-                when=_is_owned, id="rollout_analysisruns", registry=registry)
+                when=is_owned, id="rollout_analysisruns", registry=registry)
     async def rollout_analysisruns(
         body: kopf.Body, namespace: str | None, **_: Any
     ) -> dict[Key, dict[str, Any]] | None:
-        key = _owner_key(body, namespace)
+        key = owner_key(body, namespace)
         return None if key is None else {key: trim_analysis_run(body)}
 
     @kopf.index(GROUP, VERSION, "analysistemplates", id="analysis_templates",
@@ -519,23 +283,23 @@ def build_registry(
         _runtime(memo).wake((namespace or "", name or ""))
 
     @kopf.on.event("apps", "v1", "replicasets",
-                   when=_is_owned, id="replica_set_changed", registry=registry)
+                   when=is_owned, id="replica_set_changed", registry=registry)
     async def replica_set_changed(body: kopf.Body, namespace: str | None, memo: Any,
                             **_: Any) -> None:
-        key = _owner_key(body, namespace)
+        key = owner_key(body, namespace)
         if key is not None:
             _runtime(memo).wake(key)
 
     @kopf.on.event(GROUP, VERSION, "analysisruns",
-                   when=_is_owned, id="analysis_run_changed", registry=registry)
+                   when=is_owned, id="analysis_run_changed", registry=registry)
     async def analysis_run_changed(body: kopf.Body, namespace: str | None, name: str | None,
                              memo: Any, type: str | None, **_: Any) -> None:
         telemetry.observe_analysis_run(body, type)  # telemetry
         runtime = _runtime(memo)
-        key = _owner_key(body, namespace)
+        key = owner_key(body, namespace)
         if key is not None:
             runtime.wake(key)
-        runtime.wake(_run_key(namespace, name))
+        runtime.wake(run_key(namespace, name))
 
     @kopf.on.event("", "v1", "services", id="service_changed", registry=registry)
     async def service_changed(namespace: str | None, name: str | None, memo: Any,
@@ -550,7 +314,7 @@ def build_registry(
                                  **_: Any) -> None:
         runtime = _runtime(memo)  # the Rollouts whose workloadRef names it
         for key in list(runtime.service_users.get(
-                (namespace or "", _deployment_key(name or "")), ())):
+                (namespace or "", deployment_key(name or "")), ())):
             runtime.wake(key)
 
     # --- the reconcile loop --------------------------------------------------------------
@@ -579,7 +343,7 @@ def build_registry(
         deployments = kwargs["rollout_deployments"]
         runtime = _runtime(memo)
         key: Key = (namespace or "", name)
-        reconciler = _Reconciler(config, runtime, key)
+        reconciler = Reconciler(config, runtime, key)
         reconciler.experiments = kwargs["rollout_experiments"]  # experiments
         if not runtime.serving:
             runtime.serving = True
@@ -590,10 +354,12 @@ def build_registry(
                 return await reconciler.reconcile(
                     body, replica_sets, services, analysis_runs, templates, deployments)
 
-        await _loop(config, runtime, key, stopped, telemetry.timed(one_pass),  # telemetry
+        await run_loop(config, runtime, key, stopped, telemetry.timed(one_pass),  # telemetry
                     {"rollout": reconciler.name})
         if body.get("metadata", {}).get("deletionTimestamp"):
             await reconciler.finalize(body)  # before kopf removes the finalizer
+        else:  # stopping (shutdown, peering): what is held goes out now
+            await reconciler.flush_events(body)
 
     @kopf.daemon(
         GROUP, VERSION, "analysisruns",
@@ -621,9 +387,9 @@ def build_registry(
         superseded: set[str] = set()
 
         async def one_pass() -> float | None:
-            snapshot = copy.deepcopy(dict(body))
+            snapshot = plain_copy(body)
             if (snapshot.get("status") or {}).get("phase") in COMPLETED_RUN_PHASES:
-                raise _Done  # finished runs need no daemon; a restart looks once more
+                raise Done  # finished runs need no daemon; a restart looks once more
             if str((snapshot.get("metadata") or {}).get("resourceVersion")) in superseded:
                 return config.requeue_floor  # our write's watch event is on its way
             superseded.clear()
@@ -634,62 +400,45 @@ def build_registry(
                 raise ConflictError(409, "Conflict", "AnalysisRun status changed")
             return requeue
 
-        await _loop(config, runtime, _run_key(namespace, name), stopped, one_pass,
+        await run_loop(config, runtime, run_key(namespace, name), stopped, one_pass,
                     {"analysisrun": f"{namespace}/{name}"})
 
     _register_experiments(registry, config)  # experiments
     return registry
 
 
-def _deployment_key(name: str) -> str:
-    # Kept with the Service names a Rollout watches; "/" is in no Service name.
-    return f"deployment/{name}"
-
-
 # --- experiments: one daemon per Experiment, fed by indexes of what it owns ------------------
 
 
-def _experiment_key(namespace: str | None, name: str | None) -> Key:
-    return (namespace or "", f"experiment/{name or ''}")
-
-
-def _is_experiment_owned(body: Any, **_: Any) -> bool:
-    return controller_owner(body, "Experiment") is not None
-
-
 def _register_experiments(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
-    def owner_key(body: Mapping[str, Any], namespace: str | None) -> Key | None:
-        owner = controller_owner(body, "Experiment")
-        return None if owner is None else _experiment_key(namespace, owner[0])
-
-    @kopf.index("apps", "v1", "replicasets", when=_is_experiment_owned,
+    @kopf.index("apps", "v1", "replicasets", when=is_experiment_owned,
                 id="experiment_replicasets", registry=registry)
     async def experiment_replicasets(body: kopf.Body, namespace: str | None,
                                      **_: Any) -> dict[Key, dict[str, Any]] | None:
-        key = owner_key(body, namespace)
+        key = experiment_owner_key(body, namespace)
         return None if key is None else {key: trim_replica_set(body)}
 
-    @kopf.index(GROUP, VERSION, "analysisruns", when=_is_experiment_owned,
+    @kopf.index(GROUP, VERSION, "analysisruns", when=is_experiment_owned,
                 id="experiment_analysisruns", registry=registry)
     async def experiment_analysisruns(body: kopf.Body, namespace: str | None,
                                       **_: Any) -> dict[Key, dict[str, Any]] | None:
-        key = owner_key(body, namespace)
+        key = experiment_owner_key(body, namespace)
         return None if key is None else {key: trim_analysis_run(body)}
 
-    @kopf.index(GROUP, VERSION, "experiments", when=_is_owned,
+    @kopf.index(GROUP, VERSION, "experiments", when=is_owned,
                 id="rollout_experiments", registry=registry)
     async def rollout_experiments(body: kopf.Body, namespace: str | None,
                                   **_: Any) -> dict[Key, dict[str, Any]] | None:
-        key = _owner_key(body, namespace)
+        key = owner_key(body, namespace)
         return None if key is None else {key: trim_experiment(body)}
 
-    @kopf.on.event("apps", "v1", "replicasets", when=_is_experiment_owned,
+    @kopf.on.event("apps", "v1", "replicasets", when=is_experiment_owned,
                    id="experiment_replica_set_changed", registry=registry)
-    @kopf.on.event(GROUP, VERSION, "analysisruns", when=_is_experiment_owned,
+    @kopf.on.event(GROUP, VERSION, "analysisruns", when=is_experiment_owned,
                    id="experiment_analysis_run_changed", registry=registry)
     async def experiment_child_changed(body: kopf.Body, namespace: str | None, memo: Any,
                                        **_: Any) -> None:
-        key = owner_key(body, namespace)
+        key = experiment_owner_key(body, namespace)
         if key is not None:
             _runtime(memo).wake(key)
 
@@ -697,8 +446,8 @@ def _register_experiments(registry: kopf.OperatorRegistry, config: OperatorConfi
     async def experiment_changed(body: kopf.Body, namespace: str | None, name: str | None,
                                  memo: Any, **_: Any) -> None:
         runtime = _runtime(memo)
-        runtime.wake(_experiment_key(namespace, name))
-        rollout = _owner_key(body, namespace)
+        runtime.wake(experiment_key(namespace, name))
+        rollout = owner_key(body, namespace)
         if rollout is not None:
             runtime.wake(rollout)
 
@@ -707,12 +456,12 @@ def _register_experiments(registry: kopf.OperatorRegistry, config: OperatorConfi
     async def experiment(body: kopf.Body, namespace: str | None, name: str, memo: Any,
                          stopped: kopf.DaemonStopped, **kwargs: Any) -> None:
         runtime = _runtime(memo)
-        key = _experiment_key(namespace, name)
+        key = experiment_key(namespace, name)
 
         async def one_pass() -> float | None:
-            snapshot = copy.deepcopy(dict(body))
+            snapshot = plain_copy(body)
             if (snapshot.get("metadata") or {}).get("deletionTimestamp"):
-                raise _Done
+                raise Done
             templates = Templates.from_parsed([
                 *kwargs["analysis_templates"].get(namespace or "", ()),
                 *kwargs["cluster_analysis_templates"].get("", ())])
@@ -723,69 +472,11 @@ def _register_experiments(registry: kopf.OperatorRegistry, config: OperatorConfi
                 templates=templates, now=config.clock.now())
             if (plan.status.phase in COMPLETED_EXPERIMENT_PHASES and not plan.actions
                     and plan.requeue_after is None):
-                raise _Done  # ended and scaled down (scaleDownDelaySeconds over)
+                raise Done  # ended and scaled down (scaleDownDelaySeconds over)
             return plan.requeue_after
 
-        await _loop(config, runtime, key, stopped, one_pass,
+        await run_loop(config, runtime, key, stopped, one_pass,
                     {"experiment": f"{namespace}/{name}"})
-
-
-def _run_key(namespace: str | None, name: str | None) -> Key:
-    # A separate key space from Rollouts (an AnalysisRun may share a Rollout's name).
-    return (namespace or "", f"analysisrun/{name or ''}")
-
-
-def _clamp(config: OperatorConfig, delay: float | None) -> float | None:
-    if delay is None:
-        return None
-    return min(config.requeue_ceiling, max(config.requeue_floor, delay))
-
-
-class _Done(Exception):
-    """Raised by a pass whose object needs no more passes: the loop ends."""
-
-
-async def _loop(config: OperatorConfig, runtime: Runtime, key: Key,
-                stopped: kopf.DaemonStopped, one_pass: Callable[[], Awaitable[float | None]],
-                names: Mapping[str, str]) -> None:
-    """Run `one_pass` whenever the object is woken or its requeue comes due, until stopped.
-
-    A conflict (some write was based on a stale view) is never retried as is: the next pass
-    observes again, soon after the watch delivers the change (its event wakes the loop),
-    backing off while conflicts repeat. Any other failure is logged with the object's name
-    and retried with exponential backoff; other objects are unaffected.
-    """
-    wake = runtime.wakeup(key)
-    wake.set()  # the first pass runs at once
-    delay: float | None = None
-    failures = conflicts = 0
-    try:
-        while not stopped:
-            await _sleep(wake, stopped, delay)
-            if stopped:
-                break
-            wake.clear()
-            try:
-                delay = _clamp(config, await one_pass())
-                failures = conflicts = 0
-            except _Done:
-                return
-            except ConflictError as exc:
-                conflicts += 1
-                log.debug("conflict; observing again", extra={**names, "error": str(exc)})
-                delay = min(config.requeue_ceiling,
-                            config.requeue_floor * 2 ** min(conflicts - 1, 6))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                failures += 1
-                delay = min(config.requeue_ceiling,
-                            config.requeue_floor * 2 ** min(failures, 20))
-                log.error("pass failed", exc_info=not isinstance(exc, KubeError),
-                          extra={**names, "error": str(exc), "error_type": type(exc).__name__,
-                                 "failures": failures, "retry_in": delay})
-    finally:
-        runtime.forget(key)
 
 
 async def operator(

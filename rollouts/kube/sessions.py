@@ -17,6 +17,7 @@ request, so callers handle one family.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ssl
 from collections.abc import AsyncIterator, Mapping
@@ -166,6 +167,32 @@ async def _translated(lines: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
             yield line
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise _transport_error(exc) from exc
+
+
+def bounded_requests(limit: int) -> aiohttp.ClientMiddlewareType:
+    """An aiohttp client middleware that lets at most `limit` requests other than watches
+    be in flight at once (each until its body is read), the rest waiting their turn.
+
+    Why: kopf's own session has no connection limit, and a burst of its writes (the
+    finalizer it adds to each of a thousand Rollouts when it first sees them) opened as many
+    TLS connections at once, each with its read buffers (asyncio's SSL protocol alone keeps
+    256 KiB a connection): the controller's peak RSS went from ~180 to ~500 MiB in two
+    seconds and stayed there (docs/benchmarks.md, "Memory at 1,000 Rollouts"). Watches
+    are let through: each holds its connection for as long as it streams, so gating them
+    could starve the writes behind them.
+    """
+    gate = asyncio.Semaphore(limit)
+
+    async def middleware(request: aiohttp.ClientRequest,
+                         handler: aiohttp.ClientHandlerType) -> aiohttp.ClientResponse:
+        if request.url.query.get("watch") in ("true", "1"):
+            return await handler(request)
+        async with gate:
+            response = await handler(request)
+            await response.read()  # kept by the response; frees the connection for reuse
+            return response
+
+    return middleware
 
 
 # --- httpx ------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 The planner says what happened in a pass, one `Event` per fact (a ReplicaSet created, a
 Service switched, the step moved, the phase changed). Written one by one that is about three
 Events per Rollout per step, most of them restating the step change. Two rules bring it to
-one Event per transition, and a third keeps repeats from piling up:
+one Event per transition, a third keeps repeats from piling up, and a fourth posts the
+transitions a Rollout only passes through together with the next:
 
 1. **One Event per transition.** The Normal events of a pass become one Event: the reason of
    the most telling of them (`LEAD_REASONS`; e.g. `RolloutStepChanged` over the phase change
@@ -17,6 +18,16 @@ one Event per transition, and a third keeps repeats from piling up:
    `REPEAT_WINDOW` patches that Event's `count` and `lastTimestamp` instead of creating
    another object.
 
+4. **Passing transitions wait for the next.** A Rollout on its way between two resting
+   states (phase Progressing: waiting for pods between a step and the next) holds its
+   Normal Events back, for at most `EVENT_HOLD` from the first one held, and they go out
+   folded (rules 1-3) with the Events of the pass where it comes to rest (Paused, Healthy,
+   Degraded) or when the time is up. A Warning, and any Event of a resting Rollout, goes
+   out at once with whatever is held. The status is written at once all the same (only the
+   Event waits), so no transition is planned twice. Held Events live in the controller's
+   memory: a controller killed during the hold loses them, as Kubernetes' asynchronous
+   event recorder may.
+
 Worked example, a canary `setWeight 50 -> pause -> setWeight 100 -> pause` (12 Events
 before, 5 now):
 
@@ -28,6 +39,9 @@ before, 5 now):
     step 3 done          RolloutStepChanged, RolloutPaused       RolloutStepChanged
     pause over           ServiceSwitched, RolloutStepChanged,    RolloutPromoted
                          RolloutPromoted
+
+and with rule 4, when the pods come within `EVENT_HOLD`, the new revision's Event goes out
+with step 1's (the Rollout rests at the pause), and the pause's end with step 3's: 3 Events.
 """
 
 from __future__ import annotations
@@ -40,6 +54,7 @@ from typing import Final
 from rollouts.planner.types import Event
 
 __all__ = [
+    "EVENT_HOLD",
     "LEAD_REASONS",
     "REPEAT_WINDOW",
     "SUBSUMED",
@@ -47,9 +62,11 @@ __all__ = [
     "CreateEvent",
     "EventKey",
     "EventWrite",
+    "Held",
     "Recorded",
     "decide_writes",
     "fold",
+    "hold",
     "key_of",
 ]
 
@@ -64,6 +81,8 @@ SUBSUMED: Final[Mapping[str, frozenset[str]]] = {
 }
 # A repeat older than this is a new Event (the API server expires Events after an hour).
 REPEAT_WINDOW: Final = dt.timedelta(minutes=30)
+# The longest a passing transition's Event waits for the next one (rule 4).
+EVENT_HOLD: Final = dt.timedelta(seconds=3)
 _SEPARATOR: Final = "; "
 
 EventKey = tuple[str, str, str]  # (type, reason, message) of one Rollout's Event
@@ -141,3 +160,31 @@ def decide_writes(events: Sequence[Event], recorded: Mapping[EventKey, Recorded]
         else:
             writes.append(CreateEvent(event))
     return tuple(writes)
+
+
+@dataclass(frozen=True)
+class Held:
+    """Events of one Rollout waiting for the next transition (rule 4), since when."""
+
+    events: tuple[Event, ...] = ()
+    since: dt.datetime | None = None
+
+    def due_in(self, now: dt.datetime) -> float | None:
+        """Seconds until the held Events must go out (None: nothing held)."""
+        if self.since is None:
+            return None
+        return max(0.0, (self.since + EVENT_HOLD - now).total_seconds())
+
+
+def hold(held: Held, events: Sequence[Event], *, resting: bool,
+         now: dt.datetime) -> tuple[tuple[Event, ...], Held]:
+    """Rule 4: (the Events to post now, what stays held) after a pass whose planned Events
+    are `events`; `resting` says the Rollout is not on its way to another state."""
+    pending = held.events + tuple(events)
+    if not pending:
+        return (), Held()
+    since = held.since or now
+    if (resting or any(e.type == "Warning" for e in pending)
+            or now - since >= EVENT_HOLD):
+        return pending, Held()
+    return (), Held(pending, since)

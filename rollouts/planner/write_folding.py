@@ -11,8 +11,10 @@ time is up (the pass asks to be woken then). Nothing is lost, only delayed by at
 Never held back: anything a reader acts on. A change of phase, step, currentStepIndex,
 pause conditions, abort, stable or current revision, observedGeneration, a condition's
 status or reason, the verified flag, analysis run statuses, notifications; any change of
-a Degraded Rollout; and a pass that posts Events (an Event names a transition, and the
-next pass must see the transition written, or it would post the Event again).
+a Degraded Rollout; and a pass that plans Events (an Event names a transition, and the
+next pass must see the transition written, or it would plan the Event again). The Event
+itself may wait for the next transition (`rollouts.planner.events`, rule 4); the status
+does not.
 """
 
 from __future__ import annotations

@@ -10,12 +10,15 @@ import pytest
 from rollouts.kube.events import EventMemory
 from rollouts.kube.execute import post_events
 from rollouts.planner.events import (
+    EVENT_HOLD,
     REPEAT_WINDOW,
     CountEvent,
     CreateEvent,
+    Held,
     Recorded,
     decide_writes,
     fold,
+    hold,
     key_of,
 )
 from rollouts.planner.types import Event
@@ -138,3 +141,35 @@ async def test_a_repeat_of_an_expired_event_creates_it_again() -> None:
     assert [r[0] for r in rec.requests] == ["PATCH", "POST"]
     [recorded] = memory.of(("shop", "web"), "uid-1").values()
     assert recorded.name == rec.requests[1][3]["metadata"]["name"] and recorded.count == 1
+
+
+# --- rule 4: the Events of a transition the Rollout passes through wait for the next ---
+
+
+def test_a_passing_transition_waits_and_goes_out_with_the_next_resting_one() -> None:
+    post, held = hold(Held(), NEW_REVISION, resting=False, now=NOW)
+    assert post == () and held == Held(tuple(NEW_REVISION), NOW)
+    assert held.due_in(NOW + dt.timedelta(seconds=1)) == EVENT_HOLD.total_seconds() - 1
+    later = NOW + dt.timedelta(seconds=1)
+    post, held = hold(held, STEP, resting=True, now=later)
+    assert post == (*NEW_REVISION, *STEP) and held == Held()
+    assert held.due_in(later) is None
+    # ... and they make one Event, the most telling reason leading.
+    assert [e.reason for e in fold(post)] == ["RolloutStepChanged"]
+
+
+def test_held_events_go_out_when_the_hold_is_up_even_without_a_new_transition() -> None:
+    _, held = hold(Held(), STEP, resting=False, now=NOW)
+    post, still = hold(held, [], resting=False, now=NOW + EVENT_HOLD - dt.timedelta(seconds=0.5))
+    assert post == () and still == held  # the hold is counted from the first Event held
+    post, still = hold(held, [], resting=False, now=NOW + EVENT_HOLD)
+    assert post == tuple(STEP) and still == Held()
+
+
+def test_a_warning_or_a_resting_rollout_posts_at_once_with_what_is_held() -> None:
+    _, held = hold(Held(), NEW_REVISION, resting=False, now=NOW)
+    post, still = hold(held, ABORT, resting=False, now=NOW)
+    assert post == (*NEW_REVISION, *ABORT) and still == Held()
+    post, still = hold(Held(), PROMOTION, resting=True, now=NOW)
+    assert post == tuple(PROMOTION) and still == Held()
+    assert hold(Held(), [], resting=False, now=NOW) == ((), Held())

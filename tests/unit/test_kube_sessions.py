@@ -4,6 +4,7 @@ aiohttp's line cap."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator
 
@@ -40,6 +41,20 @@ async def _conflict(request: web.Request) -> web.Response:
                               "message": "the object has been modified"}, status=409)
 
 
+@contextlib.asynccontextmanager
+async def serving(app: web.Application) -> AsyncIterator[str]:
+    """`app` on a free port of 127.0.0.1; yields its base URL."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
 @pytest.fixture
 async def server() -> AsyncIterator[str]:
     app = web.Application()
@@ -47,15 +62,8 @@ async def server() -> AsyncIterator[str]:
     app.router.add_get(base, _get)
     app.router.add_get(base + "/a", _get)
     app.router.add_patch(base + "/a", _conflict)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}{PREFIX}"
-    finally:
-        await runner.cleanup()
+    async with serving(app) as url:
+        yield url + PREFIX
 
 
 @pytest.mark.parametrize("http", ["aiohttp", "httpx"])

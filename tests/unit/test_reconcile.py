@@ -8,11 +8,15 @@ from typing import Any
 
 import pytest
 
+from rollouts.controller.config import OperatorConfig
+from rollouts.controller.loop import run_loop
+from rollouts.controller.reconciler import Reconciler
+from rollouts.controller.runtime import Runtime
 from rollouts.errors import ConflictError
 from rollouts.kube import analysis as kube_analysis
 from rollouts.kube.analysis import parse_template
 from rollouts.models.rollout import RolloutSpec
-from rollouts.operator import OperatorConfig, Runtime, _loop, _Reconciler
+from rollouts.planner.events import EVENT_HOLD
 from tests.unit.test_execute import Recorder, rollout_body, svc_body
 
 TEMPLATE = {
@@ -57,7 +61,7 @@ async def test_a_pass_validates_the_spec_once_and_no_template(
                 for name in ("web", "web-canary")}
     async with rec.client() as client:
         runtime = Runtime(client=client, providers=None)  # type: ignore[arg-type]
-        reconciler = _Reconciler(OperatorConfig(), runtime, ("shop", "web"))
+        reconciler = Reconciler(OperatorConfig(), runtime, ("shop", "web"))
         for _ in range(3):
             specs.clear()
             await reconciler.reconcile(body, {}, services, {},
@@ -97,7 +101,7 @@ async def test_a_conflict_means_observe_and_plan_again_not_an_error(
 
     with caplog.at_level(logging.DEBUG, logger="rollouts.operator"):
         await asyncio.wait_for(
-            _loop(config, runtime, ("shop", "web"), stopped,  # type: ignore[arg-type]
+            run_loop(config, runtime, ("shop", "web"), stopped,  # type: ignore[arg-type]
                   one_pass, {"rollout": "shop/web"}), 5)
     assert passes == ["pass", "pass"]  # planned again, from a fresh observation
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
@@ -123,8 +127,32 @@ async def test_a_rollout_with_a_router_reads_its_routes_each_pass(
     config = OperatorConfig(router_factory=lambda rollout: FakeRouter())
     async with rec.client() as client:
         runtime = Runtime(client=client, providers=None)  # type: ignore[arg-type]
-        reconciler = _Reconciler(config, runtime, ("shop", "web"))
+        reconciler = Reconciler(config, runtime, ("shop", "web"))
         await reconciler.reconcile(body, {}, services, {}, ({}, {}))
     assert rec.requests[0][:2] == ("GET", ROUTE_PATH)
     status = next(b for m, p, _, b in rec.requests if m == "PUT")["status"]
     assert ("Route web-route not found" in status["message"]) is invalid
+
+
+async def test_a_passing_transitions_events_are_held_then_posted() -> None:
+    """planner.events rule 4 in a pass: the status is written at once, the Event of a
+    Rollout still Progressing waits (the pass asks to be woken when it is due), and a
+    stopping daemon posts what is held."""
+    rec = Recorder()
+    body = rollout_body(status={})
+    services = {("shop", name): [svc_body(name, {"app": "web"}, "1")]
+                for name in ("web", "web-canary")}
+    async with rec.client() as client:
+        runtime = Runtime(client=client, providers=None)  # type: ignore[arg-type]
+        reconciler = Reconciler(OperatorConfig(), runtime, ("shop", "web"))
+        requeue = await reconciler.reconcile(body, {}, services, {}, ({}, {}))
+        status = next(b for m, p, _, b in rec.requests if m == "PUT")["status"]
+        assert status["phase"] == "Progressing"
+        events = [b for m, p, _, b in rec.requests if p.endswith("/events")]
+        assert events == []  # held: the Rollout is on its way to its first step
+        assert requeue is not None and requeue <= EVENT_HOLD.total_seconds()
+        assert reconciler.held.events
+        await reconciler.flush_events(body)
+        events = [b for m, p, _, b in rec.requests if p.endswith("/events")]
+        assert [e["involvedObject"]["name"] for e in events] == ["web"]
+        assert not reconciler.held.events

@@ -1,0 +1,174 @@
+"""One Rollout's pass: observe (the watch-fed caches) -> plan -> fold minor status changes
+-> execute. Decides nothing itself: the planner decides, `kube.execute` writes."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from rollouts.controller.config import OperatorConfig
+from rollouts.controller.runtime import Key, Runtime, deployment_key
+from rollouts.errors import KubeError
+from rollouts.kube.analysis import Templates
+from rollouts.kube.cache import first, plain_copy
+from rollouts.kube.execute import execute, post_events, status_unchanged
+from rollouts.kube.observe import named_services, observe
+from rollouts.kube.pods import read_pods
+from rollouts.kube.routes import finalize_routes, read_routes
+from rollouts.kube.workload import resolve_workload, workload_name
+from rollouts.models.rollout import ValidRollout, parse_rollout
+from rollouts.planner.events import Held, hold
+from rollouts.planner.plan import plan as make_plan
+from rollouts.planner.types import Observed
+from rollouts.planner.write_folding import fold
+
+log = logging.getLogger("rollouts.operator")
+
+# How long to trust that our own status write will come back through the watch before
+# planning on the (then stale) body anyway.
+ECHO_WAIT = 5.0
+
+
+class Reconciler:
+    """One Rollout's observe -> plan -> execute passes (state between passes: none but
+    the resourceVersion of our last status write, to wait for its echo)."""
+
+    def __init__(self, config: OperatorConfig, runtime: Runtime, key: Key) -> None:
+        self.config = config
+        self.runtime = runtime
+        self.key = key
+        self.name = f"{key[0]}/{key[1]}"
+        self.written_over: str | None = None  # the rv our last status write replaced
+        self.minor_since: dt.datetime | None = None  # a minor status change held since
+        self.held = Held()  # Events waiting for the next transition (planner.events rule 4)
+        self.experiments: Any = {}  # experiments: the rollout_experiments index
+
+    async def reconcile(
+        self,
+        body: Mapping[str, Any],
+        replica_sets: Any,
+        services: Any,
+        analysis_runs: Any,
+        templates: tuple[Any, Any],
+        deployments: Any = None,
+    ) -> float | None:
+        """One pass; the seconds until the planner wants to look again (None: on change)."""
+        snapshot: dict[str, Any] = plain_copy(body)
+        metadata = snapshot.get("metadata") or {}
+        if metadata.get("deletionTimestamp"):
+            return None
+        rv = str(metadata.get("resourceVersion") or "")
+        if self.written_over is not None and rv == self.written_over:
+            # Our own status write has not come back yet: planning now would plan from the
+            # status we just replaced. The Rollout's watch event wakes us.
+            self.written_over = None
+            return ECHO_WAIT
+        self.written_over = None
+
+        rollout = parse_rollout(snapshot)  # validated once; every step below reads this
+        now = self.config.clock.now()
+        observed = Observed()
+        deployment = None  # workloadRef: the template comes from the Deployment
+        watched: tuple[str, ...] = ()
+        if isinstance(rollout, ValidRollout) and (wanted := workload_name(rollout)):
+            deployment = first((deployments or {}).get((self.key[0], wanted)))
+            rollout, watched = resolve_workload(rollout, deployment), (deployment_key(wanted),)
+        if isinstance(rollout, ValidRollout):
+            observed = await self._observe(rollout, replica_sets, services, analysis_runs,
+                                           templates, deployment)
+        else:  # a missing Deployment still wakes the Rollout when it comes
+            self.runtime.set_services(self.key, watched)
+        plan = make_plan(rollout, observed, now)
+        notifier = self.runtime.notifier  # notifications: records go out with the status
+        if notifier is not None:
+            plan = dataclasses.replace(plan, status=notifier.annotate(
+                self.key, rollout.status, plan.status, rollout.metadata.annotations, now))
+        folded = fold(rollout.status, plan.status, has_events=bool(plan.events),
+                      pending_since=self.minor_since, requeue_after=plan.requeue_after, now=now)
+        self.minor_since = folded.pending_since
+        if not folded.write:  # only counts and the like changed: the next write carries them
+            plan = dataclasses.replace(plan, status=rollout.status,
+                                       requeue_after=folded.requeue_after)
+        status_changes = not status_unchanged(snapshot.get("status"), plan.status)
+        # Events of a transition the Rollout only passes through wait for the next one.
+        post, held = hold(self.held, plan.events,
+                          resting=plan.status.phase != "Progressing", now=now)
+        wrote = await execute(self.runtime.client, rollout.metadata, snapshot.get("status"),
+                              dataclasses.replace(plan, events=post), now, self.runtime.events)
+        self.held = held  # only once the status is written: a conflict plans them again
+        if status_changes:
+            self.written_over = rv
+        if notifier is not None:  # notifications: delivered only once written
+            notifier.submit(self.key, plan.status)
+        if wrote:
+            log.info(
+                "reconciled",
+                extra={
+                    "rollout": self.name,
+                    "phase": plan.status.phase,
+                    "step": plan.status.step,
+                    "actions": [type(a).__name__ for a in plan.actions],
+                    "events": [e.reason for e in plan.events],
+                    "requeue_after": plan.requeue_after,
+                },
+            )
+        return _sooner(plan.requeue_after, held.due_in(now))
+
+    async def flush_events(self, body: Mapping[str, Any]) -> None:
+        """Post the Events still held (the daemon is stopping); logged, never raised."""
+        if not self.held.events:
+            return
+        events, self.held = self.held.events, Held()
+        rollout = parse_rollout(plain_copy(body))
+        await post_events(self.runtime.client, rollout.metadata, events,
+                          self.config.clock.now(), self.runtime.events)
+
+    async def finalize(self, body: Mapping[str, Any]) -> None:
+        """A deleted Rollout's routes back to all-stable, its managed routes and owned route
+        objects gone; logged, never raised (the Rollout must still go away)."""
+        rollout = parse_rollout(plain_copy(body))
+        factory = self.config.router_factory
+        router = factory(rollout) if factory and isinstance(rollout, ValidRollout) else None
+        if router is None:
+            return
+        try:
+            await finalize_routes(self.runtime.client, router)
+        except Exception as exc:
+            log.error("routes not finalized", exc_info=not isinstance(exc, KubeError),
+                      extra={"rollout": self.name, "error": str(exc)})
+
+    async def _observe(self, rollout: ValidRollout, replica_sets: Any, services: Any,
+                       analysis_runs: Any, templates: tuple[Any, Any],
+                       deployment: Mapping[str, Any] | None = None) -> Observed:
+        namespace = self.key[0]
+        wanted = named_services(rollout.spec)
+        # The workloadRef Deployment wakes this Rollout too (a key no Service name can take).
+        workload = workload_name(rollout)
+        self.runtime.set_services(self.key, wanted + ((deployment_key(workload),)
+                                                      if workload else ()))
+        namespaced, cluster = templates
+        factory = self.config.router_factory
+        router = factory(rollout) if factory is not None else None
+        known = Templates.from_parsed(
+            [*namespaced.get(namespace, ()), *cluster.get("", ())])
+        return observe(
+            rollout,
+            replica_sets=list(replica_sets.get(self.key, ())),
+            services={name: first(services.get((namespace, name))) for name in wanted},
+            analysis_runs=list(analysis_runs.get(self.key, ())),
+            templates=known,
+            router=router,
+            route_bodies=await read_routes(self.runtime.client, router) if router else {},
+            experiments=list(self.experiments.get(self.key, ())),  # experiments
+            workload=deployment,
+            step_plugins=self.config.step_plugins,
+            pods=await read_pods(self.runtime.client, rollout,  # pods: only when needed
+                                 replica_sets.get(self.key, ()), self.config.clock.now()),
+        )
+
+
+def _sooner(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else min(a, b)
