@@ -371,10 +371,8 @@ class SequentialState:
         share = ratio * nc / (ratio * nc + nb)
         log_likelihood = log_likelihood + xc * np.log(share) + xb * np.log1p(-share)
         swing = consistency.swing_log_likelihood(grid, xc, nc, xb, nb)
-        (low, high), checks = _bound_indices(grid, self.tolerance), []
-        for bound, upward in ((high, True), (low, False)):
-            alternatives = consistency.swing_alternatives(grid, bound, upward, _MIXTURE_SPAN)
-            checks.append(swing[alternatives] - swing[bound])
+        low, high = _bound_indices(grid, self.tolerance)
+        checks = _swing_steps(grid, self.tolerance, swing)
         above = consistency.look_side(xc, nc, xb, nb, float(grid[high])) > 0
         below = consistency.look_side(xc, nc, xb, nb, float(grid[low])) < 0
         return SequentialState(
@@ -405,22 +403,29 @@ def resume_checks(
     grid = _grid(state.tolerance)
     if len(swing_log_likelihood) != len(grid):
         raise ValueError("the state was built for another tolerance")
-    swing = np.asarray(swing_log_likelihood, dtype=np.float64)
-    low, high = _bound_indices(grid, state.tolerance)
-    wealth = []
-    for bound, upward, beyond in ((high, True, state.looks_above), (low, False, state.looks_below)):
-        alternatives = consistency.swing_alternatives(grid, bound, upward, _MIXTURE_SPAN)
-        not_beyond = state.looks_with_errors - beyond
-        signs = (beyond * consistency.sign_steps(True)
-                 + not_beyond * consistency.sign_steps(False))  # fmt: skip
-        wealth.append((swing[alternatives] - swing[bound], signs))
+    swing = _swing_steps(grid, state.tolerance, np.asarray(swing_log_likelihood))
+    signs = [
+        beyond * consistency.sign_steps(True)
+        + (state.looks_with_errors - beyond) * consistency.sign_steps(False)
+        for beyond in (state.looks_above, state.looks_below)
+    ]
     return replace(
         state,
-        swing_up=consistency.restarted((), wealth[0][0]),
-        swing_down=consistency.restarted((), wealth[1][0]),
-        signs_up=consistency.restarted((), wealth[0][1]),
-        signs_down=consistency.restarted((), wealth[1][1]),
+        swing_up=consistency.restarted((), swing[0]),
+        swing_down=consistency.restarted((), swing[1]),
+        signs_up=consistency.restarted((), signs[0]),
+        signs_down=consistency.restarted((), signs[1]),
     )
+
+
+def _swing_steps(grid: FloatArray, tolerance: float, swing: FloatArray) -> list[FloatArray]:
+    """The swing check's log likelihood ratios, alternatives against the bound, on the
+    increase side and on the decrease side."""
+    low, high = _bound_indices(grid, tolerance)
+    return [
+        swing[consistency.swing_alternatives(grid, bound, upward, _MIXTURE_SPAN)] - swing[bound]
+        for bound, upward in ((high, True), (low, False))
+    ]
 
 
 def _bound_indices(grid: FloatArray, tolerance: float) -> tuple[int, int]:
