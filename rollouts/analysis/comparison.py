@@ -84,8 +84,13 @@ def encode_state(state: SequentialState) -> str:
                 state.baseline_requests,
             ],
             "looks": state.looks,
-            "swingLogLikelihood": _rounded(state.swing_log_likelihood),
             "signs": [state.looks_with_errors, state.looks_above, state.looks_below],
+            "restarting": [
+                _rounded(state.swing_up),
+                _rounded(state.swing_down),
+                _rounded(state.signs_up),
+                _rounded(state.signs_down),
+            ],
         },
         separators=(",", ":"),
     )
@@ -99,8 +104,9 @@ def decode_state(text: str | None, tolerance: float) -> SequentialState:
     """The state a previous look left; a fresh one when there is none. ValueError when it
     cannot be read or was built for another tolerance (never a silent restart). A state
     saved before the consistency checks existed (no "swingLogLikelihood") keeps its count
-    evidence; the checks start from its next look."""
-    from rollouts.analysis.statistics import SequentialState
+    evidence; the checks start from its next look. One saved before they restarted (a
+    whole-run "swingLogLikelihood", no "restarting") carries them on from the run's start."""
+    from rollouts.analysis.statistics import SequentialState, resume_checks
 
     fresh = SequentialState.start(tolerance)
     if text is None:
@@ -113,12 +119,15 @@ def decode_state(text: str | None, tolerance: float) -> SequentialState:
         recorded = float(data["tolerance"])
         swing = tuple(float(v) for v in data.get("swingLogLikelihood", ()))
         with_errors, above, below = (int(v) for v in data.get("signs", (0, 0, 0)))
+        swing_up, swing_down, signs_up, signs_down = (
+            tuple(float(v) for v in values) for values in data.get("restarting", ((),) * 4)
+        )
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"the sequential test's saved state is unreadable: {exc}") from None
     size = len(fresh.log_likelihood)
     if recorded != tolerance or len(log_likelihood) != size or len(swing) not in (0, size):
         raise ValueError("the sequential test's saved state was built for another tolerance")
-    return SequentialState(
+    state = SequentialState(
         tolerance,
         log_likelihood,
         canary_requests=nc,
@@ -126,11 +135,24 @@ def decode_state(text: str | None, tolerance: float) -> SequentialState:
         baseline_requests=nb,
         baseline_errors=xb,
         looks=looks,
-        swing_log_likelihood=swing,
+        swing_up=swing_up,
+        swing_down=swing_down,
+        signs_up=signs_up,
+        signs_down=signs_down,
         looks_with_errors=with_errors,
         looks_above=above,
         looks_below=below,
     )
+    shapes = fresh.update(1.0, 1.0, 1.0, 1.0)  # the checks' sizes for this tolerance
+    for saved, expected in (
+        (swing_up, shapes.swing_up),
+        (swing_down, shapes.swing_down),
+        (signs_up, shapes.signs_up),
+        (signs_down, shapes.signs_down),
+    ):
+        if len(saved) not in (0, len(expected)):
+            raise ValueError("the sequential test's saved state was built for another tolerance")
+    return resume_checks(state, swing) if "restarting" not in data else state
 
 
 def _finite_or_none(value: float | None) -> float | None:

@@ -24,6 +24,18 @@ anytime bound under Poisson counts still holds (the rejection set only shrinks):
   ten): a regression that holds shows in most looks, one bad minute does not.
 
 Looks without errors on either side tell nothing about the split and count for neither.
+
+Both checks **restart** (`restarted`), so that a regression which begins partway through a
+run is not diluted by the good looks before it: each keeps its log product per alternative
+(a rate ratio beyond the bound for the swing check, a bet q for the sign test) since its
+last start, and starts afresh when the mixture over the alternatives goes below 1 (a start
+after this look is then more favourable than any before it; CUSUM on the mixture). Picking
+the best of many starts lets more chance runs through, so the restarted sign test needs
+`RESTARTED_LOOKS_E` (12: six looks beyond in a row), while the sign test over the whole
+run keeps `CONSISTENT_LOOKS_E`; the swing check keeps 1/alpha (one look decides it for
+a 10x). None of this is the bound: a failure still needs the count e-value at 1/alpha, so
+the rejection set stays inside the count test's and its anytime bound under Poisson counts
+holds. The thresholds are set on bench/judge_prometheus.py's noisy-but-good canary.
 """
 
 from __future__ import annotations
@@ -37,11 +49,16 @@ import numpy.typing as npt
 
 __all__ = [
     "CONSISTENT_LOOKS_E",
+    "RESTARTED_LOOKS_E",
     "SWING_SIGMA",
     "SideCheck",
     "excess_errors",
     "look_side",
+    "mixture_e",
+    "restarted",
     "sign_e_value",
+    "sign_steps",
+    "swing_alternatives",
     "swing_log_likelihood",
 ]
 
@@ -52,10 +69,51 @@ FloatArray = npt.NDArray[np.float64]
 # (threshold) regressions.
 SWING_SIGMA: Final = 0.55
 CONSISTENT_LOOKS_E: Final = 4.0
+# The sign test since its most favourable start needs more: it has had many starts to pick
+# from. 12 (six looks beyond in a row) keeps the noisy-but-good canary's false rollbacks
+# where the whole-run test alone had them (docs/benchmarks.md).
+RESTARTED_LOOKS_E: Final = 12.0
 _SWING_NODES: Final = 81
 _LN2: Final = math.log(2.0)
 # The sign test's bets q (probability that a look is above, under the alternative).
 _BETS: Final = tuple(0.5 + 0.01 * (i + 0.5) for i in range(50))
+
+
+def swing_alternatives(
+    grid: FloatArray, bound: int, upward: bool, span: float
+) -> npt.NDArray[np.intp]:
+    """Indices of the grid points the swing check mixes over on one side: beyond the bound
+    (above it when `upward`, else below), within `span` in log(rate ratio)."""
+    distance = (grid - grid[bound]) * (1.0 if upward else -1.0)
+    chosen: npt.NDArray[np.intp] = np.flatnonzero((distance > 0) & (distance <= span + 1e-9))
+    return chosen
+
+
+def sign_steps(beyond: bool) -> FloatArray:
+    """The log factor of one look with errors for every bet q: log 2q when the look was
+    beyond the bound, log 2(1-q) when it was not."""
+    bets = np.asarray(_BETS)
+    steps: FloatArray = np.log(2.0 * bets) if beyond else np.log(2.0 * (1.0 - bets))
+    return steps
+
+
+def restarted(log_wealth: tuple[float, ...], steps: FloatArray) -> tuple[float, ...]:
+    """Fold one look's log factors into the per-alternative log products, and start afresh
+    (all zeros) when their mixture (`mixture_e`) has gone below 1: a start after this look
+    is then more favourable than any before it. An empty `log_wealth` is all zeros."""
+    previous = np.asarray(log_wealth, dtype=np.float64) if log_wealth else np.zeros(len(steps))
+    if len(previous) != len(steps):
+        raise ValueError("the state was built for another tolerance")
+    wealth = tuple(float(v) for v in previous + steps)
+    return wealth if mixture_e(wealth) >= 1.0 else tuple(0.0 for _ in wealth)
+
+
+def mixture_e(log_wealth: tuple[float, ...]) -> float:
+    """The mean over the alternatives of exp(log wealth); 1 with nothing seen yet."""
+    if not log_wealth:
+        return 1.0
+    logs = np.asarray(log_wealth, dtype=np.float64)
+    return math.exp(min(float(np.logaddexp.reduce(logs)) - math.log(len(logs)), 700.0))
 
 
 def _swing_nodes() -> tuple[FloatArray, FloatArray]:
@@ -144,27 +202,34 @@ class SideCheck:
 
     words: str  # e.g. "higher than 1.2x"
     count_e: float
-    swing_e: float
-    agreeing: int  # looks with errors beyond the bound on this side
+    swing_e: float  # since its most favourable start (`restarted`)
+    sign_e: float  # since its most favourable start
+    agreeing: int  # looks with errors beyond the bound on this side, over the whole run
     disagreeing: int  # looks with errors that were not
-
-    @property
-    def sign_e(self) -> float:
-        return sign_e_value(self.agreeing, self.disagreeing)
 
     def fails(self, threshold: float) -> bool:
         return self.count_e >= threshold and (
-            self.swing_e >= threshold or self.sign_e >= CONSISTENT_LOOKS_E
+            self.swing_e >= threshold
+            or self.run_sign_e >= CONSISTENT_LOOKS_E
+            or self.sign_e >= RESTARTED_LOOKS_E
         )
 
+    @property
+    def run_sign_e(self) -> float:
+        """The sign test over the whole run."""
+        return sign_e_value(self.agreeing, self.disagreeing)
+
     def agreement(self, threshold: float) -> str:
-        """Both checks in words, e.g. 'swing-robust e=3.1 < 20, 4 of 4 looks beyond:
-        e=6.2 >= 4'."""
+        """The checks in words, e.g. 'swing-robust e=3.1 < 20, 4 of 4 looks beyond:
+        e=6.2 >= 4, since the best start e=6.2 < 12' (the swing-robust e and the last
+        sign e count from their most favourable start)."""
         looks = self.agreeing + self.disagreeing
         swing = "<" if self.swing_e < threshold else ">="
-        signs = "<" if self.sign_e < CONSISTENT_LOOKS_E else ">="
+        signs = "<" if self.run_sign_e < CONSISTENT_LOOKS_E else ">="
+        restarted_signs = "<" if self.sign_e < RESTARTED_LOOKS_E else ">="
         return (
             f"swing-robust e={self.swing_e:.4g} {swing} {threshold:.4g}, "
-            f"{self.agreeing} of {looks} looks beyond: e={self.sign_e:.4g} {signs} "
-            f"{CONSISTENT_LOOKS_E:.4g}"
+            f"{self.agreeing} of {looks} looks beyond: e={self.run_sign_e:.4g} {signs} "
+            f"{CONSISTENT_LOOKS_E:.4g}, since the best start e={self.sign_e:.4g} "
+            f"{restarted_signs} {RESTARTED_LOOKS_E:.4g}"
         )

@@ -56,6 +56,7 @@ __all__ = [
     "hodges_lehmann",
     "mann_whitney",
     "mann_whitney_u",
+    "resume_checks",
     "sequential_counts",
 ]
 
@@ -316,10 +317,11 @@ def _grid(tolerance: float) -> FloatArray:
 @dataclass(frozen=True, slots=True)
 class SequentialState:
     """What the sequential test carries from look to look: totals per side, the
-    log-likelihood of each rate ratio on the grid (`_grid(tolerance)`) under Poisson counts
-    and under swinging rates (`consistency.swing_log_likelihood`), and for the sign test
-    the looks with errors, and how many of them were above the tolerance's ratio and below
-    its inverse (`consistency.look_side`)."""
+    log-likelihood of each rate ratio on the grid (`_grid(tolerance)`) under Poisson counts,
+    the consistency checks' restarting log products (swinging rates,
+    `consistency.swing_log_likelihood`; the sign test's bets), and the looks with errors
+    and how many of them were above the tolerance's ratio and below its inverse
+    (`consistency.look_side`)."""
 
     tolerance: float
     log_likelihood: tuple[float, ...]
@@ -328,7 +330,12 @@ class SequentialState:
     baseline_requests: float = 0.0
     baseline_errors: float = 0.0
     looks: int = 0
-    swing_log_likelihood: tuple[float, ...] = ()  # empty: no look with errors yet
+    # The checks' log products per alternative since their most favourable start
+    # (`consistency.restarted`), on the increase and the decrease side; empty: none yet.
+    swing_up: tuple[float, ...] = ()
+    swing_down: tuple[float, ...] = ()
+    signs_up: tuple[float, ...] = ()
+    signs_down: tuple[float, ...] = ()
     looks_with_errors: int = 0
     looks_above: int = 0
     looks_below: int = 0
@@ -350,14 +357,24 @@ class SequentialState:
         xc, xb = min(_count(canary_errors), nc), min(_count(baseline_errors), nb)
         grid = _grid(self.tolerance)
         log_likelihood = np.asarray(self.log_likelihood, dtype=np.float64)
-        swing = _swing_array(self.swing_log_likelihood, len(grid))
         informative = nc > 0 and nb > 0 and xc + xb > 0
-        low, high = _ratio_bounds(self.tolerance)
-        if informative:
-            ratio = np.exp(grid)
-            share = ratio * nc / (ratio * nc + nb)
-            log_likelihood = log_likelihood + xc * np.log(share) + xb * np.log1p(-share)
-            swing = swing + consistency.swing_log_likelihood(grid, xc, nc, xb, nb)
+        if not informative:
+            return replace(
+                self,
+                canary_requests=self.canary_requests + nc,
+                baseline_requests=self.baseline_requests + nb,
+                canary_errors=self.canary_errors + xc,
+                baseline_errors=self.baseline_errors + xb,
+                looks=self.looks + 1,
+            )
+        ratio = np.exp(grid)
+        share = ratio * nc / (ratio * nc + nb)
+        log_likelihood = log_likelihood + xc * np.log(share) + xb * np.log1p(-share)
+        swing = consistency.swing_log_likelihood(grid, xc, nc, xb, nb)
+        low, high = _bound_indices(grid, self.tolerance)
+        checks = _swing_steps(grid, self.tolerance, swing)
+        above = consistency.look_side(xc, nc, xb, nb, float(grid[high])) > 0
+        below = consistency.look_side(xc, nc, xb, nb, float(grid[low])) < 0
         return SequentialState(
             tolerance=self.tolerance,
             log_likelihood=tuple(float(v) for v in log_likelihood),
@@ -366,24 +383,55 @@ class SequentialState:
             baseline_requests=self.baseline_requests + nb,
             baseline_errors=self.baseline_errors + xb,
             looks=self.looks + 1,
-            swing_log_likelihood=tuple(float(v) for v in swing) if informative else (
-                self.swing_log_likelihood
-            ),
-            looks_with_errors=self.looks_with_errors + informative,
-            looks_above=self.looks_above
-            + (informative and consistency.look_side(xc, nc, xb, nb, high) > 0),
-            looks_below=self.looks_below
-            + (informative and consistency.look_side(xc, nc, xb, nb, low) < 0),
+            swing_up=consistency.restarted(self.swing_up, checks[0]),
+            swing_down=consistency.restarted(self.swing_down, checks[1]),
+            signs_up=consistency.restarted(self.signs_up, consistency.sign_steps(above)),
+            signs_down=consistency.restarted(self.signs_down, consistency.sign_steps(below)),
+            looks_with_errors=self.looks_with_errors + 1,
+            looks_above=self.looks_above + above,
+            looks_below=self.looks_below + below,
         )
 
 
-def _swing_array(values: tuple[float, ...], size: int) -> FloatArray:
-    """The swing log-likelihood as an array; zeros (no evidence yet) when empty."""
-    if not values:
-        return np.zeros(size)
-    if len(values) != size:
+def resume_checks(
+    state: SequentialState, swing_log_likelihood: tuple[float, ...]
+) -> SequentialState:
+    """A state saved before the checks restarted (whole-run swing log-likelihood and sign
+    counts) carried on: the whole run is taken as the start point of both checks."""
+    if not swing_log_likelihood:
+        return state
+    grid = _grid(state.tolerance)
+    if len(swing_log_likelihood) != len(grid):
         raise ValueError("the state was built for another tolerance")
-    return np.asarray(values, dtype=np.float64)
+    swing = _swing_steps(grid, state.tolerance, np.asarray(swing_log_likelihood))
+    signs = [
+        beyond * consistency.sign_steps(True)
+        + (state.looks_with_errors - beyond) * consistency.sign_steps(False)
+        for beyond in (state.looks_above, state.looks_below)
+    ]
+    return replace(
+        state,
+        swing_up=consistency.restarted((), swing[0]),
+        swing_down=consistency.restarted((), swing[1]),
+        signs_up=consistency.restarted((), signs[0]),
+        signs_down=consistency.restarted((), signs[1]),
+    )
+
+
+def _swing_steps(grid: FloatArray, tolerance: float, swing: FloatArray) -> list[FloatArray]:
+    """The swing check's log likelihood ratios, alternatives against the bound, on the
+    increase side and on the decrease side."""
+    low, high = _bound_indices(grid, tolerance)
+    return [
+        swing[consistency.swing_alternatives(grid, bound, upward, _MIXTURE_SPAN)] - swing[bound]
+        for bound, upward in ((high, True), (low, False))
+    ]
+
+
+def _bound_indices(grid: FloatArray, tolerance: float) -> tuple[int, int]:
+    """The grid indices of the tolerance's lower and upper ratio bounds."""
+    low_bound, high_bound = _ratio_bounds(tolerance)
+    return int(np.argmin(np.abs(grid - low_bound))), int(np.argmin(np.abs(grid - high_bound)))
 
 
 def _count(value: float) -> float:
@@ -461,9 +509,7 @@ def sequential_counts(
     alpha = 1.0 - confidence
     sides = 2 if direction == "either" else 1
     threshold = sides / alpha
-    low_bound, high_bound = _ratio_bounds(state.tolerance)
-    low_index = int(np.argmin(np.abs(grid - low_bound)))
-    high_index = int(np.argmin(np.abs(grid - high_bound)))
+    low_index, high_index = _bound_indices(grid, state.tolerance)
 
     log_level = math.log(2.0 / alpha)
     inside = (log_up < log_level) & (log_down < log_level)
@@ -474,20 +520,23 @@ def sequential_counts(
         else (math.nan, math.nan)
     )
     estimate = _rate_ratio(state)
-    swing_up, swing_down = _log_e_values(_swing_array(state.swing_log_likelihood, len(grid)), grid)
     sides_judged: list[consistency.SideCheck] = []
     passes: list[float] = []
-    for side, words, index, fail_logs, swing_logs, pass_logs, agreeing in (
-        ("increase", "higher", high_index, log_up, swing_up, log_down, state.looks_above),
-        ("decrease", "lower", low_index, log_down, swing_down, log_up, state.looks_below),
-    ):
+    checks = (
+        ("increase", "higher", high_index, log_up, state.swing_up, state.signs_up, log_down,
+         state.looks_above),
+        ("decrease", "lower", low_index, log_down, state.swing_down, state.signs_down, log_up,
+         state.looks_below),
+    )  # fmt: skip
+    for side, words, index, fail_logs, swing, signs, pass_logs, agreeing in checks:
         if direction not in (side, "either"):
             continue
         sides_judged.append(
             consistency.SideCheck(
                 f"{words} than {math.exp(grid[index]):.3g}x",
                 _e(fail_logs[index]),
-                _e(swing_logs[index]),
+                consistency.mixture_e(swing),
+                consistency.mixture_e(signs),
                 agreeing,
                 state.looks_with_errors - agreeing,
             )

@@ -19,6 +19,8 @@ from rollouts.analysis.consistency import (
     CONSISTENT_LOOKS_E,
     excess_errors,
     look_side,
+    mixture_e,
+    restarted,
     sign_e_value,
     swing_log_likelihood,
 )
@@ -136,6 +138,45 @@ def test_constant_regressions_fail_by_the_look_in_the_table(
     decisions = run([look] * 10)
     assert decisions[-1] == "fail"
     assert len(decisions) == looks_to_fail
+
+
+@pytest.mark.parametrize(
+    ("look", "looks_to_fail"),
+    [
+        ((120, 1200, 48, 4800), 1),  # 10x at 1%; before the restarts: 2 after 2 good, 3 after 5
+        ((60, 1200, 48, 4800), 2),  # 5x: was 3 and 5
+        ((36, 1200, 48, 4800), 4),  # 3x: was 7 and 9
+    ],
+)
+@pytest.mark.parametrize("good_looks", [0, 2, 5])
+def test_a_regression_from_partway_fails_as_fast_as_one_from_the_start(
+    look: tuple[float, float, float, float], looks_to_fail: int, good_looks: int
+) -> None:
+    # The good looks before the onset do not count against the checks: they restart.
+    decisions = run([(12, 1200, 48, 4800)] * good_looks + [look] * 10)
+    assert decisions[-1] == "fail"
+    assert len(decisions) - good_looks == looks_to_fail
+
+
+def test_a_2x_regression_from_partway_needs_the_restarted_sign_test() -> None:
+    # Within the swing, so the sign test decides: six looks beyond in a row since the onset
+    # (e=18 >= RESTARTED_LOOKS_E) after five good looks; before the restarts, > 10.
+    good, bad = (12, 1200, 48, 4800), (24, 1200, 48, 4800)
+    assert len(run([bad] * 10)) == 4
+    decisions = run([good] * 5 + [bad] * 10)
+    assert decisions[-1] == "fail"
+    assert len(decisions) - 5 == 7
+
+
+def test_restarted_starts_afresh_when_the_mixture_goes_below_1() -> None:
+    wealth = restarted((), np.array([1.0, -1.0]))  # mean(e, 1/e) = 1.54: kept
+    assert wealth == (1.0, -1.0)
+    assert restarted(wealth, np.array([-2.0, 0.5])) == (0.0, 0.0)  # mean 0.49: afresh
+    assert mixture_e((0.0, 0.0)) == pytest.approx(1.0)
+    assert mixture_e((math.log(3.0), 0.0)) == pytest.approx(2.0)
+    assert mixture_e(()) == 1.0
+    with pytest.raises(ValueError, match="another tolerance"):
+        restarted((0.0,), np.array([1.0, 2.0]))
 
 
 def test_looks_without_errors_do_not_block_detection_at_low_rates() -> None:
@@ -263,23 +304,53 @@ def test_the_state_round_trips_with_the_checks() -> None:
     back = decode_state(encode_state(state), 0.1)
     assert (back.looks, back.looks_with_errors, back.looks_above, back.looks_below) == (
         2, 1, 1, 0)  # fmt: skip
-    assert back.swing_log_likelihood == pytest.approx(state.swing_log_likelihood, abs=1e-4)
+    for field in ("swing_up", "swing_down", "signs_up", "signs_down"):
+        assert getattr(back, field) == pytest.approx(getattr(state, field), abs=1e-4)
+    restored, original = sequential_counts(back), sequential_counts(state)
+    assert restored.e_value == pytest.approx(original.e_value, rel=1e-4)
+
+
+def _saved_before_restarts(looks: list[tuple[float, float, float, float]]) -> str:
+    """The state JSON of the checks' first version: a whole-run swing log-likelihood."""
+    grid = _grid(0.1)
+    state, swing = SequentialState.start(0.1), np.zeros(len(grid))
+    for look in looks:
+        state = state.update(*look)
+        swing = swing + swing_log_likelihood(grid, *look)
+    data = json.loads(encode_state(state))
+    del data["restarting"]
+    data["swingLogLikelihood"] = [float(v) for v in swing]
+    return json.dumps(data)
 
 
 def test_a_state_saved_before_the_checks_keeps_its_count_evidence() -> None:
     state = SequentialState.start(0.1).update(30, 1000, 5, 1000)
     data = json.loads(encode_state(state))
-    del data["swingLogLikelihood"], data["signs"]
+    del data["restarting"], data["signs"]
     back = decode_state(json.dumps(data), 0.1)
     assert back.log_likelihood == pytest.approx(state.log_likelihood, abs=1e-4)
-    assert (back.swing_log_likelihood, back.looks_with_errors) == ((), 0)
+    assert (back.swing_up, back.signs_up, back.looks_with_errors) == ((), (), 0)
     assert sequential_counts(back.update(30, 1000, 5, 1000)).looks == 2
 
 
+def test_a_state_saved_before_the_restarts_carries_its_checks_on() -> None:
+    # Without a restart in between (every look beyond), the whole-run sums are the same
+    # products as the restarting ones.
+    looks = [(30.0, 1000.0, 5.0, 1000.0)] * 2
+    back = decode_state(_saved_before_restarts(looks), 0.1)
+    state = SequentialState.start(0.1).update(*looks[0]).update(*looks[1])
+    for field in ("swing_up", "signs_up"):
+        assert getattr(back, field) == pytest.approx(getattr(state, field), abs=1e-6)
+    assert sequential_counts(back).reason == sequential_counts(state).reason
+
+
 def test_a_swing_likelihood_of_another_tolerance_is_refused() -> None:
-    state = SequentialState.start(0.1).update(30, 1000, 5, 1000)
-    data = json.loads(encode_state(state))
+    data = json.loads(_saved_before_restarts([(30, 1000, 5, 1000)]))
     data["swingLogLikelihood"] = data["swingLogLikelihood"][:-1]
+    with pytest.raises(ValueError, match="another tolerance"):
+        decode_state(json.dumps(data), 0.1)
+    data = json.loads(encode_state(SequentialState.start(0.1).update(30, 1000, 5, 1000)))
+    data["restarting"][0] = data["restarting"][0][:-1]
     with pytest.raises(ValueError, match="another tolerance"):
         decode_state(json.dumps(data), 0.1)
 
