@@ -24,6 +24,7 @@ from rollouts.planner.analysis import (
 from rollouts.planner.context import (
     Context,
     Draft,
+    already_serving,
     fully_available,
     pin,
     retire_others,
@@ -66,7 +67,9 @@ def plan_blue_green(ctx: Context, draft: Draft) -> None:
     if _switched_awaiting_analysis(ctx, strategy, release):
         _switch(ctx, draft, strategy, stable_hash)
         return
-    pin(ctx, draft, strategy.active_service, stable_hash)
+    if not already_serving(ctx, strategy.active_service, ctx.desired_hash):
+        pin(ctx, draft, strategy.active_service, stable_hash)  # else: a switch whose
+        # status write was lost; the stages below lead to it again
     stages: tuple[Stage, ...] = (_preview_up, _user_pause, _pre_promotion_analysis,
                                  _promotion_pause, _scale_up_for_switch)
     if not any(stage(ctx, draft, strategy, release) for stage in stages):

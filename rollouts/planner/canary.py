@@ -33,6 +33,7 @@ from rollouts.planner.analysis import (
 from rollouts.planner.context import (
     Context,
     Draft,
+    already_serving,
     fully_available,
     pin,
     retire_others,
@@ -118,6 +119,10 @@ def plan_canary(ctx: Context, draft: Draft) -> None:
         abort(ctx, draft)
         return
 
+    if strategy.ping_pong is None and already_serving(ctx, strategy.stable_service,
+                                                      ctx.desired_hash):
+        _promote(ctx, draft, strategy, stable_hash)  # its status write was lost
+        return
     walk = _start_walk(ctx, strategy, stable)
     # Revisions that are neither stable nor the one being rolled out (an older canary
     # replaced mid-rollout) go once the stable is serving.

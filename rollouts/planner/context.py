@@ -112,6 +112,21 @@ def pin(ctx: Context, draft: Draft, service: str | None, pod_hash: str) -> None:
         draft.actions.append(PinService(service, pod_hash, view.resource_version, selector))
 
 
+def already_serving(ctx: Context, service: str | None, pod_hash: str) -> bool:
+    """The traffic Service is seen selecting `pod_hash`, which has every pod available.
+
+    Only a promotion points the stable (or active) Service at the revision being rolled
+    out, and its status write can be lost (a failed request, a controller killed). A pass
+    planned from the status before it then finds the world already promoted: it must finish
+    the promotion, never point the Service back at a revision whose pods may be retiring.
+    """
+    if not service:
+        return False
+    view = ctx.observed.services.get(service)
+    return (view is not None and view.selector.get(POD_TEMPLATE_HASH_LABEL) == pod_hash
+            and fully_available(ctx.rs(pod_hash), ctx.replicas))
+
+
 def retire_others(ctx: Context, draft: Draft, keep: set[str], *, stable_ready: bool,
                   delay_seconds: int | None, delayed_limit: int | None = None) -> None:
     """Scale down every revision not in `keep`, then trim history.

@@ -40,7 +40,7 @@ from rollouts.sandbox.apiserver import ApiError
 from rollouts.sandbox.cluster import GROUP, VERSION, Sandbox, SandboxError
 from rollouts.sandbox.faultproxy import FaultProxy
 from rollouts.sandbox.history import WriteHistory
-from rollouts.sandbox.invariants import check_rollout
+from rollouts.sandbox.invariants import problems
 from rollouts.sandbox.metricstub import MetricStub
 
 __all__ = ["SCENARIOS", "BatchResult", "RunResult", "run_batch"]
@@ -248,7 +248,7 @@ def _judge(sb: Sandbox, run: _Run, history: WriteHistory, stub: MetricStub) -> N
     result.extra_queries = (stub.queries[query_of(result.name)]
                             - _recorded_measurements(sb, result.name))
     writes = history.writes()
-    result.problems += [str(v) for v in check_rollout(writes, result.name, result.operations)]
+    result.problems += problems(writes, result.name, result.operations)
     if run.stage != "done":
         status = sb.status(result.name)
         result.outcome = "stuck"

@@ -47,7 +47,7 @@ from rollouts.models.wire import (
 )
 from rollouts.sandbox.history import Write
 
-__all__ = ["Violation", "check_rollout"]
+__all__ = ["Violation", "check_rollout", "problems", "writes_leading_to"]
 
 Obj = dict[str, Any]
 MEASUREMENT_RETENTION = 10  # Argo's default: older measurements may be trimmed
@@ -336,3 +336,45 @@ def check_rollout(writes: Iterable[Write], name: str,
         elif write.resource == "analysisrun" and _labels(write.obj).get(ROLLOUT_LABEL) == name:
             out += _on_run(state, write)
     return out
+
+
+def writes_leading_to(writes: Iterable[Write], name: str, rv: int,
+                      limit: int = 24) -> list[str]:
+    """The last `limit` writes to Rollout `name`, its ReplicaSets and its Services up to
+    resourceVersion `rv`, one line each: what a violation needs to be understood from a CI
+    log alone (timing-dependent runs cannot be replayed).
+
+    E.g. `rv 479 service canary-0-stable MODIFIED selects ln9fd9nqkw`.
+    """
+    lines = []
+    for write in sorted(writes, key=lambda w: w.rv):
+        if write.rv > rv:
+            break
+        obj, status = write.obj, dict(write.obj.get("status") or {})
+        spec = dict(obj.get("spec") or {})
+        head = f"rv {write.rv} {write.resource} {write.name} {write.type}"
+        if write.resource == "rollout" and write.name == name:
+            lines.append(f"{head} stableRS={status.get('stableRS')} "
+                         f"current={status.get('currentPodHash')} "
+                         f"step={status.get('currentStepIndex')} abort={status.get('abort')} "
+                         f"phase={status.get('phase')} message={status.get('message')!r}")
+        elif write.resource == "replicaset" and _owner(obj) == name:
+            lines.append(f"{head} replicas={spec.get('replicas')} "
+                         f"available={status.get('availableReplicas')}")
+        elif write.resource == "service" and write.name.startswith(f"{name}-"):
+            selected = (spec.get("selector") or {}).get(POD_TEMPLATE_HASH_LABEL)
+            lines.append(f"{head} selects {selected}")
+    return lines[-limit:]
+
+
+def problems(writes: Iterable[Write], name: str,
+             operations: Mapping[int, str] | None = None) -> list[str]:
+    """`check_rollout`'s violations as text, followed (when there is any) by the writes
+    that led to the first one."""
+    ordered = sorted(writes, key=lambda w: w.rv)
+    violations = check_rollout(ordered, name, operations)
+    if not violations:
+        return []
+    return [*map(str, violations),
+            "\n  ".join(["writes up to the first violation:",
+                         *writes_leading_to(ordered, name, violations[0].rv)])]

@@ -27,7 +27,7 @@ from rollouts.models.wire import POD_TEMPLATE_HASH_LABEL
 from rollouts.sandbox.campaign import NEW_IMAGE, OLD_IMAGE, analysis_template
 from rollouts.sandbox.cluster import GROUP, VERSION, Sandbox
 from rollouts.sandbox.history import WriteHistory
-from rollouts.sandbox.invariants import check_rollout
+from rollouts.sandbox.invariants import problems
 from rollouts.sandbox.metricstub import Answer, MetricStub
 from rollouts.sandbox.prometheus import find_free_port
 
@@ -158,7 +158,7 @@ def prometheus_outage(*, timeout: float = 90.0, ready_delay: float = 0.1) -> Out
 def _judge(sb: Sandbox, run: OutageRun, old: str, writes: list[Any]) -> None:
     status = sb.status(run.name)
     run.message = str(status.get("message") or "")
-    run.problems += [str(v) for v in check_rollout(writes, run.name)]
+    run.problems += problems(writes, run.name)
     if run.seconds is None:
         run.outcome = "stuck"
         run.problems.append(f"not {run.expected}: phase={status.get('phase')} "

@@ -6,7 +6,7 @@ import copy
 from typing import Any
 
 from rollouts.sandbox.history import Write
-from rollouts.sandbox.invariants import check_rollout
+from rollouts.sandbox.invariants import check_rollout, problems
 
 Obj = dict[str, Any]
 NAME = "web"
@@ -209,6 +209,30 @@ def test_switching_the_stable_service_to_an_unavailable_revision_is_caught() -> 
     h.service("web-stable", "old")
     h.service("web-stable", "new")
     assert h.rules() == ["promoted-unavailable"]
+
+
+def test_a_violation_comes_with_the_writes_that_led_to_it() -> None:
+    """The fault campaign's finding as its CI log showed it, now with the history: the
+    stable Service sent back to an old revision emptied after the promotion."""
+    h = History()
+    h.rs("old", 2, 2)
+    h.rs("new", 2, 2)
+    h.status(currentStepIndex=0)
+    h.service("web-stable", "old")
+    h.service("web-stable", "new")
+    h.rs("old", 0, 0)
+    bad = h.service("web-stable", "old")
+    h.rs("old", 1, 0)  # after the violation: not shown
+    text = problems(h.writes, NAME)
+    assert text[0] == (f"promoted-unavailable at rv {bad}: Service web-stable switched "
+                       "new -> old with 0/2 available")
+    lines = text[1].split("\n  ")
+    assert lines[0] == "writes up to the first violation:"
+    assert lines[-1] == f"rv {bad} service web-stable MODIFIED selects old"
+    assert lines[-2] == f"rv {bad - 1} replicaset web-old MODIFIED replicas=0 available=0"
+    assert lines[3].startswith("rv 103 rollout web ADDED stableRS=old current=new step=0")
+    assert len(lines) == 1 + 7
+    assert problems(clean_canary()[0].writes, NAME, clean_canary()[1]) == []
 
 
 def test_stable_going_back_to_a_revision_it_left_is_caught() -> None:

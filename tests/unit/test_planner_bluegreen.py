@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from rollouts.planner.types import PinService, ScaleReplicaSet
@@ -153,3 +154,29 @@ def test_active_service_is_switched_before_the_old_revision_goes() -> None:
             w.advance(delay)
         assert seen == ["lost", "scaled"], delay
         assert w.selector("active") == w.status.stable_rs and w.sizes()[old or ""] == 0
+
+
+def test_a_switch_whose_status_write_was_lost_does_not_send_active_back() -> None:
+    """The switch pass re-points the active Service and its status write fails: the next
+    pass, planned from the status before, must not point active back at the old revision
+    (traffic would flap back; a campaign saw the canary's equivalent send the stable Service
+    to a revision with no pod left, issue 11). It switches again and records it."""
+    w = healthy(autoPromotionEnabled=True)
+    old = w.status.stable_rs
+    w.set_image("app:2")
+    for _ in range(30):
+        result = w.plan()
+        if any(isinstance(a, PinService) and a.service == "active" for a in result.actions):
+            break
+        w.apply(result)
+        w.settle()
+    else:
+        raise AssertionError("never switched")
+    new = w.status.current_pod_hash
+    w.apply(replace(result, status=w.status))  # the status write is lost
+    w.settle()
+    assert w.selector("active") == new
+    result = w.step()
+    assert not any(isinstance(a, PinService) and a.service == "active" and a.pod_hash == old
+                   for a in result.actions)
+    assert w.selector("active") == new and w.status.stable_rs == new

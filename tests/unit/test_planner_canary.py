@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
 from rollouts.planner.steps import step_weight
 from rollouts.planner.traffic import replica_targets
-from rollouts.planner.types import DeleteReplicaSet, ScaleReplicaSet
+from rollouts.planner.types import DeleteReplicaSet, PinService, ScaleReplicaSet
 from tests.unit.world import World, canary_spec
 
 STEPS = [{"setWeight": 25}, {"pause": {"duration": 10}}, {"setWeight": 50}, {"pause": {}}]
@@ -305,3 +306,37 @@ def test_promotion_repoints_the_stable_service_before_the_old_stable_goes() -> N
     new = w.status.stable_rs
     assert new != old and w.selector("stable") == new
     assert seen and all(selector == new for selector in seen)
+
+
+def test_a_promotion_whose_status_writes_were_lost_never_points_the_stable_service_back() -> None:
+    """Found by the API-fault campaign (issue 11): the promotion pass re-pointed the stable
+    Service and its status write failed; the next pass, planned from the same status,
+    retired the old stable's last pod (the Service was seen on the canary) and its write
+    failed too; the pass after that, still at the setWeight 100 step, found the step
+    unfinished (the old stable below its one-pod floor) and pointed the stable Service back
+    at the old revision, which had no pod left. The world shows the promotion done: the
+    planner must finish it, whatever the status says."""
+    w = World(canary_spec([{"setWeight": 50}, {"setWeight": 100}], replicas=4,
+                          canaryService="canary", stableService="stable"))
+    w.run()
+    old = w.status.stable_rs
+    w.set_image("app:2")
+    for _ in range(30):
+        result = w.plan()
+        if any(isinstance(a, PinService) and a.service == "stable" for a in result.actions):
+            break
+        w.apply(result)
+        w.settle()
+    else:
+        raise AssertionError("the canary never reached its promotion")
+    new = w.status.current_pod_hash
+    assert new != old
+    for _ in range(2):  # two passes whose status writes are lost
+        w.apply(replace(result, status=w.status))
+        w.settle()
+        result = w.plan()
+    assert w.selector("stable") == new and w.rs(old).spec_replicas == 0
+    for _ in range(5):
+        result = w.step()
+        assert w.selector("stable") == new, "the stable Service went back to the old revision"
+    assert w.status.stable_rs == new and w.status.phase == "Healthy"

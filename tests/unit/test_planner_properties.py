@@ -133,6 +133,7 @@ class Checker:
         assert result == w.plan(), "planning is deterministic"
         self.check_weights_gate(before, result)
         self.check_active_switch(before, result)
+        self.check_stable_switch(before, result)
         self.check_abort_order(before, result)
         self.check_repoint_first(before, result)
         w.apply(result)
@@ -178,6 +179,22 @@ class Checker:
                 rs = before.rs(action.pod_hash)
                 assert rs is not None
                 assert rs.available >= self.replicas and rs.spec_replicas == self.replicas
+
+    def check_stable_switch(self, before: World, result: Plan) -> None:
+        """Invariant 1 (canary): the stable Service moves from one revision to another only
+        when the new one has every replica available. A pass planned from a status whose
+        write was lost (the promotion's) must not send it back to a revision whose pods
+        were retired meanwhile (found by the API-fault campaign, issue 11)."""
+        if self.blue_green:
+            return
+        selected = before.selector("stable")
+        for action in result.actions:
+            if (isinstance(action, PinService) and action.service == "stable"
+                    and selected is not None and action.pod_hash != selected):
+                rs = before.rs(action.pod_hash)
+                assert rs is not None and rs.available >= self.replicas, (
+                    f"stable Service {selected} -> {action.pod_hash} with "
+                    f"{rs.available if rs else 0}/{self.replicas} available")
 
     def check_repoint_first(self, before: World, result: Plan) -> None:
         """Re-point first, then scale down: no ReplicaSet is scaled to 0 while the stable
