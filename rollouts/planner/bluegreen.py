@@ -27,6 +27,7 @@ from rollouts.planner.context import (
     already_serving,
     fully_available,
     pin,
+    pin_traffic,
     retire_others,
     scale,
 )
@@ -68,7 +69,7 @@ def plan_blue_green(ctx: Context, draft: Draft) -> None:
         _switch(ctx, draft, strategy, stable_hash)
         return
     if not already_serving(ctx, strategy.active_service, ctx.desired_hash):
-        pin(ctx, draft, strategy.active_service, stable_hash)  # else: a switch whose
+        pin_traffic(ctx, draft, strategy.active_service, stable_hash)  # else: a switch whose
         # status write was lost; the stages below lead to it again
     stages: tuple[Stage, ...] = (_preview_up, _user_pause, _pre_promotion_analysis,
                                  _promotion_pause, _scale_up_for_switch)
@@ -297,7 +298,7 @@ def abort(ctx: Context, draft: Draft) -> None:
         steady(ctx, draft, strategy, switch_delay=None)  # nothing to abort to or from
         return
     scale(ctx, draft, stable, stable_hash, ctx.replicas, None)
-    pin(ctx, draft, strategy.active_service, stable_hash)
+    pin_traffic(ctx, draft, strategy.active_service, stable_hash)
     pin(ctx, draft, strategy.preview_service, stable_hash)
     ready = fully_available(stable, ctx.replicas)
     retire_others(ctx, draft, {stable_hash}, stable_ready=ready,

@@ -36,6 +36,7 @@ from rollouts.planner.context import (
     already_serving,
     fully_available,
     pin,
+    pin_traffic,
     retire_others,
     scale,
 )
@@ -217,14 +218,16 @@ def _move_traffic(ctx: Context, draft: Draft, strategy: CanaryStrategy, walk: Wa
     """
     size = walk.canary_scale
     canary_next, stable_next = walk.traffic.pods(walk.weight, walk.canary, walk.stable, size)
-    pin(ctx, draft, strategy.stable_service, stable_hash)
+    pin_traffic(ctx, draft, strategy.stable_service, stable_hash)
     pin(ctx, draft, strategy.canary_service, ctx.desired_hash)
     _pin_ping_pong(ctx, draft, strategy, stable_hash, ctx.desired_hash)
     scale(ctx, draft, walk.canary, ctx.desired_hash, canary_next)
     scale(ctx, draft, walk.stable, stable_hash, stable_next)
     traffic = walk.traffic
-    if walk.index < len(walk.steps):  # the managed routes of the steps passed and this one,
-        # once this step's canary has its pods (no route to a canary still scaling up)
+    serving = walk.canary is not None and walk.canary.available > 0
+    if walk.index < len(walk.steps) and serving:  # the managed routes of the steps passed
+        # and this one, once this step's canary has its pods (no route to a canary still
+        # scaling up, nor to one with no pod available: a promote may skip the scale step)
         upto = walk.index + (walk.waiting_on != "set_canary_scale")
         traffic = traffic.with_managed_routes(*managed_routes_at(strategy, upto))
     _hold_traffic(ctx, draft, traffic, walk.weight, walk.canary, walk.stable, size)
@@ -310,7 +313,7 @@ def steady(ctx: Context, draft: Draft, strategy: CanaryStrategy, *,
     stable = ctx.rs(stable_hash)
     scale(ctx, draft, stable, stable_hash, ctx.replicas, None)
     ready = fully_available(stable, ctx.replicas)
-    pin(ctx, draft, strategy.stable_service, stable_hash)
+    pin_traffic(ctx, draft, strategy.stable_service, stable_hash)
     pin(ctx, draft, strategy.canary_service, stable_hash)
     _pin_ping_pong(ctx, draft, strategy, stable_hash, stable_hash)
     traffic = traffic_model(ctx, strategy)
@@ -368,7 +371,7 @@ def abort(ctx: Context, draft: Draft) -> None:
     canary = ctx.rs(ctx.desired_hash)
     traffic = traffic_model(ctx, strategy)
     scale(ctx, draft, stable, stable_hash, ctx.replicas, None)
-    pin(ctx, draft, strategy.stable_service, stable_hash)
+    pin_traffic(ctx, draft, strategy.stable_service, stable_hash)
     pin(ctx, draft, strategy.canary_service, stable_hash)
     # The ping-pong canary side is re-pointed only once the routes give it nothing.
     _pin_ping_pong(ctx, draft, strategy, stable_hash,

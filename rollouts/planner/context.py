@@ -112,6 +112,22 @@ def pin(ctx: Context, draft: Draft, service: str | None, pod_hash: str) -> None:
         draft.actions.append(PinService(service, pod_hash, view.resource_version, selector))
 
 
+def pin_traffic(ctx: Context, draft: Draft, service: str | None, pod_hash: str) -> None:
+    """`pin` for a Service that carries production traffic (stableService, activeService):
+    it never leaves a revision with every pod available for one with fewer available pods;
+    it follows once they are (their ReplicaSet's changes wake the Rollout). Normally it
+    already selects `pod_hash`; this holds when a lost status write left the planner a step
+    behind the world (e.g. an abort of a promotion the status never recorded)."""
+    view = ctx.observed.services.get(service) if service else None
+    current = view.selector.get(POD_TEMPLATE_HASH_LABEL) if view is not None else None
+    target = ctx.rs(pod_hash)
+    if (current is not None and current != pod_hash
+            and fully_available(ctx.rs(current), ctx.replicas)
+            and (target.available if target else 0) < ctx.replicas):
+        return
+    pin(ctx, draft, service, pod_hash)
+
+
 def already_serving(ctx: Context, service: str | None, pod_hash: str) -> bool:
     """The traffic Service is seen selecting `pod_hash`, which has every pod available.
 

@@ -340,3 +340,38 @@ def test_a_promotion_whose_status_writes_were_lost_never_points_the_stable_servi
         result = w.step()
         assert w.selector("stable") == new, "the stable Service went back to the old revision"
     assert w.status.stable_rs == new and w.status.phase == "Healthy"
+
+
+def test_an_abort_of_a_promotion_the_status_never_recorded_moves_traffic_last() -> None:
+    """The promotion's status writes were lost (the stable Service is on the canary, the
+    old stable's pods are gone) and the user aborts: the old stable is scaled back up and
+    the stable Service returns to it only once its pods are available (stable first)."""
+    w = World(canary_spec([{"setWeight": 50}, {"setWeight": 100}], replicas=4,
+                          canaryService="canary", stableService="stable"))
+    w.run()
+    old = w.status.stable_rs
+    w.set_image("app:2")
+    w.auto_ready = False
+    for _ in range(30):
+        result = w.plan()
+        if any(isinstance(a, PinService) and a.service == "stable" for a in result.actions):
+            break
+        w.apply(result)
+        w.settle()
+    new = w.status.current_pod_hash
+    for _ in range(2):  # the promotion and the retirement, both status writes lost
+        w.apply(replace(result, status=w.status))
+        w.settle()
+        result = w.plan()
+    assert w.selector("stable") == new and w.rs(old).spec_replicas == 0
+    w.edit_status(abort=True, abort_message="aborted by test")
+    w.step()
+    assert w.rs(old).spec_replicas == 4 and w.selector("stable") == new
+    w.settle(available={old: 2})
+    w.step()
+    assert w.selector("stable") == new, "moved to a stable with 2 of 4 pods"
+    w.settle()
+    w.step()
+    assert w.selector("stable") == old
+    w.step()
+    assert w.rs(new).spec_replicas == 0 and w.status.phase == "Degraded"
