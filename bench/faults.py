@@ -93,7 +93,8 @@ def kills(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def api(args: argparse.Namespace) -> dict[str, Any]:
-    baseline = _batches(args, "proxy", fault_rate=0.0, cut_rate=0.0)
+    baseline = [] if args.no_baseline else _batches(args, "proxy", fault_rate=0.0,
+                                                    cut_rate=0.0)
     faulty = _batches(args, "proxy", fault_rate=args.rate, cut_rate=args.cut_rate)
     injected: dict[str, int] = {}
     for batch in faulty:
@@ -163,6 +164,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="share of watch streams cut (0.1)")
     parser.add_argument("--run-timeout", type=float, default=120.0,
                         help="seconds a run may take before it counts as stuck (120)")
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="api: skip the fault-free baseline batches (no slowdown figure)")
     parser.add_argument("--json", action="store_true", help="print JSON only")
     args = parser.parse_args(argv)
     if args.runs < 1 or args.batch < 1:

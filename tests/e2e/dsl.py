@@ -588,6 +588,9 @@ class Scenario:
         finally:
             stop.set()
             thread.join(timeout=5)
+        # The state the block ended on is part of the trace: on a loaded machine the
+        # sampler may not have looked since the change the block waited for.
+        trace.add(self.sb, self.world())
 
 
 def _replicas(item: Given) -> int:
