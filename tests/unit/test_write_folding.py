@@ -14,7 +14,8 @@ from rollouts.models.rollout import (
     TrafficWeights,
     WeightDestination,
 )
-from rollouts.planner.write_folding import FOLD_SECONDS, fold, minor_change
+from rollouts.planner.types import Event
+from rollouts.planner.write_folding import FOLD_SECONDS, fold, may_wait, minor_change
 
 NOW = dt.datetime(2026, 12, 4, 12, 0, tzinfo=dt.UTC)
 
@@ -85,21 +86,27 @@ def test_no_change_and_degraded_and_new_rollouts_are_not_minor() -> None:
 
 def test_a_minor_change_is_held_then_written_when_its_time_is_up() -> None:
     old, new = status(), status(replicas=2)
-    held = fold(old, new, has_events=False, pending_since=None, requeue_after=None, now=NOW)
+    held = fold(old, new, may_wait=True, pending_since=None, requeue_after=None, now=NOW)
     assert (held.write, held.pending_since, held.requeue_after) == (False, NOW, FOLD_SECONDS)
     later = NOW + dt.timedelta(seconds=1)
-    again = fold(old, new, has_events=False, pending_since=held.pending_since,
+    again = fold(old, new, may_wait=True, pending_since=held.pending_since,
                  requeue_after=0.5, now=later)
     assert (again.write, again.pending_since, again.requeue_after) == (False, NOW, 0.5)
     due = NOW + dt.timedelta(seconds=FOLD_SECONDS)
-    written = fold(old, new, has_events=False, pending_since=NOW, requeue_after=7.0, now=due)
+    written = fold(old, new, may_wait=True, pending_since=NOW, requeue_after=7.0, now=due)
     assert (written.write, written.pending_since, written.requeue_after) == (True, None, 7.0)
 
 
 def test_a_transition_or_an_event_is_written_at_once() -> None:
     old = status()
-    for new, events in ((status(step="2/4", current_step_index=1), False),
-                        (status(replicas=2), True)):
-        done = fold(old, new, has_events=events, pending_since=NOW, requeue_after=None,
-                    now=NOW)
-        assert (done.write, done.pending_since) == (True, None)
+    paused = status(step="2/4", current_step_index=1, phase="Paused")
+    minor = status(replicas=2)
+    event = Event("Normal", "ReplicaSetCreated", "Created ReplicaSet web-new")
+    assert not may_wait(old, paused, (), (), posting_events=False)
+    resting = status(phase="Paused")  # a minor change of a resting Rollout, with an Event
+    assert not may_wait(resting, resting.model_copy(update={"replicas": 2}), (), (event,),
+                        posting_events=False)
+    assert may_wait(old, minor, (), (), posting_events=False)
+    assert not may_wait(old, minor, (), (), posting_events=True)
+    done = fold(old, paused, may_wait=False, pending_since=NOW, requeue_after=None, now=NOW)
+    assert (done.write, done.pending_since) == (True, None)
