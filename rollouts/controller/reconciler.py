@@ -21,7 +21,7 @@ from rollouts.kube.observe import named_services, observe
 from rollouts.kube.pods import read_pods
 from rollouts.kube.routes import finalize_routes, read_routes
 from rollouts.kube.workload import resolve_workload, workload_name
-from rollouts.models.rollout import ValidRollout, parse_rollout
+from rollouts.models.rollout import CanaryStep, InvalidRollout, ValidRollout, parse_rollout
 from rollouts.planner.events import Held, hold
 from rollouts.planner.plan import plan as make_plan
 from rollouts.planner.types import Observed
@@ -106,7 +106,8 @@ class Reconciler:
                           if plan.status.phase == "Paused" else None)
         planned = plan.status
         folded = fold(written, planned, may_wait=may_wait(
-            written, planned, plan.actions, plan.events, posting_events=bool(post)),
+            written, planned, plan.actions, plan.events, posting_events=bool(post),
+            steps=_canary_steps(rollout)),
             pending_since=self.pending_since, requeue_after=plan.requeue_after, now=now)
         if not folded.write:  # the next write (or the end of the hold) carries it
             plan = dataclasses.replace(plan, status=written, requeue_after=folded.requeue_after)
@@ -214,6 +215,11 @@ class Reconciler:
             pods=await read_pods(self.runtime.client, rollout,  # pods: only when needed
                                  replica_sets.get(self.key, ()), self.config.clock.now()),
         )
+
+
+def _canary_steps(rollout: ValidRollout | InvalidRollout) -> list[CanaryStep]:
+    canary = rollout.spec.strategy.canary if isinstance(rollout, ValidRollout) else None
+    return list(canary.steps or []) if canary is not None else []
 
 
 def _sooner(a: float | None, b: float | None) -> float | None:

@@ -16,8 +16,9 @@ delayed by at most that.
    so the same transitions, Events and pause clocks follow as if it had been written. A
    controller killed during the hold plans again from the status last written: a passing
    state holds only what such a pass derives again from that status, the cluster and the
-   clock (the step walked to, the new revision's pod hash, a timed pause that ended, the
-   generation seen), and its actions are only those that find their work done when
+   clock (the new revision's pod hash, the steps past timed pauses that ended, the
+   generation seen: a state past a step done because of the pods is written at once, as
+   this pass's own actions may have moved those pods), and its actions are only those that find their work done when
    applied twice (a ReplicaSet created, a ReplicaSet scaled, a Service pinned).
 
 Never held back: anything a reader acts on that the next pass cannot derive again. A
@@ -37,7 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rollouts.models.rollout import RolloutStatus
+from rollouts.models.rollout import CanaryStep, RolloutStatus
 from rollouts.planner.types import Action, CreateReplicaSet, Event, PinService, ScaleReplicaSet
 
 FOLD_SECONDS = 3.0
@@ -107,16 +108,35 @@ def _not_derived(status: RolloutStatus) -> dict[str, Any]:
     return whole
 
 
+def _timed_pause(step: CanaryStep) -> bool:
+    return step.kinds() == ["pause"] and step.pause is not None and step.pause.duration is not None
+
+
+def _walked_only_timed_pauses(old: RolloutStatus, new: RolloutStatus,
+                              steps: Sequence[CanaryStep]) -> bool:
+    """Whether the steps `new` is past and `old` was not (from step 0 for a new revision)
+    are all timed pauses: their end is in status and the clock, so a pass planning from
+    `old` walks past them again. A step done because of the pods (setWeight, ...) may not
+    be done again once this pass's own actions moved the pods (a canary grown past a
+    setWeight 0), so a state past one is written at once."""
+    new_revision = old.observed_pod_hash != new.observed_pod_hash
+    start = 0 if new_revision else (old.current_step_index or 0)
+    return all(_timed_pause(step) for step in steps[start:new.current_step_index or 0])
+
+
 def passing(old: RolloutStatus, new: RolloutStatus, actions: Sequence[Action],
-            events: Sequence[Event]) -> bool:
+            events: Sequence[Event], steps: Sequence[CanaryStep] = ()) -> bool:
     """Whether `new` is a state the Rollout passes through that may wait (rule 2 above):
-    Progressing with no pause, no Warning, only repeatable actions, and nothing changed
-    since `old` (the status on the server) that a pass would not derive again from it."""
+    Progressing with no pause, no Warning, only repeatable actions, past no step but timed
+    pauses since `old` (the status on the server; `steps` the canary's), and nothing else
+    changed since that a pass would not derive again from it."""
     if old.phase is None or old == new or new.phase != "Progressing":
         return False
     if new.pause_conditions or new.abort or any(e.type == "Warning" for e in events):
         return False
     if not all(isinstance(action, _PASSING_ACTIONS) for action in actions):
+        return False
+    if not _walked_only_timed_pauses(old, new, steps):
         return False
     return _not_derived(old) == _not_derived(new)
 
@@ -138,9 +158,11 @@ def fold(old: RolloutStatus, new: RolloutStatus, *, may_wait: bool,
 
 
 def may_wait(old: RolloutStatus, new: RolloutStatus, actions: Sequence[Action],
-             events: Sequence[Event], *, posting_events: bool) -> bool:
+             events: Sequence[Event], *, posting_events: bool,
+             steps: Sequence[CanaryStep] = ()) -> bool:
     """Whether the status `new` may wait: a minor change in a pass with no Event, or a
     passing state, and no Event going out in this pass."""
     if posting_events:
         return False
-    return (not events and minor_change(old, new)) or passing(old, new, actions, events)
+    return ((not events and minor_change(old, new))
+            or passing(old, new, actions, events, steps))

@@ -18,6 +18,7 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from rollouts.models.rollout import CanaryStep, parse_spec
 from rollouts.planner.types import Plan
 from rollouts.planner.write_folding import passing
 from tests.unit.test_planner_properties import (
@@ -33,13 +34,18 @@ from tests.unit.world import World, canary_spec
 NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)
 
 
+def steps(world: World) -> list[CanaryStep]:
+    canary = parse_spec(world.spec).strategy.canary
+    return list(canary.steps or []) if canary is not None else []
+
+
 class PassingChecker(Checker):
     seen = 0  # passing states met, over all examples (the property is not vacuous)
 
     def reconcile(self) -> None:
         w = self.world
         result = w.plan()
-        if passing(w.status, result.status, result.actions, result.events):
+        if passing(w.status, result.status, result.actions, result.events, steps(w)):
             PassingChecker.seen += 1
             lost = copy.deepcopy(w)
             lost.apply(Plan(actions=result.actions, status=w.status))  # status not written
@@ -47,8 +53,12 @@ class PassingChecker(Checker):
             held.apply(result)
             again, planned_on = lost.plan(), held.plan()
             # (Its Events differ: they name the transitions from the status each starts at.)
-            assert (again.actions, again.status, again.requeue_after) == (
-                planned_on.actions, planned_on.status, planned_on.requeue_after)
+            differ = {name: (getattr(again.status, name), getattr(planned_on.status, name))
+                      for name in type(again.status).model_fields
+                      if getattr(again.status, name) != getattr(planned_on.status, name)}
+            assert (again.actions, again.requeue_after) == (
+                planned_on.actions, planned_on.requeue_after), (w.status, result.status)
+            assert not differ, (differ, w.status, result.status)
         super().reconcile()
 
 
@@ -97,7 +107,7 @@ def test_the_bench_canary_passes_through_two_waiting_states() -> None:
         result = world.plan()
         if result.status != old:
             kinds.append((result.status.phase, passing(old, result.status, result.actions,
-                                                       result.events)))
+                                                       result.events, steps(world))))
         world.apply(result)
         world.settle()
         world.advance(2)

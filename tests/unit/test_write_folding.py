@@ -6,16 +6,26 @@ import datetime as dt
 
 import pytest
 
+from typing import Any
+
 from rollouts.models.rollout import (
     CanaryStatus,
+    CanaryStep,
     Condition,
     PauseCondition,
+    RolloutPause,
     RolloutStatus,
     TrafficWeights,
     WeightDestination,
 )
-from rollouts.planner.types import Event
-from rollouts.planner.write_folding import FOLD_SECONDS, fold, may_wait, minor_change
+from rollouts.planner.types import (
+    CreateReplicaSet,
+    DeleteAnalysisRun,
+    Event,
+    PinService,
+    ScaleReplicaSet,
+)
+from rollouts.planner.write_folding import FOLD_SECONDS, fold, may_wait, minor_change, passing
 
 NOW = dt.datetime(2026, 12, 4, 12, 0, tzinfo=dt.UTC)
 
@@ -110,3 +120,46 @@ def test_a_transition_or_an_event_is_written_at_once() -> None:
     assert not may_wait(old, minor, (), (), posting_events=True)
     done = fold(old, paused, may_wait=False, pending_since=NOW, requeue_after=None, now=NOW)
     assert (done.write, done.pending_since) == (True, None)
+
+
+STEPS = [CanaryStep(set_weight=50), CanaryStep(pause=RolloutPause(duration="2s")),
+         CanaryStep(set_weight=100), CanaryStep(pause=RolloutPause())]
+SCALE = ScaleReplicaSet("web-new", 2, None, "7")
+
+
+def test_passing_states_may_wait() -> None:
+    healthy = status(phase="Healthy", current_pod_hash="old", observed_pod_hash="old",
+                     current_step_index=4, step="4/4")
+    first = status(observed_pod_hash="new", observed_generation=3)  # waiting at step 1
+    create = CreateReplicaSet("web-new", "new", 1, 2, {})
+    assert passing(healthy, first, (create, PinService("web-canary", "new")), (), STEPS)
+    paused = status(phase="Paused", current_step_index=1, step="2/4", pause_conditions=[
+        PauseCondition(reason="CanaryPauseStep", start_time=NOW)])
+    after_pause = status(current_step_index=2, step="3/4", message="Step 3/4: waiting")
+    assert passing(paused, after_pause, (SCALE,), (), STEPS)
+    assert may_wait(paused, after_pause, (SCALE,), (Event("Normal", "RolloutStepChanged",
+                                                          "Step 2/4 -> 3/4"),),
+                    posting_events=False, steps=STEPS)
+
+
+@pytest.mark.parametrize("why", ["past a setWeight", "promotion", "paused", "analysis",
+                                 "warning", "never reconciled", "indefinite pause passed"])
+def test_what_is_not_a_passing_state(why: str) -> None:
+    old, new = status(), status(current_step_index=1, step="2/4")
+    actions: tuple[Any, ...] = (SCALE,)
+    events: tuple[Event, ...] = ()
+    if why == "promotion":
+        old, new = status(current_step_index=2), status(current_step_index=2, stable_rs="new")
+    elif why == "paused":
+        old, new = status(current_step_index=2), status(current_step_index=2, phase="Paused")
+    elif why == "analysis":
+        old, new = status(current_step_index=2), status(current_step_index=2, replicas=1)
+        actions = (DeleteAnalysisRun("run-1"),)
+    elif why == "warning":
+        old, new = status(current_step_index=2), status(current_step_index=2, replicas=1)
+        events = (Event("Warning", "SelectorRepaired", "taken back"),)
+    elif why == "never reconciled":
+        old, new = RolloutStatus(), status(current_step_index=0)
+    elif why == "indefinite pause passed":
+        old, new = status(current_step_index=3), status(current_step_index=4, step="4/4")
+    assert not passing(old, new, actions, events, STEPS)
