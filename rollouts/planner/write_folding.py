@@ -18,8 +18,9 @@ delayed by at most that.
    state holds only what such a pass derives again from that status, the cluster and the
    clock (the new revision's pod hash, the steps past timed pauses that ended, the
    generation seen: a state past a step done because of the pods is written at once, as
-   this pass's own actions may have moved those pods), and its actions are only those that find their work done when
-   applied twice (a ReplicaSet created, a ReplicaSet scaled, a Service pinned).
+   this pass's own actions may have moved those pods), and its actions are only those
+   that find their work done when applied twice (a ReplicaSet created, a ReplicaSet
+   scaled, a Service pinned).
 
 Never held back: anything a reader acts on that the next pass cannot derive again. A
 change of stable revision, abort, pause conditions started, analysis or experiment state,

@@ -29,7 +29,6 @@ from tests.unit.test_planner_properties import (
 )
 from tests.unit.world import World, canary_spec
 
-
 # A failing example is printed as drawn: shrinking these histories takes minutes.
 NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)
 
