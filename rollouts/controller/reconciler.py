@@ -25,7 +25,7 @@ from rollouts.models.rollout import CanaryStep, InvalidRollout, ValidRollout, pa
 from rollouts.planner.events import Held, hold
 from rollouts.planner.plan import plan as make_plan
 from rollouts.planner.types import Observed
-from rollouts.planner.write_folding import Pending, fold, may_wait
+from rollouts.planner.write_folding import FOLD_SECONDS, Pending, fold, may_wait
 
 log = logging.getLogger("rollouts.operator")
 
@@ -140,16 +140,22 @@ class Reconciler:
         return _sooner(plan.requeue_after, held.due_in(now))
 
     def _echo_wait(self, replica_sets: Any, services: Any) -> float | None:
-        """Seconds to wait for the echoes of a held pass's writes (None: plan now)."""
+        """Seconds to wait for the echoes of a held pass's writes (None: plan now). Never
+        past the end of a hold: what is held goes out on time, planned from the caches as
+        they are (a stale view costs a no-op create or a 409, as after ECHO_WAIT)."""
         namespace = self.key[0]
+        now = self.config.clock.now()
         self.echoes = missing(self.echoes, replica_sets.get(self.key, ()),
                               lambda name: first(services.get((namespace, name))))
-        left = ((self.echoes_until - self.config.clock.now()).total_seconds()
+        left = ((self.echoes_until - now).total_seconds()
                 if self.echoes_until is not None else 0.0)
-        if not self.echoes or left <= 0:
+        held_left = (None if self.pending_since is None else
+                     FOLD_SECONDS - (now - self.pending_since).total_seconds())
+        due = _sooner(self.held.due_in(now), held_left)
+        if not self.echoes or left <= 0 or (due is not None and due <= 0):
             self.echoes = ()
             return None
-        return left
+        return _sooner(left, due)
 
     async def flush_events(self, body: Mapping[str, Any]) -> None:
         """The daemon is stopping: write the status held back, if the Rollout is still the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from typing import Any
 
@@ -17,6 +18,7 @@ from rollouts.kube import analysis as kube_analysis
 from rollouts.kube.analysis import parse_template
 from rollouts.models.rollout import RolloutSpec
 from rollouts.planner.events import EVENT_HOLD
+from rollouts.planner.write_folding import FOLD_SECONDS
 from tests.unit.test_execute import Recorder, rollout_body, svc_body
 
 TEMPLATE = {
@@ -293,4 +295,42 @@ async def test_a_held_status_goes_when_the_rollout_changes_and_is_written_on_sto
         writes = cluster.take_writes()
         assert [p.rsplit("/", 1)[-1] for _, p, _ in writes] == ["status", "events"]
         assert writes[0][2]["status"]["phase"] == "Progressing"
+        assert reconciler.pending is None
+
+
+async def test_an_echo_wait_ends_when_the_hold_is_up() -> None:
+    """The held status and Events go out on time even while an echo is missing."""
+    clock = [dt.datetime(2026, 12, 5, tzinfo=dt.UTC)]
+
+    class Clock:
+        def now(self) -> dt.datetime:
+            return clock[0]
+
+    rec = Recorder()
+    body = rollout_body(status={})
+    body["spec"]["strategy"]["canary"]["steps"] = [{"setWeight": 34}, {"pause": {}}]
+    cluster = Cluster(rec, body)
+    async with rec.client() as client:
+        runtime = Runtime(client=client, providers=None)  # type: ignore[arg-type]
+        reconciler = Reconciler(OperatorConfig(clock=Clock()), runtime,  # type: ignore[arg-type]
+                                ("shop", "web"))
+        for _ in range(3):
+            await reconciler.reconcile(cluster.body, *cluster.caches(), {}, ({}, {}))
+            reconciler.written_over = None
+            cluster.take_writes()
+            cluster.pods_ready()
+        cluster.body["spec"]["template"]["spec"]["containers"][0]["image"] = "web:2"
+        cluster.body["metadata"] = {**cluster.body["metadata"], "generation": 2,
+                                    "resourceVersion": cluster.next_rv()}
+        stale = cluster.caches()
+        await reconciler.reconcile(cluster.body, *stale, {}, ({}, {}))
+        assert reconciler.pending is not None and reconciler.echoes
+        clock[0] += dt.timedelta(seconds=1)
+        wait = await reconciler.reconcile(cluster.body, *stale, {}, ({}, {}))
+        assert wait is not None and wait <= FOLD_SECONDS - 1  # no later than the hold's end
+        cluster.take_writes()
+        clock[0] += dt.timedelta(seconds=FOLD_SECONDS)
+        await reconciler.reconcile(cluster.body, *stale, {}, ({}, {}))  # echoes still missing
+        writes = [p.rsplit("/", 1)[-1] for _, p, _ in cluster.take_writes()]
+        assert "status" in writes and "events" in writes, writes
         assert reconciler.pending is None
