@@ -170,6 +170,13 @@ class Cluster:
         self.services = {name: svc_body(name, {"app": "web"}, "1")
                          for name in ("web", "web-canary")}
 
+    @classmethod
+    def of_canary(cls) -> Cluster:
+        """A Rollout of setWeight 34 (2 of 3 pods) then an indefinite pause."""
+        body = rollout_body(status={})
+        body["spec"]["strategy"]["canary"]["steps"] = [{"setWeight": 34}, {"pause": {}}]
+        return cls(Recorder(), body)
+
     def next_rv(self) -> str:
         self.rv += 1
         return str(self.rv)
@@ -200,6 +207,18 @@ class Cluster:
                                           "resourceVersion": self.next_rv()}}
         return new
 
+    async def deploy_then_release(self, reconciler: Reconciler) -> None:
+        """The first revision deployed and Healthy, then a new image (generation 2)."""
+        for _ in range(3):
+            await reconciler.reconcile(self.body, *self.caches(), {}, ({}, {}))
+            reconciler.written_over = None  # as if our write came back
+            self.take_writes()
+            self.pods_ready()
+        assert self.body["status"]["phase"] == "Healthy"
+        self.body["spec"]["template"]["spec"]["containers"][0]["image"] = "web:2"
+        self.body["metadata"] = {**self.body["metadata"], "generation": 2,
+                                 "resourceVersion": self.next_rv()}
+
     def pods_ready(self) -> None:
         for rs in self.replica_sets.values():
             n = rs["spec"]["replicas"]
@@ -212,10 +231,8 @@ async def test_a_passing_state_is_held_planned_on_and_written_with_the_next() ->
     written; the next pass waits for the held pass's writes to show in the caches, then
     plans on from the held status: the pause is written with one Event naming the created
     ReplicaSet once, and the ReplicaSet is created once."""
-    rec = Recorder()
-    body = rollout_body(status={})
-    body["spec"]["strategy"]["canary"]["steps"] = [{"setWeight": 34}, {"pause": {}}]
-    cluster = Cluster(rec, body)
+    cluster = Cluster.of_canary()
+    rec = cluster.rec
     async with rec.client() as client:
         runtime = Runtime(client=client, providers=None)  # type: ignore[arg-type]
         reconciler = Reconciler(OperatorConfig(), runtime, ("shop", "web"))
@@ -225,14 +242,7 @@ async def test_a_passing_state_is_held_planned_on_and_written_with_the_next() ->
             reconciler.written_over = None  # as if our write came back
             return cluster.take_writes()
 
-        for _ in range(3):  # the first revision: deployed and Healthy
-            await run_pass()
-            cluster.pods_ready()
-        assert cluster.body["status"]["phase"] == "Healthy"
-        containers = cluster.body["spec"]["template"]["spec"]["containers"]
-        containers[0]["image"] = "web:2"
-        cluster.body["metadata"] = {**cluster.body["metadata"], "generation": 2,
-                                    "resourceVersion": cluster.next_rv()}
+        await cluster.deploy_then_release(reconciler)
         stale = cluster.caches()
         await reconciler.reconcile(cluster.body, *stale, {}, ({}, {}))
         assert reconciler.pending is not None and len(reconciler.echoes) == 2
@@ -263,21 +273,12 @@ async def test_a_passing_state_is_held_planned_on_and_written_with_the_next() ->
 
 
 async def test_a_held_status_goes_when_the_rollout_changes_and_is_written_on_stop() -> None:
-    rec = Recorder()
-    body = rollout_body(status={})
-    body["spec"]["strategy"]["canary"]["steps"] = [{"setWeight": 34}, {"pause": {}}]
-    cluster = Cluster(rec, body)
+    cluster = Cluster.of_canary()
+    rec = cluster.rec
     async with rec.client() as client:
         runtime = Runtime(client=client, providers=None)  # type: ignore[arg-type]
         reconciler = Reconciler(OperatorConfig(), runtime, ("shop", "web"))
-        for _ in range(3):
-            await reconciler.reconcile(cluster.body, *cluster.caches(), {}, ({}, {}))
-            reconciler.written_over = None
-            cluster.take_writes()
-            cluster.pods_ready()
-        cluster.body["spec"]["template"]["spec"]["containers"][0]["image"] = "web:2"
-        cluster.body["metadata"] = {**cluster.body["metadata"], "generation": 2,
-                                    "resourceVersion": cluster.next_rv()}
+        await cluster.deploy_then_release(reconciler)
         await reconciler.reconcile(cluster.body, *cluster.caches(), {}, ({}, {}))
         cluster.take_writes()
         held = reconciler.pending
@@ -306,22 +307,13 @@ async def test_an_echo_wait_ends_when_the_hold_is_up() -> None:
         def now(self) -> dt.datetime:
             return clock[0]
 
-    rec = Recorder()
-    body = rollout_body(status={})
-    body["spec"]["strategy"]["canary"]["steps"] = [{"setWeight": 34}, {"pause": {}}]
-    cluster = Cluster(rec, body)
+    cluster = Cluster.of_canary()
+    rec = cluster.rec
     async with rec.client() as client:
         runtime = Runtime(client=client, providers=None)  # type: ignore[arg-type]
         reconciler = Reconciler(OperatorConfig(clock=Clock()), runtime,  # type: ignore[arg-type]
                                 ("shop", "web"))
-        for _ in range(3):
-            await reconciler.reconcile(cluster.body, *cluster.caches(), {}, ({}, {}))
-            reconciler.written_over = None
-            cluster.take_writes()
-            cluster.pods_ready()
-        cluster.body["spec"]["template"]["spec"]["containers"][0]["image"] = "web:2"
-        cluster.body["metadata"] = {**cluster.body["metadata"], "generation": 2,
-                                    "resourceVersion": cluster.next_rv()}
+        await cluster.deploy_then_release(reconciler)
         stale = cluster.caches()
         await reconciler.reconcile(cluster.body, *stale, {}, ({}, {}))
         assert reconciler.pending is not None and reconciler.echoes
