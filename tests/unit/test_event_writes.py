@@ -173,3 +173,20 @@ def test_a_warning_or_a_resting_rollout_posts_at_once_with_what_is_held() -> Non
     post, still = hold(Held(), PROMOTION, resting=True, now=NOW)
     assert post == tuple(PROMOTION) and still == Held()
     assert hold(Held(), [], resting=False, now=NOW) == ((), Held())
+
+
+def test_a_timed_pause_that_ends_within_the_hold_is_passed_through() -> None:
+    """Paused with `moves_in` (the pause's end) before the hold would end: held; a pause
+    that ends later, or an indefinite one (None), is a resting state."""
+    _, held = hold(Held(), NEW_REVISION, resting=False, now=NOW)
+    later = NOW + dt.timedelta(seconds=0.5)
+    post, short = hold(held, STEP, resting=True, now=later, moves_in=2.0)
+    assert post == () and short == Held((*NEW_REVISION, *STEP), NOW)
+    post, still = hold(held, STEP, resting=True, now=later,
+                       moves_in=EVENT_HOLD.total_seconds() - 0.5)
+    assert post == (*NEW_REVISION, *STEP) and still == Held()  # ends as the hold would
+    post, still = hold(held, STEP, resting=True, now=later, moves_in=None)
+    assert post == (*NEW_REVISION, *STEP) and still == Held()
+    # The hold still ends on time: a chain of short pauses does not keep Events back.
+    post, still = hold(short, [], resting=True, now=NOW + EVENT_HOLD, moves_in=1.0)
+    assert post == (*NEW_REVISION, *STEP) and still == Held()

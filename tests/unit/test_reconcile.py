@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from typing import Any
 
@@ -10,13 +11,14 @@ import pytest
 
 from rollouts.controller.config import OperatorConfig
 from rollouts.controller.loop import run_loop
-from rollouts.controller.reconciler import Reconciler
+from rollouts.controller.reconciler import ECHO_WAIT, Reconciler
 from rollouts.controller.runtime import Runtime
 from rollouts.errors import ConflictError
 from rollouts.kube import analysis as kube_analysis
 from rollouts.kube.analysis import parse_template
 from rollouts.models.rollout import RolloutSpec
 from rollouts.planner.events import EVENT_HOLD
+from rollouts.planner.write_folding import FOLD_SECONDS
 from tests.unit.test_execute import Recorder, rollout_body, svc_body
 
 TEMPLATE = {
@@ -156,3 +158,171 @@ async def test_a_passing_transitions_events_are_held_then_posted() -> None:
         events = [b for m, p, _, b in rec.requests if p.endswith("/events")]
         assert [e["involvedObject"]["name"] for e in events] == ["web"]
         assert not reconciler.held.events
+
+
+class Cluster:
+    """Just enough of the API server behind a Recorder for passes in a row: the writes of
+    a pass become the caches and the body of the next (pods come when `ready`)."""
+
+    def __init__(self, rec: Recorder, body: dict[str, Any]) -> None:
+        self.rec, self.body, self.seen, self.rv = rec, body, 0, 100
+        self.replica_sets: dict[str, dict[str, Any]] = {}
+        self.services = {name: svc_body(name, {"app": "web"}, "1")
+                         for name in ("web", "web-canary")}
+
+    @classmethod
+    def of_canary(cls) -> Cluster:
+        """A Rollout of setWeight 34 (2 of 3 pods) then an indefinite pause."""
+        body = rollout_body(status={})
+        body["spec"]["strategy"]["canary"]["steps"] = [{"setWeight": 34}, {"pause": {}}]
+        return cls(Recorder(), body)
+
+    def next_rv(self) -> str:
+        self.rv += 1
+        return str(self.rv)
+
+    def caches(self) -> tuple[Any, ...]:
+        return ({("shop", "web"): list(self.replica_sets.values())},
+                {("shop", n): [s] for n, s in self.services.items()})
+
+    def take_writes(self) -> list[tuple[str, str, Any]]:
+        """The writes since the last call, applied to the caches and the body."""
+        new = [(m, p, b) for m, p, _, b in self.rec.requests[self.seen:]]
+        self.seen = len(self.rec.requests)
+        for method, path, body in new:
+            name = path.rsplit("/", 1)[-1]
+            if path.endswith("/replicasets") and method == "POST":
+                rs = dict(body, metadata={**body["metadata"], "resourceVersion": self.next_rv()},
+                          status={})
+                self.replica_sets[body["metadata"]["name"]] = rs
+            elif "/replicasets/" in path:
+                rs = self.replica_sets[name]
+                rs["spec"] = {**rs["spec"], "replicas": body["spec"]["replicas"]}
+                rs["metadata"]["resourceVersion"] = self.next_rv()
+            elif "/services/" in path:
+                self.services[name] = svc_body(name, body["spec"]["selector"], self.next_rv())
+            elif path.endswith("/status"):
+                self.body = {**self.body, "status": body["status"],
+                             "metadata": {**self.body["metadata"],
+                                          "resourceVersion": self.next_rv()}}
+        return new
+
+    async def deploy_then_release(self, reconciler: Reconciler) -> None:
+        """The first revision deployed and Healthy, then a new image (generation 2)."""
+        for _ in range(3):
+            await reconciler.reconcile(self.body, *self.caches(), {}, ({}, {}))
+            reconciler.written_over = None  # as if our write came back
+            self.take_writes()
+            self.pods_ready()
+        assert self.body["status"]["phase"] == "Healthy"
+        self.body["spec"]["template"]["spec"]["containers"][0]["image"] = "web:2"
+        self.body["metadata"] = {**self.body["metadata"], "generation": 2,
+                                 "resourceVersion": self.next_rv()}
+
+    def pods_ready(self) -> None:
+        for rs in self.replica_sets.values():
+            n = rs["spec"]["replicas"]
+            rs["status"] = {"replicas": n, "readyReplicas": n, "availableReplicas": n}
+            rs["metadata"]["resourceVersion"] = self.next_rv()
+
+
+async def test_a_passing_state_is_held_planned_on_and_written_with_the_next() -> None:
+    """planner.write_folding rule 2 in passes: the new revision's "waiting for pods" is not
+    written; the next pass waits for the held pass's writes to show in the caches, then
+    plans on from the held status: the pause is written with one Event naming the created
+    ReplicaSet once, and the ReplicaSet is created once."""
+    cluster = Cluster.of_canary()
+    rec = cluster.rec
+    async with rec.client() as client:
+        runtime = Runtime(client=client, providers=None)  # type: ignore[arg-type]
+        reconciler = Reconciler(OperatorConfig(), runtime, ("shop", "web"))
+
+        async def run_pass() -> list[tuple[str, str, Any]]:
+            await reconciler.reconcile(cluster.body, *cluster.caches(), {}, ({}, {}))
+            reconciler.written_over = None  # as if our write came back
+            return cluster.take_writes()
+
+        await cluster.deploy_then_release(reconciler)
+        stale = cluster.caches()
+        await reconciler.reconcile(cluster.body, *stale, {}, ({}, {}))
+        assert reconciler.pending is not None and len(reconciler.echoes) == 2
+        # Woken before the watch brought the ReplicaSet and the Service back: it waits.
+        sent = len(rec.requests)
+        wait = await reconciler.reconcile(cluster.body, *stale, {}, ({}, {}))
+        assert wait is not None and 0 < wait <= ECHO_WAIT and len(rec.requests) == sent
+        writes = [(m, p.rsplit("/", 1)[-1]) for m, p, _ in cluster.take_writes()]
+        assert ("POST", "replicasets") in writes and ("PATCH", "web-canary") in writes
+        assert not [p for m, p in writes if p in ("status", "events")], writes
+        # A pass before the pods come: the held status holds, nothing is written.
+        assert await run_pass() == []
+        writes = []
+        for _ in range(6):  # the canary grows as the stable makes room, then it pauses
+            cluster.pods_ready()
+            writes += await run_pass()
+            if writes and writes[-1][1].endswith("/events"):
+                break
+        assert [p.rsplit("/", 1)[-1] for _, p, _ in writes][-2:] == ["status", "events"]
+        assert [p for _, p, _ in writes].count(writes[-2][1]) == 1  # one status write
+        assert writes[-2][2]["status"]["phase"] == "Paused"
+        assert writes[-2][2]["status"]["currentStepIndex"] == 1
+        message = writes[-1][2]["message"]
+        assert message.count("Created ReplicaSet") == 1, message
+        assert reconciler.pending is None
+    assert [p for m, p, _, _ in rec.requests if m == "POST"].count(
+        "/apis/apps/v1/namespaces/shop/replicasets") == 2  # one per revision
+
+
+async def test_a_held_status_goes_when_the_rollout_changes_and_is_written_on_stop() -> None:
+    cluster = Cluster.of_canary()
+    rec = cluster.rec
+    async with rec.client() as client:
+        runtime = Runtime(client=client, providers=None)  # type: ignore[arg-type]
+        reconciler = Reconciler(OperatorConfig(), runtime, ("shop", "web"))
+        await cluster.deploy_then_release(reconciler)
+        await reconciler.reconcile(cluster.body, *cluster.caches(), {}, ({}, {}))
+        cluster.take_writes()
+        held = reconciler.pending
+        assert held is not None and held.status.phase == "Progressing"
+        # Someone else changed the Rollout: the held status is dropped, planned again.
+        cluster.body["metadata"] = {**cluster.body["metadata"],
+                                    "resourceVersion": cluster.next_rv()}
+        await reconciler.reconcile(cluster.body, *cluster.caches(), {}, ({}, {}))
+        assert cluster.take_writes() == []  # the same passing state: held again
+        assert reconciler.pending is not None
+        assert reconciler.pending.resource_version == cluster.body["metadata"][
+            "resourceVersion"]
+        # The daemon stops: the held status is written, then the held Events.
+        await reconciler.flush_events(cluster.body)
+        writes = cluster.take_writes()
+        assert [p.rsplit("/", 1)[-1] for _, p, _ in writes] == ["status", "events"]
+        assert writes[0][2]["status"]["phase"] == "Progressing"
+        assert reconciler.pending is None
+
+
+async def test_an_echo_wait_ends_when_the_hold_is_up() -> None:
+    """The held status and Events go out on time even while an echo is missing."""
+    clock = [dt.datetime(2026, 12, 5, tzinfo=dt.UTC)]
+
+    class Clock:
+        def now(self) -> dt.datetime:
+            return clock[0]
+
+    cluster = Cluster.of_canary()
+    rec = cluster.rec
+    async with rec.client() as client:
+        runtime = Runtime(client=client, providers=None)  # type: ignore[arg-type]
+        reconciler = Reconciler(OperatorConfig(clock=Clock()), runtime,  # type: ignore[arg-type]
+                                ("shop", "web"))
+        await cluster.deploy_then_release(reconciler)
+        stale = cluster.caches()
+        await reconciler.reconcile(cluster.body, *stale, {}, ({}, {}))
+        assert reconciler.pending is not None and reconciler.echoes
+        clock[0] += dt.timedelta(seconds=1)
+        wait = await reconciler.reconcile(cluster.body, *stale, {}, ({}, {}))
+        assert wait is not None and wait <= FOLD_SECONDS - 1  # no later than the hold's end
+        cluster.take_writes()
+        clock[0] += dt.timedelta(seconds=FOLD_SECONDS)
+        await reconciler.reconcile(cluster.body, *stale, {}, ({}, {}))  # echoes still missing
+        writes = [p.rsplit("/", 1)[-1] for _, p, _ in cluster.take_writes()]
+        assert "status" in writes and "events" in writes, writes
+        assert reconciler.pending is None

@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 
 from rollouts.models.rollout import (
     CanaryStatus,
+    CanaryStep,
     Condition,
     PauseCondition,
+    RolloutPause,
     RolloutStatus,
     TrafficWeights,
     WeightDestination,
 )
-from rollouts.planner.write_folding import FOLD_SECONDS, fold, minor_change
+from rollouts.planner.types import (
+    CreateReplicaSet,
+    DeleteAnalysisRun,
+    Event,
+    PinService,
+    ScaleReplicaSet,
+)
+from rollouts.planner.write_folding import FOLD_SECONDS, fold, may_wait, minor_change, passing
 
 NOW = dt.datetime(2026, 12, 4, 12, 0, tzinfo=dt.UTC)
 
@@ -85,21 +95,70 @@ def test_no_change_and_degraded_and_new_rollouts_are_not_minor() -> None:
 
 def test_a_minor_change_is_held_then_written_when_its_time_is_up() -> None:
     old, new = status(), status(replicas=2)
-    held = fold(old, new, has_events=False, pending_since=None, requeue_after=None, now=NOW)
+    held = fold(old, new, may_wait=True, pending_since=None, requeue_after=None, now=NOW)
     assert (held.write, held.pending_since, held.requeue_after) == (False, NOW, FOLD_SECONDS)
     later = NOW + dt.timedelta(seconds=1)
-    again = fold(old, new, has_events=False, pending_since=held.pending_since,
+    again = fold(old, new, may_wait=True, pending_since=held.pending_since,
                  requeue_after=0.5, now=later)
     assert (again.write, again.pending_since, again.requeue_after) == (False, NOW, 0.5)
     due = NOW + dt.timedelta(seconds=FOLD_SECONDS)
-    written = fold(old, new, has_events=False, pending_since=NOW, requeue_after=7.0, now=due)
+    written = fold(old, new, may_wait=True, pending_since=NOW, requeue_after=7.0, now=due)
     assert (written.write, written.pending_since, written.requeue_after) == (True, None, 7.0)
 
 
 def test_a_transition_or_an_event_is_written_at_once() -> None:
     old = status()
-    for new, events in ((status(step="2/4", current_step_index=1), False),
-                        (status(replicas=2), True)):
-        done = fold(old, new, has_events=events, pending_since=NOW, requeue_after=None,
-                    now=NOW)
-        assert (done.write, done.pending_since) == (True, None)
+    paused = status(step="2/4", current_step_index=1, phase="Paused")
+    minor = status(replicas=2)
+    event = Event("Normal", "ReplicaSetCreated", "Created ReplicaSet web-new")
+    assert not may_wait(old, paused, (), (), posting_events=False)
+    resting = status(phase="Paused")  # a minor change of a resting Rollout, with an Event
+    assert not may_wait(resting, resting.model_copy(update={"replicas": 2}), (), (event,),
+                        posting_events=False)
+    assert may_wait(old, minor, (), (), posting_events=False)
+    assert not may_wait(old, minor, (), (), posting_events=True)
+    done = fold(old, paused, may_wait=False, pending_since=NOW, requeue_after=None, now=NOW)
+    assert (done.write, done.pending_since) == (True, None)
+
+
+STEPS = [CanaryStep(set_weight=50), CanaryStep(pause=RolloutPause(duration="2s")),
+         CanaryStep(set_weight=100), CanaryStep(pause=RolloutPause())]
+SCALE = ScaleReplicaSet("web-new", 2, None, "7")
+
+
+def test_passing_states_may_wait() -> None:
+    healthy = status(phase="Healthy", current_pod_hash="old", observed_pod_hash="old",
+                     current_step_index=4, step="4/4")
+    first = status(observed_pod_hash="new", observed_generation=3)  # waiting at step 1
+    create = CreateReplicaSet("web-new", "new", 1, 2, {})
+    assert passing(healthy, first, (create, PinService("web-canary", "new")), (), STEPS)
+    paused = status(phase="Paused", current_step_index=1, step="2/4", pause_conditions=[
+        PauseCondition(reason="CanaryPauseStep", start_time=NOW)])
+    after_pause = status(current_step_index=2, step="3/4", message="Step 3/4: waiting")
+    assert passing(paused, after_pause, (SCALE,), (), STEPS)
+    assert may_wait(paused, after_pause, (SCALE,), (Event("Normal", "RolloutStepChanged",
+                                                          "Step 2/4 -> 3/4"),),
+                    posting_events=False, steps=STEPS)
+
+
+@pytest.mark.parametrize("why", ["past a setWeight", "promotion", "paused", "analysis",
+                                 "warning", "never reconciled", "indefinite pause passed"])
+def test_what_is_not_a_passing_state(why: str) -> None:
+    old, new = status(), status(current_step_index=1, step="2/4")
+    actions: tuple[Any, ...] = (SCALE,)
+    events: tuple[Event, ...] = ()
+    if why == "promotion":
+        old, new = status(current_step_index=2), status(current_step_index=2, stable_rs="new")
+    elif why == "paused":
+        old, new = status(current_step_index=2), status(current_step_index=2, phase="Paused")
+    elif why == "analysis":
+        old, new = status(current_step_index=2), status(current_step_index=2, replicas=1)
+        actions = (DeleteAnalysisRun("run-1"),)
+    elif why == "warning":
+        old, new = status(current_step_index=2), status(current_step_index=2, replicas=1)
+        events = (Event("Warning", "SelectorRepaired", "taken back"),)
+    elif why == "never reconciled":
+        old, new = RolloutStatus(), status(current_step_index=0)
+    elif why == "indefinite pause passed":
+        old, new = status(current_step_index=3), status(current_step_index=4, step="4/4")
+    assert not passing(old, new, actions, events, STEPS)
