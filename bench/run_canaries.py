@@ -62,6 +62,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a plain script from a checkout
     sys.path.insert(0, str(ROOT))
 
+from proc_watch import Sampler, pin, proc_sample, split_cpus  # noqa: E402  (next to this file)
+
 from rollouts.models.rollout import GROUP, POD_TEMPLATE_HASH_LABEL, VERSION  # noqa: E402
 from rollouts.planner.write_folding import FOLD_SECONDS  # noqa: E402
 from rollouts.sandbox.apiserver import ApiEmulator, WatchEvent  # noqa: E402
@@ -72,7 +74,6 @@ from rollouts.sandbox.cluster import Sandbox  # noqa: E402
 QUIET_SECONDS = 1.0 + FOLD_SECONDS
 
 PAUSE_REASON = "CanaryPauseStep"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 class BenchError(RuntimeError):
@@ -206,31 +207,6 @@ class Recorder:
 
 
 # --- the controller process -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ProcSample:
-    user: float
-    system: float
-    hwm_kib: int
-    rss_kib: int
-
-    @property
-    def cpu(self) -> float:
-        return self.user + self.system
-
-
-def proc_sample(pid: int | str) -> ProcSample:
-    """CPU seconds and memory of a process from /proc (no psutil needed)."""
-    stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "; comm may hold spaces
-    user, system = int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
-    memory: dict[str, int] = {}
-    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmHWM", "VmRSS"):
-            memory[key] = int(value.split()[0])
-    return ProcSample(user, system, memory.get("VmHWM", 0), memory.get("VmRSS", 0))
 
 
 def controller_pid(sandbox: Sandbox) -> int:
@@ -440,6 +416,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         recorder.start()
         sandbox.start_controller(process=True)
         pid = controller_pid(sandbox)
+        if args.controller_cpu is not None:
+            # The controller's core to itself (as far as this machine allows); the emulator,
+            # the kubelet simulator and the recorder share the other CPUs.
+            controller_cpus, sandbox_cpus = split_cpus(args.controller_cpu)
+            pin(pid, controller_cpus)
+            pin("self", sandbox_cpus)
+        sampler = Sampler(pid)
+        sampler.start()
         try:
             names = []
             for index in range(n):
@@ -515,9 +499,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             check_alive(sandbox)
         finally:
             recorder.stop()
+            sampler.stop()
         lags = measure_lags(recorder, names, old_hash, old_generation, args.pause)
 
     per = n * steps
+    peak_sampled, peak_at = sampler.peak()
     return {
         "rollouts": n,
         "steps": steps,
@@ -527,6 +513,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "pause": args.pause,
         "tls": not args.plain_http,
         "cpus": os.cpu_count(),
+        "controller_cpu": args.controller_cpu,
+        "load_average": {
+            "setup": sampler.load_range(started, setup_done),
+            "canary": sampler.load_range(canary_start, canary_end),
+        },
         "python": sys.version.split()[0],
         "wall": {
             "create": created - started,
@@ -561,6 +552,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "cpu_total": final.cpu,
             "peak_rss_mib": final.hwm_kib / 1024,
             "rss_end_mib": final.rss_kib / 1024,
+            "rss_setup_end_mib": sampler.rss_at(setup_done),
+            "peak_rss_sampled_mib": peak_sampled,
+            "peak_rss_at": ("setup" if peak_at <= setup_done else "canary"
+                            if peak_at <= canary_end else "after"),
+            "peak_rss_after_start_s": peak_at - started,
         },
         "sandbox_process": {
             "cpu_canary": self_after.cpu - self_before.cpu,
@@ -584,6 +580,10 @@ def report(result: dict[str, Any]) -> str:
         f"{result['ready_delay']}s, pauses {result['pause']}s, "
         f"{'HTTPS' if result['tls'] else 'plain HTTP'}), {result['cpus']} CPUs, "
         f"Python {result['python']}",
+        "controller pinned to CPU " + str(result["controller_cpu"]) + ", the sandbox to the "
+        "others" if result["controller_cpu"] is not None else "controller and sandbox on any CPU",
+        "load average (1 min, min-max): setup {:.2f}-{:.2f}, canary {:.2f}-{:.2f}".format(
+            *result["load_average"]["setup"], *result["load_average"]["canary"]),
         f"setup: created in {wall['create']:.1f}s, all Healthy at revision 1 after "
         f"{wall['setup']:.1f}s ({result['setup_requests']} requests)",
         f"canary: image patched on all in {wall['patch_all']:.2f}s; all Healthy at revision 2 "
@@ -621,7 +621,12 @@ def report(result: dict[str, Any]) -> str:
         f"sys {ctl['cpu_canary_system']:.2f}) = {ctl['cpu_ms_per_step']:.1f} ms per step "
         f"transition; setup {ctl['cpu_setup']:.2f}s; total {ctl['cpu_total']:.2f}s",
         f"controller memory: peak RSS {ctl['peak_rss_mib']:.0f} MiB (at end "
-        f"{ctl['rss_end_mib']:.0f} MiB)",
+        f"{ctl['rss_end_mib']:.0f} MiB; at the end of the setup {ctl['rss_setup_end_mib']:.0f}"
+        f" MiB; largest sample {ctl['peak_rss_sampled_mib']:.0f} MiB in the "
+        f"{ctl['peak_rss_at']}, {ctl['peak_rss_after_start_s']:.0f}s after start)",
+        f"controller CPU per step {ctl['cpu_ms_per_step']:.1f} ms beside pause end -> step "
+        f"advanced p50 / p99 {result['lags']['pause_end_to_advance']['p50']:.2f} / "
+        f"{result['lags']['pause_end_to_advance']['p99']:.2f} s",
         f"sandbox process (emulator + kubelet + recorder): canary CPU "
         f"{result['sandbox_process']['cpu_canary']:.2f}s = "
         f"{result['sandbox_process']['cpu_ms_per_step']:.1f} ms per step transition, peak RSS "
@@ -652,6 +657,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--plain-http", action="store_true",
                         help="serve the emulator over plain HTTP (default: HTTPS with a CA "
                              "made at start, as a cluster's API server)")
+    parser.add_argument("--controller-cpu", type=int, default=None, metavar="CPU",
+                        help="pin the controller to this CPU and the sandbox (emulator, "
+                             "kubelet simulator, recorder) to the others, so that the "
+                             "controller has a core to itself (default: no pinning)")
     parser.add_argument("--json", action="store_true", help="print JSON only")
     args = parser.parse_args(argv)
     if args.rollouts < 1 or args.replicas < 1 or args.pause < 1:
