@@ -53,17 +53,19 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import importlib
 import logging
+import sys
 import threading
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import aiohttp
-import kopf
 
 from rollouts import logs
 from rollouts.analysis.providers.egress import EgressPolicy, parse_networks
 from rollouts.analysis.runner import ProviderConfig, ProviderSet, reconcile_analysis_run
+from rollouts.controller.allocator import release_freed_memory
 from rollouts.controller.config import OperatorConfig
 from rollouts.controller.loop import Done, run_loop
 from rollouts.controller.reconciler import Reconciler
@@ -99,6 +101,32 @@ from rollouts.notifications.delivery import Notifier
 from rollouts.telemetry import Peering, Telemetry, peer_identity
 
 __all__ = ["OperatorConfig", "build_registry", "operator", "run_operator"]
+
+# Client libraries kopf imports if they are installed, only to recognise their objects in
+# kopf.adopt() and the like and to log in through them; neither is used here (the login
+# handler below makes kopf's session). The `kubernetes` package alone added 12 MiB to the
+# controller's memory and 0.2 s to its start (docs/benchmarks.md, 2026-12-05, round 2).
+_UNUSED_BY_KOPF_HERE = ("kubernetes", "kubernetes_asyncio", "pykube")
+
+
+def _import_kopf() -> Any:
+    """kopf, imported as if the client libraries it does not need here were absent; they
+    stay importable by anything else afterwards."""
+    blocked = [name for name in _UNUSED_BY_KOPF_HERE if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # type: ignore[assignment]  # "import fails" to importlib
+    try:
+        return importlib.import_module("kopf")
+    finally:
+        for name in blocked:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
+
+
+if TYPE_CHECKING:
+    import kopf
+else:
+    kopf = _import_kopf()
 
 
 log = logging.getLogger("rollouts.operator")
@@ -501,20 +529,27 @@ async def operator(
         None if wide else serve)
     registry = build_registry(dataclasses.replace(config, clusterwide=wide),
                               connection=connection, telemetry=telemetry)
-    async with telemetry.serve(config.metrics_address):
-        await kopf.operator(
-            registry=registry,
-            standalone=config.standalone,
-            # Not peering_name=: kopf makes peering mandatory when a name is passed; the name
-            # is set in the startup handler so that auto-detection stays on.
-            identity=cast(Any, identity),
-            priority=config.peering_priority,
-            clusterwide=wide,
-            namespaces=() if wide else serve,
-            stop_flag=stop_flag,
-            ready_flag=ready_flag,
-            memo=kopf.Memo(),
-        )
+    # The start-up burst's freed heap goes back to the system (rollouts.controller.allocator).
+    trimmer = asyncio.create_task(release_freed_memory(), name="release freed memory")
+    try:
+        async with telemetry.serve(config.metrics_address):
+            await kopf.operator(
+                registry=registry,
+                standalone=config.standalone,
+                # Not peering_name=: kopf makes peering mandatory when a name is passed; the name
+                # is set in the startup handler so that auto-detection stays on.
+                identity=cast(Any, identity),
+                priority=config.peering_priority,
+                clusterwide=wide,
+                namespaces=() if wide else serve,
+                stop_flag=stop_flag,
+                ready_flag=ready_flag,
+                memo=kopf.Memo(),
+            )
+    finally:
+        trimmer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await trimmer
 
 
 def run_operator(
