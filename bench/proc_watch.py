@@ -69,7 +69,8 @@ class Sampler:
 
     pid: int
     interval: float = 0.5
-    points: list[tuple[float, int, float]] = field(default_factory=list)  # (t, rss KiB, load)
+    # (t, rss KiB, one-minute load, CPU seconds of the process so far)
+    points: list[tuple[float, int, float, float]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -85,24 +86,36 @@ class Sampler:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                rss = proc_sample(self.pid).rss_kib
+                sample = proc_sample(self.pid)
             except (FileNotFoundError, ProcessLookupError):
                 return
-            self.points.append((time.time(), rss, load_average()))
+            self.points.append((time.time(), sample.rss_kib, load_average(), sample.cpu))
             self._stop.wait(self.interval)
 
     def load_range(self, start: float, end: float) -> tuple[float, float]:
-        loads = [load for t, _, load in self.points if start <= t <= end] or [load_average()]
+        loads = [load for t, _, load, _ in self.points if start <= t <= end] or [load_average()]
         return min(loads), max(loads)
 
     def rss_at(self, when: float) -> float:
         """RSS (MiB) at the last sample before `when`."""
-        before = [rss for t, rss, _ in self.points if t <= when]
+        before = [rss for t, rss, _, _ in self.points if t <= when]
         return (before[-1] if before else 0) / 1024
 
     def peak(self) -> tuple[float, float]:
         """(the largest RSS sampled, MiB; when, as a time.time() stamp)."""
         if not self.points:
             return 0.0, 0.0
-        t, rss, _ = max(self.points, key=lambda point: point[1])
+        t, rss, _, _ = max(self.points, key=lambda point: point[1])
         return rss / 1024, t
+
+    def busiest(self, start: float, end: float, window: float = 5.0) -> float:
+        """The largest share of one CPU the process used over any `window` seconds between
+        `start` and `end` (1.0: a whole core): whether it was CPU-bound in a burst."""
+        points = [(t, cpu) for t, _, _, cpu in self.points if start <= t <= end]
+        best = 0.0
+        for i, (t0, cpu0) in enumerate(points):
+            for t1, cpu1 in points[i + 1:]:
+                if t1 - t0 >= window:
+                    best = max(best, (cpu1 - cpu0) / (t1 - t0))
+                    break
+        return best

@@ -549,6 +549,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "cpu_canary_system": cpu_after.system - cpu_before.system,
             "cpu_ms_per_step": (cpu_after.cpu - cpu_before.cpu) * 1000 / per,
             "cpu_setup": cpu_before.cpu,
+            "canary_busiest_5s": sampler.busiest(canary_start, canary_end),
             "cpu_total": final.cpu,
             "peak_rss_mib": final.hwm_kib / 1024,
             "rss_end_mib": final.rss_kib / 1024,
@@ -626,7 +627,8 @@ def report(result: dict[str, Any]) -> str:
         f"{ctl['peak_rss_at']}, {ctl['peak_rss_after_start_s']:.0f}s after start)",
         f"controller CPU per step {ctl['cpu_ms_per_step']:.1f} ms beside pause end -> step "
         f"advanced p50 / p99 {result['lags']['pause_end_to_advance']['p50']:.2f} / "
-        f"{result['lags']['pause_end_to_advance']['p99']:.2f} s",
+        f"{result['lags']['pause_end_to_advance']['p99']:.2f} s; its busiest 5 s of the "
+        f"canary used {ctl['canary_busiest_5s']:.0%} of a CPU",
         f"sandbox process (emulator + kubelet + recorder): canary CPU "
         f"{result['sandbox_process']['cpu_canary']:.2f}s = "
         f"{result['sandbox_process']['cpu_ms_per_step']:.1f} ms per step transition, peak RSS "
