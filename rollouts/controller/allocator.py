@@ -18,9 +18,13 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import gc
 import os
 from collections.abc import Callable
 
+# Container objects allocated (net) between two collections of the youngest generation
+# (CPython's default: 700). See `tune_collector`.
+YOUNG_THRESHOLD = 20_000
 # Resident growth (bytes) since the last trim that makes the next check trim.
 GROWTH = 4 * 2**20
 INTERVAL = 1.0  # seconds between checks
@@ -71,3 +75,20 @@ async def release_freed_memory(interval: float = INTERVAL) -> None:
             trimmed_at = resident_bytes() or resident
         else:
             trimmed_at = min(trimmed_at, resident)  # it shrank: measure growth from here
+
+
+def tune_collector(young: int = YOUNG_THRESHOLD) -> None:
+    """Make the cyclic garbage collector cheaper for a process that is the controller.
+
+    At 1,000 Rollouts a full collection walked ~2 million objects (~0.5 s) and ran every
+    few seconds in a burst: the collector took a quarter of the controller's CPU. What is
+    alive once the modules are imported (classes, functions, schemas) lives as long as the
+    process: `gc.freeze()` takes it out of every later collection. A youngest generation of
+    `young` objects instead of 700 lets the short-lived objects of a pass and of an event
+    (decoded bodies, copies, models) die before they are promoted, so fewer reach the oldest
+    generation and trigger a full collection. Process-wide: call it only where the
+    controller is the program (not when it is embedded in a thread of another program).
+    """
+    gc.freeze()
+    _, middle, oldest = gc.get_threshold()
+    gc.set_threshold(young, middle, oldest)
