@@ -41,6 +41,16 @@ def proc_sample(pid: int | str) -> ProcSample:
     return ProcSample(user, system, memory.get("VmHWM", 0), memory.get("VmRSS", 0))
 
 
+def run_queue_wait(pid: int | str) -> float:
+    """Seconds the process's main thread has spent runnable but waiting for a CPU
+    (/proc/PID/schedstat, second field; 0.0 where the kernel keeps no schedstats)."""
+    try:
+        fields = pathlib.Path(f"/proc/{pid}/schedstat").read_text().split()
+        return int(fields[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def load_average() -> float:
     """The one-minute load average."""
     return float(pathlib.Path("/proc/loadavg").read_text().split()[0])

@@ -62,7 +62,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a plain script from a checkout
     sys.path.insert(0, str(ROOT))
 
-from proc_watch import Sampler, pin, proc_sample, split_cpus  # noqa: E402  (next to this file)
+from proc_watch import Sampler, pin, proc_sample, run_queue_wait, split_cpus  # noqa: E402  (next to this file)
 
 from rollouts.models.rollout import GROUP, POD_TEMPLATE_HASH_LABEL, VERSION  # noqa: E402
 from rollouts.planner.write_folding import FOLD_SECONDS  # noqa: E402
@@ -461,6 +461,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             recorder.rollouts.clear()
             recorder.replica_sets.clear()
             cpu_before = proc_sample(pid)
+            waited_before = run_queue_wait(pid)
             self_before = proc_sample("self")
             canary_start = time.time()
             for name in names:
@@ -484,6 +485,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             wait_quiet(recorder, QUIET_SECONDS, 30.0)
             canary_end = recorder.last_event
             cpu_after = proc_sample(pid)
+            waited = run_queue_wait(pid) - waited_before
             self_after = proc_sample("self")
             canary_requests = collections.Counter(emulator.requests)
             canary_total = emulator.requests_total
@@ -550,6 +552,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "cpu_ms_per_step": (cpu_after.cpu - cpu_before.cpu) * 1000 / per,
             "cpu_setup": cpu_before.cpu,
             "canary_busiest_5s": sampler.busiest(canary_start, canary_end),
+            "canary_waited_for_cpu": waited,
             "cpu_total": final.cpu,
             "peak_rss_mib": final.hwm_kib / 1024,
             "rss_end_mib": final.rss_kib / 1024,
@@ -628,7 +631,8 @@ def report(result: dict[str, Any]) -> str:
         f"controller CPU per step {ctl['cpu_ms_per_step']:.1f} ms beside pause end -> step "
         f"advanced p50 / p99 {result['lags']['pause_end_to_advance']['p50']:.2f} / "
         f"{result['lags']['pause_end_to_advance']['p99']:.2f} s; its busiest 5 s of the "
-        f"canary used {ctl['canary_busiest_5s']:.0%} of a CPU",
+        f"canary used {ctl['canary_busiest_5s']:.0%} of a CPU; it waited "
+        f"{ctl['canary_waited_for_cpu']:.1f} s for a CPU while runnable during the canary",
         f"sandbox process (emulator + kubelet + recorder): canary CPU "
         f"{result['sandbox_process']['cpu_canary']:.2f}s = "
         f"{result['sandbox_process']['cpu_ms_per_step']:.1f} ms per step transition, peak RSS "
