@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 # Container objects allocated (net) between two collections of the youngest generation
 # (CPython's default: 700). See `tune_collector`.
-YOUNG_THRESHOLD = 20_000
+YOUNG_THRESHOLD = 5_000
 # Resident growth (bytes) since the last trim that makes the next check trim.
 GROWTH = 4 * 2**20
 INTERVAL = 1.0  # seconds between checks
