@@ -6,8 +6,8 @@ command line has the word `controller`:
     PYTHONPATH=bench/probes:$PWD BENCH_GC_STATS=/tmp/gc.txt python3 bench/run_canaries.py ...
 
 BENCH_GC_STATS=FILE     every 5 s, append "unix-time [collections by generation]
-                        [seconds in them by generation]" (wall-clock time inside the
-                        collector, from gc.callbacks)
+                        [CPU seconds in them by generation]" (thread CPU time inside the
+                        collector, from gc.callbacks: waiting for a CPU not counted)
 BENCH_MALLOC_TRIM=S     malloc_trim(0) every S seconds (what the allocator keeps)
 BENCH_MMAP_THRESHOLD=B  mallopt(M_MMAP_THRESHOLD, B): blocks of B bytes and more mmapped
                         (and returned when freed); a fixed threshold stops glibc raising it
@@ -47,10 +47,10 @@ def _gc_stats(path: str) -> None:
 
     def callback(phase: str, info: dict) -> None:  # type: ignore[type-arg]
         if phase == "start":
-            totals["start"] = time.perf_counter()
+            totals["start"] = time.thread_time()
         else:
             generation = info["generation"]
-            totals["seconds"][generation] += time.perf_counter() - totals["start"]
+            totals["seconds"][generation] += time.thread_time() - totals["start"]
             totals["count"][generation] += 1
 
     gc.callbacks.append(callback)
