@@ -4,6 +4,7 @@ only (the trim and the resident size are injected; no clock, no real heap)."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import sys
 
 import pytest
@@ -67,31 +68,28 @@ def test_malloc_trim_and_resident_size_on_linux() -> None:
     assert resident is not None and resident > MIB
 
 
-def test_the_controller_imports_no_unused_optional_library() -> None:
-    """kopf without the Kubernetes clients, httpcore without trio (rollouts.operator); both
-    still importable afterwards by whoever wants them."""
-    import subprocess
-
-    code = ("import sys, importlib.util; import rollouts.operator; "
-            "assert 'kopf' in sys.modules and 'httpcore' in sys.modules; "
-            "assert 'kubernetes' not in sys.modules, 'kubernetes imported'; "
-            "assert 'trio' not in sys.modules, 'trio imported'; "
-            "import kopf._cogs.helpers.thirdparty as t; assert t.V1ObjectMetaSync is None; "
-            "[importlib.import_module(m) for m in ('kubernetes', 'trio') "
-            " if importlib.util.find_spec(m) is not None]")
+def run_python(code: str) -> None:
+    """`code` in a fresh interpreter (what it checks is process-wide)."""
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=False)
     assert done.returncode == 0, done.stderr
+
+
+def test_the_controller_imports_no_unused_optional_library() -> None:
+    """kopf without the Kubernetes clients, httpcore without trio (rollouts.operator); both
+    still importable afterwards by whoever wants them."""
+    run_python("import sys, importlib.util; import rollouts.operator; "
+               "assert 'kopf' in sys.modules and 'httpcore' in sys.modules; "
+               "assert 'kubernetes' not in sys.modules, 'kubernetes imported'; "
+               "assert 'trio' not in sys.modules, 'trio imported'; "
+               "import kopf._cogs.helpers.thirdparty as t; assert t.V1ObjectMetaSync is None; "
+               "[importlib.import_module(m) for m in ('kubernetes', 'trio') "
+               " if importlib.util.find_spec(m) is not None]")
 
 
 def test_tune_collector_freezes_what_is_alive_and_widens_the_young_generation() -> None:
     """In a subprocess: the collector's settings are process-wide."""
-    import subprocess
-
-    code = ("import gc; from rollouts.controller.allocator import tune_collector, "
-            "YOUNG_THRESHOLD; before = gc.get_threshold(); tune_collector(); "
-            "assert gc.get_freeze_count() > 0; "
-            "assert gc.get_threshold() == (YOUNG_THRESHOLD, *before[1:]), gc.get_threshold()")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=False)
-    assert done.returncode == 0, done.stderr
+    run_python("import gc; from rollouts.controller.allocator import tune_collector, "
+               "YOUNG_THRESHOLD; before = gc.get_threshold(); tune_collector(); "
+               "assert gc.get_freeze_count() > 0; "
+               "assert gc.get_threshold() == (YOUNG_THRESHOLD, *before[1:]), gc.get_threshold()")
