@@ -45,7 +45,6 @@ committed it. This is a benchmark, not a test: it asserts nothing about speed.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import collections
 import datetime as dt
 import json
@@ -53,184 +52,32 @@ import os
 import pathlib
 import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a plain script from a checkout
     sys.path.insert(0, str(ROOT))
 
-from rollouts.models.rollout import GROUP, POD_TEMPLATE_HASH_LABEL, VERSION  # noqa: E402
+from canary_watch import Recorder, ReplicaSetPoint, RolloutPoint  # noqa: E402  (next to this file)
+from proc_watch import Sampler, pin, proc_sample, run_queue_wait, split_cpus  # noqa: E402
+
+from rollouts.models.rollout import GROUP, VERSION  # noqa: E402
 from rollouts.planner.write_folding import FOLD_SECONDS  # noqa: E402
-from rollouts.sandbox.apiserver import ApiEmulator, WatchEvent  # noqa: E402
 from rollouts.sandbox.cluster import Sandbox  # noqa: E402
 
 # Quiet long enough for a held minor status write (rollouts.planner.write_folding) to land
 # in the phase that caused it.
 QUIET_SECONDS = 1.0 + FOLD_SECONDS
 
-PAUSE_REASON = "CanaryPauseStep"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 class BenchError(RuntimeError):
     pass
 
 
-# --- what the watch saw ---------------------------------------------------------------------
-
-
-class RolloutPoint(NamedTuple):
-    name: str
-    generation: int
-    observed_generation: int | None
-    phase: str | None
-    step: int | None
-    pod_hash: str | None
-    stable: str | None
-    pause_start: str | None
-
-
-class ReplicaSetPoint(NamedTuple):
-    owner: str
-    hash: str
-    type: str
-    spec_replicas: int
-    available: int
-
-
-def rollout_point(obj: dict[str, Any]) -> RolloutPoint:
-    meta = obj.get("metadata") or {}
-    status = obj.get("status") or {}
-    pause = next((p for p in status.get("pauseConditions") or ()
-                  if p.get("reason") == PAUSE_REASON), None)
-    return RolloutPoint(
-        name=str(meta.get("name")),
-        generation=int(meta.get("generation") or 0),
-        observed_generation=status.get("observedGeneration"),
-        phase=status.get("phase"),
-        step=status.get("currentStepIndex"),
-        pod_hash=status.get("currentPodHash"),
-        stable=status.get("stableRS"),
-        pause_start=pause.get("startTime") if pause else None,
-    )
-
-
-def replica_set_point(event: WatchEvent) -> ReplicaSetPoint | None:
-    meta = event.object.get("metadata") or {}
-    owner = next((o.get("name") for o in meta.get("ownerReferences") or ()
-                  if o.get("controller")), None)
-    if owner is None:
-        return None
-    return ReplicaSetPoint(
-        owner=str(owner),
-        hash=str((meta.get("labels") or {}).get(POD_TEMPLATE_HASH_LABEL)),
-        type=event.type,
-        spec_replicas=int((event.object.get("spec") or {}).get("replicas") or 0),
-        available=int((event.object.get("status") or {}).get("availableReplicas") or 0),
-    )
-
-
-class Recorder:
-    """An in-process watch of Rollouts and ReplicaSets on its own thread and event loop, so
-    that events are stamped when they arrive, whatever the main thread is doing."""
-
-    def __init__(self, emulator: ApiEmulator, namespace: str) -> None:
-        self.emulator = emulator
-        self.namespace = namespace
-        self.latest: dict[str, RolloutPoint] = {}
-        self.rollouts: list[tuple[float, RolloutPoint]] = []
-        self.replica_sets: list[tuple[float, ReplicaSetPoint]] = []
-        self.last_event = 0.0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="bench-recorder", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-        self._ready.wait()
-        if self._error is not None:
-            raise self._error
-
-    def stop(self) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._main())
-        except BaseException as exc:  # reported by start()
-            self._error = exc
-            self._ready.set()
-
-    async def _main(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        rollouts = self.emulator.subscribe(GROUP, VERSION, "rollouts", self.namespace)
-        replica_sets = self.emulator.subscribe("apps", "v1", "replicasets", self.namespace,
-                                               label_selector=POD_TEMPLATE_HASH_LABEL)
-        self._ready.set()
-
-        async def follow_rollouts() -> None:
-            async for event in rollouts:
-                now = time.time()
-                self.last_event = now
-                if event.type == "DELETED":
-                    continue
-                point = rollout_point(event.object)
-                self.latest[point.name] = point
-                self.rollouts.append((now, point))
-
-        async def follow_replica_sets() -> None:
-            async for event in replica_sets:
-                now = time.time()
-                self.last_event = now
-                point = replica_set_point(event)
-                if point is not None:
-                    self.replica_sets.append((now, point))
-
-        tasks = [asyncio.create_task(follow_rollouts()), asyncio.create_task(follow_replica_sets())]
-        try:
-            await self._stop.wait()
-        finally:
-            rollouts.close()
-            replica_sets.close()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-
 # --- the controller process -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ProcSample:
-    user: float
-    system: float
-    hwm_kib: int
-    rss_kib: int
-
-    @property
-    def cpu(self) -> float:
-        return self.user + self.system
-
-
-def proc_sample(pid: int | str) -> ProcSample:
-    """CPU seconds and memory of a process from /proc (no psutil needed)."""
-    stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "; comm may hold spaces
-    user, system = int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
-    memory: dict[str, int] = {}
-    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmHWM", "VmRSS"):
-            memory[key] = int(value.split()[0])
-    return ProcSample(user, system, memory.get("VmHWM", 0), memory.get("VmRSS", 0))
 
 
 def controller_pid(sandbox: Sandbox) -> int:
@@ -440,6 +287,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         recorder.start()
         sandbox.start_controller(process=True)
         pid = controller_pid(sandbox)
+        if args.controller_cpu is not None:
+            # The controller's core to itself (as far as this machine allows); the emulator,
+            # the kubelet simulator and the recorder share the other CPUs.
+            controller_cpus, sandbox_cpus = split_cpus(args.controller_cpu)
+            pin(pid, controller_cpus)
+            pin("self", sandbox_cpus)
+        sampler = Sampler(pid)
+        sampler.start()
         try:
             names = []
             for index in range(n):
@@ -477,6 +332,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             recorder.rollouts.clear()
             recorder.replica_sets.clear()
             cpu_before = proc_sample(pid)
+            waited_before = run_queue_wait(pid)
             self_before = proc_sample("self")
             canary_start = time.time()
             for name in names:
@@ -500,6 +356,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             wait_quiet(recorder, QUIET_SECONDS, 30.0)
             canary_end = recorder.last_event
             cpu_after = proc_sample(pid)
+            waited = run_queue_wait(pid) - waited_before
             self_after = proc_sample("self")
             canary_requests = collections.Counter(emulator.requests)
             canary_total = emulator.requests_total
@@ -515,9 +372,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             check_alive(sandbox)
         finally:
             recorder.stop()
+            sampler.stop()
         lags = measure_lags(recorder, names, old_hash, old_generation, args.pause)
 
     per = n * steps
+    peak_sampled, peak_at = sampler.peak()
     return {
         "rollouts": n,
         "steps": steps,
@@ -527,6 +386,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "pause": args.pause,
         "tls": not args.plain_http,
         "cpus": os.cpu_count(),
+        "controller_cpu": args.controller_cpu,
+        "load_average": {
+            "setup": sampler.load_range(started, setup_done),
+            "canary": sampler.load_range(canary_start, canary_end),
+        },
         "python": sys.version.split()[0],
         "wall": {
             "create": created - started,
@@ -558,9 +422,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "cpu_canary_system": cpu_after.system - cpu_before.system,
             "cpu_ms_per_step": (cpu_after.cpu - cpu_before.cpu) * 1000 / per,
             "cpu_setup": cpu_before.cpu,
+            "canary_busiest_5s": sampler.busiest(canary_start, canary_end),
+            "canary_waited_for_cpu": waited,
             "cpu_total": final.cpu,
             "peak_rss_mib": final.hwm_kib / 1024,
             "rss_end_mib": final.rss_kib / 1024,
+            "rss_setup_end_mib": sampler.rss_at(setup_done),
+            "peak_rss_sampled_mib": peak_sampled,
+            "peak_rss_at": ("setup" if peak_at <= setup_done else "canary"
+                            if peak_at <= canary_end else "after"),
+            "peak_rss_after_start_s": peak_at - started,
         },
         "sandbox_process": {
             "cpu_canary": self_after.cpu - self_before.cpu,
@@ -584,6 +455,10 @@ def report(result: dict[str, Any]) -> str:
         f"{result['ready_delay']}s, pauses {result['pause']}s, "
         f"{'HTTPS' if result['tls'] else 'plain HTTP'}), {result['cpus']} CPUs, "
         f"Python {result['python']}",
+        "controller pinned to CPU " + str(result["controller_cpu"]) + ", the sandbox to the "
+        "others" if result["controller_cpu"] is not None else "controller and sandbox on any CPU",
+        "load average (1 min, min-max): setup {:.2f}-{:.2f}, canary {:.2f}-{:.2f}".format(
+            *result["load_average"]["setup"], *result["load_average"]["canary"]),
         f"setup: created in {wall['create']:.1f}s, all Healthy at revision 1 after "
         f"{wall['setup']:.1f}s ({result['setup_requests']} requests)",
         f"canary: image patched on all in {wall['patch_all']:.2f}s; all Healthy at revision 2 "
@@ -621,7 +496,14 @@ def report(result: dict[str, Any]) -> str:
         f"sys {ctl['cpu_canary_system']:.2f}) = {ctl['cpu_ms_per_step']:.1f} ms per step "
         f"transition; setup {ctl['cpu_setup']:.2f}s; total {ctl['cpu_total']:.2f}s",
         f"controller memory: peak RSS {ctl['peak_rss_mib']:.0f} MiB (at end "
-        f"{ctl['rss_end_mib']:.0f} MiB)",
+        f"{ctl['rss_end_mib']:.0f} MiB; at the end of the setup {ctl['rss_setup_end_mib']:.0f}"
+        f" MiB; largest sample {ctl['peak_rss_sampled_mib']:.0f} MiB in the "
+        f"{ctl['peak_rss_at']}, {ctl['peak_rss_after_start_s']:.0f}s after start)",
+        f"controller CPU per step {ctl['cpu_ms_per_step']:.1f} ms beside pause end -> step "
+        f"advanced p50 / p99 {result['lags']['pause_end_to_advance']['p50']:.2f} / "
+        f"{result['lags']['pause_end_to_advance']['p99']:.2f} s; its busiest 5 s of the "
+        f"canary used {ctl['canary_busiest_5s']:.0%} of a CPU; it waited "
+        f"{ctl['canary_waited_for_cpu']:.1f} s for a CPU while runnable during the canary",
         f"sandbox process (emulator + kubelet + recorder): canary CPU "
         f"{result['sandbox_process']['cpu_canary']:.2f}s = "
         f"{result['sandbox_process']['cpu_ms_per_step']:.1f} ms per step transition, peak RSS "
@@ -652,6 +534,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--plain-http", action="store_true",
                         help="serve the emulator over plain HTTP (default: HTTPS with a CA "
                              "made at start, as a cluster's API server)")
+    parser.add_argument("--controller-cpu", type=int, default=None, metavar="CPU",
+                        help="pin the controller to this CPU and the sandbox (emulator, "
+                             "kubelet simulator, recorder) to the others, so that the "
+                             "controller has a core to itself (default: no pinning)")
     parser.add_argument("--json", action="store_true", help="print JSON only")
     args = parser.parse_args(argv)
     if args.rollouts < 1 or args.replicas < 1 or args.pause < 1:

@@ -53,17 +53,19 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import importlib
 import logging
+import sys
 import threading
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import aiohttp
-import kopf
 
 from rollouts import logs
 from rollouts.analysis.providers.egress import EgressPolicy, parse_networks
 from rollouts.analysis.runner import ProviderConfig, ProviderSet, reconcile_analysis_run
+from rollouts.controller.allocator import release_freed_memory, tune_collector
 from rollouts.controller.config import OperatorConfig
 from rollouts.controller.loop import Done, run_loop
 from rollouts.controller.reconciler import Reconciler
@@ -99,6 +101,38 @@ from rollouts.notifications.delivery import Notifier
 from rollouts.telemetry import Peering, Telemetry, peer_identity
 
 __all__ = ["OperatorConfig", "build_registry", "operator", "run_operator"]
+
+# Optional libraries imported by libraries of the controller only if they are installed, and
+# not used here: kopf imports the Kubernetes clients to recognise their objects in
+# kopf.adopt() and the like and to log in through them (the login handler below makes kopf's
+# session instead); httpcore (under httpx: metric providers) imports trio for programs that
+# run on trio. The `kubernetes` package alone added 12 MiB to the controller's memory and
+# 0.2 s to its start, trio 2.5 MiB (docs/benchmarks.md, 2026-12-05, round 2).
+_UNUSED_HERE = {
+    "kopf": ("kubernetes", "kubernetes_asyncio", "pykube"),
+    "httpcore": ("trio",),
+}
+
+
+def _import_without(module: str) -> Any:
+    """`module`, imported as if the optional libraries it does not need here were absent;
+    they stay importable by anything else afterwards."""
+    blocked = [name for name in _UNUSED_HERE[module] if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # type: ignore[assignment]  # "import fails" to importlib
+    try:
+        return importlib.import_module(module)
+    finally:
+        for name in blocked:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
+
+
+if TYPE_CHECKING:
+    import kopf
+else:
+    kopf = _import_without("kopf")
+    _import_without("httpcore")
 
 
 log = logging.getLogger("rollouts.operator")
@@ -501,20 +535,27 @@ async def operator(
         None if wide else serve)
     registry = build_registry(dataclasses.replace(config, clusterwide=wide),
                               connection=connection, telemetry=telemetry)
-    async with telemetry.serve(config.metrics_address):
-        await kopf.operator(
-            registry=registry,
-            standalone=config.standalone,
-            # Not peering_name=: kopf makes peering mandatory when a name is passed; the name
-            # is set in the startup handler so that auto-detection stays on.
-            identity=cast(Any, identity),
-            priority=config.peering_priority,
-            clusterwide=wide,
-            namespaces=() if wide else serve,
-            stop_flag=stop_flag,
-            ready_flag=ready_flag,
-            memo=kopf.Memo(),
-        )
+    # The start-up burst's freed heap goes back to the system (rollouts.controller.allocator).
+    trimmer = asyncio.create_task(release_freed_memory(), name="release freed memory")
+    try:
+        async with telemetry.serve(config.metrics_address):
+            await kopf.operator(
+                registry=registry,
+                standalone=config.standalone,
+                # Not peering_name=: kopf makes peering mandatory when a name is passed; the name
+                # is set in the startup handler so that auto-detection stays on.
+                identity=cast(Any, identity),
+                priority=config.peering_priority,
+                clusterwide=wide,
+                namespaces=() if wide else serve,
+                stop_flag=stop_flag,
+                ready_flag=ready_flag,
+                memo=kopf.Memo(),
+            )
+    finally:
+        trimmer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await trimmer
 
 
 def run_operator(
@@ -534,6 +575,8 @@ def run_operator(
     `threading.Event` stop flag to embed it. With `configure_logging`, logs go to stderr in
     `log_format` (see `rollouts.logs`: one JSON object a line, or "text")."""
     connection = kube_config.load(kubeconfig, context)
+    if threading.current_thread() is threading.main_thread():  # the process is the controller
+        tune_collector()
     if configure_logging:
         logs.configure(log_format, verbose=verbose,
                        secrets=(connection.token or "", connection.password or ""))
