@@ -36,6 +36,7 @@ from rollouts.experiments.manifests import (
 )
 from rollouts.models.experiment import (
     COMPLETED_EXPERIMENT_PHASES,
+    TRAFFIC_HOLD_ANNOTATION,
     ExperimentAnalysisRunStatus,
     ExperimentPhase,
     ExperimentStatus,
@@ -261,7 +262,10 @@ def _ended(experiment: ValidExperiment, observed: ExperimentObserved, phase: Exp
     spec, status, name = experiment.spec, experiment.status, experiment.metadata.name
     ended_at = status.finished_at or whole_seconds(now)
     scale_down_at = ended_at + dt.timedelta(seconds=spec.scale_down_delay_seconds)
-    due = now >= scale_down_at
+    # A Rollout's routes may still send the pods traffic: they stay until it lets go (its
+    # write to the Experiment wakes this plan again).
+    held = TRAFFIC_HOLD_ANNOTATION in (experiment.metadata.annotations or {})
+    due = now >= scale_down_at and not held
     actions: list[Action] = []
     for rs in observed.replica_sets:
         if rs.spec_replicas != 0 and due:
@@ -294,7 +298,7 @@ def _ended(experiment: ValidExperiment, observed: ExperimentObserved, phase: Exp
         "finished_at": ended_at,
         "observed_generation": experiment.metadata.generation})
     return ExperimentPlan(tuple(actions), ended,
-                          _seconds(scale_down_at - now) if waiting else None)
+                          _seconds(scale_down_at - now) if waiting and not held else None)
 
 
 def _seconds(delta: dt.timedelta) -> float:

@@ -38,6 +38,11 @@ from rollouts.planner.context import (
     retire_others,
     scale,
 )
+from rollouts.planner.experiment_traffic import (
+    experiment_services,
+    released_experiments,
+    with_experiment_traffic,
+)
 from rollouts.planner.pingpong import other, recorded_side, side_services, stable_side
 from rollouts.planner.router_traffic import RouterTraffic
 from rollouts.planner.routing import managed_routes_at
@@ -102,7 +107,8 @@ def traffic_model(ctx: Context, strategy: CanaryStrategy) -> TrafficModel:
                              min_pods=strategy.min_pods_per_replica_set or 1,
                              dynamic_stable=strategy.dynamic_stable_scale,
                              stable_floor=floor,
-                             progress_threshold=strategy.replica_progress_threshold)
+                             progress_threshold=strategy.replica_progress_threshold,
+                             retired=experiment_services(ctx))
     return PodRatioTraffic(ctx.replicas, strategy, stable_floor=floor)
 
 
@@ -222,6 +228,7 @@ def _move_traffic(ctx: Context, draft: Draft, strategy: CanaryStrategy, walk: Wa
         # once this step's canary has its pods (no route to a canary still scaling up)
         upto = walk.index + (walk.waiting_on != "set_canary_scale")
         traffic = traffic.with_managed_routes(*managed_routes_at(strategy, upto))
+    traffic = with_experiment_traffic(ctx, walk, traffic)
     _hold_traffic(ctx, draft, traffic, walk.weight, walk.canary, walk.stable, size)
 
 
@@ -240,6 +247,7 @@ def _hold_traffic(ctx: Context, draft: Draft, traffic: TrafficModel, weight: int
     """The traffic layer's writes toward `weight`, and a wake-up to read it back when
     nothing the controller watches would wake the Rollout (route objects)."""
     draft.actions.extend(traffic.writes(weight, canary, stable, size))
+    draft.actions.extend(released_experiments(ctx, traffic))  # after the routes let go
     recheck = traffic.recheck_after(weight, canary, stable, size)
     if recheck is not None:
         draft.wake(ctx.now + dt.timedelta(seconds=recheck))

@@ -171,6 +171,9 @@ class UnknownRouter:
     def verified_weight(self, observed: Observed) -> int | None:
         return None
 
+    def extra_weight(self, observed: Observed, service: str) -> int | None:
+        return 0
+
     def finalize(self, observed: Observed) -> tuple[RouteWrite, ...]:
         return ()
 
@@ -193,6 +196,9 @@ class CombinedRouter:
 
     def verified_weight(self, observed: Observed) -> int | None:
         return agreed(r.verified_weight(observed) for r in self.routers)
+
+    def extra_weight(self, observed: Observed, service: str) -> int | None:
+        return agreed(r.extra_weight(observed, service) for r in self.routers)
 
     def finalize(self, observed: Observed) -> tuple[RouteWrite, ...]:
         return tuple(w for r in self.routers for w in r.finalize(observed))

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import jsonpatch
 
 from rollouts.planner.routing import (
+    ExtraDestination,
     HeaderMatch,
     ObjectKey,
     Observed,
@@ -60,6 +61,34 @@ def set_weights(entries: Iterable[Any], name_of: Callable[[Mapping[str, Any]], o
 
 def side_weights(canary: str, stable: str, intent: TrafficIntent) -> dict[object, int]:
     return {canary: intent.canary_weight, stable: intent.stable_weight}
+
+
+def weigh_extras(entries: list[Any], name_of: Callable[[Mapping[str, Any]], object],
+                 intent: TrafficIntent, make: Callable[[ExtraDestination], Body],
+                 weight_key: str = "weight") -> list[Any]:
+    """A destination list with the intent's extra destinations: those present get their
+    weight, missing ones are appended (built by `make`), retired ones are removed; every
+    other entry is left as it is. E.g. [canary, stable, exp-a] with extra exp-b 5 and
+    exp-a retired -> [canary, stable, exp-b(5)]."""
+    wanted = {d.service: d for d in intent.extra}
+    retired = set(intent.retired) - set(wanted)
+    out: list[Any] = []
+    for entry in entries:
+        name = name_of(entry) if isinstance(entry, Mapping) else None
+        if name in retired:
+            continue
+        if isinstance(name, str) and name in wanted:
+            entry[weight_key] = wanted.pop(name).weight
+        out.append(entry)
+    return out + [make(d) for d in intent.extra if d.service in wanted]
+
+
+def extra_weights(entries: Iterable[Any], name_of: Callable[[Mapping[str, Any]], object],
+                  service: str, weight_key: str = "weight") -> list[int | None]:
+    """The weights the entries naming `service` hold ([0] when none does)."""
+    found = [maybe_int(e.get(weight_key, 0)) for e in entries
+             if isinstance(e, Mapping) and name_of(e) == service]
+    return found or [0]
 
 
 def stable_only(max_weight: int) -> TrafficIntent:
@@ -225,6 +254,11 @@ class RouterBase:
     def owned(self) -> tuple[ObjectKey, ...]:
         """Objects this router creates (deleted by finalize)."""
         return ()
+
+    def extra_weight(self, observed: Observed, service: str) -> int | None:
+        """Routers that cannot send weight to experiment Services never do (validation
+        refuses a template `weight` with them): 0."""
+        return 0
 
     def finalize(self, observed: Observed) -> tuple[RouteWrite, ...]:
         owned = set(self.owned())
