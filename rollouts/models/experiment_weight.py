@@ -33,7 +33,7 @@ def experiment_weight_errors(canary: CanaryStrategy) -> list[tuple[str, str]]:
         for j, template in enumerate(templates):
             if template.weight is None:
                 continue
-            if routing is None:
+            if routing is None:  # Argo refuses this too: an invalid value, not a refusal
                 found.append((f"{path}[{j}].weight",
                               "an experiment template's weight needs "
                               "spec.strategy.canary.trafficRouting (the router sends it "
@@ -41,8 +41,9 @@ def experiment_weight_errors(canary: CanaryStrategy) -> list[tuple[str, str]]:
             elif unable:
                 found.append((f"{path}[{j}].weight",
                               f"traffic router {', '.join(unable)} cannot send weight to "
-                              "an experiment template's Service (routers that can: "
-                              f"{', '.join(EXPERIMENT_WEIGHT_ROUTERS)}); remove weight"))
+                              "an experiment template's Service: it needs a router that "
+                              f"supports it ({', '.join(EXPERIMENT_WEIGHT_ROUTERS)}); "
+                              "remove weight"))
         total = sum(t.weight or 0 for t in templates)
         if routing is not None and total > routing.max_traffic_weight:
             found.append((path, f"template weights add up to {total}, more than "
