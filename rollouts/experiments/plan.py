@@ -58,6 +58,8 @@ from rollouts.planner.types import (
     TerminateAnalysisRun,
 )
 
+_HELD_RECHECK_SECONDS: Final = 60.0
+
 # Worst last: the phase of an ended Experiment is the worst of its runs' phases.
 _SEVERITY: Final = ("Successful", "Inconclusive", "Error", "Failed")
 
@@ -297,8 +299,11 @@ def _ended(experiment: ValidExperiment, observed: ExperimentObserved, phase: Exp
         "analysis_runs": _run_statuses(experiment, observed) if spec.analyses else None,
         "finished_at": ended_at,
         "observed_generation": experiment.metadata.generation})
-    return ExperimentPlan(tuple(actions), ended,
-                          _seconds(scale_down_at - now) if waiting and not held else None)
+    # Held: the Rollout's write letting go wakes this plan; until then it is not over (the
+    # look every minute is a safety net only).
+    requeue = (_HELD_RECHECK_SECONDS if held else _seconds(scale_down_at - now)) if waiting \
+        else None
+    return ExperimentPlan(tuple(actions), ended, requeue)
 
 
 def _seconds(delta: dt.timedelta) -> float:

@@ -40,7 +40,7 @@ from rollouts.planner.context import (
 )
 from rollouts.planner.experiment_traffic import (
     experiment_services,
-    released_experiments,
+    release_experiments,
     with_experiment_traffic,
 )
 from rollouts.planner.pingpong import other, recorded_side, side_services, stable_side
@@ -247,7 +247,7 @@ def _hold_traffic(ctx: Context, draft: Draft, traffic: TrafficModel, weight: int
     """The traffic layer's writes toward `weight`, and a wake-up to read it back when
     nothing the controller watches would wake the Rollout (route objects)."""
     draft.actions.extend(traffic.writes(weight, canary, stable, size))
-    draft.actions.extend(released_experiments(ctx, traffic))  # after the routes let go
+    release_experiments(ctx, draft, traffic)  # once the routes let go of them
     recheck = traffic.recheck_after(weight, canary, stable, size)
     if recheck is not None:
         draft.wake(ctx.now + dt.timedelta(seconds=recheck))

@@ -15,15 +15,17 @@ lets go, writes nothing.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from rollouts.models.experiment import COMPLETED_EXPERIMENT_PHASES, TRAFFIC_HOLD_ANNOTATION
 from rollouts.models.wire import API_VERSION
-from rollouts.planner.context import Context
+from rollouts.planner.context import Context, Draft
 from rollouts.planner.router_traffic import RouterTraffic
 from rollouts.planner.routing import ExtraDestination, ObjectKey, RouteWrite
 from rollouts.planner.steps import Walk
 from rollouts.planner.steps.experiment import current_experiment
 from rollouts.planner.traffic import TrafficModel
-from rollouts.planner.types import Action, ApplyRouteWrite, ExperimentView
+from rollouts.planner.types import ApplyRouteWrite, ExperimentView
 
 
 def experiment_destinations(ctx: Context, walk: Walk) -> tuple[ExtraDestination, ...]:
@@ -60,12 +62,12 @@ def with_experiment_traffic(ctx: Context, walk: Walk, traffic: TrafficModel) -> 
     return traffic.with_experiments(experiment_destinations(ctx, walk))
 
 
-def released_experiments(ctx: Context, traffic: TrafficModel) -> list[Action]:
-    """The writes letting go of held Experiments that have ended and to whose Services the
-    routes, as read back, send nothing (with no router any more: at once)."""
+def release_experiments(ctx: Context, draft: Draft, traffic: TrafficModel) -> None:
+    """Let go of held Experiments that have ended and to whose Services the routes, as read
+    back, send nothing (with no router any more: at once). While the routes still send one
+    some, look again soon: route objects are read, not watched."""
     wanted = {d.service for d in traffic.extra} if isinstance(traffic, RouterTraffic) else set()
     router, routes = ctx.observed.router, ctx.observed.routes
-    out: list[Action] = []
     for experiment in ctx.observed.experiments:
         if not experiment.traffic_held or experiment.phase not in COMPLETED_EXPERIMENT_PHASES:
             continue
@@ -73,8 +75,11 @@ def released_experiments(ctx: Context, traffic: TrafficModel) -> list[Action]:
         if wanted.intersection(services):
             continue
         if router is None or all(router.extra_weight(routes, s) == 0 for s in services):
-            out.append(ApplyRouteWrite(_let_go(ctx.rollout.metadata.namespace, experiment)))
-    return out
+            draft.actions.append(ApplyRouteWrite(
+                _let_go(ctx.rollout.metadata.namespace, experiment)))
+        else:
+            recheck = traffic.recheck_seconds if isinstance(traffic, RouterTraffic) else 2.0
+            draft.wake(ctx.now + dt.timedelta(seconds=recheck))
 
 
 def _let_go(namespace: str, experiment: ExperimentView) -> RouteWrite:

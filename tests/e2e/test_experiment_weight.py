@@ -1,0 +1,136 @@
+"""End to end: an experiment step whose templates have a `weight`, under SMI.
+
+While the step's Experiment runs, the TrafficSplit sends each template's Service its weight
+(taken from the stable's share); when the step ends (the Experiment's duration passed, or
+the Rollout is aborted) that traffic goes back to the stable BEFORE the Experiment's
+ReplicaSets are scaled down, checked in the order the API server applied the writes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from rollouts.models.wire import GROUP, VERSION
+from tests.e2e.conftest import CountingSandbox
+from tests.e2e.dsl import (
+    Check,
+    Obj,
+    abort,
+    aborted,
+    canary,
+    image,
+    pause,
+    paused,
+    promote,
+    rollout,
+    scenario,
+    set_weight,
+    sizes,
+)
+
+pytestmark = pytest.mark.e2e
+
+NAME = "exw"
+SPLIT = ("split.smi-spec.io", "v1alpha2", "trafficsplits")
+ROUTING = {"smi": {"rootService": NAME, "trafficSplitName": f"{NAME}-split"}}
+TEMPLATES = ("baseline", "canary")
+
+
+def experiment(duration: str) -> Obj:
+    return {"experiment": {"duration": duration, "templates": [
+        {"name": "baseline", "specRef": "stable", "replicas": 1, "weight": 5},
+        {"name": "canary", "specRef": "canary", "replicas": 1, "weight": 10}]}}
+
+
+def backends(sb: CountingSandbox) -> dict[str, int]:
+    split = sb.emulator.get_object(*SPLIT, sb.namespace, f"{NAME}-split") or {}
+    return {b["service"]: b["weight"] for b in (split.get("spec") or {}).get("backends", [])}
+
+
+def split_is(expected: dict[str, int]) -> Check:
+    def test(sb: CountingSandbox, _: Any) -> str | None:
+        got = backends(sb)
+        return None if got == expected else f"backends {got}"
+    return Check(f"TrafficSplit backends {expected}", test)
+
+
+def experiments(sb: CountingSandbox) -> list[Obj]:
+    return [e for e in sb.emulator.list_objects(GROUP, VERSION, "experiments", sb.namespace)
+            if e["metadata"].get("labels", {}).get("rollouts.dev/rollout") == NAME]
+
+
+def experiment_running(sb: CountingSandbox) -> Obj:
+    return sb.wait_for("the step's Experiment to run", lambda: next(
+        (e for e in experiments(sb) if (e.get("status") or {}).get("phase") == "Running"),
+        None))
+
+
+def services_of(made: Obj) -> dict[str, str]:
+    """Template name -> its Service (from the Experiment's status)."""
+    return {t["name"]: t["serviceName"] for t in made["status"]["templateStatuses"]}
+
+
+def _traffic_off_before_pods(sb: CountingSandbox, made: Obj) -> None:
+    """In the server's write order: every write of the TrafficSplit naming the templates'
+    Services came before the first write scaling one of the Experiment's ReplicaSets to 0,
+    and one write without them came before it too."""
+    name = made["metadata"]["name"]
+    services = set(services_of(made).values())
+    history = sb.emulator.write_history()
+    scaled = min(rv for rv, plural, _, obj in history
+                 if plural == "replicasets" and obj["metadata"]["name"] in
+                 {f"{name}-{t}" for t in TEMPLATES} and obj["spec"].get("replicas") == 0)
+    splits = [(rv, {b["service"] for b in obj.get("spec", {}).get("backends", [])})
+              for rv, plural, kind, obj in history if plural == "trafficsplits"
+              and kind != "DELETED"]
+    naming = [rv for rv, names in splits if names & services]
+    assert naming, "the TrafficSplit never sent the templates any traffic"
+    assert max(naming) < scaled, f"traffic to the templates at {max(naming)} > pods down {scaled}"
+    assert [rv for rv, names in splits if not names & services and naming[0] < rv < scaled], (
+        "no TrafficSplit write took the templates' weight off before their pods went")
+
+
+def test_template_weights_follow_the_step_and_leave_before_the_pods(
+        cluster: CountingSandbox) -> None:
+    sb = cluster
+    stable, canary_service = f"{NAME}-stable", f"{NAME}-canary"
+    s = scenario(sb).given(rollout(NAME, canary(
+        set_weight(20), experiment("3s"), pause(), set_weight(40), experiment("1h"), pause(),
+        trafficRouting=ROUTING, abortScaleDownDelaySeconds=0)))
+    s.when(image(f"{NAME}:2"))
+    # The step: canary 20, baseline 5, canary template 10, stable the rest (65).
+    made = experiment_running(sb)
+    wanted = services_of(made)
+    s.then(split_is({canary_service: 20, stable: 65, wanted["baseline"]: 5,
+                     wanted["canary"]: 10}))
+    # Its duration passed: the weight goes back to the stable, then the pods go.
+    s.then(paused(at_step=2), split_is({canary_service: 20, stable: 80}))
+    sb.wait_for("the Experiment's pods gone", lambda: all(
+        (sb.emulator.get_object("apps", "v1", "replicasets", sb.namespace,
+                                f"{made['metadata']['name']}-{t}") or {})
+        .get("spec", {}).get("replicas") == 0 for t in TEMPLATES))
+    _traffic_off_before_pods(sb, made)
+
+    # The second experiment step runs for an hour: aborting ends it, traffic first.
+    s.when(promote())
+    second = sb.wait_for("the second Experiment to run", lambda: next(
+        (e for e in experiments(sb) if e["metadata"]["name"] != made["metadata"]["name"]
+         and (e.get("status") or {}).get("phase") == "Running"), None))
+    wanted = services_of(second)
+    s.then(split_is({canary_service: 40, stable: 45, wanted["baseline"]: 5,
+                     wanted["canary"]: 10}))
+    s.when(abort()).then(aborted(), split_is({canary_service: 0, stable: 100}),
+                         sizes(canary=0, stable=4))
+    sb.wait_for("the second Experiment's pods gone", lambda: all(
+        (sb.emulator.get_object("apps", "v1", "replicasets", sb.namespace,
+                                f"{second['metadata']['name']}-{t}") or {})
+        .get("spec", {}).get("replicas") == 0 for t in TEMPLATES))
+    _traffic_off_before_pods(sb, second)
+    # Let go: the held Experiments carry no hold any more, their Services are gone.
+    for e in experiments(sb):
+        assert "rollouts.dev/traffic-hold" not in (e["metadata"].get("annotations") or {})
+    for service in [*services_of(made).values(), *services_of(second).values()]:
+        sb.wait_for(f"Service {service} deleted", lambda service=service: sb.emulator.get_object(
+            "", "v1", "services", sb.namespace, service) is None)
