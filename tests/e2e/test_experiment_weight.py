@@ -1,6 +1,7 @@
-"""End to end: an experiment step whose templates have a `weight`, under SMI.
+"""End to end: an experiment step whose templates have a `weight`, under SMI and Istio.
 
-While the step's Experiment runs, the TrafficSplit sends each template's Service its weight
+While the step's Experiment runs, the route (TrafficSplit, VirtualService) sends each
+template's Service its weight
 (taken from the stable's share); when the step ends (the Experiment's duration passed, or
 the Rollout is aborted) that traffic goes back to the stable BEFORE the Experiment's
 ReplicaSets are scaled down, checked in the order the API server applied the writes.
@@ -8,6 +9,8 @@ ReplicaSets are scaled down, checked in the order the API server applied the wri
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -33,9 +36,46 @@ from tests.e2e.dsl import (
 pytestmark = pytest.mark.e2e
 
 NAME = "exw"
-SPLIT = ("split.smi-spec.io", "v1alpha2", "trafficsplits")
-ROUTING = {"smi": {"rootService": NAME, "trafficSplitName": f"{NAME}-split"}}
 TEMPLATES = ("baseline", "canary")
+
+
+@dataclasses.dataclass(frozen=True)
+class Router:
+    name: str
+    routing: Obj
+    objects: list[Obj]
+    resource: tuple[str, str, str]  # group, version, plural of the route object
+    route: str  # its name
+    # The route object's weighted destinations: Service -> weight.
+    read: Callable[[Obj], dict[str, int]]
+
+
+def _split_backends(split: Obj) -> dict[str, int]:
+    return {b["service"]: b["weight"] for b in (split.get("spec") or {}).get("backends", [])}
+
+
+def _vs_destinations(vs: Obj) -> dict[str, int]:
+    primary = next((r for r in (vs.get("spec") or {}).get("http", [])
+                    if r.get("name") == "primary"), {})
+    return {d["destination"]["host"]: d.get("weight", 0) for d in primary.get("route", [])}
+
+
+VIRTUAL_SERVICE = {
+    "apiVersion": "networking.istio.io/v1beta1", "kind": "VirtualService",
+    "metadata": {"name": f"{NAME}-vsvc"},
+    "spec": {"hosts": ["exw.example.com"], "http": [{"name": "primary", "route": [
+        {"destination": {"host": f"{NAME}-stable"}, "weight": 100},
+        {"destination": {"host": f"{NAME}-canary"}, "weight": 0}]}]},
+}
+ROUTERS = [
+    Router("smi", {"smi": {"rootService": NAME, "trafficSplitName": f"{NAME}-split"}}, [],
+           ("split.smi-spec.io", "v1alpha2", "trafficsplits"), f"{NAME}-split",
+           _split_backends),
+    Router("istio", {"istio": {"virtualService": {"name": f"{NAME}-vsvc",
+                                                  "routes": ["primary"]}}},
+           [VIRTUAL_SERVICE], ("networking.istio.io", "v1beta1", "virtualservices"),
+           f"{NAME}-vsvc", _vs_destinations),
+]
 
 
 def experiment(duration: str) -> Obj:
@@ -44,16 +84,16 @@ def experiment(duration: str) -> Obj:
         {"name": "canary", "specRef": "canary", "replicas": 1, "weight": 10}]}}
 
 
-def backends(sb: CountingSandbox) -> dict[str, int]:
-    split = sb.emulator.get_object(*SPLIT, sb.namespace, f"{NAME}-split") or {}
-    return {b["service"]: b["weight"] for b in (split.get("spec") or {}).get("backends", [])}
+def weights(sb: CountingSandbox, router: Router) -> dict[str, int]:
+    return router.read(sb.emulator.get_object(*router.resource, sb.namespace, router.route)
+                       or {})
 
 
-def split_is(expected: dict[str, int]) -> Check:
+def route_is(router: Router, expected: dict[str, int]) -> Check:
     def test(sb: CountingSandbox, _: Any) -> str | None:
-        got = backends(sb)
-        return None if got == expected else f"backends {got}"
-    return Check(f"TrafficSplit backends {expected}", test)
+        got = weights(sb, router)
+        return None if got == expected else f"destinations {got}"
+    return Check(f"{router.name} destinations {expected}", test)
 
 
 def experiments(sb: CountingSandbox) -> list[Obj]:
@@ -72,46 +112,47 @@ def services_of(made: Obj) -> dict[str, str]:
     return {t["name"]: t["serviceName"] for t in made["status"]["templateStatuses"]}
 
 
-def _traffic_off_before_pods(sb: CountingSandbox, made: Obj) -> None:
-    """In the server's write order: every write of the TrafficSplit naming the templates'
-    Services came before the first write scaling one of the Experiment's ReplicaSets to 0,
-    and one write without them came before it too."""
+def _traffic_off_before_pods(sb: CountingSandbox, router: Router, made: Obj) -> None:
+    """In the server's write order: every write of the route naming the templates' Services
+    came before the first write scaling one of the Experiment's ReplicaSets to 0, and one
+    write without them came before it too."""
     name = made["metadata"]["name"]
     services = set(services_of(made).values())
     history = sb.emulator.write_history()
     scaled = min(rv for rv, plural, _, obj in history
                  if plural == "replicasets" and obj["metadata"]["name"] in
                  {f"{name}-{t}" for t in TEMPLATES} and obj["spec"].get("replicas") == 0)
-    splits = [(rv, {b["service"] for b in obj.get("spec", {}).get("backends", [])})
-              for rv, plural, kind, obj in history if plural == "trafficsplits"
-              and kind != "DELETED"]
+    splits = [(rv, set(router.read(obj))) for rv, plural, kind, obj in history
+              if plural == router.resource[2] and kind != "DELETED"]
     naming = [rv for rv, names in splits if names & services]
-    assert naming, "the TrafficSplit never sent the templates any traffic"
+    assert naming, "the route never sent the templates any traffic"
     assert max(naming) < scaled, f"traffic to the templates at {max(naming)} > pods down {scaled}"
     assert [rv for rv, names in splits if not names & services and naming[0] < rv < scaled], (
-        "no TrafficSplit write took the templates' weight off before their pods went")
+        "no route write took the templates' weight off before their pods went")
 
 
+@pytest.mark.parametrize("router", ROUTERS, ids=[r.name for r in ROUTERS])
 def test_template_weights_follow_the_step_and_leave_before_the_pods(
-        cluster: CountingSandbox) -> None:
+        cluster: CountingSandbox, router: Router) -> None:
     sb = cluster
+    sb.apply(router.objects)
     stable, canary_service = f"{NAME}-stable", f"{NAME}-canary"
     s = scenario(sb).given(rollout(NAME, canary(
         set_weight(20), experiment("3s"), pause(), set_weight(40), experiment("1h"), pause(),
-        trafficRouting=ROUTING, abortScaleDownDelaySeconds=0)))
+        trafficRouting=router.routing, abortScaleDownDelaySeconds=0)))
     s.when(image(f"{NAME}:2"))
     # The step: canary 20, baseline 5, canary template 10, stable the rest (65).
     made = experiment_running(sb)
     wanted = services_of(made)
-    s.then(split_is({canary_service: 20, stable: 65, wanted["baseline"]: 5,
+    s.then(route_is(router, {canary_service: 20, stable: 65, wanted["baseline"]: 5,
                      wanted["canary"]: 10}))
     # Its duration passed: the weight goes back to the stable, then the pods go.
-    s.then(paused(at_step=2), split_is({canary_service: 20, stable: 80}))
+    s.then(paused(at_step=2), route_is(router, {canary_service: 20, stable: 80}))
     sb.wait_for("the Experiment's pods gone", lambda: all(
         (sb.emulator.get_object("apps", "v1", "replicasets", sb.namespace,
                                 f"{made['metadata']['name']}-{t}") or {})
         .get("spec", {}).get("replicas") == 0 for t in TEMPLATES))
-    _traffic_off_before_pods(sb, made)
+    _traffic_off_before_pods(sb, router, made)
 
     # The second experiment step runs for an hour: aborting ends it, traffic first.
     s.when(promote())
@@ -119,15 +160,15 @@ def test_template_weights_follow_the_step_and_leave_before_the_pods(
         (e for e in experiments(sb) if e["metadata"]["name"] != made["metadata"]["name"]
          and (e.get("status") or {}).get("phase") == "Running"), None))
     wanted = services_of(second)
-    s.then(split_is({canary_service: 40, stable: 45, wanted["baseline"]: 5,
+    s.then(route_is(router, {canary_service: 40, stable: 45, wanted["baseline"]: 5,
                      wanted["canary"]: 10}))
-    s.when(abort()).then(aborted(), split_is({canary_service: 0, stable: 100}),
+    s.when(abort()).then(aborted(), route_is(router, {canary_service: 0, stable: 100}),
                          sizes(canary=0, stable=4))
     sb.wait_for("the second Experiment's pods gone", lambda: all(
         (sb.emulator.get_object("apps", "v1", "replicasets", sb.namespace,
                                 f"{second['metadata']['name']}-{t}") or {})
         .get("spec", {}).get("replicas") == 0 for t in TEMPLATES))
-    _traffic_off_before_pods(sb, second)
+    _traffic_off_before_pods(sb, router, second)
     # Let go: the held Experiments carry no hold any more, their Services are gone.
     for e in experiments(sb):
         assert "rollouts.dev/traffic-hold" not in (e["metadata"].get("annotations") or {})
