@@ -378,11 +378,14 @@ class PauseCondition(StatusModel):
 class WeightDestination(StatusModel):
     pod_template_hash: str | None = None
     weight: int = 0
+    service_name: str | None = None  # set for `additional` (an experiment template's)
 
 
 class TrafficWeights(StatusModel):
     canary: WeightDestination = WeightDestination()
     stable: WeightDestination = WeightDestination(weight=100)
+    # Experiment templates' Services the routes send weight to (out of the stable's share).
+    additional: list[WeightDestination] | None = None
     verified: bool | None = None
 
 

@@ -42,6 +42,7 @@ from rollouts.planner.experiment_traffic import (
     experiment_services,
     release_experiments,
     with_experiment_traffic,
+    with_experiment_weights,
 )
 from rollouts.planner.pingpong import other, recorded_side, side_services, stable_side
 from rollouts.planner.router_traffic import RouterTraffic
@@ -257,10 +258,11 @@ def _record(ctx: Context, draft: Draft, walk: Walk) -> None:
     draft.changes.current_step_index = walk.index
     draft.changes.pause_conditions = walk.pause_conditions or None
     draft.changes.canary = CanaryStatus(
-        weights=_weights(ctx.desired_hash, ctx.status.stable_rs,
-                         walk.traffic.verified_weight(walk.canary, walk.stable),
-                         walk.traffic.reached(walk.weight, walk.canary, walk.stable,
-                                              walk.canary_scale), walk.full_weight),
+        weights=with_experiment_weights(ctx, _weights(
+            ctx.desired_hash, ctx.status.stable_rs,
+            walk.traffic.verified_weight(walk.canary, walk.stable),
+            walk.traffic.reached(walk.weight, walk.canary, walk.stable, walk.canary_scale),
+            walk.full_weight)),
         desired_weight=walk.weight,
         current_step_analysis_run_status=run_status(find_run(ctx, "step", walk.index)),
         current_background_analysis_run_status=run_status(find_run(ctx, "background")),

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 
 from rollouts.models.experiment import COMPLETED_EXPERIMENT_PHASES, TRAFFIC_HOLD_ANNOTATION
+from rollouts.models.rollout import TrafficWeights, WeightDestination
 from rollouts.models.wire import API_VERSION
 from rollouts.planner.context import Context, Draft
 from rollouts.planner.router_traffic import RouterTraffic
@@ -80,6 +81,28 @@ def release_experiments(ctx: Context, draft: Draft, traffic: TrafficModel) -> No
         else:
             recheck = traffic.recheck_seconds if isinstance(traffic, RouterTraffic) else 2.0
             draft.wake(ctx.now + dt.timedelta(seconds=recheck))
+
+
+def with_experiment_weights(ctx: Context, weights: TrafficWeights) -> TrafficWeights:
+    """`status.canary.weights` with the experiment templates' shares the routes hold, as read
+    back (Argo's `additional`), taken out of the stable's."""
+    router = ctx.observed.router
+    if router is None:
+        return weights
+    additional = []
+    for experiment in ctx.observed.experiments:
+        for template in experiment.templates if experiment.traffic_held else ():
+            if template.service_name:
+                weight = router.extra_weight(ctx.observed.routes, template.service_name)
+                if weight:
+                    additional.append(WeightDestination(
+                        pod_template_hash=template.pod_hash, weight=weight,
+                        service_name=template.service_name))
+    if not additional:
+        return weights
+    stable = weights.stable.model_copy(update={
+        "weight": max(0, weights.stable.weight - sum(d.weight for d in additional))})
+    return weights.model_copy(update={"stable": stable, "additional": additional})
 
 
 def _let_go(namespace: str, experiment: ExperimentView) -> RouteWrite:

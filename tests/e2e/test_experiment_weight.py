@@ -146,6 +146,12 @@ def test_template_weights_follow_the_step_and_leave_before_the_pods(
     wanted = services_of(made)
     s.then(route_is(router, {canary_service: 20, stable: 65, wanted["baseline"]: 5,
                      wanted["canary"]: 10}))
+    # The status says so too (Argo's weights.additional), from the routes as read back.
+    shown = sb.wait_for("status weights with the templates' shares", lambda: (
+        w if (w := sb.status(NAME)["canary"]["weights"]).get("additional") else None))
+    assert {d["serviceName"]: d["weight"] for d in shown["additional"]} == {
+        wanted["baseline"]: 5, wanted["canary"]: 10}, shown
+    assert (shown["canary"]["weight"], shown["stable"]["weight"]) == (20, 65), shown
     # Its duration passed: the weight goes back to the stable, then the pods go.
     s.then(paused(at_step=2), route_is(router, {canary_service: 20, stable: 80}))
     sb.wait_for("the Experiment's pods gone", lambda: all(

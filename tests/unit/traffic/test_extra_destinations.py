@@ -98,9 +98,17 @@ GOLDEN: dict[str, tuple[RouteWrite, ...]] = {
 }
 
 
+def _normal(writes: tuple[RouteWrite, ...]) -> list[Any]:
+    """Writes with their patch operations after the guard in path order: jsonpatch lists
+    the changes of sibling keys (http, tls) in hash order, which varies between runs; the
+    operations on one list (/route/2, /route/3) keep theirs."""
+    return [(w.key, w.op, w.manifest, w.patch[:1], sorted(w.patch[1:], key=lambda o: o["path"]))
+            for w in writes]
+
+
 @pytest.mark.parametrize("name", ABLE)
 def test_golden_extra_destinations(name: str) -> None:
-    assert writes_for(name) == GOLDEN[name]
+    assert _normal(writes_for(name)) == _normal(GOLDEN[name])
 
 
 @pytest.mark.parametrize("name", ABLE)
