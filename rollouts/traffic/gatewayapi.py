@@ -124,26 +124,26 @@ class GatewayAPIRouter(RouterBase):
         return collect(writes)
 
     def verified_weight(self, observed: Observed) -> int | None:
-        weights: list[int | None] = []
-        for route in self.routes:
-            snapshot = observed.get(route.key)
-            if snapshot is None:
-                return None
-            for rule in self._weighted(snapshot.body):
-                weights += [_weight(ref) for ref in rule.get("backendRefs") or []
-                            if ref.get("name") == self.binding.canary_service]
-        return agreed(weights)
+        return self._weights_of(observed, self.binding.canary_service, absent=[])
 
     def extra_weight(self, observed: Observed, service: str) -> int | None:
+        return self._weights_of(observed, service, absent=[0])
+
+    def _weights_of(self, observed: Observed, service: str, absent: list[int | None]
+                    ) -> int | None:
+        """The one weight every weighted rule gives `service` (`absent`: what a rule without
+        it counts as); None when a route is missing or they disagree; 0 with no rule."""
         weights: list[int | None] = []
+        rules = 0
         for route in self.routes:
             snapshot = observed.get(route.key)
             if snapshot is None:
                 return None
             for rule in self._weighted(snapshot.body):
+                rules += 1
                 weights += [_weight(ref) for ref in rule.get("backendRefs") or []
-                            if ref.get("name") == service] or [0]
-        return agreed(weights) if weights else 0
+                            if ref.get("name") == service] or absent
+        return agreed(weights) if rules or not absent else 0
 
     # --- helpers ---
 

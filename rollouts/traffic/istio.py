@@ -119,25 +119,26 @@ class IstioRouter(RouterBase):
         return collect(writes)
 
     def verified_weight(self, observed: Observed) -> int | None:
-        weights: list[int | None] = []
-        for _, vs, key in self.services:
-            snapshot = observed.get(key)
-            if snapshot is None:
-                return None
-            for route in self._weighted(vs, snapshot.body):
-                weights += [d.get("weight", 0) for d in route.get("route") or []
-                            if self._side(d) == "canary"]
-        return agreed(weights)
+        routes = self._destination_lists(observed)
+        return None if routes is None else agreed(
+            d.get("weight", 0) for route in routes for d in route if self._side(d) == "canary")
 
     def extra_weight(self, observed: Observed, service: str) -> int | None:
-        weights: list[int | None] = []
+        routes = self._destination_lists(observed)
+        if routes is None:
+            return None
+        return agreed(w for route in routes for w in extra_weights(route, _short_host, service)
+                      ) if routes else 0
+
+    def _destination_lists(self, observed: Observed) -> list[list[Any]] | None:
+        """The destinations of every weighted route; None when a VirtualService is missing."""
+        found: list[list[Any]] = []
         for _, vs, key in self.services:
             snapshot = observed.get(key)
             if snapshot is None:
                 return None
-            for route in self._weighted(vs, snapshot.body):
-                weights += extra_weights(route.get("route") or [], _short_host, service)
-        return agreed(weights) if weights else 0
+            found += [route.get("route") or [] for route in self._weighted(vs, snapshot.body)]
+        return found
 
     # --- finding the weighted routes ---
 
