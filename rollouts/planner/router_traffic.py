@@ -198,6 +198,8 @@ class RouterTraffic:
                       stable: ReplicaSetView, scale: SetCanaryScale | None = None
                       ) -> float | None:
         asked = self.target_weight(weight, canary, scale, stable)
-        if self.router.verified_weight(self.routes) == asked:
+        if self.router.verified_weight(self.routes) == asked and all(
+                self.router.extra_weight(self.routes, d.service) == d.weight
+                for d in self.intent(asked).extra):
             return None
         return self.recheck_seconds

@@ -43,6 +43,9 @@ class Binding:
     managed_routes: tuple[str, ...] = ()
     # The ownerReference put on objects the router creates (the Rollout, as controller).
     owner: Mapping[str, Any] = field(default_factory=dict)
+    # Experiment templates' Services the routes may send weight to (the Rollout's
+    # status.canary.weights.additional): finalize removes destinations to them too.
+    experiment_services: tuple[str, ...] = ()
 
     def owns(self, body: Mapping[str, Any]) -> bool:
         uid = self.owner.get("uid")
@@ -91,9 +94,11 @@ def extra_weights(entries: Iterable[Any], name_of: Callable[[Mapping[str, Any]],
     return found or [0]
 
 
-def stable_only(max_weight: int) -> TrafficIntent:
-    """All traffic to stable, no managed route: what finalize and abort hold."""
-    return TrafficIntent(canary_weight=0, stable_weight=max_weight, max_weight=max_weight)
+def stable_only(max_weight: int, retired: tuple[str, ...] = ()) -> TrafficIntent:
+    """All traffic to stable, no managed route, no destination to `retired` Services: what
+    finalize holds."""
+    return TrafficIntent(canary_weight=0, stable_weight=max_weight, max_weight=max_weight,
+                         retired=retired)
 
 
 def editable(snapshot: RouteSnapshot) -> Body:
@@ -262,7 +267,8 @@ class RouterBase:
 
     def finalize(self, observed: Observed) -> tuple[RouteWrite, ...]:
         owned = set(self.owned())
-        kept = [w for w in self.writes(observed, stable_only(self.binding.max_weight))
+        all_stable = stable_only(self.binding.max_weight, self.binding.experiment_services)
+        kept = [w for w in self.writes(observed, all_stable)
                 if w.key not in owned]
         return (*kept, *collect(owned_delete(self.binding, observed.get(k))
                                 for k in self.owned()))

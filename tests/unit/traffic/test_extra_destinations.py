@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from rollouts.models.rollout import parse_spec, semantic_errors
 from rollouts.planner.router_traffic import RouterTraffic
 from rollouts.planner.routing import ExtraDestination, ObjectKey, RouteWrite, TrafficIntent
+from rollouts.traffic import build_router
 from tests.unit.traffic.cases import BY_NAME, OWNER, Store
 from tests.unit.traffic.test_builders import guard, weight
 
@@ -248,3 +249,20 @@ def test_template_weights_over_the_max_are_refused() -> None:
     errors = semantic_errors(parse_spec(_spec(BY_NAME["smi"].routing, (60, 50))))
     assert errors == [("spec.strategy.canary.steps[1].experiment.templates",
                        "template weights add up to 110, more than maxTrafficWeight 100")]
+
+
+@pytest.mark.parametrize("name", ABLE)
+def test_finalize_removes_the_destinations_the_status_names(name: str) -> None:
+    """A Rollout deleted while an experiment step runs: its routes go back to all-stable
+    without the templates' Services (status.canary.weights.additional names them)."""
+    case = BY_NAME[name]
+    store = Store.of(case.objects)
+    before = {k: case.strip(v) for k, v in store.objects.items()}
+    router = build_router(case.strategy(), "default", "web", OWNER, "ping", SERVICES)
+    assert router is not None
+    store.apply(router.writes(store.observe(router), INTENT))
+    store.apply(router.finalize(store.observe(router)))
+    observed = store.observe(router)
+    assert [router.extra_weight(observed, s) for s in SERVICES] == [0, 0]
+    assert {k: case.strip(v) for k, v in store.objects.items()} == before
+    assert router.finalize(observed) == ()
