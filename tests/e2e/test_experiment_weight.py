@@ -1,6 +1,7 @@
-"""End to end: an experiment step whose templates have a `weight`, under SMI and Istio.
+"""End to end: an experiment step whose templates have a `weight`, under SMI, Istio and the
+Gateway API.
 
-While the step's Experiment runs, the route (TrafficSplit, VirtualService) sends each
+While the step's Experiment runs, the route (TrafficSplit, VirtualService, HTTPRoute) sends each
 template's Service its weight
 (taken from the stable's share); when the step ends (the Experiment's duration passed, or
 the Rollout is aborted) that traffic goes back to the stable BEFORE the Experiment's
@@ -67,6 +68,22 @@ VIRTUAL_SERVICE = {
         {"destination": {"host": f"{NAME}-stable"}, "weight": 100},
         {"destination": {"host": f"{NAME}-canary"}, "weight": 0}]}]},
 }
+HTTP_ROUTE = {
+    "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+    "metadata": {"name": f"{NAME}-route"},
+    "spec": {"parentRefs": [{"name": "gateway"}], "rules": [
+        {"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+         "backendRefs": [{"name": f"{NAME}-stable", "port": 80, "weight": 100},
+                         {"name": f"{NAME}-canary", "port": 80, "weight": 0}]}]},
+}
+
+
+def _rule_backends(route: Obj) -> dict[str, int]:
+    rules = (route.get("spec") or {}).get("rules", [])
+    return {r["name"]: r.get("weight", 1) for r in (rules[0] if rules else {}).get(
+        "backendRefs", [])}
+
+
 ROUTERS = [
     Router("smi", {"smi": {"rootService": NAME, "trafficSplitName": f"{NAME}-split"}}, [],
            ("split.smi-spec.io", "v1alpha2", "trafficsplits"), f"{NAME}-split",
@@ -75,6 +92,9 @@ ROUTERS = [
                                                   "routes": ["primary"]}}},
            [VIRTUAL_SERVICE], ("networking.istio.io", "v1beta1", "virtualservices"),
            f"{NAME}-vsvc", _vs_destinations),
+    Router("gatewayapi", {"plugins": {"argoproj-labs/gatewayAPI": {"httpRoute": f"{NAME}-route"}}},
+           [HTTP_ROUTE], ("gateway.networking.k8s.io", "v1", "httproutes"), f"{NAME}-route",
+           _rule_backends),
 ]
 
 
