@@ -1,9 +1,8 @@
 """End to end: an experiment step whose templates have a `weight`, under SMI, Istio and the
 Gateway API.
 
-While the step's Experiment runs, the route (TrafficSplit, VirtualService, HTTPRoute) sends each
-template's Service its weight
-(taken from the stable's share); when the step ends (the Experiment's duration passed, or
+While the step's Experiment runs, the route (TrafficSplit, VirtualService, HTTPRoute)
+sends each template's Service its weight (taken from the stable's share); when the step ends (the Experiment's duration passed, or
 the Rollout is aborted) that traffic goes back to the stable BEFORE the Experiment's
 ReplicaSets are scaled down, checked in the order the API server applied the writes.
 """
