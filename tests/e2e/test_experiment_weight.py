@@ -2,8 +2,10 @@
 Gateway API.
 
 While the step's Experiment runs, the route (TrafficSplit, VirtualService, HTTPRoute)
-sends each template's Service its weight (taken from the stable's share); when the step ends (the Experiment's duration passed, or
-the Rollout is aborted) that traffic goes back to the stable BEFORE the Experiment's
+sends each template's Service its weight (taken from the stable's share), and the simulated
+clients' requests reach the templates' pods in those shares; when the step ends (the
+Experiment's duration passed, or the Rollout is aborted) that traffic goes back to the
+stable BEFORE the Experiment's
 ReplicaSets are scaled down, checked in the order the API server applied the writes.
 """
 
@@ -16,6 +18,7 @@ from typing import Any
 import pytest
 
 from rollouts.models.wire import GROUP, VERSION
+from rollouts.sandbox.app import AppSimulator
 from tests.e2e.conftest import CountingSandbox
 from tests.e2e.dsl import (
     Check,
@@ -32,6 +35,7 @@ from tests.e2e.dsl import (
     set_weight,
     sizes,
 )
+from tests.e2e.test_router_scenarios import _NoTargets, canary_share
 
 pytestmark = pytest.mark.e2e
 
@@ -160,11 +164,15 @@ def test_template_weights_follow_the_step_and_leave_before_the_pods(
         set_weight(20), experiment("3s"), pause(), set_weight(40), experiment("1h"), pause(),
         trafficRouting=router.routing, abortScaleDownDelaySeconds=0)))
     s.when(image(f"{NAME}:2"))
-    # The step: canary 20, baseline 5, canary template 10, stable the rest (65).
+    # The step: canary 20, baseline 5, canary template 10, stable the rest (65); the
+    # simulated clients' requests reach the templates' pods in those shares.
     made = experiment_running(sb)
     wanted = services_of(made)
-    s.then(route_is(router, {canary_service: 20, stable: 65, wanted["baseline"]: 5,
-                     wanted["canary"]: 10}))
+    with AppSimulator(sb.emulator, _NoTargets(), spare_endpoints=0) as clients:
+        s.then(route_is(router, {canary_service: 20, stable: 65, wanted["baseline"]: 5,
+                                 wanted["canary"]: 10}),
+               canary_share(clients, 5, wanted["baseline"]),
+               canary_share(clients, 10, wanted["canary"]))
     # The status says so too (Argo's weights.additional), from the routes as read back.
     shown = sb.wait_for("status weights with the templates' shares", lambda: (
         w if (w := sb.status(NAME)["canary"]["weights"]).get("additional") else None))
