@@ -5,8 +5,8 @@ While the step's Experiment runs, the route (TrafficSplit, VirtualService, HTTPR
 sends each template's Service its weight (taken from the stable's share), and the simulated
 clients' requests reach the templates' pods in those shares; when the step ends (the
 Experiment's duration passed, or the Rollout is aborted) that traffic goes back to the
-stable BEFORE the Experiment's
-ReplicaSets are scaled down, checked in the order the API server applied the writes.
+stable BEFORE the Experiment's ReplicaSets are scaled down, checked in the order the API
+server applied the writes.
 """
 
 from __future__ import annotations
