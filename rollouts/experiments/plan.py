@@ -36,6 +36,7 @@ from rollouts.experiments.manifests import (
 )
 from rollouts.models.experiment import (
     COMPLETED_EXPERIMENT_PHASES,
+    TRAFFIC_HOLD_ANNOTATION,
     ExperimentAnalysisRunStatus,
     ExperimentPhase,
     ExperimentStatus,
@@ -56,6 +57,8 @@ from rollouts.planner.types import (
     ScaleReplicaSet,
     TerminateAnalysisRun,
 )
+
+_HELD_RECHECK_SECONDS: Final = 60.0
 
 # Worst last: the phase of an ended Experiment is the worst of its runs' phases.
 _SEVERITY: Final = ("Successful", "Inconclusive", "Error", "Failed")
@@ -261,7 +264,10 @@ def _ended(experiment: ValidExperiment, observed: ExperimentObserved, phase: Exp
     spec, status, name = experiment.spec, experiment.status, experiment.metadata.name
     ended_at = status.finished_at or whole_seconds(now)
     scale_down_at = ended_at + dt.timedelta(seconds=spec.scale_down_delay_seconds)
-    due = now >= scale_down_at
+    # A Rollout's routes may still send the pods traffic: they stay until it lets go (its
+    # write to the Experiment wakes this plan again).
+    held = TRAFFIC_HOLD_ANNOTATION in (experiment.metadata.annotations or {})
+    due = now >= scale_down_at and not held
     actions: list[Action] = []
     for rs in observed.replica_sets:
         if rs.spec_replicas != 0 and due:
@@ -293,8 +299,11 @@ def _ended(experiment: ValidExperiment, observed: ExperimentObserved, phase: Exp
         "analysis_runs": _run_statuses(experiment, observed) if spec.analyses else None,
         "finished_at": ended_at,
         "observed_generation": experiment.metadata.generation})
-    return ExperimentPlan(tuple(actions), ended,
-                          _seconds(scale_down_at - now) if waiting else None)
+    # Held: the Rollout's write letting go wakes this plan; until then it is not over (the
+    # look every minute is a safety net only).
+    requeue = (_HELD_RECHECK_SECONDS if held else _seconds(scale_down_at - now)) if waiting \
+        else None
+    return ExperimentPlan(tuple(actions), ended, requeue)
 
 
 def _seconds(delta: dt.timedelta) -> float:

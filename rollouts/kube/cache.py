@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from rollouts.kube.fieldowners import SELECTOR_FIELD, field_owner, owner_entry
+from rollouts.models.experiment import TRAFFIC_HOLD_ANNOTATION
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 
@@ -81,9 +82,19 @@ def trim_analysis_run(body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def trim_experiment(body: Mapping[str, Any]) -> dict[str, Any]:
-    """An Experiment as the Rollout that made it reads it (labels, phase, terminate)."""
+    """An Experiment as the Rollout that made it reads it (labels, phase, terminate, and for
+    template weights: the hold annotation and the templates' Services)."""
     trimmed = trim_analysis_run(body)
     trimmed["spec"] = {"terminate": bool((body.get("spec") or {}).get("terminate"))}
+    annotations = (body.get("metadata") or {}).get("annotations") or {}
+    if TRAFFIC_HOLD_ANNOTATION in annotations:
+        trimmed["metadata"]["annotations"] = {
+            TRAFFIC_HOLD_ANNOTATION: annotations[TRAFFIC_HOLD_ANNOTATION]}
+    templates = [{k: t[k] for k in ("name", "serviceName", "podTemplateHash") if k in t}
+                 for t in (body.get("status") or {}).get("templateStatuses") or ()
+                 if isinstance(t, Mapping) and t.get("serviceName")]
+    if templates:
+        trimmed["status"]["templateStatuses"] = templates
     return trimmed
 
 

@@ -14,6 +14,7 @@ from rollouts.kube.analysis import Templates, prepare_runs
 from rollouts.kube.fieldowners import SELECTOR_FIELD, field_owner
 from rollouts.kube.pod_views import owned_pods
 from rollouts.kube.workload import workload_view
+from rollouts.models.experiment import TRAFFIC_HOLD_ANNOTATION
 from rollouts.models.rollout import RolloutSpec, ValidRollout
 from rollouts.models.wire import (
     ANALYSIS_ATTEMPT_LABEL,
@@ -34,6 +35,7 @@ from rollouts.planner.routing import ObjectKey, Router, RouteSnapshot
 from rollouts.planner.step_plugins import StepPlugin
 from rollouts.planner.types import (
     AnalysisRunView,
+    ExperimentTemplateView,
     ExperimentView,
     Observed,
     ReplicaSetView,
@@ -113,10 +115,21 @@ def analysis_run_view(body: Mapping[str, Any]) -> AnalysisRunView:
 
 def experiment_view(body: Mapping[str, Any]) -> ExperimentView:
     run = analysis_run_view(body)  # the same labels and status fields
+    metadata = _dict(body.get("metadata"))
+    templates = tuple(
+        ExperimentTemplateView(name=str(t.get("name") or ""),
+                               service_name=t.get("serviceName") or None,
+                               pod_hash=t.get("podTemplateHash") or None)
+        for t in _dict(body.get("status")).get("templateStatuses") or ()
+        if isinstance(t, Mapping))
     return ExperimentView(name=run.name, phase=run.phase, message=run.message,
                           pod_hash=run.pod_hash, step_index=run.step_index,
                           attempt=run.attempt,
-                          terminating=bool(_dict(body.get("spec")).get("terminate")))
+                          terminating=bool(_dict(body.get("spec")).get("terminate")),
+                          templates=templates,
+                          traffic_held=TRAFFIC_HOLD_ANNOTATION in _dict(
+                              metadata.get("annotations")),
+                          resource_version=str(metadata.get("resourceVersion") or ""))
 
 
 def named_services(spec: RolloutSpec) -> tuple[str, ...]:

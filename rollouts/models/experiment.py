@@ -41,6 +41,11 @@ from rollouts.models.wire import API_VERSION, Timestamp
 ExperimentPhase = Literal["Pending", "Running", "Successful", "Failed", "Error", "Inconclusive"]
 TemplatePhase = Literal["Progressing", "Running", "Successful", "Failed", "Error"]
 
+# Set by a Rollout on the Experiment of an experiment step whose templates get traffic
+# (`weight`): the ended Experiment keeps its pods and Services until the Rollout removes it,
+# which it does once its routes send them nothing (traffic off first, then pods).
+TRAFFIC_HOLD_ANNOTATION: Final = "rollouts.dev/traffic-hold"
+
 # Phases an Experiment never leaves.
 COMPLETED_EXPERIMENT_PHASES: Final = frozenset({"Successful", "Failed", "Error", "Inconclusive"})
 

@@ -21,6 +21,7 @@ from rollouts.models.base import (
     StatusModel,
     parse_duration,
 )
+from rollouts.models.experiment_weight import experiment_weight_errors
 from rollouts.models.metric_rules import DryRun, MeasurementRetention
 from rollouts.models.pods import AntiAffinity
 from rollouts.models.step_kinds import NO_STEP_KIND as NO_STEP_KIND
@@ -377,11 +378,14 @@ class PauseCondition(StatusModel):
 class WeightDestination(StatusModel):
     pod_template_hash: str | None = None
     weight: int = 0
+    service_name: str | None = None  # set for `additional` (an experiment template's)
 
 
 class TrafficWeights(StatusModel):
     canary: WeightDestination = WeightDestination()
     stable: WeightDestination = WeightDestination(weight=100)
+    # Experiment templates' Services the routes send weight to (out of the stable's share).
+    additional: list[WeightDestination] | None = None
     verified: bool | None = None
 
 
@@ -611,23 +615,6 @@ def semantic_errors(spec: RolloutSpec) -> list[tuple[str, str]]:
     canary = spec.strategy.canary
     return (([] if canary is None else traffic_errors(canary) + experiment_weight_errors(canary))
             + ignored_field_errors(spec))
-
-
-def experiment_weight_errors(canary: CanaryStrategy) -> list[tuple[str, str]]:
-    """An experiment template's `weight` sends traffic to its pods through the router; no
-    router of this controller can do that yet, so it is refused rather than ignored."""
-    found = []
-    for i, step in enumerate(canary.steps or ()):
-        for j, template in enumerate(step.experiment.templates if step.experiment else ()):
-            if template.weight is not None:
-                found.append((
-                    f"spec.strategy.canary.steps[{i}].experiment.templates[{j}].weight",
-                    "traffic to experiment pods is not supported "
-                    + ("yet (no traffic router of rollouts sends any to them)"
-                       if canary.traffic_routing else "by a canary without trafficRouting")
-                    + "; remove weight (the experiment's pods then get no traffic from the "
-                    "Rollout's routes) or size it with replicas"))
-    return found
 
 
 def _field_path(root: str, loc: tuple[int | str, ...]) -> str:

@@ -40,6 +40,12 @@ from rollouts.planner.context import (
     retire_others,
     scale,
 )
+from rollouts.planner.experiment_traffic import (
+    experiment_services,
+    release_experiments,
+    with_experiment_traffic,
+    with_experiment_weights,
+)
 from rollouts.planner.pingpong import other, recorded_side, side_services, stable_side
 from rollouts.planner.router_traffic import RouterTraffic
 from rollouts.planner.routing import managed_routes_at
@@ -104,7 +110,8 @@ def traffic_model(ctx: Context, strategy: CanaryStrategy) -> TrafficModel:
                              min_pods=strategy.min_pods_per_replica_set or 1,
                              dynamic_stable=strategy.dynamic_stable_scale,
                              stable_floor=floor,
-                             progress_threshold=strategy.replica_progress_threshold)
+                             progress_threshold=strategy.replica_progress_threshold,
+                             retired=experiment_services(ctx))
     return PodRatioTraffic(ctx.replicas, strategy, stable_floor=floor)
 
 
@@ -230,6 +237,7 @@ def _move_traffic(ctx: Context, draft: Draft, strategy: CanaryStrategy, walk: Wa
         # scaling up, nor to one with no pod available: a promote may skip the scale step)
         upto = walk.index + (walk.waiting_on != "set_canary_scale")
         traffic = traffic.with_managed_routes(*managed_routes_at(strategy, upto))
+    traffic = with_experiment_traffic(ctx, walk, traffic)
     _hold_traffic(ctx, draft, traffic, walk.weight, walk.canary, walk.stable, size)
 
 
@@ -248,6 +256,7 @@ def _hold_traffic(ctx: Context, draft: Draft, traffic: TrafficModel, weight: int
     """The traffic layer's writes toward `weight`, and a wake-up to read it back when
     nothing the controller watches would wake the Rollout (route objects)."""
     draft.actions.extend(traffic.writes(weight, canary, stable, size))
+    release_experiments(ctx, draft, traffic)  # once the routes let go of them
     recheck = traffic.recheck_after(weight, canary, stable, size)
     if recheck is not None:
         draft.wake(ctx.now + dt.timedelta(seconds=recheck))
@@ -257,10 +266,11 @@ def _record(ctx: Context, draft: Draft, walk: Walk) -> None:
     draft.changes.current_step_index = walk.index
     draft.changes.pause_conditions = walk.pause_conditions or None
     draft.changes.canary = CanaryStatus(
-        weights=_weights(ctx.desired_hash, ctx.status.stable_rs,
-                         walk.traffic.verified_weight(walk.canary, walk.stable),
-                         walk.traffic.reached(walk.weight, walk.canary, walk.stable,
-                                              walk.canary_scale), walk.full_weight),
+        weights=with_experiment_weights(ctx, _weights(
+            ctx.desired_hash, ctx.status.stable_rs,
+            walk.traffic.verified_weight(walk.canary, walk.stable),
+            walk.traffic.reached(walk.weight, walk.canary, walk.stable, walk.canary_scale),
+            walk.full_weight)),
         desired_weight=walk.weight,
         current_step_analysis_run_status=run_status(find_run(ctx, "step", walk.index)),
         current_background_analysis_run_status=run_status(find_run(ctx, "background")),

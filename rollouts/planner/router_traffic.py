@@ -8,7 +8,10 @@ Argo Rollouts semantics with `trafficRouting`:
 - a weight is reached when the route objects verifiably hold it (read back from the
   objects, never assumed from what was written);
 - on abort the weight goes to 0 and the managed routes go (an intent with none removes
-  them) before the canary is scaled down (invariant 2): `off_canary` says when.
+  them) before the canary is scaled down (invariant 2): `off_canary` says when;
+- experiment templates with a `weight` are extra destinations (`with_experiments`), their
+  share taken from the stable's, never more than the canary leaves; destinations to the
+  Services of ended experiments (`retired`) are removed (planner/experiment_traffic.py).
 
 The router decides every write (`Router.writes`); this model only decides which weight to
 ask for. Pure: no I/O.
@@ -24,6 +27,7 @@ from rollouts.models.rollout import SetCanaryScale
 from rollouts.models.workload import ReplicaProgressThreshold
 from rollouts.planner.progress_threshold import required_pods
 from rollouts.planner.routing import (
+    ExtraDestination,
     HeaderRoute,
     MirrorRoute,
     ObjectKey,
@@ -61,7 +65,33 @@ class RouterTraffic:
     # replicaProgressThreshold: the canary pods that must be available to serve a weight.
     progress_threshold: ReplicaProgressThreshold | None = None
 
+    # Experiment templates' Services the routes send weight to now, and those of every held
+    # Experiment of the Rollout (destinations to them not in `extra` are removed).
+    extra: tuple[ExtraDestination, ...] = ()
+    retired: tuple[str, ...] = ()
+
     routes_traffic = True  # traffic leaves the canary before its pods do
+
+    def with_experiments(self, extra: tuple[ExtraDestination, ...]) -> RouterTraffic:
+        return replace(self, extra=extra)
+
+    def intent(self, canary_weight: int) -> TrafficIntent:
+        """What the routes should hold for `canary_weight`: the experiments' shares come out
+        of the stable's, in template order, never more than the canary leaves. E.g. canary
+        20, templates 5 and 5 of 100 -> stable 70; canary 95, templates 5 and 5 -> 5, 0,
+        stable 0."""
+        room = self.max_weight - canary_weight
+        extra = []
+        for destination in self.extra:
+            weight = max(0, min(destination.weight, room))
+            room -= weight
+            extra.append(replace(destination, weight=weight))
+        return TrafficIntent(canary_weight=canary_weight, stable_weight=room,
+                             max_weight=self.max_weight,
+                             header_routes=self.header_routes,
+                             mirror_routes=self.mirror_routes,
+                             canary_hash=self.canary_hash, stable_hash=self.stable_hash,
+                             extra=tuple(extra), retired=self.retired)
 
     def with_managed_routes(self, headers: tuple[HeaderRoute, ...],
                             mirrors: tuple[MirrorRoute, ...]) -> RouterTraffic:
@@ -131,13 +161,7 @@ class RouterTraffic:
 
     def writes(self, weight: int, canary: ReplicaSetView | None, stable: ReplicaSetView,
                scale: SetCanaryScale | None = None) -> tuple[Action, ...]:
-        canary_weight = self.target_weight(weight, canary, scale, stable)
-        intent = TrafficIntent(canary_weight=canary_weight,
-                               stable_weight=self.max_weight - canary_weight,
-                               max_weight=self.max_weight,
-                               header_routes=self.header_routes,
-                               mirror_routes=self.mirror_routes,
-                               canary_hash=self.canary_hash, stable_hash=self.stable_hash)
+        intent = self.intent(self.target_weight(weight, canary, scale, stable))
         return tuple(ApplyRouteWrite(w) for w in self.router.writes(self.routes, intent))
 
     def reached(self, weight: int, canary: ReplicaSetView | None, stable: ReplicaSetView,
@@ -155,7 +179,7 @@ class RouterTraffic:
         all-stable): only then may the canary's pods go."""
         all_stable = TrafficIntent(canary_weight=0, stable_weight=self.max_weight,
                                    max_weight=self.max_weight, canary_hash=self.canary_hash,
-                                   stable_hash=self.stable_hash)
+                                   stable_hash=self.stable_hash, retired=self.retired)
         return (self.router.verified_weight(self.routes) == 0
                 and not self.router.writes(self.routes, all_stable))
 
@@ -174,6 +198,8 @@ class RouterTraffic:
                       stable: ReplicaSetView, scale: SetCanaryScale | None = None
                       ) -> float | None:
         asked = self.target_weight(weight, canary, scale, stable)
-        if self.router.verified_weight(self.routes) == asked:
+        if self.router.verified_weight(self.routes) == asked and all(
+                self.router.extra_weight(self.routes, d.service) == d.weight
+                for d in self.intent(asked).extra):
             return None
         return self.recheck_seconds

@@ -83,12 +83,24 @@ class MirrorRoute:
 
 
 @dataclass(frozen=True)
+class ExtraDestination:
+    """A weighted destination besides the canary and the stable (Argo's WeightDestination):
+    the Service of an experiment template with a `weight`, while its Experiment runs."""
+
+    service: str
+    weight: int
+
+
+@dataclass(frozen=True)
 class TrafficIntent:
     """The traffic the planner wants the router to hold.
 
-    `canary_weight + stable_weight == max_weight` (maxTrafficWeight, 100 by default).
+    `canary_weight + stable_weight + sum(extra weights) == max_weight` (maxTrafficWeight,
+    100 by default): an experiment's weight comes out of the stable's share.
     Managed routes are listed in the order of `trafficRouting.managedRoutes` (their
-    precedence); a route not listed is removed.
+    precedence); a route not listed is removed. `retired` names Services of experiment
+    templates that got (or may have got) weight earlier: a destination to one of them that
+    is not in `extra` is removed.
     """
 
     canary_weight: int
@@ -100,6 +112,8 @@ class TrafficIntent:
     # DestinationRule subsets, App Mesh virtual nodes); None leaves the labels as they are.
     canary_hash: str | None = None
     stable_hash: str | None = None
+    extra: tuple[ExtraDestination, ...] = ()
+    retired: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -147,6 +161,12 @@ class Router(Protocol):
 
     def verified_weight(self, observed: Observed) -> int | None:
         """The canary weight the objects hold now (None when they disagree or are missing)."""
+        ...
+
+    def extra_weight(self, observed: Observed, service: str) -> int | None:
+        """The weight the objects give an extra destination's Service: 0 when none names
+        it, None when they disagree or are missing. A router that cannot send weight to
+        extra destinations (refused by validation) answers 0."""
         ...
 
     def finalize(self, observed: Observed) -> tuple[RouteWrite, ...]:

@@ -91,6 +91,15 @@ class AnalysisRunView:
 
 
 @dataclass(frozen=True)
+class ExperimentTemplateView:
+    """One template of an Experiment as its status tells: its Service and pods' hash."""
+
+    name: str
+    service_name: str | None = None
+    pod_hash: str | None = None
+
+
+@dataclass(frozen=True)
 class ExperimentView:
     """An Experiment owned by the Rollout (made by an experiment step)."""
 
@@ -101,6 +110,11 @@ class ExperimentView:
     step_index: int | None = None
     attempt: int = 0
     terminating: bool = False  # spec.terminate already set
+    templates: tuple[ExperimentTemplateView, ...] = ()
+    # Its pods wait for the Rollout's routes to let go (models.experiment
+    # TRAFFIC_HOLD_ANNOTATION); resource_version guards the write that lets go.
+    traffic_held: bool = False
+    resource_version: str = ""
 
 
 @dataclass(frozen=True)

@@ -62,18 +62,24 @@ def rollout_router(rollout: ValidRollout) -> Router | None:
     if canary is None:
         return None
     meta = rollout.metadata
+    weights = rollout.status.canary.weights if rollout.status.canary else None
     return build_router(canary, meta.namespace, meta.name,
                         rollout_owner_reference(meta.name, meta.uid),
-                        stable_side(rollout.status))
+                        stable_side(rollout.status),
+                        tuple(d.service_name for d in (weights.additional or ()) if d.service_name)
+                        if weights else ())
 
 
 def build_router(strategy: CanaryStrategy, namespace: str, rollout_name: str,
                  owner: Mapping[str, Any],
-                 stable_ping_pong: Literal["ping", "pong"] = "ping") -> Router | None:
+                 stable_ping_pong: Literal["ping", "pong"] = "ping",
+                 experiment_services: tuple[str, ...] = ()) -> Router | None:
     """The router for a canary's trafficRouting; None when it has none.
 
     `owner` is the ownerReference put on objects the router creates; `stable_ping_pong`
-    which of the pingPong Services is stable now (status.canary.stablePingPong).
+    which of the pingPong Services is stable now (status.canary.stablePingPong);
+    `experiment_services` the experiment templates' Services the routes may send weight to
+    (removed by finalize).
     """
     routing = strategy.traffic_routing
     if routing is None:
@@ -82,13 +88,14 @@ def build_router(strategy: CanaryStrategy, namespace: str, rollout_name: str,
     # ALB splits between ping and pong; the others between canaryService and stableService
     # when given beside pingPong (an ALB edge in front of a mesh), else ping and pong too.
     binding = Binding(namespace, rollout_name, strategy.canary_service or "",
-                      strategy.stable_service or "", routing.max_traffic_weight, managed, owner)
+                      strategy.stable_service or "", routing.max_traffic_weight, managed, owner,
+                      experiment_services)
     turns = binding
     if strategy.ping_pong is not None:  # the two Services take turns being stable
         ping, pong = strategy.ping_pong.ping_service, strategy.ping_pong.pong_service
         stable, canary = (ping, pong) if stable_ping_pong == "ping" else (pong, ping)
         turns = Binding(namespace, rollout_name, canary, stable, routing.max_traffic_weight,
-                        managed, owner)
+                        managed, owner, experiment_services)
         if not (strategy.canary_service and strategy.stable_service):
             binding = turns
     routers: list[Router] = [
@@ -171,6 +178,9 @@ class UnknownRouter:
     def verified_weight(self, observed: Observed) -> int | None:
         return None
 
+    def extra_weight(self, observed: Observed, service: str) -> int | None:
+        return 0
+
     def finalize(self, observed: Observed) -> tuple[RouteWrite, ...]:
         return ()
 
@@ -193,6 +203,9 @@ class CombinedRouter:
 
     def verified_weight(self, observed: Observed) -> int | None:
         return agreed(r.verified_weight(observed) for r in self.routers)
+
+    def extra_weight(self, observed: Observed, service: str) -> int | None:
+        return agreed(r.extra_weight(observed, service) for r in self.routers)
 
     def finalize(self, observed: Observed) -> tuple[RouteWrite, ...]:
         return tuple(w for r in self.routers for w in r.finalize(observed))

@@ -5,7 +5,9 @@ The Ingress routes a path to the action Service (rootService, else stableService
 canary and stable target groups (with optional stickiness). A header route is an action
 and a conditions annotation of its own (named as the managed route) and a path to that
 action inserted before the weighted one. The router writes only those. With pingPong the
-factory binds the ping and pong Services as stable / canary by turns.
+factory binds the ping and pong Services as stable / canary by turns. An experiment
+template with a `weight` is one more target group of the forward action (its Service, on
+servicePort) while its Experiment runs.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from rollouts.traffic.common import (
     agreed,
     collect,
     editable,
+    extra_weights,
     guarded_patch,
     managed_entry_ops,
     maybe_int,
@@ -113,13 +116,25 @@ class ALBRouter(RouterBase):
     def verified_weight(self, observed: Observed) -> int | None:
         weights: list[int | None] = []
         for _, key in self.ingresses:
-            snapshot = observed.get(key)
-            action = _parsed(_annotations(snapshot.body).get(self.annotation)) if snapshot else None
-            groups = ((action or {}).get("ForwardConfig") or {}).get("TargetGroups") or []
-            canary = [maybe_int(g.get("Weight")) for g in groups
+            canary = [maybe_int(g.get("Weight")) for g in self._groups(observed, key)
                       if g.get("ServiceName") == self.binding.canary_service]
             weights.append(canary[0] if len(canary) == 1 else None)
         return agreed(weights)
+
+    def extra_weight(self, observed: Observed, service: str) -> int | None:
+        weights: list[int | None] = []
+        for _, key in self.ingresses:
+            if observed.get(key) is None:
+                return None
+            weights += extra_weights(self._groups(observed, key), _group_service, service,
+                                     "Weight")
+        return agreed(weights) if weights else 0
+
+    def _groups(self, observed: Observed, key: ObjectKey) -> list[Any]:
+        snapshot = observed.get(key)
+        action = _parsed(_annotations(snapshot.body).get(self.annotation)) if snapshot else None
+        groups = ((action or {}).get("ForwardConfig") or {}).get("TargetGroups") or []
+        return [g for g in groups if isinstance(g, Mapping)]
 
     def _action(self, intent: TrafficIntent) -> dict[str, Any]:
         port = str(self.config.service_port)
@@ -128,12 +143,18 @@ class ALBRouter(RouterBase):
              "Weight": intent.canary_weight},
             {"ServiceName": self.binding.stable_service, "ServicePort": port,
              "Weight": intent.stable_weight},
+            *({"ServiceName": d.service, "ServicePort": port, "Weight": d.weight}
+              for d in intent.extra),
         ]}
         sticky = self.config.stickiness_config
         if sticky is not None:
             forward["TargetGroupStickinessConfig"] = {"Enabled": sticky.enabled,
                                                       "DurationSeconds": sticky.duration_seconds}
         return {"Type": "forward", "ForwardConfig": forward}
+
+
+def _group_service(group: Mapping[str, Any]) -> object:
+    return group.get("ServiceName")
 
 
 def _annotations(body: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import jsonpatch
 
 from rollouts.planner.routing import (
+    ExtraDestination,
     HeaderMatch,
     ObjectKey,
     Observed,
@@ -42,6 +43,9 @@ class Binding:
     managed_routes: tuple[str, ...] = ()
     # The ownerReference put on objects the router creates (the Rollout, as controller).
     owner: Mapping[str, Any] = field(default_factory=dict)
+    # Experiment templates' Services the routes may send weight to (the Rollout's
+    # status.canary.weights.additional): finalize removes destinations to them too.
+    experiment_services: tuple[str, ...] = ()
 
     def owns(self, body: Mapping[str, Any]) -> bool:
         uid = self.owner.get("uid")
@@ -62,9 +66,39 @@ def side_weights(canary: str, stable: str, intent: TrafficIntent) -> dict[object
     return {canary: intent.canary_weight, stable: intent.stable_weight}
 
 
-def stable_only(max_weight: int) -> TrafficIntent:
-    """All traffic to stable, no managed route: what finalize and abort hold."""
-    return TrafficIntent(canary_weight=0, stable_weight=max_weight, max_weight=max_weight)
+def weigh_extras(entries: list[Any], name_of: Callable[[Mapping[str, Any]], object],
+                 intent: TrafficIntent, make: Callable[[ExtraDestination], Body],
+                 weight_key: str = "weight") -> list[Any]:
+    """A destination list with the intent's extra destinations: those present get their
+    weight, missing ones are appended (built by `make`), retired ones are removed; every
+    other entry is left as it is. E.g. [canary, stable, exp-a] with extra exp-b 5 and
+    exp-a retired -> [canary, stable, exp-b(5)]."""
+    wanted = {d.service: d for d in intent.extra}
+    retired = set(intent.retired) - set(wanted)
+    out: list[Any] = []
+    for entry in entries:
+        name = name_of(entry) if isinstance(entry, Mapping) else None
+        if name in retired:
+            continue
+        if isinstance(name, str) and name in wanted:
+            entry[weight_key] = wanted.pop(name).weight
+        out.append(entry)
+    return out + [make(d) for d in intent.extra if d.service in wanted]
+
+
+def extra_weights(entries: Iterable[Any], name_of: Callable[[Mapping[str, Any]], object],
+                  service: str, weight_key: str = "weight") -> list[int | None]:
+    """The weights the entries naming `service` hold ([0] when none does)."""
+    found = [maybe_int(e.get(weight_key, 0)) for e in entries
+             if isinstance(e, Mapping) and name_of(e) == service]
+    return found or [0]
+
+
+def stable_only(max_weight: int, retired: tuple[str, ...] = ()) -> TrafficIntent:
+    """All traffic to stable, no managed route, no destination to `retired` Services: what
+    finalize holds."""
+    return TrafficIntent(canary_weight=0, stable_weight=max_weight, max_weight=max_weight,
+                         retired=retired)
 
 
 def editable(snapshot: RouteSnapshot) -> Body:
@@ -226,9 +260,15 @@ class RouterBase:
         """Objects this router creates (deleted by finalize)."""
         return ()
 
+    def extra_weight(self, observed: Observed, service: str) -> int | None:
+        """Routers that cannot send weight to experiment Services never do (validation
+        refuses a template `weight` with them): 0."""
+        return 0
+
     def finalize(self, observed: Observed) -> tuple[RouteWrite, ...]:
         owned = set(self.owned())
-        kept = [w for w in self.writes(observed, stable_only(self.binding.max_weight))
+        all_stable = stable_only(self.binding.max_weight, self.binding.experiment_services)
+        kept = [w for w in self.writes(observed, all_stable)
                 if w.key not in owned]
         return (*kept, *collect(owned_delete(self.binding, observed.get(k))
                                 for k in self.owned()))

@@ -2,7 +2,9 @@
 TCPRoute backendRef weights, plus header and mirror rules on HTTPRoutes.
 
 A weighted rule is one whose backendRefs name both canaryService and stableService; the
-router sets those two weights and nothing else. Managed routes are rules of their own,
+router sets those two weights and nothing else, but for the backendRef it adds to each
+weighted rule per experiment template with a `weight` while its Experiment runs (a copy of
+the canary's ref naming the template's Service). Managed routes are rules of their own,
 marked by their `name` (HTTPRouteRule.name, Gateway API v1.2+) being a managedRoutes name,
 kept before the user's rules in managedRoutes order.
 """
@@ -12,10 +14,12 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from rollouts.models.traffic import GATEWAY_API_PLUGIN, GatewayAPIConfig
 from rollouts.planner.routing import (
+    ExtraDestination,
     HeaderRoute,
     MirrorRoute,
     ObjectKey,
@@ -39,6 +43,7 @@ from rollouts.traffic.common import (
     missing,
     set_weights,
     side_weights,
+    weigh_extras,
     without_managed,
 )
 
@@ -99,8 +104,11 @@ class GatewayAPIRouter(RouterBase):
                 continue
             desired = editable(snapshot)
             for rule in self._weighted(desired):
-                set_weights(rule.get("backendRefs") or [], entry_name, side_weights(
+                refs = rule.get("backendRefs") or []
+                set_weights(refs, entry_name, side_weights(
                     self.binding.canary_service, self.binding.stable_service, intent))
+                rule["backendRefs"] = weigh_extras(refs, entry_name, intent,
+                                                   partial(_extra_ref, self._canary_ref(rule)))
             first: list[Body] = []
             if route.managed_rules:
                 template = self._weighted(desired)[0]
@@ -116,15 +124,26 @@ class GatewayAPIRouter(RouterBase):
         return collect(writes)
 
     def verified_weight(self, observed: Observed) -> int | None:
+        return self._weights_of(observed, self.binding.canary_service, absent=[])
+
+    def extra_weight(self, observed: Observed, service: str) -> int | None:
+        return self._weights_of(observed, service, absent=[0])
+
+    def _weights_of(self, observed: Observed, service: str, absent: list[int | None]
+                    ) -> int | None:
+        """The one weight every weighted rule gives `service` (`absent`: what a rule without
+        it counts as); None when a route is missing or they disagree; 0 with no rule."""
         weights: list[int | None] = []
+        rules = 0
         for route in self.routes:
             snapshot = observed.get(route.key)
             if snapshot is None:
                 return None
             for rule in self._weighted(snapshot.body):
+                rules += 1
                 weights += [_weight(ref) for ref in rule.get("backendRefs") or []
-                            if ref.get("name") == self.binding.canary_service]
-        return agreed(weights)
+                            if ref.get("name") == service] or absent
+        return agreed(weights) if rules or not absent else 0
 
     # --- helpers ---
 
@@ -140,6 +159,12 @@ class GatewayAPIRouter(RouterBase):
     def _canary_ref(self, rule: Mapping[str, Any]) -> Body:
         ref = next(r for r in rule["backendRefs"] if r.get("name") == self.binding.canary_service)
         return {k: copy.deepcopy(v) for k, v in ref.items() if k not in ("weight", "filters")}
+
+
+def _extra_ref(canary: Mapping[str, Any], extra: ExtraDestination) -> Body:
+    """An experiment template's backendRef: the canary's (kind, port, ...) naming its
+    Service."""
+    return {**copy.deepcopy(dict(canary)), "name": extra.service, "weight": extra.weight}
 
 
 def _weight(ref: Mapping[str, Any]) -> int | None:

@@ -5,6 +5,10 @@ Host-level split (no destinationRule): a weighted route's destinations are the c
 stable Services by host. Subset-level split: they are the canary and stable subsets of one
 host, and the subsets select pods by their pod-template hash. Managed routes are http routes
 named as in managedRoutes, kept first (Istio takes the first route that matches).
+
+An experiment template with a `weight` gets a destination of its own in every weighted
+route while its Experiment runs, by host (its Service), in either split: the Service
+selects the template's pods by their pod-template hash already.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 from rollouts.models.rollout import POD_TEMPLATE_HASH_LABEL
 from rollouts.models.traffic import IstioTrafficRouting, IstioVirtualService
 from rollouts.planner.routing import (
+    ExtraDestination,
     HeaderMatch,
     HeaderRoute,
     MirrorRoute,
@@ -33,10 +38,12 @@ from rollouts.traffic.common import (
     agreed,
     collect,
     editable,
+    extra_weights,
     guarded_patch,
     managed_entry_ops,
     missing,
     names_service,
+    weigh_extras,
     without_managed,
 )
 
@@ -95,6 +102,8 @@ class IstioRouter(RouterBase):
                     if side is not None:
                         destination["weight"] = (intent.canary_weight if side == "canary"
                                                  else intent.stable_weight)
+                route["route"] = weigh_extras(route["route"], _short_host, intent,
+                                              _host_destination)
             http = desired["spec"].get("http")
             template = next((r for r in weighted if http and r in http), None)
             first: list[Body] = []
@@ -110,15 +119,26 @@ class IstioRouter(RouterBase):
         return collect(writes)
 
     def verified_weight(self, observed: Observed) -> int | None:
-        weights: list[int | None] = []
+        routes = self._destination_lists(observed)
+        return None if routes is None else agreed(
+            d.get("weight", 0) for route in routes for d in route if self._side(d) == "canary")
+
+    def extra_weight(self, observed: Observed, service: str) -> int | None:
+        routes = self._destination_lists(observed)
+        if routes is None:
+            return None
+        return agreed(w for route in routes for w in extra_weights(route, _short_host, service)
+                      ) if routes else 0
+
+    def _destination_lists(self, observed: Observed) -> list[list[Any]] | None:
+        """The destinations of every weighted route; None when a VirtualService is missing."""
+        found: list[list[Any]] = []
         for _, vs, key in self.services:
             snapshot = observed.get(key)
             if snapshot is None:
                 return None
-            for route in self._weighted(vs, snapshot.body):
-                weights += [d.get("weight", 0) for d in route.get("route") or []
-                            if self._side(d) == "canary"]
-        return agreed(weights)
+            found += [route.get("route") or [] for route in self._weighted(vs, snapshot.body)]
+        return found
 
     # --- finding the weighted routes ---
 
@@ -209,6 +229,16 @@ class IstioRouter(RouterBase):
             if value is not None:
                 subset.setdefault("labels", {})[POD_TEMPLATE_HASH_LABEL] = value
         return guarded_patch(snapshot, desired)
+
+
+def _short_host(destination: Mapping[str, Any]) -> object:
+    """The Service a destination's host names (`svc`, `svc.ns`, `svc.ns.svc.cluster.local`)."""
+    host = (destination.get("destination") or {}).get("host")
+    return host.split(".", 1)[0] if isinstance(host, str) else None
+
+
+def _host_destination(extra: ExtraDestination) -> Body:
+    return {"destination": {"host": extra.service}, "weight": extra.weight}
 
 
 def _spec(body: Mapping[str, Any]) -> Mapping[str, Any]:

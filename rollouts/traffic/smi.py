@@ -2,10 +2,14 @@
 
 `<trafficSplitName or rollout name>` splits the root Service (rootService, else
 stableService) between the canary and stable Services (split.smi-spec.io/v1alpha2, integer
-weights). finalize deletes it.
+weights), plus a backend per experiment template with a `weight` while its Experiment runs.
+finalize deletes it.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 from rollouts.models.traffic import SMITrafficRouting
 from rollouts.planner.routing import ObjectKey, Observed, RouteWrite, TrafficIntent
@@ -15,6 +19,7 @@ from rollouts.traffic.common import (
     RouterBase,
     agreed,
     collect,
+    extra_weights,
     maybe_int,
     not_ours,
     owned_write,
@@ -45,11 +50,23 @@ class SMIRouter(RouterBase):
     def writes(self, observed: Observed, intent: TrafficIntent) -> tuple[RouteWrite, ...]:
         spec = {"service": self.root_service, "backends": [
             {"service": self.binding.canary_service, "weight": intent.canary_weight},
-            {"service": self.binding.stable_service, "weight": intent.stable_weight}]}
+            {"service": self.binding.stable_service, "weight": intent.stable_weight},
+            *({"service": d.service, "weight": d.weight} for d in intent.extra)]}
         return collect([owned_write(self.binding, self.key, observed.get(self.key), spec)])
 
     def verified_weight(self, observed: Observed) -> int | None:
-        snapshot = observed.get(self.key)
-        backends = (snapshot.body.get("spec") or {}).get("backends") or [] if snapshot else []
-        return agreed(maybe_int(b.get("weight")) for b in backends
+        return agreed(maybe_int(b.get("weight")) for b in self._backends(observed)
                       if b.get("service") == self.binding.canary_service)
+
+    def extra_weight(self, observed: Observed, service: str) -> int | None:
+        if observed.get(self.key) is None:
+            return 0  # no split (yet, or any more): nothing is sent to the Service
+        return agreed(extra_weights(self._backends(observed), _service, service))
+
+    def _backends(self, observed: Observed) -> list[Any]:
+        snapshot = observed.get(self.key)
+        return (snapshot.body.get("spec") or {}).get("backends") or [] if snapshot else []
+
+
+def _service(backend: Mapping[str, Any]) -> object:
+    return backend.get("service")

@@ -233,11 +233,15 @@ def test_each_way_of_refusing_a_feature_is_reported_as_unsupported() -> None:
 def test_the_refusal_wordings_are_the_models_own(tmp_path: pathlib.Path) -> None:
     # A model rewording its refusal would turn it into "invalid" silently: pin two of them
     # end to end.
+    # An experiment template's weight under a router that cannot send it (NGINX).
     experiment_weight = ARGO_ROLLOUT.format(extra="replicas: 2").replace(
         "steps: [{setWeight: 20}, {pause: {}}]",
-        "steps: [{experiment: {templates: [{name: c, specRef: canary, weight: 10}]}}]")
+        "canaryService: c\n      stableService: s\n"
+        "      trafficRouting: {nginx: {stableIngress: shop}}\n"
+        "      steps: [{experiment: {templates: [{name: c, specRef: canary, weight: 10}]}}]")
     code, _, err = _convert(tmp_path, experiment_weight)
     assert code == 1 and "unsupported: " in err and ".weight: " in err, err
+    assert "traffic router nginx" in err, err
     template = NEEDS_ARG.format(kind="AnalysisTemplate", name="probe").replace(
         "rollouts.dev", "argoproj.io").replace("web:", "kayenta:")
     code, _, err = _convert(tmp_path, template)

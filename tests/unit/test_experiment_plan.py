@@ -439,12 +439,13 @@ def test_a_retry_makes_a_new_experiment() -> None:
     assert action.name == f"demo-{ctx.desired_hash}-1-r1"
 
 
-def test_weight_is_refused_naming_the_field() -> None:
+def test_weight_without_a_router_is_refused_naming_the_field() -> None:
     spec = canary_spec([{"experiment": {"templates": [
         {"name": "b", "specRef": "stable", "weight": 5}]}}])
     errors = rollout_manifest_errors(spec)
     assert [path for path, _ in errors] == [
         "spec.strategy.canary.steps[0].experiment.templates[0].weight"]
+    assert "trafficRouting" in errors[0][1]
 
 
 def test_a_step_needs_exactly_one_kind() -> None:

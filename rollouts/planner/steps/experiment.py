@@ -10,6 +10,10 @@ The Experiment's templates are the stable revision's pod template (`specRef: sta
 from the stable ReplicaSet) or the Rollout's (`specRef: canary`), with the template's
 `metadata` added; analysis arguments taken from `valueFrom.podTemplateHashValue` are
 resolved here (the Experiment has no stable or latest revision of its own).
+
+A template with a `weight` (under trafficRouting) gets a Service, and the routes send it
+that share while the Experiment runs (`planner.experiment_traffic`); the Experiment is made
+held, so that its pods outlive the routes' weight to them.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
+from rollouts.models.experiment import TRAFFIC_HOLD_ANNOTATION
 from rollouts.models.rollout import (
     AnalysisRunArgument,
     CanaryStep,
@@ -143,10 +148,13 @@ def experiment_manifest(ctx: Context, walk: Walk, step: RolloutExperimentStep
         }
         if template.service is not None:
             entry["service"] = template.service.to_wire()
+        elif template.weight is not None:  # the router sends its weight to this Service
+            entry["service"] = {}
         templates.append(entry)
-    # scaleDownDelaySeconds 0: the step's pods get no traffic from the Rollout's routes
-    # (template weight is refused), so nothing needs draining when the step is over; Argo
-    # leaves its default of 30 s, which a step cannot change.
+    # scaleDownDelaySeconds 0: templates without a weight get no traffic from the Rollout's
+    # routes, and those with one are held (TRAFFIC_HOLD_ANNOTATION) until the routes send
+    # them nothing, so nothing needs draining when the step is over; Argo leaves its
+    # default of 30 s, which a step cannot change.
     spec: dict[str, Any] = {"templates": templates,
                             "progressDeadlineSeconds": ctx.spec.progress_deadline_seconds,
                             "scaleDownDelaySeconds": 0}
@@ -178,6 +186,8 @@ def experiment_manifest(ctx: Context, walk: Walk, step: RolloutExperimentStep
                        ANALYSIS_ATTEMPT_LABEL: str(attempt(ctx))},
             "ownerReferences": [rollout_owner_reference(rollout.metadata.name,
                                                         rollout.metadata.uid)],
+            **({"annotations": {TRAFFIC_HOLD_ANNOTATION: "true"}}
+               if any(t.weight is not None for t in step.templates) else {}),
         },
         "spec": spec,
     }
