@@ -13,8 +13,8 @@ Up to `--horizon` intervals are judged (default 10). Judges:
   99% (an Argo successCondition); the first interval below fails the release.
 * mann-whitney: fixed horizon. At the end, the canary's per-interval error rates against
   the baseline's, one-sided Mann-Whitney at 95% with a 10% relative tolerance
-  (`statistics.mann_whitney`); detection time is the horizon.
-* sequential: `statistics.sequential_counts` after every interval (the `sequentialCounts`
+  (`rank_tests.mann_whitney`); detection time is the horizon.
+* sequential: `sequential.sequential_counts` after every interval (the `sequentialCounts`
   metric: 10% relative tolerance, 95% confidence, 100 requests minimum), stopping at the
   first fail or pass; an undecided release passes at the horizon.
 
@@ -37,12 +37,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rollouts.analysis.statistics import (
-    SequentialState,
-    Tolerance,
-    mann_whitney,
-    sequential_counts,
-)
+from rollouts.analysis.rank_tests import mann_whitney
+from rollouts.analysis.sequential import SequentialState, sequential_counts
+from rollouts.analysis.statistics import Tolerance
 
 TOLERANCE = 0.1
 CONFIDENCE = 0.95

@@ -56,7 +56,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rollouts.analysis.assessment import assess_metric, measure, new_result, record_measurement
 from rollouts.analysis.comparison import judge
 from rollouts.analysis.providers.base import ComparisonSamples
-from rollouts.analysis.statistics import Tolerance, mann_whitney
+from rollouts.analysis.rank_tests import mann_whitney
+from rollouts.analysis.statistics import Tolerance
 from rollouts.analysis.templates import substitute_args
 from rollouts.models.analysis import Metric, MetricResult, load_cluster_analysis_template
 from rollouts.sandbox.prometheus import PrometheusServer

@@ -38,7 +38,8 @@ from rollouts.models.comparison import Evidence as EvidenceRecord
 if TYPE_CHECKING:
     # numpy comes with the statistics: imported where a comparison is judged, so that a
     # controller or a CLI command that judges nothing does not pay for it.
-    from rollouts.analysis.statistics import Evidence, SequentialState, Tolerance
+    from rollouts.analysis.sequential import SequentialState
+    from rollouts.analysis.statistics import Evidence, Tolerance
 
 __all__ = [
     "ComparisonVerdict",
@@ -106,7 +107,7 @@ def decode_state(text: str | None, tolerance: float) -> SequentialState:
     saved before the consistency checks existed (no "swingLogLikelihood") keeps its count
     evidence; the checks start from its next look. One saved before they restarted (a
     whole-run "swingLogLikelihood", no "restarting") carries them on from the run's start."""
-    from rollouts.analysis.statistics import SequentialState, resume_checks
+    from rollouts.analysis.sequential import SequentialState, resume_checks
 
     fresh = SequentialState.start(tolerance)
     if text is None:
@@ -182,7 +183,7 @@ def to_record(evidence: Evidence) -> EvidenceRecord:
 
 
 def _decide_samples(compare: Compare, samples: ComparisonSamples, look: int) -> Evidence:
-    from rollouts.analysis.statistics import mann_whitney
+    from rollouts.analysis.rank_tests import mann_whitney
 
     evidence = mann_whitney(
         samples.canary,
@@ -198,7 +199,7 @@ def _decide_samples(compare: Compare, samples: ComparisonSamples, look: int) -> 
 def _decide_counts(
     metric: Metric, compare: Compare, samples: ComparisonSamples, previous: EvidenceRecord | None
 ) -> Evidence:
-    from rollouts.analysis.statistics import sequential_counts
+    from rollouts.analysis.sequential import sequential_counts
 
     count = metric.effective_count()
     tolerance = _tolerance(compare).relative

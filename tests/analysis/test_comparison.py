@@ -22,7 +22,7 @@ from rollouts.analysis.comparison import (
 from rollouts.analysis.providers.base import ComparisonSamples, ProviderContext, ProviderError
 from rollouts.analysis.providers.prometheus import PrometheusProvider
 from rollouts.analysis.runner import to_measurement
-from rollouts.analysis.statistics import SequentialState
+from rollouts.analysis.sequential import SequentialState
 from rollouts.errors import InvalidSpecError
 from rollouts.models.analysis import AnalysisRun, Metric, MetricResult, load
 

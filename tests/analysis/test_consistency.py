@@ -24,7 +24,7 @@ from rollouts.analysis.consistency import (
     sign_e_value,
     swing_log_likelihood,
 )
-from rollouts.analysis.statistics import SequentialState, _grid, sequential_counts
+from rollouts.analysis.sequential import SequentialState, _grid, sequential_counts
 
 TOLERANCE = 0.2
 
