@@ -17,7 +17,8 @@ Decisions, the phase of the measurement that records them, and what the metric d
 - continue with too little traffic: Inconclusive; keeps measuring, past `count` for at most
   `extraMeasurements` more looks.
 - inconclusive: Inconclusive; the metric ends Inconclusive (too little traffic by the last
-  allowed look).
+  allowed look, or count evidence of an excess that the consistency checks never confirmed:
+  extended like too little traffic, then the rollout pauses rather than promotes).
 
 `inconclusiveLimit` does not apply: looks without enough traffic are how a comparison waits.
 """
@@ -86,6 +87,7 @@ def encode_state(state: SequentialState) -> str:
             ],
             "looks": state.looks,
             "signs": [state.looks_with_errors, state.looks_above, state.looks_below],
+            "swingLogLikelihood": _rounded(state.swing_log_likelihood),
             "restarting": [
                 _rounded(state.swing_up),
                 _rounded(state.swing_down),
@@ -143,6 +145,7 @@ def decode_state(text: str | None, tolerance: float) -> SequentialState:
         looks_with_errors=with_errors,
         looks_above=above,
         looks_below=below,
+        swing_log_likelihood=swing,
     )
     shapes = fresh.update(1.0, 1.0, 1.0, 1.0)  # the checks' sizes for this tolerance
     for saved, expected in (

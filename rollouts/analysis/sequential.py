@@ -67,7 +67,8 @@ class SequentialState:
     """What the sequential test carries from look to look: totals per side, the
     log-likelihood of each rate ratio on the grid (`_grid(tolerance)`) under Poisson counts,
     the consistency checks' restarting log products (swinging rates,
-    `consistency.swing_log_likelihood`; the sign test's bets), and the looks with errors
+    `consistency.swing_log_likelihood`; the sign test's bets), the swing log-likelihood
+    over the whole run (what an early pass must also reject), and the looks with errors
     and how many of them were above the tolerance's ratio and below its inverse
     (`consistency.look_side`)."""
 
@@ -87,6 +88,8 @@ class SequentialState:
     looks_with_errors: int = 0
     looks_above: int = 0
     looks_below: int = 0
+    # The swing log-likelihood of every grid point over the whole run; empty: none yet.
+    swing_log_likelihood: tuple[float, ...] = ()
 
     @classmethod
     def start(cls, tolerance: float) -> SequentialState:
@@ -119,6 +122,9 @@ class SequentialState:
         share = ratio * nc / (ratio * nc + nb)
         log_likelihood = log_likelihood + xc * np.log(share) + xb * np.log1p(-share)
         swing = consistency.swing_log_likelihood(grid, xc, nc, xb, nb)
+        whole_run = swing + (
+            np.asarray(self.swing_log_likelihood) if self.swing_log_likelihood else 0.0
+        )
         low, high = _bound_indices(grid, self.tolerance)
         checks = _swing_steps(grid, self.tolerance, swing)
         above = consistency.look_side(xc, nc, xb, nb, float(grid[high])) > 0
@@ -138,6 +144,7 @@ class SequentialState:
             looks_with_errors=self.looks_with_errors + 1,
             looks_above=self.looks_above + above,
             looks_below=self.looks_below + below,
+            swing_log_likelihood=tuple(float(v) for v in whole_run),
         )
 
 
@@ -159,6 +166,7 @@ def resume_checks(
     ]
     return replace(
         state,
+        swing_log_likelihood=swing_log_likelihood,
         swing_up=consistency.restarted((), swing[0]),
         swing_down=consistency.restarted((), swing[1]),
         signs_up=consistency.restarted((), signs[0]),
@@ -244,8 +252,10 @@ def sequential_counts(
       sign test over the looks reaches `consistency.CONSISTENT_LOOKS_E`;
     - pass early as soon as the e-value against 'ratio beyond tolerance' reaches 1/alpha;
     - `either` checks both sides at alpha/2 each;
-    - otherwise `continue`, or at the final look `pass` (no regression shown; also when
-      the count e-value reached 1/alpha but the excess was never consistent).
+    - otherwise `continue`, or at the final look `pass` (no regression shown) — unless the
+      count e-value is at 1/alpha there but the excess is not consistent: `inconclusive`
+      (strong evidence, not decisive; the metric layer extends by `extraMeasurements`
+      looks, then the run is Inconclusive and the rollout pauses).
     Fewer than `min_samples` requests on a side: inconclusive.
     """
     check_confidence(confidence)
@@ -269,7 +279,8 @@ def sequential_counts(
     )
     estimate = _rate_ratio(state)
     sides_judged: list[consistency.SideCheck] = []
-    passes: list[float] = []
+    passes: list[tuple[float, float]] = []  # per side: the count and the swing-robust e
+    whole_run = np.asarray(state.swing_log_likelihood or np.zeros(len(grid)), dtype=np.float64)
     checks = (
         ("increase", "higher", high_index, log_up, state.swing_up, state.signs_up, log_down,
          state.looks_above),
@@ -289,11 +300,16 @@ def sequential_counts(
                 state.looks_with_errors - agreeing,
             )
         )
-        passes.append(_e(pass_logs[index]))
+        # An early pass must hold under swings too: one quiet look of a swinging canary
+        # (0 errors of 1,000 against 10) bounds the Poisson ratio but says little.
+        within = consistency.swing_alternatives(grid, index, side == "decrease", _MIXTURE_SPAN)
+        swing_pass = tuple(float(v) for v in whole_run[within] - whole_run[index])
+        passes.append((_e(pass_logs[index]), consistency.mixture_e(swing_pass)))
     failing = [side for side in sides_judged if side.fails(threshold)]
     worst = max(failing or sides_judged, key=lambda side: side.count_e)
     worst_words, fail_e = worst.words, worst.count_e
-    pass_e = min(passes)
+    pass_e = min(count for count, _ in passes)
+    swing_pass_e = min(swing for _, swing in passes)
     evidence = Evidence(
         test="sequentialCounts",
         decision="continue",
@@ -331,25 +347,39 @@ def sequential_counts(
             f"e={format_number(fail_e)} >= {format_number(threshold)}, "
             f"{worst.agreement(threshold)}",
         )
-    if pass_e >= threshold:
+    if pass_e >= threshold and swing_pass_e >= threshold:
         return replace(
             evidence,
             decision="pass",
             e_value=pass_e,
             reason=f"error rate bounded within tolerance: {rates}, "
-            f"e={format_number(pass_e)} >= {format_number(threshold)}",
+            f"e={format_number(pass_e)} >= {format_number(threshold)}, "
+            f"swing-robust e={format_number(swing_pass_e)} >= {format_number(threshold)}",
         )
     held = (
         f" but not consistent across looks ({worst.agreement(threshold)})"
         if fail_e >= threshold
         else ""
     )
+    if final and held:
+        # The count evidence is there but not (yet) consistent: neither a pass nor a fail.
+        # The metric layer waits `extraMeasurements` more looks, then pauses the rollout.
+        return replace(
+            evidence,
+            decision="inconclusive",
+            reason=f"excess not shown consistent by the last look: {rates}, "
+            f"e={format_number(fail_e)}{held}",
+        )
     if final:
         return replace(
             evidence,
             decision="pass",
-            reason=f"no regression shown by the last look: {rates}, "
-            f"e={format_number(fail_e)}{held}",
+            reason=f"no regression shown by the last look: {rates}, e={format_number(fail_e)}",
+        )
+    if not held and pass_e >= threshold:
+        held = (
+            f" bounds the ratio, not across swings yet (swing-robust e="
+            f"{format_number(swing_pass_e)} < {format_number(threshold)})"
         )
     return replace(
         evidence,
