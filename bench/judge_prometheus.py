@@ -430,8 +430,8 @@ def _fmt(value: float | None, spec: str) -> str:
 def print_table(rows: list[dict[str, Any]], releases: int, seed: int) -> None:
     print(f"releases per case: {releases}, seed {seed}; canary 20 req/s, stable 80 req/s "
           "unless said; looks every minute")  # fmt: skip
-    print("good case: 'failed' = false rollbacks; bad case: 'missed' = not failed; detect: "
-          "minutes to the failing look")  # fmt: skip
+    print("good case: 'failed' = false rollbacks; bad case: 'missed' = promoted; 'inconcl' = "
+          "paused; detect: minutes to the failing look")  # fmt: skip
     head = f"{'case':30} {'judge':10} {'failed':>7} {'missed':>7} {'inconcl':>7} "
     print(head + f"{'p50':>5} {'p90':>5} {'SPRT':>6} {'p50/SPRT':>8}")
     for r in rows:
