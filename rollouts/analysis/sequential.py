@@ -17,7 +17,9 @@ change. So the test fails only when one of two checks that do not assume Poisson
 agrees as well (`consistency`: the same e-value with per-look swings of the canary's
 rate, or a sign test over the looks). Failing on the intersection of two rejections
 keeps the count e-value's bound (the rejection set only shrinks), and a one-minute spike
-no longer suffices.
+no longer suffices. The same holds the other way: an early pass needs the mirror e-value
+under swings as well, and count evidence the checks never confirmed by the last look is
+inconclusive (the metric extends the step, then pauses), never a pass.
 """
 
 from __future__ import annotations
@@ -250,7 +252,9 @@ def sequential_counts(
     - fail as soon as the e-value against 'ratio within tolerance' reaches 1/alpha and
       the excess is consistent: the swing-robust e-value reaches 1/alpha as well, or the
       sign test over the looks reaches `consistency.CONSISTENT_LOOKS_E`;
-    - pass early as soon as the e-value against 'ratio beyond tolerance' reaches 1/alpha;
+    - pass early as soon as the e-value against 'ratio beyond tolerance' reaches 1/alpha,
+      and so does the same e-value under per-look swings over the whole run (one quiet
+      look of a canary whose rate swings does not pass it);
     - `either` checks both sides at alpha/2 each;
     - otherwise `continue`, or at the final look `pass` (no regression shown) — unless the
       count e-value is at 1/alpha there but the excess is not consistent: `inconclusive`
