@@ -13,10 +13,13 @@ Up to `--horizon` intervals are judged (default 10). Judges:
   99% (an Argo successCondition); the first interval below fails the release.
 * mann-whitney: fixed horizon. At the end, the canary's per-interval error rates against
   the baseline's, one-sided Mann-Whitney at 95% with a 10% relative tolerance
-  (`statistics.mann_whitney`); detection time is the horizon.
-* sequential: `statistics.sequential_counts` after every interval (the `sequentialCounts`
+  (`rank_tests.mann_whitney`); detection time is the horizon.
+* sequential: `sequential.sequential_counts` after every interval (the `sequentialCounts`
   metric: 10% relative tolerance, 95% confidence, 100 requests minimum), stopping at the
-  first fail or pass; an undecided release passes at the horizon.
+  first fail or pass; an undecided release passes at the horizon, unless the test is
+  inconclusive there (too little traffic, or count evidence the consistency checks do not
+  confirm): then it looks up to 3 more intervals (`extraMeasurements`), and a release still
+  inconclusive is neither passed nor failed (the rollout would pause).
 
 A release with ratio 1 is good: failing it is a false rollback. A release with ratio > 1.1
 is bad: passing it is a miss. "decided": intervals until the right decision (a bad release
@@ -37,12 +40,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rollouts.analysis.statistics import (
-    SequentialState,
-    Tolerance,
-    mann_whitney,
-    sequential_counts,
-)
+from rollouts.analysis.rank_tests import mann_whitney
+from rollouts.analysis.sequential import SequentialState, sequential_counts
+from rollouts.analysis.statistics import Tolerance
 
 TOLERANCE = 0.1
 CONFIDENCE = 0.95
@@ -55,6 +55,7 @@ class Scenario:
     base_rate: float
     ratio: float
     blip_chance: float = 0.0
+    noisy: bool = False  # the canary's rate times a gamma swing per interval (mean 1, cv 0.7)
 
 
 SCENARIOS = (
@@ -67,7 +68,13 @@ SCENARIOS = (
     Scenario("bad 10x, 0.1% -> 1%, 500 req", 500, 0.001, 10.0),
     Scenario("bad 2x, 1% -> 2%, 1000 req", 1000, 0.01, 2.0),
     Scenario("bad 1.5x, 1% -> 1.5%, 5000 req", 5000, 0.01, 1.5),
+    Scenario("good, 1% errors, noisy canary, 1000 req", 1000, 0.01, 1.0, noisy=True),
+    Scenario("bad 2x, 1% -> 2%, noisy canary, 1000 req", 1000, 0.01, 2.0, noisy=True),
+    Scenario("bad 10x, 1% -> 10%, noisy canary, 1000", 1000, 0.01, 10.0, noisy=True),
 )
+# Looks the sequential judge may add past the horizon while it is inconclusive (too little
+# traffic, or count evidence the consistency checks do not confirm): `extraMeasurements`.
+EXTRA_LOOKS = 3
 
 
 @dataclass(frozen=True)
@@ -78,9 +85,12 @@ class Release:
 
 
 def draw(rng: np.random.Generator, scenario: Scenario, horizon: int) -> Release:
-    blips = rng.random(horizon) < scenario.blip_chance
+    """`horizon` intervals plus the sequential judge's extra looks."""
+    intervals = horizon + EXTRA_LOOKS
+    blips = rng.random(intervals) < scenario.blip_chance
     base = np.where(blips, np.minimum(1.0, scenario.base_rate * 20), scenario.base_rate)
-    canary = np.minimum(1.0, base * scenario.ratio)
+    swing = rng.gamma(2.0, 0.5, intervals) if scenario.noisy else 1.0
+    canary = np.minimum(1.0, base * scenario.ratio * swing)
     return Release(
         rng.binomial(scenario.requests, canary),
         rng.binomial(scenario.requests, base),
@@ -88,25 +98,24 @@ def draw(rng: np.random.Generator, scenario: Scenario, horizon: int) -> Release:
     )
 
 
-# A judge returns ("fail" | "pass" | "inconclusive", intervals used).
-Judge = Callable[[Release], tuple[str, int]]
+# A judge returns ("fail" | "pass" | "inconclusive", intervals used), given the horizon.
+Judge = Callable[[Release, int], tuple[str, int]]
 
 
 def threshold(minimum: float) -> Judge:
-    def judge(release: Release) -> tuple[str, int]:
-        for look, errors in enumerate(release.canary_errors, start=1):
+    def judge(release: Release, horizon: int) -> tuple[str, int]:
+        for look, errors in enumerate(release.canary_errors[:horizon], start=1):
             if 1 - errors / release.requests < minimum:
                 return "fail", look
-        return "pass", len(release.canary_errors)
+        return "pass", horizon
 
     return judge
 
 
-def fixed_mann_whitney(release: Release) -> tuple[str, int]:
-    horizon = len(release.canary_errors)
+def fixed_mann_whitney(release: Release, horizon: int) -> tuple[str, int]:
     evidence = mann_whitney(
-        release.canary_errors / release.requests,
-        release.baseline_errors / release.requests,
+        release.canary_errors[:horizon] / release.requests,
+        release.baseline_errors[:horizon] / release.requests,
         tolerance=Tolerance(relative=TOLERANCE),
         confidence=CONFIDENCE,
         min_samples=5,
@@ -114,21 +123,26 @@ def fixed_mann_whitney(release: Release) -> tuple[str, int]:
     return evidence.decision, horizon
 
 
-def sequential(release: Release) -> tuple[str, int]:
+def sequential(release: Release, horizon: int) -> tuple[str, int]:
+    """As the metric does: from the horizon on, an inconclusive look waits for at most
+    EXTRA_LOOKS more; inconclusive then (the rollout would pause) is neither a pass nor a
+    fail."""
     state = SequentialState.start(TOLERANCE)
-    horizon = len(release.canary_errors)
-    for look in range(horizon):
+    last = horizon + EXTRA_LOOKS
+    for look in range(1, last + 1):
         state = state.update(
-            float(release.canary_errors[look]),
+            float(release.canary_errors[look - 1]),
             float(release.requests),
-            float(release.baseline_errors[look]),
+            float(release.baseline_errors[look - 1]),
             float(release.requests),
         )
         evidence = sequential_counts(
-            state, confidence=CONFIDENCE, min_samples=100, final=look == horizon - 1
+            state, confidence=CONFIDENCE, min_samples=100, final=look >= horizon
         )
-        if evidence.decision not in ("continue", "inconclusive") or look == horizon - 1:
-            return evidence.decision, look + 1
+        if evidence.decision in ("fail", "pass"):
+            return evidence.decision, look
+        if evidence.decision == "inconclusive" and look == last:
+            return "inconclusive", look
     raise AssertionError("unreachable")
 
 
@@ -148,7 +162,7 @@ def run(releases: int, seed: int, horizon: int) -> list[dict[str, object]]:
         bad = scenario.ratio > 1 + TOLERANCE
         for name, judge in JUDGES.items():
             started = time.perf_counter()
-            outcomes = [judge(release) for release in drawn]
+            outcomes = [judge(release, horizon) for release in drawn]
             elapsed = time.perf_counter() - started
             fails = [look for decision, look in outcomes if decision == "fail"]
             # Intervals until the right decision: a fail for a bad release, a pass for a good.
@@ -181,7 +195,7 @@ def _print(rows: list[dict[str, object]], releases: int, seed: int, horizon: int
         fail = float(row["fail_rate"])  # type: ignore[arg-type]
         inconclusive = float(row["inconclusive_rate"])  # type: ignore[arg-type]
         false_rb = "-" if row["bad"] else f"{fail:.1%}"
-        miss = f"{1 - fail - inconclusive:.1%}" if row["bad"] else "-"
+        miss = f"{max(0.0, 1 - fail - inconclusive):.1%}" if row["bad"] else "-"
         p50 = "-" if row["decided_p50"] is None else f"{row['decided_p50']:g}"
         p90 = "-" if row["decided_p90"] is None else f"{row['decided_p90']:g}"
         print(

@@ -5,7 +5,7 @@
 
 A canary at the bench's traffic (bench/judge_prometheus.py: 20 rps canary, 80 rps baseline,
 a look a minute, so 1200 and 4800 requests a look) and a 1% baseline error rate, judged by
-`statistics.sequential_counts` as the catalog's error-rate-vs-baseline metric does (20%
+`sequential.sequential_counts` as the catalog's error-rate-vs-baseline metric does (20%
 relative tolerance, 95%). The canary is good (the baseline's rate) for the first 0, 2 or 5
 looks, then `ratio` times worse. Printed: looks to fail counted from the first bad look,
 with the expected counts in every look, and the median over `--draws` Poisson releases
@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rollouts.analysis.statistics import SequentialState, sequential_counts
+from rollouts.analysis.sequential import SequentialState, sequential_counts
 
 TOLERANCE, CONFIDENCE = 0.2, 0.95
 CANARY, BASELINE, RATE = 1200, 4800, 0.01

@@ -17,7 +17,8 @@ Decisions, the phase of the measurement that records them, and what the metric d
 - continue with too little traffic: Inconclusive; keeps measuring, past `count` for at most
   `extraMeasurements` more looks.
 - inconclusive: Inconclusive; the metric ends Inconclusive (too little traffic by the last
-  allowed look).
+  allowed look, or count evidence of an excess that the consistency checks never confirmed:
+  extended like too little traffic, then the rollout pauses rather than promotes).
 
 `inconclusiveLimit` does not apply: looks without enough traffic are how a comparison waits.
 """
@@ -38,7 +39,8 @@ from rollouts.models.comparison import Evidence as EvidenceRecord
 if TYPE_CHECKING:
     # numpy comes with the statistics: imported where a comparison is judged, so that a
     # controller or a CLI command that judges nothing does not pay for it.
-    from rollouts.analysis.statistics import Evidence, SequentialState, Tolerance
+    from rollouts.analysis.sequential import SequentialState
+    from rollouts.analysis.statistics import Evidence, Tolerance
 
 __all__ = [
     "ComparisonVerdict",
@@ -85,6 +87,7 @@ def encode_state(state: SequentialState) -> str:
             ],
             "looks": state.looks,
             "signs": [state.looks_with_errors, state.looks_above, state.looks_below],
+            "swingLogLikelihood": _rounded(state.swing_log_likelihood),
             "restarting": [
                 _rounded(state.swing_up),
                 _rounded(state.swing_down),
@@ -106,7 +109,7 @@ def decode_state(text: str | None, tolerance: float) -> SequentialState:
     saved before the consistency checks existed (no "swingLogLikelihood") keeps its count
     evidence; the checks start from its next look. One saved before they restarted (a
     whole-run "swingLogLikelihood", no "restarting") carries them on from the run's start."""
-    from rollouts.analysis.statistics import SequentialState, resume_checks
+    from rollouts.analysis.sequential import SequentialState, resume_checks
 
     fresh = SequentialState.start(tolerance)
     if text is None:
@@ -142,6 +145,7 @@ def decode_state(text: str | None, tolerance: float) -> SequentialState:
         looks_with_errors=with_errors,
         looks_above=above,
         looks_below=below,
+        swing_log_likelihood=swing,
     )
     shapes = fresh.update(1.0, 1.0, 1.0, 1.0)  # the checks' sizes for this tolerance
     for saved, expected in (
@@ -182,7 +186,7 @@ def to_record(evidence: Evidence) -> EvidenceRecord:
 
 
 def _decide_samples(compare: Compare, samples: ComparisonSamples, look: int) -> Evidence:
-    from rollouts.analysis.statistics import mann_whitney
+    from rollouts.analysis.rank_tests import mann_whitney
 
     evidence = mann_whitney(
         samples.canary,
@@ -198,7 +202,7 @@ def _decide_samples(compare: Compare, samples: ComparisonSamples, look: int) -> 
 def _decide_counts(
     metric: Metric, compare: Compare, samples: ComparisonSamples, previous: EvidenceRecord | None
 ) -> Evidence:
-    from rollouts.analysis.statistics import sequential_counts
+    from rollouts.analysis.sequential import sequential_counts
 
     count = metric.effective_count()
     tolerance = _tolerance(compare).relative

@@ -1,6 +1,6 @@
 """The second opinion of the sequential count test: is the canary's excess consistent? (pure)
 
-The count test (`statistics.sequential_counts`) reads errors as Poisson given the traffic. A
+The count test (`sequential.sequential_counts`) reads errors as Poisson given the traffic. A
 canary whose error rate swings from look to look (a flaky dependency, a noisy neighbour,
 mean unchanged) has more variance than that, and one bad minute can push the count e-value
 over 1/alpha. So a failure also needs one of two checks that do not assume Poisson counts

@@ -24,7 +24,7 @@ from rollouts.analysis.consistency import (
     sign_e_value,
     swing_log_likelihood,
 )
-from rollouts.analysis.statistics import SequentialState, _grid, sequential_counts
+from rollouts.analysis.sequential import SequentialState, _grid, sequential_counts
 
 TOLERANCE = 0.2
 
@@ -121,6 +121,32 @@ def test_one_bad_minute_does_not_fail_a_canary() -> None:
     for _ in range(9):
         state = state.update(*normal)
     assert sequential_counts(state, final=True).decision == "pass"
+
+
+def test_one_quiet_look_of_a_swinging_canary_does_not_pass_early() -> None:
+    # 1 error of 1,000 against 10 of 1,000 bounds the Poisson ratio below 1.1x (e=66), but
+    # a canary whose rate swings has quiet minutes (a 10x regression drawn by
+    # bench/judge.py's noisy case passed this way): the early pass waits.
+    state = SequentialState.start(0.1).update(1, 1000, 10, 1000)
+    evidence = sequential_counts(state)
+    assert evidence.e_value is not None and evidence.e_value >= 20
+    assert evidence.decision == "continue"
+    assert "bounds the ratio, not across swings yet" in evidence.reason
+
+
+def test_strong_count_evidence_not_consistent_at_the_last_look_is_inconclusive() -> None:
+    # 3x in the last two of five looks: e past 20 but 2 of 5 looks beyond, swing-robust e
+    # small. Neither a pass nor a fail: the metric layer extends, then pauses.
+    spike = (36, 1200, 48, 4800)
+    normal = (12, 1200, 48, 4800)
+    state = SequentialState.start(0.2)
+    for counts in [normal] * 3 + [spike] * 2:
+        state = state.update(*counts)
+    evidence = sequential_counts(state, final=True)
+    assert evidence.e_value is not None and evidence.e_value >= 20
+    assert evidence.decision == "inconclusive"
+    assert evidence.reason.startswith("excess not shown consistent by the last look")
+    assert sequential_counts(state, final=False).decision == "continue"
 
 
 @pytest.mark.parametrize(
@@ -326,7 +352,7 @@ def _saved_before_restarts(looks: list[tuple[float, float, float, float]]) -> st
 def test_a_state_saved_before_the_checks_keeps_its_count_evidence() -> None:
     state = SequentialState.start(0.1).update(30, 1000, 5, 1000)
     data = json.loads(encode_state(state))
-    del data["restarting"], data["signs"]
+    del data["restarting"], data["signs"], data["swingLogLikelihood"]
     back = decode_state(json.dumps(data), 0.1)
     assert back.log_likelihood == pytest.approx(state.log_likelihood, abs=1e-4)
     assert (back.swing_up, back.signs_up, back.looks_with_errors) == ((), (), 0)

@@ -10,14 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rollouts.analysis.statistics import (
-    SequentialState,
-    Tolerance,
-    hodges_lehmann,
-    mann_whitney,
-    mann_whitney_u,
-    sequential_counts,
-)
+from rollouts.analysis.rank_tests import hodges_lehmann, mann_whitney, mann_whitney_u
+from rollouts.analysis.sequential import SequentialState, sequential_counts
+from rollouts.analysis.statistics import Tolerance
 
 scipy_stats = pytest.importorskip("scipy.stats")
 

@@ -33,7 +33,10 @@ def test_the_bench_pipeline_runs_and_tells_the_obvious_cases_apart() -> None:
     require_binaries()
     bench = _bench()
     rows, timings = bench.run(releases=4, seed=3)
-    assert len(rows) == len(bench.CASES) * len(bench.JUDGES)
+    # Every judge on every case, and the SPRT that knows the effect on the error-rate cases.
+    known = sum(bench.sprt_minutes(case) is not None for case in bench.CASES)
+    assert len(rows) == len(bench.CASES) * len(bench.JUDGES) + known
+    assert by_judge(rows, "sprt-known") == known
     by = {(r["case"], r["judge"]): r for r in rows}
     for row in rows:
         assert row["releases"] == 4
@@ -47,6 +50,10 @@ def test_the_bench_pipeline_runs_and_tells_the_obvious_cases_apart() -> None:
     assert by[("latency +50%", "ours")]["failed"] == 1.0
     assert by[("good, 1% errors", "ours")]["missed"] is None
     assert set(timings) >= {"promtool_s", "query_s", "judge_s"}
+
+
+def by_judge(rows: list[dict[str, object]], judge: str) -> int:
+    return sum(row["judge"] == judge for row in rows)
 
 
 def test_the_sprt_bound_matches_walds_formula() -> None:

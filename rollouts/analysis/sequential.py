@@ -1,0 +1,393 @@
+"""The sequential test on error counts, canary versus baseline (pure: numbers in, Evidence out).
+
+`sequential_counts` is an anytime-valid comparison of error counts (errors out of requests,
+canary versus baseline) that may be looked at after every interval without inflating false
+alarms. Given the errors seen in a look on both sides, the canary's share of them is
+binomial with probability rho*nc / (rho*nc + nb), where rho is the ratio of the canary's
+error rate to the baseline's and nc, nb the requests of each side in that look (exact for
+Poisson counts, the usual approximation for rare errors). The log-likelihood of rho is kept
+on a fixed grid (`SequentialState`), look after look; mixtures of likelihood ratios over
+the grid are e-values, and by Ville's inequality a test that rejects when an e-value
+reaches 1/alpha keeps its false-alarm rate under alpha however often it looks. The same
+e-values, inverted, give a confidence sequence for rho.
+
+Real error rates also swing from look to look (a flaky dependency, a noisy neighbour),
+and one bad minute can push that e-value over 1/alpha although the mean rate did not
+change. So the test fails only when one of two checks that do not assume Poisson counts
+agrees as well (`consistency`: the same e-value with per-look swings of the canary's
+rate, or a sign test over the looks). Failing on the intersection of two rejections
+keeps the count e-value's bound (the rejection set only shrinks), and a one-minute spike
+no longer suffices. The same holds the other way: an early pass needs the mirror e-value
+under swings as well, and count evidence the checks never confirmed by the last look is
+inconclusive (the metric extends the step, then pauses), never a pass.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Final
+
+import numpy as np
+
+from rollouts.analysis import consistency
+from rollouts.analysis.statistics import (
+    Direction,
+    Evidence,
+    FloatArray,
+    check_confidence,
+    format_interval,
+    format_number,
+)
+
+__all__ = ["SequentialState", "resume_checks", "sequential_counts"]
+
+# Grid of log(rate ratio) for the sequential test: from 1/256x to 256x around the tolerance,
+# about 10% apart. Mixture alternatives lie within 32x of the value tested.
+_GRID_SPAN: Final = math.log(256.0)
+_GRID_STEP: Final = 0.1
+_MIXTURE_SPAN: Final = math.log(32.0)
+
+
+def _ratio_bounds(tolerance: float) -> tuple[float, float]:
+    """log of the lowest and highest acceptable rate ratio for a relative tolerance."""
+    high = math.log1p(tolerance)
+    return -high, high
+
+
+def _grid(tolerance: float) -> FloatArray:
+    """log(rate ratio) points, with both bounds of the tolerance exactly on the grid."""
+    low, high = _ratio_bounds(tolerance)
+    inner = max(1, math.ceil((high - low) / _GRID_STEP)) if high > low else 0
+    step = (high - low) / inner if inner else _GRID_STEP
+    outer = math.ceil(_GRID_SPAN / step)
+    return low + step * np.arange(-outer, inner + outer + 1, dtype=np.float64)
+
+
+@dataclass(frozen=True, slots=True)
+class SequentialState:
+    """What the sequential test carries from look to look: totals per side, the
+    log-likelihood of each rate ratio on the grid (`_grid(tolerance)`) under Poisson counts,
+    the consistency checks' restarting log products (swinging rates,
+    `consistency.swing_log_likelihood`; the sign test's bets), the swing log-likelihood
+    over the whole run (what an early pass must also reject), and the looks with errors
+    and how many of them were above the tolerance's ratio and below its inverse
+    (`consistency.look_side`)."""
+
+    tolerance: float
+    log_likelihood: tuple[float, ...]
+    canary_requests: float = 0.0
+    canary_errors: float = 0.0
+    baseline_requests: float = 0.0
+    baseline_errors: float = 0.0
+    looks: int = 0
+    # The checks' log products per alternative since their most favourable start
+    # (`consistency.restarted`), on the increase and the decrease side; empty: none yet.
+    swing_up: tuple[float, ...] = ()
+    swing_down: tuple[float, ...] = ()
+    signs_up: tuple[float, ...] = ()
+    signs_down: tuple[float, ...] = ()
+    looks_with_errors: int = 0
+    looks_above: int = 0
+    looks_below: int = 0
+    # The swing log-likelihood of every grid point over the whole run; empty: none yet.
+    swing_log_likelihood: tuple[float, ...] = ()
+
+    @classmethod
+    def start(cls, tolerance: float) -> SequentialState:
+        return cls(tolerance, tuple(0.0 for _ in _grid(tolerance)))
+
+    def update(
+        self,
+        canary_errors: float,
+        canary_requests: float,
+        baseline_errors: float,
+        baseline_requests: float,
+    ) -> SequentialState:
+        """Fold in one look's new counts (negative or non-finite counts count as 0; more
+        errors than requests are capped at the requests)."""
+        nc, nb = _count(canary_requests), _count(baseline_requests)
+        xc, xb = min(_count(canary_errors), nc), min(_count(baseline_errors), nb)
+        grid = _grid(self.tolerance)
+        log_likelihood = np.asarray(self.log_likelihood, dtype=np.float64)
+        informative = nc > 0 and nb > 0 and xc + xb > 0
+        if not informative:
+            return replace(
+                self,
+                canary_requests=self.canary_requests + nc,
+                baseline_requests=self.baseline_requests + nb,
+                canary_errors=self.canary_errors + xc,
+                baseline_errors=self.baseline_errors + xb,
+                looks=self.looks + 1,
+            )
+        ratio = np.exp(grid)
+        share = ratio * nc / (ratio * nc + nb)
+        log_likelihood = log_likelihood + xc * np.log(share) + xb * np.log1p(-share)
+        swing = consistency.swing_log_likelihood(grid, xc, nc, xb, nb)
+        whole_run = swing + (
+            np.asarray(self.swing_log_likelihood) if self.swing_log_likelihood else 0.0
+        )
+        low, high = _bound_indices(grid, self.tolerance)
+        checks = _swing_steps(grid, self.tolerance, swing)
+        above = consistency.look_side(xc, nc, xb, nb, float(grid[high])) > 0
+        below = consistency.look_side(xc, nc, xb, nb, float(grid[low])) < 0
+        return SequentialState(
+            tolerance=self.tolerance,
+            log_likelihood=tuple(float(v) for v in log_likelihood),
+            canary_requests=self.canary_requests + nc,
+            canary_errors=self.canary_errors + xc,
+            baseline_requests=self.baseline_requests + nb,
+            baseline_errors=self.baseline_errors + xb,
+            looks=self.looks + 1,
+            swing_up=consistency.restarted(self.swing_up, checks[0]),
+            swing_down=consistency.restarted(self.swing_down, checks[1]),
+            signs_up=consistency.restarted(self.signs_up, consistency.sign_steps(above)),
+            signs_down=consistency.restarted(self.signs_down, consistency.sign_steps(below)),
+            looks_with_errors=self.looks_with_errors + 1,
+            looks_above=self.looks_above + above,
+            looks_below=self.looks_below + below,
+            swing_log_likelihood=tuple(float(v) for v in whole_run),
+        )
+
+
+def resume_checks(
+    state: SequentialState, swing_log_likelihood: tuple[float, ...]
+) -> SequentialState:
+    """A state saved before the checks restarted (whole-run swing log-likelihood and sign
+    counts) carried on: the whole run is taken as the start point of both checks."""
+    if not swing_log_likelihood:
+        return state
+    grid = _grid(state.tolerance)
+    if len(swing_log_likelihood) != len(grid):
+        raise ValueError("the state was built for another tolerance")
+    swing = _swing_steps(grid, state.tolerance, np.asarray(swing_log_likelihood))
+    signs = [
+        beyond * consistency.sign_steps(True)
+        + (state.looks_with_errors - beyond) * consistency.sign_steps(False)
+        for beyond in (state.looks_above, state.looks_below)
+    ]
+    return replace(
+        state,
+        swing_log_likelihood=swing_log_likelihood,
+        swing_up=consistency.restarted((), swing[0]),
+        swing_down=consistency.restarted((), swing[1]),
+        signs_up=consistency.restarted((), signs[0]),
+        signs_down=consistency.restarted((), signs[1]),
+    )
+
+
+def _swing_steps(grid: FloatArray, tolerance: float, swing: FloatArray) -> list[FloatArray]:
+    """The swing check's log likelihood ratios, alternatives against the bound, on the
+    increase side and on the decrease side."""
+    low, high = _bound_indices(grid, tolerance)
+    return [
+        swing[consistency.swing_alternatives(grid, bound, upward, _MIXTURE_SPAN)] - swing[bound]
+        for bound, upward in ((high, True), (low, False))
+    ]
+
+
+def _bound_indices(grid: FloatArray, tolerance: float) -> tuple[int, int]:
+    """The grid indices of the tolerance's lower and upper ratio bounds."""
+    low_bound, high_bound = _ratio_bounds(tolerance)
+    return int(np.argmin(np.abs(grid - low_bound))), int(np.argmin(np.abs(grid - high_bound)))
+
+
+def _count(value: float) -> float:
+    return value if math.isfinite(value) and value > 0 else 0.0
+
+
+def _log_e_values(log_likelihood: FloatArray, grid: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """For every grid point r0, the log of the e-value against 'ratio <= r0' (an equal-weight
+    mixture of likelihood ratios over the grid points above r0, within the mixture span) and
+    against 'ratio >= r0' (points below). Computed in logs: e-values grow past 1e308."""
+    ratios = log_likelihood[np.newaxis, :] - log_likelihood[:, np.newaxis]  # [r0, r1]
+    distance = grid[np.newaxis, :] - grid[:, np.newaxis]
+    span = _MIXTURE_SPAN + 1e-9
+    logs = []
+    for chosen in ((distance > 0) & (distance <= span), (distance < 0) & (distance >= -span)):
+        count = chosen.sum(axis=1)
+        masked = np.where(chosen, ratios, -np.inf)
+        total = np.logaddexp.reduce(masked, axis=1)
+        # A point with no alternatives on that side (the grid's edge) has no evidence: e = 1.
+        logs.append(np.where(count > 0, total - np.log(np.maximum(count, 1)), 0.0))
+    return logs[0], logs[1]
+
+
+def _e(log_e: float) -> float:
+    return math.exp(min(log_e, 700.0))
+
+
+def _grid_value(grid: FloatArray, index: int) -> float:
+    """exp(grid[index]); the grid's ends stand for 0 and infinity (nothing excluded there)."""
+    if index == 0:
+        return 0.0
+    if index == len(grid) - 1:
+        return math.inf
+    return float(math.exp(grid[index]))
+
+
+def _rate_ratio(state: SequentialState) -> float:
+    """The canary's error rate over the baseline's; half an error is added to both sides
+    when either has none, so that the estimate stays finite (1 with no errors at all)."""
+    xc, xb = state.canary_errors, state.baseline_errors
+    if state.canary_requests <= 0 or state.baseline_requests <= 0:
+        return math.nan
+    if xc == 0 or xb == 0:
+        xc, xb = xc + 0.5, xb + 0.5
+    return (xc / state.canary_requests) / (xb / state.baseline_requests)
+
+
+def sequential_counts(
+    state: SequentialState,
+    *,
+    direction: Direction = "increase",
+    confidence: float = 0.95,
+    min_samples: int = 100,
+    final: bool = False,
+) -> Evidence:
+    """Judge the counts accumulated in `state` (anytime-valid).
+
+    With alpha = 1 - confidence and t the relative tolerance (the canary's error rate may be
+    up to (1+t) times the baseline's; `decrease`: down to 1/(1+t) times):
+    - fail as soon as the e-value against 'ratio within tolerance' reaches 1/alpha and
+      the excess is consistent: the swing-robust e-value reaches 1/alpha as well, or the
+      sign test over the looks reaches `consistency.CONSISTENT_LOOKS_E`;
+    - pass early as soon as the e-value against 'ratio beyond tolerance' reaches 1/alpha,
+      and so does the same e-value under per-look swings over the whole run (one quiet
+      look of a canary whose rate swings does not pass it);
+    - `either` checks both sides at alpha/2 each;
+    - otherwise `continue`, or at the final look `pass` (no regression shown) — unless the
+      count e-value is at 1/alpha there but the excess is not consistent: `inconclusive`
+      (strong evidence, not decisive; the metric layer extends by `extraMeasurements`
+      looks, then the run is Inconclusive and the rollout pauses).
+    Fewer than `min_samples` requests on a side: inconclusive.
+    """
+    check_confidence(confidence)
+    grid = _grid(state.tolerance)
+    log_likelihood = np.asarray(state.log_likelihood, dtype=np.float64)
+    if len(log_likelihood) != len(grid):
+        raise ValueError("the state was built for another tolerance")
+    log_up, log_down = _log_e_values(log_likelihood, grid)
+    alpha = 1.0 - confidence
+    sides = 2 if direction == "either" else 1
+    threshold = sides / alpha
+    low_index, high_index = _bound_indices(grid, state.tolerance)
+
+    log_level = math.log(2.0 / alpha)
+    inside = (log_up < log_level) & (log_down < log_level)
+    candidates = np.flatnonzero(inside)
+    interval = (
+        (_grid_value(grid, int(candidates[0])), _grid_value(grid, int(candidates[-1])))
+        if len(candidates)
+        else (math.nan, math.nan)
+    )
+    estimate = _rate_ratio(state)
+    sides_judged: list[consistency.SideCheck] = []
+    passes: list[tuple[float, float]] = []  # per side: the count and the swing-robust e
+    whole_run = np.asarray(state.swing_log_likelihood or np.zeros(len(grid)), dtype=np.float64)
+    checks = (
+        ("increase", "higher", high_index, log_up, state.swing_up, state.signs_up, log_down,
+         state.looks_above),
+        ("decrease", "lower", low_index, log_down, state.swing_down, state.signs_down, log_up,
+         state.looks_below),
+    )  # fmt: skip
+    for side, words, index, fail_logs, swing, signs, pass_logs, agreeing in checks:
+        if direction not in (side, "either"):
+            continue
+        sides_judged.append(
+            consistency.SideCheck(
+                f"{words} than {math.exp(grid[index]):.3g}x",
+                _e(fail_logs[index]),
+                consistency.mixture_e(swing),
+                consistency.mixture_e(signs),
+                agreeing,
+                state.looks_with_errors - agreeing,
+            )
+        )
+        # An early pass must hold under swings too: one quiet look of a swinging canary
+        # (0 errors of 1,000 against 10) bounds the Poisson ratio but says little.
+        within = consistency.swing_alternatives(grid, index, side == "decrease", _MIXTURE_SPAN)
+        swing_pass = tuple(float(v) for v in whole_run[within] - whole_run[index])
+        passes.append((_e(pass_logs[index]), consistency.mixture_e(swing_pass)))
+    failing = [side for side in sides_judged if side.fails(threshold)]
+    worst = max(failing or sides_judged, key=lambda side: side.count_e)
+    worst_words, fail_e = worst.words, worst.count_e
+    pass_e = min(count for count, _ in passes)
+    swing_pass_e = min(swing for _, swing in passes)
+    evidence = Evidence(
+        test="sequentialCounts",
+        decision="continue",
+        reason="",
+        canary=state.canary_requests,
+        baseline=state.baseline_requests,
+        confidence=confidence,
+        statistic=float(math.log(max(fail_e, pass_e))),
+        effect=estimate,
+        interval=interval,
+        e_value=max(fail_e, pass_e),
+        canary_errors=state.canary_errors,
+        baseline_errors=state.baseline_errors,
+        looks=state.looks,
+        state=state,
+    )
+    rates = (
+        f"errors {format_number(state.canary_errors)}/{format_number(state.canary_requests)} vs "
+        f"{format_number(state.baseline_errors)}/{format_number(state.baseline_requests)}, "
+        f"ratio {format_number(estimate)} {format_interval(interval)}"
+    )
+    if min(state.canary_requests, state.baseline_requests) < max(1, min_samples):
+        return replace(
+            evidence,
+            decision="inconclusive",
+            reason=f"too little traffic: requests canary {format_number(state.canary_requests)}, "
+            f"baseline {format_number(state.baseline_requests)} (minSamples {min_samples})",
+        )
+    if failing:
+        return replace(
+            evidence,
+            decision="fail",
+            e_value=fail_e,
+            reason=f"canary error rate {worst_words} baseline's: {rates}, "
+            f"e={format_number(fail_e)} >= {format_number(threshold)}, "
+            f"{worst.agreement(threshold)}",
+        )
+    if pass_e >= threshold and swing_pass_e >= threshold:
+        return replace(
+            evidence,
+            decision="pass",
+            e_value=pass_e,
+            reason=f"error rate bounded within tolerance: {rates}, "
+            f"e={format_number(pass_e)} >= {format_number(threshold)}, "
+            f"swing-robust e={format_number(swing_pass_e)} >= {format_number(threshold)}",
+        )
+    held = (
+        f" but not consistent across looks ({worst.agreement(threshold)})"
+        if fail_e >= threshold
+        else ""
+    )
+    if final and held:
+        # The count evidence is there but not (yet) consistent: neither a pass nor a fail.
+        # The metric layer waits `extraMeasurements` more looks, then pauses the rollout.
+        return replace(
+            evidence,
+            decision="inconclusive",
+            reason=f"excess not shown consistent by the last look: {rates}, "
+            f"e={format_number(fail_e)}{held}",
+        )
+    if final:
+        return replace(
+            evidence,
+            decision="pass",
+            reason=f"no regression shown by the last look: {rates}, e={format_number(fail_e)}",
+        )
+    if not held and pass_e >= threshold:
+        held = (
+            f" bounds the ratio, not across swings yet (swing-robust e="
+            f"{format_number(swing_pass_e)} < {format_number(threshold)})"
+        )
+    return replace(
+        evidence,
+        decision="continue",
+        reason=f"undecided: {rates}, e={format_number(max(fail_e, pass_e))}"
+        + (held if held else f" < {format_number(threshold)}"),
+    )
