@@ -131,9 +131,11 @@ def from_kubeconfig(path: str | None = None, context: str | None = None) -> Conn
                               f"known contexts: {known}")
     chosen = context or merged.current
     if chosen is None or chosen not in merged.contexts:
-        raise KubeconfigError(f"kubeconfig {where} has no usable contexts (current-context "
-                              f"{chosen!r} is not one of them): set current-context or "
-                              "pass --context")
+        known = ", ".join(merged.contexts)
+        what = ("sets no current-context" if chosen is None
+                else f"has current-context {chosen!r}, which is not one of its contexts")
+        raise KubeconfigError(f"kubeconfig {where} {what}: pass --context or set "
+                              f"current-context; known contexts: {known}")
     body = merged.contexts[chosen].body
     cluster = merged.clusters.get(str(body.get("cluster")))
     if cluster is None:

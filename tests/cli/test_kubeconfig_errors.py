@@ -72,12 +72,25 @@ def test_unknown_context_lists_the_known_ones(tmp_path: pathlib.Path,
 
 
 @pytest.mark.parametrize("command", [["list"], ["get", "web"], ["controller"],
-                                     ["promote", "web"]])
+                                     ["promote", "web"], ["set", "image", "web", "app=nginx:2"],
+                                     ["undo", "web"], ["restart", "web"]])
 def test_unreachable_server_named_with_its_context(tmp_path: pathlib.Path,
                                                     command: list[str]) -> None:
     line = one_line_error([*command, "--kubeconfig", str(kubeconfig(tmp_path)),
                            "--context", "prod"])
     assert f"cannot reach the Kubernetes API server at {REFUSED} (context prod)" in line
+
+
+@pytest.mark.parametrize("current, said", [
+    ("", "sets no current-context"),
+    ("current-context: gone\n", "has current-context 'gone', which is not one of its contexts"),
+])
+def test_no_current_context_lists_the_known_ones(tmp_path: pathlib.Path, current: str,
+                                                 said: str) -> None:
+    path = kubeconfig(tmp_path)
+    path.write_text(path.read_text().replace("current-context: dev\n", current))
+    line = one_line_error(["controller", "--kubeconfig", str(path)])
+    assert said in line and "pass --context" in line and "known contexts: dev, prod" in line
 
 
 def test_a_context_without_server(tmp_path: pathlib.Path) -> None:
