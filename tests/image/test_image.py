@@ -1,9 +1,9 @@
 """The image's command, run the way the image runs it, without a container engine.
 
-No image builder can work on these machines (buildah installs from Debian and runs, but no
-base image can be pulled: only PyPI, Debian and npm are reachable). So this test does what
-the Dockerfile does with what is here: builds the project's wheel, installs it into a clean
-virtualenv (dependencies from PyPI, none of this checkout on the path), and runs the
+tests/image/test_container.py builds the Dockerfile into a real image with buildah and runs
+it; this test is the quicker check beside it, and one that runs where buildah cannot. It
+does what the Dockerfile does without a container: builds the project's wheel, installs it
+into a clean virtualenv (dependencies from PyPI, none of this checkout on the path), and runs the
 Dockerfile's ENTRYPOINT + CMD from that venv against the sandbox, with the Dockerfile's ENV.
 It also holds the Dockerfile to its promises (multi-stage, non-root, installed from a wheel,
 no compiler in the runtime stage). About a minute, most of it pip.
