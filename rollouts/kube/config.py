@@ -152,13 +152,36 @@ def from_kubeconfig(path: str | None = None, context: str | None = None) -> Conn
     except kubeconfig.KubeconfigProblem as exc:
         raise KubeconfigError(f"kubeconfig {where}, context {chosen!r}, cannot be used: "
                               f"{exc}") from exc
-    return Connection(
+    connection = Connection(
         host=host, token=credentials.token, username=credentials.username,
         password=credentials.password, ca_path=ca_path, cert_path=credentials.cert_path,
         key_path=credentials.key_path, verify=verify,
         default_namespace=str(body.get("namespace") or "default"), context=chosen,
         refresh=credentials.refresh,
     )
+    _check_tls(connection, f"kubeconfig {where}, context {chosen!r},")
+    return connection
+
+
+def _check_tls(connection: Connection, where: str) -> None:
+    """Load the certificates now, so that a bad one is a KubeconfigError naming the
+    kubeconfig field to fix rather than an ssl traceback at the first request."""
+    if not connection.host.startswith("https"):
+        return
+    try:
+        ssl.create_default_context(cafile=connection.ca_path)
+    except (ssl.SSLError, OSError) as exc:
+        raise KubeconfigError(f"{where} cannot be used: its certificate authority does not "
+                              f"load ({exc}); fix certificate-authority or "
+                              "certificate-authority-data") from exc
+    if connection.cert_path and connection.key_path:
+        try:
+            ssl.create_default_context().load_cert_chain(connection.cert_path,
+                                                         connection.key_path)
+        except (ssl.SSLError, OSError) as exc:
+            raise KubeconfigError(f"{where} cannot be used: its client certificate and key "
+                                  f"do not load ({exc}); fix client-certificate(-data) and "
+                                  "client-key(-data)") from exc
 
 
 def in_cluster() -> Connection:
@@ -171,8 +194,10 @@ def in_cluster() -> Connection:
     if os.path.exists(_SERVICE_ACCOUNT_NAMESPACE):
         with open(_SERVICE_ACCOUNT_NAMESPACE, encoding="utf-8") as fh:
             namespace = fh.read().strip() or "default"
-    return Connection(host=host, token=read_token(), ca_path=ca_path,
-                      default_namespace=namespace, refresh=read_token)
+    connection = Connection(host=host, token=read_token(), ca_path=ca_path,
+                            default_namespace=namespace, refresh=read_token)
+    _check_tls(connection, "the pod's service account")
+    return connection
 
 
 def load(kubeconfig: str | None = None, context: str | None = None) -> Connection:

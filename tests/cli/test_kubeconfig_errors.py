@@ -93,6 +93,24 @@ def test_no_current_context_lists_the_known_ones(tmp_path: pathlib.Path, current
     assert said in line and "pass --context" in line and "known contexts: dev, prod" in line
 
 
+def test_bad_certificates_name_the_field_to_fix(tmp_path: pathlib.Path) -> None:
+    """An https server whose CA data, or a user whose client certificate, does not load:
+    one line naming the field (it used to be an ssl traceback from the first request)."""
+    junk = "bm90IGEgY2VydGlmaWNhdGU="  # base64 of "not a certificate"
+    path = kubeconfig(tmp_path, server="https://127.0.0.1:9")
+    text = path.read_text()
+    path.write_text(text.replace('server: "https://127.0.0.1:9"',
+                                 f'server: "https://127.0.0.1:9", '
+                                 f'certificate-authority-data: {junk}'))
+    line = one_line_error(["controller", "--kubeconfig", str(path)])
+    assert "its certificate authority does not load" in line
+    assert "fix certificate-authority or certificate-authority-data" in line
+    path.write_text(text.replace("user: {token: x}", f"user: {{client-certificate-data: {junk}, "
+                                                     f"client-key-data: {junk}}}"))
+    line = one_line_error(["list", "--kubeconfig", str(path)])
+    assert "its client certificate and key do not load" in line
+
+
 def test_a_context_without_server(tmp_path: pathlib.Path) -> None:
     with pytest.raises(KubeconfigError, match="names no server URL"):
         from_kubeconfig(str(kubeconfig(tmp_path, server="")))
