@@ -208,20 +208,35 @@ def load(kubeconfig: str | None = None, context: str | None = None) -> Connectio
 
 
 def check_reachable(connection: Connection, timeout: float = 5.0) -> None:
-    """Ask the server for its version; UnreachableError names the server and the context.
+    """Ask the server for its version, then for its API list with the credentials.
 
-    Any HTTP answer (even 401/403) means the server is there: credentials are the
-    caller's next concern, and its own error says so.
+    UnreachableError names the server and the context when nothing answers; KubeconfigError
+    when the server rejects the credentials (401): kopf would otherwise re-authenticate in a
+    loop without saying why. Any other HTTP answer (even 403) means the credentials are
+    accepted: what they may do is the caller's next concern, and its own error says so.
     """
     import httpx
 
+    where = f" (context {connection.context})" if connection.context else ""
+    auth: httpx.Auth | None = None
+    if connection.username and connection.password and not connection.token:
+        auth = httpx.BasicAuth(connection.username, connection.password)
+    token = connection.bearer()
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        with httpx.Client(verify=connection.tls(), timeout=timeout) as http:
+        with httpx.Client(verify=connection.tls(), timeout=timeout, auth=auth,
+                          headers=headers) as http:
             http.get(f"{connection.host}/version")
+            answer = http.get(f"{connection.host}/api")
     except httpx.HTTPError as exc:
-        where = f" (context {connection.context})" if connection.context else ""
         reason = str(exc) or type(exc).__name__
         raise UnreachableError(
             f"cannot reach the Kubernetes API server at {connection.host}{where}: {reason}; "
             "check that the cluster is up, or choose another context with --context"
         ) from exc
+    if answer.status_code == 401:
+        whose = "the kubeconfig's" if connection.context else "the service account's"
+        raise KubeconfigError(
+            f"the Kubernetes API server at {connection.host}{where} rejects {whose} "
+            "credentials (401 Unauthorized): renew the token or client certificate (e.g. log "
+            "in again), or choose another context with --context")

@@ -3,7 +3,11 @@ commands and for `rollouts controller` (which used to print a 50-line traceback)
 
 from __future__ import annotations
 
+import http.server
+import json
 import pathlib
+import threading
+from collections.abc import Iterator
 
 import pytest
 from typer.testing import CliRunner
@@ -109,6 +113,45 @@ def test_bad_certificates_name_the_field_to_fix(tmp_path: pathlib.Path) -> None:
                                                      f"client-key-data: {junk}}}"))
     line = one_line_error(["list", "--kubeconfig", str(path)])
     assert "its client certificate and key do not load" in line
+
+
+class _Rejecting(http.server.BaseHTTPRequestHandler):
+    """An API server that answers /version and rejects every credential elsewhere."""
+
+    def do_GET(self) -> None:
+        ok = self.path == "/version"
+        body = json.dumps({"major": "1", "minor": "35"} if ok else {
+            "kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 401,
+            "reason": "Unauthorized", "message": "Unauthorized"}).encode()
+        self.send_response(200 if ok else 401)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def rejecting_server() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Rejecting)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_rejected_credentials_are_one_line(tmp_path: pathlib.Path,
+                                           rejecting_server: str) -> None:
+    """kopf would re-authenticate in a loop, logging ~20 lines a second, and never say why."""
+    line = one_line_error(["controller", "--kubeconfig",
+                           str(kubeconfig(tmp_path, server=rejecting_server)), "--standalone"])
+    assert f"API server at {rejecting_server} (context dev) rejects the kubeconfig's " \
+           "credentials (401 Unauthorized)" in line and "renew the token" in line
 
 
 def test_a_context_without_server(tmp_path: pathlib.Path) -> None:
