@@ -2,7 +2,8 @@
 
 The scrape is parsed with prometheus-client's own parser and linted with `promtool check
 metrics`; the Grafana dashboard's queries are run by promtool over it and, in another test,
-asked of a real Prometheus (Debian's) scraping the controller; two replicas sharing a KopfPeering show that exactly one is ready (acting).
+asked of a real Prometheus (Debian's) scraping the controller; two replicas sharing a
+KopfPeering show that exactly one is ready (acting).
 """
 
 from __future__ import annotations
