@@ -3,10 +3,7 @@ commands and for `rollouts controller` (which used to print a 50-line traceback)
 
 from __future__ import annotations
 
-import http.server
-import json
 import pathlib
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -14,6 +11,7 @@ from typer.testing import CliRunner
 
 from rollouts.cli.main import app
 from rollouts.kube.config import NO_KUBECONFIG, KubeconfigError, from_kubeconfig
+from tests.json_http import serve_json
 
 REFUSED = "http://127.0.0.1:9"  # the discard port: nothing listens
 
@@ -115,34 +113,18 @@ def test_bad_certificates_name_the_field_to_fix(tmp_path: pathlib.Path) -> None:
     assert "its client certificate and key do not load" in line
 
 
-class _Rejecting(http.server.BaseHTTPRequestHandler):
+def _reject_credentials(path: str, headers: object) -> tuple[int, object]:
     """An API server that answers /version and rejects every credential elsewhere."""
-
-    def do_GET(self) -> None:
-        ok = self.path == "/version"
-        body = json.dumps({"major": "1", "minor": "35"} if ok else {
-            "kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 401,
-            "reason": "Unauthorized", "message": "Unauthorized"}).encode()
-        self.send_response(200 if ok else 401)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+    if path == "/version":
+        return 200, {"major": "1", "minor": "35"}
+    return 401, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 401,
+                 "reason": "Unauthorized", "message": "Unauthorized"}
 
 
 @pytest.fixture
 def rejecting_server() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Rejecting)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_json(_reject_credentials) as url:
+        yield url
 
 
 def test_rejected_credentials_are_one_line(tmp_path: pathlib.Path,

@@ -22,6 +22,7 @@ from rollouts.sandbox.campaign import write_operation
 from rollouts.sandbox.history import WriteHistory
 from rollouts.sandbox.invariants import check_rollout
 from tests.e2e.conftest import CountingSandbox
+from tests.e2e.dsl import canary, pause, rollout_manifest, set_weight
 from tests.e2e.processes import ControllerProcess, controller, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -32,26 +33,9 @@ TAKEOVER_BOUND = 15.0
 PEERING = {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering",
            "metadata": {"name": "rollouts"}, "status": {}}
 
-ROLLOUT = """
-apiVersion: rollouts.dev/v1alpha1
-kind: Rollout
-metadata: {name: web}
-spec:
-  replicas: 4
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec: {containers: [{name: web, image: "example/web:1"}]}
-  strategy:
-    canary:
-      steps:
-        - setWeight: 25
-        - pause: {duration: 3s}
-        - setWeight: 50
-        - pause: {}
-        - setWeight: 75
-        - pause: {duration: 2s}
-"""
+# With Services: the release pins and re-points them, so the history checks those writes too.
+ROLLOUT, SERVICES = rollout_manifest("web", canary(
+    set_weight(25), pause("3s"), set_weight(50), pause(), set_weight(75), pause("2s")))
 
 
 def peers(sandbox: CountingSandbox) -> dict[str, dict[str, Any]]:
@@ -79,7 +63,7 @@ def two_replicas(sandbox: CountingSandbox, tmp_path: pathlib.Path
 def test_a_killed_acting_replica_is_replaced_and_the_release_goes_on(
         sandbox: CountingSandbox, tmp_path: pathlib.Path) -> None:
     sandbox.apply([PEERING])
-    sandbox.apply(ROLLOUT)
+    sandbox.apply([*SERVICES, ROLLOUT])
     history = WriteHistory(sandbox.emulator, sandbox.namespace).start()
     first, second = two_replicas(sandbox, tmp_path)
     try:

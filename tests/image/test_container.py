@@ -23,11 +23,11 @@ import tomllib
 import uuid
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from tests.e2e.conftest import CountingSandbox
-from tests.e2e.processes import free_port, wait_until
+from tests.e2e.processes import free_port
+from tests.image.probe import wait_serving_and_healthy
 
 pytestmark = pytest.mark.image
 
@@ -148,18 +148,8 @@ def test_the_image_runs_the_controller(image: str, container: str, sandbox: Coun
          *command, "--kubeconfig", "/kube/config", "-n", sandbox.namespace, "--standalone"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        def status(path: str) -> int | None:
-            try:
-                return httpx.get(f"http://127.0.0.1:{port}{path}", timeout=5).status_code
-            except httpx.TransportError:
-                return None
-
-        output = (tmp_path / "controller.log").read_text
-        wait_until("/healthz", lambda: status("/healthz") == 200, timeout=90,
-                   on_timeout=output)
-        wait_until("/readyz", lambda: status("/readyz") == 200, on_timeout=output)
-        sandbox.wait_phase("web", "Healthy")
-        assert "Traceback" not in output()
+        wait_serving_and_healthy(port, sandbox, tmp_path / "controller.log")
+        assert "Traceback" not in (tmp_path / "controller.log").read_text()
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:

@@ -21,11 +21,11 @@ import sys
 import tomllib
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from tests.e2e.conftest import CountingSandbox
-from tests.e2e.processes import free_port, wait_until
+from tests.e2e.processes import free_port
+from tests.image.probe import wait_serving_and_healthy
 
 pytestmark = pytest.mark.image
 
@@ -127,17 +127,7 @@ def test_entrypoint_runs_the_controller(venv: pathlib.Path, sandbox: CountingSan
          "--standalone"],
         stdout=log, stderr=subprocess.STDOUT, env=clean_env(venv), cwd=tmp_path)
     try:
-        def status(path: str) -> int | None:
-            try:
-                return httpx.get(f"http://127.0.0.1:{port}{path}", timeout=5).status_code
-            except httpx.TransportError:
-                return None
-
-        output = (tmp_path / "controller.log").read_text
-        wait_until("/healthz", lambda: status("/healthz") == 200, timeout=60,
-                   on_timeout=output)
-        wait_until("/readyz", lambda: status("/readyz") == 200, on_timeout=output)
-        sandbox.wait_phase("web", "Healthy")
+        wait_serving_and_healthy(port, sandbox, tmp_path / "controller.log")
     finally:
         process.terminate()
         process.wait(timeout=20)
