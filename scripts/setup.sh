@@ -81,6 +81,13 @@ if ! command -v kubectl >/dev/null 2>&1; then
     quiet "$python" scripts/install_helm.py --kubectl "$kubectl_dest"
 fi
 
+# buildah (with runc) builds the Dockerfile into an image and runs it; mmdebstrap assembles
+# the Python base image from the Debian mirror, since no container registry is reachable
+# (tests/image/test_container.py).
+for tool in buildah runc mmdebstrap; do
+    command -v "$tool" >/dev/null 2>&1 || apt_install "$tool"
+done
+
 # Debian's Chromium, driven by the Python `playwright` package (a test extra) in the dashboard
 # tests. Playwright's own browser download is not used (it cannot be fetched here).
 if ! command -v chromium >/dev/null 2>&1; then

@@ -131,9 +131,11 @@ def from_kubeconfig(path: str | None = None, context: str | None = None) -> Conn
                               f"known contexts: {known}")
     chosen = context or merged.current
     if chosen is None or chosen not in merged.contexts:
-        raise KubeconfigError(f"kubeconfig {where} has no usable contexts (current-context "
-                              f"{chosen!r} is not one of them): set current-context or "
-                              "pass --context")
+        known = ", ".join(merged.contexts)
+        what = ("sets no current-context" if chosen is None
+                else f"has current-context {chosen!r}, which is not one of its contexts")
+        raise KubeconfigError(f"kubeconfig {where} {what}: pass --context or set "
+                              f"current-context; known contexts: {known}")
     body = merged.contexts[chosen].body
     cluster = merged.clusters.get(str(body.get("cluster")))
     if cluster is None:
@@ -150,13 +152,36 @@ def from_kubeconfig(path: str | None = None, context: str | None = None) -> Conn
     except kubeconfig.KubeconfigProblem as exc:
         raise KubeconfigError(f"kubeconfig {where}, context {chosen!r}, cannot be used: "
                               f"{exc}") from exc
-    return Connection(
+    connection = Connection(
         host=host, token=credentials.token, username=credentials.username,
         password=credentials.password, ca_path=ca_path, cert_path=credentials.cert_path,
         key_path=credentials.key_path, verify=verify,
         default_namespace=str(body.get("namespace") or "default"), context=chosen,
         refresh=credentials.refresh,
     )
+    _check_tls(connection, f"kubeconfig {where}, context {chosen!r},")
+    return connection
+
+
+def _check_tls(connection: Connection, where: str) -> None:
+    """Load the certificates now, so that a bad one is a KubeconfigError naming the
+    kubeconfig field to fix rather than an ssl traceback at the first request."""
+    if not connection.host.startswith("https"):
+        return
+    try:
+        ssl.create_default_context(cafile=connection.ca_path)
+    except (ssl.SSLError, OSError) as exc:
+        raise KubeconfigError(f"{where} cannot be used: its certificate authority does not "
+                              f"load ({exc}); fix certificate-authority or "
+                              "certificate-authority-data") from exc
+    if connection.cert_path and connection.key_path:
+        try:
+            ssl.create_default_context().load_cert_chain(connection.cert_path,
+                                                         connection.key_path)
+        except (ssl.SSLError, OSError) as exc:
+            raise KubeconfigError(f"{where} cannot be used: its client certificate and key "
+                                  f"do not load ({exc}); fix client-certificate(-data) and "
+                                  "client-key(-data)") from exc
 
 
 def in_cluster() -> Connection:
@@ -169,8 +194,10 @@ def in_cluster() -> Connection:
     if os.path.exists(_SERVICE_ACCOUNT_NAMESPACE):
         with open(_SERVICE_ACCOUNT_NAMESPACE, encoding="utf-8") as fh:
             namespace = fh.read().strip() or "default"
-    return Connection(host=host, token=read_token(), ca_path=ca_path,
-                      default_namespace=namespace, refresh=read_token)
+    connection = Connection(host=host, token=read_token(), ca_path=ca_path,
+                            default_namespace=namespace, refresh=read_token)
+    _check_tls(connection, "the pod's service account")
+    return connection
 
 
 def load(kubeconfig: str | None = None, context: str | None = None) -> Connection:
@@ -181,20 +208,35 @@ def load(kubeconfig: str | None = None, context: str | None = None) -> Connectio
 
 
 def check_reachable(connection: Connection, timeout: float = 5.0) -> None:
-    """Ask the server for its version; UnreachableError names the server and the context.
+    """Ask the server for its version, then for its API list with the credentials.
 
-    Any HTTP answer (even 401/403) means the server is there: credentials are the
-    caller's next concern, and its own error says so.
+    UnreachableError names the server and the context when nothing answers; KubeconfigError
+    when the server rejects the credentials (401): kopf would otherwise re-authenticate in a
+    loop without saying why. Any other HTTP answer (even 403) means the credentials are
+    accepted: what they may do is the caller's next concern, and its own error says so.
     """
     import httpx
 
+    where = f" (context {connection.context})" if connection.context else ""
+    auth: httpx.Auth | None = None
+    if connection.username and connection.password and not connection.token:
+        auth = httpx.BasicAuth(connection.username, connection.password)
+    token = connection.bearer()
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        with httpx.Client(verify=connection.tls(), timeout=timeout) as http:
+        with httpx.Client(verify=connection.tls(), timeout=timeout, auth=auth,
+                          headers=headers) as http:
             http.get(f"{connection.host}/version")
+            answer = http.get(f"{connection.host}/api")
     except httpx.HTTPError as exc:
-        where = f" (context {connection.context})" if connection.context else ""
         reason = str(exc) or type(exc).__name__
         raise UnreachableError(
             f"cannot reach the Kubernetes API server at {connection.host}{where}: {reason}; "
             "check that the cluster is up, or choose another context with --context"
         ) from exc
+    if answer.status_code == 401:
+        whose = "the kubeconfig's" if connection.context else "the service account's"
+        raise KubeconfigError(
+            f"the Kubernetes API server at {connection.host}{where} rejects {whose} "
+            "credentials (401 Unauthorized): renew the token or client certificate (e.g. log "
+            "in again), or choose another context with --context")

@@ -56,7 +56,7 @@ def test_set_image_errors(sandbox: Sandbox) -> None:
 
 
 def test_help_says_the_change_belongs_in_git(sandbox: Sandbox) -> None:
-    for command in (["set", "image", "--help"], ["undo", "--help"]):
+    for command in (["set", "image", "--help"], ["undo", "--help"], ["restart", "--help"]):
         text = " ".join(sandbox.invoke(*command).output.split())
         assert "GitOps" in text and "commit the change to Git" in text
 

@@ -1,7 +1,9 @@
 """/metrics, /healthz and /readyz of a real `rollouts controller` process in the sandbox.
 
 The scrape is parsed with prometheus-client's own parser and linted with `promtool check
-metrics`; two replicas sharing a KopfPeering show that exactly one is ready (acting).
+metrics`; the Grafana dashboard's queries are run by promtool over it and, in another test,
+asked of a real Prometheus (Debian's) scraping the controller; two replicas sharing a
+KopfPeering show that exactly one is ready (acting).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from rollouts.sandbox.prometheus import PrometheusServer
+from tests.chart.dashboard import dashboard_problems, dashboard_queries
 from tests.e2e.conftest import CountingSandbox
 from tests.e2e.processes import ControllerProcess, controller, wait_until
 from tests.unit.test_telemetry import promtool_problems
@@ -100,6 +104,8 @@ def test_metrics_of_a_running_controller(sandbox: CountingSandbox, tmp_path: pat
                 scraped[1], "rollouts_analysis_runs_completed_total", phase="Error") >= 1
             and scraped))
     assert promtool_problems(text) == ""
+    # The dashboard's queries, run by promtool over this scrape, each find data.
+    assert dashboard_problems(text, dashboard_queries(), tmp_path) == ""
     key = {"namespace": sandbox.namespace, "name": "web"}
     assert value(families, "rollouts_rollout_info", **key, phase="Degraded",
                  strategy="canary") == 1
@@ -114,6 +120,40 @@ def test_metrics_of_a_running_controller(sandbox: CountingSandbox, tmp_path: pat
     # Bounded label sets: no path or object name in the request counter.
     assert {frozenset(s.labels) for s in families["rollouts_kube_api_requests"]} == {
         frozenset({"verb", "code"})}
+
+
+@pytest.mark.prometheus
+def test_a_real_prometheus_scrapes_the_controller_and_the_dashboard_queries_find_data(
+        sandbox: CountingSandbox, tmp_path: pathlib.Path) -> None:
+    """Debian's Prometheus scrapes the controller's /metrics every second through a release
+    that its analysis aborts; then every query of the Grafana dashboard, asked of that
+    Prometheus, returns series."""
+    sandbox.apply(MANIFESTS)
+    with controller(sandbox.kubeconfig, tmp_path / "controller.log",
+                    "-n", sandbox.namespace, "--standalone") as process:
+        wait_until("/readyz", lambda: process.status("/readyz") == 200, timeout=60,
+                   on_timeout=process.output)
+        prometheus = PrometheusServer([f"127.0.0.1:{process.port}"], job="rollouts",
+                                      scrape_interval=1.0).start()
+        try:
+            up = prometheus.wait_for('up{job="rollouts"} == 1', timeout=60)
+            assert up[0]["metric"]["instance"] == f"127.0.0.1:{process.port}"
+            sandbox.wait_phase("web", "Healthy")
+            sandbox.set_image("web", "example/web:2")
+            sandbox.wait_phase("web", "Degraded", timeout=60)
+            info = prometheus.wait_for(
+                'rollouts_rollout_info{job="rollouts",phase="Degraded",strategy="canary"}',
+                timeout=30)
+            assert info[0]["metric"]["name"] == "web"
+            for title, query in dashboard_queries().items():
+                found = prometheus.wait_for(query, timeout=30)
+                assert found, f"panel {title}: {query} returned nothing"
+            errors = prometheus.wait_for(
+                'sum(increase(rollouts_analysis_runs_completed_total{phase="Error"}[1h]))',
+                lambda result: bool(result) and float(result[0]["value"][1]) > 0, timeout=30)
+            assert errors
+        finally:
+            prometheus.stop()
 
 
 PEERING = {

@@ -11,10 +11,7 @@ granted (group, resource, verb) was used, or is listed below with the code that 
 from __future__ import annotations
 
 import datetime as dt
-import http.server
-import json
 import pathlib
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -28,6 +25,7 @@ from rollouts.sandbox import rbac
 from tests.chart.helm import NAMESPACE, by_kind, render
 from tests.e2e.conftest import CountingSandbox
 from tests.e2e.processes import controller, wait_until
+from tests.json_http import serve_json
 
 pytestmark = pytest.mark.e2e
 
@@ -50,28 +48,10 @@ NOT_EXERCISED = {
 }
 
 
-class _Metric(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = json.dumps({"successRate": 0.99}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def metric_url() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Metric)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/metrics"
-    finally:
-        server.shutdown()
+    with serve_json(lambda path, headers: (200, {"successRate": 0.99})) as url:
+        yield f"{url}/metrics"
 
 
 def manifests(metric_url: str) -> str:

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from email.message import Message
 from urllib.parse import unquote, urlsplit
 
 import pytest
@@ -25,6 +24,7 @@ from typer.testing import CliRunner
 from rollouts.analysis.masking import encodings
 from rollouts.cli.main import app
 from rollouts.sandbox.cluster import Sandbox
+from tests.json_http import serve_json
 
 pytestmark = pytest.mark.e2e
 
@@ -32,37 +32,20 @@ CANARY = 'CANARY-7f3e "q\\uote" s/l+a sh\'s'
 NS = "default"
 
 
-class Echo(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        # The URL carries the value as substituted (like Argo); httpx percent-encodes what
-        # must be, and `+` stays a literal plus (so no parse_qs, which reads it as a space).
-        token = unquote(urlsplit(self.path).query.partition("token=")[2])
-        header = self.headers.get("X-Token", "")
-        if self.path.startswith("/broken"):
-            body, status = f"backend error for token {token}".encode(), 500
-        else:
-            body, status = json.dumps({"ok": token == header == CANARY,
-                                       "echo": token}).encode(), 200
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+def echo(path: str, headers: Message) -> tuple[int, object]:
+    # The URL carries the value as substituted (like Argo); httpx percent-encodes what
+    # must be, and `+` stays a literal plus (so no parse_qs, which reads it as a space).
+    token = unquote(urlsplit(path).query.partition("token=")[2])
+    header = headers.get("X-Token", "")
+    if path.startswith("/broken"):
+        return 500, f"backend error for token {token}".encode()
+    return 200, {"ok": token == header == CANARY, "echo": token}
 
 
 @pytest.fixture
 def echo_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_json(echo) as url:
+        yield url
 
 
 def manifests(url: str) -> list[dict[str, object]]:

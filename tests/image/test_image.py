@@ -1,9 +1,9 @@
 """The image's command, run the way the image runs it, without a container engine.
 
-No image builder can work on these machines (buildah installs from Debian and runs, but no
-base image can be pulled: only PyPI, Debian and npm are reachable). So this test does what
-the Dockerfile does with what is here: builds the project's wheel, installs it into a clean
-virtualenv (dependencies from PyPI, none of this checkout on the path), and runs the
+tests/image/test_container.py builds the Dockerfile into a real image with buildah and runs
+it; this test is the quicker check beside it, and one that runs where buildah cannot. It
+does what the Dockerfile does without a container: builds the project's wheel, installs it
+into a clean virtualenv (dependencies from PyPI, none of this checkout on the path), and runs the
 Dockerfile's ENTRYPOINT + CMD from that venv against the sandbox, with the Dockerfile's ENV.
 It also holds the Dockerfile to its promises (multi-stage, non-root, installed from a wheel,
 no compiler in the runtime stage). About a minute, most of it pip.
@@ -21,11 +21,11 @@ import sys
 import tomllib
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from tests.e2e.conftest import CountingSandbox
-from tests.e2e.processes import free_port, wait_until
+from tests.e2e.processes import free_port
+from tests.image.probe import wait_serving_and_healthy
 
 pytestmark = pytest.mark.image
 
@@ -127,17 +127,7 @@ def test_entrypoint_runs_the_controller(venv: pathlib.Path, sandbox: CountingSan
          "--standalone"],
         stdout=log, stderr=subprocess.STDOUT, env=clean_env(venv), cwd=tmp_path)
     try:
-        def status(path: str) -> int | None:
-            try:
-                return httpx.get(f"http://127.0.0.1:{port}{path}", timeout=5).status_code
-            except httpx.TransportError:
-                return None
-
-        output = (tmp_path / "controller.log").read_text
-        wait_until("/healthz", lambda: status("/healthz") == 200, timeout=60,
-                   on_timeout=output)
-        wait_until("/readyz", lambda: status("/readyz") == 200, on_timeout=output)
-        sandbox.wait_phase("web", "Healthy")
+        wait_serving_and_healthy(port, sandbox, tmp_path / "controller.log")
     finally:
         process.terminate()
         process.wait(timeout=20)

@@ -96,6 +96,20 @@ async def test_a_server_error_is_retried(receiver: Receiver) -> None:
     await h.notifier.aclose()
 
 
+async def test_retries_back_off_doubling_up_to_the_cap(receiver: Receiver,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    receiver.behaviour = always(503)
+    h = Harness(receiver.url, DeliveryPolicy(attempts=5, backoff=0.01, max_backoff=0.03,
+                                             timeout=0.5))
+    (record,) = (await deliver(h)).notifications or []
+    assert (record.state, record.attempts, record.error) == ("Failed", 5, "HTTP 503")
+    waits = [r.__dict__["retry_in"] for r in caplog.records
+             if r.getMessage() == "notification not delivered; retrying"]
+    assert waits == [0.01, 0.02, 0.03, 0.03]
+    await h.notifier.aclose()
+
+
 async def test_a_client_error_is_not_retried(receiver: Receiver) -> None:
     receiver.behaviour = always(404)
     h = Harness(receiver.url)

@@ -9,6 +9,7 @@ import os
 import pathlib
 
 import pytest
+import trustme
 import yaml
 
 from rollouts.kube import config
@@ -41,21 +42,29 @@ def _write(path: pathlib.Path, user: dict[str, object], cluster: dict[str, objec
 
 
 def test_inline_ca_and_client_certificate_become_private_files(tmp_path: pathlib.Path) -> None:
-    pem = base64.b64encode(b"-----BEGIN CERTIFICATE-----\n").decode()
-    path = _write(tmp_path / "config", {"client-certificate-data": pem,
-                                        "client-key-data": pem},
-                  {"certificate-authority-data": pem})
+    ca = trustme.CA()
+    client = ca.issue_cert("rollouts")
+    ca_pem = ca.cert_pem.bytes()
+    cert_pem, key_pem = client.cert_chain_pems[0].bytes(), client.private_key_pem.bytes()
+    path = _write(tmp_path / "config", {"client-certificate-data": _b64(cert_pem),
+                                        "client-key-data": _b64(key_pem)},
+                  {"certificate-authority-data": _b64(ca_pem)})
     connection = config.load(str(path))
-    for written in (connection.ca_path, connection.cert_path, connection.key_path):
-        assert written and pathlib.Path(written).read_bytes() == b"-----BEGIN CERTIFICATE-----\n"
+    for written, pem in ((connection.ca_path, ca_pem), (connection.cert_path, cert_pem),
+                         (connection.key_path, key_pem)):
+        assert written and pathlib.Path(written).read_bytes() == pem
         assert os.stat(written).st_mode & 0o077 == 0
     assert connection.verify and connection.bearer() is None
     assert connection.default_namespace == "default"
 
 
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
 def test_relative_paths_are_relative_to_the_file_and_token_files_are_reread(
         tmp_path: pathlib.Path) -> None:
-    (tmp_path / "ca.crt").write_text("ca")
+    trustme.CA().cert_pem.write_to_path(str(tmp_path / "ca.crt"))
     (tmp_path / "token").write_text("one\n")
     path = _write(tmp_path / "config", {"tokenFile": "token"},
                   {"certificate-authority": "ca.crt", "insecure-skip-tls-verify": True})
