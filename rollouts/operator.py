@@ -227,6 +227,9 @@ def build_registry(
         # Only the ReplicaSets this controller makes carry the hash label: watch just those.
         settings.watching.label_selectors["apps", "replicasets"] = POD_TEMPLATE_HASH_LABEL
         settings.peering.name = config.peering_name
+        # A replica killed without withdrawing its record stalls the standby until the
+        # record's lifetime is up (kopf's default 60 s); keep-alives come every 1-5 s.
+        settings.peering.lifetime = 10
         if not config.clusterwide:
             # Named namespaces: discover the resources once at start instead of watching
             # Namespaces and CRDs cluster-wide, so a Role-per-namespace install needs no

@@ -102,11 +102,6 @@ def test_a_killed_acting_replica_is_replaced_and_the_release_goes_on(
         second.stop()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "kopf's default peering lifetime (60 s) is in force: a SIGKILLed acting replica stalls "
-    "releases up to 60 s (measured 52.8 s). Needs `settings.peering.lifetime = 10` in "
-    "rollouts/operator.py's startup handler (measured 6.8-11.8 s with it); remove this "
-    "marker with that change"))
 def test_a_replica_announces_a_lifetime_within_the_takeover_bound(
         sandbox: CountingSandbox, tmp_path: pathlib.Path) -> None:
     """A dead replica's record keeps the standby paused until `lastseen + lifetime`: that
