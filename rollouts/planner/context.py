@@ -114,16 +114,18 @@ def pin(ctx: Context, draft: Draft, service: str | None, pod_hash: str) -> None:
 
 def pin_traffic(ctx: Context, draft: Draft, service: str | None, pod_hash: str) -> None:
     """`pin` for a Service that carries production traffic (stableService, activeService):
-    it never leaves a revision with every pod available for one with fewer available pods;
-    it follows once they are (their ReplicaSet's changes wake the Rollout). Normally it
+    it moves only to a revision with every pod available, or with more available pods than
+    the one it leaves; else it follows once they are (their ReplicaSet's changes wake the
+    Rollout). Normally it
     already selects `pod_hash`; this holds when a lost status write left the planner a step
     behind the world (e.g. an abort of a promotion the status never recorded)."""
     view = ctx.observed.services.get(service) if service else None
     current = view.selector.get(POD_TEMPLATE_HASH_LABEL) if view is not None else None
     target = ctx.rs(pod_hash)
-    if (current is not None and current != pod_hash
-            and fully_available(ctx.rs(current), ctx.replicas)
-            and (target.available if target else 0) < ctx.replicas):
+    have = target.available if target else 0
+    left = ctx.rs(current)
+    if (current is not None and current != pod_hash and have < ctx.replicas
+            and have <= (left.available if left else 0)):
         return
     pin(ctx, draft, service, pod_hash)
 

@@ -182,7 +182,8 @@ class Checker:
 
     def check_stable_switch(self, before: World, result: Plan) -> None:
         """Invariant 1 (canary): the stable Service moves from one revision to another only
-        when the new one has every replica available. A pass planned from a status whose
+        when the new one has every replica available (or more available pods than the one
+        it leaves, which then has not all of them). A pass planned from a status whose
         write was lost (the promotion's) must not send it back to a revision whose pods
         were retired meanwhile (found by the API-fault campaign, issue 11)."""
         if self.blue_green:
@@ -191,8 +192,9 @@ class Checker:
         for action in result.actions:
             if (isinstance(action, PinService) and action.service == "stable"
                     and selected is not None and action.pod_hash != selected):
-                rs = before.rs(action.pod_hash)
-                assert rs is not None and rs.available >= self.replicas, (
+                rs, left = before.rs(action.pod_hash), before.rs(selected)
+                assert rs is not None and (rs.available >= self.replicas or rs.available > (
+                    left.available if left else 0)), (
                     f"stable Service {selected} -> {action.pod_hash} with "
                     f"{rs.available if rs else 0}/{self.replicas} available")
 
