@@ -95,7 +95,12 @@ def test_a_killed_acting_replica_is_replaced_and_the_release_goes_on(
                    if w.resource == "rollout"]
         visited = [i for n, i in enumerate(indexes) if i is not None
                    and (n == 0 or i != indexes[n - 1])]
-        assert visited[-7:] == [0, 1, 2, 3, 4, 5, 6], visited
+        # Every step is taken once, in order (check_rollout above checks each was done):
+        # the pauses (1, 3, 5) and the end are written; a setWeight step's waiting state may
+        # not be (a passing state's status waits for the next write).
+        release = visited[visited.index(6) + 1:] if 6 in visited[:-1] else visited
+        assert release == sorted(set(release)) and release[-1] == 6, visited
+        assert {1, 3, 5} <= set(release), visited
     finally:
         history.stop()
         first.stop()
