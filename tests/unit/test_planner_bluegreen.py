@@ -164,14 +164,7 @@ def test_a_switch_whose_status_write_was_lost_does_not_send_active_back() -> Non
     w = healthy(autoPromotionEnabled=True)
     old = w.status.stable_rs
     w.set_image("app:2")
-    for _ in range(30):
-        result = w.plan()
-        if any(isinstance(a, PinService) and a.service == "active" for a in result.actions):
-            break
-        w.apply(result)
-        w.settle()
-    else:
-        raise AssertionError("never switched")
+    result = w.plan_until_pinned("active")
     new = w.status.current_pod_hash
     w.apply(replace(result, status=w.status))  # the status write is lost
     w.settle()

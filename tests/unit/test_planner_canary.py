@@ -9,7 +9,7 @@ import pytest
 
 from rollouts.planner.steps import step_weight
 from rollouts.planner.traffic import replica_targets
-from rollouts.planner.types import DeleteReplicaSet, PinService, ScaleReplicaSet
+from rollouts.planner.types import DeleteReplicaSet, ScaleReplicaSet
 from tests.unit.world import World, canary_spec
 
 STEPS = [{"setWeight": 25}, {"pause": {"duration": 10}}, {"setWeight": 50}, {"pause": {}}]
@@ -321,14 +321,7 @@ def test_a_promotion_whose_status_writes_were_lost_never_points_the_stable_servi
     w.run()
     old = w.status.stable_rs
     w.set_image("app:2")
-    for _ in range(30):
-        result = w.plan()
-        if any(isinstance(a, PinService) and a.service == "stable" for a in result.actions):
-            break
-        w.apply(result)
-        w.settle()
-    else:
-        raise AssertionError("the canary never reached its promotion")
+    result = w.plan_until_pinned("stable")
     new = w.status.current_pod_hash
     assert new != old
     for _ in range(2):  # two passes whose status writes are lost
@@ -352,12 +345,7 @@ def test_an_abort_of_a_promotion_the_status_never_recorded_moves_traffic_last() 
     old = w.status.stable_rs
     w.set_image("app:2")
     w.auto_ready = False
-    for _ in range(30):
-        result = w.plan()
-        if any(isinstance(a, PinService) and a.service == "stable" for a in result.actions):
-            break
-        w.apply(result)
-        w.settle()
+    result = w.plan_until_pinned("stable")
     new = w.status.current_pod_hash
     for _ in range(2):  # the promotion and the retirement, both status writes lost
         w.apply(replace(result, status=w.status))

@@ -211,6 +211,17 @@ class World:
                     svc.name, {**svc.selector, POD_TEMPLATE_HASH_LABEL: action.pod_hash})
         self.status = result.status
 
+    def plan_until_pinned(self, service: str, passes: int = 30) -> Plan:
+        """Run passes (pods settling after each) until one plans to re-point `service`;
+        that plan is returned unapplied, for a test to apply or lose as it likes."""
+        for _ in range(passes):
+            result = self.plan()
+            if any(isinstance(a, PinService) and a.service == service for a in result.actions):
+                return result
+            self.apply(result)
+            self.settle()
+        raise AssertionError(f"no pass re-pointed Service {service}")
+
     def settle(self, *, available: dict[str, int] | None = None) -> None:
         """Pods match spec; all available unless `available` caps some revisions."""
         for pod_hash, rs in list(self.replica_sets.items()):
