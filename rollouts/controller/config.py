@@ -14,7 +14,6 @@ from rollouts.planner.step_plugins import StepPlugin, load_step_plugins
 from rollouts.traffic import rollout_router
 
 
-
 class RouterFactory(Protocol):
     """The router of a parsed Rollout; `experiment_services` are its Experiments' Services
     (given when it is deleted: its routes must let go of them too)."""

@@ -15,8 +15,11 @@ from typing import Any
 
 from rollouts.experiments.manifests import replica_set_name
 from rollouts.models.experiment import COMPLETED_EXPERIMENT_PHASES, TRAFFIC_HOLD_ANNOTATION
-from rollouts.models.wire import ANALYSIS_ATTEMPT_LABEL, ANALYSIS_STEP_LABEL, \
-    POD_TEMPLATE_HASH_LABEL
+from rollouts.models.wire import (
+    ANALYSIS_ATTEMPT_LABEL,
+    ANALYSIS_STEP_LABEL,
+    POD_TEMPLATE_HASH_LABEL,
+)
 from rollouts.planner.types import (
     Action,
     ApplyRouteWrite,

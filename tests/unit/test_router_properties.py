@@ -37,6 +37,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from rollouts.models.experiment import COMPLETED_EXPERIMENT_PHASES
 from rollouts.models.rollout import parse_rollout
 from rollouts.models.wire import rollout_owner_reference
 from rollouts.planner.manifests import pod_template_hash
@@ -48,7 +49,6 @@ from rollouts.planner.types import (
     ScaleReplicaSet,
     ServiceView,
 )
-from rollouts.models.experiment import COMPLETED_EXPERIMENT_PHASES
 from rollouts.traffic import build_router, rollout_router
 from tests.unit.fake_experiments import FakeExperiments
 from tests.unit.traffic.cases import BY_NAME, CANARY, MANAGED, STABLE, Case, Store
@@ -271,7 +271,7 @@ def delete_rollout(w: RouterWorld) -> None:
         router.verified_weight(routes) is None
     # No route names an experiment template's Service any more.
     left = json.dumps(list(w.store.objects.values()))
-    assert not [s for s in w.experiments.services() if json.dumps(s) in left], left
+    assert not [s for s in w.experiments.services() if s in left], left
 
 
 def end_experiments(w: RouterWorld) -> None:
