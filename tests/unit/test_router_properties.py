@@ -354,6 +354,9 @@ def run_history(w: RouterWorld, moves: list[str], data: st.DataObject) -> None:
             w.apply(result)
             w.history.append(result)
             check_pass(w, before, result)
+            if any(w.extra_weight(s) and not before.extra_weight(s)
+                   for s in w.experiments.services()):
+                delete_rollout(copy.deepcopy(w))  # right after a template got weight
     delete_rollout(copy.deepcopy(w))  # where the history left it
     end_experiments(w)
     delete_rollout(w)
