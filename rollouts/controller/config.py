@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from rollouts.clock import Clock, SystemClock
 from rollouts.models.rollout import ValidRollout
@@ -12,7 +13,13 @@ from rollouts.planner.routing import Router
 from rollouts.planner.step_plugins import StepPlugin, load_step_plugins
 from rollouts.traffic import rollout_router
 
-RouterFactory = Callable[[ValidRollout], Router | None]
+
+class RouterFactory(Protocol):
+    """The router of a parsed Rollout; `experiment_services` are its Experiments' Services
+    (given when it is deleted: its routes must let go of them too)."""
+
+    def __call__(self, rollout: ValidRollout, experiment_services: Iterable[str] = (),
+                 /) -> Router | None: ...
 
 
 @dataclass(frozen=True)

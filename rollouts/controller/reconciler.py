@@ -17,7 +17,7 @@ from rollouts.errors import KubeError
 from rollouts.kube.analysis import Templates
 from rollouts.kube.cache import first, plain_copy
 from rollouts.kube.execute import execute, post_events, status_unchanged, write_status
-from rollouts.kube.observe import named_services, observe
+from rollouts.kube.observe import experiment_services, named_services, observe
 from rollouts.kube.pods import read_pods
 from rollouts.kube.routes import finalize_routes, read_routes
 from rollouts.kube.workload import resolve_workload, workload_name
@@ -184,7 +184,9 @@ class Reconciler:
         objects gone; logged, never raised (the Rollout must still go away)."""
         rollout = parse_rollout(plain_copy(body))
         factory = self.config.router_factory
-        router = factory(rollout) if factory and isinstance(rollout, ValidRollout) else None
+        router = factory(rollout, experiment_services(  # the routes may still name them
+            self.experiments.get(self.key, ()), rollout.metadata.uid)
+        ) if factory and isinstance(rollout, ValidRollout) else None
         if router is None:
             return
         try:

@@ -132,6 +132,17 @@ def experiment_view(body: Mapping[str, Any]) -> ExperimentView:
                           resource_version=str(metadata.get("resourceVersion") or ""))
 
 
+def experiment_services(bodies: Iterable[Mapping[str, Any]], rollout_uid: str
+                        ) -> tuple[str, ...]:
+    """The Services of the templates of the Rollout's Experiments, as their status names
+    them: the destinations a deleted Rollout's routes may still send weight to. Read from
+    the Experiments rather than from status.canary.weights.additional, which shows them
+    only a pass after the routes were written."""
+    return tuple(dict.fromkeys(
+        t.service_name for body in bodies if owned_by(body, rollout_uid)
+        for t in experiment_view(body).templates if t.service_name))
+
+
 def named_services(spec: RolloutSpec) -> tuple[str, ...]:
     """Every Service the strategy names."""
     canary = spec.strategy.canary

@@ -345,7 +345,8 @@ def steady(ctx: Context, draft: Draft, strategy: CanaryStrategy, *,
         pause_conditions=None,
         promote_full=None,
         canary=CanaryStatus(
-            weights=_weights(stable_hash, stable_hash, 0, ready, _full(strategy)),
+            weights=with_experiment_weights(ctx, _weights(
+                stable_hash, stable_hash, 0, ready, _full(strategy))),
             desired_weight=0,
             current_step_analysis_run_status=old.current_step_analysis_run_status,
             current_background_analysis_run_status=old.current_background_analysis_run_status,
@@ -410,7 +411,9 @@ def abort(ctx: Context, draft: Draft) -> None:
         promote_full=None,
         analysis_attempt=next_attempt(ctx) or None,
         canary=CanaryStatus(
-            weights=_weights(ctx.desired_hash, stable_hash, actual, False, _full(strategy)),
+            # The experiment templates' shares stay on show until the routes drop them.
+            weights=with_experiment_weights(ctx, _weights(
+                ctx.desired_hash, stable_hash, actual, False, _full(strategy))),
             desired_weight=0,
             current_step_analysis_run_status=run_status(latest_run(ctx, "step")),
             current_background_analysis_run_status=run_status(latest_run(ctx, "background")),

@@ -11,7 +11,7 @@ registered gives a router whose `problems()` names the field, and which writes n
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from importlib.metadata import entry_points
 from typing import Any, Literal
 
@@ -54,20 +54,26 @@ __all__ = ["ENTRY_POINT_GROUP", "Binding", "build_router", "manifest_not_run",
            "manifest_problems", "rollout_router", "spec_problems"]
 
 
-def rollout_router(rollout: ValidRollout) -> Router | None:
+def rollout_router(rollout: ValidRollout, experiment_services: Iterable[str] = ()
+                   ) -> Router | None:
     """The router of a parsed Rollout (the controller's `OperatorConfig.router_factory`):
     objects it creates are owned by the Rollout; with pingPong the Services are bound by
-    the turn status.canary.stablePingPong records."""
+    the turn status.canary.stablePingPong records.
+
+    `experiment_services`: the Services of the Rollout's Experiments (for its deletion:
+    `finalize` removes destinations to them). Those status.canary.weights.additional shows
+    are added: an Experiment already gone may have left its destination in the routes."""
     canary = rollout.spec.strategy.canary
     if canary is None:
         return None
     meta = rollout.metadata
     weights = rollout.status.canary.weights if rollout.status.canary else None
+    shown = [d.service_name for d in (weights.additional or ()) if d.service_name] \
+        if weights else []
     return build_router(canary, meta.namespace, meta.name,
                         rollout_owner_reference(meta.name, meta.uid),
                         stable_side(rollout.status),
-                        tuple(d.service_name for d in (weights.additional or ()) if d.service_name)
-                        if weights else ())
+                        tuple(dict.fromkeys([*experiment_services, *shown])))
 
 
 def build_router(strategy: CanaryStrategy, namespace: str, rollout_name: str,

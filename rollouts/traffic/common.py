@@ -43,8 +43,9 @@ class Binding:
     managed_routes: tuple[str, ...] = ()
     # The ownerReference put on objects the router creates (the Rollout, as controller).
     owner: Mapping[str, Any] = field(default_factory=dict)
-    # Experiment templates' Services the routes may send weight to (the Rollout's
-    # status.canary.weights.additional): finalize removes destinations to them too.
+    # Experiment templates' Services the routes may send weight to (those of the Rollout's
+    # Experiments, and its status.canary.weights.additional): finalize removes
+    # destinations to them too.
     experiment_services: tuple[str, ...] = ()
 
     def owns(self, body: Mapping[str, Any]) -> bool:

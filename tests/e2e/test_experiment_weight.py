@@ -208,3 +208,30 @@ def test_template_weights_follow_the_step_and_leave_before_the_pods(
     for service in [*services_of(made).values(), *services_of(second).values()]:
         sb.wait_for(f"Service {service} deleted", lambda service=service: sb.emulator.get_object(
             "", "v1", "services", sb.namespace, service) is None)
+
+
+@pytest.mark.parametrize("router", [r for r in ROUTERS if r.name != "smi"],
+                         ids=[r.name for r in ROUTERS if r.name != "smi"])
+def test_deleted_right_after_the_template_weights_are_written(
+        cluster: CountingSandbox, router: Router) -> None:
+    """The Rollout is deleted the moment the route first names the templates' Services,
+    before a pass has read them back into status.canary.weights.additional: the finalizer
+    still takes them out of the route (it reads them from the Experiments), and leaves
+    all traffic on the stable."""
+    sb = cluster
+    sb.apply(router.objects)
+    stable = f"{NAME}-stable"
+    s = scenario(sb).given(rollout(NAME, canary(
+        set_weight(20), experiment("1h"), pause(), trafficRouting=router.routing)))
+    s.when(image(f"{NAME}:2"))
+    made = experiment_running(sb)
+    services = set(services_of(made).values())
+    sb.wait_for("the route to name the templates' Services",
+                lambda: services <= set(weights(sb, router)), interval=0.01)
+    shown = (sb.status(NAME).get("canary") or {}).get("weights") or {}
+    sb.emulator.delete_object(GROUP, VERSION, "rollouts", sb.namespace, NAME)
+    sb.wait_for("the Rollout gone", lambda: sb.emulator.get_object(
+        GROUP, VERSION, "rollouts", sb.namespace, NAME) is None)
+    left = weights(sb, router)
+    assert not services & set(left), (left, shown)
+    assert left.get(stable) == 100, left
