@@ -114,6 +114,37 @@ def _plain(value: Any) -> Any:
     return value
 
 
+class _KeyOrderDiff(jsonpatch.DiffBuilder):  # type: ignore[misc]
+    """jsonpatch's diff, visiting a mapping's keys in their order rather than in set order.
+
+    jsonpatch 1.33 compares two mappings through `set(keys)`, so the operations on sibling
+    keys come out in an order that changes with PYTHONHASHSEED (a different patch, byte for
+    byte, from one controller process to the next). Only that walk is replaced: removed keys
+    in the observed order, then added keys in the desired order, then the common ones.
+    tests/unit/traffic/test_patch_order.py builds the patches under several seeds.
+    """
+
+    def _compare_dicts(self, path: str, src: Mapping[str, Any], dst: Mapping[str, Any]
+                       ) -> None:
+        for key in src:
+            if key not in dst:
+                self._item_removed(path, str(key), src[key])
+        for key in dst:
+            if key not in src:
+                self._item_added(path, str(key), dst[key])
+        for key in src:
+            if key in dst:
+                self._compare_values(path, key, src[key], dst[key])
+
+
+def json_diff(src: Any, dst: Any) -> list[Body]:
+    """The RFC 6902 operations from `src` to `dst` (as `jsonpatch.make_patch`), in an order
+    that depends only on the documents."""
+    builder = _KeyOrderDiff(src, dst, jsonpatch.JsonPatch.json_dumper)
+    builder._compare_values("", None, src, dst)
+    return [dict(op) for op in builder.execute()]
+
+
 def guarded_patch(snapshot: RouteSnapshot, desired: Mapping[str, Any],
                   first: list[Body] | None = None) -> RouteWrite | None:
     """The JSON patch from the observed body to `desired`, led by the resourceVersion guard;
@@ -121,7 +152,7 @@ def guarded_patch(snapshot: RouteSnapshot, desired: Mapping[str, Any],
     difference, so that inserting our own route is an insert, not a rewrite of the user's
     routes by position."""
     staged = jsonpatch.apply_patch(_plain(snapshot.body), first) if first else snapshot.body
-    ops = [*(first or []), *jsonpatch.make_patch(_plain(staged), _plain(desired)).patch]
+    ops = [*(first or []), *json_diff(_plain(staged), _plain(desired))]
     if not ops:
         return None
     metadata = snapshot.body.get("metadata") or {}
