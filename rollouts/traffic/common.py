@@ -25,6 +25,7 @@ from rollouts.planner.routing import (
     RouteWrite,
     TrafficIntent,
 )
+from rollouts.traffic.json_diff import json_diff
 
 Body = dict[str, Any]
 Problems = list[tuple[str, str]]
@@ -112,37 +113,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
-
-
-class _KeyOrderDiff(jsonpatch.DiffBuilder):  # type: ignore[misc]
-    """jsonpatch's diff, visiting a mapping's keys in their order rather than in set order.
-
-    jsonpatch 1.33 compares two mappings through `set(keys)`, so the operations on sibling
-    keys come out in an order that changes with PYTHONHASHSEED (a different patch, byte for
-    byte, from one controller process to the next). Only that walk is replaced: removed keys
-    in the observed order, then added keys in the desired order, then the common ones.
-    tests/unit/traffic/test_patch_order.py builds the patches under several seeds.
-    """
-
-    def _compare_dicts(self, path: str, src: Mapping[str, Any], dst: Mapping[str, Any]
-                       ) -> None:
-        for key in src:
-            if key not in dst:
-                self._item_removed(path, str(key), src[key])
-        for key in dst:
-            if key not in src:
-                self._item_added(path, str(key), dst[key])
-        for key in src:
-            if key in dst:
-                self._compare_values(path, key, src[key], dst[key])
-
-
-def json_diff(src: Any, dst: Any) -> list[Body]:
-    """The RFC 6902 operations from `src` to `dst` (as `jsonpatch.make_patch`), in an order
-    that depends only on the documents."""
-    builder = _KeyOrderDiff(src, dst, jsonpatch.JsonPatch.json_dumper)
-    builder._compare_values("", None, src, dst)
-    return [dict(op) for op in builder.execute()]
 
 
 def guarded_patch(snapshot: RouteSnapshot, desired: Mapping[str, Any],

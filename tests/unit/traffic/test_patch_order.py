@@ -4,12 +4,14 @@ Each seed runs in its own interpreter (PYTHONHASHSEED is read at start-up), buil
 router's golden writes, a patch changing many sibling keys at once and a pod-metadata merge
 patch removing many keys, and prints them as JSON in the order built (keys not sorted).
 The bytes must be the same for every seed: a set iterated while building a patch (as
-jsonpatch's own diff does with a mapping's keys) shows up as a difference.
+jsonpatch's own diff does with a mapping's keys) shows up as a difference. `json_diff`, the
+diff the routers use, is also checked by property: its operations give the document wanted.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import os
 import subprocess
 import sys
@@ -17,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import jsonpatch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from rollouts.traffic.common import json_diff
+from rollouts.traffic.json_diff import json_diff
 
 ROOT = Path(__file__).resolve().parents[3]
 SEEDS = ("0", "1", "2", "3", "7", "42")
@@ -88,13 +90,22 @@ _DOCS = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=4)
                      | st.dictionaries(_KEYS, inner, max_size=5), max_leaves=20)
 
 
+def _text(document: Any) -> str:
+    return json.dumps(document, sort_keys=True)  # 1 and True differ, as in JSON
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.dictionaries(_KEYS, _DOCS, max_size=5), st.dictionaries(_KEYS, _DOCS, max_size=5))
+# jsonpatch.make_patch gets this one wrong with some hash seeds: it moves /a/0 to /weight/a
+# after removing /a/0 (the `move` detection of python-json-patch issues #138, #179).
+@example({"b": None, "a": ["a", None], "weight": {}}, {"a": [], "weight": {"a": "a"}})
+@example({"a": 1, "b": [True]}, {"a": True, "b": [1]})
 def test_json_diff_turns_one_document_into_the_other(src: dict[str, Any],
                                                      dst: dict[str, Any]) -> None:
     ops = json_diff(copy.deepcopy(src), copy.deepcopy(dst))
-    assert jsonpatch.apply_patch(copy.deepcopy(src), ops) == dst
-    assert (ops == []) == (src == dst)
+    assert _text(jsonpatch.apply_patch(copy.deepcopy(src), ops)) == _text(dst)
+    assert (ops == []) == (_text(src) == _text(dst))
+    assert all(op["op"] in ("add", "remove", "replace") for op in ops)
 
 
 def test_json_diff_lists_sibling_keys_in_document_order() -> None:
