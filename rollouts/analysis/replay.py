@@ -48,7 +48,8 @@ from rollouts.models.analysis import (
     Metric,
     load_analysis_run,
 )
-from rollouts.models.rollout import CanaryStep, RolloutAnalysis, RolloutSpec
+from rollouts.models.rollout import CanaryStep, RolloutSpec
+from rollouts.models.rollout_analysis import RolloutAnalysis
 from rollouts.planner.types import AnalysisKind
 
 __all__ = ["Event", "Replay", "ReplayInput", "Sampler", "replay"]

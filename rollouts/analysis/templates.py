@@ -42,7 +42,8 @@ from rollouts.models.analysis import (
     load,
 )
 from rollouts.models.metric_rules import DryRun, MeasurementRetention, unmatched_rule
-from rollouts.models.rollout import AnalysisRunArgument, Rollout, RolloutAnalysis
+from rollouts.models.rollout import Rollout
+from rollouts.models.rollout_analysis import AnalysisRunArgument, RolloutAnalysis
 from rollouts.models.wire import ANALYSIS_KIND_LABEL as ANALYSIS_KIND_LABEL
 from rollouts.models.wire import ANALYSIS_STEP_LABEL as ANALYSIS_STEP_LABEL
 from rollouts.models.wire import API_VERSION, POD_TEMPLATE_HASH_LABEL, rollout_owner_reference

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
+from rollouts import logs
+from rollouts.kube.client import KubeClient
+from rollouts.kube.namespaces import warn_missing_namespaces
 from rollouts.notifications.delivery import ConfigSource
 from rollouts.operator import OperatorConfig, run_operator
 from rollouts.telemetry import MetricsAddressError, parse_address
@@ -50,6 +54,9 @@ def controller_command(
         # Deployment update hands over to the new version as soon as its pod starts.
         peering_priority=time.time_ns() // 1_000_000,
     )
+    if not clusterwide:
+        _warn_missing_namespaces(kubeconfig, context, namespaces, verbose=verbose,
+                                 log_format=log_format)
     try:
         run_operator(
             config,
@@ -71,3 +78,21 @@ def _own_namespace(kubeconfig: str | None, context: str | None) -> str:
     from rollouts.kube.config import load
 
     return load(kubeconfig, context).default_namespace or "default"
+
+
+def _warn_missing_namespaces(kubeconfig: str | None, context: str | None,
+                             namespaces: list[str], *, verbose: bool, log_format: str) -> None:
+    """A warning per named namespace that does not exist (rollouts.kube.namespaces), in the
+    controller's log format: logging is configured here as run_operator configures it
+    next (configuring again replaces the handler)."""
+    from rollouts.kube.config import load
+
+    connection = load(kubeconfig, context)
+    logs.configure(log_format, verbose=verbose,
+                   secrets=(connection.token or "", connection.password or ""))
+
+    async def check() -> None:
+        async with KubeClient(connection, http="httpx", timeout=5.0) as client:
+            await warn_missing_namespaces(client, namespaces)
+
+    asyncio.run(check())

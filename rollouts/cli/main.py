@@ -45,7 +45,8 @@ def controller(
     namespace: Annotated[
         list[str] | None,
         typer.Option("--namespace", "-n", metavar="NAMESPACE",
-                     help="Serve this namespace (repeatable)."),
+                     help="Serve this namespace (repeatable); one that does not exist "
+                     "yet is warned about and watched."),
     ] = None,
     all_namespaces: Annotated[
         bool, typer.Option("--all-namespaces", "-A", help="Serve every namespace.")
@@ -102,7 +103,12 @@ def controller(
         raise fail("the controller is not part of this build") from None
     from rollouts.analysis.providers.egress import parse_networks
     from rollouts.kube.config import KubeconfigError, UnreachableError, check_reachable, load
+    from rollouts.kube.namespaces import namespace_name_problem
 
+    for name in namespace or []:  # a name no namespace can have is a usage error
+        problem = namespace_name_problem(name)
+        if problem is not None:
+            raise fail(problem, code=2)
     try:
         parse_networks(allow_metric_address or [])
     except ValueError as exc:

@@ -31,7 +31,11 @@ from rollouts.models.experiment import (
     ValidExperiment,
     parse_experiment,
 )
-from rollouts.models.rollout import AnalysisRunArgument, AnalysisTemplateRef, RolloutAnalysis
+from rollouts.models.rollout_analysis import (
+    AnalysisRunArgument,
+    AnalysisTemplateRef,
+    RolloutAnalysis,
+)
 from rollouts.models.wire import (
     API_VERSION,
     EXPERIMENT_LABEL,

@@ -17,7 +17,7 @@ from typing import Final
 
 from pydantic import BaseModel
 
-from rollouts.models import analysis, comparison, providers, rollout
+from rollouts.models import analysis, comparison, providers, rollout, rollout_analysis
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ CEL_RULES: Final[Mapping[type[BaseModel], tuple[CelRule, ...]]] = MappingProxyTy
                 "activeService and previewService must be different Services",
             ),
         ),
-        rollout.ArgumentValueFrom: (
+        rollout_analysis.ArgumentValueFrom: (
             CelRule(
                 exactly_one(has("podTemplateHashValue"), has("fieldRef")),
                 "valueFrom needs exactly one of podTemplateHashValue, fieldRef",

@@ -22,8 +22,13 @@ from rollouts.models.base import (
     parse_duration,
 )
 from rollouts.models.experiment_weight import experiment_weight_errors
-from rollouts.models.metric_rules import DryRun, MeasurementRetention
 from rollouts.models.pods import AntiAffinity
+from rollouts.models.rollout_analysis import (
+    AnalysisRunArgument,
+    AnalysisRunHistory,
+    RolloutAnalysis,
+    RolloutAnalysisBackground,
+)
 from rollouts.models.step_kinds import NO_STEP_KIND as NO_STEP_KIND
 from rollouts.models.step_kinds import STEP_ACTIONS as STEP_ACTIONS
 from rollouts.models.step_kinds import STEP_KINDS as STEP_KINDS
@@ -69,61 +74,6 @@ class LabelSelectorRequirement(ApiModel):
 class LabelSelector(ApiModel):
     match_labels: dict[str, str] | None = None
     match_expressions: list[LabelSelectorRequirement] | None = None
-
-
-# --- analysis references (the Rollout side; templates live in models/analysis.py) ----------
-
-
-class SecretKeyRef(ApiModel):
-    name: str
-    key: str
-
-
-class FieldRef(ApiModel):
-    field_path: str
-
-
-class ArgumentValueFrom(ApiModel):
-    pod_template_hash_value: Literal["Stable", "Latest"] | None = None
-    field_ref: FieldRef | None = None
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> ArgumentValueFrom:
-        given = [f for f in (self.pod_template_hash_value, self.field_ref) if f is not None]
-        if len(given) != 1:
-            raise ValueError("valueFrom needs exactly one of podTemplateHashValue, fieldRef")
-        return self
-
-
-class AnalysisRunArgument(ApiModel):
-    name: str
-    value: str | None = None
-    value_from: ArgumentValueFrom | None = None
-
-
-class AnalysisTemplateRef(ApiModel):
-    template_name: str
-    cluster_scope: bool = False
-
-
-class RolloutAnalysis(ApiModel):
-    templates: list[AnalysisTemplateRef] = Field(min_length=1)
-    args: list[AnalysisRunArgument] | None = None
-    # Merged into the AnalysisRun's (after the templates' own, so the Rollout's win);
-    # models/metric_rules.py says what a rule matches.
-    dry_run: list[DryRun] | None = None
-    measurement_retention: list[MeasurementRetention] | None = None
-
-
-class RolloutAnalysisBackground(RolloutAnalysis):
-    starting_step: int | None = Field(default=None, ge=0, le=MAX_INT32)
-
-
-class AnalysisRunHistory(ApiModel):
-    """spec.analysis: how many finished AnalysisRuns to keep."""
-
-    successful_run_history_limit: int = Field(default=5, ge=0, le=MAX_INT32)
-    unsuccessful_run_history_limit: int = Field(default=5, ge=0, le=MAX_INT32)
 
 
 # --- canary ---------------------------------------------------------------------------------

@@ -14,11 +14,11 @@ from typing import Literal
 
 from rollouts.models.rollout import (
     PauseCondition,
-    RolloutAnalysis,
     RolloutAnalysisRunStatus,
     RolloutSpec,
     ValidRollout,
 )
+from rollouts.models.rollout_analysis import RolloutAnalysis
 from rollouts.models.wire import COMPLETED_RUN_PHASES, INCONCLUSIVE_PAUSE
 from rollouts.planner.context import Context, Draft
 from rollouts.planner.manifests import pod_template_hash

@@ -113,8 +113,10 @@ def key_changes(before: PodMetadataView, after: PodMetadataView, *, current: Map
     new = dict(getattr(after, kind))
     changes: dict[str, str | None] = {k: v for k, v in new.items()
                                       if k not in keep and current.get(k) != v}
-    for key in old.keys() - new.keys() - keep:
-        if key in current:
+    # In `before`'s order (sorted pairs), not set order: the patch is the same bytes in
+    # every process.
+    for key in old:
+        if key not in new and key not in keep and key in current:
             changes[key] = None
     return changes
 

@@ -25,6 +25,7 @@ from rollouts.planner.routing import (
     RouteWrite,
     TrafficIntent,
 )
+from rollouts.traffic.json_diff import json_diff
 
 Body = dict[str, Any]
 Problems = list[tuple[str, str]]
@@ -122,7 +123,7 @@ def guarded_patch(snapshot: RouteSnapshot, desired: Mapping[str, Any],
     difference, so that inserting our own route is an insert, not a rewrite of the user's
     routes by position."""
     staged = jsonpatch.apply_patch(_plain(snapshot.body), first) if first else snapshot.body
-    ops = [*(first or []), *jsonpatch.make_patch(_plain(staged), _plain(desired)).patch]
+    ops = [*(first or []), *json_diff(_plain(staged), _plain(desired))]
     if not ops:
         return None
     metadata = snapshot.body.get("metadata") or {}

@@ -24,7 +24,8 @@ from rollouts.models.analysis import (
     load_analysis_template,
     load_cluster_analysis_template,
 )
-from rollouts.models.rollout import POD_TEMPLATE_HASH_LABEL, Rollout, RolloutAnalysis
+from rollouts.models.rollout import POD_TEMPLATE_HASH_LABEL, Rollout
+from rollouts.models.rollout_analysis import RolloutAnalysis
 
 ROLLOUT: dict[str, Any] = {
     "apiVersion": "rollouts.dev/v1alpha1",

@@ -16,12 +16,12 @@ import httpx
 import pytest
 
 from rollouts.sandbox.apiserver import ApiEmulator
-from rollouts.sandbox.app import (
+from rollouts.sandbox.app import AppSimulator
+from rollouts.sandbox.app_traffic import (
     BAD,
     GOOD,
     IDLE,
     SLOW,
-    AppSimulator,
     ReplicaSetTraffic,
     profile_for_image,
     profile_for_pod_spec,

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from rollouts.models import analysis, comparison, rollout
+from rollouts.models import analysis, comparison, rollout, rollout_analysis
 from rollouts.models.cel_rules import CEL_RULES, exactly_one, rules_for
 from rollouts.models.crds import HEADER, crds_differ, generate_crds, render_crds, write_crds
 from rollouts.models.structural_schema import (
@@ -321,7 +321,8 @@ def test_every_rule_of_the_table_is_emitted() -> None:
 
 def test_subclasses_inherit_rules() -> None:
     assert rules_for(analysis.AnalysisTemplateSpec) == CEL_RULES[analysis.AnalysisTemplateSpec]
-    assert rules_for(rollout.RolloutAnalysisBackground) == rules_for(rollout.RolloutAnalysis)
+    assert (rules_for(rollout_analysis.RolloutAnalysisBackground)
+            == rules_for(rollout_analysis.RolloutAnalysis))
 
 
 # An object in a list without maxItems is costed by the API server as if it occurred ~1M times
@@ -374,7 +375,7 @@ RULE_CASES: list[tuple[type[BaseModel], dict[str, Any], dict[str, list[Any]]]] =
     (rollout.CanaryStrategy, {}, {"canaryService": ["", "a", "b"], "stableService": ["", "a"]}),
     (rollout.BlueGreenStrategy, {"activeService": "a"}, {"previewService": ["", "a", "b"]}),
     (
-        rollout.ArgumentValueFrom,
+        rollout_analysis.ArgumentValueFrom,
         {},
         {"podTemplateHashValue": ["Stable"], "fieldRef": [{"fieldPath": "metadata.name"}]},
     ),

@@ -19,11 +19,11 @@ from rollouts.models.rollout import (
     BlueGreenStrategy,
     CanaryStep,
     CanaryStrategy,
-    RolloutAnalysis,
     RolloutSpec,
     RolloutStrategy,
     rollout_manifest_errors,
 )
+from rollouts.models.rollout_analysis import RolloutAnalysis
 from tests.unit.world import blue_green_spec, canary_spec
 
 # field -> where the controller acts on it (module) or "refused: <when>"

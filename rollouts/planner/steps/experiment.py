@@ -25,12 +25,12 @@ from typing import Any
 
 from rollouts.models.experiment import TRAFFIC_HOLD_ANNOTATION
 from rollouts.models.rollout import (
-    AnalysisRunArgument,
     CanaryStep,
     LabelSelector,
     RolloutExperimentStep,
     RolloutExperimentTemplate,
 )
+from rollouts.models.rollout_analysis import AnalysisRunArgument
 from rollouts.models.wire import (
     ANALYSIS_ATTEMPT_LABEL,
     ANALYSIS_STEP_LABEL,
