@@ -24,7 +24,14 @@ from rollouts.planner.types import (
     PinService,
     ScaleReplicaSet,
 )
-from rollouts.planner.write_folding import FOLD_SECONDS, fold, may_wait, minor_change, passing
+from rollouts.planner.write_folding import (
+    FOLD_SECONDS,
+    fold,
+    may_wait,
+    minor_change,
+    passing,
+    with_status,
+)
 
 NOW = dt.datetime(2026, 12, 4, 12, 0, tzinfo=dt.UTC)
 
@@ -162,3 +169,16 @@ def test_what_is_not_a_passing_state(why: str) -> None:
     elif why == "indefinite pause passed":
         old, new = status(current_step_index=3), status(current_step_index=4, step="4/4")
     assert not passing(old, new, actions, events, STEPS)
+
+
+def test_due_events_a_written_status_shows_go_out_the_others_wait_with_the_status() -> None:
+    """Rule 3: the first `shown` due Events go out; the rest wait with a status that may
+    wait, and go out with one that is written at once."""
+    due = [Event("Normal", "ReplicaSetCreated", "created"),
+           Event("Normal", "RolloutPaused", "paused"),
+           Event("Normal", "RolloutStepChanged", "step 2 -> 3")]
+    assert with_status(due, 2, status_may_wait=True) == (tuple(due[:2]), (due[2],))
+    assert with_status(due, 0, status_may_wait=True) == ((), tuple(due))
+    assert with_status(due, 3, status_may_wait=True) == (tuple(due), ())
+    assert with_status(due, 2, status_may_wait=False) == (tuple(due), ())
+    assert with_status([], 0, status_may_wait=True) == ((), ())
