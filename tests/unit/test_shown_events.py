@@ -4,7 +4,6 @@ the held status, and the waiting state is not written just for them."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from rollouts.controller.config import OperatorConfig
@@ -12,19 +11,7 @@ from rollouts.controller.reconciler import Reconciler
 from rollouts.controller.runtime import Runtime
 from tests.unit.test_execute import Recorder, rollout_body
 from tests.unit.test_reconcile import Cluster
-
-T0 = dt.datetime(2026, 12, 5, 8, 0, tzinfo=dt.UTC)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.at = T0
-
-    def now(self) -> dt.datetime:
-        return self.at
-
-    def at_offset(self, seconds: float) -> None:
-        self.at = T0 + dt.timedelta(seconds=seconds)
+from tests.unit.test_status_echo import Clock
 
 
 def kinds(writes: list[tuple[str, str, Any]]) -> list[str]:

@@ -32,6 +32,8 @@ def status_reply(code: int, reason: str) -> tuple[int, dict[str, Any]]:
 
 
 class Clock:
+    """The reconciler's clock, moved by the test."""
+
     def __init__(self) -> None:
         self.at = T0
 
@@ -40,6 +42,9 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.at += dt.timedelta(seconds=seconds)
+
+    def at_offset(self, seconds: float) -> None:
+        self.at = T0 + dt.timedelta(seconds=seconds)
 
 
 def written(rec: Recorder, body: dict[str, Any], version: str) -> dict[str, Any]:
