@@ -22,7 +22,7 @@ from rollouts.controller.echoes import (
     missing,
     outcome_unknown,
 )
-from rollouts.controller.parsed import Parsed, parse_once
+from rollouts.controller.parsed import Parsed, parse_once, version_of
 from rollouts.controller.runtime import Key, Runtime, deployment_key
 from rollouts.errors import KubeError, NotFoundError
 from rollouts.kube.analysis import Templates
@@ -93,10 +93,11 @@ class Reconciler:
         deployments: Any = None,
     ) -> float | None:
         """One pass; the seconds until the planner wants to look again (None: on change)."""
-        if (body.get("metadata") or {}).get("deletionTimestamp"):
+        metadata = body.get("metadata") or {}
+        if metadata.get("deletionTimestamp"):
             return None
         now = self.config.clock.now()
-        current = await self._current(body, now)
+        current = await self._current(body, version_of(metadata), now)
         if not isinstance(current, Parsed):
             return current  # the Rollout's watch event wakes us (None: it is gone)
         if self.unsure is not None:
@@ -181,20 +182,20 @@ class Reconciler:
             )
         return _sooner(plan.requeue_after, held.due_in(now))
 
-    async def _current(self, body: Mapping[str, Any], now: dt.datetime) -> Parsed | float | None:
+    async def _current(self, body: Mapping[str, Any], version: tuple[str, str],
+                       now: dt.datetime) -> Parsed | float | None:
         """The version of the Rollout to plan from (`echoes.look`): the watched body, once
         it is past every version our status writes replaced; else the one last read fresh
         while it is not behind; else the seconds to wait for the watch, and once the wait
         is up (at once after a write of unknown outcome) the Rollout read fresh (None:
         it is gone)."""
         latest = self.parsed.resource_version if self.parsed is not None else None
-        where = look(self.echo, str((body.get("metadata") or {}).get("resourceVersion") or ""),
-                     latest, now)
+        where = look(self.echo, version[1], latest, now)
         if isinstance(where, float):
             return where
         if where == "watched":
             self.echo = NO_ECHO
-            self.parsed = parse_once(self.parsed, body)
+            self.parsed = parse_once(self.parsed, body, version)
         elif where == "read":
             log.debug("status write not seen in the watch; reading the Rollout",
                       extra={"rollout": self.name})

@@ -68,7 +68,8 @@ async def test_a_pass_validates_the_spec_once_and_no_template(
             specs.clear()
             await reconciler.reconcile(body, {}, services, {},
                                        ({"shop": [indexed]}, {"": []}))
-            assert len(specs) == 1, "the spec was validated more than once in a pass"
+            # Once in the first pass; the versions our writes make have the same spec.
+            assert len(specs) == (1 if version == 43 else 0), specs
             body["metadata"]["resourceVersion"] = str(version)  # our write came back
     assert templates_parsed == []
     assert [m for m, *_ in rec.requests].count("POST") >= 1  # the pass did act
