@@ -210,7 +210,8 @@ class Reconciler:
 
     async def _settle(self, current: Parsed, now: dt.datetime) -> None:
         """A status write of unknown outcome, settled by the Rollout planned from: if it
-        shows the status written, the write landed and its pass's Events go out now."""
+        shows the status written, the write landed and its pass's Events go out now (its
+        notifications go with this pass's status, which is that one)."""
         unsure, self.unsure = self.unsure, None
         if unsure is None or not status_unchanged(current.status, unsure.status):
             return  # lost: this pass plans it again

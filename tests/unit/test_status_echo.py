@@ -54,6 +54,19 @@ def written(rec: Recorder, body: dict[str, Any], version: str) -> dict[str, Any]
             "metadata": {**body["metadata"], "resourceVersion": version}}
 
 
+class Notifier:
+    """Just enough of notifications.delivery's notifier: records what is submitted."""
+
+    def __init__(self) -> None:
+        self.submitted: list[Any] = []
+
+    def annotate(self, key: Any, old: Any, new: Any, annotations: Any, now: Any) -> Any:
+        return new
+
+    def submit(self, key: Any, status: Any) -> None:
+        self.submitted.append(status)
+
+
 def methods(rec: Recorder) -> list[str]:
     return [m for m, *_ in rec.requests]
 
@@ -147,14 +160,17 @@ async def test_a_status_write_of_unknown_outcome_is_settled_by_one_read(landed: 
     cluster = Cluster.of_canary()
     rec = cluster.rec
     rec.replies[("PUT", STATUS)] = status_reply(504, "Timeout")
+    notifier = Notifier()
     async with rec.client() as client:
         runtime = Runtime(client=client, providers=None)  # type: ignore[arg-type]
+        runtime.notifier = notifier  # type: ignore[assignment]
         reconciler = Reconciler(OperatorConfig(clock=clock), runtime,  # type: ignore[arg-type]
                                 ("shop", "web"))
         stale = copy.deepcopy(cluster.body)
         with pytest.raises(KubeError):
             await reconciler.reconcile(stale, *cluster.caches(), {}, ({}, {}))
         assert reconciler.unsure is not None and not reconciler.held.events
+        assert notifier.submitted == []  # not known to be written
         cluster.take_writes()
         del rec.replies[("PUT", STATUS)]
         rec.replies[("GET", ROLLOUT)] = (200, cluster.body if landed else stale)
@@ -165,6 +181,8 @@ async def test_a_status_write_of_unknown_outcome_is_settled_by_one_read(landed: 
         assert after == (["GET"] if landed else ["GET", "PUT"])
         assert reconciler.unsure is None
         assert reconciler.held.events  # the new revision's Events: held, not lost
+        # Its notifications go out when the status is known to be written.
+        assert notifier.submitted and notifier.submitted[-1].phase == "Progressing"
         if landed:  # the watch still behind: planned from the body read, nothing written
             sent = len(rec.requests)
             clock.advance(0.1)
