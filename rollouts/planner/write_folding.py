@@ -23,7 +23,8 @@ delayed by at most that.
    scaled, a Service pinned).
 
 Never held back: anything a reader acts on that the next pass cannot derive again. A
-change of stable revision, abort, pause conditions started, analysis or experiment state,
+change of stable revision, abort, pause conditions started, analysis or experiment state
+(the experiment templates' traffic weights, `canary.weights.additional`, included),
 analysis attempt, promote-full, notifications, selector repairs, restart, blue-green
 state, conditions other than Ready/Reconciling/Stalled; any Warning; a phase other than
 Progressing (a Paused, Healthy or Degraded Rollout is written at once); a Rollout never
@@ -116,9 +117,13 @@ def _not_derived(status: RolloutStatus) -> dict[str, Any]:
     whole = status.model_dump(mode="json", exclude=set(_PASSING_FIELDS))
     whole["other_conditions"] = [c.model_dump(mode="json") for c in status.conditions or ()
                                  if c.type not in _PHASE_CONDITIONS]
-    if isinstance(whole.get("canary"), dict):  # the weights follow the step and the pods
-        whole["canary"] = {k: v for k, v in whole["canary"].items()
+    canary = whole.get("canary")
+    if isinstance(canary, dict):  # the weights follow the step and the pods
+        whole["canary"] = {k: v for k, v in canary.items()
                            if k not in ("weights", "desired_weight")}
+        # except the experiment templates' (weights.additional): experiment state, which a
+        # reader acts on and an experiment may end within the hold (never held)
+        whole["canary"]["additional"] = (canary.get("weights") or {}).get("additional")
     return whole
 
 

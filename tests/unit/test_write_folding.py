@@ -182,3 +182,19 @@ def test_due_events_a_written_status_shows_go_out_the_others_wait_with_the_statu
     assert with_status(due, 3, status_may_wait=True) == (tuple(due), ())
     assert with_status(due, 2, status_may_wait=False) == (tuple(due), ())
     assert with_status([], 0, status_may_wait=True) == ((), ())
+
+
+def test_the_experiment_templates_weights_are_never_held() -> None:
+    """canary.weights.additional (an experiment's traffic, as read back) is experiment
+    state: a change of it is written at once, even in a state the Rollout passes through."""
+    old = status()
+    weights = old.canary.weights if old.canary else None
+    assert weights is not None and old.canary is not None
+    shares = [WeightDestination(pod_template_hash="exp", weight=10,
+                                service_name="web-exp-canary")]
+    new = old.model_copy(update={"canary": old.canary.model_copy(update={
+        "weights": weights.model_copy(update={"additional": shares})})})
+    assert not passing(old, new, (), (), STEPS)
+    assert not minor_change(old, new)
+    moved = new.model_copy(update={"ready_replicas": 3})  # the same shares, pods moving
+    assert minor_change(new, moved) and passing(new, moved, (SCALE,), (), STEPS)
