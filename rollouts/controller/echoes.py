@@ -1,24 +1,96 @@
-"""The writes of a pass whose status was held back, until the watch brings them back.
+"""Our own writes, until the watch brings them back.
 
-A pass that writes its status waits for that write's echo before planning again (the
-reconciler's `written_over`); the ReplicaSet and Service watch events of its actions come
-before it, as a rule. A pass whose status is held back (`rollouts.planner.write_folding`)
-has no echo to wait for, and the next pass may be woken by the first of its actions' watch
-events (the Service's) while the caches do not show the others yet: it would create the
-ReplicaSet again (an AlreadyExists no-op, but a request) or scale it from a stale view (a
-409). So until every action of a held pass shows in the caches, or `ECHO_WAIT` is up, the
-next pass waits for them, woken by their watch events.
+**The Rollout's status** (`RolloutEcho`). A pass that wrote the status must not plan again
+from the body it replaced: it would plan the same transition a second time from a status
+the server no longer has (a 409 at best). So the next passes wait, woken by the Rollout's
+watch, until the watched body is at another resourceVersion than every one known to be
+behind the server; if the watch has not shown it within `ECHO_WAIT`, the Rollout is read
+fresh (one GET) and planned from that. A status write whose outcome is unknown (a timeout,
+a 5xx: it may have landed with only the reply lost) is handled the same way, except that
+the next pass reads at once unless the watch already shows a newer version: waiting for an
+echo of a write that may not have landed would only add the timeout.
+
+**A held pass's actions** (`Echo`). The ReplicaSet and Service watch events of a pass's
+actions come before its status echo, as a rule. A pass whose status is held back
+(`rollouts.planner.write_folding`) has no echo to wait for, and the next pass may be woken
+by the first of its actions' watch events (the Service's) while the caches do not show the
+others yet: it would create the ReplicaSet again (an AlreadyExists no-op, but a request)
+or scale it from a stale view (a 409). So until every action of a held pass shows in the
+caches, or `ECHO_WAIT` is up, the next pass waits for them, woken by their watch events.
+(A failed pass's actions are not waited for: which of them went out is not known, and each
+is guarded, so a stale view costs a no-op create or a 409.)
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import httpx
+
+from rollouts.errors import KubeError
 from rollouts.planner.types import Action, CreateReplicaSet, PinService, ScaleReplicaSet
 
-__all__ = ["Echo", "awaited", "missing"]
+__all__ = ["ECHO_WAIT", "NO_ECHO", "Echo", "Look", "RolloutEcho", "awaited", "look", "missing",
+           "outcome_unknown"]
+
+# How long to trust that our own write will come back through the watch before reading
+# the object fresh (the status) or planning from the caches as they are (a held pass's
+# actions).
+ECHO_WAIT = 5.0
+
+
+@dataclass(frozen=True)
+class RolloutEcho:
+    """The Rollout's versions the watch may still show that are behind the server (the
+    ones our status writes replaced), and until when to wait for the watch to move past
+    them before reading the Rollout fresh."""
+
+    behind: frozenset[str]
+    until: dt.datetime
+
+    def after_write(self, version: str, now: dt.datetime, *, landed: bool) -> RolloutEcho:
+        """Also behind: `version`, replaced by a status write (`landed`: known to have;
+        else its outcome is unknown, and the next pass reads fresh unless the watch shows
+        a newer version)."""
+        return RolloutEcho(self.behind | {version},
+                           now + dt.timedelta(seconds=ECHO_WAIT) if landed else now)
+
+    def read(self, version: str) -> RolloutEcho:
+        """After a fresh read: the server is at `version`, so that one is not behind."""
+        return RolloutEcho(self.behind - {version}, self.until)
+
+
+NO_ECHO = RolloutEcho(frozenset(), dt.datetime.min.replace(tzinfo=dt.UTC))
+
+Look = Literal["watched", "latest", "read"] | float
+
+
+def look(echo: RolloutEcho, watched: str, latest: str | None, now: dt.datetime) -> Look:
+    """Which body a pass plans from: the watched one ("watched", once it is at none of the
+    versions behind), the one last read fresh ("latest", its version, while it is not
+    behind), else wait that many seconds for the watch, or "read" the Rollout once the
+    wait is up."""
+    if watched not in echo.behind:
+        return "watched"
+    if latest is not None and latest not in echo.behind:
+        return "latest"
+    left = (echo.until - now).total_seconds()
+    return left if left > 0 else "read"
+
+
+def outcome_unknown(exc: BaseException) -> bool:
+    """Whether a write that raised `exc` may have been applied: the reply was lost (a
+    transport failure after the request went out) or the server failed (5xx: e.g. a
+    timeout after the write was committed). By status code only, never the message; a
+    connection never made, a 409, a 429 and other 4xx were not applied."""
+    if isinstance(exc, KubeError):
+        return exc.status >= 500
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+        return False
+    return isinstance(exc, httpx.TransportError)
 
 
 @dataclass(frozen=True)

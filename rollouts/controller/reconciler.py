@@ -8,48 +8,79 @@ import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from rollouts.controller.config import OperatorConfig
-from rollouts.controller.echoes import Echo, awaited, missing
+from rollouts.controller.echoes import (
+    ECHO_WAIT,
+    NO_ECHO,
+    Echo,
+    RolloutEcho,
+    awaited,
+    look,
+    missing,
+    outcome_unknown,
+)
+from rollouts.controller.parsed import Parsed, parse_once, version_of
 from rollouts.controller.runtime import Key, Runtime, deployment_key
-from rollouts.errors import KubeError
+from rollouts.errors import KubeError, NotFoundError
 from rollouts.kube.analysis import Templates
-from rollouts.kube.cache import first, plain_copy
+from rollouts.kube.cache import first
 from rollouts.kube.execute import execute, post_events, status_unchanged, write_status
 from rollouts.kube.observe import experiment_services, named_services, observe
 from rollouts.kube.pods import read_pods
 from rollouts.kube.routes import finalize_routes, read_routes
 from rollouts.kube.workload import resolve_workload, workload_name
-from rollouts.models.rollout import CanaryStep, InvalidRollout, ValidRollout, parse_rollout
+from rollouts.models.rollout import (
+    GROUP,
+    VERSION,
+    CanaryStep,
+    InvalidRollout,
+    RolloutStatus,
+    ValidRollout,
+)
 from rollouts.planner.events import Held, hold
 from rollouts.planner.plan import plan as make_plan
-from rollouts.planner.types import Observed
-from rollouts.planner.write_folding import FOLD_SECONDS, Pending, fold, may_wait
+from rollouts.planner.types import Event, Observed
+from rollouts.planner.write_folding import FOLD_SECONDS, Pending, fold, may_wait, with_status
+
+__all__ = ["ECHO_WAIT", "Reconciler"]
 
 log = logging.getLogger("rollouts.operator")
 
-# How long to trust that our own status write will come back through the watch before
-# planning on the (then stale) body anyway.
-ECHO_WAIT = 5.0
+
+@dataclass(frozen=True)
+class Unsure:
+    """A status write whose outcome is unknown, and what the pass would have kept had it
+    landed: its Events, posted once the Rollout shows the status (else planned again)."""
+
+    status: RolloutStatus
+    events: tuple[Event, ...]
+    held: Held
+    shown: int
 
 
 class Reconciler:
-    """One Rollout's observe -> plan -> execute passes (state between passes: the
-    resourceVersion of our last status write, to wait for its echo; a status and Events
-    held back for the next write, at most a few seconds)."""
+    """One Rollout's observe -> plan -> execute passes. State between passes: the last
+    parsed version of the Rollout; the versions our status writes replaced, until the
+    watch shows them (`echoes.RolloutEcho`); a status and Events held back for the next
+    write, at most a few seconds."""
 
     def __init__(self, config: OperatorConfig, runtime: Runtime, key: Key) -> None:
         self.config = config
         self.runtime = runtime
         self.key = key
         self.name = f"{key[0]}/{key[1]}"
-        self.written_over: str | None = None  # the rv our last status write replaced
+        self.parsed: Parsed | None = None  # the last version parsed (watched or read)
+        self.echo: RolloutEcho = NO_ECHO  # versions behind our status writes
+        self.unsure: Unsure | None = None  # a status write of unknown outcome
         self.pending: Pending | None = None  # a status held back (planner.write_folding)
         self.pending_since: dt.datetime | None = None  # held since (until written)
         self.echoes: tuple[Echo, ...] = ()  # a held pass's writes not yet in the caches
         self.echoes_until: dt.datetime | None = None
         self.held = Held()  # Events waiting for the next transition (planner.events rule 4)
+        self.shown = 0  # how many of `held` a written status shows (write_folding rule 3)
         self.experiments: Any = {}  # experiments: the rollout_experiments index
 
     async def reconcile(
@@ -62,27 +93,25 @@ class Reconciler:
         deployments: Any = None,
     ) -> float | None:
         """One pass; the seconds until the planner wants to look again (None: on change)."""
-        snapshot: dict[str, Any] = plain_copy(body)
-        metadata = snapshot.get("metadata") or {}
+        metadata = body.get("metadata") or {}
         if metadata.get("deletionTimestamp"):
             return None
-        rv = str(metadata.get("resourceVersion") or "")
-        if self.written_over is not None and rv == self.written_over:
-            # Our own status write has not come back yet: planning now would plan from the
-            # status we just replaced. The Rollout's watch event wakes us.
-            self.written_over = None
-            return ECHO_WAIT
-        self.written_over = None
+        now = self.config.clock.now()
+        current = await self._current(body, version_of(metadata), now)
+        if not isinstance(current, Parsed):
+            return current  # the Rollout's watch event wakes us (None: it is gone)
+        if self.unsure is not None:
+            await self._settle(current, now)
         if self.echoes and (wait := self._echo_wait(replica_sets, services)) is not None:
             return wait  # their watch events wake us
 
-        rollout = parse_rollout(snapshot)  # validated once; every step below reads this
+        rv = current.resource_version
+        rollout = current.rollout  # validated once per version; every step reads this
         written = rollout.status  # as on the server
         if self.pending is not None and self.pending.resource_version != rv:
             self.pending = None  # the Rollout changed since: plan from the server's status
         if self.pending is not None:  # plan on from the status held, as if it were written
             rollout = dataclasses.replace(rollout, status=self.pending.status)
-        now = self.config.clock.now()
         observed = Observed()
         deployment = None  # workloadRef: the template comes from the Deployment
         watched: tuple[str, ...] = ()
@@ -105,23 +134,37 @@ class Reconciler:
                           now=now, moves_in=plan.requeue_after
                           if plan.status.phase == "Paused" else None)
         planned = plan.status
-        folded = fold(written, planned, may_wait=may_wait(
-            written, planned, plan.actions, plan.events, posting_events=bool(post),
-            steps=_canary_steps(rollout)),
-            pending_since=self.pending_since, requeue_after=plan.requeue_after, now=now)
+        waits = may_wait(written, planned, plan.actions, plan.events, posting_events=False,
+                         steps=_canary_steps(rollout))
+        # Due Events a written status shows go out; the others wait with this status.
+        post, late = with_status(post, self.shown if post else 0, status_may_wait=waits)
+        folded = fold(written, planned, may_wait=waits, pending_since=self.pending_since,
+                      requeue_after=plan.requeue_after, now=now)
+        if folded.write:
+            post, late = post + late, ()
+        elif late:
+            held = Held(late, folded.pending_since)
+        shown = len(held.events) if folded.write else 0 if post or late else self.shown
         if not folded.write:  # the next write (or the end of the hold) carries it
             plan = dataclasses.replace(plan, status=written, requeue_after=folded.requeue_after)
-        status_changes = not status_unchanged(snapshot.get("status"), plan.status)
-        wrote = await execute(self.runtime.client, rollout.metadata, snapshot.get("status"),
-                              dataclasses.replace(plan, events=post), now, self.runtime.events)
+        status_changes = not status_unchanged(current.status, plan.status)
+        try:
+            wrote = await execute(self.runtime.client, rollout.metadata, current.status,
+                                  dataclasses.replace(plan, events=post), now,
+                                  self.runtime.events)
+        except Exception as exc:
+            if status_changes and outcome_unknown(exc):  # it may have landed: read first
+                self.echo = self.echo.after_write(rv, now, landed=False)
+                self.unsure = Unsure(plan.status, post, held, shown)
+            raise
         # Only once applied: a conflict plans them again.
-        self.held = held
+        self.held, self.shown = held, shown
         self.pending = None if folded.write else Pending(rv, planned)
         self.pending_since = folded.pending_since
         self.echoes = () if folded.write else awaited(plan.actions)
         self.echoes_until = now + dt.timedelta(seconds=ECHO_WAIT)
         if status_changes:
-            self.written_over = rv
+            self.echo = self.echo.after_write(rv, now, landed=True)
         if notifier is not None:  # notifications: delivered only once written
             notifier.submit(self.key, plan.status)
         if wrote:
@@ -138,6 +181,45 @@ class Reconciler:
                 },
             )
         return _sooner(plan.requeue_after, held.due_in(now))
+
+    async def _current(self, body: Mapping[str, Any], version: tuple[str, str],
+                       now: dt.datetime) -> Parsed | float | None:
+        """The version of the Rollout to plan from (`echoes.look`): the watched body, once
+        it is past every version our status writes replaced; else the one last read fresh
+        while it is not behind; else the seconds to wait for the watch, and once the wait
+        is up (at once after a write of unknown outcome) the Rollout read fresh (None:
+        it is gone)."""
+        latest = self.parsed.resource_version if self.parsed is not None else None
+        where = look(self.echo, version[1], latest, now)
+        if isinstance(where, float):
+            return where
+        if where == "watched":
+            self.echo = NO_ECHO
+            self.parsed = parse_once(self.parsed, body, version)
+        elif where == "read":
+            log.debug("status write not seen in the watch; reading the Rollout",
+                      extra={"rollout": self.name})
+            try:
+                fresh = await self.runtime.client.get(GROUP, VERSION, "rollouts", *self.key)
+            except NotFoundError:
+                return None
+            self.parsed = parse_once(self.parsed, fresh)
+            self.echo = self.echo.read(self.parsed.resource_version)
+        assert self.parsed is not None  # "latest" names a version read before
+        return self.parsed
+
+    async def _settle(self, current: Parsed, now: dt.datetime) -> None:
+        """A status write of unknown outcome, settled by the Rollout planned from: if it
+        shows the status written, the write landed and its pass's Events go out now (its
+        notifications go with this pass's status, which is that one)."""
+        unsure, self.unsure = self.unsure, None
+        if unsure is None or not status_unchanged(current.status, unsure.status):
+            return  # lost: this pass plans it again
+        self.held, self.shown = unsure.held, unsure.shown
+        self.pending, self.pending_since, self.echoes = None, None, ()
+        if unsure.events:
+            await post_events(self.runtime.client, current.rollout.metadata, unsure.events,
+                              now, self.runtime.events)
 
     def _echo_wait(self, replica_sets: Any, services: Any) -> float | None:
         """Seconds to wait for the echoes of a held pass's writes (None: plan now). Never
@@ -161,16 +243,15 @@ class Reconciler:
         """The daemon is stopping: write the status held back, if the Rollout is still the
         one it was planned from, then post the Events still held; logged, never raised."""
         pending, self.pending, self.pending_since = self.pending, None, None
-        events, self.held = self.held.events, Held()
+        events, self.held, self.shown = self.held.events, Held(), 0
         if pending is None and not events:
             return
-        snapshot = plain_copy(body)
-        rollout = parse_rollout(snapshot)
-        if pending is not None and pending.resource_version == str(
-                rollout.metadata.resource_version or ""):
+        current = parse_once(self.parsed, body)
+        rollout = current.rollout
+        if pending is not None and pending.resource_version == current.resource_version:
             try:
-                await write_status(self.runtime.client, rollout.metadata,
-                                   snapshot.get("status"), pending.status)
+                await write_status(self.runtime.client, rollout.metadata, current.status,
+                                   pending.status)
             except KubeError as exc:  # stale: the next controller plans it again
                 log.warning("held status not written", extra={"rollout": self.name,
                                                               "error": str(exc)})
@@ -182,7 +263,7 @@ class Reconciler:
     async def finalize(self, body: Mapping[str, Any]) -> None:
         """A deleted Rollout's routes back to all-stable, its managed routes and owned route
         objects gone; logged, never raised (the Rollout must still go away)."""
-        rollout = parse_rollout(plain_copy(body))
+        rollout = parse_once(self.parsed, body).rollout
         factory = self.config.router_factory
         router = factory(rollout, experiment_services(  # the routes may still name them
             self.experiments.get(self.key, ()), rollout.metadata.uid)

@@ -64,12 +64,13 @@ async def test_a_pass_validates_the_spec_once_and_no_template(
     async with rec.client() as client:
         runtime = Runtime(client=client, providers=None)  # type: ignore[arg-type]
         reconciler = Reconciler(OperatorConfig(), runtime, ("shop", "web"))
-        for _ in range(3):
+        for version in range(43, 46):
             specs.clear()
             await reconciler.reconcile(body, {}, services, {},
                                        ({"shop": [indexed]}, {"": []}))
-            assert len(specs) == 1, "the spec was validated more than once in a pass"
-            reconciler.written_over = None  # as if our write came back
+            # Once in the first pass; the versions our writes make have the same spec.
+            assert len(specs) == (1 if version == 43 else 0), specs
+            body["metadata"]["resourceVersion"] = str(version)  # our write came back
     assert templates_parsed == []
     assert [m for m, *_ in rec.requests].count("POST") >= 1  # the pass did act
 
@@ -211,8 +212,7 @@ class Cluster:
         """The first revision deployed and Healthy, then a new image (generation 2)."""
         for _ in range(3):
             await reconciler.reconcile(self.body, *self.caches(), {}, ({}, {}))
-            reconciler.written_over = None  # as if our write came back
-            self.take_writes()
+            self.take_writes()  # our writes come back
             self.pods_ready()
         assert self.body["status"]["phase"] == "Healthy"
         self.body["spec"]["template"]["spec"]["containers"][0]["image"] = "web:2"
@@ -239,8 +239,7 @@ async def test_a_passing_state_is_held_planned_on_and_written_with_the_next() ->
 
         async def run_pass() -> list[tuple[str, str, Any]]:
             await reconciler.reconcile(cluster.body, *cluster.caches(), {}, ({}, {}))
-            reconciler.written_over = None  # as if our write came back
-            return cluster.take_writes()
+            return cluster.take_writes()  # our writes come back
 
         await cluster.deploy_then_release(reconciler)
         stale = cluster.caches()

@@ -24,7 +24,14 @@ from rollouts.planner.types import (
     PinService,
     ScaleReplicaSet,
 )
-from rollouts.planner.write_folding import FOLD_SECONDS, fold, may_wait, minor_change, passing
+from rollouts.planner.write_folding import (
+    FOLD_SECONDS,
+    fold,
+    may_wait,
+    minor_change,
+    passing,
+    with_status,
+)
 
 NOW = dt.datetime(2026, 12, 4, 12, 0, tzinfo=dt.UTC)
 
@@ -162,3 +169,32 @@ def test_what_is_not_a_passing_state(why: str) -> None:
     elif why == "indefinite pause passed":
         old, new = status(current_step_index=3), status(current_step_index=4, step="4/4")
     assert not passing(old, new, actions, events, STEPS)
+
+
+def test_due_events_a_written_status_shows_go_out_the_others_wait_with_the_status() -> None:
+    """Rule 3: the first `shown` due Events go out; the rest wait with a status that may
+    wait, and go out with one that is written at once."""
+    due = [Event("Normal", "ReplicaSetCreated", "created"),
+           Event("Normal", "RolloutPaused", "paused"),
+           Event("Normal", "RolloutStepChanged", "step 2 -> 3")]
+    assert with_status(due, 2, status_may_wait=True) == (tuple(due[:2]), (due[2],))
+    assert with_status(due, 0, status_may_wait=True) == ((), tuple(due))
+    assert with_status(due, 3, status_may_wait=True) == (tuple(due), ())
+    assert with_status(due, 2, status_may_wait=False) == (tuple(due), ())
+    assert with_status([], 0, status_may_wait=True) == ((), ())
+
+
+def test_the_experiment_templates_weights_are_never_held() -> None:
+    """canary.weights.additional (an experiment's traffic, as read back) is experiment
+    state: a change of it is written at once, even in a state the Rollout passes through."""
+    old = status()
+    weights = old.canary.weights if old.canary else None
+    assert weights is not None and old.canary is not None
+    shares = [WeightDestination(pod_template_hash="exp", weight=10,
+                                service_name="web-exp-canary")]
+    new = old.model_copy(update={"canary": old.canary.model_copy(update={
+        "weights": weights.model_copy(update={"additional": shares})})})
+    assert not passing(old, new, (), (), STEPS)
+    assert not minor_change(old, new)
+    moved = new.model_copy(update={"ready_replicas": 3})  # the same shares, pods moving
+    assert minor_change(new, moved) and passing(new, moved, (SCALE,), (), STEPS)
