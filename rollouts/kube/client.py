@@ -26,6 +26,7 @@ from rollouts.kube.config import Connection
 from rollouts.kube.sessions import AiohttpSession, HttpSession, HttpxSession
 
 Body = dict[str, Any]
+Items = list[Body]  # (a name of its own: `list` in KubeClient's body is the verb)
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -223,6 +224,30 @@ class KubeClient:
         items = list((result or {}).get("items") or [])
         version_ = str(((result or {}).get("metadata") or {}).get("resourceVersion") or "")
         return items, version_
+
+    async def list_page(
+        self,
+        group: str,
+        version: str,
+        plural: str,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        limit: int,
+        continue_token: str | None = None,
+    ) -> tuple[Items, str, str | None]:
+        """One page of a chunked list: items, the list's resourceVersion and the token of
+        the next page (None on the last). The server may send more or fewer than `limit`."""
+        params: dict[str, str] = {"limit": str(limit)}
+        if label_selector:
+            params["labelSelector"] = label_selector
+        if continue_token:
+            params["continue"] = continue_token
+        path = resource_path(group, version, plural, namespace)
+        result = await self._request("list", "GET", path, params=params) or {}
+        metadata = result.get("metadata") or {}
+        return (list(result.get("items") or []), str(metadata.get("resourceVersion") or ""),
+                str(metadata.get("continue") or "") or None)
 
     async def create(
         self,
