@@ -62,9 +62,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
-import importlib
 import logging
-import sys
 import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
@@ -77,6 +75,7 @@ from rollouts.analysis.runner import ProviderConfig, ProviderSet, reconcile_anal
 from rollouts.controller.allocator import release_freed_memory, tune_collector
 from rollouts.controller.caches import WatchedCaches
 from rollouts.controller.config import OperatorConfig
+from rollouts.controller.lean_imports import import_without
 from rollouts.controller.loop import Done, run_loop
 from rollouts.controller.reconciler import Reconciler
 from rollouts.controller.runtime import (
@@ -104,37 +103,11 @@ from rollouts.telemetry import Peering, Telemetry, peer_identity
 
 __all__ = ["OperatorConfig", "build_registry", "operator", "run_operator"]
 
-# Optional libraries imported by libraries of the controller only if they are installed, and
-# not used here: kopf imports the Kubernetes clients to recognise their objects in
-# kopf.adopt() and the like and to log in through them (the login handler below makes kopf's
-# session instead); httpcore (under httpx: metric providers) imports trio for programs that
-# run on trio. The `kubernetes` package alone added 12 MiB to the controller's memory and
-# 0.2 s to its start, trio 2.5 MiB (docs/benchmarks.md, 2026-12-05, round 2).
-_UNUSED_HERE = {
-    "kopf": ("kubernetes", "kubernetes_asyncio", "pykube"),
-    "httpcore": ("trio",),
-}
-
-
-def _import_without(module: str) -> Any:
-    """`module`, imported as if the optional libraries it does not need here were absent;
-    they stay importable by anything else afterwards."""
-    blocked = [name for name in _UNUSED_HERE[module] if name not in sys.modules]
-    for name in blocked:
-        sys.modules[name] = None  # type: ignore[assignment]  # "import fails" to importlib
-    try:
-        return importlib.import_module(module)
-    finally:
-        for name in blocked:
-            if name in sys.modules and sys.modules[name] is None:
-                del sys.modules[name]
-
-
 if TYPE_CHECKING:
     import kopf
-else:
-    kopf = _import_without("kopf")
-    _import_without("httpcore")
+else:  # without the optional libraries they would import for nothing (lean_imports)
+    kopf = import_without("kopf")
+    import_without("httpcore")
 
 
 log = logging.getLogger("rollouts.operator")
