@@ -212,17 +212,11 @@ class KubeClient:
         *,
         label_selector: str | None = None,
         field_selector: str | None = None,
-    ) -> tuple[list[Body], str]:
-        """Items and the list's resourceVersion (to watch from)."""
-        params: dict[str, str] = {}
-        if label_selector:
-            params["labelSelector"] = label_selector
-        if field_selector:
-            params["fieldSelector"] = field_selector
-        path = resource_path(group, version, plural, namespace)
-        result = await self._request("list", "GET", path, params=params)
-        items = list((result or {}).get("items") or [])
-        version_ = str(((result or {}).get("metadata") or {}).get("resourceVersion") or "")
+    ) -> tuple[Items, str]:
+        """Items and the list's resourceVersion (to watch from), in one answer."""
+        items, version_, _ = await self.list_page(
+            group, version, plural, namespace, label_selector=label_selector,
+            field_selector=field_selector)
         return items, version_
 
     async def list_page(
@@ -233,16 +227,17 @@ class KubeClient:
         namespace: str | None = None,
         *,
         label_selector: str | None = None,
-        limit: int,
+        field_selector: str | None = None,
+        limit: int | None = None,
         continue_token: str | None = None,
     ) -> tuple[Items, str, str | None]:
-        """One page of a chunked list: items, the list's resourceVersion and the token of
+        """Items, the list's resourceVersion and, for a chunked list (`limit`), the token of
         the next page (None on the last). The server may send more or fewer than `limit`."""
-        params: dict[str, str] = {"limit": str(limit)}
-        if label_selector:
-            params["labelSelector"] = label_selector
-        if continue_token:
-            params["continue"] = continue_token
+        params: dict[str, str] = {}
+        for name, value in (("labelSelector", label_selector), ("fieldSelector", field_selector),
+                            ("limit", limit), ("continue", continue_token)):
+            if value:
+                params[name] = str(value)
         path = resource_path(group, version, plural, namespace)
         result = await self._request("list", "GET", path, params=params) or {}
         metadata = result.get("metadata") or {}
