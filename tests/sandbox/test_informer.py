@@ -27,7 +27,7 @@ NS = "default"
 
 @pytest.fixture
 def emulator() -> Iterator[ApiEmulator]:
-    api = ApiEmulator(history_size=50, bookmark_interval=0.2, namespaces=(NS, "other"))
+    api = ApiEmulator(history_size=50, bookmark_interval=0.2, namespaces=(NS, "other", "third"))
     with EmulatorThread(api):
         yield api
 
@@ -233,3 +233,24 @@ async def test_the_controller_caches_file_and_wake_as_kopf_s_indexes_did(
         assert caches.experiment_replicasets.get((NS, "experiment/e"), ()) == ()
     finally:
         await caches.stop()
+
+
+async def test_one_watch_per_namespace_and_synced_once_each_is_listed(
+        client: KubeClient, emulator: ApiEmulator) -> None:
+    await client.create("", "v1", "configmaps", NS, configmap("a", "r1"))
+    await client.create("", "v1", "configmaps", "other", configmap("b", "r1", "other"))
+    await client.create("", "v1", "configmaps", "third", configmap("c", "r1", "third"))
+    index = Index(by_owner)
+    informer = Informer(client, CONFIGMAPS, trim=dict, namespaces=(NS, "other"),
+                        indexes=(index,), backoff=fast)
+    informer.start()
+    try:
+        await asyncio.wait_for(informer.synced.wait(), 10)
+        assert sorted(informer.objects) == [(NS, "a"), ("other", "b")]
+        assert [object_key(b) for b in index[(NS, "r1")]] == [(NS, "a")]
+        assert emulator.requests[("list", "configmaps")] == 2
+        await client.delete("", "v1", "configmaps", "other", "b")
+        await until(lambda: ("other", "b") not in informer.objects)
+        assert index.get(("other", "r1"), ()) == ()
+    finally:
+        await informer.stop()
