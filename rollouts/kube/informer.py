@@ -143,7 +143,7 @@ class Informer:
         """`namespaces`: one list+watch per namespace; None: one for the whole cluster.
         `watch_timeout`: each watch asks the server to end it after a random time in this
         range (as client-go does), so that connections are renewed and spread. `keep`: which
-        (trimmed) bodies to cache; another is dropped (and deleted, if it was cached)."""
+        objects (as decoded) to cache; another is dropped (and deleted, if it was cached)."""
         self.client = client
         self.kind = kind
         self.objects: dict[Key, Body] = {}
@@ -228,7 +228,7 @@ class Informer:
             # later pages were read (a real server serves every page from that snapshot).
             version = version or page_version
             for item in items:
-                listed.add(self._put(self._trim(item)))
+                listed.add(self._put(item))
             items.clear()  # each body can go before the next page comes
             if token is None:
                 break
@@ -257,11 +257,11 @@ class Informer:
                 if kind == "BOOKMARK":
                     self.versions[scope] = version = _version(obj) or version
                     continue
-                body = self._trim(obj)
                 if kind == "DELETED":
-                    self._delete(object_key(body), body)
+                    kept = self._keep is None or self._keep(obj)
+                    self._delete(object_key(obj), self._trim(obj) if kept else None)
                 elif kind in ("ADDED", "MODIFIED"):
-                    self._put(body)
+                    self._put(obj)
                 self.versions[scope] = version = _version(obj) or version
         finally:
             await events.aclose()
@@ -269,12 +269,14 @@ class Informer:
 
     # --- the cache -------------------------------------------------------------------------
 
-    def _put(self, body: Body) -> Key:
-        ref = object_key(body)
-        if self._keep is not None and not self._keep(body):
+    def _put(self, obj: Mapping[str, Any]) -> Key:
+        """Cache `obj` (as decoded) trimmed, unless `keep` refuses it."""
+        ref = object_key(obj)
+        if self._keep is not None and not self._keep(obj):
             if ref in self.objects:
                 self._delete(ref)
             return ref
+        body = self._trim(obj)
         old = self.objects.get(ref)
         if old is not None and _version(old) == _version(body) and _version(body):
             return ref
