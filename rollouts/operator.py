@@ -245,10 +245,11 @@ def build_registry(
         scope = None if config.clusterwide else (
             config.namespaces or (_connection().default_namespace or "default",))
         streams = 3 * (1 if scope is None else len(scope))  # a list at a time per stream
+        telemetry.expect_watches()  # telemetry: synced once they have listed too
         memo[_CACHES] = caches = WatchedCaches.build(
             KubeClient(_connection(), max_in_flight=streams,
                        on_response=telemetry.observe_request),  # telemetry
-            runtime, scope, on_synced=telemetry.mark_synced)  # telemetry
+            runtime, scope, on_synced=telemetry.mark_watches_synced)  # telemetry
         caches.start()
         if config.notifications is not None:  # notifications
             runtime.notifier = Notifier(
