@@ -8,14 +8,22 @@ what to do, and hands the plan to `rollouts.kube.execute.execute`; the daemons' 
 
 Wiring
 ------
-* Caches: `@kopf.index` handlers keep the ReplicaSets and AnalysisRuns controlled by a
-  Rollout (keyed by the owner's (namespace, name)) and every Service (keyed by its own
-  (namespace, name)) in memory, trimmed to the fields the planner reads. Nothing is listed
-  per pass; a quiet Rollout costs no API request at all.
-* Wake-ups: `@kopf.on.event` handlers for Rollouts, owned ReplicaSets, owned AnalysisRuns and
-  Services set the owning Rollout's `asyncio.Event` (Services wake every Rollout whose strategy
-  names them). The events live in a `Runtime` kept in kopf's memo, not in module state.
-  Index and event handlers are coroutines: kopf runs a plain function in its thread pool
+* Caches: ReplicaSets (by the Rollout, or Experiment, controlling them), Services and
+  Deployments (by their own (namespace, name)) are kept by our own list-and-watch,
+  `rollouts.controller.caches` over `rollouts.kube.informer` (one stream per kind, cluster-wide
+  or per served namespace; each event trimmed as it is decoded, to the fields the planner
+  reads), started by the startup handler on a client of its own and stopped by the cleanup
+  handler. kopf would hand each of those objects to a per-object worker of its own (body,
+  queue, logger, toggle: ~4,000 of them at 1,000 Rollouts); kopf watches only our own kinds.
+  The AnalysisRuns and Experiments controlled by a Rollout and the analysis templates stay
+  `@kopf.index` handlers. Nothing is listed per pass; a quiet Rollout costs no API request.
+  A daemon's first pass waits until the watched caches hold their first lists (kopf waits
+  for its own indexes likewise), so no pass sees a half-filled cache.
+* Wake-ups: a change of a cached ReplicaSet wakes its Rollout (or Experiment), of a Service
+  (or Deployment) every Rollout whose strategy (workloadRef) names it; `@kopf.on.event`
+  handlers do the same for Rollouts, owned AnalysisRuns, Experiments and templates. Each
+  sets the owner's `asyncio.Event`, kept in a `Runtime` in kopf's memo, not in module state.
+  Event handlers are coroutines: kopf runs a plain function in its thread pool
   (a hop per event, and `asyncio.Event.set()` from another thread, which is not safe);
   a coroutine runs on the loop, where the events are waited on.
 * Reconcile: one `@kopf.daemon` per Rollout loops: wait for its wake event or for the plan's
@@ -27,7 +35,8 @@ Wiring
   planner returns an InvalidSpec status. At most `parallel_passes` passes run at once.
 * Logs (rollouts.logs): one `reconciled` line per pass that wrote; nothing per quiet object.
 * Peering: kopf's (auto-detected unless `standalone` is forced). Paused operators have their
-  daemons stopped by kopf, so only the active replica writes.
+  daemons stopped by kopf, so only the active replica writes; the watches of a standby go on
+  (they only read), so that it takes over with its caches filled.
 
 What kopf writes into user objects
 ----------------------------------
@@ -53,9 +62,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
-import importlib
 import logging
-import sys
 import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
@@ -66,13 +73,14 @@ from rollouts import logs
 from rollouts.analysis.providers.egress import EgressPolicy, parse_networks
 from rollouts.analysis.runner import ProviderConfig, ProviderSet, reconcile_analysis_run
 from rollouts.controller.allocator import release_freed_memory, tune_collector
+from rollouts.controller.caches import WatchedCaches
 from rollouts.controller.config import OperatorConfig
+from rollouts.controller.lean_imports import import_without
 from rollouts.controller.loop import Done, run_loop
 from rollouts.controller.reconciler import Reconciler
 from rollouts.controller.runtime import (
     Key,
     Runtime,
-    deployment_key,
     experiment_key,
     experiment_owner_key,
     is_experiment_owned,
@@ -83,61 +91,29 @@ from rollouts.controller.runtime import (
 from rollouts.errors import ConflictError
 from rollouts.kube import config as kube_config
 from rollouts.kube.analysis import ParsedTemplate, Templates, parse_template
-from rollouts.kube.cache import (
-    plain_copy,
-    trim_analysis_run,
-    trim_experiment,
-    trim_replica_set,
-    trim_service,
-)
+from rollouts.kube.cache import plain_copy, trim_analysis_run, trim_experiment
 from rollouts.kube.client import KubeClient
 from rollouts.kube.config import Connection
 from rollouts.kube.experiments import reconcile_experiment
 from rollouts.kube.sessions import bounded_requests
-from rollouts.kube.workload import trim_deployment
 from rollouts.models.experiment import COMPLETED_EXPERIMENT_PHASES
-from rollouts.models.wire import COMPLETED_RUN_PHASES, GROUP, POD_TEMPLATE_HASH_LABEL, VERSION
+from rollouts.models.wire import COMPLETED_RUN_PHASES, GROUP, VERSION
 from rollouts.notifications.delivery import Notifier
 from rollouts.telemetry import Peering, Telemetry, peer_identity
 
 __all__ = ["OperatorConfig", "build_registry", "operator", "run_operator"]
 
-# Optional libraries imported by libraries of the controller only if they are installed, and
-# not used here: kopf imports the Kubernetes clients to recognise their objects in
-# kopf.adopt() and the like and to log in through them (the login handler below makes kopf's
-# session instead); httpcore (under httpx: metric providers) imports trio for programs that
-# run on trio. The `kubernetes` package alone added 12 MiB to the controller's memory and
-# 0.2 s to its start, trio 2.5 MiB (docs/benchmarks.md, 2026-12-05, round 2).
-_UNUSED_HERE = {
-    "kopf": ("kubernetes", "kubernetes_asyncio", "pykube"),
-    "httpcore": ("trio",),
-}
-
-
-def _import_without(module: str) -> Any:
-    """`module`, imported as if the optional libraries it does not need here were absent;
-    they stay importable by anything else afterwards."""
-    blocked = [name for name in _UNUSED_HERE[module] if name not in sys.modules]
-    for name in blocked:
-        sys.modules[name] = None  # type: ignore[assignment]  # "import fails" to importlib
-    try:
-        return importlib.import_module(module)
-    finally:
-        for name in blocked:
-            if name in sys.modules and sys.modules[name] is None:
-                del sys.modules[name]
-
-
 if TYPE_CHECKING:
     import kopf
-else:
-    kopf = _import_without("kopf")
-    _import_without("httpcore")
+else:  # without the optional libraries they would import for nothing (lean_imports)
+    kopf = import_without("kopf")
+    import_without("httpcore")
 
 
 log = logging.getLogger("rollouts.operator")
 
 _RUNTIME = "rollouts_runtime"
+_CACHES = "rollouts_caches"
 # kopf's own requests in flight at once, watches aside (it patches finalizers on first sight).
 _KOPF_REQUESTS = 8
 
@@ -162,6 +138,26 @@ def _runtime(memo: Any) -> Runtime:
     if not isinstance(runtime, Runtime):
         raise RuntimeError("the operator's startup handler has not run")
     return runtime
+
+
+def _caches(memo: Any) -> WatchedCaches:
+    caches = memo.get(_CACHES) if isinstance(memo, Mapping) else getattr(memo, _CACHES, None)
+    if not isinstance(caches, WatchedCaches):
+        raise RuntimeError("the operator's startup handler has not run")
+    return caches
+
+
+async def _caches_synced(caches: WatchedCaches, stopped: kopf.DaemonStopped) -> bool:
+    """Until the watched caches hold their first lists (False: stopped before that)."""
+    if caches.synced:
+        return True
+    waiters = [asyncio.ensure_future(caches.wait_synced()), asyncio.ensure_future(stopped.wait())]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+    return caches.synced
 
 
 def _connection_info(connection: Connection) -> kopf.ConnectionInfo:
@@ -224,8 +220,6 @@ def build_registry(
         # The reconcile loop exits between passes as soon as it is stopped; give it that
         # moment so that kopf releases a deleted Rollout at once instead of polling it.
         settings.background.instant_exit_timeout = 0.5
-        # Only the ReplicaSets this controller makes carry the hash label: watch just those.
-        settings.watching.label_selectors["apps", "replicasets"] = POD_TEMPLATE_HASH_LABEL
         settings.peering.name = config.peering_name
         # A replica killed without withdrawing its record stalls the standby until the
         # record's lifetime is up (kopf's default 60 s); keep-alives come every 1-5 s.
@@ -246,6 +240,17 @@ def build_registry(
         telemetry.bind(client)  # telemetry
         memo[_RUNTIME] = runtime = Runtime(client=client, providers=providers,
                                            passes=asyncio.Semaphore(config.parallel_passes))
+        # ReplicaSets, Services, Deployments: our own watches (rollouts.controller.caches),
+        # on a client of their own (each stream holds a connection while it is open).
+        scope = None if config.clusterwide else (
+            config.namespaces or (_connection().default_namespace or "default",))
+        streams = 3 * (1 if scope is None else len(scope))  # a list at a time per stream
+        telemetry.expect_watches()  # telemetry: synced once they have listed too
+        memo[_CACHES] = caches = WatchedCaches.build(
+            KubeClient(_connection(), max_in_flight=streams,
+                       on_response=telemetry.observe_request),  # telemetry
+            runtime, scope, on_synced=telemetry.mark_watches_synced)  # telemetry
+        caches.start()
         if config.notifications is not None:  # notifications
             runtime.notifier = Notifier(
                 functools.partial(config.notifications.read, client), runtime.wake,
@@ -254,6 +259,10 @@ def build_registry(
     @kopf.on.cleanup(id="cleanup", registry=registry)
     async def cleanup(memo: Any, **_: Any) -> None:
         with contextlib.suppress(RuntimeError):
+            caches = _caches(memo)
+            await caches.stop()
+            await caches.replica_sets.client.close()
+        with contextlib.suppress(RuntimeError):
             runtime = _runtime(memo)
             await runtime.providers.aclose()
             if runtime.notifier is not None:  # notifications
@@ -261,25 +270,6 @@ def build_registry(
             await runtime.client.close()
 
     # --- caches --------------------------------------------------------------------------
-
-    @kopf.index("apps", "v1", "replicasets",
-                when=is_owned, id="rollout_replicasets", registry=registry)
-    async def rollout_replicasets(
-        body: kopf.Body, namespace: str | None, **_: Any
-    ) -> dict[Key, dict[str, Any]] | None:
-        key = owner_key(body, namespace)
-        return None if key is None else {key: trim_replica_set(body)}
-
-    @kopf.index("", "v1", "services", id="rollout_services", registry=registry)
-    async def rollout_services(
-        body: kopf.Body, namespace: str | None, name: str | None, **_: Any
-    ) -> dict[Key, dict[str, Any]]:
-        return {(namespace or "", name or ""): trim_service(body)}
-
-    @kopf.index("apps", "v1", "deployments", id="rollout_deployments", registry=registry)
-    async def rollout_deployments(body: kopf.Body, namespace: str | None, name: str | None,
-                                  **_: Any) -> dict[Key, dict[str, Any]]:
-        return {(namespace or "", name or ""): trim_deployment(body)}  # spec.workloadRef
 
     @kopf.index(GROUP, VERSION, "analysisruns",
                 when=is_owned, id="rollout_analysisruns", registry=registry)
@@ -319,14 +309,6 @@ def build_registry(
         telemetry.observe_rollout(body, type)  # telemetry
         _runtime(memo).wake((namespace or "", name or ""))
 
-    @kopf.on.event("apps", "v1", "replicasets",
-                   when=is_owned, id="replica_set_changed", registry=registry)
-    async def replica_set_changed(body: kopf.Body, namespace: str | None, memo: Any,
-                            **_: Any) -> None:
-        key = owner_key(body, namespace)
-        if key is not None:
-            _runtime(memo).wake(key)
-
     @kopf.on.event(GROUP, VERSION, "analysisruns",
                    when=is_owned, id="analysis_run_changed", registry=registry)
     async def analysis_run_changed(body: kopf.Body, namespace: str | None, name: str | None,
@@ -337,22 +319,6 @@ def build_registry(
         if key is not None:
             runtime.wake(key)
         runtime.wake(run_key(namespace, name))
-
-    @kopf.on.event("", "v1", "services", id="service_changed", registry=registry)
-    async def service_changed(namespace: str | None, name: str | None, memo: Any,
-                        **_: Any) -> None:
-        telemetry.mark_synced()  # telemetry
-        runtime = _runtime(memo)
-        for key in list(runtime.service_users.get((namespace or "", name or ""), ())):
-            runtime.wake(key)
-
-    @kopf.on.event("apps", "v1", "deployments", id="deployment_changed", registry=registry)
-    async def deployment_changed(namespace: str | None, name: str | None, memo: Any,
-                                 **_: Any) -> None:
-        runtime = _runtime(memo)  # the Rollouts whose workloadRef names it
-        for key in list(runtime.service_users.get(
-                (namespace or "", deployment_key(name or "")), ())):
-            runtime.wake(key)
 
     # --- the reconcile loop --------------------------------------------------------------
 
@@ -372,16 +338,20 @@ def build_registry(
         stopped: kopf.DaemonStopped,
         **kwargs: Any,
     ) -> None:
-        # The caches arrive as kwargs named after the index handlers.
-        replica_sets = kwargs["rollout_replicasets"]
-        services = kwargs["rollout_services"]
+        # kopf's caches arrive as kwargs named after the index handlers; ours are in memo.
+        caches = _caches(memo)
+        replica_sets, services = caches.rollout_replicasets, caches.services_by_name
         analysis_runs = kwargs["rollout_analysisruns"]
         templates = (kwargs["analysis_templates"], kwargs["cluster_analysis_templates"])
-        deployments = kwargs["rollout_deployments"]
+        deployments = caches.deployments_by_name
         runtime = _runtime(memo)
         key: Key = (namespace or "", name)
         reconciler = Reconciler(config, runtime, key)
         reconciler.experiments = kwargs["rollout_experiments"]  # experiments
+        if not await _caches_synced(caches, stopped) and not (
+                body.get("metadata", {}).get("deletionTimestamp")):
+            return  # stopped first; a deleted Rollout still waits (its finalizer needs them)
+        await caches.wait_synced()
         if not runtime.serving:
             runtime.serving = True
             log.info("reconciling Rollouts")
@@ -448,13 +418,6 @@ def build_registry(
 
 
 def _register_experiments(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
-    @kopf.index("apps", "v1", "replicasets", when=is_experiment_owned,
-                id="experiment_replicasets", registry=registry)
-    async def experiment_replicasets(body: kopf.Body, namespace: str | None,
-                                     **_: Any) -> dict[Key, dict[str, Any]] | None:
-        key = experiment_owner_key(body, namespace)
-        return None if key is None else {key: trim_replica_set(body)}
-
     @kopf.index(GROUP, VERSION, "analysisruns", when=is_experiment_owned,
                 id="experiment_analysisruns", registry=registry)
     async def experiment_analysisruns(body: kopf.Body, namespace: str | None,
@@ -469,8 +432,6 @@ def _register_experiments(registry: kopf.OperatorRegistry, config: OperatorConfi
         key = owner_key(body, namespace)
         return None if key is None else {key: trim_experiment(body)}
 
-    @kopf.on.event("apps", "v1", "replicasets", when=is_experiment_owned,
-                   id="experiment_replica_set_changed", registry=registry)
     @kopf.on.event(GROUP, VERSION, "analysisruns", when=is_experiment_owned,
                    id="experiment_analysis_run_changed", registry=registry)
     async def experiment_child_changed(body: kopf.Body, namespace: str | None, memo: Any,
@@ -492,8 +453,10 @@ def _register_experiments(registry: kopf.OperatorRegistry, config: OperatorConfi
                  cancellation_backoff=config.cancellation_timeout, cancellation_timeout=1.0)
     async def experiment(body: kopf.Body, namespace: str | None, name: str, memo: Any,
                          stopped: kopf.DaemonStopped, **kwargs: Any) -> None:
-        runtime = _runtime(memo)
+        runtime, caches = _runtime(memo), _caches(memo)
         key = experiment_key(namespace, name)
+        if not await _caches_synced(caches, stopped):
+            return
 
         async def one_pass() -> float | None:
             snapshot = plain_copy(body)
@@ -504,7 +467,7 @@ def _register_experiments(registry: kopf.OperatorRegistry, config: OperatorConfi
                 *kwargs["cluster_analysis_templates"].get("", ())])
             plan = await reconcile_experiment(
                 runtime.client, snapshot,
-                replica_sets=list(kwargs["experiment_replicasets"].get(key, ())),
+                replica_sets=list(caches.experiment_replicasets.get(key, ())),
                 analysis_runs=list(kwargs["experiment_analysisruns"].get(key, ())),
                 templates=templates, now=config.clock.now())
             if (plan.status.phase in COMPLETED_EXPERIMENT_PHASES and not plan.actions
@@ -536,7 +499,7 @@ async def operator(
         Peering(config.peering_name, identity, config.peering_priority or 0,
                 None if wide else serve, config.standalone),
         None if wide else serve)
-    registry = build_registry(dataclasses.replace(config, clusterwide=wide),
+    registry = build_registry(dataclasses.replace(config, clusterwide=wide, namespaces=serve),
                               connection=connection, telemetry=telemetry)
     # The start-up burst's freed heap goes back to the system (rollouts.controller.allocator).
     trimmer = asyncio.create_task(release_freed_memory(), name="release freed memory")

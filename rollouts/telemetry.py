@@ -207,7 +207,9 @@ class Telemetry:
         self._client: KubeClient | None = None
         self._peering: Peering | None = None
         self._served: tuple[str, ...] | None = ()
-        self._caches_synced = False
+        self._caches_synced = False  # kopf's and the operator's own watches' alike
+        self._kopf_synced = False
+        self._watches_synced = True  # until `expect_watches`
         self._verdict: tuple[float, bool, str] | None = None
         self.port: int | None = None  # bound by `serve`
 
@@ -229,8 +231,20 @@ class Telemetry:
 
     def mark_synced(self) -> None:
         """kopf runs no non-index handler before every index's initial listing is done, so
-        any handler call means the caches are filled."""
-        if not self._caches_synced:
+        any handler call means kopf's caches are filled."""
+        self._kopf_synced = True
+        self._publish_synced()
+
+    def expect_watches(self) -> None:
+        """The operator's own watches (rollouts.controller.caches) must list first, too."""
+        self._watches_synced = False
+
+    def mark_watches_synced(self) -> None:
+        self._watches_synced = True
+        self._publish_synced()
+
+    def _publish_synced(self) -> None:
+        if self._kopf_synced and self._watches_synced and not self._caches_synced:
             self._caches_synced = True
             self.synced.set(1)
 
@@ -357,15 +371,16 @@ class Telemetry:
         if client is None:
             return False, "the controller has not started yet"
         try:
-            for group, version, plural in ((GROUP, VERSION, "rollouts"), ("", "v1", "services")):
-                for namespace in (None,) if self._served is None else self._served:
-                    items, _ = await client.list(group, version, plural, namespace)
-                    if items:
-                        return False, f"waiting for the initial listing ({plural} exist)"
+            for namespace in (None,) if self._served is None else self._served:
+                items, _ = await client.list(GROUP, VERSION, "rollouts", namespace)
+                if items:
+                    return False, "waiting for the initial listing (rollouts exist)"
         except (KubeError, OSError) as exc:
             return False, f"listing failed: {exc}"
         self.mark_synced()
-        return True, "synced (nothing to cache)"
+        if not self._caches_synced:
+            return False, "waiting for the first lists of replicasets, services, deployments"
+        return True, "synced (no Rollout to cache)"
 
     # --- HTTP --------------------------------------------------------------------------------
 

@@ -95,6 +95,9 @@ def controller(
     ] = LogFormat.json,
 ) -> None:
     """Run the controller."""
+    from rollouts.controller.lean_imports import import_without
+
+    import_without("httpx")  # before anything imports it with its command-line extras
     try:
         from rollouts.cli.controller import controller_command
     except ModuleNotFoundError as exc:

@@ -26,6 +26,7 @@ from rollouts.kube.config import Connection
 from rollouts.kube.sessions import AiohttpSession, HttpSession, HttpxSession
 
 Body = dict[str, Any]
+Items = list[Body]  # (a name of its own: `list` in KubeClient's body is the verb)
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -211,18 +212,37 @@ class KubeClient:
         *,
         label_selector: str | None = None,
         field_selector: str | None = None,
-    ) -> tuple[list[Body], str]:
-        """Items and the list's resourceVersion (to watch from)."""
-        params: dict[str, str] = {}
-        if label_selector:
-            params["labelSelector"] = label_selector
-        if field_selector:
-            params["fieldSelector"] = field_selector
-        path = resource_path(group, version, plural, namespace)
-        result = await self._request("list", "GET", path, params=params)
-        items = list((result or {}).get("items") or [])
-        version_ = str(((result or {}).get("metadata") or {}).get("resourceVersion") or "")
+    ) -> tuple[Items, str]:
+        """Items and the list's resourceVersion (to watch from), in one answer."""
+        items, version_, _ = await self.list_page(
+            group, version, plural, namespace, label_selector=label_selector,
+            field_selector=field_selector)
         return items, version_
+
+    async def list_page(
+        self,
+        group: str,
+        version: str,
+        plural: str,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        limit: int | None = None,
+        continue_token: str | None = None,
+    ) -> tuple[Items, str, str | None]:
+        """Items, the list's resourceVersion and, for a chunked list (`limit`), the token of
+        the next page (None on the last). The server may send more or fewer than `limit`."""
+        params: dict[str, str] = {}
+        for name, value in (("labelSelector", label_selector), ("fieldSelector", field_selector),
+                            ("limit", limit), ("continue", continue_token)):
+            if value:
+                params[name] = str(value)
+        path = resource_path(group, version, plural, namespace)
+        result = await self._request("list", "GET", path, params=params) or {}
+        metadata = result.get("metadata") or {}
+        return (list(result.get("items") or []), str(metadata.get("resourceVersion") or ""),
+                str(metadata.get("continue") or "") or None)
 
     async def create(
         self,

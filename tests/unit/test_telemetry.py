@@ -206,3 +206,15 @@ async def test_a_busy_or_bad_metrics_address_is_a_clear_error() -> None:
     with pytest.raises(MetricsAddressError, match="HOST:PORT"):
         async with Telemetry(process_metrics=False).serve("nonsense"):
             pass
+
+
+def test_synced_once_kopf_and_the_operator_s_own_watches_have_listed() -> None:
+    telemetry = Telemetry(process_metrics=False)
+    telemetry.expect_watches()
+    telemetry.observe_rollout(_rollout("Healthy"), None)  # kopf's caches are in
+    assert _samples(telemetry)[("rollouts_controller_caches_synced", frozenset())] == 0
+    telemetry.mark_watches_synced()
+    assert _samples(telemetry)[("rollouts_controller_caches_synced", frozenset())] == 1
+    alone = Telemetry(process_metrics=False)  # no watches of its own to wait for
+    alone.mark_synced()
+    assert _samples(alone)[("rollouts_controller_caches_synced", frozenset())] == 1
