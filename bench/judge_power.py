@@ -150,6 +150,7 @@ def sweep(
     seed: int,
     extra: int,
     per_look: bool = False,
+    cases: tuple[str, ...] = (),
 ) -> None:
     checks = "every look its own check window" if per_look else "check windows of 60 s"
     print(f"{releases} releases a case, seed {seed}; canary {CANARY_RPS:g} req/s, stable "
@@ -159,6 +160,8 @@ def sweep(
     print(f"{'case':12} {'look':>5} {'horizon':>7} {'failed':>7} {'paused':>7} {'promoted':>8} "
           f"{'p50':>6} {'p90':>6}")  # fmt: skip
     for index, (name, base, ratio, noisy) in enumerate(SWEEP_CASES):
+        if cases and not any(word in name for word in cases):
+            continue
         for look in look_seconds:
             rng = np.random.default_rng([seed, index, int(look)])
             looks = round(max(horizons) * 60 / look) + extra
@@ -277,10 +280,11 @@ def main() -> None:
     parser.add_argument("--target", type=float, default=0.99)
     parser.add_argument("--checks-per-look", action="store_true",
                         help="sweep: feed the checks every look as a window (no windows)")
+    parser.add_argument("--cases", nargs="*", default=(), help="sweep: words of the cases")
     args = parser.parse_args()
     if args.what == "sweep":
         sweep(args.look_seconds, args.horizons, args.releases, args.seed, args.extra,
-              args.checks_per_look)  # fmt: skip
+              args.checks_per_look, tuple(args.cases))  # fmt: skip
         return
     if args.what == "sprt-horizon":
         sprt_horizon(args.ratio, args.base, args.target, args.releases, args.seed)

@@ -12,8 +12,10 @@ So the checks are fed **windows** of at least `CHECK_WINDOW_SECONDS` of wall clo
 looks' counts are added up until the window spans that long, and the window is then folded
 into the checks as one unit. Looks of a minute or more are each their own window (the
 checks behave exactly as they did with one look a minute); a look of 15 s is a quarter of
-one. Between closings, the open window is judged as if it closed now (`Window.counts`), so
-a regression far beyond any swing (10x) still fails at the first short look.
+one. Between closings, the swing-robust e-value judges the open window as if it closed now,
+so a regression far beyond any swing (10x) still fails at the first short look; the sign
+tests (and the early pass) wait for the window to close: re-judged at every short look, an
+open window beyond the bound would get up to four chances a minute to count.
 """
 
 from __future__ import annotations

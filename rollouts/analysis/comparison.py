@@ -131,7 +131,10 @@ def decode_state(text: str | None, tolerance: float) -> SequentialState:
         swing_up, swing_down, signs_up, signs_down = (
             tuple(float(v) for v in values) for values in data.get("restarting", ((),) * 4)
         )
-        window = Window(*(float(v) for v in data.get("window", (0.0,) * 5)))
+        saved_window = [float(v) for v in data.get("window", (0.0,) * 5)]
+        if len(saved_window) != 5:
+            raise ValueError(f"window: 5 numbers expected, got {len(saved_window)}")
+        window = Window(*saved_window)
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"the sequential test's saved state is unreadable: {exc}") from None
     size = len(fresh.log_likelihood)

@@ -297,16 +297,19 @@ def sequential_counts(
         else (math.nan, math.nan)
     )
     estimate = _rate_ratio(state)
-    # The checks judge the open window as if it closed now: a 10x fails at the first look.
+    # The swing-robust e-value judges the open window as if it closed now, so that a 10x
+    # fails at the first short look. The sign tests and the early pass count closed windows
+    # only: judged at every 15 s look, an open window would count up to four times a minute
+    # (2.3% of noisy good canaries rolled back instead of 0.7%: docs/benchmarks.md).
     checked = state if state.window.empty else _fold_window(state)
     sides_judged: list[consistency.SideCheck] = []
     passes: list[tuple[float, float]] = []  # per side: the count and the swing-robust e
-    whole_run = np.asarray(checked.swing_log_likelihood or np.zeros(len(grid)), dtype=np.float64)
+    whole_run = np.asarray(state.swing_log_likelihood or np.zeros(len(grid)), dtype=np.float64)
     checks = (
-        ("increase", "higher", high_index, log_up, checked.swing_up, checked.signs_up,
-         log_down, checked.looks_above),
-        ("decrease", "lower", low_index, log_down, checked.swing_down, checked.signs_down,
-         log_up, checked.looks_below),
+        ("increase", "higher", high_index, log_up, checked.swing_up, state.signs_up,
+         log_down, state.looks_above),
+        ("decrease", "lower", low_index, log_down, checked.swing_down, state.signs_down,
+         log_up, state.looks_below),
     )  # fmt: skip
     for side, words, index, fail_logs, swing, signs, pass_logs, agreeing in checks:
         if direction not in (side, "either"):
@@ -318,7 +321,7 @@ def sequential_counts(
                 consistency.mixture_e(swing),
                 consistency.mixture_e(signs),
                 agreeing,
-                checked.looks_with_errors - agreeing,
+                state.looks_with_errors - agreeing,
             )
         )
         # An early pass must hold under swings too: one quiet look of a swinging canary
