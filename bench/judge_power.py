@@ -213,18 +213,19 @@ def sprt_horizon(ratio: float, base: float, target: float, releases: int, seed: 
         crossed_up = seen >= upper
         first_up = np.where(crossed_up.any(axis=1), crossed_up.argmax(axis=1), seen.shape[1])
         crossed_down = seen <= lower
-        first_down = np.where(crossed_down.any(axis=1), crossed_down.argmax(axis=1), seen.shape[1])
-        two = np.where(first_up < first_down, first_up, seen.shape[1])
-        one = np.where((seen >= math.log(1 / ALPHA)).any(axis=1),
-                       (seen >= math.log(1 / ALPHA)).argmax(axis=1), seen.shape[1])  # fmt: skip
+        never = seen.shape[1]
+        first_down = np.where(crossed_down.any(axis=1), crossed_down.argmax(axis=1), never)
+        two = np.where(first_up < first_down, first_up, never)
+        rejected = seen >= math.log(1 / ALPHA)
+        one = np.where(rejected.any(axis=1), rejected.argmax(axis=1), never)
         for name, first in (("two-boundary", two), ("power-one", one)):
-            caught = np.sort(np.where(first < seen.shape[1], times[np.minimum(first, len(times) - 1)], np.inf))
-            share_caught = np.isfinite(caught).mean()
+            at_time = times[np.minimum(first, len(times) - 1)]
+            caught = np.sort(np.where(first < never, at_time, np.inf))
             at = caught[math.ceil(target * releases) - 1]
-            by = {h: (caught <= h).mean() for h in (10, 15, 20, 30)}
-            print(f"  {name:12} looked {label:13}: caught within {minutes} min {share_caught:6.1%}; "
-                  f"{target:.0%} caught by {at:.1f} min; by 10/15/20/30 min "
-                  + " / ".join(f"{v:.1%}" for v in by.values()))  # fmt: skip
+            by = " / ".join(f"{(caught <= h).mean():.1%}" for h in (10, 15, 20, 30))
+            print(f"  {name:12} looked {label:13}: caught within {minutes} min "
+                  f"{np.isfinite(caught).mean():6.1%}; {target:.0%} caught by {at:.1f} min; "
+                  f"by 10/15/20/30 min {by}")  # fmt: skip
 
 
 def floor(ratio: float, base: float, per_minute: int, releases: int, seed: int) -> None:

@@ -95,6 +95,10 @@ class Setup:
     horizon: int = 10  # minutes: count = horizon * 60 / interval looks
     scrape: int = 30  # seconds between scrapes of the drawn series
     query_offset: int = 0  # seconds the looks lie after the scrapes' grid
+    # How a look counts: "increase" (increase() over the look, the catalog's queries, which
+    # extrapolates when the window's first and last scrapes do not span it) or "difference"
+    # (the counters now minus a look ago: what the scrapes saw, nothing extrapolated)
+    looks_query: str = "increase"
 
     def __post_init__(self) -> None:
         if 60 % self.scrape or self.interval < 2 * self.scrape:
@@ -264,6 +268,9 @@ def observe(prom: PrometheusServer, index: int, setup: Setup = Setup()) -> dict[
         return range_query(prom, query, setup.looks, setup.interval, offset)
 
     def increase(extra: str, window: int) -> str:
+        if window == setup.interval and setup.looks_query == "difference":
+            selector = f"http_requests_total{{{c}{extra}}}"
+            return f"{by} ({selector}) - {by} ({selector} offset {window}s)"
         return f"{by} (increase(http_requests_total{{{c}{extra}}}[{window}s]))"
 
     errors = ',code=~"5.."'
@@ -525,9 +532,11 @@ def print_table(rows: list[dict[str, Any]], releases: int, seed: int, setup: Set
     looks = "looks every minute" if setup.interval == 60 else f"looks every {setup.interval}s"
     print(f"releases per case: {releases}, seed {seed}; canary 20 req/s, stable 80 req/s "
           f"unless said; {looks}, horizon {setup.horizon} min, scrapes every {setup.scrape}s, "
-          f"looks {setup.query_offset}s after a scrape")  # fmt: skip
+          f"looks {setup.query_offset}s after a scrape, counted by "
+          f"{setup.looks_query}")  # fmt: skip
     print("good case: 'failed' = false rollbacks, p50/p90: minutes to pass; bad case: "
-          "'missed' = promoted, p50/p90: minutes to the failing look; 'inconcl' = paused")  # fmt: skip
+          "'missed' = promoted, p50/p90: minutes to the failing look; "
+          "'inconcl' = paused")  # fmt: skip
     head = f"{'case':30} {'judge':10} {'failed':>7} {'missed':>7} {'inconcl':>7} "
     print(head + f"{'p50':>5} {'p90':>5} {'SPRT':>6} {'p50/SPRT':>8}")
     for r in rows:
@@ -549,10 +558,11 @@ def main() -> None:
     parser.add_argument("--horizon", type=int, default=10, help="minutes of looks (count)")
     parser.add_argument("--scrape", type=int, default=30, help="seconds between scrapes")
     parser.add_argument("--query-offset", type=int, default=0, help="seconds after a scrape")
+    parser.add_argument("--looks-query", choices=("increase", "difference"), default="increase")
     parser.add_argument("--cases", nargs="*", default=(), help="words of the cases to run")
     parser.add_argument("--judges", nargs="*", default=(), choices=[*JUDGES, "sprt-known"])
     args = parser.parse_args()
-    setup = Setup(args.interval, args.horizon, args.scrape, args.query_offset)
+    setup = Setup(args.interval, args.horizon, args.scrape, args.query_offset, args.looks_query)
     started = time.perf_counter()
     rows, timings = run(args.releases, args.seed, setup, tuple(args.cases), tuple(args.judges))
     timings["total_s"] = time.perf_counter() - started

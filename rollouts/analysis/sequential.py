@@ -25,7 +25,7 @@ inconclusive (the metric extends the step, then pauses), never a pass.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 import numpy as np
@@ -95,7 +95,7 @@ class SequentialState:
     # The swing log-likelihood of every grid point over the whole run; empty: none yet.
     swing_log_likelihood: tuple[float, ...] = ()
     # The looks not yet folded into the checks (shorter than a check window so far).
-    window: Window = Window()
+    window: Window = field(default_factory=Window)
 
     @classmethod
     def start(cls, tolerance: float) -> SequentialState:
