@@ -11,8 +11,11 @@ Kayenta-style judge and `sprt-known` use the same horizon), `--scrape` the scrap
 of the drawn series (a look needs two scrapes at least: interval >= 2 x scrape), and
 `--query-offset` shifts the looks off the scrapes' grid (with 0 every look's window starts
 and ends on a scrape, so `increase()` extrapolates nothing; a real controller's looks fall
-anywhere between scrapes). `--cases` / `--judges` keep the cases whose name contains one of
-the words, and the judges named.
+anywhere between scrapes). `--looks-query` is how a look counts: `difference` (the catalog's
+queries: every counter now minus a look ago) or `increase` (`increase()` over the look,
+which extrapolates: off the scrapes' grid a look two scrapes long sees one scrape interval's
+growth, doubled). `--cases` / `--judges` keep the cases whose name contains one of the
+words, and the judges named.
 
 Every release is a canary (20 req/s) next to its stable revision (80 req/s) for 14 minutes,
 drawn with numpy (seeded): requests are Poisson, errors binomial, latencies lognormal
@@ -95,10 +98,10 @@ class Setup:
     horizon: int = 10  # minutes: count = horizon * 60 / interval looks
     scrape: int = 30  # seconds between scrapes of the drawn series
     query_offset: int = 0  # seconds the looks lie after the scrapes' grid
-    # How a look counts: "increase" (increase() over the look, the catalog's queries, which
-    # extrapolates when the window's first and last scrapes do not span it) or "difference"
-    # (the counters now minus a look ago: what the scrapes saw, nothing extrapolated)
-    looks_query: str = "increase"
+    # How a look counts: "increase" (increase() over the look, which extrapolates when the
+    # window's first and last scrapes do not span it) or "difference" (every counter now
+    # minus a look ago, a reset counting 0: what the scrapes saw, nothing extrapolated)
+    looks_query: str = "difference"  # the catalog's
 
     def __post_init__(self) -> None:
         if 60 % self.scrape or self.interval < 2 * self.scrape:
@@ -270,7 +273,7 @@ def observe(prom: PrometheusServer, index: int, setup: Setup = Setup()) -> dict[
     def increase(extra: str, window: int) -> str:
         if window == setup.interval and setup.looks_query == "difference":
             selector = f"http_requests_total{{{c}{extra}}}"
-            return f"{by} ({selector}) - {by} ({selector} offset {window}s)"
+            return f"{by} (clamp_min({selector} - {selector} offset {window}s, 0))"
         return f"{by} (increase(http_requests_total{{{c}{extra}}}[{window}s]))"
 
     errors = ',code=~"5.."'
@@ -558,7 +561,7 @@ def main() -> None:
     parser.add_argument("--horizon", type=int, default=10, help="minutes of looks (count)")
     parser.add_argument("--scrape", type=int, default=30, help="seconds between scrapes")
     parser.add_argument("--query-offset", type=int, default=0, help="seconds after a scrape")
-    parser.add_argument("--looks-query", choices=("increase", "difference"), default="increase")
+    parser.add_argument("--looks-query", choices=("increase", "difference"), default="difference")
     parser.add_argument("--cases", nargs="*", default=(), help="words of the cases to run")
     parser.add_argument("--judges", nargs="*", default=(), choices=[*JUDGES, "sprt-known"])
     args = parser.parse_args()
