@@ -8,7 +8,7 @@ Options for the look interval and horizon (defaults: the tables of docs/benchmar
 `--interval` is the error-rate metric's look (its `interval`, and the `[{{interval}}]` window
 of its queries), `--horizon` its looks in minutes (`count` = horizon / interval; the
 Kayenta-style judge and `sprt-known` use the same horizon), `--scrape` the scrape interval
-of the drawn series (a look needs two scrapes at least: interval >= 2 x scrape), and
+of the drawn series (a look needs a scrape, two with `--looks-query increase`), and
 `--query-offset` shifts the looks off the scrapes' grid (with 0 every look's window starts
 and ends on a scrape, so `increase()` extrapolates nothing; a real controller's looks fall
 anywhere between scrapes). `--looks-query` is how a look counts: `difference` (the catalog's
@@ -104,8 +104,11 @@ class Setup:
     looks_query: str = "difference"  # the catalog's
 
     def __post_init__(self) -> None:
-        if 60 % self.scrape or self.interval < 2 * self.scrape:
-            raise ValueError("the scrape must divide a minute, and a look span two scrapes")
+        # increase() needs two scrapes in its window; a difference one scrape a look.
+        scrapes = 2 if self.looks_query == "increase" else 1
+        if 60 % self.scrape or self.interval < scrapes * self.scrape:
+            raise ValueError(f"the scrape must divide a minute, and a look span {scrapes} "
+                             "scrape(s)")  # fmt: skip
         if (self.horizon * 60) % self.interval or not 0 <= self.query_offset < self.scrape:
             raise ValueError("the horizon must be whole looks, the offset under a scrape")
 

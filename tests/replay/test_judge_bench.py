@@ -71,8 +71,11 @@ def test_the_look_setup_is_checked() -> None:
     setup = bench.Setup(interval=30, horizon=15, scrape=15)
     assert (setup.count, setup.minutes, setup.looks) == (30, 18, 35)
     assert bench.Setup().count == 10 and bench.Setup().minutes == 14  # the recorded tables
-    with pytest.raises(ValueError, match="two scrapes"):
-        bench.Setup(interval=30, scrape=30)  # a look must span two scrapes
+    assert bench.Setup(interval=30, scrape=30).count == 20  # a difference: a scrape a look
+    with pytest.raises(ValueError, match="span 2 scrape"):
+        bench.Setup(interval=30, scrape=30, looks_query="increase")  # increase() needs two
+    with pytest.raises(ValueError, match="span 1 scrape"):
+        bench.Setup(interval=15, scrape=30)
     with pytest.raises(ValueError, match="whole looks"):
         bench.Setup(interval=45, horizon=10, scrape=15)
 
