@@ -303,7 +303,9 @@ def sequential_counts(
     # (2.3% of noisy good canaries rolled back instead of 0.7%: docs/benchmarks.md).
     checked = state if state.window.empty else _fold_window(state)
     sides_judged: list[consistency.SideCheck] = []
-    passes: list[tuple[float, float]] = []  # per side: the count and the swing-robust e
+    # per side: the count e, the swing-robust e, and the sign test over the closed windows
+    # that were not beyond the bound
+    passes: list[tuple[float, float, float]] = []
     whole_run = np.asarray(state.swing_log_likelihood or np.zeros(len(grid)), dtype=np.float64)
     checks = (
         ("increase", "higher", high_index, log_up, checked.swing_up, state.signs_up,
@@ -328,12 +330,16 @@ def sequential_counts(
         # (0 errors of 1,000 against 10) bounds the Poisson ratio but says little.
         within = consistency.swing_alternatives(grid, index, side == "decrease", _MIXTURE_SPAN)
         swing_pass = tuple(float(v) for v in whole_run[within] - whole_run[index])
-        passes.append((_e(pass_logs[index]), consistency.mixture_e(swing_pass)))
+        within_e = consistency.sign_e_value(
+            state.looks_with_errors - agreeing, agreeing
+        )  # windows not beyond the bound on this side, and those beyond
+        passes.append((_e(pass_logs[index]), consistency.mixture_e(swing_pass), within_e))
     failing = [side for side in sides_judged if side.fails(threshold)]
     worst = max(failing or sides_judged, key=lambda side: side.count_e)
     worst_words, fail_e = worst.words, worst.count_e
-    pass_e = min(count for count, _ in passes)
-    swing_pass_e = min(swing for _, swing in passes)
+    pass_e = min(count for count, _, _ in passes)
+    swing_pass_e = min(swing for _, swing, _ in passes)
+    within_e = min(signs for _, _, signs in passes)
     evidence = Evidence(
         test="sequentialCounts",
         decision="continue",
@@ -371,14 +377,17 @@ def sequential_counts(
             f"e={format_number(fail_e)} >= {format_number(threshold)}, "
             f"{worst.agreement(threshold)}",
         )
-    if pass_e >= threshold and swing_pass_e >= threshold:
+    consistent_pass = within_e >= consistency.CONSISTENT_LOOKS_E
+    if pass_e >= threshold and swing_pass_e >= threshold and consistent_pass:
         return replace(
             evidence,
             decision="pass",
             e_value=pass_e,
             reason=f"error rate bounded within tolerance: {rates}, "
             f"e={format_number(pass_e)} >= {format_number(threshold)}, "
-            f"swing-robust e={format_number(swing_pass_e)} >= {format_number(threshold)}",
+            f"swing-robust e={format_number(swing_pass_e)} >= {format_number(threshold)}, "
+            f"windows within: e={format_number(within_e)} >= "
+            f"{format_number(consistency.CONSISTENT_LOOKS_E)}",
         )
     held = (
         f" but not consistent across looks ({worst.agreement(threshold)})"
@@ -401,9 +410,13 @@ def sequential_counts(
             reason=f"no regression shown by the last look: {rates}, e={format_number(fail_e)}",
         )
     if not held and pass_e >= threshold:
+        swing_sign = ">=" if swing_pass_e >= threshold else "<"
+        within_sign = ">=" if consistent_pass else "<"
         held = (
             f" bounds the ratio, not across swings yet (swing-robust e="
-            f"{format_number(swing_pass_e)} < {format_number(threshold)})"
+            f"{format_number(swing_pass_e)} {swing_sign} {format_number(threshold)}, windows "
+            f"within: e={format_number(within_e)} {within_sign} "
+            f"{format_number(consistency.CONSISTENT_LOOKS_E)})"
         )
     return replace(
         evidence,

@@ -211,3 +211,17 @@ def test_the_metric_feeds_its_interval_to_the_checks() -> None:
     record = judge(metric, samples, None, started_at=at, finished_at=at)
     assert record.evidence is not None and record.evidence.state is not None
     assert json.loads(record.evidence.state)["window"] == [3.0, 300.0, 12.0, 1200.0, 15.0]
+
+
+def test_one_quiet_minute_of_a_swinging_10x_canary_does_not_pass_early() -> None:
+    # bench/judge_prometheus.py --horizon 15, seed 1, noisy 10x, release 74: its first
+    # minute's swing (gamma: far below what the swing-robust likelihood allows) left 1 error
+    # of 1,228 against 53 of 4,787. Both pass e-values were past 20 (swing-robust 68): it
+    # passed. An early pass now also needs most windows within the bound (4 of 4).
+    state = SequentialState.start(TOLERANCE).update(1, 1228, 53, 4787)
+    evidence = sequential_counts(state)
+    assert evidence.decision == "continue"
+    assert "windows within: e=1.5 < 4" in evidence.reason
+    for _ in range(3):  # three more quiet minutes: consistently within, it passes
+        state = state.update(1, 1228, 53, 4787)
+    assert sequential_counts(state).decision == "pass"
