@@ -8,11 +8,14 @@ A swing lasts as long as it lasts (a flaky dependency for a minute), not as long
 fed 15 s looks, a one-minute swing would count four times, as four independent "looks
 beyond" for the sign test and four independent swings for the swing-robust e-value.
 
-So the checks are fed **windows** of at least `CHECK_WINDOW_SECONDS` of wall clock: the
-looks' counts are added up until the window spans that long, and the window is then folded
-into the checks as one unit. Looks of a minute or more are each their own window (the
-checks behave exactly as they did with one look a minute); a look of 15 s is a quarter of
-one. Between closings, the swing-robust e-value judges the open window as if it closed now,
+So the checks are fed **windows** of at least `CHECK_WINDOW_SECONDS` of wall clock, or of
+`LOOKS_PER_WINDOW` looks if that comes first: the looks' counts are added up until the
+window is that long, and the window is then folded into the checks as one unit. Looks of
+a minute or more are each their own window (the checks behave exactly as they did with one
+look a minute); a look of 15 s is a quarter of one. Looks of a few seconds (as in `rollouts
+demo`) need scrapes as frequent, and windows of a minute of them would leave the sign tests
+minutes to fill: there four looks make a window, and swings are assumed shorter. Between
+closings, the swing-robust e-value judges the open window as if it closed now,
 so a regression far beyond any swing (10x) still fails at the first short look; the sign
 tests (and the early pass) wait for the window to close: re-judged at every short look, an
 open window beyond the bound would get up to four chances a minute to count.
@@ -25,13 +28,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["CHECK_WINDOW_SECONDS", "Window", "windows"]
+__all__ = ["CHECK_WINDOW_SECONDS", "LOOKS_PER_WINDOW", "Window", "windows"]
 
 # The time scale of the swings the checks allow for: the noisy canaries the checks' constants
 # were set on (bench/judge_prometheus.py) swing once a minute. A shorter window lets a
 # swing count several times; a longer one slows the sign test (it needs four windows).
 CHECK_WINDOW_SECONDS: Final = 60.0
 _CLOSING: Final = CHECK_WINDOW_SECONDS * (1.0 - 1e-9)  # 4 x 15 s closes despite rounding
+LOOKS_PER_WINDOW: Final = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +47,7 @@ class Window:
     baseline_errors: float = 0.0
     baseline_requests: float = 0.0
     seconds: float = 0.0
+    looks: int = 0
 
     def add(
         self,
@@ -61,16 +66,17 @@ class Window:
             self.baseline_errors + baseline_errors,
             self.baseline_requests + baseline_requests,
             self.seconds + length,
+            self.looks + 1,
         )
 
     @property
     def closed(self) -> bool:
         """Long enough to be folded into the checks as one unit."""
-        return self.seconds >= _CLOSING
+        return self.seconds >= _CLOSING or self.looks >= LOOKS_PER_WINDOW
 
     @property
     def empty(self) -> bool:
-        return self.seconds == 0.0
+        return self.looks == 0
 
     @property
     def counts(self) -> tuple[float, float, float, float]:
@@ -88,6 +94,7 @@ def windows(
 ) -> tuple[list[Window], Window]:
     """The closed windows of a run's looks (each: canary errors, canary requests, baseline
     errors, baseline requests, seconds), and the window still open after the last look.
+    A window closes at a minute, or at `LOOKS_PER_WINDOW` looks.
 
     >>> closed, open_window = windows([(1, 100, 2, 400, 15.0)] * 5)
     >>> [w.counts for w in closed], open_window.counts

@@ -78,7 +78,9 @@ def encode_state(state: SequentialState) -> str:
     window = state.window
     # The checks' open window (looks shorter than a check window); absent when none is open,
     # so that one-minute looks keep the shape states had before windows.
-    open_window = {} if window.empty else {"window": [*window.counts, window.seconds]}
+    open_window = (
+        {} if window.empty else {"window": [*window.counts, window.seconds, window.looks]}
+    )
     return json.dumps(
         {
             "tolerance": state.tolerance,
@@ -131,10 +133,10 @@ def decode_state(text: str | None, tolerance: float) -> SequentialState:
         swing_up, swing_down, signs_up, signs_down = (
             tuple(float(v) for v in values) for values in data.get("restarting", ((),) * 4)
         )
-        saved_window = [float(v) for v in data.get("window", (0.0,) * 5)]
-        if len(saved_window) != 5:
-            raise ValueError(f"window: 5 numbers expected, got {len(saved_window)}")
-        window = Window(*saved_window)
+        saved_window = [float(v) for v in data.get("window", (0.0,) * 6)]
+        if len(saved_window) != 6:
+            raise ValueError(f"window: 6 numbers expected, got {len(saved_window)}")
+        window = Window(*saved_window[:5], looks=int(saved_window[5]))
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"the sequential test's saved state is unreadable: {exc}") from None
     size = len(fresh.log_likelihood)
