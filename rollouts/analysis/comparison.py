@@ -136,7 +136,8 @@ def decode_state(text: str | None, tolerance: float) -> SequentialState:
         saved_window = [float(v) for v in data.get("window", (0.0,) * 6)]
         if len(saved_window) != 6:
             raise ValueError(f"window: 6 numbers expected, got {len(saved_window)}")
-        window = Window(*saved_window[:5], looks=int(saved_window[5]))
+        xc_open, nc_open, xb_open, nb_open, seconds_open, looks_open = saved_window
+        window = Window(xc_open, nc_open, xb_open, nb_open, seconds_open, int(looks_open))
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"the sequential test's saved state is unreadable: {exc}") from None
     size = len(fresh.log_likelihood)
