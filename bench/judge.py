@@ -2,12 +2,16 @@
 
     python bench/judge.py                      # 300 releases per scenario, seed 1
     python bench/judge.py --releases 1000 --seed 7 --json
+    python bench/judge.py --looks-per-interval 4     # the sequential judge looks 4x an interval
 
 The releases are drawn in this process (numpy, seeded): no Prometheus, no controller. Each
 release is a canary and its baseline receiving `requests` requests per side per interval,
 with a baseline error rate and a canary error rate `ratio` times it; some scenarios add
 shared blips (an interval where a dependency fails and both sides see 20x the errors).
-Up to `--horizon` intervals are judged (default 10). Judges:
+Up to `--horizon` intervals are judged (default 10). An interval stands for a minute: with
+`--looks-per-interval K` the sequential judge looks K times an interval, at requests / K a
+look (its checks take windows of a minute: `check_windows`), and the swings and blips last
+the whole interval; the other judges see the interval's sums, as with K = 1. Judges:
 
 * threshold-95 / threshold-99: the canary's success rate in the interval must be >= 95% /
   99% (an Argo successCondition); the first interval below fails the release.
@@ -79,27 +83,42 @@ EXTRA_LOOKS = 3
 
 @dataclass(frozen=True)
 class Release:
-    canary_errors: np.ndarray
-    baseline_errors: np.ndarray
+    """Errors per look (K looks an interval) and requests per interval; `canary_errors` and
+    `baseline_errors` are the interval's sums."""
+
+    look_canary_errors: np.ndarray
+    look_baseline_errors: np.ndarray
     requests: int
+    looks_per_interval: int = 1
+
+    @property
+    def canary_errors(self) -> np.ndarray:
+        return self.look_canary_errors.reshape(-1, self.looks_per_interval).sum(axis=1)
+
+    @property
+    def baseline_errors(self) -> np.ndarray:
+        return self.look_baseline_errors.reshape(-1, self.looks_per_interval).sum(axis=1)
 
 
-def draw(rng: np.random.Generator, scenario: Scenario, horizon: int) -> Release:
-    """`horizon` intervals plus the sequential judge's extra looks."""
+def draw(rng: np.random.Generator, scenario: Scenario, horizon: int, looks: int = 1) -> Release:
+    """`horizon` intervals plus the sequential judge's extra looks (whole intervals), with
+    `looks` looks an interval, each at requests / looks."""
     intervals = horizon + EXTRA_LOOKS
     blips = rng.random(intervals) < scenario.blip_chance
     base = np.where(blips, np.minimum(1.0, scenario.base_rate * 20), scenario.base_rate)
     swing = rng.gamma(2.0, 0.5, intervals) if scenario.noisy else 1.0
     canary = np.minimum(1.0, base * scenario.ratio * swing)
+    per_look = scenario.requests // looks
     return Release(
-        rng.binomial(scenario.requests, canary),
-        rng.binomial(scenario.requests, base),
+        rng.binomial(per_look, np.repeat(canary, looks)),
+        rng.binomial(per_look, np.repeat(base, looks)),
         scenario.requests,
+        looks,
     )
 
 
 # A judge returns ("fail" | "pass" | "inconclusive", intervals used), given the horizon.
-Judge = Callable[[Release, int], tuple[str, int]]
+Judge = Callable[[Release, int], tuple[str, float]]
 
 
 def threshold(minimum: float) -> Judge:
@@ -123,26 +142,29 @@ def fixed_mann_whitney(release: Release, horizon: int) -> tuple[str, int]:
     return evidence.decision, horizon
 
 
-def sequential(release: Release, horizon: int) -> tuple[str, int]:
+def sequential(release: Release, horizon: int) -> tuple[str, float]:
     """As the metric does: from the horizon on, an inconclusive look waits for at most
     EXTRA_LOOKS more; inconclusive then (the rollout would pause) is neither a pass nor a
-    fail."""
+    fail. Time in intervals (a look is 1 / looks_per_interval of one)."""
     state = SequentialState.start(TOLERANCE)
-    last = horizon + EXTRA_LOOKS
+    k = release.looks_per_interval
+    count, last = horizon * k, horizon * k + EXTRA_LOOKS
+    requests = float(release.requests // k)
     for look in range(1, last + 1):
         state = state.update(
-            float(release.canary_errors[look - 1]),
-            float(release.requests),
-            float(release.baseline_errors[look - 1]),
-            float(release.requests),
+            float(release.look_canary_errors[look - 1]),
+            requests,
+            float(release.look_baseline_errors[look - 1]),
+            requests,
+            seconds=60.0 / k,
         )
         evidence = sequential_counts(
-            state, confidence=CONFIDENCE, min_samples=100, final=look >= horizon
+            state, confidence=CONFIDENCE, min_samples=100, final=look >= count
         )
         if evidence.decision in ("fail", "pass"):
-            return evidence.decision, look
+            return evidence.decision, look / k
         if evidence.decision == "inconclusive" and look == last:
-            return "inconclusive", look
+            return "inconclusive", look / k
     raise AssertionError("unreachable")
 
 
@@ -154,11 +176,11 @@ JUDGES: dict[str, Judge] = {
 }
 
 
-def run(releases: int, seed: int, horizon: int) -> list[dict[str, object]]:
+def run(releases: int, seed: int, horizon: int, looks: int = 1) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     for index, scenario in enumerate(SCENARIOS):
         rng = np.random.default_rng([seed, index])
-        drawn = [draw(rng, scenario, horizon) for _ in range(releases)]
+        drawn = [draw(rng, scenario, horizon, looks) for _ in range(releases)]
         bad = scenario.ratio > 1 + TOLERANCE
         for name, judge in JUDGES.items():
             started = time.perf_counter()
@@ -185,8 +207,11 @@ def run(releases: int, seed: int, horizon: int) -> list[dict[str, object]]:
     return rows
 
 
-def _print(rows: list[dict[str, object]], releases: int, seed: int, horizon: int) -> None:
-    print(f"releases per scenario: {releases}, seed {seed}, horizon {horizon} intervals")
+def _print(
+    rows: list[dict[str, object]], releases: int, seed: int, horizon: int, looks: int
+) -> None:
+    every = "" if looks == 1 else f"; the sequential judge looks {looks} times an interval"
+    print(f"releases per scenario: {releases}, seed {seed}, horizon {horizon} intervals{every}")
     print("false rb: good releases failed; miss: bad releases passed; decided: intervals to")
     print("the right decision (fail for bad, pass for good)")
     header = f"{'scenario':40} {'judge':13} {'false rb':>8} {'miss':>6} {'inconcl':>7} "
@@ -210,12 +235,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--horizon", type=int, default=10)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--looks-per-interval", type=int, default=1,
+                        help="looks of the sequential judge per interval (a minute)")  # fmt: skip
     args = parser.parse_args()
-    rows = run(args.releases, args.seed, args.horizon)
+    rows = run(args.releases, args.seed, args.horizon, args.looks_per_interval)
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
-        _print(rows, args.releases, args.seed, args.horizon)
+        _print(rows, args.releases, args.seed, args.horizon, args.looks_per_interval)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,20 @@
 
     python bench/judge_prometheus.py                 # 200 releases per case, seed 1
     python bench/judge_prometheus.py --releases 500 --seed 7 --json
+    python bench/judge_prometheus.py --interval 30 --scrape 15 --horizon 15 --cases 2x --judges ours
+
+Options for the look interval and horizon (defaults: the tables of docs/benchmarks.md):
+`--interval` is the error-rate metric's look (its `interval`, and the `[{{interval}}]` window
+of its queries), `--horizon` its looks in minutes (`count` = horizon / interval; the
+Kayenta-style judge and `sprt-known` use the same horizon), `--scrape` the scrape interval
+of the drawn series (a look needs a scrape, two with `--looks-query increase`), and
+`--query-offset` shifts the looks off the scrapes' grid (with 0 every look's window starts
+and ends on a scrape, so `increase()` extrapolates nothing; a real controller's looks fall
+anywhere between scrapes). `--looks-query` is how a look counts: `difference` (the catalog's
+queries: every counter now minus a look ago) or `increase` (`increase()` over the look,
+which extrapolates: off the scrapes' grid a look two scrapes long sees one scrape interval's
+growth, doubled). `--cases` / `--judges` keep the cases whose name contains one of the
+words, and the judges named.
 
 Every release is a canary (20 req/s) next to its stable revision (80 req/s) for 14 minutes,
 drawn with numpy (seeded): requests are Poisson, errors binomial, latencies lognormal
@@ -67,14 +81,50 @@ from rollouts.sandbox.prometheus import PrometheusServer
 
 CATALOG = Path(__file__).resolve().parents[1] / "analysis"
 T0 = int(datetime(2025, 6, 1, tzinfo=UTC).timestamp())
-SCRAPE = 30
-MINUTES = 14  # 10 looks plus the sequential test's 3 extra looks, and one to spare
+EXTRA_LOOKS = 3  # the sequential metric's extraMeasurements
 BOUNDS_MS = (10, 20, 30, 40, 50, 60, 75, 100, 125, 150, 200, 250, 300, 400, 500, 750, 1000,
              2000)  # fmt: skip
 MEDIAN_MS, SIGMA = 50.0, 0.5
 CANARY_RPS, STABLE_RPS = 20.0, 80.0
 NULL_RATIO = 1.2  # the catalog comparison's tolerance: the SPRT bound tests against it
 ALPHA = BETA = 0.05
+
+
+@dataclass(frozen=True)
+class Setup:
+    """The looks of the error-rate metric and the series drawn for them."""
+
+    interval: int = 60  # seconds between looks (the metric's interval and query window)
+    horizon: int = 10  # minutes: count = horizon * 60 / interval looks
+    scrape: int = 30  # seconds between scrapes of the drawn series
+    query_offset: int = 0  # seconds the looks lie after the scrapes' grid
+    # How a look counts: "increase" (increase() over the look, which extrapolates when the
+    # window's first and last scrapes do not span it) or "difference" (every counter now
+    # minus a look ago, a reset counting 0: what the scrapes saw, nothing extrapolated)
+    looks_query: str = "difference"  # the catalog's
+
+    def __post_init__(self) -> None:
+        # increase() needs two scrapes in its window; a difference one scrape a look.
+        scrapes = 2 if self.looks_query == "increase" else 1
+        if 60 % self.scrape or self.interval < scrapes * self.scrape:
+            raise ValueError(f"the scrape must divide a minute, and a look span {scrapes} "
+                             "scrape(s)")  # fmt: skip
+        if (self.horizon * 60) % self.interval or not 0 <= self.query_offset < self.scrape:
+            raise ValueError("the horizon must be whole looks, the offset under a scrape")
+
+    @property
+    def count(self) -> int:
+        return self.horizon * 60 // self.interval
+
+    @property
+    def minutes(self) -> int:
+        """Minutes drawn: the horizon, the extra looks, one minute to spare; at least 14."""
+        extra = math.ceil(EXTRA_LOOKS * self.interval / 60)
+        return max(14, self.horizon + extra + 1)
+
+    @property
+    def looks(self) -> int:
+        return self.minutes * 60 // self.interval - 1
 
 
 @dataclass(frozen=True)
@@ -125,47 +175,51 @@ def _bucket_shares(scale: np.ndarray, sigma: float) -> np.ndarray:
     return np.diff(np.concatenate([np.zeros(edge), cdf, np.ones(edge)], axis=-1), axis=-1)
 
 
-def _side(rng: np.random.Generator, case: Case, canary: bool, seeds: int) -> dict[str, np.ndarray]:
+def _side(
+    rng: np.random.Generator, case: Case, canary: bool, seeds: int, setup: Setup
+) -> dict[str, np.ndarray]:
     """Per-scrape increments for `seeds` releases: requests, errors, latency bucket counts."""
-    scrapes = MINUTES * 60 // SCRAPE
+    scrape, minutes = setup.scrape, setup.minutes
+    scrapes = minutes * 60 // scrape
     rps = case.canary_rps if canary else case.stable_rps
     rate = np.full((seeds, scrapes), case.base_rate * (case.error_ratio if canary else 1.0))
     scale = np.full((seeds, scrapes), case.latency_scale if canary else 1.0)
     if canary and case.noisy:
-        per_minute = (seeds, MINUTES)
-        noise = np.repeat(rng.gamma(2.0, 0.5, per_minute), 60 // SCRAPE, axis=1)
+        per_minute = (seeds, minutes)
+        noise = np.repeat(rng.gamma(2.0, 0.5, per_minute), 60 // scrape, axis=1)
         rate = rate * noise
-        scale = scale * np.repeat(rng.lognormal(0.0, 0.1, per_minute), 60 // SCRAPE, axis=1)
-    requests = rng.poisson(rps * SCRAPE, (seeds, scrapes))
+        scale = scale * np.repeat(rng.lognormal(0.0, 0.1, per_minute), 60 // scrape, axis=1)
+    requests = rng.poisson(rps * scrape, (seeds, scrapes))
     errors = rng.binomial(requests, np.minimum(rate, 1.0))
     shares = _bucket_shares(scale, case.canary_sigma if canary else SIGMA)
     buckets = rng.multinomial(requests, shares)
     return {"requests": requests, "errors": errors, "buckets": buckets}
 
 
-def _counter_lines(selector: str, increments: np.ndarray) -> Iterable[str]:
+def _counter_lines(selector: str, increments: np.ndarray, scrape: int) -> Iterable[str]:
     values = np.concatenate([[0], np.cumsum(increments)])
     for i, value in enumerate(values):
-        yield f"{selector} {int(value)} {T0 + i * SCRAPE}"
+        yield f"{selector} {int(value)} {T0 + i * scrape}"
 
 
-def render_case(index: int, case: Case, seeds: int, seed: int) -> str:
+def render_case(index: int, case: Case, seeds: int, seed: int, setup: Setup = Setup()) -> str:
     rng = np.random.default_rng([seed, index])
     lines: list[str] = []
     buckets: list[str] = []
+    scrape = setup.scrape
     for role in ("canary", "stable"):
-        side = _side(rng, case, role == "canary", seeds)
+        side = _side(rng, case, role == "canary", seeds, setup)
         for s in range(seeds):
             labels = f'case="{index}",role="{role}",seed="{s}"'
             ok = side["requests"][s] - side["errors"][s]
-            lines += _counter_lines(f'http_requests_total{{code="200",{labels}}}', ok)
+            lines += _counter_lines(f'http_requests_total{{code="200",{labels}}}', ok, scrape)
             lines += _counter_lines(f'http_requests_total{{code="500",{labels}}}',
-                                    side["errors"][s])  # fmt: skip
+                                    side["errors"][s], scrape)  # fmt: skip
             cumulative = np.cumsum(side["buckets"][s], axis=-1)
             for b, bound in enumerate((*BOUNDS_MS, math.inf)):
                 le = "+Inf" if math.isinf(bound) else f"{bound / 1000:g}"
                 name = f'http_request_duration_seconds_bucket{{{labels},le="{le}"}}'
-                buckets += _counter_lines(name, cumulative[:, b])
+                buckets += _counter_lines(name, cumulative[:, b], scrape)
     return "\n".join(lines + buckets) + "\n# EOF\n"
 
 
@@ -175,44 +229,66 @@ def render_case(index: int, case: Case, seeds: int, seed: int) -> str:
 
 @dataclass
 class Observed:
-    """Per (seed, role): values at minutes 1..MINUTES (NaN where Prometheus had none)."""
+    """Per (seed, role): values at steps 1..points (NaN where Prometheus had none)."""
 
+    points: int
     values: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
 
     def get(self, seed: int, role: str) -> np.ndarray:
-        return self.values.get((str(seed), role), np.full(MINUTES, math.nan))
+        return self.values.get((str(seed), role), np.full(self.points, math.nan))
 
 
-def range_query(prom: PrometheusServer, query: str) -> Observed:
+def range_query(
+    prom: PrometheusServer, query: str, points: int, step: int = 60, offset: int = 0
+) -> Observed:
+    """`query` at T0 + offset + k * step for k = 1..points."""
     import httpx
 
-    params = {"query": query, "start": str(T0 + 60), "end": str(T0 + 60 * MINUTES), "step": "60"}
+    start, end = T0 + offset + step, T0 + offset + step * points
+    params = {"query": query, "start": str(start), "end": str(end), "step": str(step)}
     body = httpx.get(f"{prom.url}/api/v1/query_range", params=params, timeout=120).json()
     if body.get("status") != "success":
         raise RuntimeError(f"{query}: {body}")
-    observed = Observed()
+    observed = Observed(points)
     for series in body["data"]["result"]:
-        row = np.full(MINUTES, math.nan)
+        row = np.full(points, math.nan)
         for ts, value in series["values"]:
-            row[int((float(ts) - T0) // 60) - 1] = float(value)
+            row[round((float(ts) - T0 - offset) / step) - 1] = float(value)
         labels = series["metric"]
         observed.values[(labels.get("seed", ""), labels.get("role", "canary"))] = row
     return observed
 
 
-def observe(prom: PrometheusServer, index: int) -> dict[str, Observed]:
+def observe(prom: PrometheusServer, index: int, setup: Setup = Setup()) -> dict[str, Observed]:
+    """Per minute (the threshold and Kayenta-style judges, latency) and per look of the
+    error-rate metric (`looks_errors`, `looks_requests`: increase over the look)."""
     c = f'case="{index}"'
     by = "sum by (seed, role)"
     p99 = "1000 * histogram_quantile(0.99, sum by (seed, role, le) (rate("
+    minutes, offset = setup.minutes, setup.query_offset
+
+    def per_minute(query: str) -> Observed:
+        return range_query(prom, query, minutes, 60, offset)
+
+    def per_look(query: str) -> Observed:
+        return range_query(prom, query, setup.looks, setup.interval, offset)
+
+    def increase(extra: str, window: int) -> str:
+        if window == setup.interval and setup.looks_query == "difference":
+            selector = f"http_requests_total{{{c}{extra}}}"
+            return f"{by} (clamp_min({selector} - {selector} offset {window}s, 0))"
+        return f"{by} (increase(http_requests_total{{{c}{extra}}}[{window}s]))"
+
+    errors = ',code=~"5.."'
     return {
-        "errors": range_query(
-            prom, f'{by} (increase(http_requests_total{{{c},code=~"5.."}}[60s]))'
-        ),
-        "requests": range_query(prom, f"{by} (increase(http_requests_total{{{c}}}[60s]))"),
-        "success5m": range_query(prom, f'{by} (rate(http_requests_total{{{c},code!~"5.."}}[5m]))'
-                                 f" / {by} (rate(http_requests_total{{{c}}}[5m]))"),
-        "p99_5m": range_query(prom, f"{p99}http_request_duration_seconds_bucket{{{c}}}[5m])))"),
-        "p99_1m": range_query(prom, f"{p99}http_request_duration_seconds_bucket{{{c}}}[1m])))"),
+        "errors": per_minute(increase(errors, 60)),
+        "requests": per_minute(increase("", 60)),
+        "looks_errors": per_look(increase(errors, setup.interval)),
+        "looks_requests": per_look(increase("", setup.interval)),
+        "success5m": per_minute(f'{by} (rate(http_requests_total{{{c},code!~"5.."}}[5m]))'
+                                f" / {by} (rate(http_requests_total{{{c}}}[5m]))"),
+        "p99_5m": per_minute(f"{p99}http_request_duration_seconds_bucket{{{c}}}[5m])))"),
+        "p99_1m": per_minute(f"{p99}http_request_duration_seconds_bucket{{{c}}}[1m])))"),
     }  # fmt: skip
 
 
@@ -221,14 +297,19 @@ def observe(prom: PrometheusServer, index: int) -> dict[str, Observed]:
 
 
 @functools.cache
-def catalog_metric(template: str, name: str | None = None) -> Metric:
+def catalog_metric(
+    template: str, name: str | None = None, overrides: tuple[tuple[str, str], ...] = ()
+) -> Metric:
+    """The template's metric, its args at their defaults (placeholders where required)
+    but for `overrides` ((arg, value) pairs)."""
     doc = yaml.safe_load((CATALOG / f"{template}.yaml").read_text(encoding="utf-8"))
     defaults = {a["name"]: a.get("value") or f"bench-{a['name']}" for a in doc["spec"]["args"]}
+    defaults.update(overrides)
     loaded = load_cluster_analysis_template(substitute_args(doc, defaults))
     return next(m for m in loaded.spec.metrics if name is None or m.name == name)
 
 
-def _at(minute: int) -> datetime:
+def _at(minute: float) -> datetime:
     return datetime.fromtimestamp(T0 + 60 * minute, tz=UTC)
 
 
@@ -241,12 +322,15 @@ def _vector(value: float) -> list[float]:
     return [] if math.isnan(value) else [float(value)]  # the evaluator takes Python floats
 
 
-def threshold_judge(obs: dict[str, Observed], seed: int) -> tuple[str, int]:
+Outcome = tuple[str, float]  # (decision, minute of the deciding look)
+
+
+def threshold_judge(obs: dict[str, Observed], seed: int, setup: Setup) -> Outcome:
     metrics = [(catalog_metric("http-success-rate"), obs["success5m"].get(seed, "canary")),
                (catalog_metric("http-latency-p99"), obs["p99_5m"].get(seed, "canary"))]  # fmt: skip
     results = [new_result(m.name) for m, _ in metrics]
     phases = ["Running"] * len(metrics)
-    for minute in range(1, MINUTES + 1):
+    for minute in range(1, setup.minutes + 1):
         for i, (metric, values) in enumerate(metrics):
             if phases[i] != "Running":
                 continue
@@ -257,11 +341,11 @@ def threshold_judge(obs: dict[str, Observed], seed: int) -> tuple[str, int]:
                 return "fail", minute
         if all(p != "Running" for p in phases):
             return ("pass" if all(p == "Successful" for p in phases) else "inconclusive"), minute
-    return "inconclusive", MINUTES
+    return "inconclusive", setup.minutes
 
 
-def kayenta_judge(obs: dict[str, Observed], seed: int) -> tuple[str, int]:
-    horizon = 10
+def kayenta_judge(obs: dict[str, Observed], seed: int, setup: Setup) -> Outcome:
+    horizon = setup.horizon
 
     def per_minute_rate(role: str) -> np.ndarray:
         errors = obs["errors"].get(seed, role)[:horizon]
@@ -281,25 +365,32 @@ def kayenta_judge(obs: dict[str, Observed], seed: int) -> tuple[str, int]:
     return ("pass" if all(d == "pass" for d in decisions) else "inconclusive"), horizon
 
 
-def our_judge(obs: dict[str, Observed], seed: int) -> tuple[str, int]:
-    errors_metric = catalog_metric("http-compare", "error-rate-vs-baseline")
+def errors_metric(setup: Setup) -> Metric:
+    """The catalog's error-rate metric with the setup's look interval and horizon."""
+    looks = (("interval", f"{setup.interval}s"), ("looks", str(setup.count)))
+    return catalog_metric("http-compare", "error-rate-vs-baseline", looks)
+
+
+def our_judge(obs: dict[str, Observed], seed: int, setup: Setup) -> Outcome:
+    metric = errors_metric(setup)
     latency_metric = catalog_metric("http-compare", "latency-vs-baseline")
-    errors = {role: obs["errors"].get(seed, role) for role in ("canary", "stable")}
-    requests = {role: obs["requests"].get(seed, role) for role in ("canary", "stable")}
+    errors = {role: obs["looks_errors"].get(seed, role) for role in ("canary", "stable")}
+    requests = {role: obs["looks_requests"].get(seed, role) for role in ("canary", "stable")}
     p99 = {role: obs["p99_1m"].get(seed, role) for role in ("canary", "stable")}
-    result, phase = new_result(errors_metric.name), "Running"
+    result, phase = new_result(metric.name), "Running"
     latency_phase = "Running"
-    for minute in range(1, MINUTES + 1):
+    for look in range(1, setup.looks + 1):
+        minute = look * setup.interval / 60
         if phase == "Running":
             samples = ComparisonSamples(
-                tuple(_vector(errors["canary"][minute - 1]) or [0.0]),
-                tuple(_vector(errors["stable"][minute - 1]) or [0.0]),
-                tuple(_vector(requests["canary"][minute - 1]) or [0.0]),
-                tuple(_vector(requests["stable"][minute - 1]) or [0.0]),
+                tuple(_vector(errors["canary"][look - 1]) or [0.0]),
+                tuple(_vector(errors["stable"][look - 1]) or [0.0]),
+                tuple(_vector(requests["canary"][look - 1]) or [0.0]),
+                tuple(_vector(requests["stable"][look - 1]) or [0.0]),
             )
-            record = judge(errors_metric, samples, result, started_at=_at(minute),
+            record = judge(metric, samples, result, started_at=_at(minute),
                            finished_at=_at(minute))  # fmt: skip
-            result, phase = _fold(errors_metric, result, record)
+            result, phase = _fold(metric, result, record)
             if phase == "Failed":
                 return "fail", minute
         if minute == 10:  # initialDelay 10m: one look at the last 10 one-minute p99s
@@ -311,22 +402,22 @@ def our_judge(obs: dict[str, Observed], seed: int) -> tuple[str, int]:
         if phase != "Running" and latency_phase != "Running":
             good = phase == "Successful" and latency_phase == "Successful"
             return ("pass" if good else "inconclusive"), minute
-    return "inconclusive", MINUTES
+    return "inconclusive", setup.minutes
 
 
-def sprt_oracle(case: Case) -> Callable[[dict[str, Observed], int], tuple[str, int]]:
+def sprt_oracle(case: Case) -> Judge:
     """Wald's SPRT that knows the case's true ratio (1.2x against it, alpha = beta = 0.05)
-    on the same per-minute counts Prometheus returned, looked at once a minute for 10
-    looks: what the bound's test does at our look interval and horizon."""
+    on the same per-look counts Prometheus returned, at our look interval and horizon."""
     upper = math.log((1 - BETA) / ALPHA)
     lower = math.log(BETA / (1 - ALPHA))
 
-    def judge_fn(obs: dict[str, Observed], seed: int) -> tuple[str, int]:
-        xc, xb = (np.nan_to_num(obs["errors"].get(seed, r)) for r in ("canary", "stable"))
-        nc, nb = (np.nan_to_num(obs["requests"].get(seed, r)) for r in ("canary", "stable"))
+    def judge_fn(obs: dict[str, Observed], seed: int, setup: Setup) -> Outcome:
+        sides = ("canary", "stable")
+        xc, xb = (np.nan_to_num(obs["looks_errors"].get(seed, r)) for r in sides)
+        nc, nb = (np.nan_to_num(obs["looks_requests"].get(seed, r)) for r in sides)
         total = 0.0
-        for minute in range(1, 11):
-            i = minute - 1
+        for look in range(1, setup.count + 1):
+            i, minute = look - 1, look * setup.interval / 60
             if nc[i] > 0 and nb[i] > 0:
                 p1, p0 = (r * nc[i] / (r * nc[i] + nb[i]) for r in (case.error_ratio, NULL_RATIO))
                 total += xc[i] * math.log(p1 / p0) + xb[i] * math.log((1 - p1) / (1 - p0))
@@ -334,12 +425,13 @@ def sprt_oracle(case: Case) -> Callable[[dict[str, Observed], int], tuple[str, i
                 return "fail", minute
             if total <= lower:
                 return "pass", minute
-        return "pass", 10
+        return "pass", setup.horizon
 
     return judge_fn
 
 
-JUDGES: dict[str, Callable[[dict[str, Observed], int], tuple[str, int]]] = {
+Judge = Callable[[dict[str, Observed], int, Setup], Outcome]
+JUDGES: dict[str, Judge] = {
     "threshold": threshold_judge,
     "kayenta-mw": kayenta_judge,
     "ours": our_judge,
@@ -371,29 +463,40 @@ def sprt_minutes(case: Case) -> float | None:
 # Run and report
 
 
-def run(releases: int, seed: int) -> tuple[list[dict[str, Any]], dict[str, float]]:
+def run(
+    releases: int,
+    seed: int,
+    setup: Setup = Setup(),
+    cases: tuple[str, ...] = (),
+    judges: tuple[str, ...] = (),
+) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """Every case whose name contains one of `cases` (all without), by every judge named in
+    `judges` (all without; `sprt-known` on error-rate cases)."""
     timings = {"generate_s": 0.0, "promtool_s": 0.0, "query_s": 0.0, "judge_s": 0.0}
+    chosen = [(i, c) for i, c in enumerate(CASES) if not cases or any(w in c.name for w in cases)]
     prom = PrometheusServer()
     try:
-        for index, case in enumerate(CASES):
+        for index, case in chosen:
             started = time.perf_counter()
-            text = render_case(index, case, releases, seed)
+            text = render_case(index, case, releases, seed, setup)
             timings["generate_s"] += time.perf_counter() - started
             started = time.perf_counter()
             prom.load_openmetrics(text)
             timings["promtool_s"] += time.perf_counter() - started
         prom.start()
         rows = []
-        for index, case in enumerate(CASES):
+        for index, case in chosen:
             started = time.perf_counter()
-            obs = observe(prom, index)
+            obs = observe(prom, index, setup)
             timings["query_s"] += time.perf_counter() - started
             started = time.perf_counter()
-            judges = dict(JUDGES)
+            judging = dict(JUDGES)
             if sprt_minutes(case) is not None:
-                judges["sprt-known"] = sprt_oracle(case)
-            for name, judge_fn in judges.items():
-                outcomes = [judge_fn(obs, s) for s in range(releases)]
+                judging["sprt-known"] = sprt_oracle(case)
+            for name, judge_fn in judging.items():
+                if judges and name not in judges:
+                    continue
+                outcomes = [judge_fn(obs, s, setup) for s in range(releases)]
                 rows.append(_row(case, name, outcomes))
             timings["judge_s"] += time.perf_counter() - started
     finally:
@@ -401,9 +504,10 @@ def run(releases: int, seed: int) -> tuple[list[dict[str, Any]], dict[str, float
     return rows, timings
 
 
-def _row(case: Case, judge_name: str, outcomes: list[tuple[str, int]]) -> dict[str, Any]:
+def _row(case: Case, judge_name: str, outcomes: list[Outcome]) -> dict[str, Any]:
     n = len(outcomes)
     failed = [minute for decision, minute in outcomes if decision == "fail"]
+    passed_at = [minute for decision, minute in outcomes if decision == "pass"]
     passed = sum(decision == "pass" for decision, _ in outcomes)
     inconclusive = sum(decision == "inconclusive" for decision, _ in outcomes)
     bound = sprt_minutes(case)
@@ -418,6 +522,9 @@ def _row(case: Case, judge_name: str, outcomes: list[tuple[str, int]]) -> dict[s
         "inconclusive": inconclusive / n,
         "detect_p50_min": p50,
         "detect_p90_min": float(np.percentile(failed, 90)) if failed and case.bad else None,
+        # a good release's minutes to pass (promotion), median and p90
+        "pass_p50_min": float(np.median(passed_at)) if passed_at and not case.bad else None,
+        "pass_p90_min": float(np.percentile(passed_at, 90)) if passed_at and not case.bad else None,
         "sprt_bound_min": bound,
         "p50_over_bound": p50 / bound if p50 is not None and bound else None,
     }
@@ -427,16 +534,22 @@ def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def print_table(rows: list[dict[str, Any]], releases: int, seed: int) -> None:
+def print_table(rows: list[dict[str, Any]], releases: int, seed: int, setup: Setup) -> None:
+    looks = "looks every minute" if setup.interval == 60 else f"looks every {setup.interval}s"
     print(f"releases per case: {releases}, seed {seed}; canary 20 req/s, stable 80 req/s "
-          "unless said; looks every minute")  # fmt: skip
-    print("good case: 'failed' = false rollbacks; bad case: 'missed' = promoted; 'inconcl' = "
-          "paused; detect: minutes to the failing look")  # fmt: skip
+          f"unless said; {looks}, horizon {setup.horizon} min, scrapes every {setup.scrape}s, "
+          f"looks {setup.query_offset}s after a scrape, counted by "
+          f"{setup.looks_query}")  # fmt: skip
+    print("good case: 'failed' = false rollbacks, p50/p90: minutes to pass; bad case: "
+          "'missed' = promoted, p50/p90: minutes to the failing look; "
+          "'inconcl' = paused")  # fmt: skip
     head = f"{'case':30} {'judge':10} {'failed':>7} {'missed':>7} {'inconcl':>7} "
     print(head + f"{'p50':>5} {'p90':>5} {'SPRT':>6} {'p50/SPRT':>8}")
     for r in rows:
         missed = _fmt(r["missed"], ".1%")
         p50, p90 = _fmt(r["detect_p50_min"], "g"), _fmt(r["detect_p90_min"], "g")
+        if not r["bad"]:  # a good release: minutes to pass
+            p50, p90 = _fmt(r["pass_p50_min"], "g"), _fmt(r["pass_p90_min"], "g")
         sprt, ratio = _fmt(r["sprt_bound_min"], ".2f"), _fmt(r["p50_over_bound"], ".1f")
         print(f"{r['case']:30} {r['judge']:10} {r['failed']:>7.1%} {missed:>7} "
               f"{r['inconclusive']:>7.1%} {p50:>5} {p90:>5} {sprt:>6} {ratio:>8}")  # fmt: skip
@@ -447,14 +560,22 @@ def main() -> None:
     parser.add_argument("--releases", type=int, default=200, help="releases per case")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--interval", type=int, default=60, help="seconds between looks")
+    parser.add_argument("--horizon", type=int, default=10, help="minutes of looks (count)")
+    parser.add_argument("--scrape", type=int, default=30, help="seconds between scrapes")
+    parser.add_argument("--query-offset", type=int, default=0, help="seconds after a scrape")
+    parser.add_argument("--looks-query", choices=("increase", "difference"), default="difference")
+    parser.add_argument("--cases", nargs="*", default=(), help="words of the cases to run")
+    parser.add_argument("--judges", nargs="*", default=(), choices=[*JUDGES, "sprt-known"])
     args = parser.parse_args()
+    setup = Setup(args.interval, args.horizon, args.scrape, args.query_offset, args.looks_query)
     started = time.perf_counter()
-    rows, timings = run(args.releases, args.seed)
+    rows, timings = run(args.releases, args.seed, setup, tuple(args.cases), tuple(args.judges))
     timings["total_s"] = time.perf_counter() - started
     if args.json:
         print(json.dumps({"rows": rows, "timings": timings}, indent=2))
     else:
-        print_table(rows, args.releases, args.seed)
+        print_table(rows, args.releases, args.seed, setup)
         print("timings: " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
 
 

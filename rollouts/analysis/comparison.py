@@ -75,6 +75,12 @@ def _tolerance(compare: Compare) -> Tolerance:
 
 
 def encode_state(state: SequentialState) -> str:
+    window = state.window
+    # The checks' open window (looks shorter than a check window); absent when none is open,
+    # so that one-minute looks keep the shape states had before windows.
+    open_window = (
+        {} if window.empty else {"window": [*window.counts, window.seconds, window.looks]}
+    )
     return json.dumps(
         {
             "tolerance": state.tolerance,
@@ -94,6 +100,7 @@ def encode_state(state: SequentialState) -> str:
                 _rounded(state.signs_up),
                 _rounded(state.signs_down),
             ],
+            **open_window,
         },
         separators=(",", ":"),
     )
@@ -109,6 +116,7 @@ def decode_state(text: str | None, tolerance: float) -> SequentialState:
     saved before the consistency checks existed (no "swingLogLikelihood") keeps its count
     evidence; the checks start from its next look. One saved before they restarted (a
     whole-run "swingLogLikelihood", no "restarting") carries them on from the run's start."""
+    from rollouts.analysis.check_windows import Window
     from rollouts.analysis.sequential import SequentialState, resume_checks
 
     fresh = SequentialState.start(tolerance)
@@ -125,6 +133,11 @@ def decode_state(text: str | None, tolerance: float) -> SequentialState:
         swing_up, swing_down, signs_up, signs_down = (
             tuple(float(v) for v in values) for values in data.get("restarting", ((),) * 4)
         )
+        saved_window = [float(v) for v in data.get("window", (0.0,) * 6)]
+        if len(saved_window) != 6:
+            raise ValueError(f"window: 6 numbers expected, got {len(saved_window)}")
+        xc_open, nc_open, xb_open, nb_open, seconds_open, looks_open = saved_window
+        window = Window(xc_open, nc_open, xb_open, nb_open, seconds_open, int(looks_open))
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"the sequential test's saved state is unreadable: {exc}") from None
     size = len(fresh.log_likelihood)
@@ -146,6 +159,7 @@ def decode_state(text: str | None, tolerance: float) -> SequentialState:
         looks_above=above,
         looks_below=below,
         swing_log_likelihood=swing,
+        window=window,
     )
     shapes = fresh.update(1.0, 1.0, 1.0, 1.0)  # the checks' sizes for this tolerance
     for saved, expected in (
@@ -202,6 +216,7 @@ def _decide_samples(compare: Compare, samples: ComparisonSamples, look: int) -> 
 def _decide_counts(
     metric: Metric, compare: Compare, samples: ComparisonSamples, previous: EvidenceRecord | None
 ) -> Evidence:
+    from rollouts.analysis.check_windows import CHECK_WINDOW_SECONDS
     from rollouts.analysis.sequential import sequential_counts
 
     count = metric.effective_count()
@@ -212,6 +227,7 @@ def _decide_counts(
         math.fsum(samples.canary_total),
         math.fsum(samples.baseline),
         math.fsum(samples.baseline_total),
+        seconds=float(metric.interval_seconds() or CHECK_WINDOW_SECONDS),
     )
     return sequential_counts(
         state,

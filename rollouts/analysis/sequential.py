@@ -25,12 +25,13 @@ inconclusive (the metric extends the step, then pauses), never a pass.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 import numpy as np
 
 from rollouts.analysis import consistency
+from rollouts.analysis.check_windows import CHECK_WINDOW_SECONDS, Window
 from rollouts.analysis.statistics import (
     Direction,
     Evidence,
@@ -72,7 +73,8 @@ class SequentialState:
     `consistency.swing_log_likelihood`; the sign test's bets), the swing log-likelihood
     over the whole run (what an early pass must also reject), and the looks with errors
     and how many of them were above the tolerance's ratio and below its inverse
-    (`consistency.look_side`)."""
+    (`consistency.look_side`). The checks count windows of at least a minute
+    (`check_windows`), not looks: `looks_with_errors` and the sign counts are windows."""
 
     tolerance: float
     log_likelihood: tuple[float, ...]
@@ -92,6 +94,8 @@ class SequentialState:
     looks_below: int = 0
     # The swing log-likelihood of every grid point over the whole run; empty: none yet.
     swing_log_likelihood: tuple[float, ...] = ()
+    # The looks not yet folded into the checks (shorter than a check window so far).
+    window: Window = field(default_factory=Window)
 
     @classmethod
     def start(cls, tolerance: float) -> SequentialState:
@@ -103,51 +107,62 @@ class SequentialState:
         canary_requests: float,
         baseline_errors: float,
         baseline_requests: float,
+        seconds: float = CHECK_WINDOW_SECONDS,
     ) -> SequentialState:
-        """Fold in one look's new counts (negative or non-finite counts count as 0; more
-        errors than requests are capped at the requests)."""
+        """Fold in one look's new counts, over the look's `seconds` (negative or non-finite
+        counts count as 0; more errors than requests are capped at the requests). The count
+        likelihood takes every look; the consistency checks take the looks by windows of
+        at least `CHECK_WINDOW_SECONDS` (`check_windows`): a look of a minute or more is a
+        window of its own, shorter ones are added up until one closes."""
         nc, nb = _count(canary_requests), _count(baseline_requests)
         xc, xb = min(_count(canary_errors), nc), min(_count(baseline_errors), nb)
-        grid = _grid(self.tolerance)
         log_likelihood = np.asarray(self.log_likelihood, dtype=np.float64)
-        informative = nc > 0 and nb > 0 and xc + xb > 0
-        if not informative:
-            return replace(
-                self,
-                canary_requests=self.canary_requests + nc,
-                baseline_requests=self.baseline_requests + nb,
-                canary_errors=self.canary_errors + xc,
-                baseline_errors=self.baseline_errors + xb,
-                looks=self.looks + 1,
-            )
-        ratio = np.exp(grid)
-        share = ratio * nc / (ratio * nc + nb)
-        log_likelihood = log_likelihood + xc * np.log(share) + xb * np.log1p(-share)
-        swing = consistency.swing_log_likelihood(grid, xc, nc, xb, nb)
-        whole_run = swing + (
-            np.asarray(self.swing_log_likelihood) if self.swing_log_likelihood else 0.0
-        )
-        low, high = _bound_indices(grid, self.tolerance)
-        checks = _swing_steps(grid, self.tolerance, swing)
-        above = consistency.look_side(xc, nc, xb, nb, float(grid[high])) > 0
-        below = consistency.look_side(xc, nc, xb, nb, float(grid[low])) < 0
-        return SequentialState(
-            tolerance=self.tolerance,
+        if nc > 0 and nb > 0 and xc + xb > 0:
+            ratio = np.exp(_grid(self.tolerance))
+            share = ratio * nc / (ratio * nc + nb)
+            log_likelihood = log_likelihood + xc * np.log(share) + xb * np.log1p(-share)
+        window = self.window.add(xc, nc, xb, nb, seconds)
+        counted = replace(
+            self,
             log_likelihood=tuple(float(v) for v in log_likelihood),
             canary_requests=self.canary_requests + nc,
-            canary_errors=self.canary_errors + xc,
             baseline_requests=self.baseline_requests + nb,
+            canary_errors=self.canary_errors + xc,
             baseline_errors=self.baseline_errors + xb,
             looks=self.looks + 1,
-            swing_up=consistency.restarted(self.swing_up, checks[0]),
-            swing_down=consistency.restarted(self.swing_down, checks[1]),
-            signs_up=consistency.restarted(self.signs_up, consistency.sign_steps(above)),
-            signs_down=consistency.restarted(self.signs_down, consistency.sign_steps(below)),
-            looks_with_errors=self.looks_with_errors + 1,
-            looks_above=self.looks_above + above,
-            looks_below=self.looks_below + below,
-            swing_log_likelihood=tuple(float(v) for v in whole_run),
+            window=window,
         )
+        return _fold_window(counted) if window.closed else counted
+
+
+def _fold_window(state: SequentialState) -> SequentialState:
+    """The state with its open window folded into the consistency checks as one unit, and
+    no window open. A window without requests on a side or without errors tells nothing
+    about the split and counts for neither check."""
+    xc, nc, xb, nb = state.window.counts
+    state = replace(state, window=Window())
+    if not (nc > 0 and nb > 0 and xc + xb > 0):
+        return state
+    grid = _grid(state.tolerance)
+    swing = consistency.swing_log_likelihood(grid, xc, nc, xb, nb)
+    whole_run = swing + (
+        np.asarray(state.swing_log_likelihood) if state.swing_log_likelihood else 0.0
+    )
+    low, high = _bound_indices(grid, state.tolerance)
+    checks = _swing_steps(grid, state.tolerance, swing)
+    above = consistency.look_side(xc, nc, xb, nb, float(grid[high])) > 0
+    below = consistency.look_side(xc, nc, xb, nb, float(grid[low])) < 0
+    return replace(
+        state,
+        swing_up=consistency.restarted(state.swing_up, checks[0]),
+        swing_down=consistency.restarted(state.swing_down, checks[1]),
+        signs_up=consistency.restarted(state.signs_up, consistency.sign_steps(above)),
+        signs_down=consistency.restarted(state.signs_down, consistency.sign_steps(below)),
+        looks_with_errors=state.looks_with_errors + 1,
+        looks_above=state.looks_above + above,
+        looks_below=state.looks_below + below,
+        swing_log_likelihood=tuple(float(v) for v in whole_run),
+    )
 
 
 def resume_checks(
@@ -282,14 +297,21 @@ def sequential_counts(
         else (math.nan, math.nan)
     )
     estimate = _rate_ratio(state)
+    # The swing-robust e-value judges the open window as if it closed now, so that a 10x
+    # fails at the first short look. The sign tests and the early pass count closed windows
+    # only: judged at every 15 s look, an open window would count up to four times a minute
+    # (2.3% of noisy good canaries rolled back instead of 0.7%: docs/benchmarks.md).
+    checked = state if state.window.empty else _fold_window(state)
     sides_judged: list[consistency.SideCheck] = []
-    passes: list[tuple[float, float]] = []  # per side: the count and the swing-robust e
+    # per side: the count e, the swing-robust e, and the sign test over the closed windows
+    # that were not beyond the bound
+    passes: list[tuple[float, float, float]] = []
     whole_run = np.asarray(state.swing_log_likelihood or np.zeros(len(grid)), dtype=np.float64)
     checks = (
-        ("increase", "higher", high_index, log_up, state.swing_up, state.signs_up, log_down,
-         state.looks_above),
-        ("decrease", "lower", low_index, log_down, state.swing_down, state.signs_down, log_up,
-         state.looks_below),
+        ("increase", "higher", high_index, log_up, checked.swing_up, state.signs_up,
+         log_down, state.looks_above),
+        ("decrease", "lower", low_index, log_down, checked.swing_down, state.signs_down,
+         log_up, state.looks_below),
     )  # fmt: skip
     for side, words, index, fail_logs, swing, signs, pass_logs, agreeing in checks:
         if direction not in (side, "either"):
@@ -308,12 +330,16 @@ def sequential_counts(
         # (0 errors of 1,000 against 10) bounds the Poisson ratio but says little.
         within = consistency.swing_alternatives(grid, index, side == "decrease", _MIXTURE_SPAN)
         swing_pass = tuple(float(v) for v in whole_run[within] - whole_run[index])
-        passes.append((_e(pass_logs[index]), consistency.mixture_e(swing_pass)))
+        within_e = consistency.sign_e_value(
+            state.looks_with_errors - agreeing, agreeing
+        )  # windows not beyond the bound on this side, and those beyond
+        passes.append((_e(pass_logs[index]), consistency.mixture_e(swing_pass), within_e))
     failing = [side for side in sides_judged if side.fails(threshold)]
     worst = max(failing or sides_judged, key=lambda side: side.count_e)
     worst_words, fail_e = worst.words, worst.count_e
-    pass_e = min(count for count, _ in passes)
-    swing_pass_e = min(swing for _, swing in passes)
+    pass_e = min(count for count, _, _ in passes)
+    swing_pass_e = min(swing for _, swing, _ in passes)
+    within_e = min(signs for _, _, signs in passes)
     evidence = Evidence(
         test="sequentialCounts",
         decision="continue",
@@ -351,14 +377,17 @@ def sequential_counts(
             f"e={format_number(fail_e)} >= {format_number(threshold)}, "
             f"{worst.agreement(threshold)}",
         )
-    if pass_e >= threshold and swing_pass_e >= threshold:
+    consistent_pass = within_e >= consistency.CONSISTENT_LOOKS_E
+    if pass_e >= threshold and swing_pass_e >= threshold and consistent_pass:
         return replace(
             evidence,
             decision="pass",
             e_value=pass_e,
             reason=f"error rate bounded within tolerance: {rates}, "
             f"e={format_number(pass_e)} >= {format_number(threshold)}, "
-            f"swing-robust e={format_number(swing_pass_e)} >= {format_number(threshold)}",
+            f"swing-robust e={format_number(swing_pass_e)} >= {format_number(threshold)}, "
+            f"windows within: e={format_number(within_e)} >= "
+            f"{format_number(consistency.CONSISTENT_LOOKS_E)}",
         )
     held = (
         f" but not consistent across looks ({worst.agreement(threshold)})"
@@ -381,9 +410,13 @@ def sequential_counts(
             reason=f"no regression shown by the last look: {rates}, e={format_number(fail_e)}",
         )
     if not held and pass_e >= threshold:
+        swing_sign = ">=" if swing_pass_e >= threshold else "<"
+        within_sign = ">=" if consistent_pass else "<"
         held = (
             f" bounds the ratio, not across swings yet (swing-robust e="
-            f"{format_number(swing_pass_e)} < {format_number(threshold)})"
+            f"{format_number(swing_pass_e)} {swing_sign} {format_number(threshold)}, windows "
+            f"within: e={format_number(within_e)} {within_sign} "
+            f"{format_number(consistency.CONSISTENT_LOOKS_E)})"
         )
     return replace(
         evidence,

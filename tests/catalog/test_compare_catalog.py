@@ -7,7 +7,7 @@ four canaries labelled the way that source labels revisions, and a one-step Roll
 template is replayed (`analysis.replay`) with the controller's own Prometheus provider taking
 every measurement:
 
-- `good`: 1% errors and p99 90 ms like the stable revision: promoted after the 10 looks;
+- `good`: 1% errors and p99 90 ms like the stable revision: promoted after the 15 looks;
 - `bad-errors`: 5% errors: aborted at the first look, by error-rate-vs-baseline;
 - `bad-latency`: p99 900 ms: aborted at 10 minutes, by latency-vs-baseline;
 - `idle`: no traffic at all: never promoted (paused: Inconclusive after the extra looks).
@@ -172,7 +172,7 @@ def test_comparison_template_shape(name: str) -> None:
 def test_a_good_canary_is_promoted(kind: Kind, prometheus: PrometheusServer) -> None:
     result = replay_release(kind, "good", prometheus.url)
     assert result.outcome == "promoted", result.message
-    assert _minutes(result) == 10  # errors: looks 0..9m pass at the last; latency at 10m
+    assert _minutes(result) == 14  # latency at 10m; errors: looks 0..14m pass at the last
     latency = [e for e in result.events if e.metric == "latency-vs-baseline"]
     assert [e.phase for e in latency] == ["Successful"]
     assert latency[0].evidence is not None and latency[0].evidence["canary"] == 11

@@ -64,3 +64,32 @@ def test_the_sprt_bound_matches_walds_formula() -> None:
     # alpha = beta = 0.05 take 97.5 errors, at 72 errors a minute (1% of 40 + 80 req/s).
     assert bench.sprt_minutes(case) == pytest.approx(1.35, abs=0.01)
     assert bench.sprt_minutes(bench.Case("good", False)) is None
+
+
+def test_the_look_setup_is_checked() -> None:
+    bench = _bench()
+    setup = bench.Setup(interval=30, horizon=15, scrape=15)
+    assert (setup.count, setup.minutes, setup.looks) == (30, 18, 35)
+    assert bench.Setup().count == 10 and bench.Setup().minutes == 14  # the recorded tables
+    assert bench.Setup(interval=30, scrape=30).count == 20  # a difference: a scrape a look
+    with pytest.raises(ValueError, match="span 2 scrape"):
+        bench.Setup(interval=30, scrape=30, looks_query="increase")  # increase() needs two
+    with pytest.raises(ValueError, match="span 1 scrape"):
+        bench.Setup(interval=15, scrape=30)
+    with pytest.raises(ValueError, match="whole looks"):
+        bench.Setup(interval=45, horizon=10, scrape=15)
+
+
+@pytest.mark.prometheus
+def test_half_minute_looks_catch_a_10x_regression_at_the_first_look() -> None:
+    require_binaries()
+    bench = _bench()
+    setup = bench.Setup(interval=30, horizon=5, scrape=15, query_offset=7)
+    rows, _ = bench.run(releases=3, seed=3, setup=setup, cases=("10x, 1%", "good, 1%"),
+                        judges=("ours",))  # fmt: skip
+    by = {row["case"]: row for row in rows}
+    assert set(by) == {"errors 10x, 1%", "good, 1% errors"}
+    assert by["errors 10x, 1%"]["failed"] == 1.0
+    assert by["errors 10x, 1%"]["detect_p50_min"] == 0.5
+    # The errors pass at the horizon (5 min); the latency metric's one look is at 10.
+    assert by["good, 1% errors"]["pass_p50_min"] == 10.0
