@@ -34,7 +34,7 @@ from rollouts.errors import KubeError
 from rollouts.planner.types import Action, CreateReplicaSet, PinService, ScaleReplicaSet
 
 __all__ = ["ECHO_WAIT", "NO_ECHO", "Echo", "Look", "RolloutEcho", "awaited", "look", "missing",
-           "outcome_unknown"]
+           "outcome_unknown", "read_retry_in"]
 
 # How long to trust that our own write will come back through the watch before reading
 # the object fresh (the status) or planning from the caches as they are (a held pass's
@@ -91,6 +91,22 @@ def outcome_unknown(exc: BaseException) -> bool:
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
         return False
     return isinstance(exc, httpx.TransportError)
+
+
+def read_retry_in(exc: BaseException, failures: int) -> float | None:
+    """Seconds until the fresh read of the Rollout is tried again, after it failed for the
+    `failures`-th time in a row with `exc`; None: not a failure that passes (a 403, a bad
+    request: the pass fails and backs off as any other failure). A refusal for load (429),
+    a server error and a transport failure pass as a rule: the read is retried on its own
+    short schedule (0.5 s doubling up to `ECHO_WAIT`) instead of failing the pass, whose
+    backoff grows to minutes and would hold the Rollout long after the API recovered (the
+    fault campaign's slowest runs). By status code only, never the message."""
+    if isinstance(exc, KubeError):
+        if exc.status != 429 and exc.status < 500:
+            return None
+    elif not isinstance(exc, httpx.TransportError):
+        return None
+    return min(ECHO_WAIT, 0.5 * 2.0 ** max(failures - 1, 0))
 
 
 @dataclass(frozen=True)

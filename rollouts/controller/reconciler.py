@@ -21,6 +21,7 @@ from rollouts.controller.echoes import (
     look,
     missing,
     outcome_unknown,
+    read_retry_in,
 )
 from rollouts.controller.parsed import Parsed, parse_once, version_of
 from rollouts.controller.runtime import Key, Runtime, deployment_key
@@ -75,6 +76,7 @@ class Reconciler:
         self.parsed: Parsed | None = None  # the last version parsed (watched or read)
         self.echo: RolloutEcho = NO_ECHO  # versions behind our status writes
         self.unsure: Unsure | None = None  # a status write of unknown outcome
+        self.read_failures = 0  # fresh reads of the Rollout failed in a row
         self.pending: Pending | None = None  # a status held back (planner.write_folding)
         self.pending_since: dt.datetime | None = None  # held since (until written)
         self.echoes: tuple[Echo, ...] = ()  # a held pass's writes not yet in the caches
@@ -203,6 +205,17 @@ class Reconciler:
                 fresh = await self.runtime.client.get(GROUP, VERSION, "rollouts", *self.key)
             except NotFoundError:
                 return None
+            except Exception as exc:
+                retry_in = read_retry_in(exc, self.read_failures + 1)
+                if retry_in is None:
+                    raise
+                self.read_failures += 1  # the watch may bring the write first: it wakes us
+                log.log(logging.WARNING if self.read_failures >= 3 else logging.DEBUG,
+                        "reading the Rollout failed; again soon",
+                        extra={"rollout": self.name, "error": str(exc),
+                               "failures": self.read_failures, "retry_in": retry_in})
+                return retry_in
+            self.read_failures = 0
             self.parsed = parse_once(self.parsed, fresh)
             self.echo = self.echo.read(self.parsed.resource_version)
         assert self.parsed is not None  # "latest" names a version read before

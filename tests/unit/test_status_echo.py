@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from rollouts.controller.config import OperatorConfig
-from rollouts.controller.echoes import ECHO_WAIT, NO_ECHO, look, outcome_unknown
+from rollouts.controller.echoes import ECHO_WAIT, NO_ECHO, look, outcome_unknown, read_retry_in
 from rollouts.controller.reconciler import Reconciler
 from rollouts.controller.runtime import Runtime
 from rollouts.errors import ConflictError, KubeError, NotFoundError
@@ -218,3 +218,63 @@ async def test_a_rollout_gone_when_read_ends_the_pass() -> None:
             await reconciler.reconcile(body, {}, SERVICES, {}, ({}, {}))
         assert await reconciler.reconcile(body, {}, SERVICES, {}, ({}, {})) is None
     assert methods(rec).count("PUT") == 1
+
+
+@pytest.mark.parametrize(("exc", "failures", "retry_in"), [
+    (KubeError(503, "ServiceUnavailable", "x"), 1, 0.5),
+    (KubeError(500, "InternalError", "x"), 2, 1.0),
+    (KubeError(429, "TooManyRequests", "x"), 3, 2.0),
+    (httpx.ReadTimeout("x"), 4, 4.0),
+    (httpx.ConnectError("x"), 9, ECHO_WAIT),  # capped
+    (KubeError(403, "Forbidden", "x"), 1, None),  # fails the pass, as any other failure
+    (KubeError(400, "BadRequest", "timeout"), 1, None),  # never the message
+    (ValueError("x"), 1, None),
+])
+def test_when_a_failed_read_is_tried_again(exc: BaseException, failures: int,
+                                          retry_in: float | None) -> None:
+    assert read_retry_in(exc, failures) == retry_in
+
+
+async def test_a_failed_read_is_retried_soon_without_failing_the_pass() -> None:
+    """The GET that settles a write of unknown outcome fails (503): the pass does not fail
+    (the loop's error backoff grows to minutes), it asks to be run again soon, doubling
+    the wait while the read keeps failing; the next read that succeeds plans on."""
+    clock = Clock()
+    rec = Recorder({("PUT", STATUS): status_reply(500, "InternalError"),
+                    ("GET", ROLLOUT): status_reply(503, "ServiceUnavailable")})
+    body = rollout_body(status={})
+    async with rec.client() as client:
+        runtime = Runtime(client=client, providers=None)  # type: ignore[arg-type]
+        reconciler = Reconciler(OperatorConfig(clock=clock), runtime,  # type: ignore[arg-type]
+                                ("shop", "web"))
+        with pytest.raises(KubeError):
+            await reconciler.reconcile(body, {}, SERVICES, {}, ({}, {}))
+        waits = []
+        for _ in range(3):
+            clock.advance(0.5)
+            waits.append(await reconciler.reconcile(body, {}, SERVICES, {}, ({}, {})))
+        assert waits == [0.5, 1.0, 2.0]
+        assert methods(rec).count("PUT") == 1  # nothing planned from the stale body
+        rec.replies[("GET", ROLLOUT)] = (200, body)  # the write did not land
+        del rec.replies[("PUT", STATUS)]
+        clock.advance(2.0)
+        await reconciler.reconcile(body, {}, SERVICES, {}, ({}, {}))
+        assert reconciler.read_failures == 0
+    assert methods(rec).count("GET") == 4
+    assert methods(rec).count("PUT") == 2  # planned again from the body read
+
+
+async def test_a_forbidden_read_fails_the_pass() -> None:
+    clock = Clock()
+    rec = Recorder({("PUT", STATUS): status_reply(500, "InternalError"),
+                    ("GET", ROLLOUT): status_reply(403, "Forbidden")})
+    body = rollout_body(status={})
+    async with rec.client() as client:
+        runtime = Runtime(client=client, providers=None)  # type: ignore[arg-type]
+        reconciler = Reconciler(OperatorConfig(clock=clock), runtime,  # type: ignore[arg-type]
+                                ("shop", "web"))
+        with pytest.raises(KubeError):
+            await reconciler.reconcile(body, {}, SERVICES, {}, ({}, {}))
+        with pytest.raises(KubeError) as raised:
+            await reconciler.reconcile(body, {}, SERVICES, {}, ({}, {}))
+        assert raised.value.status == 403
