@@ -67,6 +67,13 @@ class Notifier:
         self.submitted.append(status)
 
 
+def reconciler_of(client: Any, clock: Clock | None = None) -> Reconciler:
+    """The Rollout shop/web's reconciler on `client` (the test's clock, if given)."""
+    runtime = Runtime(client=client, providers=None)  # type: ignore[arg-type]
+    config = OperatorConfig() if clock is None else OperatorConfig(clock=clock)
+    return Reconciler(config, runtime, ("shop", "web"))
+
+
 def methods(rec: Recorder) -> list[str]:
     return [m for m, *_ in rec.requests]
 
@@ -108,9 +115,7 @@ async def test_the_echo_is_awaited_over_several_wakes_then_the_rollout_is_read_o
     cluster = Cluster.of_canary()
     rec = cluster.rec
     async with rec.client() as client:
-        runtime = Runtime(client=client, providers=None)  # type: ignore[arg-type]
-        reconciler = Reconciler(OperatorConfig(clock=clock), runtime,  # type: ignore[arg-type]
-                                ("shop", "web"))
+        reconciler = reconciler_of(client, clock)
         stale = copy.deepcopy(cluster.body)
         await reconciler.reconcile(stale, *cluster.caches(), {}, ({}, {}))
         cluster.take_writes()  # on the server and in the other caches, not the Rollout's
@@ -142,9 +147,7 @@ async def test_the_watch_showing_the_write_ends_the_wait_without_a_read() -> Non
     rec = Recorder()
     body = rollout_body(status={})
     async with rec.client() as client:
-        runtime = Runtime(client=client, providers=None)  # type: ignore[arg-type]
-        reconciler = Reconciler(OperatorConfig(clock=clock), runtime,  # type: ignore[arg-type]
-                                ("shop", "web"))
+        reconciler = reconciler_of(client, clock)
         await reconciler.reconcile(body, {}, SERVICES, {}, ({}, {}))
         clock.advance(0.5)
         await reconciler.reconcile(written(rec, body, "43"), {}, SERVICES, {}, ({}, {}))
@@ -162,10 +165,8 @@ async def test_a_status_write_of_unknown_outcome_is_settled_by_one_read(landed: 
     rec.replies[("PUT", STATUS)] = status_reply(504, "Timeout")
     notifier = Notifier()
     async with rec.client() as client:
-        runtime = Runtime(client=client, providers=None)  # type: ignore[arg-type]
-        runtime.notifier = notifier  # type: ignore[assignment]
-        reconciler = Reconciler(OperatorConfig(clock=clock), runtime,  # type: ignore[arg-type]
-                                ("shop", "web"))
+        reconciler = reconciler_of(client, clock)
+        reconciler.runtime.notifier = notifier  # type: ignore[assignment]
         stale = copy.deepcopy(cluster.body)
         with pytest.raises(KubeError):
             await reconciler.reconcile(stale, *cluster.caches(), {}, ({}, {}))
@@ -195,8 +196,7 @@ async def test_a_write_known_not_to_have_landed_reads_nothing(code: int, reason:
     rec = Recorder({("PUT", STATUS): status_reply(code, reason)})
     body = rollout_body(status={})
     async with rec.client() as client:
-        runtime = Runtime(client=client, providers=None)  # type: ignore[arg-type]
-        reconciler = Reconciler(OperatorConfig(), runtime, ("shop", "web"))
+        reconciler = reconciler_of(client)
         with pytest.raises(KubeError):
             await reconciler.reconcile(body, {}, SERVICES, {}, ({}, {}))
         del rec.replies[("PUT", STATUS)]
@@ -211,9 +211,7 @@ async def test_a_rollout_gone_when_read_ends_the_pass() -> None:
                     ("GET", ROLLOUT): status_reply(404, "NotFound")})
     body = rollout_body(status={})
     async with rec.client() as client:
-        runtime = Runtime(client=client, providers=None)  # type: ignore[arg-type]
-        reconciler = Reconciler(OperatorConfig(clock=clock), runtime,  # type: ignore[arg-type]
-                                ("shop", "web"))
+        reconciler = reconciler_of(client, clock)
         with pytest.raises(KubeError):
             await reconciler.reconcile(body, {}, SERVICES, {}, ({}, {}))
         assert await reconciler.reconcile(body, {}, SERVICES, {}, ({}, {})) is None
@@ -244,9 +242,7 @@ async def test_a_failed_read_is_retried_soon_without_failing_the_pass() -> None:
                     ("GET", ROLLOUT): status_reply(503, "ServiceUnavailable")})
     body = rollout_body(status={})
     async with rec.client() as client:
-        runtime = Runtime(client=client, providers=None)  # type: ignore[arg-type]
-        reconciler = Reconciler(OperatorConfig(clock=clock), runtime,  # type: ignore[arg-type]
-                                ("shop", "web"))
+        reconciler = reconciler_of(client, clock)
         with pytest.raises(KubeError):
             await reconciler.reconcile(body, {}, SERVICES, {}, ({}, {}))
         waits = []
@@ -270,9 +266,7 @@ async def test_a_forbidden_read_fails_the_pass() -> None:
                     ("GET", ROLLOUT): status_reply(403, "Forbidden")})
     body = rollout_body(status={})
     async with rec.client() as client:
-        runtime = Runtime(client=client, providers=None)  # type: ignore[arg-type]
-        reconciler = Reconciler(OperatorConfig(clock=clock), runtime,  # type: ignore[arg-type]
-                                ("shop", "web"))
+        reconciler = reconciler_of(client, clock)
         with pytest.raises(KubeError):
             await reconciler.reconcile(body, {}, SERVICES, {}, ({}, {}))
         with pytest.raises(KubeError) as raised:
