@@ -9,7 +9,7 @@ The planner then starts a prepared run as it is; nothing is resolved at execute 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,9 +24,10 @@ from rollouts.models.analysis import (
     load_cluster_analysis_template,
 )
 from rollouts.models.rollout import ValidRollout
+from rollouts.models.rollout_analysis import RolloutAnalysis
 from rollouts.models.wire import ANALYSIS_ATTEMPT_LABEL
 from rollouts.planner.analysis import analysis_references, run_slot
-from rollouts.planner.types import PreparedRun
+from rollouts.planner.types import AnalysisKind, PreparedRun
 
 
 @dataclass(frozen=True)
@@ -65,9 +66,11 @@ class Templates:
     namespaced: Mapping[str, AnalysisTemplate] = field(default_factory=dict)
     cluster: Mapping[str, ClusterAnalysisTemplate] = field(default_factory=dict)
     broken: Mapping[str, str] = field(default_factory=dict)
+    # The indexed entries these were made from (`from_parsed`); None when built directly.
+    sources: tuple[ParsedTemplate, ...] | None = None
 
     @classmethod
-    def from_parsed(cls, parsed: Iterable[ParsedTemplate]) -> Templates:
+    def from_parsed(cls, parsed: Sequence[ParsedTemplate]) -> Templates:
         good: dict[str, AnalysisTemplate] = {}
         good_cluster: dict[str, ClusterAnalysisTemplate] = {}
         broken: dict[str, str] = {}
@@ -78,18 +81,68 @@ class Templates:
                 good[entry.name] = entry.template
             else:
                 broken[entry.key] = entry.error
-        return cls(good, good_cluster, broken)
+        return cls(good, good_cluster, broken, tuple(parsed))
 
 
 def rollout_body(rollout: ValidRollout) -> dict[str, Any]:
-    """The Rollout as argument `valueFrom.fieldRef` paths read it."""
+    """The Rollout as argument `valueFrom.fieldRef` paths read it: every path they support
+    is under metadata (`analysis.templates._field_value`), so the spec is left out (dumping
+    it on every pass was 1-2 % of the controller's CPU, docs/benchmarks.md)."""
     return {"apiVersion": rollout.api_version, "kind": "Rollout",
-            "metadata": rollout.metadata.to_wire(), "spec": rollout.spec.to_wire()}
+            "metadata": rollout.metadata.to_wire()}
 
 
-def prepare_runs(rollout: ValidRollout, templates: Templates
-                 ) -> tuple[dict[str, PreparedRun], dict[str, str]]:
-    """(field -> the run the reference starts now, field -> why it cannot make one)."""
+_MEMO = "prepared_runs"
+Prepared = tuple[dict[str, PreparedRun], dict[str, str]]
+Reference = tuple[AnalysisKind, str, RolloutAnalysis, int | None]
+
+
+def prepare_runs(rollout: ValidRollout, templates: Templates) -> Prepared:
+    """(field -> the run the reference starts now, field -> why it cannot make one).
+
+    Kept with the parsed Rollout (`ValidRollout.memo`) while what the runs are made from
+    stays the same: a pass at the same version, or at the echo of our own status write
+    (same spec, labels and annotations, same revision and attempt), with the same indexed
+    templates, reuses them instead of resolving every reference again."""
+    references = list(analysis_references(rollout.spec))
+    if not references:  # most Rollouts: nothing to resolve, nothing to hash or dump
+        return {}, {}
+    inputs = _inputs(rollout, templates)
+    kept = rollout.memo.get(_MEMO)
+    if inputs is not None and kept is not None and _same(kept[0], inputs):
+        prepared, problems = kept[1]
+    else:
+        prepared, problems = _prepare(rollout, references, templates)
+        if inputs is not None:
+            rollout.memo[_MEMO] = (inputs, (prepared, problems))
+    return dict(prepared), dict(problems)
+
+
+def _inputs(rollout: ValidRollout, templates: Templates
+            ) -> tuple[tuple[object, ...], tuple[object, ...]] | None:
+    """What the runs are made from: (objects compared by identity, values compared by
+    equality). The spec and template are parsed once per version and passed on to the
+    versions that echo it; each template is parsed once per watch event. None: templates
+    not built from indexed entries, so nothing to tell a change by."""
+    if templates.sources is None:
+        return None
+    metadata, status = rollout.metadata, rollout.status
+    return ((rollout.spec, rollout.template, *templates.sources),
+            (metadata.name, metadata.namespace, metadata.uid, metadata.labels,
+             metadata.annotations, status.stable_rs, status.observed_pod_hash,
+             status.analysis_attempt))
+
+
+def _same(kept: tuple[tuple[object, ...], tuple[object, ...]],
+          inputs: tuple[tuple[object, ...], tuple[object, ...]]) -> bool:
+    (kept_objects, kept_values), (objects, values) = kept, inputs
+    return (len(kept_objects) == len(objects)
+            and all(a is b for a, b in zip(kept_objects, objects, strict=True))
+            and kept_values == values)
+
+
+def _prepare(rollout: ValidRollout, references: list[Reference],
+             templates: Templates) -> Prepared:
     pod_hash, attempt = run_slot(rollout)
     body = rollout_body(rollout)
     prepared: dict[str, PreparedRun] = {}
@@ -97,7 +150,7 @@ def prepare_runs(rollout: ValidRollout, templates: Templates
     # A first revision has no stable one yet and runs no analysis (its steps are skipped);
     # its references are still checked, with the revision standing in for the stable.
     stable_hash = rollout.status.stable_rs or pod_hash
-    for kind, path, reference, step in analysis_references(rollout.spec):
+    for kind, path, reference, step in references:
         try:
             manifest = build_analysis_run(
                 body, reference, kind=kind, pod_hash=pod_hash,

@@ -7,7 +7,7 @@ fails validation naming that field instead of being half-applied.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -522,6 +522,9 @@ class ValidRollout:
     template: Mapping[str, Any]
     status: RolloutStatus
     api_version: str = API_VERSION
+    # What observe derives from this parse, kept for the next pass (`kube.analysis`): its
+    # own key says what it was made from. `dataclasses.replace` passes it on.
+    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
