@@ -88,10 +88,9 @@ def controller_owner(body: Any, kind: str = "Rollout") -> tuple[str, str] | None
 def format_time(moment: dt.datetime) -> str:
     """RFC 3339 in UTC with a Z; microseconds only when there are any, so that a duration
     measured from a stamp (a pause) never ends before its full length."""
-    moment = moment.astimezone(dt.UTC)
-    if moment.microsecond:
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # isoformat writes the fraction only when there is one; a third of strftime's cost
+    # (every timestamp of every status dumped, several times a pass).
+    return moment.astimezone(dt.UTC).replace(tzinfo=None).isoformat() + "Z"
 
 
 def whole_seconds(moment: dt.datetime) -> dt.datetime:

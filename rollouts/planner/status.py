@@ -67,8 +67,8 @@ class StatusChanges:
 
     def changed(self) -> dict[str, Any]:
         """The slots that were set, by field name."""
-        return {f.name: getattr(self, f.name) for f in fields(self)
-                if getattr(self, f.name) is not KEEP}
+        return {name: value for name in _SLOTS
+                if (value := getattr(self, name)) is not KEEP}
 
     def merge(self, later: StatusChanges) -> None:
         """Take every slot `later` sets (a later decision wins)."""
@@ -88,3 +88,8 @@ class StatusChanges:
                 RolloutStatus.model_fields[name].alias or name]
             for name in self.changed()
         }
+
+
+# The slot names, read once: `dataclasses.fields` on every call was a tenth of a pass's
+# planning (bench/pass_cost.py).
+_SLOTS: tuple[str, ...] = tuple(f.name for f in fields(StatusChanges))

@@ -118,3 +118,20 @@ def test_a_new_version_with_the_same_spec_reads_only_metadata_and_status() -> No
     back["metadata"]["resourceVersion"] = "45"
     back["status"] = {"phase": "Degraded"}
     assert parse_once(invalid, back).rollout == parse_rollout(copy.deepcopy(back))
+
+
+def test_an_echo_shares_the_spec_copy_and_a_spec_change_is_copied_anew() -> None:
+    first = parse_once(None, rollout_body(status={}))
+    echo = rollout_body(status={"phase": "Progressing"})
+    echo["metadata"]["resourceVersion"] = "43"
+    reused = parse_once(first, echo)
+    assert reused.snapshot == echo and reused.snapshot["spec"] is first.snapshot["spec"]
+    assert reused.snapshot["status"] is not echo["status"]  # the rest is a copy
+    echo["metadata"]["labels"] = {"changed": "in place"}  # the watch's body, not ours
+    assert "labels" not in reused.snapshot["metadata"]
+    edited = copy.deepcopy(echo)
+    edited["metadata"]["resourceVersion"] = "44"
+    edited["spec"]["replicas"] = 7
+    changed = parse_once(reused, edited)
+    assert changed.snapshot["spec"] is not reused.snapshot["spec"]
+    assert changed.snapshot["spec"]["replicas"] == 7 and changed.rollout.spec.replicas == 7
