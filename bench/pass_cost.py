@@ -22,8 +22,8 @@ work on the machine), averaged over the canary's states.
 from __future__ import annotations
 
 import argparse
-import cProfile
 import copy
+import cProfile
 import datetime as dt
 import pathlib
 import pstats

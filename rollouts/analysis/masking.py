@@ -4,7 +4,8 @@ A secret rarely reaches a message as the bytes it was stored as: a web provider'
 JSON (`"` becomes `\\"`), an error quotes it with `repr` (`\\` doubled, `'` switching the
 quotes), a URL carries it percent-encoded, a header base64-encoded. Replacing only the raw
 text leaks every other form, so `mask` replaces each form `encodings` lists, longest first
-(a longer form may contain a shorter one).
+(a longer form may contain a shorter one), forms of one length in lexicographic order (so
+the output does not depend on the hash seed).
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ def mask(text: str, secrets: Iterable[str]) -> str:
     forms: set[str] = set()
     for secret in secrets:
         forms |= encodings(secret)
-    for form in sorted(forms, key=len, reverse=True):
+    # Longest first (a longer form may contain a shorter one), then in text order: forms
+    # of one length may overlap in `text`, and which goes first must not depend on the
+    # set's order (the hash seed).
+    for form in sorted(forms, key=lambda form: (-len(form), form)):
         text = text.replace(form, MASK)
     return text

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import pathlib
+import subprocess
+import sys
 from urllib.parse import quote, quote_plus
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import rollouts
 from rollouts.analysis.masking import MASK, mask
 
 SECRETS = ['plain-token', 'has"quote', "back\\slash", "it's", 'mix"\\\'/+= ü\n']
@@ -56,3 +61,19 @@ def test_masked_text_never_holds_any_form(secret: str, around: str) -> None:
 def test_text_without_secrets_is_unchanged() -> None:
     assert mask("nothing here", {"token"}) == "nothing here"
     assert mask("x", set()) == "x"
+
+
+def test_overlapping_forms_of_one_length_mask_the_same_under_every_hash_seed() -> None:
+    """"ab" and "bc" overlap in "abc": which is replaced first decides what stays. The
+    order is lexicographic among forms of one length, never the set's (hash seed) order."""
+    here = str(pathlib.Path(rollouts.__file__).resolve().parents[1])  # this checkout's
+    script = ("from rollouts.analysis.masking import mask; "
+              "print(mask('abc xbcx abc', ['bc', 'ab']))")
+    seen = {
+        subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                       check=True, env={**os.environ, "PYTHONHASHSEED": str(seed),
+                                                    "PYTHONPATH": here}).stdout
+        for seed in range(12)
+    }
+    assert seen == {f"{MASK}c x{MASK}x {MASK}c\n"}
+    assert mask("abc", {"bc", "ab"}) == mask("abc", {"ab", "bc"}) == f"{MASK}c"
