@@ -13,14 +13,11 @@ from __future__ import annotations
 import json
 import pathlib
 import sys
-import time
-from typing import Any
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 import run_canaries  # the bench, next to this file
-
-from rollouts.sandbox import apiserver
+from emulator_writes import note_writes
 
 NAME = "app-00000"
 
@@ -47,31 +44,15 @@ def summary(text: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    writes: list[tuple[float, str, str, str]] = []
-    resets: list[float] = []  # the bench resets the counters when the canary starts
-    handle = apiserver.ApiEmulator._handle
-    reset = apiserver.ApiEmulator.reset_counters
-
-    def resetting(self: Any) -> None:
-        resets.append(time.monotonic())
-        reset(self)
-
-    async def noting(self: Any, request: Any) -> Any:
-        if request.method in ("POST", "PUT", "PATCH", "DELETE"):
-            text = (await request.read()).decode(errors="replace")
-            if NAME in request.path or NAME in text:
-                writes.append((time.monotonic(), request.method, request.path, summary(text)))
-        return await handle(self, request)
-
-    apiserver.ApiEmulator._handle = noting  # type: ignore[method-assign]
-    apiserver.ApiEmulator.reset_counters = resetting  # type: ignore[method-assign]
+    writes, resets = note_writes()  # the bench resets the counters when the canary starts
     code = run_canaries.main(argv)
     t0 = resets[0] if resets else 0.0  # the second one starts the idle period
-    canary = [w for w in writes if w[0] >= t0]
+    canary = [w for w in writes if w.at >= t0 and (NAME in w.path or NAME in w.text)]
     print(f"\nwrites about {NAME} in the canary: {len(canary)}")
-    for at, method, path, body in canary:
-        print(f"{at - t0:7.2f}s {method:6} {path.rsplit('/namespaces/', 1)[-1]}\n"
-              f"          {body}")
+    for write in canary:
+        print(f"{write.at - t0:7.2f}s {write.method:6} "
+              f"{write.path.rsplit('/namespaces/', 1)[-1]}\n"
+              f"          {summary(write.text)}")
     return code
 
 

@@ -25,14 +25,11 @@ import json
 import pathlib
 import re
 import sys
-import time
-from typing import Any
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 import run_canaries  # the bench, next to this file
-
-from rollouts.sandbox import apiserver
+from emulator_writes import note_writes
 
 NAME = re.compile(r"app-\d{5}")
 # The 12 writes of one Rollout's canary when every hold folds (round 2).
@@ -80,25 +77,7 @@ def main(argv: list[str]) -> int:
         at = argv.index("--show")
         show = int(argv[at + 1])
         argv = argv[:at] + argv[at + 2:]
-    writes: list[tuple[float, str, str, str, int]] = []
-    resets: list[float] = []
-    handle = apiserver.ApiEmulator._handle
-    reset = apiserver.ApiEmulator.reset_counters
-
-    def resetting(self: Any) -> None:
-        resets.append(time.monotonic())
-        reset(self)
-
-    async def noting(self: Any, request: Any) -> Any:
-        if request.method not in ("POST", "PUT", "PATCH", "DELETE"):
-            return await handle(self, request)
-        text = (await request.read()).decode(errors="replace")
-        reply = await handle(self, request)
-        writes.append((time.monotonic(), request.method, request.path, text, reply.status))
-        return reply
-
-    apiserver.ApiEmulator._handle = noting  # type: ignore[method-assign]
-    apiserver.ApiEmulator.reset_counters = resetting  # type: ignore[method-assign]
+    writes, resets = note_writes()
     code = run_canaries.main(argv)
     if len(resets) < 2:
         return code
