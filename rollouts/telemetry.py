@@ -70,6 +70,7 @@ MEASUREMENT_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5
                               30.0, 60.0, 300.0)
 # How long a peering verdict is trusted before /readyz reads the peering object again.
 PEERING_TTL: Final = 5.0
+_NO_VALUES: Final = (None, None, None)
 
 
 class MetricsAddressError(RolloutsError):
@@ -203,6 +204,8 @@ class Telemetry:
         # Last label set exported per Rollout (to drop it when phase or strategy changes) and
         # last phase seen per AnalysisRun (to count a completion once, on its transition).
         self._rollout_labels: dict[Key, tuple[str, str]] = {}
+        # (step, desired weight, actual weight) as the gauges show them (None: no sample).
+        self._rollout_values: dict[Key, tuple[float | None, ...]] = {}
         self._run_phases: dict[Key, str] = {}
         self._client: KubeClient | None = None
         self._peering: Peering | None = None
@@ -249,15 +252,23 @@ class Telemetry:
             self.synced.set(1)
 
     def observe_rollout(self, body: Mapping[str, Any], event_type: str | None) -> None:
+        """The Rollout's info, step and weight gauges, as its watch event shows them. Only
+        what changed is written: most events are our own status writes' echoes, and a
+        label lookup (or a removal that finds nothing) on every one was ~1 % of the
+        controller's CPU (docs/benchmarks.md, "CPU per pass, round 4")."""
         self.mark_synced()
         metadata = body.get("metadata") or {}
         key: Key = (str(metadata.get("namespace") or ""), str(metadata.get("name") or ""))
-        previous = self._rollout_labels.pop(key, None)
-        if previous is not None:
-            self.rollout_info.remove(*key, *previous)
+        gauges = (self.current_step, self.desired_weight, self.actual_weight)
+        previous = self._rollout_labels.get(key)
+        shown = self._rollout_values.get(key, _NO_VALUES)
         if event_type == "DELETED":
-            for gauge in (self.current_step, self.desired_weight, self.actual_weight):
-                with contextlib.suppress(KeyError):
+            self._rollout_labels.pop(key, None)
+            self._rollout_values.pop(key, None)
+            if previous is not None:
+                self.rollout_info.remove(*key, *previous)
+            for gauge, old in zip(gauges, shown, strict=True):
+                if old is not None:
                     gauge.remove(*key)
             return
         status = body.get("status") or {}
@@ -266,18 +277,23 @@ class Telemetry:
             str(status.get("phase")) if status.get("phase") in PHASES else "Unknown",
             next((s for s in STRATEGIES if s in strategy), "unknown"),
         )
-        self.rollout_info.labels(*key, *labels).set(1)
-        self._rollout_labels[key] = labels
+        if labels != previous:
+            if previous is not None:
+                self.rollout_info.remove(*key, *previous)
+            self.rollout_info.labels(*key, *labels).set(1)
+            self._rollout_labels[key] = labels
         canary = status.get("canary") or {}
         weight = ((canary.get("weights") or {}).get("canary") or {}).get("weight")
-        for gauge, value in ((self.current_step, status.get("currentStepIndex")),
-                             (self.desired_weight, canary.get("desiredWeight")),
-                             (self.actual_weight, weight)):
-            if isinstance(value, int | float) and not isinstance(value, bool):
+        values = tuple(_number(v) for v in (status.get("currentStepIndex"),
+                                            canary.get("desiredWeight"), weight))
+        if values == shown:
+            return
+        for gauge, value, old in zip(gauges, values, shown, strict=True):
+            if value is not None and value != old:
                 gauge.labels(*key).set(value)
-            else:
-                with contextlib.suppress(KeyError):
-                    gauge.remove(*key)
+            elif value is None and old is not None:
+                gauge.remove(*key)
+        self._rollout_values[key] = values
 
     def observe_analysis_run(self, body: Mapping[str, Any], event_type: str | None) -> None:
         self.mark_synced()
@@ -444,6 +460,11 @@ class Telemetry:
         else:
             text = "ok\n"
         return web.Response(text=text, status=200 if ready else 503)
+
+
+def _number(value: object) -> float | None:
+    """A gauge's sample from a status field; None when it is not a number."""
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def peer_identity() -> str:
