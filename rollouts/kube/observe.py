@@ -7,8 +7,8 @@ than raising: nothing a user can put in the cluster may crash the controller.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
 from rollouts.kube.analysis import Templates, prepare_runs
 from rollouts.kube.fieldowners import SELECTOR_FIELD, field_owner
@@ -158,6 +158,34 @@ def named_services(spec: RolloutSpec) -> tuple[str, ...]:
     return tuple(dict.fromkeys(name for name in names if name))
 
 
+View = TypeVar("View")
+
+
+def _kept_views(rollout: ValidRollout, kind: str,
+                view: Callable[[Mapping[str, Any]], View],
+                bodies: Iterable[Mapping[str, Any]]) -> list[View]:
+    """`view` of each body, kept with the parsed Rollout (`ValidRollout.memo`) by the
+    body's (uid, name, resourceVersion) for the next pass: the watched ReplicaSets and
+    Services rarely change between two passes, and reading one again (its annotations
+    decoded, its managedFields searched) was a tenth of a pass (bench/pass_cost.py). Only
+    the bodies of this pass are kept; a body without a resourceVersion is read anew."""
+    kept: Mapping[tuple[str, str, str], View] = rollout.memo.get(kind) or {}
+    fresh: dict[tuple[str, str, str], View] = {}
+    views = []
+    for body in bodies:
+        metadata = _dict(body.get("metadata"))
+        version = str(metadata.get("resourceVersion") or "")
+        key = (str(metadata.get("uid") or ""), str(metadata.get("name") or ""), version)
+        made = kept.get(key) if version else None
+        if made is None:
+            made = view(body)
+        if version:
+            fresh[key] = made
+        views.append(made)
+    rollout.memo[kind] = fresh
+    return views
+
+
 def owned_by(body: Mapping[str, Any], rollout_uid: str) -> bool:
     """Whether an object is controlled by the Rollout with this uid (a recreated Rollout of
     the same name does not adopt its predecessor's objects)."""
@@ -192,9 +220,11 @@ def observe(
     """
     uid = rollout.metadata.uid
     service_views: dict[str, ServiceView | None] = {}
-    for name in named_services(rollout.spec):
-        found = services.get(name)
-        service_views[name] = service_view(found) if found is not None else None
+    named = [(name, services.get(name)) for name in named_services(rollout.spec)]
+    found = iter(_kept_views(rollout, "services", service_view,
+                             (body for _, body in named if body is not None)))
+    for name, body in named:
+        service_views[name] = next(found) if body is not None else None
     prepared, problems = prepare_runs(rollout, templates)
     routes: dict[ObjectKey, RouteSnapshot | None] = {}
     if router is not None:
@@ -202,8 +232,9 @@ def observe(
             routes[key] = RouteSnapshot(key, body) if body is not None else None
         for key in router.objects(routes):  # named but not read: missing
             routes.setdefault(key, None)
-    owned_sets = tuple(sorted((replica_set_view(rs) for rs in replica_sets if owned_by(rs, uid)),
-                              key=lambda view: (view.revision, view.name)))
+    owned_sets = tuple(sorted(_kept_views(rollout, "replica_sets", replica_set_view, (
+        rs for rs in replica_sets if owned_by(rs, uid))),
+        key=lambda view: (view.revision, view.name)))
     return Observed(
         replica_sets=owned_sets,
         services=service_views,

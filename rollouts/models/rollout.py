@@ -522,8 +522,9 @@ class ValidRollout:
     template: Mapping[str, Any]
     status: RolloutStatus
     api_version: str = API_VERSION
-    # What observe derives from this parse, kept for the next pass (`kube.analysis`): its
-    # own key says what it was made from. `dataclasses.replace` passes it on.
+    # What observe makes from this parse and the watched objects, kept for the next pass
+    # (kube/analysis.py, kube/observe.py), each entry with what it was made from, checked
+    # before reuse. `dataclasses.replace` passes it on (the same spec's next versions).
     memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
