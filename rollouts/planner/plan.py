@@ -222,8 +222,8 @@ def _finish(rollout: ValidRollout, spec: RolloutSpec, observed: Observed, now: d
     contest = selector_contest.assess(old, draft.actions, observed, now)
     changes.selector_repairs = contest.repairs
     changes.conditions = [*changes.conditions, *contest.conditions]
-    changes.merge(StatusChanges(step=step_label(spec, old, changes.applied_to(status))))
     new = changes.applied_to(status)
+    new = new.model_copy(update={"step": step_label(spec, old, new)})  # a str or None
     events = _events(old, new, draft) + contest.events
     wake = min(draft.wake_at, default=None)
     requeue = None if wake is None else max(0.0, (wake - now).total_seconds())

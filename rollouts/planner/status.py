@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import operator
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -67,8 +68,8 @@ class StatusChanges:
 
     def changed(self) -> dict[str, Any]:
         """The slots that were set, by field name."""
-        return {name: value for name in _SLOTS
-                if (value := getattr(self, name)) is not KEEP}
+        return {name: value for name, value in zip(_SLOTS, _VALUES(self), strict=True)
+                if value is not KEEP}
 
     def merge(self, later: StatusChanges) -> None:
         """Take every slot `later` sets (a later decision wins)."""
@@ -77,8 +78,7 @@ class StatusChanges:
 
     def applied_to(self, status: RolloutStatus) -> RolloutStatus:
         """The status with these changes, validated as a whole."""
-        current = {name: getattr(status, name) for name in RolloutStatus.model_fields}
-        return RolloutStatus.model_validate({**current, **self.changed()})
+        return RolloutStatus.model_validate({**dict(status), **self.changed()})
 
     def wire_patch(self) -> dict[str, Any]:
         """The changes as a status merge patch: camelCase names, None deletes the field."""
@@ -90,6 +90,7 @@ class StatusChanges:
         }
 
 
-# The slot names, read once: `dataclasses.fields` on every call was a tenth of a pass's
-# planning (bench/pass_cost.py).
+# The slot names, read once, and all their values in one call: `dataclasses.fields` and a
+# getattr per slot on every call were a tenth of a pass's planning (bench/pass_cost.py).
 _SLOTS: tuple[str, ...] = tuple(f.name for f in fields(StatusChanges))
+_VALUES = operator.attrgetter(*_SLOTS)
