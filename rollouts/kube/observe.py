@@ -158,6 +158,16 @@ def named_services(spec: RolloutSpec) -> tuple[str, ...]:
     return tuple(dict.fromkeys(name for name in names if name))
 
 
+def owned_replica_sets(rollout: ValidRollout, replica_sets: Iterable[Mapping[str, Any]]
+                       ) -> tuple[ReplicaSetView, ...]:
+    """The views of the ReplicaSets the Rollout controls, oldest revision first (read
+    once per resourceVersion: `_kept_views`)."""
+    uid = rollout.metadata.uid
+    return tuple(sorted(_kept_views(rollout, "replica_sets", replica_set_view, (
+        rs for rs in replica_sets if owned_by(rs, uid))),
+        key=lambda view: (view.revision, view.name)))
+
+
 View = TypeVar("View")
 
 
@@ -232,9 +242,7 @@ def observe(
             routes[key] = RouteSnapshot(key, body) if body is not None else None
         for key in router.objects(routes):  # named but not read: missing
             routes.setdefault(key, None)
-    owned_sets = tuple(sorted(_kept_views(rollout, "replica_sets", replica_set_view, (
-        rs for rs in replica_sets if owned_by(rs, uid))),
-        key=lambda view: (view.revision, view.name)))
+    owned_sets = owned_replica_sets(rollout, replica_sets)
     return Observed(
         replica_sets=owned_sets,
         services=service_views,

@@ -16,7 +16,7 @@ from typing import Any
 
 from rollouts.errors import ConflictError, KubeError, NotFoundError
 from rollouts.kube.client import KubeClient
-from rollouts.kube.observe import owned_by, replica_set_view
+from rollouts.kube.observe import owned_replica_sets
 from rollouts.models.rollout import ValidRollout
 from rollouts.planner.manifests import selector_string
 from rollouts.planner.pods import pods_needed
@@ -31,9 +31,7 @@ async def read_pods(client: KubeClient, rollout: ValidRollout,
                     ) -> list[dict[str, Any]] | None:
     """The pods of the Rollout's selector, listed only when this pass needs them (a restart
     is due, or a revision's pods must take new role metadata); None otherwise."""
-    uid = rollout.metadata.uid
-    views = tuple(replica_set_view(rs) for rs in replica_sets if owned_by(rs, uid))
-    if not pods_needed(rollout, views, now):
+    if not pods_needed(rollout, owned_replica_sets(rollout, replica_sets), now):
         return None
     items, _ = await client.list("", "v1", "pods", rollout.metadata.namespace,
                                  label_selector=selector_string(rollout.spec) or None)

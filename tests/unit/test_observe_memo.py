@@ -86,3 +86,15 @@ def test_a_body_recreated_under_its_name_is_read_again(reads: list[str]) -> None
     assert reads == ["web", "web"]
     view = observed.services["web"]
     assert view is not None and view.selector == {"app": "other"}
+
+
+async def test_a_pass_reads_its_replica_sets_once_for_the_pods_and_the_plan(
+        reads: list[str]) -> None:
+    from rollouts.kube.pods import read_pods
+    from tests.unit.test_execute import NOW
+
+    rollout = valid(rollout_body())
+    sets = [rs_body("web-aaa", "aaa", 3, "4")]
+    assert await read_pods(None, rollout, sets, NOW) is None  # type: ignore[arg-type]
+    observed = seen(rollout, sets, {})
+    assert reads == ["web-aaa"] and [rs.name for rs in observed.replica_sets] == ["web-aaa"]
