@@ -161,8 +161,8 @@ class CanaryStep(ApiModel):
 
     def kinds(self) -> list[str]:
         """The step's fields that are set, by wire name, in STEP_KINDS order."""
-        return [kind for kind in STEP_KINDS
-                if getattr(self, CanaryStep.model_fields_by_alias()[kind]) is not None]
+        by_alias = CanaryStep.model_fields_by_alias()  # once, not once a kind
+        return [kind for kind in STEP_KINDS if getattr(self, by_alias[kind]) is not None]
 
     @classmethod
     def model_fields_by_alias(cls) -> dict[str, str]:
