@@ -21,7 +21,7 @@ from rollouts.models.rollout import (
 from rollouts.models.rollout_analysis import RolloutAnalysis
 from rollouts.models.wire import COMPLETED_RUN_PHASES, INCONCLUSIVE_PAUSE
 from rollouts.planner.context import Context, Draft
-from rollouts.planner.manifests import pod_template_hash
+from rollouts.planner.manifests import desired_hash
 from rollouts.planner.types import (
     AnalysisKind,
     AnalysisRunView,
@@ -88,7 +88,7 @@ def analysis_references(spec: RolloutSpec) -> Iterator[tuple[AnalysisKind, str, 
 def run_slot(rollout: ValidRollout) -> tuple[str, int]:
     """(revision, attempt) of the runs this pass may start: the desired revision, and the
     recorded attempt unless that revision is new (a new revision starts at attempt 0)."""
-    desired = pod_template_hash(rollout.template)
+    desired = desired_hash(rollout)
     status = rollout.status
     if status.observed_pod_hash != desired:
         return desired, 0

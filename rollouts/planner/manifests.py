@@ -34,6 +34,19 @@ def pod_template_hash(template: Mapping[str, Any]) -> str:
     return "".join(chars)
 
 
+def desired_hash(rollout: ValidRollout) -> str:
+    """`pod_template_hash` of the Rollout's template, kept in its memo while the template
+    is the same object (parsed once, shared by the versions that echo it): a JSON dump and
+    a sha256 of the template on every pass were 8 % of planning (docs/benchmarks.md, "CPU
+    per pass, round 4")."""
+    kept = rollout.memo.get("pod_template_hash")
+    if kept is not None and kept[0] is rollout.template:
+        return str(kept[1])
+    found = pod_template_hash(rollout.template)
+    rollout.memo["pod_template_hash"] = (rollout.template, found)
+    return found
+
+
 def replica_set_name(rollout_name: str, pod_hash: str) -> str:
     return f"{rollout_name}-{pod_hash}"
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from rollouts.models.rollout import LabelSelector, ValidRollout
 from rollouts.models.wire import POD_TEMPLATE_HASH_LABEL, rollout_owner_reference
-from rollouts.planner.manifests import pod_template_hash
+from rollouts.planner.manifests import desired_hash
 from rollouts.planner.types import CreateService, Observed
 
 FIELD = "spec.strategy.createServices"
@@ -78,6 +78,6 @@ def creations(rollout: ValidRollout, observed: Observed
         return [], [(FIELD, "the pod template declares no container port for the Services "
                             f"to create ({', '.join(missing)})")]
     # Pinned from the start: the stable revision once there is one, else the first one.
-    pod_hash = rollout.status.stable_rs or pod_template_hash(rollout.template)
+    pod_hash = rollout.status.stable_rs or desired_hash(rollout)
     return [CreateService(name, service_manifest(rollout, name, pod_hash, ports))
             for name in missing], []

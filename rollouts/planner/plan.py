@@ -30,7 +30,7 @@ from rollouts.planner import (
     workload,
 )
 from rollouts.planner.context import Context, Draft
-from rollouts.planner.manifests import pod_template_hash, selector_string
+from rollouts.planner.manifests import desired_hash, selector_string
 from rollouts.planner.pods import with_pod_level
 from rollouts.planner.status import StatusChanges
 from rollouts.planner.steps import plugin as plugin_step
@@ -69,7 +69,7 @@ def plan(rollout: ValidRollout | InvalidRollout, observed: Observed, now: dt.dat
     old = rollout.status
     progress, abort = ((canary.plan_canary, canary.abort) if spec.strategy.canary is not None
                        else (bluegreen.plan_blue_green, bluegreen.abort))
-    status = _reset_for_revision(old, pod_template_hash(rollout.template), now)
+    status = _reset_for_revision(old, desired_hash(rollout), now)
     status = rollback_window.fast_track(spec, observed, status, status.observed_pod_hash or "")
     ctx = Context(rollout, spec, observed, now, status.observed_pod_hash or "", status)
     draft = _run(progress, ctx)
