@@ -15,8 +15,10 @@ once, Services), and at each distinct state the pass's pure steps are timed:
     PYTHONPATH=$PWD python3 bench/pass_cost.py             # microseconds per pass, by part
     PYTHONPATH=$PWD python3 bench/pass_cost.py --profile   # + cProfile's top entries
 
-The figures are per pass, the best of `--repeat` rounds (the least disturbed by other
-work on the machine), averaged over the canary's states.
+The figures are per pass, the best of `--repeat` short rounds (the least disturbed by other
+work on the machine: a round of a few milliseconds is seldom preempted, one of tens is
+nearly always on a loaded machine), averaged over the canary's states, with the garbage collector tuned
+as the controller tunes it (`controller.allocator.tune_collector`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 from run_canaries import manifests  # the bench's Rollout, next to this file
 
+from rollouts.controller.allocator import tune_collector
 from rollouts.controller.parsed import Parsed, parse_once
 from rollouts.kube.analysis import Templates
 from rollouts.kube.execute import status_unchanged
@@ -152,11 +155,12 @@ def pass_parts(state: State) -> dict[str, Callable[[], Any]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeat", type=int, default=5, help="rounds per part (5)")
-    parser.add_argument("--number", type=int, default=200, help="calls per round (200)")
+    parser.add_argument("--repeat", type=int, default=25, help="rounds per part (25)")
+    parser.add_argument("--number", type=int, default=20, help="calls per round (20)")
     parser.add_argument("--profile", action="store_true", help="cProfile the passes too")
     args = parser.parse_args(argv)
     states = canary_states()
+    tune_collector()  # the controller's collector settings (what is alive now is frozen)
     totals: dict[str, float] = {}
     for state in states:
         for name, micros in timed(pass_parts(state), args.repeat, args.number).items():
