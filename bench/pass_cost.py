@@ -15,10 +15,10 @@ once, Services), and at each distinct state the pass's pure steps are timed:
     PYTHONPATH=$PWD python3 bench/pass_cost.py             # microseconds per pass, by part
     PYTHONPATH=$PWD python3 bench/pass_cost.py --profile   # + cProfile's top entries
 
-The figures are per pass, the best of `--repeat` short rounds (the least disturbed by other
-work on the machine: a round of a few milliseconds is seldom preempted, one of tens is
-nearly always on a loaded machine), averaged over the canary's states, with the garbage collector tuned
-as the controller tunes it (`controller.allocator.tune_collector`).
+The figures are per pass, the best of `--repeat` short rounds (the least disturbed by
+other work on the machine: a round of a few milliseconds is seldom preempted, one of tens
+is nearly always on a loaded machine), averaged over the canary's states, with the garbage
+collector tuned as the controller tunes it (`controller.allocator.tune_collector`).
 """
 
 from __future__ import annotations
