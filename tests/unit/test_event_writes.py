@@ -175,18 +175,30 @@ def test_a_warning_or_a_resting_rollout_posts_at_once_with_what_is_held() -> Non
     assert hold(Held(), [], resting=False, now=NOW) == ((), Held())
 
 
-def test_a_timed_pause_that_ends_within_the_hold_is_passed_through() -> None:
-    """Paused with `moves_in` (the pause's end) before the hold would end: held; a pause
-    that ends later, or an indefinite one (None), is a resting state."""
+def test_a_timed_pause_shorter_than_the_hold_is_passed_through() -> None:
+    """Paused with `moves_in` (the pause's end) shorter than EVENT_HOLD: held, due no
+    sooner than the pause's end (the step after it carries them); a pause of EVENT_HOLD
+    or more, or an indefinite one (None), is a resting state."""
     _, held = hold(Held(), NEW_REVISION, resting=False, now=NOW)
     later = NOW + dt.timedelta(seconds=0.5)
     post, short = hold(held, STEP, resting=True, now=later, moves_in=2.0)
     assert post == () and short == Held((*NEW_REVISION, *STEP), NOW)
     post, still = hold(held, STEP, resting=True, now=later,
                        moves_in=EVENT_HOLD.total_seconds() - 0.5)
-    assert post == (*NEW_REVISION, *STEP) and still == Held()  # ends as the hold would
+    assert post == () and still == Held((*NEW_REVISION, *STEP), NOW)  # ends with the hold
+    post, still = hold(held, STEP, resting=True, now=later,
+                       moves_in=EVENT_HOLD.total_seconds())
+    assert post == (*NEW_REVISION, *STEP) and still == Held()
     post, still = hold(held, STEP, resting=True, now=later, moves_in=None)
     assert post == (*NEW_REVISION, *STEP) and still == Held()
-    # The hold still ends on time: a chain of short pauses does not keep Events back.
+    # Held since long ago (a slow first step): a short pause still passes through, and
+    # what is held is due at its end, not at once.
+    slow = NOW + EVENT_HOLD * 3
+    post, still = hold(held, STEP, resting=True, now=slow, moves_in=2.0)
+    assert post == () and still.due_in(slow) == 2.0
+    # A pause that ends past the hold, passed through again: due at its end.
     post, still = hold(short, [], resting=True, now=NOW + EVENT_HOLD, moves_in=1.0)
+    assert post == () and still.due_in(NOW + EVENT_HOLD) == 1.0
+    # Its end: due, they go out (or wait with a held status: write_folding rule 3).
+    post, still = hold(still, [], resting=False, now=NOW + EVENT_HOLD + dt.timedelta(seconds=1))
     assert post == (*NEW_REVISION, *STEP) and still == Held()
