@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rollouts.kube.events import EventMemory
 from rollouts.kube.execute import post_events
@@ -202,3 +204,44 @@ def test_a_timed_pause_shorter_than_the_hold_is_passed_through() -> None:
     # Its end: due, they go out (or wait with a held status: write_folding rule 3).
     post, still = hold(still, [], resting=False, now=NOW + EVENT_HOLD + dt.timedelta(seconds=1))
     assert post == (*NEW_REVISION, *STEP) and still == Held()
+
+
+@given(passes=st.lists(st.tuples(
+    st.floats(0.0, 5.0),  # seconds since the previous pass
+    st.integers(0, 2),  # Events planned
+    st.booleans(),  # resting
+    st.sampled_from([None, 0.5, 2.0, 2.99, 3.0, 10.0]),  # moves_in (a timed pause's end)
+    st.booleans(),  # a Warning among them
+), min_size=1, max_size=25))
+def test_held_events_are_posted_once_in_order_and_never_past_their_due(
+        passes: list[tuple[float, int, bool, float | None, bool]]) -> None:
+    """Rule 4 over any run of passes: every Event goes out exactly once, in the order
+    planned; a Warning or a resting state (not a short timed pause) posts all that is
+    held; nothing stays held past the later of EVENT_HOLD after the first held and the end
+    of the short pause that last passed it through."""
+    now, held, posted, planned, n = NOW, Held(), [], [], 0
+    for gap, count, resting, moves_in, warning in passes:
+        now += dt.timedelta(seconds=gap)
+        events = [normal("RolloutStepChanged", f"e{n + i}") for i in range(count)]
+        if warning and events:
+            events[-1] = Event("Warning", "RolloutAborted", f"e{n + count - 1}")
+        n += count
+        planned += events
+        was = held
+        post, held = hold(held, events, resting=resting, now=now,
+                          moves_in=moves_in if resting else None)
+        posted += post
+        pending = was.events + tuple(events)
+        short = resting and moves_in is not None and moves_in < EVENT_HOLD.total_seconds()
+        if pending and ((resting and not short) or any(e.type == "Warning" for e in pending)
+                        or (was.since is not None and now - was.since >= EVENT_HOLD
+                            and not short)):
+            assert held == Held() and post == pending
+        if held.events:
+            assert held.since is not None and not post
+            due = held.due_in(now)
+            assert due is not None and 0 < due
+            limit = max(EVENT_HOLD.total_seconds(), moves_in or 0.0) if short else (
+                EVENT_HOLD.total_seconds())
+            assert due <= limit + 1e-9
+    assert [*posted, *held.events] == planned
