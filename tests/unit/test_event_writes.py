@@ -240,7 +240,7 @@ def test_held_events_are_posted_once_in_order_and_never_past_their_due(
         if held.events:
             assert held.since is not None and not post
             due = held.due_in(now)
-            assert due is not None and 0 < due
+            assert due is not None and due > 0
             limit = max(EVENT_HOLD.total_seconds(), moves_in or 0.0) if short else (
                 EVENT_HOLD.total_seconds())
             assert due <= limit + 1e-9
