@@ -30,13 +30,16 @@ def canary() -> Cluster:
     return Cluster(Recorder(), body)
 
 
+def reconciler_of(client: Any, clock: Clock) -> Reconciler:
+    runtime = Runtime(client=client, providers=None)  # type: ignore[arg-type]
+    return Reconciler(OperatorConfig(clock=clock), runtime, ("shop", "web"))
+
+
 async def test_due_events_wait_with_the_held_waiting_state() -> None:
     cluster = canary()
     clock = Clock()
     async with cluster.rec.client() as client:
-        runtime = Runtime(client=client, providers=None)  # type: ignore[arg-type]
-        reconciler = Reconciler(OperatorConfig(clock=clock), runtime,  # type: ignore[arg-type]
-                                ("shop", "web"))
+        reconciler = reconciler_of(client, clock)
 
         async def run_pass(at: float) -> list[str]:
             clock.at_offset(at)
@@ -95,9 +98,7 @@ async def test_a_hold_ending_before_the_echoes_writes_what_was_planned() -> None
     cluster = canary()
     clock = Clock()
     async with cluster.rec.client() as client:
-        runtime = Runtime(client=client, providers=None)  # type: ignore[arg-type]
-        reconciler = Reconciler(OperatorConfig(clock=clock), runtime,  # type: ignore[arg-type]
-                                ("shop", "web"))
+        reconciler = reconciler_of(client, clock)
         clock.at_offset(-60)
         await cluster.deploy_then_release(reconciler)
         await reconciler.flush_events(cluster.body)
