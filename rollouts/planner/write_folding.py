@@ -42,11 +42,13 @@ that shows its transition). The Events of a held pass wait with it
    docs/benchmarks.md, round 4.) No Event ever precedes its status; an Event waits at most
    until the end of the status hold it joined.
 
-**How long** (`hold_seconds`). A minor change, and a passing state that shows a step done
-(the step index moved past a timed pause: what `rollouts status` and the step-lag readers
-wait for), wait at most `FOLD_SECONDS` from the first held. A passing state that shows no
-step done, only the Rollout waiting for its pods where the status last written already
-has it, or a new revision at its first step, waits at most `PASSING_SECONDS`: it goes out
+**How long** (`hold_seconds`). A minor change of a Rollout at rest (Paused, Healthy: the
+counts after the old pods go), and a passing state that shows a step done (the step index
+moved past a timed pause: what `rollouts status` and the step-lag readers wait for), wait
+at most `FOLD_SECONDS` from the first held. A Progressing status that shows no step done,
+only the Rollout waiting for its pods where the status last written already has it (its
+counts moving, too), or a new revision at its first step, waits at most
+`PASSING_SECONDS`: it goes out
 with the next resting state as long as the pods come within that. At 1,000 Rollouts on
 the bench's shared machine a new revision's first step took 5-9 s, longer than 3 s, and
 its waiting state was written alone with an Event in nearly every Rollout (0.5 writes a
