@@ -41,10 +41,10 @@ from rollouts.models.rollout import (
     RolloutStatus,
     ValidRollout,
 )
-from rollouts.planner.events import Held, hold
+from rollouts.planner.events import EVENT_HOLD, Held, hold
 from rollouts.planner.plan import plan as make_plan
 from rollouts.planner.types import Event, Observed
-from rollouts.planner.write_folding import FOLD_SECONDS, Pending, fold, may_wait, with_status
+from rollouts.planner.write_folding import Pending, fold, hold_seconds, may_wait, with_status
 
 __all__ = ["ECHO_WAIT", "Reconciler"]
 
@@ -59,7 +59,6 @@ class Unsure:
     status: RolloutStatus
     events: tuple[Event, ...]
     held: Held
-    shown: int
 
 
 class Reconciler:
@@ -79,10 +78,10 @@ class Reconciler:
         self.read_failures = 0  # fresh reads of the Rollout failed in a row
         self.pending: Pending | None = None  # a status held back (planner.write_folding)
         self.pending_since: dt.datetime | None = None  # held since (until written)
-        self.echoes: tuple[Echo, ...] = ()  # a held pass's writes not yet in the caches
+        self.pending_until: dt.datetime | None = None  # the hold's end
+        self.echoes: tuple[Echo, ...] = ()  # the last pass's writes not yet in the caches
         self.echoes_until: dt.datetime | None = None
         self.held = Held()  # Events waiting for the next transition (planner.events rule 4)
-        self.shown = 0  # how many of `held` a written status shows (write_folding rule 3)
         self.experiments: Any = {}  # experiments: the rollout_experiments index
 
     async def reconcile(
@@ -104,7 +103,8 @@ class Reconciler:
             return current  # the Rollout's watch event wakes us (None: it is gone)
         if self.unsure is not None:
             await self._settle(current, now)
-        if self.echoes and (wait := self._echo_wait(replica_sets, services)) is not None:
+        if self.echoes and (wait := await self._echo_wait(current, replica_sets,
+                                                          services)) is not None:
             return wait  # their watch events wake us
 
         rv = current.resource_version
@@ -138,15 +138,18 @@ class Reconciler:
         planned = plan.status
         waits = may_wait(written, planned, plan.actions, plan.events, posting_events=False,
                          steps=_canary_steps(rollout))
-        # Due Events a written status shows go out; the others wait with this status.
-        post, late = with_status(post, self.shown if post else 0, status_may_wait=waits)
+        # Due Events wait with this status when it may wait (write_folding rule 3).
+        post, late = with_status(post, status_may_wait=waits)
         folded = fold(written, planned, may_wait=waits, pending_since=self.pending_since,
-                      requeue_after=plan.requeue_after, now=now)
+                      requeue_after=plan.requeue_after, now=now,
+                      seconds=hold_seconds(written, planned))
         if folded.write:
             post, late = post + late, ()
-        elif late:
-            held = Held(late, folded.pending_since)
-        shown = len(held.events) if folded.write else 0 if post or late else self.shown
+        elif folded.until is not None and (late or held.events):
+            # Held Events go out with the held status, never before: due at its hold's end.
+            since = folded.until - EVENT_HOLD
+            held = Held(late or held.events, since if held.since is None or late
+                        else max(held.since, since))
         if not folded.write:  # the next write (or the end of the hold) carries it
             plan = dataclasses.replace(plan, status=written, requeue_after=folded.requeue_after)
         status_changes = not status_unchanged(current.status, plan.status)
@@ -157,13 +160,13 @@ class Reconciler:
         except Exception as exc:
             if status_changes and outcome_unknown(exc):  # it may have landed: read first
                 self.echo = self.echo.after_write(rv, now, landed=False)
-                self.unsure = Unsure(plan.status, post, held, shown)
+                self.unsure = Unsure(plan.status, post, held)
             raise
         # Only once applied: a conflict plans them again.
-        self.held, self.shown = held, shown
+        self.held = held
         self.pending = None if folded.write else Pending(rv, planned)
-        self.pending_since = folded.pending_since
-        self.echoes = () if folded.write else awaited(plan.actions)
+        self.pending_since, self.pending_until = folded.pending_since, folded.until
+        self.echoes = awaited(plan.actions)  # the next pass plans once the caches show them
         self.echoes_until = now + dt.timedelta(seconds=ECHO_WAIT)
         if status_changes:
             self.echo = self.echo.after_write(rv, now, landed=True)
@@ -228,35 +231,68 @@ class Reconciler:
         unsure, self.unsure = self.unsure, None
         if unsure is None or not status_unchanged(current.status, unsure.status):
             return  # lost: this pass plans it again
-        self.held, self.shown = unsure.held, unsure.shown
-        self.pending, self.pending_since, self.echoes = None, None, ()
+        self.held = unsure.held
+        self.pending, self.pending_since, self.pending_until = None, None, None
+        self.echoes = ()
         if unsure.events:
             await post_events(self.runtime.client, current.rollout.metadata, unsure.events,
                               now, self.runtime.events)
 
-    def _echo_wait(self, replica_sets: Any, services: Any) -> float | None:
-        """Seconds to wait for the echoes of a held pass's writes (None: plan now). Never
-        past the end of a hold: what is held goes out on time, planned from the caches as
-        they are (a stale view costs a no-op create or a 409, as after ECHO_WAIT)."""
+    async def _echo_wait(self, current: Parsed, replica_sets: Any,
+                         services: Any) -> float | None:
+        """Seconds to wait for the echoes of the last pass's writes (None: plan now). Never
+        past the end of a hold: what is held goes out on time, as it was planned (the held
+        status, if the Rollout is still the one it was planned from, then the held
+        Events), and the wait goes on; else (someone changed the Rollout) this pass plans
+        from the caches as they are (a stale view costs a no-op create or a 409, as after
+        ECHO_WAIT)."""
         namespace = self.key[0]
         now = self.config.clock.now()
         self.echoes = missing(self.echoes, replica_sets.get(self.key, ()),
                               lambda name: first(services.get((namespace, name))))
         left = ((self.echoes_until - now).total_seconds()
                 if self.echoes_until is not None else 0.0)
-        held_left = (None if self.pending_since is None else
-                     FOLD_SECONDS - (now - self.pending_since).total_seconds())
-        due = _sooner(self.held.due_in(now), held_left)
-        if not self.echoes or left <= 0 or (due is not None and due <= 0):
+        if not self.echoes or left <= 0:
             self.echoes = ()
             return None
+        held_left = (None if self.pending_until is None
+                     else (self.pending_until - now).total_seconds())
+        due = _sooner(self.held.due_in(now), held_left)
+        if due is not None and due <= 0:
+            if not await self._write_held(current, now):
+                self.echoes = ()
+                return None
+            due = None
         return _sooner(left, due)
+
+    async def _write_held(self, current: Parsed, now: dt.datetime) -> bool:
+        """Write the status held back (if the Rollout is still the one it was planned from)
+        and then post the Events held; False (nothing written) when a held status no longer
+        applies: the pass must plan again. Raises what the writes raise."""
+        pending = self.pending
+        if pending is not None and pending.resource_version != current.resource_version:
+            return False
+        events = self.held.events
+        if pending is not None:
+            rollout = current.rollout
+            await write_status(self.runtime.client, rollout.metadata, current.status,
+                               pending.status)
+            self.echo = self.echo.after_write(pending.resource_version, now, landed=True)
+            if self.runtime.notifier is not None:
+                self.runtime.notifier.submit(self.key, pending.status)
+        self.pending, self.pending_since, self.pending_until = None, None, None
+        self.held = Held()
+        if events:
+            await post_events(self.runtime.client, current.rollout.metadata, events, now,
+                              self.runtime.events)
+        return True
 
     async def flush_events(self, body: Mapping[str, Any]) -> None:
         """The daemon is stopping: write the status held back, if the Rollout is still the
         one it was planned from, then post the Events still held; logged, never raised."""
-        pending, self.pending, self.pending_since = self.pending, None, None
-        events, self.held, self.shown = self.held.events, Held(), 0
+        pending, self.pending = self.pending, None
+        self.pending_since = self.pending_until = None
+        events, self.held = self.held.events, Held()
         if pending is None and not events:
             return
         current = parse_once(self.parsed, body)

@@ -20,10 +20,16 @@ transitions a Rollout only passes through together with the next:
 
 4. **Passing transitions wait for the next.** A Rollout on its way between two resting
    states (phase Progressing: waiting for pods between a step and the next; or Paused in
-   a timed pause that ends before the hold would) holds its Normal Events back, for at
-   most `EVENT_HOLD` from the first one held, and they go out folded (rules 1-3) with the
-   Events of the pass where it comes to rest (Paused for longer, an indefinite pause,
-   Healthy, Degraded) or when the time is up. A Warning, and any Event of a resting
+   a timed pause shorter than `EVENT_HOLD`) holds its Normal Events back, for at most
+   `EVENT_HOLD` from the first one held or until the short pause's end, whichever is
+   later, and they go out folded (rules 1-3) with the Events of the pass where it comes
+   to rest (Paused for `EVENT_HOLD` or longer, an indefinite pause, Healthy, Degraded) or
+   when the time is up. (Round 3 passed a short pause through only when it ended before
+   the hold would: at 1,000 Rollouts, where a new revision's first step took longer than
+   the hold, the first pause's Event went out alone: docs/benchmarks.md, round 4.) A
+   held status's Events are due with it (`rollouts.planner.write_folding`, rule 3), so a
+   canary of short pauses and quick pods may post one Event for all its steps, at its
+   promotion. A Warning, and any Event of a resting
    Rollout, goes out at once with whatever is held. An Event never goes out before the
    status that shows its transition: a passing state's status may wait too
    (`rollouts.planner.write_folding`), and the next pass plans on from it, so no
@@ -191,8 +197,11 @@ def hold(held: Held, events: Sequence[Event], *, resting: bool, now: dt.datetime
     if not pending:
         return (), Held()
     since = held.since or now
-    if resting and moves_in is not None:
-        resting = now + dt.timedelta(seconds=moves_in) >= since + EVENT_HOLD
+    if resting and moves_in is not None and moves_in < EVENT_HOLD.total_seconds():
+        # A timed pause shorter than the hold is passed through: what is held waits at
+        # least until its end, for the step after it (rule 4).
+        resting = False
+        since = max(since, now + dt.timedelta(seconds=moves_in) - EVENT_HOLD)
     if (resting or any(e.type == "Warning" for e in pending)
             or now - since >= EVENT_HOLD):
         return pending, Held()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rollouts.kube.events import EventMemory
 from rollouts.kube.execute import post_events
@@ -175,18 +177,71 @@ def test_a_warning_or_a_resting_rollout_posts_at_once_with_what_is_held() -> Non
     assert hold(Held(), [], resting=False, now=NOW) == ((), Held())
 
 
-def test_a_timed_pause_that_ends_within_the_hold_is_passed_through() -> None:
-    """Paused with `moves_in` (the pause's end) before the hold would end: held; a pause
-    that ends later, or an indefinite one (None), is a resting state."""
+def test_a_timed_pause_shorter_than_the_hold_is_passed_through() -> None:
+    """Paused with `moves_in` (the pause's end) shorter than EVENT_HOLD: held, due no
+    sooner than the pause's end (the step after it carries them); a pause of EVENT_HOLD
+    or more, or an indefinite one (None), is a resting state."""
     _, held = hold(Held(), NEW_REVISION, resting=False, now=NOW)
     later = NOW + dt.timedelta(seconds=0.5)
     post, short = hold(held, STEP, resting=True, now=later, moves_in=2.0)
     assert post == () and short == Held((*NEW_REVISION, *STEP), NOW)
     post, still = hold(held, STEP, resting=True, now=later,
                        moves_in=EVENT_HOLD.total_seconds() - 0.5)
-    assert post == (*NEW_REVISION, *STEP) and still == Held()  # ends as the hold would
+    assert post == () and still == Held((*NEW_REVISION, *STEP), NOW)  # ends with the hold
+    post, still = hold(held, STEP, resting=True, now=later,
+                       moves_in=EVENT_HOLD.total_seconds())
+    assert post == (*NEW_REVISION, *STEP) and still == Held()
     post, still = hold(held, STEP, resting=True, now=later, moves_in=None)
     assert post == (*NEW_REVISION, *STEP) and still == Held()
-    # The hold still ends on time: a chain of short pauses does not keep Events back.
+    # Held since long ago (a slow first step): a short pause still passes through, and
+    # what is held is due at its end, not at once.
+    slow = NOW + EVENT_HOLD * 3
+    post, still = hold(held, STEP, resting=True, now=slow, moves_in=2.0)
+    assert post == () and still.due_in(slow) == 2.0
+    # A pause that ends past the hold, passed through again: due at its end.
     post, still = hold(short, [], resting=True, now=NOW + EVENT_HOLD, moves_in=1.0)
+    assert post == () and still.due_in(NOW + EVENT_HOLD) == 1.0
+    # Its end: due, they go out (or wait with a held status: write_folding rule 3).
+    post, still = hold(still, [], resting=False, now=NOW + EVENT_HOLD + dt.timedelta(seconds=1))
     assert post == (*NEW_REVISION, *STEP) and still == Held()
+
+
+@given(passes=st.lists(st.tuples(
+    st.floats(0.0, 5.0),  # seconds since the previous pass
+    st.integers(0, 2),  # Events planned
+    st.booleans(),  # resting
+    st.sampled_from([None, 0.5, 2.0, 2.99, 3.0, 10.0]),  # moves_in (a timed pause's end)
+    st.booleans(),  # a Warning among them
+), min_size=1, max_size=25))
+def test_held_events_are_posted_once_in_order_and_never_past_their_due(
+        passes: list[tuple[float, int, bool, float | None, bool]]) -> None:
+    """Rule 4 over any run of passes: every Event goes out exactly once, in the order
+    planned; a Warning or a resting state (not a short timed pause) posts all that is
+    held; nothing stays held past the later of EVENT_HOLD after the first held and the end
+    of the short pause that last passed it through."""
+    now, held, posted, planned, n = NOW, Held(), [], [], 0
+    for gap, count, resting, moves_in, warning in passes:
+        now += dt.timedelta(seconds=gap)
+        events = [normal("RolloutStepChanged", f"e{n + i}") for i in range(count)]
+        if warning and events:
+            events[-1] = Event("Warning", "RolloutAborted", f"e{n + count - 1}")
+        n += count
+        planned += events
+        was = held
+        post, held = hold(held, events, resting=resting, now=now,
+                          moves_in=moves_in if resting else None)
+        posted += post
+        pending = was.events + tuple(events)
+        short = resting and moves_in is not None and moves_in < EVENT_HOLD.total_seconds()
+        if pending and ((resting and not short) or any(e.type == "Warning" for e in pending)
+                        or (was.since is not None and now - was.since >= EVENT_HOLD
+                            and not short)):
+            assert held == Held() and post == pending
+        if held.events:
+            assert held.since is not None and not post
+            due = held.due_in(now)
+            assert due is not None and due > 0
+            limit = max(EVENT_HOLD.total_seconds(), moves_in or 0.0) if short else (
+                EVENT_HOLD.total_seconds())
+            assert due <= limit + 1e-9
+    assert [*posted, *held.events] == planned

@@ -18,7 +18,6 @@ from rollouts.kube import analysis as kube_analysis
 from rollouts.kube.analysis import parse_template
 from rollouts.models.rollout import RolloutSpec
 from rollouts.planner.events import EVENT_HOLD
-from rollouts.planner.write_folding import FOLD_SECONDS
 from tests.unit.test_execute import Recorder, rollout_body, svc_body
 
 TEMPLATE = {
@@ -299,7 +298,8 @@ async def test_a_held_status_goes_when_the_rollout_changes_and_is_written_on_sto
 
 
 async def test_an_echo_wait_ends_when_the_hold_is_up() -> None:
-    """The held status and Events go out on time even while an echo is missing."""
+    """The held status and Events go out on time even while an echo is missing (here the
+    echo wait is up first: planned from the caches as they are)."""
     clock = [dt.datetime(2026, 12, 5, tzinfo=dt.UTC)]
 
     class Clock:
@@ -318,9 +318,11 @@ async def test_an_echo_wait_ends_when_the_hold_is_up() -> None:
         assert reconciler.pending is not None and reconciler.echoes
         clock[0] += dt.timedelta(seconds=1)
         wait = await reconciler.reconcile(cluster.body, *stale, {}, ({}, {}))
-        assert wait is not None and wait <= FOLD_SECONDS - 1  # no later than the hold's end
+        # the new revision's hold (PASSING_SECONDS) ends after the echo wait (ECHO_WAIT)
+        assert wait is not None and wait <= ECHO_WAIT - 1
         cluster.take_writes()
-        clock[0] += dt.timedelta(seconds=FOLD_SECONDS)
+        assert reconciler.pending_until is not None
+        clock[0] = reconciler.pending_until
         await reconciler.reconcile(cluster.body, *stale, {}, ({}, {}))  # echoes still missing
         writes = [p.rsplit("/", 1)[-1] for _, p, _ in cluster.take_writes()]
         assert "status" in writes and "events" in writes, writes

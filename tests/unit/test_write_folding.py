@@ -6,6 +6,8 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rollouts.models.rollout import (
     CanaryStatus,
@@ -26,7 +28,9 @@ from rollouts.planner.types import (
 )
 from rollouts.planner.write_folding import (
     FOLD_SECONDS,
+    PASSING_SECONDS,
     fold,
+    hold_seconds,
     may_wait,
     minor_change,
     passing,
@@ -171,17 +175,81 @@ def test_what_is_not_a_passing_state(why: str) -> None:
     assert not passing(old, new, actions, events, STEPS)
 
 
-def test_due_events_a_written_status_shows_go_out_the_others_wait_with_the_status() -> None:
-    """Rule 3: the first `shown` due Events go out; the rest wait with a status that may
-    wait, and go out with one that is written at once."""
+def test_due_events_wait_with_a_status_that_may_wait() -> None:
+    """Rule 3: due Events all wait with a status that may wait (a write is certain to
+    come), and all go out with one that is written at once."""
     due = [Event("Normal", "ReplicaSetCreated", "created"),
            Event("Normal", "RolloutPaused", "paused"),
            Event("Normal", "RolloutStepChanged", "step 2 -> 3")]
-    assert with_status(due, 2, status_may_wait=True) == (tuple(due[:2]), (due[2],))
-    assert with_status(due, 0, status_may_wait=True) == ((), tuple(due))
-    assert with_status(due, 3, status_may_wait=True) == (tuple(due), ())
-    assert with_status(due, 2, status_may_wait=False) == (tuple(due), ())
-    assert with_status([], 0, status_may_wait=True) == ((), ())
+    assert with_status(due, status_may_wait=True) == ((), tuple(due))
+    assert with_status(due, status_may_wait=False) == (tuple(due), ())
+    assert with_status([], status_may_wait=True) == ((), ())
+    assert with_status([], status_may_wait=False) == ((), ())
+
+
+@pytest.mark.parametrize(("old", "new", "seconds"), [
+    # a new revision at its first step, waiting for its pods: until it rests
+    (status(phase="Healthy", current_step_index=4, observed_pod_hash="a"),
+     status(current_step_index=0, observed_pod_hash="b"), PASSING_SECONDS),
+    # the same step, still waiting (a scale done, counts moved): until it rests
+    (status(observed_pod_hash="b"), status(observed_pod_hash="b", replicas=2),
+     PASSING_SECONDS),
+    # a step done (past a timed pause): what step-lag readers wait for, 3 s
+    (status(phase="Paused", current_step_index=1, observed_pod_hash="b"),
+     status(current_step_index=2, observed_pod_hash="b"), FOLD_SECONDS),
+    # a new revision that walked a timed pause at its start: a step done
+    (status(phase="Healthy", current_step_index=4, observed_pod_hash="a"),
+     status(current_step_index=1, observed_pod_hash="b"), FOLD_SECONDS),
+    # a minor change of a resting Rollout (the counts after the old pods go): 3 s
+    (status(phase="Healthy", current_step_index=4), status(phase="Healthy",
+                                                           current_step_index=4, replicas=2),
+     FOLD_SECONDS),
+    (status(phase="Paused", current_step_index=1), status(phase="Paused",
+                                                          current_step_index=1, replicas=2),
+     FOLD_SECONDS),
+])
+def test_how_long_a_status_may_wait(old: RolloutStatus, new: RolloutStatus,
+                                    seconds: float) -> None:
+    assert hold_seconds(old, new) == seconds
+
+
+def test_a_passing_state_is_held_up_to_its_own_limit() -> None:
+    old, new = status(observed_pod_hash="a"), status(observed_pod_hash="b")
+    first = fold(old, new, may_wait=True, pending_since=None, requeue_after=None, now=NOW,
+                 seconds=PASSING_SECONDS)
+    assert (first.write, first.requeue_after) == (False, PASSING_SECONDS)
+    assert first.until == NOW + dt.timedelta(seconds=PASSING_SECONDS)
+    later = NOW + dt.timedelta(seconds=FOLD_SECONDS + 1)  # past the short hold: still held
+    assert not fold(old, new, may_wait=True, pending_since=NOW, requeue_after=None,
+                    now=later, seconds=PASSING_SECONDS).write
+    end = NOW + dt.timedelta(seconds=PASSING_SECONDS)
+    assert fold(old, new, may_wait=True, pending_since=NOW, requeue_after=None, now=end,
+                seconds=PASSING_SECONDS).write
+
+
+@given(passes=st.lists(st.tuples(st.floats(0.01, 4.0), st.booleans(),
+                                 st.sampled_from([FOLD_SECONDS, PASSING_SECONDS])),
+                       min_size=1, max_size=30))
+def test_a_held_change_never_outlives_its_hold(
+        passes: list[tuple[float, bool, float]]) -> None:
+    """Over any run of passes (gap to the next, whether the change may wait, the pass's
+    limit), a held change is written by the first pass at or past the end of the hold that
+    pass computes, never held past it, and never asks to be woken after it."""
+    old, new = status(), status(replicas=2)
+    now, since = NOW, None
+    for gap, waits, seconds in passes:
+        now += dt.timedelta(seconds=gap)
+        folded = fold(old, new, may_wait=waits, pending_since=since, requeue_after=None,
+                      now=now, seconds=seconds)
+        first = since if since is not None else now
+        if not waits or (now - first).total_seconds() >= seconds:
+            assert folded.write and folded.pending_since is None
+        else:
+            assert not folded.write and folded.pending_since == first
+            assert folded.until == first + dt.timedelta(seconds=seconds)
+            assert folded.requeue_after is not None
+            assert now + dt.timedelta(seconds=folded.requeue_after) <= folded.until
+        since = folded.pending_since
 
 
 def test_the_experiment_templates_weights_are_never_held() -> None:
