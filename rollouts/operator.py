@@ -97,8 +97,8 @@ from rollouts.errors import ConflictError
 from rollouts.kube import config as kube_config
 from rollouts.kube.analysis import ParsedTemplate, Templates, parse_template
 from rollouts.kube.cache import (
-    drop_managed_fields,
     plain_copy,
+    slim_kept_body,
     trim_analysis_run,
     trim_experiment,
 )
@@ -316,7 +316,7 @@ def build_registry(
     @kopf.on.event(GROUP, VERSION, "rollouts", id="rollout_changed", registry=registry)
     async def rollout_changed(body: kopf.Body, namespace: str | None, name: str | None, memo: Any,
                         type: str | None, event: Mapping[str, Any], **_: Any) -> None:
-        drop_managed_fields(event.get("object"))  # from the body kopf keeps for the daemon
+        slim_kept_body(event.get("object"))  # the body kopf keeps for the daemon
         telemetry.observe_rollout(body, type)  # telemetry
         _runtime(memo).wake((namespace or "", name or ""))
 
@@ -325,7 +325,7 @@ def build_registry(
     async def analysis_run_changed(body: kopf.Body, namespace: str | None, name: str | None,
                              memo: Any, type: str | None, event: Mapping[str, Any],
                              **_: Any) -> None:
-        drop_managed_fields(event.get("object"))
+        slim_kept_body(event.get("object"))
         telemetry.observe_analysis_run(body, type)  # telemetry
         runtime = _runtime(memo)
         key = owner_key(body, namespace)
@@ -456,7 +456,7 @@ def _register_experiments(registry: kopf.OperatorRegistry, config: OperatorConfi
     @kopf.on.event(GROUP, VERSION, "experiments", id="experiment_changed", registry=registry)
     async def experiment_changed(body: kopf.Body, namespace: str | None, name: str | None,
                                  memo: Any, event: Mapping[str, Any], **_: Any) -> None:
-        drop_managed_fields(event.get("object"))
+        slim_kept_body(event.get("object"))
         runtime = _runtime(memo)
         runtime.wake(experiment_key(namespace, name))
         rollout = owner_key(body, namespace)

@@ -2,7 +2,8 @@
 1,000 Rollouts, round 4").
 
 kopf keeps the last body of every object with a daemon. The operator's event handlers take
-`metadata.managedFields` out of it (about half of a Rollout's decoded body): they change the
+`metadata.managedFields` out of it (about half of a Rollout's decoded body) and share its keys
+and short strings with the other bodies (`rollouts.kube.cache.slim_kept_body`): they change the
 raw event in place, which works only while kopf's daemons see that same dict. These tests
 fail if kopf starts keeping a copy of its own, or if the managedFields come back some other
 way, instead of the memory growing quietly.
@@ -11,6 +12,7 @@ way, instead of the memory growing quietly.
 from __future__ import annotations
 
 import gc
+import sys
 from typing import Any
 
 import kopf
@@ -45,3 +47,5 @@ def test_the_rollout_bodies_kopf_keeps_carry_no_managed_fields(
     assert all("managedFields" not in metadata for metadata in kept), (
         "kopf keeps Rollout bodies with managedFields: its daemons no longer see the raw "
         "event the operator's rollout_changed handler trims (see rollouts.operator)")
+    assert all(sys.intern(key) is key for metadata in kept for key in metadata), (
+        "the kept bodies' keys are not shared (rollouts.kube.cache.slim_kept_body)")
