@@ -93,6 +93,7 @@ from rollouts.controller.runtime import (
     owner_key,
     run_key,
 )
+from rollouts.controller.tls_buffers import shrink_tls_read_buffers
 from rollouts.errors import ConflictError
 from rollouts.kube import config as kube_config
 from rollouts.kube.analysis import ParsedTemplate, Templates, parse_template
@@ -557,6 +558,7 @@ def run_operator(
     connection = kube_config.load(kubeconfig, context)
     if threading.current_thread() is threading.main_thread():  # the process is the controller
         tune_collector()
+        shrink_tls_read_buffers()
     if configure_logging:
         logs.configure(log_format, verbose=verbose,
                        secrets=(connection.token or "", connection.password or ""))

@@ -17,6 +17,9 @@ BENCH_MEMORY=FILE       every 2 s, append "unix-time RSS (peak), malloc: in use,
 BENCH_PYMALLOC=S        every S seconds, the summary of sys._debugmallocstats() (CPython's small-
                         object allocator: arenas held, bytes in live blocks, bytes free in
                         them) appended to /tmp/bench-pymalloc.txt with VmRSS
+BENCH_TYPES=S           every S seconds, the 40 types with the most bytes among the objects the
+                        cyclic collector tracks (count, sys.getsizeof sum, by module.type),
+                        into /tmp/bench-types-N.txt
 BENCH_TRACEMALLOC=S     tracemalloc (12 frames); every S seconds the largest allocation
                         sites by file, line and traceback into /tmp/bench-trace-N.txt (slow)
 """
@@ -128,6 +131,31 @@ def _pymalloc(seconds: float) -> None:
     _every(seconds, dump)
 
 
+def _types(seconds: float) -> None:
+    import collections
+    import gc
+    import sys
+
+    state = {"n": 0}
+
+    def dump() -> None:
+        state["n"] += 1
+        counts: collections.Counter[str] = collections.Counter()
+        sizes: collections.Counter[str] = collections.Counter()
+        for obj in gc.get_objects():
+            kind = type(obj)
+            name = f"{kind.__module__}.{kind.__qualname__}"
+            counts[name] += 1
+            sizes[name] += sys.getsizeof(obj)
+        lines = [f"at {time.time():.0f}: {_memory_status()}"]
+        lines.extend(f"{size / 2**20:8.2f} MiB {counts[name]:9d}  {name}"
+                     for name, size in sizes.most_common(40))
+        with open(f"/tmp/bench-types-{state['n'] % 3}.txt", "w") as out:
+            out.write("\n".join(lines) + "\n")
+
+    _every(seconds, dump)
+
+
 def _tracemalloc(seconds: float) -> None:
     import tracemalloc
 
@@ -172,5 +200,7 @@ if _is_controller():
         _every(2.0, _append_memory)
     if os.environ.get("BENCH_PYMALLOC"):
         _pymalloc(float(os.environ["BENCH_PYMALLOC"]))
+    if os.environ.get("BENCH_TYPES"):
+        _types(float(os.environ["BENCH_TYPES"]))
     if os.environ.get("BENCH_TRACEMALLOC"):
         _tracemalloc(float(os.environ["BENCH_TRACEMALLOC"]))
