@@ -127,6 +127,7 @@ _RUNTIME = "rollouts_runtime"
 _CACHES = "rollouts_caches"
 # kopf's own requests in flight at once, watches aside (it patches finalizers on first sight).
 _KOPF_REQUESTS = 8
+IDLE_WORKER_SECONDS = 1.0
 
 
 class _NoDiffBase(kopf.DiffBaseStorage):
@@ -231,6 +232,9 @@ def build_registry(
         # The reconcile loop exits between passes as soon as it is stopped; give it that
         # moment so that kopf releases a deleted Rollout at once instead of polling it.
         settings.background.instant_exit_timeout = 0.5
+        # A Rollout's event worker (its task, queue and waiters) exits 1 s after its last
+        # event instead of kopf's 5: fewer alive at once in a canary of 1,000 Rollouts.
+        settings.queueing.idle_timeout = IDLE_WORKER_SECONDS
         settings.peering.name = config.peering_name
         # A replica killed without withdrawing its record stalls the standby until the
         # record's lifetime is up (kopf's default 60 s); keep-alives come every 1-5 s.
