@@ -33,6 +33,11 @@ Wiring
   with the Rollout's name and retried with exponential backoff up to `requeue_ceiling`; other
   Rollouts are unaffected (each has its own daemon). An invalid spec is not a failure: the
   planner returns an InvalidSpec status. At most `parallel_passes` passes run at once.
+* Kept bodies: kopf keeps the last body of each Rollout, AnalysisRun and Experiment for its
+  daemon (the raw dict of the last event). The event handlers take `metadata.managedFields`
+  out of that dict (about half of a Rollout's decoded body; nothing reads it of these kinds):
+  ~25 MiB of peak RSS at 1,000 Rollouts (docs/benchmarks.md, "Memory at 1,000 Rollouts,
+  round 4"; tests/e2e/test_kept_bodies.py fails if kopf stops sharing that dict).
 * Logs (rollouts.logs): one `reconciled` line per pass that wrote; nothing per quiet object.
 * Peering: kopf's (auto-detected unless `standalone` is forced). Paused operators have their
   daemons stopped by kopf, so only the active replica writes; the watches of a standby go on
@@ -88,10 +93,16 @@ from rollouts.controller.runtime import (
     owner_key,
     run_key,
 )
+from rollouts.controller.tls_buffers import shrink_tls_read_buffers
 from rollouts.errors import ConflictError
 from rollouts.kube import config as kube_config
 from rollouts.kube.analysis import ParsedTemplate, Templates, parse_template
-from rollouts.kube.cache import plain_copy, trim_analysis_run, trim_experiment
+from rollouts.kube.cache import (
+    plain_copy,
+    slim_kept_body,
+    trim_analysis_run,
+    trim_experiment,
+)
 from rollouts.kube.client import KubeClient
 from rollouts.kube.config import Connection
 from rollouts.kube.experiments import reconcile_experiment
@@ -116,6 +127,7 @@ _RUNTIME = "rollouts_runtime"
 _CACHES = "rollouts_caches"
 # kopf's own requests in flight at once, watches aside (it patches finalizers on first sight).
 _KOPF_REQUESTS = 8
+IDLE_WORKER_SECONDS = 1.0
 
 
 class _NoDiffBase(kopf.DiffBaseStorage):
@@ -220,6 +232,9 @@ def build_registry(
         # The reconcile loop exits between passes as soon as it is stopped; give it that
         # moment so that kopf releases a deleted Rollout at once instead of polling it.
         settings.background.instant_exit_timeout = 0.5
+        # A Rollout's event worker (its task, queue and waiters) exits 1 s after its last
+        # event instead of kopf's 5: fewer alive at once in a canary of 1,000 Rollouts.
+        settings.queueing.idle_timeout = IDLE_WORKER_SECONDS
         settings.peering.name = config.peering_name
         # A replica killed without withdrawing its record stalls the standby until the
         # record's lifetime is up (kopf's default 60 s); keep-alives come every 1-5 s.
@@ -305,14 +320,17 @@ def build_registry(
 
     @kopf.on.event(GROUP, VERSION, "rollouts", id="rollout_changed", registry=registry)
     async def rollout_changed(body: kopf.Body, namespace: str | None, name: str | None, memo: Any,
-                        type: str | None, **_: Any) -> None:
+                        type: str | None, event: Mapping[str, Any], **_: Any) -> None:
+        slim_kept_body(event.get("object"))  # the body kopf keeps for the daemon
         telemetry.observe_rollout(body, type)  # telemetry
         _runtime(memo).wake((namespace or "", name or ""))
 
     @kopf.on.event(GROUP, VERSION, "analysisruns",
                    when=is_owned, id="analysis_run_changed", registry=registry)
     async def analysis_run_changed(body: kopf.Body, namespace: str | None, name: str | None,
-                             memo: Any, type: str | None, **_: Any) -> None:
+                             memo: Any, type: str | None, event: Mapping[str, Any],
+                             **_: Any) -> None:
+        slim_kept_body(event.get("object"))
         telemetry.observe_analysis_run(body, type)  # telemetry
         runtime = _runtime(memo)
         key = owner_key(body, namespace)
@@ -442,7 +460,8 @@ def _register_experiments(registry: kopf.OperatorRegistry, config: OperatorConfi
 
     @kopf.on.event(GROUP, VERSION, "experiments", id="experiment_changed", registry=registry)
     async def experiment_changed(body: kopf.Body, namespace: str | None, name: str | None,
-                                 memo: Any, **_: Any) -> None:
+                                 memo: Any, event: Mapping[str, Any], **_: Any) -> None:
+        slim_kept_body(event.get("object"))
         runtime = _runtime(memo)
         runtime.wake(experiment_key(namespace, name))
         rollout = owner_key(body, namespace)
@@ -543,6 +562,7 @@ def run_operator(
     connection = kube_config.load(kubeconfig, context)
     if threading.current_thread() is threading.main_thread():  # the process is the controller
         tune_collector()
+        shrink_tls_read_buffers()
     if configure_logging:
         logs.configure(log_format, verbose=verbose,
                        secrets=(connection.token or "", connection.password or ""))

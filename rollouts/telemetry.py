@@ -33,7 +33,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any, Final, TypeVar
 
 from aiohttp import web
@@ -45,6 +45,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
@@ -70,7 +71,6 @@ MEASUREMENT_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5
                               30.0, 60.0, 300.0)
 # How long a peering verdict is trusted before /readyz reads the peering object again.
 PEERING_TTL: Final = 5.0
-_NO_VALUES: Final = (None, None, None)
 
 
 class MetricsAddressError(RolloutsError):
@@ -148,6 +148,50 @@ class _TimedProvider:
         return getattr(self._inner, name)
 
 
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+class RolloutSeries:
+    """The per-Rollout series (phase and strategy, step, desired and actual canary weight):
+    one tuple per Rollout, made into samples when scraped. A labelled child of a
+    prometheus_client Gauge is an object with its own value, lock and attributes: the four
+    per Rollout were 2.9 MiB at 1,000 Rollouts (docs/benchmarks.md, "Memory at 1,000
+    Rollouts, round 4")."""
+
+    def __init__(self) -> None:
+        # (namespace, name) -> (phase, strategy, step, desired weight, weight); None: no value
+        self.rollouts: dict[Key, tuple[str, str, float | None, float | None, float | None]] = {}
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, ...]:
+        key = ["namespace", "name"]
+        return (
+            GaugeMetricFamily("rollouts_rollout_info", "One series per Rollout (value 1) with "
+                              "its phase and strategy.", labels=[*key, "phase", "strategy"]),
+            GaugeMetricFamily("rollouts_rollout_current_step_index", "Index of the canary "
+                              "step the Rollout is at (status.currentStepIndex).", labels=key),
+            GaugeMetricFamily("rollouts_rollout_canary_desired_weight", "Canary traffic "
+                              "weight the current step asks for, in percent.", labels=key),
+            GaugeMetricFamily("rollouts_rollout_canary_weight", "Canary traffic weight now in "
+                              "effect (status.canary.weights.canary.weight), in percent.",
+                              labels=key),
+        )
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(self._families())
+
+    def collect(self) -> Iterator[Metric]:
+        families = self._families()
+        info, *numbers = families
+        for (namespace, name), (phase, strategy, *values) in list(self.rollouts.items()):
+            info.add_metric([namespace, name, phase, strategy], 1.0)
+            for family, value in zip(numbers, values, strict=True):
+                if value is not None:
+                    family.add_metric([namespace, name], value)
+        return iter(families)
+
+
 class Telemetry:
     """Metrics registry, the controller's view of its own role, and the HTTP endpoints."""
 
@@ -161,19 +205,8 @@ class Telemetry:
             PlatformCollector(registry=self.registry)
             GCCollector(registry=self.registry)
         r = self.registry
-        self.rollout_info = Gauge(
-            "rollouts_rollout_info", "One series per Rollout (value 1) with its phase and "
-            "strategy.", ["namespace", "name", "phase", "strategy"], registry=r)
-        self.current_step = Gauge(
-            "rollouts_rollout_current_step_index", "Index of the canary step the Rollout is "
-            "at (status.currentStepIndex).", ["namespace", "name"], registry=r)
-        self.desired_weight = Gauge(
-            "rollouts_rollout_canary_desired_weight", "Canary traffic weight the current "
-            "step asks for, in percent.", ["namespace", "name"], registry=r)
-        self.actual_weight = Gauge(
-            "rollouts_rollout_canary_weight", "Canary traffic weight now in effect "
-            "(status.canary.weights.canary.weight), in percent.", ["namespace", "name"],
-            registry=r)
+        self.rollout_series = RolloutSeries()
+        r.register(self.rollout_series)
         self.reconcile_seconds = Histogram(
             "rollouts_reconcile_duration_seconds", "Duration of one Rollout reconcile pass "
             "(observe, plan, execute) by outcome (success, conflict, error).", ["outcome"],
@@ -201,11 +234,7 @@ class Telemetry:
             "been filled.", registry=r)
         for phase in sorted(COMPLETED_PHASES):
             self.analysis_runs.labels(phase=phase)
-        # Last label set exported per Rollout (to drop it when phase or strategy changes) and
-        # last phase seen per AnalysisRun (to count a completion once, on its transition).
-        self._rollout_labels: dict[Key, tuple[str, str]] = {}
-        # (step, desired weight, actual weight) as the gauges show them (None: no sample).
-        self._rollout_values: dict[Key, tuple[float | None, ...]] = {}
+        # Last phase seen per AnalysisRun (to count a completion once, on its transition).
         self._run_phases: dict[Key, str] = {}
         self._client: KubeClient | None = None
         self._peering: Peering | None = None
@@ -252,48 +281,25 @@ class Telemetry:
             self.synced.set(1)
 
     def observe_rollout(self, body: Mapping[str, Any], event_type: str | None) -> None:
-        """The Rollout's info, step and weight gauges, as its watch event shows them. Only
-        what changed is written: most events are our own status writes' echoes, and a
-        label lookup (or a removal that finds nothing) on every one was ~1 % of the
-        controller's CPU (docs/benchmarks.md, "CPU per pass, round 4")."""
+        """The Rollout's info, step and weight series, as its watch event shows them: one
+        tuple stored (most events are our own status writes' echoes; a labelled Gauge's
+        lookups on each were ~1 % of the controller's CPU, docs/benchmarks.md "CPU per pass,
+        round 4"), made into samples when scraped."""
         self.mark_synced()
         metadata = body.get("metadata") or {}
         key: Key = (str(metadata.get("namespace") or ""), str(metadata.get("name") or ""))
-        gauges = (self.current_step, self.desired_weight, self.actual_weight)
-        previous = self._rollout_labels.get(key)
-        shown = self._rollout_values.get(key, _NO_VALUES)
         if event_type == "DELETED":
-            self._rollout_labels.pop(key, None)
-            self._rollout_values.pop(key, None)
-            if previous is not None:
-                self.rollout_info.remove(*key, *previous)
-            for gauge, old in zip(gauges, shown, strict=True):
-                if old is not None:
-                    gauge.remove(*key)
+            self.rollout_series.rollouts.pop(key, None)
             return
         status = body.get("status") or {}
         strategy = (body.get("spec") or {}).get("strategy") or {}
-        labels = (
-            str(status.get("phase")) if status.get("phase") in PHASES else "Unknown",
-            next((s for s in STRATEGIES if s in strategy), "unknown"),
-        )
-        if labels != previous:
-            if previous is not None:
-                self.rollout_info.remove(*key, *previous)
-            self.rollout_info.labels(*key, *labels).set(1)
-            self._rollout_labels[key] = labels
         canary = status.get("canary") or {}
         weight = ((canary.get("weights") or {}).get("canary") or {}).get("weight")
-        values = tuple(_number(v) for v in (status.get("currentStepIndex"),
-                                            canary.get("desiredWeight"), weight))
-        if values == shown:
-            return
-        for gauge, value, old in zip(gauges, values, shown, strict=True):
-            if value is not None and value != old:
-                gauge.labels(*key).set(value)
-            elif value is None and old is not None:
-                gauge.remove(*key)
-        self._rollout_values[key] = values
+        self.rollout_series.rollouts[key] = (
+            str(status.get("phase")) if status.get("phase") in PHASES else "Unknown",
+            next((s for s in STRATEGIES if s in strategy), "unknown"),
+            _number(status.get("currentStepIndex")), _number(canary.get("desiredWeight")),
+            _number(weight))
 
     def observe_analysis_run(self, body: Mapping[str, Any], event_type: str | None) -> None:
         self.mark_synced()
@@ -460,11 +466,6 @@ class Telemetry:
         else:
             text = "ok\n"
         return web.Response(text=text, status=200 if ready else 503)
-
-
-def _number(value: object) -> float | None:
-    """A gauge's sample from a status field; None when it is not a number."""
-    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def peer_identity() -> str:

@@ -9,6 +9,7 @@ Services and Deployments by their own (namespace, name).
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,6 +65,8 @@ class WatchedCaches:
         `on_synced`: told once, when the three first lists are in."""
         rollout_replicasets, experiment_replicasets = Index(_rollout_of), Index(_experiment_of)
         services_by_name, deployments_by_name = Index(object_key), Index(object_key)
+        # One managedFields entry per owner of a selector, for all the cached Services.
+        selector_owners: dict[str, dict[str, Any]] = {}
 
         def replica_set_changed(_: str, body: dict[str, Any]) -> None:
             for key in (_rollout_of(body), _experiment_of(body)):
@@ -85,7 +88,8 @@ class WatchedCaches:
                 indexes=(rollout_replicasets, experiment_replicasets),
                 keep=lambda body: is_owned(body) or is_experiment_owned(body),
                 on_change=replica_set_changed),
-            services=Informer(client, SERVICES, trim=trim_service, namespaces=namespaces,
+            services=Informer(client, SERVICES, namespaces=namespaces,
+                              trim=functools.partial(trim_service, owner_entries=selector_owners),
                               indexes=(services_by_name,), on_change=service_changed),
             deployments=Informer(client, DEPLOYMENTS, trim=trim_deployment,
                                  namespaces=namespaces, indexes=(deployments_by_name,),

@@ -1,12 +1,10 @@
-"""observe_rollout writes a Rollout's series only when they change (telemetry.py): an echo
-of our own status write costs no metric call, and what the gauges show still follows every
-change, a field going away included."""
+"""observe_rollout keeps one tuple per Rollout, made into series when scraped (telemetry.py):
+what the series show follows every change, a field going away included, and goes with the
+Rollout."""
 
 from __future__ import annotations
 
 from typing import Any
-
-import pytest
 
 from rollouts.telemetry import Telemetry
 from tests.unit.test_telemetry import _rollout, _samples
@@ -16,34 +14,6 @@ KEY = frozenset({("namespace", "shop"), ("name", "web")})
 
 def rollout_series(t: Telemetry) -> dict[Any, float]:
     return {k: v for k, v in _samples(t).items() if k[0].startswith("rollouts_rollout_")}
-
-
-def counting(t: Telemetry, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    calls: list[str] = []
-    for name in ("rollout_info", "current_step", "desired_weight", "actual_weight"):
-        metric = getattr(t, name)
-        for method in ("labels", "remove"):
-            original = getattr(metric, method)
-
-            def counted(*args: Any, _original: Any = original, _name: str = name,
-                        _method: str = method) -> Any:
-                calls.append(f"{_name}.{_method}")
-                return _original(*args)
-
-            monkeypatch.setattr(metric, method, counted)
-    return calls
-
-
-def test_an_unchanged_rollout_costs_no_metric_call(monkeypatch: pytest.MonkeyPatch) -> None:
-    t = Telemetry(process_metrics=False)
-    t.observe_rollout(_rollout("Paused", step=1, desired=50, weight=50), "ADDED")
-    calls = counting(t, monkeypatch)
-    echo = _rollout("Paused", step=1, desired=50, weight=50)
-    echo["status"]["message"] = "another field changed"
-    t.observe_rollout(echo, "MODIFIED")
-    assert calls == []
-    t.observe_rollout(_rollout("Paused", step=2, desired=50, weight=50), "MODIFIED")
-    assert calls == ["current_step.labels"]
 
 
 def test_the_series_follow_every_change_and_go_with_the_rollout() -> None:
