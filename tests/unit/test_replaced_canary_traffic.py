@@ -35,6 +35,12 @@ CASES = [
     ("istio-subset", [experiment(1, 1)], 2, True,
      ["pass", "pass", "ready_pass", "ready_pass", "image", "conflict", "ready_pass", "image",
       "pass", "abort"]),
+    # setWeight 39: a release while the canary holds 39 (the next revision's step asks 39
+    # too, which the routes already hold), then an abort before its pods come.
+    ("istio-subset", [{"setWeight": 39}], 2, False,
+     ["ready_pass", "ready_pass", "image", "pass", "abort", "pass", "pass"]),
+    ("gatewayapi", [{"setWeight": 39}], 3, True,
+     ["ready_pass", "ready_pass", "image", "conflict", "pass", "abort", "pass", "pass"]),
 ]
 
 
