@@ -94,3 +94,20 @@ def test_a_release_over_a_weighed_canary_lowers_the_routes_before_the_service_mo
     assert w.selector(CANARY) == new
     assert result.status.canary is not None and result.status.canary.weights is not None
     assert result.status.canary.weights.canary.weight == 0
+
+
+def test_a_canary_with_no_pod_available_loses_its_weight_even_with_a_short_stable() -> None:
+    """dynamicStableScale lowers the canary's weight only once the stable has grown back,
+    but not for a canary with no pod available: what the routes send it is lost (Argo
+    Rollouts sets weight 0 for a new ReplicaSet with none)."""
+    w = world("gatewayapi", [{"setWeight": 50}, {"pause": {}}], 2, True)
+    w.set_image("app:2")
+    for _ in range(6):
+        w.step()
+        w.settle()
+    canary, stable = w.status.current_pod_hash, w.status.stable_rs
+    assert w.real_router().verified_weight(w.routes()) == 50 and w.sizes()[stable] == 1
+    w.settle(available={canary: 0})
+    w.step()
+    assert w.real_router().verified_weight(w.routes()) == 0
+    assert w.sizes()[stable] == 2  # and the stable grows back to carry it

@@ -3,7 +3,8 @@ random histories, its route writes applied with `jsonpatch` to real route object
 
 After every pass:
 - a weight is raised only after the canary has the available pods to serve it (and with
-  dynamicStableScale, lowered only once the stable has the pods for its share again);
+  dynamicStableScale, lowered only once the stable has the pods for its share again,
+  unless the canary has none available);
 - the routes send the canary side weight only while the revision it reaches (the canary
   Service's, or the Istio canary subset's) has a pod available;
 - while aborted (by a user or a failed analysis) the canary loses no pod before the routes
@@ -205,7 +206,11 @@ def check_pass(w: RouterWorld, before: RouterWorld, result: Plan) -> None:
         assert canary is not None and min(canary.available, canary.spec_replicas) >= need, (
             held_before, held_after, canary)
     # 1b. dynamicStableScale: the stable gets more traffic only once it has the pods for it
-    if held_after < held_before and w.spec["strategy"]["canary"].get("dynamicStableScale"):
+    # (unless the canary has no pod available: what the routes send it is lost, so it goes
+    # to the stable at once, as Argo Rollouts sets weight 0 for a canary with none)
+    empty = canary is None or min(canary.available, canary.spec_replicas) == 0
+    if held_after < held_before and w.spec["strategy"]["canary"].get(
+            "dynamicStableScale") and not empty:
         stable = before.rs(result.status.stable_rs)
         need = math.ceil(w.spec["replicas"] * (100 - held_after) / 100)
         assert stable is not None and min(stable.available, stable.spec_replicas) >= need, (
