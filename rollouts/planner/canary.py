@@ -226,7 +226,8 @@ def _move_traffic(ctx: Context, draft: Draft, strategy: CanaryStrategy, walk: Wa
     size = walk.canary_scale
     canary_next, stable_next = walk.traffic.pods(walk.weight, walk.canary, walk.stable, size)
     pin_traffic(ctx, draft, strategy.stable_service, stable_hash)
-    pin(ctx, draft, strategy.canary_service, ctx.desired_hash)
+    if _may_repoint_canary(walk):
+        pin(ctx, draft, strategy.canary_service, ctx.desired_hash)
     _pin_ping_pong(ctx, draft, strategy, stable_hash, ctx.desired_hash)
     scale(ctx, draft, walk.canary, ctx.desired_hash, canary_next)
     scale(ctx, draft, walk.stable, stable_hash, stable_next)
@@ -239,6 +240,17 @@ def _move_traffic(ctx: Context, draft: Draft, strategy: CanaryStrategy, walk: Wa
         traffic = traffic.with_managed_routes(*managed_routes_at(strategy, upto))
     traffic = with_experiment_traffic(ctx, walk, traffic)
     _hold_traffic(ctx, draft, traffic, walk.weight, walk.canary, walk.stable, size)
+
+
+def _may_repoint_canary(walk: Walk) -> bool:
+    """The canary Service may select the revision being rolled out once the routes send it
+    nothing, or that revision has the pods for what they send. A release that replaces a
+    canary the routes weigh leaves the Service (and the older canary's pods, which
+    `retire_others` keeps while a Service selects them) until the routes read back 0."""
+    traffic = walk.traffic
+    held = traffic.verified_weight(walk.canary, walk.stable)
+    return (not traffic.routes_traffic or held == 0
+            or traffic.reached(held, walk.canary, walk.stable))
 
 
 def _pin_ping_pong(ctx: Context, draft: Draft, strategy: CanaryStrategy, stable_hash: str,

@@ -127,8 +127,17 @@ class RouterTraffic:
         # Sized for the larger of the share the routes give it now and the one asked for:
         # it shrinks only after the routes moved traffic off it, grows before they move back.
         held = self.router.verified_weight(self.routes) or 0
-        share = self.stable_pods(min(held, self.capped(weight)))
+        asked = 0 if self.without_pods(canary) else self.capped(weight)
+        share = self.stable_pods(min(held, asked))
         return self.canary_pods(weight, scale), max(share, min(self.stable_floor, self.replicas))
+
+    def without_pods(self, canary: ReplicaSetView | None) -> bool:
+        """A revision in flight (not the stable one) with no pod available: traffic sent to
+        it is lost, so it gets none (Argo Rollouts: no weight to a new ReplicaSet with no
+        available replica). E.g. a release that replaces a canary held at 100: the routes
+        go to 0 at once, before its Service is re-pointed (canary.py `_move_traffic`)."""
+        return self.canary_hash != self.stable_hash and (
+            canary is None or min(canary.available, canary.spec_replicas) == 0)
 
     def stable_serving(self, stable: ReplicaSetView | None, weight: int) -> bool:
         """The stable has the available pods for the share `weight` leaves it (always
@@ -150,9 +159,12 @@ class RouterTraffic:
         """The weight to ask the router for now: `weight`, or while the side that would
         get more traffic cannot serve it yet, the weight the routes hold. The canary's
         weight is never raised early; it is lowered at once, unless dynamicStableScale left
-        the stable too small for its share (then once the stable has grown back)."""
+        the stable too small for its share (then once the stable has grown back). A
+        canary with no pod available gets 0 (`without_pods`)."""
         weight = self.capped(weight)
         held = self.router.verified_weight(self.routes) or 0
+        if self.without_pods(canary):
+            return 0  # lowered even while a dynamicStableScale stable is short: it has pods
         if weight < held:
             return weight if self.stable_serving(stable, weight) else held
         if weight == held or self.serving(canary, weight, scale):

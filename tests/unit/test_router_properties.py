@@ -3,7 +3,10 @@ random histories, its route writes applied with `jsonpatch` to real route object
 
 After every pass:
 - a weight is raised only after the canary has the available pods to serve it (and with
-  dynamicStableScale, lowered only once the stable has the pods for its share again);
+  dynamicStableScale, lowered only once the stable has the pods for its share again,
+  unless the canary has none available);
+- the routes send the canary side weight only while the revision it reaches (the canary
+  Service's, or the Istio canary subset's) has a pod available;
 - while aborted (by a user or a failed analysis) the canary loses no pod before the routes
   read back weight 0 with no managed route, and once the canary is gone the reported
   weight is 0;
@@ -203,11 +206,21 @@ def check_pass(w: RouterWorld, before: RouterWorld, result: Plan) -> None:
         assert canary is not None and min(canary.available, canary.spec_replicas) >= need, (
             held_before, held_after, canary)
     # 1b. dynamicStableScale: the stable gets more traffic only once it has the pods for it
-    if held_after < held_before and w.spec["strategy"]["canary"].get("dynamicStableScale"):
+    # (unless the canary has no pod available: what the routes send it is lost, so it goes
+    # to the stable at once, as Argo Rollouts sets weight 0 for a canary with none)
+    empty = canary is None or min(canary.available, canary.spec_replicas) == 0
+    if held_after < held_before and w.spec["strategy"]["canary"].get(
+            "dynamicStableScale") and not empty:
         stable = before.rs(result.status.stable_rs)
         need = math.ceil(w.spec["replicas"] * (100 - held_after) / 100)
         assert stable is not None and min(stable.available, stable.spec_replicas) >= need, (
             held_before, held_after, stable)
+    # 1c. the routes send the canary side weight only where pods are available (a release
+    # that replaces a weighed canary must not take its weight to a revision with none)
+    if held_after:
+        side = w.rs(canary_side(w))
+        assert side is not None and min(side.available, side.spec_replicas) > 0, (
+            held_after, canary_side(w), side)
     # 2. stable first: while aborted, the canary shrinks only once the routes are all-stable
     if result.status.abort and canary is not None:
         for action in result.actions:
@@ -221,6 +234,19 @@ def check_pass(w: RouterWorld, before: RouterWorld, result: Plan) -> None:
     # 3. only the router's fields on objects we do not own
     owned_fields_only(case, before.store, w.store, w.experiments.services())
     check_experiment_traffic(w, before, result)
+
+
+def canary_side(w: RouterWorld) -> str | None:
+    """The revision the routes' canary side reaches: the canary subset's pod-template hash
+    (Istio subsets), else the one the canary Service selects."""
+    for body in w.store.objects.values():
+        if body["kind"] == "DestinationRule":
+            for subset in body["spec"].get("subsets") or []:
+                if subset.get("name") == "canary":
+                    found = (subset.get("labels") or {}).get("rollouts-pod-template-hash")
+                    if found:
+                        return str(found)
+    return w.selector(CANARY)
 
 
 def check_experiment_traffic(w: RouterWorld, before: RouterWorld, result: Plan) -> None:
