@@ -47,6 +47,8 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
+from rollouts.analysis.dispersion import ESTIMATED_FROM_WINDOWS
+
 __all__ = [
     "CONSISTENT_LOOKS_E",
     "RESTARTED_LOOKS_E",
@@ -206,13 +208,28 @@ class SideCheck:
     sign_e: float  # since its most favourable start
     agreeing: int  # looks with errors beyond the bound on this side, over the whole run
     disagreeing: int  # looks with errors that were not
+    # closed windows with errors, which the dispersion is estimated from (`dispersion`)
+    dispersion_windows: int = 0
+    # the count e-value with the dispersion of every window, the newest included (count_e
+    # takes it from the windows before the newest); nan: count_e
+    alone_e: float = math.nan
 
     def fails(self, threshold: float) -> bool:
-        return self.count_e >= threshold and (
+        """The count e-value (of the quasi-likelihood: divided by the dispersion of the
+        windows before the newest) at the threshold, and a check agreeing; or, from
+        `ESTIMATED_FROM_WINDOWS` windows on, the count e-value divided by the dispersion of
+        every window, alone: the estimate then stands in for the checks."""
+        alone_e = self.count_e if math.isnan(self.alone_e) else self.alone_e
+        checked = self.count_e >= threshold and (
             self.swing_e >= threshold
             or self.run_sign_e >= CONSISTENT_LOOKS_E
             or self.sign_e >= RESTARTED_LOOKS_E
         )
+        return checked or (alone_e >= threshold and self.dispersion_estimated)
+
+    @property
+    def dispersion_estimated(self) -> bool:
+        return self.dispersion_windows >= ESTIMATED_FROM_WINDOWS
 
     @property
     def run_sign_e(self) -> float:
@@ -221,15 +238,19 @@ class SideCheck:
 
     def agreement(self, threshold: float) -> str:
         """The checks in words, e.g. 'swing-robust e=3.1 < 20, 4 of 4 looks beyond:
-        e=6.2 >= 4, since the best start e=6.2 < 12' (the swing-robust e and the last
-        sign e count from their most favourable start)."""
+        e=6.2 >= 4, since the best start e=6.2 < 12, dispersion not yet estimated (4 of 6
+        windows)' (the swing-robust e and the last sign e count from their most
+        favourable start)."""
         looks = self.agreeing + self.disagreeing
         swing = "<" if self.swing_e < threshold else ">="
         signs = "<" if self.run_sign_e < CONSISTENT_LOOKS_E else ">="
         restarted_signs = "<" if self.sign_e < RESTARTED_LOOKS_E else ">="
+        estimated = "" if self.dispersion_estimated else " not yet"
+        alone = "" if math.isnan(self.alone_e) else f", alone e={self.alone_e:.4g}"
         return (
             f"swing-robust e={self.swing_e:.4g} {swing} {threshold:.4g}, "
             f"{self.agreeing} of {looks} looks beyond: e={self.run_sign_e:.4g} {signs} "
             f"{CONSISTENT_LOOKS_E:.4g}, since the best start e={self.sign_e:.4g} "
-            f"{restarted_signs} {RESTARTED_LOOKS_E:.4g}"
+            f"{restarted_signs} {RESTARTED_LOOKS_E:.4g}, dispersion{estimated} estimated "
+            f"({self.dispersion_windows} windows, {ESTIMATED_FROM_WINDOWS} needed{alone})"
         )

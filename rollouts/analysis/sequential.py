@@ -30,7 +30,7 @@ from typing import Final
 
 import numpy as np
 
-from rollouts.analysis import consistency
+from rollouts.analysis import consistency, dispersion
 from rollouts.analysis.check_windows import CHECK_WINDOW_SECONDS, Window
 from rollouts.analysis.statistics import (
     Direction,
@@ -96,6 +96,11 @@ class SequentialState:
     swing_log_likelihood: tuple[float, ...] = ()
     # The looks not yet folded into the checks (shorter than a check window so far).
     window: Window = field(default_factory=Window)
+    # Pearson's X^2 at every grid ratio (`dispersion`) of the closed windows but the newest,
+    # the newest window's terms, and how many windows both hold; empty: none yet.
+    pearson: tuple[float, ...] = ()
+    pearson_newest: tuple[float, ...] = ()
+    pearson_windows: int = 0
 
     @classmethod
     def start(cls, tolerance: float) -> SequentialState:
@@ -145,6 +150,11 @@ def _fold_window(state: SequentialState) -> SequentialState:
         return state
     grid = _grid(state.tolerance)
     swing = consistency.swing_log_likelihood(grid, xc, nc, xb, nb)
+    pearson = sum(
+        (np.asarray(terms) for terms in (state.pearson, state.pearson_newest) if terms),
+        np.zeros(len(grid)),
+    )
+    newest = dispersion.pearson_terms(grid, xc, nc, xb, nb)
     whole_run = swing + (
         np.asarray(state.swing_log_likelihood) if state.swing_log_likelihood else 0.0
     )
@@ -162,6 +172,9 @@ def _fold_window(state: SequentialState) -> SequentialState:
         looks_above=state.looks_above + above,
         looks_below=state.looks_below + below,
         swing_log_likelihood=tuple(float(v) for v in whole_run),
+        pearson=tuple(float(v) for v in pearson),
+        pearson_newest=tuple(float(v) for v in newest),
+        pearson_windows=state.pearson_windows + 1,
     )
 
 
@@ -252,6 +265,20 @@ def _rate_ratio(state: SequentialState) -> float:
     return (xc / state.canary_requests) / (xb / state.baseline_requests)
 
 
+def dispersion_of(state: SequentialState, *, newest: bool = True) -> float:
+    """The dispersion factor the count log-likelihood is divided by (`dispersion`): the
+    estimate of phi from the closed windows' Pearson X^2 at the rate ratio that fits them
+    best (the minimum over the grid: Neyman's minimum chi-square); 1 before two windows
+    with errors. Without the `newest` window, for the failure that a consistency check
+    confirms: the newest window is then judged against the swings seen before it, so a
+    regression that starts in it is not taken for a swing (1 before three windows)."""
+    terms = [np.asarray(t) for t in (state.pearson, state.pearson_newest if newest else ()) if t]
+    if not terms:
+        return 1.0
+    windows = state.pearson_windows - (0 if newest else 1)
+    return dispersion.dispersion_factor(float(np.min(sum(terms))), windows)
+
+
 def sequential_counts(
     state: SequentialState,
     *,
@@ -282,7 +309,17 @@ def sequential_counts(
     log_likelihood = np.asarray(state.log_likelihood, dtype=np.float64)
     if len(log_likelihood) != len(grid):
         raise ValueError("the state was built for another tolerance")
-    log_up, log_down = _log_e_values(log_likelihood, grid)
+    # The quasi-likelihood: the log-likelihood divided by the dispersion (`dispersion`).
+    # phi over every closed window: for the early pass, the interval and the failure on the
+    # count e-value alone; phi before the newest window: for the failure with the checks.
+    phi = dispersion_of(state)
+    log_up, log_down = _log_e_values(log_likelihood / phi, grid)
+    phi_before = dispersion_of(state, newest=False)
+    confirmed_up, confirmed_down = (
+        (log_up, log_down)
+        if phi_before == phi
+        else _log_e_values(log_likelihood / phi_before, grid)
+    )
     alpha = 1.0 - confidence
     sides = 2 if direction == "either" else 1
     threshold = sides / alpha
@@ -308,12 +345,12 @@ def sequential_counts(
     passes: list[tuple[float, float, float]] = []
     whole_run = np.asarray(state.swing_log_likelihood or np.zeros(len(grid)), dtype=np.float64)
     checks = (
-        ("increase", "higher", high_index, log_up, checked.swing_up, state.signs_up,
-         log_down, state.looks_above),
-        ("decrease", "lower", low_index, log_down, checked.swing_down, state.signs_down,
-         log_up, state.looks_below),
+        ("increase", "higher", high_index, confirmed_up, log_up, checked.swing_up,
+         state.signs_up, log_down, state.looks_above),
+        ("decrease", "lower", low_index, confirmed_down, log_down, checked.swing_down,
+         state.signs_down, log_up, state.looks_below),
     )  # fmt: skip
-    for side, words, index, fail_logs, swing, signs, pass_logs, agreeing in checks:
+    for side, words, index, fail_logs, alone_logs, swing, signs, pass_logs, agreeing in checks:
         if direction not in (side, "either"):
             continue
         sides_judged.append(
@@ -324,6 +361,8 @@ def sequential_counts(
                 consistency.mixture_e(signs),
                 agreeing,
                 state.looks_with_errors - agreeing,
+                state.pearson_windows,
+                _e(alone_logs[index]),
             )
         )
         # An early pass must hold under swings too: one quiet look of a swinging canary
@@ -360,6 +399,7 @@ def sequential_counts(
         f"errors {format_number(state.canary_errors)}/{format_number(state.canary_requests)} vs "
         f"{format_number(state.baseline_errors)}/{format_number(state.baseline_requests)}, "
         f"ratio {format_number(estimate)} {format_interval(interval)}"
+        + (f", dispersion {phi:.3g}" if phi > 1.0 else "")
     )
     if min(state.canary_requests, state.baseline_requests) < max(1, min_samples):
         return replace(
