@@ -213,6 +213,8 @@ class SideCheck:
     # the count e-value with the dispersion of every window, the newest included (count_e
     # takes it from the windows before the newest); nan: count_e
     alone_e: float = math.nan
+    # the count e-value under Poisson counts (not divided by any dispersion); nan: count_e
+    poisson_e: float = math.nan
 
     def fails(self, threshold: float) -> bool:
         """The count e-value (of the quasi-likelihood: divided by the dispersion of the
@@ -226,6 +228,22 @@ class SideCheck:
             or self.sign_e >= RESTARTED_LOOKS_E
         )
         return checked or (alone_e >= threshold and self.dispersion_estimated)
+
+    def held(self, threshold: float) -> bool:
+        """Strong evidence that does not fail (yet): the count e-value at the threshold
+        without a check agreeing, or the Poisson count e-value at the threshold with a
+        check agreeing but not the count e-value divided by the dispersion (a regression
+        that begins partway reads as dispersion at first). At the last look: neither a pass
+        nor a fail."""
+        poisson_e = self.count_e if math.isnan(self.poisson_e) else self.poisson_e
+        agreeing = (
+            self.swing_e >= threshold
+            or self.run_sign_e >= CONSISTENT_LOOKS_E
+            or self.sign_e >= RESTARTED_LOOKS_E
+        )
+        return not self.fails(threshold) and (
+            self.count_e >= threshold or (poisson_e >= threshold and agreeing)
+        )
 
     @property
     def dispersion_estimated(self) -> bool:

@@ -315,6 +315,9 @@ def sequential_counts(
     phi = dispersion_of(state)
     log_up, log_down = _log_e_values(log_likelihood / phi, grid)
     phi_before = dispersion_of(state, newest=False)
+    poisson_up, poisson_down = (
+        (log_up, log_down) if phi == 1.0 else _log_e_values(log_likelihood, grid)
+    )
     confirmed_up, confirmed_down = (
         (log_up, log_down)
         if phi_before == phi
@@ -345,12 +348,13 @@ def sequential_counts(
     passes: list[tuple[float, float, float]] = []
     whole_run = np.asarray(state.swing_log_likelihood or np.zeros(len(grid)), dtype=np.float64)
     checks = (
-        ("increase", "higher", high_index, confirmed_up, log_up, checked.swing_up,
+        ("increase", "higher", high_index, confirmed_up, log_up, poisson_up, checked.swing_up,
          state.signs_up, log_down, state.looks_above),
-        ("decrease", "lower", low_index, confirmed_down, log_down, checked.swing_down,
-         state.signs_down, log_up, state.looks_below),
+        ("decrease", "lower", low_index, confirmed_down, log_down, poisson_down,
+         checked.swing_down, state.signs_down, log_up, state.looks_below),
     )  # fmt: skip
-    for side, words, index, fail_logs, alone_logs, swing, signs, pass_logs, agreeing in checks:
+    for (side, words, index, fail_logs, alone_logs, poisson_logs, swing, signs, pass_logs,
+         agreeing) in checks:  # fmt: skip
         if direction not in (side, "either"):
             continue
         sides_judged.append(
@@ -363,6 +367,7 @@ def sequential_counts(
                 state.looks_with_errors - agreeing,
                 state.pearson_windows,
                 _e(alone_logs[index]),
+                _e(poisson_logs[index]),
             )
         )
         # An early pass must hold under swings too: one quiet look of a swinging canary
@@ -429,9 +434,11 @@ def sequential_counts(
             f"windows within: e={format_number(within_e)} >= "
             f"{format_number(consistency.CONSISTENT_LOOKS_E)}",
         )
+    holding = [side for side in sides_judged if side.held(threshold)]
     held = (
-        f" but not consistent across looks ({worst.agreement(threshold)})"
-        if fail_e >= threshold
+        f" but not consistent across looks or beyond the dispersion "
+        f"({holding[0].agreement(threshold)})"
+        if holding
         else ""
     )
     if final and held:
