@@ -36,6 +36,11 @@ run keeps `CONSISTENT_LOOKS_E`; the swing check keeps 1/alpha (one look decides 
 a 10x). None of this is the bound: a failure still needs the count e-value at 1/alpha, so
 the rejection set stays inside the count test's and its anytime bound under Poisson counts
 holds. The thresholds are set on bench/judge_prometheus.py's noisy-but-good canary.
+
+Since round 5 the count e-value is that of the quasi-likelihood (divided by the estimated
+dispersion, `dispersion`), and from `ESTIMATED_FROM_WINDOWS` windows it may fail without
+these checks (`SideCheck.fails`); a Poisson count e-value that a check confirms but the
+dispersion explains holds the last look (`SideCheck.held`).
 """
 
 from __future__ import annotations
@@ -265,7 +270,8 @@ class SideCheck:
         restarted_signs = "<" if self.sign_e < RESTARTED_LOOKS_E else ">="
         estimated = "" if self.dispersion_estimated else " not yet"
         alone = "" if math.isnan(self.alone_e) else f", alone e={self.alone_e:.4g}"
-        return (
+        poisson = "" if math.isnan(self.poisson_e) else f"Poisson e={self.poisson_e:.4g}, "
+        return poisson + (
             f"swing-robust e={self.swing_e:.4g} {swing} {threshold:.4g}, "
             f"{self.agreeing} of {looks} looks beyond: e={self.run_sign_e:.4g} {signs} "
             f"{CONSISTENT_LOOKS_E:.4g}, since the best start e={self.sign_e:.4g} "

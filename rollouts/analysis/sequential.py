@@ -20,6 +20,13 @@ keeps the count e-value's bound (the rejection set only shrinks), and a one-minu
 no longer suffices. The same holds the other way: an early pass needs the mirror e-value
 under swings as well, and count evidence the checks never confirmed by the last look is
 inconclusive (the metric extends the step, then pauses), never a pass.
+
+Counts that vary more than Poisson all the time are the dispersion factor's (`dispersion`):
+the log-likelihood is divided by phi >= 1 estimated from the check windows (a
+quasi-likelihood). The failure a check confirms takes phi of the windows before the newest
+(an onset in the newest window is not a swing); from `dispersion.ESTIMATED_FROM_WINDOWS`
+windows the count e-value divided by phi of every window may fail alone. Dividing by
+phi >= 1 only shrinks the rejection set, so the bound under Poisson counts holds.
 """
 
 from __future__ import annotations

@@ -229,3 +229,15 @@ def test_a_pearson_list_of_another_length_is_refused() -> None:
     data["pearson"] = data["pearson"][:-1]
     with pytest.raises(ValueError, match="another tolerance"):
         decode_state(json.dumps(data), TOLERANCE)
+
+
+def test_a_regression_that_begins_partway_is_held_at_the_last_look_not_passed() -> None:
+    # 5x from the fourth minute: from its second bad window the onset reads as dispersion
+    # (good and bad windows, one ratio fitted: phi ~ 15), which divides the count e-value
+    # below 1/alpha; the Poisson e-value with the checks agreeing holds the last look.
+    good, bad = (12, 1200, 48, 4800), (60, 1200, 48, 4800)
+    state = _state([good] * 3 + [bad] * 2)
+    assert dispersion_of(state) > 10.0
+    evidence = sequential_counts(state, final=True)
+    assert evidence.decision == "inconclusive"
+    assert "Poisson e=" in evidence.reason and "dispersion" in evidence.reason
