@@ -39,8 +39,9 @@ holds. The thresholds are set on bench/judge_prometheus.py's noisy-but-good cana
 
 Since round 5 the count e-value is that of the quasi-likelihood (divided by the estimated
 dispersion, `dispersion`), and from `ESTIMATED_FROM_WINDOWS` windows it may fail without
-these checks (`SideCheck.fails`); a Poisson count e-value that a check confirms but the
-dispersion explains holds the last look (`SideCheck.held`).
+these checks (`SideCheck.fails`); a Poisson count e-value at 1/alpha that the dispersion
+explains away holds the last look (`SideCheck.held`): phi never turns into a pass what
+the plain count test would not pass.
 """
 
 from __future__ import annotations
@@ -236,19 +237,13 @@ class SideCheck:
 
     def held(self, threshold: float) -> bool:
         """Strong evidence that does not fail (yet): the count e-value at the threshold
-        without a check agreeing, or the Poisson count e-value at the threshold with a
-        check agreeing but not the count e-value divided by the dispersion (a regression
-        that begins partway reads as dispersion at first). At the last look: neither a pass
-        nor a fail."""
+        without a check agreeing, or the Poisson count e-value (phi = 1) at the threshold
+        where the count e-value divided by the dispersion is not. The dispersion may turn a
+        failure into 'not proven', never into a pass: a swinging 2x regression reads as
+        dispersion as much as a swinging good canary does (docs/benchmarks.md, "No
+        promotion by dispersion"). At the last look: neither a pass nor a fail."""
         poisson_e = self.count_e if math.isnan(self.poisson_e) else self.poisson_e
-        agreeing = (
-            self.swing_e >= threshold
-            or self.run_sign_e >= CONSISTENT_LOOKS_E
-            or self.sign_e >= RESTARTED_LOOKS_E
-        )
-        return not self.fails(threshold) and (
-            self.count_e >= threshold or (poisson_e >= threshold and agreeing)
-        )
+        return not self.fails(threshold) and max(self.count_e, poisson_e) >= threshold
 
     @property
     def dispersion_estimated(self) -> bool:

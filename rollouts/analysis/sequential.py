@@ -384,7 +384,11 @@ def sequential_counts(
         within_e = consistency.sign_e_value(
             state.looks_with_errors - agreeing, agreeing
         )  # windows not beyond the bound on this side, and those beyond
-        passes.append((_e(pass_logs[index]), consistency.mixture_e(swing_pass), within_e))
+        # The early pass takes the smaller of the count e-values with and without phi:
+        # phi may not pass what the plain test would not.
+        plain_pass_logs = poisson_down if side == "increase" else poisson_up
+        pass_e = min(_e(pass_logs[index]), _e(plain_pass_logs[index]))
+        passes.append((pass_e, consistency.mixture_e(swing_pass), within_e))
     failing = [side for side in sides_judged if side.fails(threshold)]
     worst = max(failing or sides_judged, key=lambda side: side.count_e)
     worst_words, fail_e = worst.words, worst.count_e
@@ -430,7 +434,10 @@ def sequential_counts(
             f"{worst.agreement(threshold)}",
         )
     consistent_pass = within_e >= consistency.CONSISTENT_LOOKS_E
-    if pass_e >= threshold and swing_pass_e >= threshold and consistent_pass:
+    # Held evidence (the count e-value at 1/alpha on a side, with phi or without) is never
+    # passed, early or at the last look: where phi alone explains it away, inconclusive.
+    holding = [side for side in sides_judged if side.held(threshold)]
+    if pass_e >= threshold and swing_pass_e >= threshold and consistent_pass and not holding:
         return replace(
             evidence,
             decision="pass",
@@ -441,7 +448,6 @@ def sequential_counts(
             f"windows within: e={format_number(within_e)} >= "
             f"{format_number(consistency.CONSISTENT_LOOKS_E)}",
         )
-    holding = [side for side in sides_judged if side.held(threshold)]
     held = (
         f" but not consistent across looks or beyond the dispersion "
         f"({holding[0].agreement(threshold)})"

@@ -22,6 +22,7 @@ from rollouts.analysis.sequential import (
     dispersion_of,
     sequential_counts,
 )
+from rollouts.analysis.statistics import Direction
 
 TOLERANCE = 0.2
 
@@ -241,3 +242,57 @@ def test_a_regression_that_begins_partway_is_held_at_the_last_look_not_passed() 
     evidence = sequential_counts(state, final=True)
     assert evidence.decision == "inconclusive"
     assert "Poisson e=" in evidence.reason and "dispersion" in evidence.reason
+
+
+# ---------------------------------------------------------------------------------------------
+# No promotion by dispersion: phi may turn a failure into "not proven", never into a pass.
+# Canary windows alternating between a high and a low error count against a steady baseline
+# (1200 and 4800 requests a window): the Poisson count e-value is far over 1/alpha = 20, no
+# consistency check agrees (half the windows beyond the bound), and phi explains it away.
+# judge5's head passed these at the last look (a promoted regression).
+
+
+@pytest.mark.parametrize(
+    ("high", "low", "windows", "poisson_e_over"),
+    [
+        (36, 6, 6, 20.0),  # ratio 1.75, phi 10.6
+        (30, 10, 10, 80.0),  # ratio 1.67, phi 4.3
+        (40, 8, 8, 1e5),  # ratio 2, phi 9.3
+        (48, 6, 6, 1e7),  # ratio 2.25, phi 15.4
+    ],
+)
+def test_evidence_the_dispersion_explains_away_is_inconclusive_not_passed(
+    high: int, low: int, windows: int, poisson_e_over: float
+) -> None:
+    state = _state([(high, 1200, 48, 4800), (low, 1200, 48, 4800)] * (windows // 2))
+    grid = _grid(TOLERANCE)
+    _, bound = _bound_indices(grid, TOLERANCE)
+    poisson_up, _ = _log_e_values(np.asarray(state.log_likelihood), grid)
+    assert math.exp(poisson_up[bound]) > poisson_e_over
+    assert dispersion_of(state) > 4.0
+    last = sequential_counts(state, final=True)
+    assert (last.decision, last.reason.split(":")[0]) == (
+        "inconclusive",
+        "excess not shown consistent by the last look",
+    )
+    assert f"Poisson e={math.exp(poisson_up[bound]):.4g}" in last.reason
+    assert sequential_counts(state).decision == "continue"  # before the last look: no pass
+
+
+@pytest.mark.parametrize("direction", ["increase", "either"])
+def test_no_early_pass_while_the_plain_count_test_holds(direction: Direction) -> None:
+    # Whatever the looks, a pass (early or final) never comes with a side whose Poisson
+    # count e-value is at 1/alpha: over swinging 2x regressions, every pass has it below.
+    threshold = (2 if direction == "either" else 1) / 0.05
+    grid = _grid(TOLERANCE)
+    _, bound = _bound_indices(grid, TOLERANCE)
+    for seed in range(40):
+        state = SequentialState.start(TOLERANCE)
+        for look, counts in enumerate(_draws(3000 + seed, 2.0, 2.0), start=1):
+            state = state.update(*counts)
+            evidence = sequential_counts(state, direction=direction, final=look >= 15)
+            if evidence.decision == "pass":
+                poisson_up, _ = _log_e_values(np.asarray(state.log_likelihood), grid)
+                assert math.exp(poisson_up[bound]) < threshold
+            if evidence.decision != "continue":
+                break
