@@ -161,6 +161,7 @@ def sequential(release: Release, horizon: int) -> tuple[str, float]:
         evidence = sequential_counts(
             state, confidence=CONFIDENCE, min_samples=100, final=look >= count
         )
+        state = evidence.state or state  # what the judgment remembers (a plain failure)
         if evidence.decision in ("fail", "pass"):
             return evidence.decision, look / k
         if evidence.decision == "inconclusive" and look == last:

@@ -72,6 +72,7 @@ def misses(ratio: float, base: float, releases: int, seed: int) -> Counter[str]:
         for look in range(1, LOOKS + EXTRA + 1):
             state = state.update(*(float(v) for v in _look(rng, ratio, base, 60.0)))
             evidence = sequential_counts(state, min_samples=100, final=look >= LOOKS)
+            state = evidence.state or state  # what the judgment remembers
             if evidence.decision == "fail" and look <= LOOKS:
                 tally["failed by look 10"] += 1
             elif evidence.decision == "pass" and look < LOOKS:
@@ -128,7 +129,8 @@ def _outcomes(
     state = SequentialState.start(TOLERANCE)
     for k, row in enumerate(counts, start=1):
         state = state.update(*(float(v) for v in row), seconds=60.0 if per_look else look)
-        early = sequential_counts(state, min_samples=100).decision
+        looked = sequential_counts(state, min_samples=100)
+        state, early = looked.state or state, looked.decision  # what the judgment remembers
         final = None
         for h in horizons:
             if h in outcome:

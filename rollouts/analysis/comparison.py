@@ -91,6 +91,12 @@ def encode_state(state: SequentialState) -> str:
         if state.pearson_newest
         else {}
     )
+    # The plain judgment's strongest failure so far (log 1/alpha per side); absent: none.
+    plain_failed = (
+        {"plainFailedLogE": _rounded(state.plain_failed_log_e)}
+        if any(state.plain_failed_log_e)
+        else {}
+    )
     return json.dumps(
         {
             "tolerance": state.tolerance,
@@ -112,6 +118,7 @@ def encode_state(state: SequentialState) -> str:
             ],
             **open_window,
             **pearson,
+            **plain_failed,
         },
         separators=(",", ":"),
     )
@@ -128,7 +135,7 @@ def decode_state(text: str | None, tolerance: float) -> SequentialState:
     evidence; the checks start from its next look. One saved before they restarted (a
     whole-run "swingLogLikelihood", no "restarting") carries them on from the run's start.
     One saved before the dispersion estimate (no "pearson") estimates it from its next
-    window on."""
+    window on; one without "plainFailedLogE" remembers no plain failure."""
     from rollouts.analysis.check_windows import Window
     from rollouts.analysis.sequential import SequentialState, resume_checks
 
@@ -154,6 +161,7 @@ def decode_state(text: str | None, tolerance: float) -> SequentialState:
         pearson = tuple(float(v) for v in data.get("pearson", ()))
         pearson_newest = tuple(float(v) for v in data.get("pearsonNewest", ()))
         pearson_windows = int(data.get("pearsonWindows", 0))
+        plain_up, plain_down = (float(v) for v in data.get("plainFailedLogE", (0.0, 0.0)))
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"the sequential test's saved state is unreadable: {exc}") from None
     size = len(fresh.log_likelihood)
@@ -185,6 +193,7 @@ def decode_state(text: str | None, tolerance: float) -> SequentialState:
         pearson=pearson,
         pearson_newest=pearson_newest,
         pearson_windows=pearson_windows,
+        plain_failed_log_e=(plain_up, plain_down),
     )
     shapes = fresh.update(1.0, 1.0, 1.0, 1.0)  # the checks' sizes for this tolerance
     for saved, expected in (

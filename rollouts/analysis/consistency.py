@@ -221,6 +221,9 @@ class SideCheck:
     alone_e: float = math.nan
     # the count e-value under Poisson counts (not divided by any dispersion); nan: count_e
     poisson_e: float = math.nan
+    # the largest threshold at which the plain judgment (phi = 1: the Poisson count e-value
+    # with a check agreeing) failed at an earlier look (`plain_level`); 1: never
+    plain_failed_e: float = 1.0
 
     def fails(self, threshold: float) -> bool:
         """The count e-value (of the quasi-likelihood: divided by the dispersion of the
@@ -228,22 +231,33 @@ class SideCheck:
         `ESTIMATED_FROM_WINDOWS` windows on, the count e-value divided by the dispersion of
         every window, alone: the estimate then stands in for the checks."""
         alone_e = self.count_e if math.isnan(self.alone_e) else self.alone_e
-        checked = self.count_e >= threshold and (
-            self.swing_e >= threshold
-            or self.run_sign_e >= CONSISTENT_LOOKS_E
-            or self.sign_e >= RESTARTED_LOOKS_E
-        )
+        checked = self._checked_level(self.count_e) >= threshold
         return checked or (alone_e >= threshold and self.dispersion_estimated)
+
+    @property
+    def plain_level(self) -> float:
+        """The largest threshold at which the plain judgment fails at this look: the
+        Poisson count e-value (phi = 1) at it and a check agreeing."""
+        return self._checked_level(self.count_e if math.isnan(self.poisson_e) else self.poisson_e)
+
+    def _checked_level(self, count_e: float) -> float:
+        """The largest threshold at which `count_e` with a check agreeing fails: count_e
+        itself when a sign test agrees (its thresholds are fixed), else the smaller of it
+        and the swing-robust e-value."""
+        signs = self.run_sign_e >= CONSISTENT_LOOKS_E or self.sign_e >= RESTARTED_LOOKS_E
+        return count_e if signs else min(count_e, self.swing_e)
 
     def held(self, threshold: float) -> bool:
         """Strong evidence that does not fail (yet): the count e-value at the threshold
         without a check agreeing, or the Poisson count e-value (phi = 1) at the threshold
-        where the count e-value divided by the dispersion is not. The dispersion may turn a
-        failure into 'not proven', never into a pass: a swinging 2x regression reads as
-        dispersion as much as a swinging good canary does (docs/benchmarks.md, "No
-        promotion by dispersion"). At the last look: neither a pass nor a fail."""
+        where the count e-value divided by the dispersion is not, or a plain judgment that
+        failed at an earlier look (`plain_failed_e`). The dispersion may turn a failure
+        into 'not proven', never into a pass: a swinging 2x regression reads as dispersion
+        as much as a swinging good canary does (docs/benchmarks.md, "No promotion by
+        dispersion"). At the last look: neither a pass nor a fail."""
         poisson_e = self.count_e if math.isnan(self.poisson_e) else self.poisson_e
-        return not self.fails(threshold) and max(self.count_e, poisson_e) >= threshold
+        strongest = max(self.count_e, poisson_e, self.plain_failed_e)
+        return not self.fails(threshold) and strongest >= threshold
 
     @property
     def dispersion_estimated(self) -> bool:

@@ -108,6 +108,10 @@ class SequentialState:
     pearson: tuple[float, ...] = ()
     pearson_newest: tuple[float, ...] = ()
     pearson_windows: int = 0
+    # log of the largest 1/alpha at which the plain judgment (phi = 1, a check agreeing)
+    # failed at a look, on the increase and the decrease side (`SideCheck.plain_level`):
+    # what phi held back once is never passed later. Kept by `sequential_counts`.
+    plain_failed_log_e: tuple[float, float] = (0.0, 0.0)
 
     @classmethod
     def start(cls, tolerance: float) -> SequentialState:
@@ -360,23 +364,25 @@ def sequential_counts(
         ("decrease", "lower", low_index, confirmed_down, log_down, poisson_down,
          checked.swing_down, state.signs_down, log_up, state.looks_below),
     )  # fmt: skip
-    for (side, words, index, fail_logs, alone_logs, poisson_logs, swing, signs, pass_logs,
-         agreeing) in checks:  # fmt: skip
+    plain_failed = list(state.plain_failed_log_e)
+    for order, (side, words, index, fail_logs, alone_logs, poisson_logs, swing, signs,
+                pass_logs, agreeing) in enumerate(checks):  # fmt: skip
         if direction not in (side, "either"):
             continue
-        sides_judged.append(
-            consistency.SideCheck(
-                f"{words} than {math.exp(grid[index]):.3g}x",
-                _e(fail_logs[index]),
-                consistency.mixture_e(swing),
-                consistency.mixture_e(signs),
-                agreeing,
-                state.looks_with_errors - agreeing,
-                state.pearson_windows,
-                _e(alone_logs[index]),
-                _e(poisson_logs[index]),
-            )
+        side_check = consistency.SideCheck(
+            f"{words} than {math.exp(grid[index]):.3g}x",
+            _e(fail_logs[index]),
+            consistency.mixture_e(swing),
+            consistency.mixture_e(signs),
+            agreeing,
+            state.looks_with_errors - agreeing,
+            state.pearson_windows,
+            _e(alone_logs[index]),
+            _e(poisson_logs[index]),
+            _e(plain_failed[order]),
         )
+        sides_judged.append(side_check)
+        plain_failed[order] = max(plain_failed[order], math.log(max(1.0, side_check.plain_level)))
         # An early pass must hold under swings too: one quiet look of a swinging canary
         # (0 errors of 1,000 against 10) bounds the Poisson ratio but says little.
         within = consistency.swing_alternatives(grid, index, side == "decrease", _MIXTURE_SPAN)
@@ -409,7 +415,7 @@ def sequential_counts(
         canary_errors=state.canary_errors,
         baseline_errors=state.baseline_errors,
         looks=state.looks,
-        state=state,
+        state=replace(state, plain_failed_log_e=(plain_failed[0], plain_failed[1])),
     )
     rates = (
         f"errors {format_number(state.canary_errors)}/{format_number(state.canary_requests)} vs "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rollouts.analysis.comparison import decode_state, encode_state
+from rollouts.analysis.consistency import SideCheck
 from rollouts.analysis.dispersion import chi2_quantile, dispersion_factor, pearson_terms
 from rollouts.analysis.sequential import (
     SequentialState,
@@ -296,3 +298,68 @@ def test_no_early_pass_while_the_plain_count_test_holds(direction: Direction) ->
                 assert math.exp(poisson_up[bound]) < threshold
             if evidence.decision != "continue":
                 break
+
+
+# SideCheck(words, count_e, swing_e, sign_e, agreeing, disagreeing, windows, alone_e,
+# poisson_e, plain_failed_e) at the threshold 20: the plain judgment's level and what holds.
+@pytest.mark.parametrize(
+    ("count_e", "swing_e", "agreeing", "poisson_e", "plain_failed_e", "level", "fails", "held"),
+    [
+        (1.0, 1.0, 2, 1.0, 1.0, 1.0, False, False),  # nothing: passes at the last look
+        (30.0, 25.0, 2, 30.0, 1.0, 25.0, True, False),  # both judgments fail
+        (30.0, 1.0, 2, 30.0, 1.0, 1.0, False, True),  # no check agrees: held
+        (2.0, 25.0, 2, 500.0, 1.0, 25.0, False, True),  # phi explains a plain failure: held
+        (2.0, 1.0, 2, 500.0, 1.0, 1.0, False, True),  # phi explains the Poisson e: held
+        (2.0, 1.0, 2, 5.0, 40.0, 1.0, False, True),  # the plain judgment failed before: held
+        (2.0, 1.0, 2, 5.0, 15.0, 1.0, False, False),  # ... below the threshold: not held
+        (2.0, 1.0, 8, 300.0, 1.0, 300.0, False, True),  # 8 of 10 windows beyond: signs agree
+    ],
+)
+def test_the_plain_judgment_holds_what_phi_explains_away(
+    count_e: float,
+    swing_e: float,
+    agreeing: int,
+    poisson_e: float,
+    plain_failed_e: float,
+    level: float,
+    fails: bool,
+    held: bool,
+) -> None:
+    side = SideCheck(
+        "higher", count_e, swing_e, 1.0, agreeing, 10 - agreeing, 3, math.nan, poisson_e,
+        plain_failed_e,
+    )  # fmt: skip
+    assert (side.plain_level, side.fails(20.0), side.held(20.0)) == (
+        pytest.approx(level),
+        fails,
+        held,
+    )
+
+
+def test_a_plain_failure_phi_held_back_is_remembered_and_never_passed() -> None:
+    # Weak evidence at the last look (ratio 1, phi 1) would pass; a state that remembers the
+    # plain judgment failing at 1/alpha = 50 earlier is held instead, also after a round trip
+    # through the saved JSON; a memory under the threshold (e = 15) does not hold it.
+    state = _state([(12, 1200, 48, 4800)] * 4)
+    assert sequential_counts(state, final=True).decision == "pass"
+    remembered = decode_state(
+        encode_state(replace(state, plain_failed_log_e=(math.log(50.0), 0.0))), TOLERANCE
+    )
+    assert remembered.plain_failed_log_e == pytest.approx((math.log(50.0), 0.0), abs=1e-4)
+    assert sequential_counts(remembered, final=True).decision == "inconclusive"
+    weak = replace(state, plain_failed_log_e=(math.log(15.0), 0.0))
+    assert sequential_counts(weak, final=True).decision == "pass"
+    old = json.loads(encode_state(remembered))
+    del old["plainFailedLogE"]
+    assert decode_state(json.dumps(old), TOLERANCE).plain_failed_log_e == (0.0, 0.0)
+
+
+def test_the_judgment_remembers_a_plain_failure_in_its_state() -> None:
+    # Four 3x windows: the plain judgment fails (Poisson e and the sign test over 4 of 4
+    # windows); the evidence's state carries that level on.
+    state = _state([(36, 1200, 48, 4800)] * 4)
+    evidence = sequential_counts(state)
+    assert evidence.decision == "fail"
+    assert evidence.state is not None
+    assert evidence.state.plain_failed_log_e[0] >= math.log(20.0)
+    assert state.plain_failed_log_e == (0.0, 0.0)
