@@ -26,7 +26,9 @@ the log-likelihood is divided by phi >= 1 estimated from the check windows (a
 quasi-likelihood). The failure a check confirms takes phi of the windows before the newest
 (an onset in the newest window is not a swing); from `dispersion.ESTIMATED_FROM_WINDOWS`
 windows the count e-value divided by phi of every window may fail alone. Dividing by
-phi >= 1 only shrinks the rejection set, so the bound under Poisson counts holds.
+phi >= 1 only shrinks the rejection set, so the bound under Poisson counts holds. phi may
+turn a failure into "not proven", never into a pass: a pass needs the judgment without phi
+not to hold or fail, at this look or (remembered in the state) any earlier one.
 """
 
 from __future__ import annotations
@@ -310,9 +312,12 @@ def sequential_counts(
       look of a canary whose rate swings does not pass it);
     - `either` checks both sides at alpha/2 each;
     - otherwise `continue`, or at the final look `pass` (no regression shown) — unless the
-      count e-value is at 1/alpha there but the excess is not consistent: `inconclusive`
-      (strong evidence, not decisive; the metric layer extends by `extraMeasurements`
-      looks, then the run is Inconclusive and the rollout pauses).
+      count e-value (with phi or without) is at 1/alpha there but the excess is not
+      consistent or phi explains it away, or the judgment without phi failed at an earlier
+      look: `inconclusive` (strong evidence, not decisive; the metric layer extends by
+      `extraMeasurements` looks, then the run is Inconclusive and the rollout pauses);
+    - the returned evidence's state remembers the judgment without phi failing
+      (`plain_failed_log_e`): callers carry `evidence.state` to the next look.
     Fewer than `min_samples` requests on a side: inconclusive.
     """
     check_confidence(confidence)
