@@ -161,6 +161,7 @@ def sequential(release: Release, horizon: int) -> tuple[str, float]:
         evidence = sequential_counts(
             state, confidence=CONFIDENCE, min_samples=100, final=look >= count
         )
+        state = evidence.state or state  # what the judgment remembers (a plain failure)
         if evidence.decision in ("fail", "pass"):
             return evidence.decision, look / k
         if evidence.decision == "inconclusive" and look == last:
@@ -176,13 +177,26 @@ JUDGES: dict[str, Judge] = {
 }
 
 
-def run(releases: int, seed: int, horizon: int, looks: int = 1) -> list[dict[str, object]]:
+def run(
+    releases: int,
+    seed: int,
+    horizon: int,
+    looks: int = 1,
+    scenarios: tuple[str, ...] = (),
+    judges: tuple[str, ...] = (),
+) -> list[dict[str, object]]:
+    """Every scenario whose name contains one of `scenarios` (all without), by the judges
+    named in `judges` (all without); each scenario's draws do not depend on the others."""
     rows: list[dict[str, object]] = []
     for index, scenario in enumerate(SCENARIOS):
+        if scenarios and not any(word in scenario.name for word in scenarios):
+            continue
         rng = np.random.default_rng([seed, index])
         drawn = [draw(rng, scenario, horizon, looks) for _ in range(releases)]
         bad = scenario.ratio > 1 + TOLERANCE
         for name, judge in JUDGES.items():
+            if judges and name not in judges:
+                continue
             started = time.perf_counter()
             outcomes = [judge(release, horizon) for release in drawn]
             elapsed = time.perf_counter() - started
@@ -237,8 +251,11 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--looks-per-interval", type=int, default=1,
                         help="looks of the sequential judge per interval (a minute)")  # fmt: skip
+    parser.add_argument("--scenarios", nargs="*", default=(), help="words of the scenarios")
+    parser.add_argument("--judges", nargs="*", default=(), choices=list(JUDGES))
     args = parser.parse_args()
-    rows = run(args.releases, args.seed, args.horizon, args.looks_per_interval)
+    rows = run(args.releases, args.seed, args.horizon, args.looks_per_interval,
+               tuple(args.scenarios), tuple(args.judges))  # fmt: skip
     if args.json:
         print(json.dumps(rows, indent=2))
     else:

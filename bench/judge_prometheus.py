@@ -405,11 +405,13 @@ def our_judge(obs: dict[str, Observed], seed: int, setup: Setup) -> Outcome:
     return "inconclusive", setup.minutes
 
 
-def sprt_oracle(case: Case) -> Judge:
+def sprt_oracle(case: Case, power_one: bool = False) -> Judge:
     """Wald's SPRT that knows the case's true ratio (1.2x against it, alpha = beta = 0.05)
-    on the same per-look counts Prometheus returned, at our look interval and horizon."""
-    upper = math.log((1 - BETA) / ALPHA)
-    lower = math.log(BETA / (1 - ALPHA))
+    on the same per-look counts Prometheus returned, at our look interval and horizon.
+    `power_one`: the one-boundary version (reject at 1/alpha, never accept: it catches
+    every regression eventually, where the two-boundary one accepts 1.2x on about 5%)."""
+    upper = math.log(1 / ALPHA) if power_one else math.log((1 - BETA) / ALPHA)
+    lower = -math.inf if power_one else math.log(BETA / (1 - ALPHA))
 
     def judge_fn(obs: dict[str, Observed], seed: int, setup: Setup) -> Outcome:
         sides = ("canary", "stable")
@@ -469,9 +471,11 @@ def run(
     setup: Setup = Setup(),
     cases: tuple[str, ...] = (),
     judges: tuple[str, ...] = (),
+    caught_by: tuple[int, ...] = (),
 ) -> tuple[list[dict[str, Any]], dict[str, float]]:
     """Every case whose name contains one of `cases` (all without), by every judge named in
-    `judges` (all without; `sprt-known` on error-rate cases)."""
+    `judges` (all without; `sprt-known` on error-rate cases, `sprt-one` only when named).
+    `caught_by`: minutes at which to count the share of releases failed so far."""
     timings = {"generate_s": 0.0, "promtool_s": 0.0, "query_s": 0.0, "judge_s": 0.0}
     chosen = [(i, c) for i, c in enumerate(CASES) if not cases or any(w in c.name for w in cases)]
     prom = PrometheusServer()
@@ -493,18 +497,35 @@ def run(
             judging = dict(JUDGES)
             if sprt_minutes(case) is not None:
                 judging["sprt-known"] = sprt_oracle(case)
+                judging["sprt-one"] = sprt_oracle(case, power_one=True)
             for name, judge_fn in judging.items():
-                if judges and name not in judges:
+                if name not in judges if judges else name == "sprt-one":
                     continue
                 outcomes = [judge_fn(obs, s, setup) for s in range(releases)]
-                rows.append(_row(case, name, outcomes))
+                rows.append(_row(case, name, outcomes, setup, caught_by))
             timings["judge_s"] += time.perf_counter() - started
     finally:
         prom.stop()
     return rows, timings
 
 
-def _row(case: Case, judge_name: str, outcomes: list[Outcome]) -> dict[str, Any]:
+def sprt_look_minutes(bound: float | None, setup: Setup) -> float | None:
+    """Wald's expected time at the data's resolution: the first look at or after it (looks
+    every `setup.interval` seconds; no judge that sees counts only at its looks can fail
+    before its first look)."""
+    if bound is None:
+        return None
+    looks = max(1, math.ceil(bound * 60 / setup.interval - 1e-9))
+    return looks * setup.interval / 60
+
+
+def _row(
+    case: Case,
+    judge_name: str,
+    outcomes: list[Outcome],
+    setup: Setup = Setup(),
+    caught_by: tuple[int, ...] = (),
+) -> dict[str, Any]:
     n = len(outcomes)
     failed = [minute for decision, minute in outcomes if decision == "fail"]
     passed_at = [minute for decision, minute in outcomes if decision == "pass"]
@@ -527,7 +548,20 @@ def _row(case: Case, judge_name: str, outcomes: list[Outcome]) -> dict[str, Any]
         "pass_p90_min": float(np.percentile(passed_at, 90)) if passed_at and not case.bad else None,
         "sprt_bound_min": bound,
         "p50_over_bound": p50 / bound if p50 is not None and bound else None,
+        # the bound at the data's resolution: the first look at or after Wald's time
+        "sprt_look_min": (at_look := sprt_look_minutes(bound, setup)),
+        "p50_over_look_bound": p50 / at_look if p50 is not None and at_look else None,
+        # the share of releases failed by each of these minutes
+        "caught_by": {m: sum(t <= m for t in failed) / n for m in caught_by} if case.bad else {},
+        # the minute by which 99% of the releases were failed (None: never within the run)
+        "caught_99_min": _quantile_caught(failed, n, 0.99) if case.bad else None,
     }
+
+
+def _quantile_caught(failed: list[float], n: int, share: float) -> float | None:
+    """The minute by which `share` of the `n` releases had failed; None if fewer did."""
+    needed = math.ceil(share * n - 1e-9)
+    return sorted(failed)[needed - 1] if len(failed) >= needed else None
 
 
 def _fmt(value: float | None, spec: str) -> str:
@@ -544,15 +578,26 @@ def print_table(rows: list[dict[str, Any]], releases: int, seed: int, setup: Set
           "'missed' = promoted, p50/p90: minutes to the failing look; "
           "'inconcl' = paused")  # fmt: skip
     head = f"{'case':30} {'judge':10} {'failed':>7} {'missed':>7} {'inconcl':>7} "
-    print(head + f"{'p50':>5} {'p90':>5} {'SPRT':>6} {'p50/SPRT':>8}")
+    print(head + f"{'p50':>5} {'p90':>5} {'SPRT':>6} {'p50/SPRT':>8} {'SPRT@look':>9} "
+          f"{'p50/@look':>9}")  # fmt: skip
     for r in rows:
         missed = _fmt(r["missed"], ".1%")
         p50, p90 = _fmt(r["detect_p50_min"], "g"), _fmt(r["detect_p90_min"], "g")
         if not r["bad"]:  # a good release: minutes to pass
             p50, p90 = _fmt(r["pass_p50_min"], "g"), _fmt(r["pass_p90_min"], "g")
         sprt, ratio = _fmt(r["sprt_bound_min"], ".2f"), _fmt(r["p50_over_bound"], ".1f")
+        at_look, look_ratio = _fmt(r["sprt_look_min"], "g"), _fmt(r["p50_over_look_bound"], ".1f")
         print(f"{r['case']:30} {r['judge']:10} {r['failed']:>7.1%} {missed:>7} "
-              f"{r['inconclusive']:>7.1%} {p50:>5} {p90:>5} {sprt:>6} {ratio:>8}")  # fmt: skip
+              f"{r['inconclusive']:>7.1%} {p50:>5} {p90:>5} {sprt:>6} {ratio:>8} "
+              f"{at_look:>9} {look_ratio:>9}")  # fmt: skip
+    by = [r for r in rows if r["caught_by"]]
+    if by:
+        minutes = list(by[0]["caught_by"])
+        print("failed by minute " + ", ".join(str(m) for m in minutes) + "; 99% failed by:")
+        for r in by:
+            shares = " ".join(f"{v:>6.1%}" for v in r["caught_by"].values())
+            at = _fmt(r["caught_99_min"], "g")
+            print(f"{r['case']:30} {r['judge']:10} {shares}  {at:>5}")
 
 
 def main() -> None:
@@ -566,11 +611,15 @@ def main() -> None:
     parser.add_argument("--query-offset", type=int, default=0, help="seconds after a scrape")
     parser.add_argument("--looks-query", choices=("increase", "difference"), default="difference")
     parser.add_argument("--cases", nargs="*", default=(), help="words of the cases to run")
-    parser.add_argument("--judges", nargs="*", default=(), choices=[*JUDGES, "sprt-known"])
+    parser.add_argument("--judges", nargs="*", default=(),
+                        choices=[*JUDGES, "sprt-known", "sprt-one"])  # fmt: skip
+    parser.add_argument("--caught-by", type=int, nargs="*", default=(),
+                        help="minutes at which to print the share of bad releases failed")
     args = parser.parse_args()
     setup = Setup(args.interval, args.horizon, args.scrape, args.query_offset, args.looks_query)
     started = time.perf_counter()
-    rows, timings = run(args.releases, args.seed, setup, tuple(args.cases), tuple(args.judges))
+    rows, timings = run(args.releases, args.seed, setup, tuple(args.cases), tuple(args.judges),
+                        tuple(args.caught_by))  # fmt: skip
     timings["total_s"] = time.perf_counter() - started
     if args.json:
         print(json.dumps({"rows": rows, "timings": timings}, indent=2))

@@ -81,6 +81,22 @@ def encode_state(state: SequentialState) -> str:
     open_window = (
         {} if window.empty else {"window": [*window.counts, window.seconds, window.looks]}
     )
+    # The dispersion's Pearson X^2 per grid ratio and its windows; absent before a window.
+    pearson = (
+        {
+            "pearson": _rounded(state.pearson),
+            "pearsonNewest": _rounded(state.pearson_newest),
+            "pearsonWindows": state.pearson_windows,
+        }
+        if state.pearson_newest
+        else {}
+    )
+    # The plain judgment's strongest failure so far (log 1/alpha per side); absent: none.
+    plain_failed = (
+        {"plainFailedLogE": _rounded(state.plain_failed_log_e)}
+        if any(state.plain_failed_log_e)
+        else {}
+    )
     return json.dumps(
         {
             "tolerance": state.tolerance,
@@ -101,6 +117,8 @@ def encode_state(state: SequentialState) -> str:
                 _rounded(state.signs_down),
             ],
             **open_window,
+            **pearson,
+            **plain_failed,
         },
         separators=(",", ":"),
     )
@@ -115,7 +133,9 @@ def decode_state(text: str | None, tolerance: float) -> SequentialState:
     cannot be read or was built for another tolerance (never a silent restart). A state
     saved before the consistency checks existed (no "swingLogLikelihood") keeps its count
     evidence; the checks start from its next look. One saved before they restarted (a
-    whole-run "swingLogLikelihood", no "restarting") carries them on from the run's start."""
+    whole-run "swingLogLikelihood", no "restarting") carries them on from the run's start.
+    One saved before the dispersion estimate (no "pearson") estimates it from its next
+    window on; one without "plainFailedLogE" remembers no plain failure."""
     from rollouts.analysis.check_windows import Window
     from rollouts.analysis.sequential import SequentialState, resume_checks
 
@@ -138,10 +158,20 @@ def decode_state(text: str | None, tolerance: float) -> SequentialState:
             raise ValueError(f"window: 6 numbers expected, got {len(saved_window)}")
         xc_open, nc_open, xb_open, nb_open, seconds_open, looks_open = saved_window
         window = Window(xc_open, nc_open, xb_open, nb_open, seconds_open, int(looks_open))
+        pearson = tuple(float(v) for v in data.get("pearson", ()))
+        pearson_newest = tuple(float(v) for v in data.get("pearsonNewest", ()))
+        pearson_windows = int(data.get("pearsonWindows", 0))
+        plain_up, plain_down = (float(v) for v in data.get("plainFailedLogE", (0.0, 0.0)))
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"the sequential test's saved state is unreadable: {exc}") from None
     size = len(fresh.log_likelihood)
-    if recorded != tolerance or len(log_likelihood) != size or len(swing) not in (0, size):
+    if (
+        recorded != tolerance
+        or len(log_likelihood) != size
+        or len(swing) not in (0, size)
+        or len(pearson) not in (0, size)
+        or len(pearson_newest) not in (0, size)
+    ):
         raise ValueError("the sequential test's saved state was built for another tolerance")
     state = SequentialState(
         tolerance,
@@ -160,6 +190,10 @@ def decode_state(text: str | None, tolerance: float) -> SequentialState:
         looks_below=below,
         swing_log_likelihood=swing,
         window=window,
+        pearson=pearson,
+        pearson_newest=pearson_newest,
+        pearson_windows=pearson_windows,
+        plain_failed_log_e=(plain_up, plain_down),
     )
     shapes = fresh.update(1.0, 1.0, 1.0, 1.0)  # the checks' sizes for this tolerance
     for saved, expected in (

@@ -36,6 +36,12 @@ run keeps `CONSISTENT_LOOKS_E`; the swing check keeps 1/alpha (one look decides 
 a 10x). None of this is the bound: a failure still needs the count e-value at 1/alpha, so
 the rejection set stays inside the count test's and its anytime bound under Poisson counts
 holds. The thresholds are set on bench/judge_prometheus.py's noisy-but-good canary.
+
+Since round 5 the count e-value is that of the quasi-likelihood (divided by the estimated
+dispersion, `dispersion`), and from `ESTIMATED_FROM_WINDOWS` windows it may fail without
+these checks (`SideCheck.fails`); a Poisson count e-value at 1/alpha that the dispersion
+explains away holds the last look (`SideCheck.held`): phi never turns into a pass what
+the plain count test would not pass.
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
+
+from rollouts.analysis.dispersion import ESTIMATED_FROM_WINDOWS
 
 __all__ = [
     "CONSISTENT_LOOKS_E",
@@ -206,13 +214,54 @@ class SideCheck:
     sign_e: float  # since its most favourable start
     agreeing: int  # looks with errors beyond the bound on this side, over the whole run
     disagreeing: int  # looks with errors that were not
+    # closed windows with errors, which the dispersion is estimated from (`dispersion`)
+    dispersion_windows: int = 0
+    # the count e-value with the dispersion of every window, the newest included (count_e
+    # takes it from the windows before the newest); nan: count_e
+    alone_e: float = math.nan
+    # the count e-value under Poisson counts (not divided by any dispersion); nan: count_e
+    poisson_e: float = math.nan
+    # the largest threshold at which the plain judgment (phi = 1: the Poisson count e-value
+    # with a check agreeing) failed at an earlier look (`plain_level`); 1: never
+    plain_failed_e: float = 1.0
 
     def fails(self, threshold: float) -> bool:
-        return self.count_e >= threshold and (
-            self.swing_e >= threshold
-            or self.run_sign_e >= CONSISTENT_LOOKS_E
-            or self.sign_e >= RESTARTED_LOOKS_E
-        )
+        """The count e-value (of the quasi-likelihood: divided by the dispersion of the
+        windows before the newest) at the threshold, and a check agreeing; or, from
+        `ESTIMATED_FROM_WINDOWS` windows on, the count e-value divided by the dispersion of
+        every window, alone: the estimate then stands in for the checks."""
+        alone_e = self.count_e if math.isnan(self.alone_e) else self.alone_e
+        checked = self._checked_level(self.count_e) >= threshold
+        return checked or (alone_e >= threshold and self.dispersion_estimated)
+
+    @property
+    def plain_level(self) -> float:
+        """The largest threshold at which the plain judgment fails at this look: the
+        Poisson count e-value (phi = 1) at it and a check agreeing."""
+        return self._checked_level(self.count_e if math.isnan(self.poisson_e) else self.poisson_e)
+
+    def _checked_level(self, count_e: float) -> float:
+        """The largest threshold at which `count_e` with a check agreeing fails: count_e
+        itself when a sign test agrees (its thresholds are fixed), else the smaller of it
+        and the swing-robust e-value."""
+        signs = self.run_sign_e >= CONSISTENT_LOOKS_E or self.sign_e >= RESTARTED_LOOKS_E
+        return count_e if signs else min(count_e, self.swing_e)
+
+    def held(self, threshold: float) -> bool:
+        """Strong evidence that does not fail (yet): the count e-value at the threshold
+        without a check agreeing, or the Poisson count e-value (phi = 1) at the threshold
+        where the count e-value divided by the dispersion is not, or a plain judgment that
+        failed at an earlier look (`plain_failed_e`). The dispersion may turn a failure
+        into 'not proven', never into a pass: a swinging 2x regression reads as dispersion
+        as much as a swinging good canary does (docs/benchmarks.md, "No promotion by
+        dispersion"). At the last look: neither a pass nor a fail."""
+        poisson_e = self.count_e if math.isnan(self.poisson_e) else self.poisson_e
+        strongest = max(self.count_e, poisson_e, self.plain_failed_e)
+        return not self.fails(threshold) and strongest >= threshold
+
+    @property
+    def dispersion_estimated(self) -> bool:
+        return self.dispersion_windows >= ESTIMATED_FROM_WINDOWS
 
     @property
     def run_sign_e(self) -> float:
@@ -221,15 +270,20 @@ class SideCheck:
 
     def agreement(self, threshold: float) -> str:
         """The checks in words, e.g. 'swing-robust e=3.1 < 20, 4 of 4 looks beyond:
-        e=6.2 >= 4, since the best start e=6.2 < 12' (the swing-robust e and the last
-        sign e count from their most favourable start)."""
+        e=6.2 >= 4, since the best start e=6.2 < 12, dispersion not yet estimated (4 of 6
+        windows)' (the swing-robust e and the last sign e count from their most
+        favourable start)."""
         looks = self.agreeing + self.disagreeing
         swing = "<" if self.swing_e < threshold else ">="
         signs = "<" if self.run_sign_e < CONSISTENT_LOOKS_E else ">="
         restarted_signs = "<" if self.sign_e < RESTARTED_LOOKS_E else ">="
-        return (
+        estimated = "" if self.dispersion_estimated else " not yet"
+        alone = "" if math.isnan(self.alone_e) else f", alone e={self.alone_e:.4g}"
+        poisson = "" if math.isnan(self.poisson_e) else f"Poisson e={self.poisson_e:.4g}, "
+        return poisson + (
             f"swing-robust e={self.swing_e:.4g} {swing} {threshold:.4g}, "
             f"{self.agreeing} of {looks} looks beyond: e={self.run_sign_e:.4g} {signs} "
             f"{CONSISTENT_LOOKS_E:.4g}, since the best start e={self.sign_e:.4g} "
-            f"{restarted_signs} {RESTARTED_LOOKS_E:.4g}"
+            f"{restarted_signs} {RESTARTED_LOOKS_E:.4g}, dispersion{estimated} estimated "
+            f"({self.dispersion_windows} windows, {ESTIMATED_FROM_WINDOWS} needed{alone})"
         )

@@ -20,6 +20,15 @@ keeps the count e-value's bound (the rejection set only shrinks), and a one-minu
 no longer suffices. The same holds the other way: an early pass needs the mirror e-value
 under swings as well, and count evidence the checks never confirmed by the last look is
 inconclusive (the metric extends the step, then pauses), never a pass.
+
+Counts that vary more than Poisson all the time are the dispersion factor's (`dispersion`):
+the log-likelihood is divided by phi >= 1 estimated from the check windows (a
+quasi-likelihood). The failure a check confirms takes phi of the windows before the newest
+(an onset in the newest window is not a swing); from `dispersion.ESTIMATED_FROM_WINDOWS`
+windows the count e-value divided by phi of every window may fail alone. Dividing by
+phi >= 1 only shrinks the rejection set, so the bound under Poisson counts holds. phi may
+turn a failure into "not proven", never into a pass: a pass needs the judgment without phi
+not to hold or fail, at this look or (remembered in the state) any earlier one.
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ from typing import Final
 
 import numpy as np
 
-from rollouts.analysis import consistency
+from rollouts.analysis import consistency, dispersion
 from rollouts.analysis.check_windows import CHECK_WINDOW_SECONDS, Window
 from rollouts.analysis.statistics import (
     Direction,
@@ -96,6 +105,15 @@ class SequentialState:
     swing_log_likelihood: tuple[float, ...] = ()
     # The looks not yet folded into the checks (shorter than a check window so far).
     window: Window = field(default_factory=Window)
+    # Pearson's X^2 at every grid ratio (`dispersion`) of the closed windows but the newest,
+    # the newest window's terms, and how many windows both hold; empty: none yet.
+    pearson: tuple[float, ...] = ()
+    pearson_newest: tuple[float, ...] = ()
+    pearson_windows: int = 0
+    # log of the largest 1/alpha at which the plain judgment (phi = 1, a check agreeing)
+    # failed at a look, on the increase and the decrease side (`SideCheck.plain_level`):
+    # what phi held back once is never passed later. Kept by `sequential_counts`.
+    plain_failed_log_e: tuple[float, float] = (0.0, 0.0)
 
     @classmethod
     def start(cls, tolerance: float) -> SequentialState:
@@ -145,6 +163,11 @@ def _fold_window(state: SequentialState) -> SequentialState:
         return state
     grid = _grid(state.tolerance)
     swing = consistency.swing_log_likelihood(grid, xc, nc, xb, nb)
+    pearson = sum(
+        (np.asarray(terms) for terms in (state.pearson, state.pearson_newest) if terms),
+        np.zeros(len(grid)),
+    )
+    newest = dispersion.pearson_terms(grid, xc, nc, xb, nb)
     whole_run = swing + (
         np.asarray(state.swing_log_likelihood) if state.swing_log_likelihood else 0.0
     )
@@ -162,6 +185,9 @@ def _fold_window(state: SequentialState) -> SequentialState:
         looks_above=state.looks_above + above,
         looks_below=state.looks_below + below,
         swing_log_likelihood=tuple(float(v) for v in whole_run),
+        pearson=tuple(float(v) for v in pearson),
+        pearson_newest=tuple(float(v) for v in newest),
+        pearson_windows=state.pearson_windows + 1,
     )
 
 
@@ -252,6 +278,20 @@ def _rate_ratio(state: SequentialState) -> float:
     return (xc / state.canary_requests) / (xb / state.baseline_requests)
 
 
+def dispersion_of(state: SequentialState, *, newest: bool = True) -> float:
+    """The dispersion factor the count log-likelihood is divided by (`dispersion`): the
+    estimate of phi from the closed windows' Pearson X^2 at the rate ratio that fits them
+    best (the minimum over the grid: Neyman's minimum chi-square); 1 before two windows
+    with errors. Without the `newest` window, for the failure that a consistency check
+    confirms: the newest window is then judged against the swings seen before it, so a
+    regression that starts in it is not taken for a swing (1 before three windows)."""
+    terms = [np.asarray(t) for t in (state.pearson, state.pearson_newest if newest else ()) if t]
+    if not terms:
+        return 1.0
+    windows = state.pearson_windows - (0 if newest else 1)
+    return dispersion.dispersion_factor(float(np.min(sum(terms))), windows)
+
+
 def sequential_counts(
     state: SequentialState,
     *,
@@ -272,9 +312,12 @@ def sequential_counts(
       look of a canary whose rate swings does not pass it);
     - `either` checks both sides at alpha/2 each;
     - otherwise `continue`, or at the final look `pass` (no regression shown) — unless the
-      count e-value is at 1/alpha there but the excess is not consistent: `inconclusive`
-      (strong evidence, not decisive; the metric layer extends by `extraMeasurements`
-      looks, then the run is Inconclusive and the rollout pauses).
+      count e-value (with phi or without) is at 1/alpha there but the excess is not
+      consistent or phi explains it away, or the judgment without phi failed at an earlier
+      look: `inconclusive` (strong evidence, not decisive; the metric layer extends by
+      `extraMeasurements` looks, then the run is Inconclusive and the rollout pauses);
+    - the returned evidence's state remembers the judgment without phi failing
+      (`plain_failed_log_e`): callers carry `evidence.state` to the next look.
     Fewer than `min_samples` requests on a side: inconclusive.
     """
     check_confidence(confidence)
@@ -282,7 +325,20 @@ def sequential_counts(
     log_likelihood = np.asarray(state.log_likelihood, dtype=np.float64)
     if len(log_likelihood) != len(grid):
         raise ValueError("the state was built for another tolerance")
-    log_up, log_down = _log_e_values(log_likelihood, grid)
+    # The quasi-likelihood: the log-likelihood divided by the dispersion (`dispersion`).
+    # phi over every closed window: for the early pass, the interval and the failure on the
+    # count e-value alone; phi before the newest window: for the failure with the checks.
+    phi = dispersion_of(state)
+    log_up, log_down = _log_e_values(log_likelihood / phi, grid)
+    phi_before = dispersion_of(state, newest=False)
+    poisson_up, poisson_down = (
+        (log_up, log_down) if phi == 1.0 else _log_e_values(log_likelihood, grid)
+    )
+    confirmed_up, confirmed_down = (
+        (log_up, log_down)
+        if phi_before == phi
+        else _log_e_values(log_likelihood / phi_before, grid)
+    )
     alpha = 1.0 - confidence
     sides = 2 if direction == "either" else 1
     threshold = sides / alpha
@@ -308,24 +364,30 @@ def sequential_counts(
     passes: list[tuple[float, float, float]] = []
     whole_run = np.asarray(state.swing_log_likelihood or np.zeros(len(grid)), dtype=np.float64)
     checks = (
-        ("increase", "higher", high_index, log_up, checked.swing_up, state.signs_up,
-         log_down, state.looks_above),
-        ("decrease", "lower", low_index, log_down, checked.swing_down, state.signs_down,
-         log_up, state.looks_below),
+        ("increase", "higher", high_index, confirmed_up, log_up, poisson_up, checked.swing_up,
+         state.signs_up, log_down, state.looks_above),
+        ("decrease", "lower", low_index, confirmed_down, log_down, poisson_down,
+         checked.swing_down, state.signs_down, log_up, state.looks_below),
     )  # fmt: skip
-    for side, words, index, fail_logs, swing, signs, pass_logs, agreeing in checks:
+    plain_failed = list(state.plain_failed_log_e)
+    for order, (side, words, index, fail_logs, alone_logs, poisson_logs, swing, signs,
+                pass_logs, agreeing) in enumerate(checks):  # fmt: skip
         if direction not in (side, "either"):
             continue
-        sides_judged.append(
-            consistency.SideCheck(
-                f"{words} than {math.exp(grid[index]):.3g}x",
-                _e(fail_logs[index]),
-                consistency.mixture_e(swing),
-                consistency.mixture_e(signs),
-                agreeing,
-                state.looks_with_errors - agreeing,
-            )
+        side_check = consistency.SideCheck(
+            f"{words} than {math.exp(grid[index]):.3g}x",
+            _e(fail_logs[index]),
+            consistency.mixture_e(swing),
+            consistency.mixture_e(signs),
+            agreeing,
+            state.looks_with_errors - agreeing,
+            state.pearson_windows,
+            _e(alone_logs[index]),
+            _e(poisson_logs[index]),
+            _e(plain_failed[order]),
         )
+        sides_judged.append(side_check)
+        plain_failed[order] = max(plain_failed[order], math.log(max(1.0, side_check.plain_level)))
         # An early pass must hold under swings too: one quiet look of a swinging canary
         # (0 errors of 1,000 against 10) bounds the Poisson ratio but says little.
         within = consistency.swing_alternatives(grid, index, side == "decrease", _MIXTURE_SPAN)
@@ -333,7 +395,11 @@ def sequential_counts(
         within_e = consistency.sign_e_value(
             state.looks_with_errors - agreeing, agreeing
         )  # windows not beyond the bound on this side, and those beyond
-        passes.append((_e(pass_logs[index]), consistency.mixture_e(swing_pass), within_e))
+        # The early pass takes the smaller of the count e-values with and without phi:
+        # phi may not pass what the plain test would not.
+        plain_pass_logs = poisson_down if side == "increase" else poisson_up
+        pass_e = min(_e(pass_logs[index]), _e(plain_pass_logs[index]))
+        passes.append((pass_e, consistency.mixture_e(swing_pass), within_e))
     failing = [side for side in sides_judged if side.fails(threshold)]
     worst = max(failing or sides_judged, key=lambda side: side.count_e)
     worst_words, fail_e = worst.words, worst.count_e
@@ -354,12 +420,13 @@ def sequential_counts(
         canary_errors=state.canary_errors,
         baseline_errors=state.baseline_errors,
         looks=state.looks,
-        state=state,
+        state=replace(state, plain_failed_log_e=(plain_failed[0], plain_failed[1])),
     )
     rates = (
         f"errors {format_number(state.canary_errors)}/{format_number(state.canary_requests)} vs "
         f"{format_number(state.baseline_errors)}/{format_number(state.baseline_requests)}, "
         f"ratio {format_number(estimate)} {format_interval(interval)}"
+        + (f", dispersion {phi:.3g}" if phi > 1.0 else "")
     )
     if min(state.canary_requests, state.baseline_requests) < max(1, min_samples):
         return replace(
@@ -378,7 +445,10 @@ def sequential_counts(
             f"{worst.agreement(threshold)}",
         )
     consistent_pass = within_e >= consistency.CONSISTENT_LOOKS_E
-    if pass_e >= threshold and swing_pass_e >= threshold and consistent_pass:
+    # Held evidence (the count e-value at 1/alpha on a side, with phi or without) is never
+    # passed, early or at the last look: where phi alone explains it away, inconclusive.
+    holding = [side for side in sides_judged if side.held(threshold)]
+    if pass_e >= threshold and swing_pass_e >= threshold and consistent_pass and not holding:
         return replace(
             evidence,
             decision="pass",
@@ -390,8 +460,9 @@ def sequential_counts(
             f"{format_number(consistency.CONSISTENT_LOOKS_E)}",
         )
     held = (
-        f" but not consistent across looks ({worst.agreement(threshold)})"
-        if fail_e >= threshold
+        f" but not consistent across looks or beyond the dispersion "
+        f"({holding[0].agreement(threshold)})"
+        if holding
         else ""
     )
     if final and held:

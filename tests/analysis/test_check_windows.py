@@ -195,8 +195,9 @@ def test_noisy_good_canaries_at_quarter_minute_looks_are_rejected_at_most_alpha(
 
 
 def test_2x_regressions_are_still_caught_at_quarter_minute_looks() -> None:
-    # The swings cost power (docs/benchmarks.md): most, not all, within 8 minutes.
-    assert np.mean(_noisy_releases(22, 2.0, 15.0, releases=60)) >= 0.5
+    # The swings cost power (docs/benchmarks.md): since the count e-value is divided by
+    # the estimated dispersion (round 5), about a third within 8 minutes (half before).
+    assert np.mean(_noisy_releases(22, 2.0, 15.0, releases=60)) >= 0.25
 
 
 # ---------------------------------------------------------------------------------------------

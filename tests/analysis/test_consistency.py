@@ -135,12 +135,12 @@ def test_one_quiet_look_of_a_swinging_canary_does_not_pass_early() -> None:
 
 
 def test_strong_count_evidence_not_consistent_at_the_last_look_is_inconclusive() -> None:
-    # 3x in the last two of five looks: e past 20 but 2 of 5 looks beyond, swing-robust e
-    # small. Neither a pass nor a fail: the metric layer extends, then pauses.
+    # 3x in two looks: e past 20 (no dispersion is estimated from the one window before
+    # the newest) but 2 of 2 looks beyond (sign e 2.3 < 4), swing-robust e small. Neither a
+    # pass nor a fail: the metric layer extends, then pauses.
     spike = (36, 1200, 48, 4800)
-    normal = (12, 1200, 48, 4800)
     state = SequentialState.start(0.2)
-    for counts in [normal] * 3 + [spike] * 2:
+    for counts in [spike] * 2:
         state = state.update(*counts)
     evidence = sequential_counts(state, final=True)
     assert evidence.e_value is not None and evidence.e_value >= 20
@@ -169,29 +169,36 @@ def test_constant_regressions_fail_by_the_look_in_the_table(
 @pytest.mark.parametrize(
     ("look", "looks_to_fail"),
     [
-        ((120, 1200, 48, 4800), 1),  # 10x at 1%; before the restarts: 2 after 2 good, 3 after 5
-        ((60, 1200, 48, 4800), 2),  # 5x: was 3 and 5
-        ((36, 1200, 48, 4800), 4),  # 3x: was 7 and 9
+        # (after 0, 2, 5 good looks); before the restarts 10x 1/2/3, 5x 2/3/5, 3x 4/7/9;
+        # with the restarts and before the dispersion estimate (round 5) 1/1/1, 2/2/2, 4/4/4
+        ((120, 1200, 48, 4800), (1, 1, 1)),  # 10x at 1%
+        ((60, 1200, 48, 4800), (2, 4, 5)),  # 5x
+        ((36, 1200, 48, 4800), (4, 5, 6)),  # 3x
     ],
 )
 @pytest.mark.parametrize("good_looks", [0, 2, 5])
-def test_a_regression_from_partway_fails_as_fast_as_one_from_the_start(
-    look: tuple[float, float, float, float], looks_to_fail: int, good_looks: int
+def test_a_regression_from_partway_fails_by_the_look_in_the_table(
+    look: tuple[float, float, float, float], looks_to_fail: tuple[int, int, int], good_looks: int
 ) -> None:
-    # The good looks before the onset do not count against the checks: they restart.
+    # The good looks before the onset do not count against the checks (they restart), and
+    # the newest window is judged with the dispersion of the windows before it, so a 10x
+    # onset fails at once; from the second bad window on, the change itself reads as
+    # dispersion (phi over the good and the bad windows), which costs 5x and 3x one to
+    # three looks (bench/judge_onset.py).
     decisions = run([(12, 1200, 48, 4800)] * good_looks + [look] * 10)
     assert decisions[-1] == "fail"
-    assert len(decisions) - good_looks == looks_to_fail
+    assert len(decisions) - good_looks == looks_to_fail[(0, 2, 5).index(good_looks)]
 
 
 def test_a_2x_regression_from_partway_needs_the_restarted_sign_test() -> None:
     # Within the swing, so the sign test decides: six looks beyond in a row since the onset
-    # (e=18 >= RESTARTED_LOOKS_E) after five good looks; before the restarts, > 10.
+    # (e=18 >= RESTARTED_LOOKS_E) after five good looks, the count e-value divided by the
+    # dispersion the onset adds; 7 before round 5, > 10 before the restarts.
     good, bad = (12, 1200, 48, 4800), (24, 1200, 48, 4800)
     assert len(run([bad] * 10)) == 4
     decisions = run([good] * 5 + [bad] * 10)
     assert decisions[-1] == "fail"
-    assert len(decisions) - 5 == 7
+    assert len(decisions) - 5 == 9
 
 
 def test_restarted_starts_afresh_when_the_mixture_goes_below_1() -> None:
