@@ -14,9 +14,8 @@ import pytest
 
 from rollouts.planner.manifests import pod_template_hash
 from tests.unit import test_router_properties as props
-from tests.unit.test_router_properties import RouterWorld, run_history
-from tests.unit.traffic.cases import BY_NAME, CANARY, MANAGED, STABLE, Store
-from tests.unit.world import canary_spec
+from tests.unit.test_router_properties import RouterWorld, healthy_router_world, run_history
+from tests.unit.traffic.cases import BY_NAME, CANARY
 
 
 def experiment(baseline: int, canary: int) -> dict[str, Any]:
@@ -46,18 +45,7 @@ CASES = [
 
 def world(router: str, steps: list[dict[str, Any]], replicas: int,
           dynamic: bool) -> RouterWorld:
-    case = BY_NAME[router]
-    routing = {**case.routing, "managedRoutes": [{"name": n} for n in MANAGED]}
-    spec = canary_spec(steps, replicas=replicas, canaryService=CANARY, stableService=STABLE,
-                       trafficRouting=routing,
-                       **({"dynamicStableScale": True} if dynamic else {}), **case.canary)
-    w = RouterWorld(spec, auto_ready=False, case=case, store=Store.of(case.objects))
-    w.settle()
-    for _ in range(4):
-        w.step()
-        w.settle()
-    assert w.status.phase == "Healthy", w.status.message
-    return w
+    return healthy_router_world(BY_NAME[router], steps, replicas, dynamic)
 
 
 @pytest.mark.parametrize(("router", "steps", "replicas", "dynamic", "moves"), CASES)

@@ -324,9 +324,15 @@ def end_experiments(w: RouterWorld) -> None:
 
 def router_world(case: Case, steps: list[dict[str, Any]], data: st.DataObject) -> RouterWorld:
     """A Healthy Rollout with `steps` under the case's router."""
-    routing = {**case.routing, "managedRoutes": [{"name": n} for n in MANAGED]}
     dynamic = data.draw(st.booleans())
-    spec = canary_spec(steps, replicas=data.draw(st.integers(1, 5)), canaryService=CANARY,
+    return healthy_router_world(case, steps, data.draw(st.integers(1, 5)), dynamic)
+
+
+def healthy_router_world(case: Case, steps: list[dict[str, Any]], replicas: int,
+                         dynamic: bool) -> RouterWorld:
+    """A Healthy Rollout of `replicas` with `steps` under the case's router."""
+    routing = {**case.routing, "managedRoutes": [{"name": n} for n in MANAGED]}
+    spec = canary_spec(steps, replicas=replicas, canaryService=CANARY,
                        stableService=STABLE, trafficRouting=routing,
                        **({"dynamicStableScale": True} if dynamic else {}), **case.canary)
     w = RouterWorld(spec, auto_ready=False, case=case, store=Store.of(case.objects))
