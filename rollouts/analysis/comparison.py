@@ -17,8 +17,9 @@ Decisions, the phase of the measurement that records them, and what the metric d
 - continue with too little traffic: Inconclusive; keeps measuring, past `count` for at most
   `extraMeasurements` more looks.
 - inconclusive: Inconclusive; the metric ends Inconclusive (too little traffic by the last
-  allowed look, or count evidence of an excess that the consistency checks never confirmed:
-  extended like too little traffic, then the rollout pauses rather than promotes).
+  allowed look, count evidence of an excess that the consistency checks never confirmed, or
+  a last look that shows no regression but does not rule out one of `passMargin`: extended
+  like too little traffic, then the rollout pauses rather than promotes).
 
 `inconclusiveLimit` does not apply: looks without enough traffic are how a comparison waits.
 """
@@ -269,6 +270,7 @@ def _decide_counts(
         confidence=compare.effective_confidence(),
         min_samples=compare.effective_min_samples(),
         final=count is not None and state.looks >= count,
+        pass_margin=compare.effective_pass_margin(),
     )
 
 

@@ -39,7 +39,7 @@ from typing import Final
 
 import numpy as np
 
-from rollouts.analysis import consistency, dispersion
+from rollouts.analysis import consistency, dispersion, margin
 from rollouts.analysis.check_windows import CHECK_WINDOW_SECONDS, Window
 from rollouts.analysis.statistics import (
     Direction,
@@ -299,6 +299,7 @@ def sequential_counts(
     confidence: float = 0.95,
     min_samples: int = 100,
     final: bool = False,
+    pass_margin: float = 1.0,
 ) -> Evidence:
     """Judge the counts accumulated in `state` (anytime-valid).
 
@@ -311,7 +312,9 @@ def sequential_counts(
       and so does the same e-value under per-look swings over the whole run (one quiet
       look of a canary whose rate swings does not pass it);
     - `either` checks both sides at alpha/2 each;
-    - otherwise `continue`, or at the final look `pass` (no regression shown) — unless the
+    - otherwise `continue`, or at the final look `pass` (no regression shown) if a ratio of
+      1 + `pass_margin` (its inverse for `decrease`; both for `either`) is ruled out
+      (`margin`), `inconclusive` if not — and `inconclusive` as well when the
       count e-value (with phi or without) is at 1/alpha there but the excess is not
       consistent or phi explains it away, or the judgment without phi failed at an earlier
       look: `inconclusive` (strong evidence, not decisive; the metric layer extends by
@@ -475,10 +478,20 @@ def sequential_counts(
             f"e={format_number(fail_e)}{held}",
         )
     if final:
+        margins = _unruled_margins(state, direction, confidence, pass_margin, phi)
+        if margins:
+            return replace(
+                evidence,
+                decision="inconclusive",
+                reason=f"no regression shown by the last look, but {margins} not ruled out "
+                f"(passMargin): {rates}, e={format_number(fail_e)}",
+            )
         return replace(
             evidence,
             decision="pass",
-            reason=f"no regression shown by the last look: {rates}, e={format_number(fail_e)}",
+            reason=f"no regression shown by the last look and "
+            f"{_margin_words(direction, pass_margin)} ruled out: {rates}, "
+            f"e={format_number(fail_e)}",
         )
     if not held and pass_e >= threshold:
         swing_sign = ">=" if swing_pass_e >= threshold else "<"
@@ -495,3 +508,29 @@ def sequential_counts(
         reason=f"undecided: {rates}, e={format_number(max(fail_e, pass_e))}"
         + (held if held else f" < {format_number(threshold)}"),
     )
+
+
+def _margin_ratios(direction: Direction, pass_margin: float) -> list[float]:
+    high = 1.0 + pass_margin
+    return {"increase": [high], "decrease": [1.0 / high], "either": [high, 1.0 / high]}[direction]
+
+
+def _margin_words(direction: Direction, pass_margin: float) -> str:
+    return " and ".join(f"{format_number(r)}x" for r in _margin_ratios(direction, pass_margin))
+
+
+def _unruled_margins(
+    state: SequentialState,
+    direction: Direction,
+    confidence: float,
+    pass_margin: float,
+    phi: float,
+) -> str:
+    """The pass margins (as words) the data do not rule out at the last look; "" if none.
+    `either` splits alpha between its two sides, as the failure does."""
+    ratios = _margin_ratios(direction, pass_margin)
+    level = 1.0 - (1.0 - confidence) / len(ratios)
+    log_likelihood = np.asarray(state.log_likelihood, dtype=np.float64) / phi
+    grid = _grid(state.tolerance)
+    left = [r for r in ratios if not margin.rules_out(log_likelihood, grid, r, level)]
+    return " and ".join(f"{format_number(r)}x" for r in left)

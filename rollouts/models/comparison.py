@@ -28,6 +28,7 @@ DEFAULT_CONFIDENCE: Final = 0.95
 DEFAULT_RELATIVE_TOLERANCE: Final = 0.1
 DEFAULT_MIN_SAMPLES: Final = {"mannWhitney": 10, "sequentialCounts": 100}
 DEFAULT_EXTRA_MEASUREMENTS: Final = 3
+DEFAULT_PASS_MARGIN: Final = 1.0
 
 
 class CompareTolerance(ApiModel):
@@ -81,6 +82,12 @@ class Compare(ApiModel):
         le=MAX_INT32,
         description="measurements added after count while traffic is too low (default 3)",
     )
+    pass_margin: CompareTolerance | None = Field(
+        default=None,
+        description="sequentialCounts: the regression the last look must rule out to pass "
+        "(default relative 1.0: twice the baseline's error rate); not ruled out: "
+        "inconclusive",
+    )
 
     @model_validator(mode="after")
     def _fits_the_test(self) -> Compare:
@@ -94,8 +101,16 @@ class Compare(ApiModel):
                     "compare.tolerance.absolute is not supported by sequentialCounts "
                     "(it bounds the ratio of error rates): use relative"
                 )
+            margin = self.pass_margin
+            if margin is not None and (margin.absolute is not None or not margin.relative):
+                raise ValueError(
+                    "compare.passMargin must be relative and above 0 (1.0: twice the "
+                    "baseline's error rate)"
+                )
         elif self.total_query is not None:
             raise ValueError("compare.totalQuery is only for test sequentialCounts")
+        elif self.pass_margin is not None:
+            raise ValueError("compare.passMargin is only for test sequentialCounts")
         return self
 
     def effective_direction(self) -> CompareDirection:
@@ -111,6 +126,11 @@ class Compare(ApiModel):
         if self.extra_measurements is None:
             return DEFAULT_EXTRA_MEASUREMENTS
         return self.extra_measurements
+
+    def effective_pass_margin(self) -> float:
+        """The relative pass margin of sequentialCounts (1.0: a ratio of 2)."""
+        margin = self.pass_margin.relative if self.pass_margin is not None else None
+        return DEFAULT_PASS_MARGIN if margin is None else margin
 
     def effective_tolerance(self) -> CompareTolerance:
         return self.tolerance or CompareTolerance(relative=DEFAULT_RELATIVE_TOLERANCE)

@@ -183,13 +183,57 @@ def test_a_good_canary_passes_early() -> None:
 
 
 def test_the_last_look_passes_when_no_regression_was_shown() -> None:
+    # 100 errors a side: no regression shown, and a doubling (the default passMargin) is
+    # ruled out.
     metric = counts_metric()
     result: MetricResult | None = None
     for _ in range(5):
-        result = look(metric, result, counts(1, 500, 1, 500))
+        result = look(metric, result, counts(20, 500, 20, 500))
     assert result is not None
-    assert last_evidence(result).decision == "pass"  # type: ignore[union-attr]
+    evidence = last_evidence(result)
+    assert evidence is not None and evidence.decision == "pass"
+    assert "2x ruled out" in evidence.reason
     assert assess_metric(metric, result).phase == "Successful"
+
+
+def test_a_last_look_that_cannot_rule_out_the_pass_margin_extends_then_is_inconclusive() -> None:
+    # 5 errors a side by the last look: nothing shown, but a 2x canary would look the same.
+    metric = counts_metric(extraMeasurements=2)
+    result, phases = _looks(metric, [counts(1, 500, 1, 500)] * 8)
+    assert phases == ["Running"] * 6 + ["Inconclusive"]
+    message = assess_metric(metric, result).message or ""
+    assert "2x not ruled out (passMargin)" in message and "after 7 measurements" in message
+
+
+def test_a_wider_pass_margin_passes_what_it_rules_out() -> None:
+    # The same 5 errors a side rule out 10x (passMargin 9).
+    metric = counts_metric(passMargin={"relative": 9})
+    result, phases = _looks(metric, [counts(1, 500, 1, 500)] * 5)
+    assert phases == ["Running"] * 4 + ["Successful"]
+    assert "10x ruled out" in (last_evidence(result).reason or "")  # type: ignore[union-attr]
+
+
+def test_errors_during_the_extension_rule_the_margin_out() -> None:
+    metric = counts_metric(extraMeasurements=3)
+    _, phases = _looks(metric, [counts(1, 500, 1, 500)] * 5 + [counts(40, 500, 40, 500)])
+    assert phases == ["Running"] * 5 + ["Successful"]
+
+
+@pytest.mark.parametrize(
+    ("compare", "words"),
+    [
+        ({"passMargin": {"absolute": 0.01}}, "must be relative"),
+        ({"passMargin": {"relative": 0}}, "must be relative and above 0"),
+    ],
+)
+def test_a_pass_margin_must_be_a_positive_ratio(compare: dict[str, Any], words: str) -> None:
+    with pytest.raises(InvalidSpecError, match=words):
+        counts_metric(**compare)
+
+
+def test_a_pass_margin_is_only_for_counts() -> None:
+    with pytest.raises(InvalidSpecError, match="passMargin is only for test sequentialCounts"):
+        latency_metric(passMargin={"relative": 1})
 
 
 def test_too_little_traffic_extends_then_is_inconclusive() -> None:
@@ -216,7 +260,7 @@ def test_traffic_arriving_during_the_extension_decides() -> None:
     for _ in range(5):
         result = look(metric, result, counts(0, 10, 0, 10))
     assert assess_metric(metric, result).phase == "Running"
-    result = look(metric, result, counts(1, 500, 1, 500))
+    result = look(metric, result, counts(20, 500, 20, 500))
     assert assess_metric(metric, result).phase == "Successful"
 
 
@@ -242,10 +286,16 @@ def test_strong_but_inconsistent_evidence_at_the_last_look_extends_the_step() ->
     # nor fails: the metric waits. The dispersion reads the normal looks that follow as
     # swings (phi ~ 6) and explains the excess away, but the plain (Poisson) count e-value
     # stays past 20 for three more looks (5409, 227, 27): still held, never passed on phi
-    # alone (docs/analysis.md, "No promotion by dispersion"). The fourth passes.
-    metric = counts_metric(count=2, tolerance={"relative": 0.2}, extraMeasurements=4)
+    # alone (docs/analysis.md, "No promotion by dispersion"). The fourth passes: with
+    # passMargin 4 (5x ruled out; phi ~6 leaves a doubling possible, and the default margin
+    # would keep it Inconclusive).
+    metric = counts_metric(
+        count=2, tolerance={"relative": 0.2}, extraMeasurements=4, passMargin={"relative": 4}
+    )
     result, phases = _looks(metric, [SPIKE] * 2 + [NORMAL] * 4)
     assert phases == ["Running"] * 5 + ["Successful"]
+    assert _looks(counts_metric(count=2, tolerance={"relative": 0.2}, extraMeasurements=4),
+                  [SPIKE] * 2 + [NORMAL] * 4)[1] == ["Running"] * 5 + ["Inconclusive"]  # fmt: skip
     short = counts_metric(count=2, tolerance={"relative": 0.2}, extraMeasurements=3)
     assert _looks(short, [SPIKE] * 2 + [NORMAL] * 3)[1] == ["Running"] * 4 + ["Inconclusive"]
     held = result.measurements[1]
@@ -401,7 +451,11 @@ async def test_provider_queries_each_side_with_role_and_interval() -> None:
     finally:
         await provider.aclose()
     assert samples == ComparisonSamples(
-        (7.0,), (), (1000.0,), (1000.0,), metadata=samples.metadata  # type: ignore[union-attr]
+        (7.0,),
+        (),
+        (1000.0,),
+        (1000.0,),
+        metadata=samples.metadata,  # type: ignore[union-attr]
     )
     assert sorted(seen) == sorted(
         [

@@ -254,11 +254,26 @@ def test_sequential_too_little_traffic_is_inconclusive_even_with_errors() -> Non
     assert "too little traffic" in evidence.reason
 
 
-def test_sequential_final_look_passes_when_nothing_was_shown() -> None:
-    state = SequentialState.start(0.2).update(1, 1000, 1, 1000)
+def test_sequential_final_look_passes_when_nothing_was_shown_and_the_margin_is_ruled_out() -> None:
+    state = SequentialState.start(0.2).update(100, 10_000, 100, 10_000)
     assert sequential_counts(state, min_samples=100).decision == "continue"
     final = sequential_counts(state, min_samples=100, final=True)
     assert final.decision == "pass" and final.reason.startswith("no regression shown")
+    assert "2x ruled out" in final.reason
+
+
+def test_sequential_final_look_does_not_pass_what_it_could_not_see() -> None:
+    # One error a side: nothing shown, and a 2x canary would look the same: inconclusive
+    # (the metric extends the step, then pauses); a margin beyond the grid turns it off.
+    state = SequentialState.start(0.2).update(1, 1000, 1, 1000)
+    final = sequential_counts(state, min_samples=100, final=True)
+    assert final.decision == "inconclusive"
+    assert "2x not ruled out (passMargin)" in final.reason
+    assert sequential_counts(state, final=True, pass_margin=1000.0).decision == "pass"
+    either = sequential_counts(state, final=True, direction="either")
+    assert "2x and 0.5x not ruled out" in either.reason
+    lower = sequential_counts(state, final=True, direction="decrease")
+    assert "0.5x not ruled out" in lower.reason
 
 
 def test_sequential_evidence_by_hand() -> None:
