@@ -314,7 +314,8 @@ def sequential_counts(
     - `either` checks both sides at alpha/2 each;
     - otherwise `continue`, or at the final look `pass` (no regression shown) if a ratio of
       1 + `pass_margin` (its inverse for `decrease`; both for `either`) is ruled out
-      (`margin`), `inconclusive` if not — and `inconclusive` as well when the
+      (`margin`) or the canary's rate came out on the good side of the baseline's,
+      `inconclusive` if not — and `inconclusive` as well when the
       count e-value (with phi or without) is at 1/alpha there but the excess is not
       consistent or phi explains it away, or the judgment without phi failed at an earlier
       look: `inconclusive` (strong evidence, not decisive; the metric layer extends by
@@ -478,19 +479,23 @@ def sequential_counts(
             f"e={format_number(fail_e)}{held}",
         )
     if final:
-        margins = _unruled_margins(state, direction, confidence, pass_margin, phi)
-        if margins:
+        leaning, unruled = _margins_at_last_look(state, direction, confidence, pass_margin, phi)
+        if unruled:
             return replace(
                 evidence,
                 decision="inconclusive",
-                reason=f"no regression shown by the last look, but {margins} not ruled out "
-                f"(passMargin): {rates}, e={format_number(fail_e)}",
+                reason=f"no regression shown by the last look, but {_ratio_words(unruled)} not "
+                f"ruled out (passMargin): {rates}, e={format_number(fail_e)}",
             )
+        why = (
+            f"{_ratio_words(leaning)} ruled out"
+            if leaning
+            else "the canary's error rate no worse than the baseline's"
+        )
         return replace(
             evidence,
             decision="pass",
-            reason=f"no regression shown by the last look and "
-            f"{_margin_words(direction, pass_margin)} ruled out: {rates}, "
+            reason=f"no regression shown by the last look and {why}: {rates}, "
             f"e={format_number(fail_e)}",
         )
     if not held and pass_e >= threshold:
@@ -515,22 +520,27 @@ def _margin_ratios(direction: Direction, pass_margin: float) -> list[float]:
     return {"increase": [high], "decrease": [1.0 / high], "either": [high, 1.0 / high]}[direction]
 
 
-def _margin_words(direction: Direction, pass_margin: float) -> str:
-    return " and ".join(f"{format_number(r)}x" for r in _margin_ratios(direction, pass_margin))
+def _ratio_words(ratios: list[float]) -> str:
+    return " and ".join(f"{format_number(r)}x" for r in ratios)
 
 
-def _unruled_margins(
+def _margins_at_last_look(
     state: SequentialState,
     direction: Direction,
     confidence: float,
     pass_margin: float,
     phi: float,
-) -> str:
-    """The pass margins (as words) the data do not rule out at the last look; "" if none.
-    `either` splits alpha between its two sides, as the failure does."""
+) -> tuple[list[float], list[float]]:
+    """The pass margins the last look asks about, and those of them the data do not rule
+    out (`margin`). Only a side the canary leaned to is asked about: a canary whose error
+    rate came out no higher than the baseline's (the estimate at most 1) is not held for an
+    increase it did not show, nor one no lower for a decrease (with no errors at all,
+    nothing is ruled out and nothing leans). `either` splits alpha between its two sides,
+    as the failure does."""
     ratios = _margin_ratios(direction, pass_margin)
     level = 1.0 - (1.0 - confidence) / len(ratios)
+    estimate = _rate_ratio(state)
+    leaning = [r for r in ratios if (estimate > 1.0 if r > 1.0 else estimate < 1.0)]
     log_likelihood = np.asarray(state.log_likelihood, dtype=np.float64) / phi
     grid = _grid(state.tolerance)
-    left = [r for r in ratios if not margin.rules_out(log_likelihood, grid, r, level)]
-    return " and ".join(f"{format_number(r)}x" for r in left)
+    return leaning, [r for r in leaning if not margin.rules_out(log_likelihood, grid, r, level)]

@@ -183,12 +183,12 @@ def test_a_good_canary_passes_early() -> None:
 
 
 def test_the_last_look_passes_when_no_regression_was_shown() -> None:
-    # 100 errors a side: no regression shown, and a doubling (the default passMargin) is
-    # ruled out.
+    # 110 canary errors against 100: no regression shown, and a doubling (the default
+    # passMargin) is ruled out.
     metric = counts_metric()
     result: MetricResult | None = None
     for _ in range(5):
-        result = look(metric, result, counts(20, 500, 20, 500))
+        result = look(metric, result, counts(22, 500, 20, 500))
     assert result is not None
     evidence = last_evidence(result)
     assert evidence is not None and evidence.decision == "pass"
@@ -197,25 +197,26 @@ def test_the_last_look_passes_when_no_regression_was_shown() -> None:
 
 
 def test_a_last_look_that_cannot_rule_out_the_pass_margin_extends_then_is_inconclusive() -> None:
-    # 5 errors a side by the last look: nothing shown, but a 2x canary would look the same.
+    # 10 canary errors against 5 by the last look: nothing shown, but a 2x canary would
+    # look the same.
     metric = counts_metric(extraMeasurements=2)
-    result, phases = _looks(metric, [counts(1, 500, 1, 500)] * 8)
+    result, phases = _looks(metric, [counts(2, 500, 1, 500)] * 8)
     assert phases == ["Running"] * 6 + ["Inconclusive"]
     message = assess_metric(metric, result).message or ""
     assert "2x not ruled out (passMargin)" in message and "after 7 measurements" in message
 
 
 def test_a_wider_pass_margin_passes_what_it_rules_out() -> None:
-    # The same 5 errors a side rule out 10x (passMargin 9).
+    # The same 10 against 5 rule out 10x (passMargin 9).
     metric = counts_metric(passMargin={"relative": 9})
-    result, phases = _looks(metric, [counts(1, 500, 1, 500)] * 5)
+    result, phases = _looks(metric, [counts(2, 500, 1, 500)] * 5)
     assert phases == ["Running"] * 4 + ["Successful"]
     assert "10x ruled out" in (last_evidence(result).reason or "")  # type: ignore[union-attr]
 
 
 def test_errors_during_the_extension_rule_the_margin_out() -> None:
     metric = counts_metric(extraMeasurements=3)
-    _, phases = _looks(metric, [counts(1, 500, 1, 500)] * 5 + [counts(40, 500, 40, 500)])
+    _, phases = _looks(metric, [counts(2, 500, 1, 500)] * 5 + [counts(40, 500, 40, 500)])
     assert phases == ["Running"] * 5 + ["Successful"]
 
 

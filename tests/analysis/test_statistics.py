@@ -255,7 +255,7 @@ def test_sequential_too_little_traffic_is_inconclusive_even_with_errors() -> Non
 
 
 def test_sequential_final_look_passes_when_nothing_was_shown_and_the_margin_is_ruled_out() -> None:
-    state = SequentialState.start(0.2).update(100, 10_000, 100, 10_000)
+    state = SequentialState.start(0.2).update(110, 10_000, 100, 10_000)
     assert sequential_counts(state, min_samples=100).decision == "continue"
     final = sequential_counts(state, min_samples=100, final=True)
     assert final.decision == "pass" and final.reason.startswith("no regression shown")
@@ -263,17 +263,34 @@ def test_sequential_final_look_passes_when_nothing_was_shown_and_the_margin_is_r
 
 
 def test_sequential_final_look_does_not_pass_what_it_could_not_see() -> None:
-    # One error a side: nothing shown, and a 2x canary would look the same: inconclusive
-    # (the metric extends the step, then pauses); a margin beyond the grid turns it off.
-    state = SequentialState.start(0.2).update(1, 1000, 1, 1000)
+    # Two canary errors against one: nothing shown, and a 2x canary would look the same:
+    # inconclusive (the metric extends the step, then pauses); a margin beyond the grid
+    # turns it off.
+    state = SequentialState.start(0.2).update(2, 1000, 1, 1000)
     final = sequential_counts(state, min_samples=100, final=True)
     assert final.decision == "inconclusive"
     assert "2x not ruled out (passMargin)" in final.reason
     assert sequential_counts(state, final=True, pass_margin=1000.0).decision == "pass"
+    # `either` asks only about the side the canary leaned to; `decrease` has none here.
     either = sequential_counts(state, final=True, direction="either")
-    assert "2x and 0.5x not ruled out" in either.reason
+    assert "but 2x not ruled out" in either.reason
     lower = sequential_counts(state, final=True, direction="decrease")
-    assert "0.5x not ruled out" in lower.reason
+    assert lower.decision == "pass" and "no worse than the baseline's" in lower.reason
+    mirrored = SequentialState.start(0.2).update(1, 1000, 2, 1000)
+    assert "but 0.5x not ruled out" in sequential_counts(
+        mirrored, final=True, direction="decrease"
+    ).reason
+
+
+@pytest.mark.parametrize(("canary", "baseline"), [(0, 0), (1, 1), (0, 3), (4, 5)])
+def test_sequential_final_look_passes_a_canary_no_worse_than_its_baseline(
+    canary: int, baseline: int
+) -> None:
+    # Too few errors to rule a doubling out, but the canary did not lean that way: no
+    # hold (a service that makes no errors would otherwise never pass).
+    state = SequentialState.start(0.1).update(canary, 100_000, baseline, 100_000)
+    final = sequential_counts(state, final=True)
+    assert final.decision == "pass", final.reason
 
 
 def test_sequential_evidence_by_hand() -> None:

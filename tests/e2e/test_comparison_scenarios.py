@@ -136,9 +136,10 @@ def test_a_bad_canary_is_rolled_back_on_the_comparison(sandbox: Sandbox) -> None
 def test_a_good_canary_is_promoted_on_the_comparison(sandbox: Sandbox) -> None:
     sb, name = sandbox, "cmp-good"
     # 0.5% errors at a few requests a look: about one error a side by the last look, which
-    # rules out no regression, and the default passMargin (2x) would pause the rollout
-    # (tests/analysis/test_comparison.py). A margin beyond the test's grid turns that off:
-    # what is tested here is the promotion on a comparison that passes.
+    # rules out no regression, and the default passMargin (2x) pauses the rollout when the
+    # canary comes out worse (tests/analysis/test_comparison.py). A margin beyond the
+    # test's grid turns that off: what is tested here is the promotion on a comparison
+    # that passes, whichever side the stray error falls on.
     install(
         sb,
         compare_template("cmp-good-errors", count=4, passMargin={"relative": 1000}),
