@@ -15,7 +15,10 @@ anywhere between scrapes). `--looks-query` is how a look counts: `difference` (t
 queries: every counter now minus a look ago) or `increase` (`increase()` over the look,
 which extrapolates: off the scrapes' grid a look two scrapes long sees one scrape interval's
 growth, doubled). `--cases` / `--judges` keep the cases whose name contains one of the
-words, and the judges named.
+words, and the judges named. `--pass-margin R` sets ours' error-rate metric's
+`compare.passMargin.relative` (`off`: 1000, the last-look rule off; unset: the catalog's).
+
+The cases and their series: `judge_cases.py`.
 
 Judges (decisions by the controller's own pure code: `assessment.measure`,
 `comparison.judge`, `record_measurement`, `assess_metric`; metric settings read from the
