@@ -3,6 +3,7 @@
     python bench/judge.py                      # 300 releases per scenario, seed 1
     python bench/judge.py --releases 1000 --seed 7 --json
     python bench/judge.py --looks-per-interval 4     # the sequential judge looks 4x an interval
+    python bench/judge.py --judges sequential --pass-margin off   # the last-look rule off
 
 The releases are drawn in this process (numpy, seeded): no Prometheus, no controller. Each
 release is a canary and its baseline receiving `requests` requests per side per interval,
@@ -21,9 +22,11 @@ the whole interval; the other judges see the interval's sums, as with K = 1. Jud
 * sequential: `sequential.sequential_counts` after every interval (the `sequentialCounts`
   metric: 10% relative tolerance, 95% confidence, 100 requests minimum), stopping at the
   first fail or pass; an undecided release passes at the horizon, unless the test is
-  inconclusive there (too little traffic, or count evidence the consistency checks do not
-  confirm): then it looks up to 3 more intervals (`extraMeasurements`), and a release still
-  inconclusive is neither passed nor failed (the rollout would pause).
+  inconclusive there (too little traffic, count evidence the consistency checks do not
+  confirm, or a regression of the pass margin not ruled out: `--pass-margin R`, relative,
+  or `off`; default the product's, 2x): then it looks up to 3 more intervals
+  (`extraMeasurements`), and a release still inconclusive is neither passed nor failed (the
+  rollout would pause).
 
 A release with ratio 1 is good: failing it is a false rollback. A release with ratio > 1.1
 is bad: passing it is a miss. "decided": intervals until the right decision (a bad release
@@ -33,6 +36,7 @@ failed, a good one passed), median and p90 over the releases that got it.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -43,6 +47,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from margin_option import add_pass_margin_option, pass_margin_kwargs, pass_margin_words
 
 from rollouts.analysis.rank_tests import mann_whitney
 from rollouts.analysis.sequential import SequentialState, sequential_counts
@@ -142,10 +149,13 @@ def fixed_mann_whitney(release: Release, horizon: int) -> tuple[str, int]:
     return evidence.decision, horizon
 
 
-def sequential(release: Release, horizon: int) -> tuple[str, float]:
+def sequential(
+    release: Release, horizon: int, pass_margin: float | None = None
+) -> tuple[str, float]:
     """As the metric does: from the horizon on, an inconclusive look waits for at most
     EXTRA_LOOKS more; inconclusive then (the rollout would pause) is neither a pass nor a
-    fail. Time in intervals (a look is 1 / looks_per_interval of one)."""
+    fail. Time in intervals (a look is 1 / looks_per_interval of one). `pass_margin`:
+    `sequential_counts`' (None: its default)."""
     state = SequentialState.start(TOLERANCE)
     k = release.looks_per_interval
     count, last = horizon * k, horizon * k + EXTRA_LOOKS
@@ -159,7 +169,11 @@ def sequential(release: Release, horizon: int) -> tuple[str, float]:
             seconds=60.0 / k,
         )
         evidence = sequential_counts(
-            state, confidence=CONFIDENCE, min_samples=100, final=look >= count
+            state,
+            confidence=CONFIDENCE,
+            min_samples=100,
+            final=look >= count,
+            **pass_margin_kwargs(pass_margin),
         )
         state = evidence.state or state  # what the judgment remembers (a plain failure)
         if evidence.decision in ("fail", "pass"):
@@ -184,17 +198,21 @@ def run(
     looks: int = 1,
     scenarios: tuple[str, ...] = (),
     judges: tuple[str, ...] = (),
+    pass_margin: float | None = None,
 ) -> list[dict[str, object]]:
     """Every scenario whose name contains one of `scenarios` (all without), by the judges
-    named in `judges` (all without); each scenario's draws do not depend on the others."""
+    named in `judges` (all without); each scenario's draws do not depend on the others.
+    `pass_margin`: the sequential judge's (None: the product's default)."""
     rows: list[dict[str, object]] = []
+    chosen = dict(JUDGES)
+    chosen["sequential"] = functools.partial(sequential, pass_margin=pass_margin)
     for index, scenario in enumerate(SCENARIOS):
         if scenarios and not any(word in scenario.name for word in scenarios):
             continue
         rng = np.random.default_rng([seed, index])
         drawn = [draw(rng, scenario, horizon, looks) for _ in range(releases)]
         bad = scenario.ratio > 1 + TOLERANCE
-        for name, judge in JUDGES.items():
+        for name, judge in chosen.items():
             if judges and name not in judges:
                 continue
             started = time.perf_counter()
@@ -222,9 +240,16 @@ def run(
 
 
 def _print(
-    rows: list[dict[str, object]], releases: int, seed: int, horizon: int, looks: int
+    rows: list[dict[str, object]],
+    releases: int,
+    seed: int,
+    horizon: int,
+    looks: int,
+    pass_margin: float | None = None,
 ) -> None:
     every = "" if looks == 1 else f"; the sequential judge looks {looks} times an interval"
+    if words := pass_margin_words(pass_margin):
+        every += f"; the sequential judge's {words}"
     print(f"releases per scenario: {releases}, seed {seed}, horizon {horizon} intervals{every}")
     print("false rb: good releases failed; miss: bad releases passed; decided: intervals to")
     print("the right decision (fail for bad, pass for good)")
@@ -253,13 +278,19 @@ def main() -> None:
                         help="looks of the sequential judge per interval (a minute)")  # fmt: skip
     parser.add_argument("--scenarios", nargs="*", default=(), help="words of the scenarios")
     parser.add_argument("--judges", nargs="*", default=(), choices=list(JUDGES))
+    add_pass_margin_option(parser)
     args = parser.parse_args()
     rows = run(args.releases, args.seed, args.horizon, args.looks_per_interval,
-               tuple(args.scenarios), tuple(args.judges))  # fmt: skip
+               tuple(args.scenarios), tuple(args.judges), args.pass_margin)  # fmt: skip
     if args.json:
+        if args.pass_margin is not None:  # the sequential judge's rows say theirs
+            for row in rows:
+                if row["judge"] == "sequential":
+                    row["pass_margin"] = args.pass_margin
         print(json.dumps(rows, indent=2))
     else:
-        _print(rows, args.releases, args.seed, args.horizon, args.looks_per_interval)
+        _print(rows, args.releases, args.seed, args.horizon, args.looks_per_interval,
+               args.pass_margin)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -2,9 +2,12 @@
 
     python bench/judge_power.py misses --ratio 2 --base 0.01 --releases 3000 --seed 1
     python bench/judge_power.py floor --ratio 2 --base 0.01 --looks-per-minute 60
+    python bench/judge_power.py sweep --look-seconds 60 --horizons 15 --pass-margin off
 
 The traffic is bench/judge_prometheus.py's: canary 20 req/s, stable 80 req/s, the catalog's
-1.2x tolerance at 95%.
+1.2x tolerance at 95%. `--pass-margin R` (relative, or `off`) sets the last look's pass
+margin of `misses` and `sweep` (default: the product's, 2x); `floor` and `sprt-horizon` do
+not call the judge.
 
 * `misses`: releases judged a look a minute, as the catalog's metric (10 looks, then up to 3
   more while the test is inconclusive); for every release not failed by the 10th look,
@@ -44,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from judge_prometheus import ALPHA, BETA, NULL_RATIO, Case, sprt_minutes
+from margin_option import add_pass_margin_option, pass_margin_kwargs, pass_margin_words
 
 from rollouts.analysis.check_windows import Window
 from rollouts.analysis.sequential import (
@@ -64,14 +68,18 @@ def _look(rng: np.random.Generator, ratio: float, base: float, seconds: float) -
     return rng.binomial(nc, min(1.0, base * ratio)), nc, rng.binomial(nb, base), nb
 
 
-def misses(ratio: float, base: float, releases: int, seed: int) -> Counter[str]:
+def misses(
+    ratio: float, base: float, releases: int, seed: int, pass_margin: float | None = None
+) -> Counter[str]:
     rng = np.random.default_rng(seed)
     tally: Counter[str] = Counter()
     for _ in range(releases):
         state = SequentialState.start(TOLERANCE)
         for look in range(1, LOOKS + EXTRA + 1):
             state = state.update(*(float(v) for v in _look(rng, ratio, base, 60.0)))
-            evidence = sequential_counts(state, min_samples=100, final=look >= LOOKS)
+            evidence = sequential_counts(
+                state, min_samples=100, final=look >= LOOKS, **pass_margin_kwargs(pass_margin)
+            )
             state = evidence.state or state  # what the judgment remembers
             if evidence.decision == "fail" and look <= LOOKS:
                 tally["failed by look 10"] += 1
@@ -118,12 +126,18 @@ def _timeline(
 
 
 def _outcomes(
-    counts: np.ndarray, look: float, horizons: list[int], extra: int, per_look: bool = False
+    counts: np.ndarray,
+    look: float,
+    horizons: list[int],
+    extra: int,
+    per_look: bool = False,
+    pass_margin: float | None = None,
 ) -> dict[int, tuple[str, float]]:
     """(decision, minutes) of the catalog's metric at every horizon, on one release's looks:
     early fail or pass, else at `count` = horizon / look: pass, fail, or inconclusive and
     up to `extra` more looks (then a still inconclusive release pauses). `per_look`: the
-    consistency checks fed every look as a window of its own (as before check windows)."""
+    consistency checks fed every look as a window of its own (as before check windows).
+    `pass_margin`: the last look's (None: `sequential_counts`' default)."""
     count = {h: round(h * 60 / look) for h in horizons}
     outcome: dict[int, tuple[str, float]] = {}
     state = SequentialState.start(TOLERANCE)
@@ -138,7 +152,9 @@ def _outcomes(
             if early in ("fail", "pass"):
                 outcome[h] = (early, k * look / 60)
             elif k >= count[h]:
-                final = final or sequential_counts(state, min_samples=100, final=True).decision
+                final = final or sequential_counts(
+                    state, min_samples=100, final=True, **pass_margin_kwargs(pass_margin)
+                ).decision
                 if final in ("fail", "pass") or k >= count[h] + extra:
                     outcome[h] = (final, k * look / 60)
         if len(outcome) == len(horizons):
@@ -154,8 +170,11 @@ def sweep(
     extra: int,
     per_look: bool = False,
     cases: tuple[str, ...] = (),
+    pass_margin: float | None = None,
 ) -> None:
     checks = "every look its own check window" if per_look else "check windows of 60 s"
+    if words := pass_margin_words(pass_margin):
+        checks += f"; {words}"
     print(f"{releases} releases a case, seed {seed}; canary {CANARY_RPS:g} req/s, stable "
           f"{STABLE_RPS:g} req/s, 1.2x tolerance, 95%, up to {extra} extra looks; "
           f"{checks}")  # fmt: skip
@@ -171,7 +190,7 @@ def sweep(
             per_release = [
                 _outcomes(
                     _timeline(rng, ratio, base, noisy, look, looks), look, horizons, extra,
-                    per_look,
+                    per_look, pass_margin,
                 )
                 for _ in range(releases)
             ]
@@ -302,19 +321,22 @@ def main() -> None:
     parser.add_argument("--min-window-errors", type=float, default=0.0,
                         help="sweep: a check window also waits for this many errors (both "
                         "sides), up to 5 minutes (an experiment; not the product's rule)")
+    add_pass_margin_option(parser)
     args = parser.parse_args()
     if args.min_window_errors:
         _windows_wait_for_errors(args.min_window_errors)
     if args.what == "sweep":
         sweep(args.look_seconds, args.horizons, args.releases, args.seed, args.extra,
-              args.checks_per_look, tuple(args.cases))  # fmt: skip
+              args.checks_per_look, tuple(args.cases), args.pass_margin)  # fmt: skip
         return
     if args.what == "sprt-horizon":
         sprt_horizon(args.ratio, args.base, args.target, args.releases, args.seed)
         return
     if args.what == "misses":
-        tally = misses(args.ratio, args.base, args.releases, args.seed)
-        print(f"{args.ratio:g}x at {args.base:.1%}, {args.releases} releases, seed {args.seed}:")
+        tally = misses(args.ratio, args.base, args.releases, args.seed, args.pass_margin)
+        margin = f", {words}" if (words := pass_margin_words(args.pass_margin)) else ""
+        print(f"{args.ratio:g}x at {args.base:.1%}, {args.releases} releases, seed "
+              f"{args.seed}{margin}:")  # fmt: skip
         for outcome, n in sorted(tally.items(), key=lambda item: -item[1]):
             print(f"  {outcome:60} {n:6} {n / args.releases:7.2%}")
     else:

@@ -7,6 +7,7 @@ and that the obvious cases come out right; the rates themselves are the bench's 
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from types import ModuleType
 
 import pytest
 
+from rollouts.errors import InvalidSpecError
 from tests.analysis.conftest import require_binaries
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "judge_prometheus.py"
@@ -93,3 +95,25 @@ def test_half_minute_looks_catch_a_10x_regression_at_the_first_look() -> None:
     assert by["errors 10x, 1%"]["detect_p50_min"] == 0.5
     # The errors pass at the horizon (5 min); the latency metric's one look is at 10.
     assert by["good, 1% errors"]["pass_p50_min"] == 10.0
+
+
+def test_the_pass_margin_option_reaches_ours_error_rate_metric() -> None:
+    bench = _bench()
+    import margin_option  # on the path once the bench is loaded
+
+    assert margin_option.parse_pass_margin("off") == margin_option.OFF
+    assert margin_option.parse_pass_margin("0.5") == 0.5
+    for bad in ("0", "-1", "inf", "nan", "twice"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            margin_option.parse_pass_margin(bad)
+    default = bench.errors_metric(bench.Setup(horizon=15)).compare  # unset: the catalog's
+    for margin in (0.5, margin_option.OFF):
+        compare = bench.errors_metric(bench.Setup(horizon=15, pass_margin=margin)).compare
+        assert compare.effective_pass_margin() == margin
+        assert compare.effective_tolerance() == default.effective_tolerance()
+    # The margin is validated as a manifest's: the latency metric (mannWhitney) refuses one.
+    with pytest.raises(InvalidSpecError, match="passMargin"):
+        bench.catalog_metric("http-compare", "latency-vs-baseline", (), 0.5)
+    assert margin_option.pass_margin_words(None) == ""
+    assert margin_option.pass_margin_words(1.0) == "pass margin 1 (2x)"
+    assert margin_option.pass_margin_words(margin_option.OFF) == "pass margin off"
