@@ -92,16 +92,6 @@ def encode_state(state: SequentialState) -> str:
         if state.pearson_newest
         else {}
     )
-    # Where the restarted sign tests started (windows before, and their X^2): absent
-    # before a start, as in states saved before them.
-    starts = (
-        {
-            "signStarts": list(state.sign_starts),
-            "pearsonAtStarts": [_rounded(v) for v in state.pearson_at_starts],
-        }
-        if any(state.sign_starts)
-        else {}
-    )
     # The plain judgment's strongest failure so far (log 1/alpha per side); absent: none.
     plain_failed = (
         {"plainFailedLogE": _rounded(state.plain_failed_log_e)}
@@ -129,7 +119,6 @@ def encode_state(state: SequentialState) -> str:
             ],
             **open_window,
             **pearson,
-            **starts,
             **plain_failed,
         },
         separators=(",", ":"),
@@ -147,8 +136,7 @@ def decode_state(text: str | None, tolerance: float) -> SequentialState:
     evidence; the checks start from its next look. One saved before they restarted (a
     whole-run "swingLogLikelihood", no "restarting") carries them on from the run's start.
     One saved before the dispersion estimate (no "pearson") estimates it from its next
-    window on; one without "plainFailedLogE" remembers no plain failure; one without
-    "signStarts" takes the dispersion of one ratio until its sign tests next restart."""
+    window on; one without "plainFailedLogE" remembers no plain failure."""
     from rollouts.analysis.check_windows import Window
     from rollouts.analysis.sequential import SequentialState, resume_checks
 
@@ -174,10 +162,6 @@ def decode_state(text: str | None, tolerance: float) -> SequentialState:
         pearson = tuple(float(v) for v in data.get("pearson", ()))
         pearson_newest = tuple(float(v) for v in data.get("pearsonNewest", ()))
         pearson_windows = int(data.get("pearsonWindows", 0))
-        up_start, down_start = (int(v) for v in data.get("signStarts", (0, 0)))
-        at_up, at_down = (
-            tuple(float(v) for v in values) for values in data.get("pearsonAtStarts", ((), ()))
-        )
         plain_up, plain_down = (float(v) for v in data.get("plainFailedLogE", (0.0, 0.0)))
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"the sequential test's saved state is unreadable: {exc}") from None
@@ -188,8 +172,6 @@ def decode_state(text: str | None, tolerance: float) -> SequentialState:
         or len(swing) not in (0, size)
         or len(pearson) not in (0, size)
         or len(pearson_newest) not in (0, size)
-        or len(at_up) not in (0, size)
-        or len(at_down) not in (0, size)
     ):
         raise ValueError("the sequential test's saved state was built for another tolerance")
     state = SequentialState(
@@ -212,8 +194,6 @@ def decode_state(text: str | None, tolerance: float) -> SequentialState:
         pearson=pearson,
         pearson_newest=pearson_newest,
         pearson_windows=pearson_windows,
-        sign_starts=(up_start, down_start),
-        pearson_at_starts=(at_up, at_down),
         plain_failed_log_e=(plain_up, plain_down),
     )
     shapes = fresh.update(1.0, 1.0, 1.0, 1.0)  # the checks' sizes for this tolerance

@@ -24,26 +24,6 @@ canary is never judged as less variable than Poisson. (The lower 95% and 80% con
 bounds were tried: they keep more power on swinging 2x regressions but roll back 0.9% of
 swinging good canaries, against 0.5-0.6%: docs/benchmarks.md, "Round 5".)
 
-**Onsets: one step allowed.** A regression that begins partway through a run is a step in
-the rate ratio, and a one-ratio fit reads a step as dispersion: good windows and bad
-windows around one ratio between them leave a large X^2 (five good minutes and one at 5x:
-phi about 15), which held a 5x onset back for two to three more minutes. So the phi that
-the failure a consistency check confirms uses (`sequential.checked_dispersion_of`) fits
-two ratios when a check has restarted (`consistency.restarted`): one to the windows
-before the restarted sign test's start, one to those since, and X^2 is the sum of the two
-segments' minimum chi-squares (`two_ratio_pearson`) over k - 2 degrees of freedom (one more
-ratio fitted; the split of a two-phase regression with a known change point, e.g.
-Hinkley 1970, "Inference about the change-point in a sequence of random variables").
-What is left is the dispersion *within* each phase: a sustained onset is explained by
-the step, a canary that swings throughout is not (its swings stay in both segments). The
-change point is not chosen to make X^2 small: it is where the sign test, which bets on
-windows beyond the bound, last lost its stake. Taking the minimum of X^2 over every change
-point instead (the likelihood-ratio change-point fit) was tried: it picks out the run of
-bad minutes a swinging good canary has by chance as well, and rolled back 1.0-1.7% of
-them instead of 0.7-1.1% (docs/benchmarks.md, "Round 6: onsets"), even with the selection
-allowed for (the median of the minimum over change points under binomial splits is that
-of chi-square with 1.4-4.8 degrees fewer than k - 1, for k = 3 to 120, not one fewer).
-
 With one window there is no estimate (phi = 1), and with a few it is rough, so until
 `ESTIMATED_FROM_WINDOWS` windows with errors the consistency checks (`consistency`: the
 swing-robust e-value, the sign tests), which need no estimate, must agree with the count
@@ -72,7 +52,6 @@ __all__ = [
     "chi2_quantile",
     "dispersion_factor",
     "pearson_terms",
-    "two_ratio_pearson",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -119,30 +98,17 @@ def chi2_quantile(probability: float, degrees: float) -> float:
     return degrees * max(0.0, 1.0 - spread + z * math.sqrt(spread)) ** 3
 
 
-def dispersion_factor(pearson: float, windows: int, ratios: int = 1) -> float:
+def dispersion_factor(pearson: float, windows: int) -> float:
     """The dispersion the count test divides its log-likelihood by: the median-unbiased
     estimate of phi from Pearson's X^2 = `pearson` over `windows` windows with errors
-    (k - `ratios` degrees of freedom: one rate ratio fitted, or two around a step),
-    X^2 / median(chi2_{k-ratios}), floored at 1; 1 without a degree of freedom left or
-    with a non-finite X^2.
+    (k - 1 degrees of freedom: one rate ratio is fitted), X^2 / median(chi2_{k-1}),
+    floored at 1; 1 with fewer than two windows or a non-finite X^2.
 
     >>> dispersion_factor(7.0, 10)  # X^2 under the median of chi2_9 (8.34): Poisson
     1.0
     >>> round(dispersion_factor(54.0, 10), 2)  # six times Poisson over 9 degrees
-    6.47
+    6.48
     """
-    if windows <= ratios or not math.isfinite(pearson) or pearson <= 0:
+    if windows < 2 or not math.isfinite(pearson) or pearson <= 0:
         return 1.0
-    return max(1.0, pearson / chi2_quantile(0.5, windows - ratios))
-
-
-def two_ratio_pearson(before: FloatArray, since: FloatArray) -> float:
-    """Pearson's X^2 with one rate ratio fitted to the windows before a change point and
-    another to those since: `before` and `since` are the two segments' X^2 at every grid
-    ratio (sums of `pearson_terms`), and each is taken at its own minimum (minimum
-    chi-square). Never more than the one-ratio X^2, min(before + since).
-
-    >>> two_ratio_pearson(np.array([0.5, 0.25, 3.0]), np.array([9.0, 4.0, 0.125]))
-    0.375
-    """
-    return max(0.0, float(np.min(before))) + max(0.0, float(np.min(since)))
+    return max(1.0, pearson / chi2_quantile(0.5, windows - 1))

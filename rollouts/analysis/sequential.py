@@ -24,9 +24,7 @@ inconclusive (the metric extends the step, then pauses), never a pass.
 Counts that vary more than Poisson all the time are the dispersion factor's (`dispersion`):
 the log-likelihood is divided by phi >= 1 estimated from the check windows (a
 quasi-likelihood). The failure a check confirms takes phi of the windows before the newest
-(an onset in the newest window is not a swing), with a second rate ratio fitted to the
-windows since the sign test's restart (an onset over several windows is a step, not a
-swing: `checked_dispersion_of`); from `dispersion.ESTIMATED_FROM_WINDOWS`
+(an onset in the newest window is not a swing); from `dispersion.ESTIMATED_FROM_WINDOWS`
 windows the count e-value divided by phi of every window may fail alone. Dividing by
 phi >= 1 only shrinks the rejection set, so the bound under Poisson counts holds. phi may
 turn a failure into "not proven", never into a pass: a pass needs the judgment without phi
@@ -112,11 +110,6 @@ class SequentialState:
     pearson: tuple[float, ...] = ()
     pearson_newest: tuple[float, ...] = ()
     pearson_windows: int = 0
-    # Per side (increase, decrease): how many of those windows came before the restarted
-    # sign test's latest start (`consistency.restarted`), and their Pearson X^2 at every
-    # grid ratio (empty: no start recorded, as in a state saved before these fields).
-    sign_starts: tuple[int, int] = (0, 0)
-    pearson_at_starts: tuple[tuple[float, ...], tuple[float, ...]] = ((), ())
     # log of the largest 1/alpha at which the plain judgment (phi = 1, a check agreeing)
     # failed at a look, on the increase and the decrease side (`SideCheck.plain_level`):
     # what phi held back once is never passed later. Kept by `sequential_counts`.
@@ -182,34 +175,19 @@ def _fold_window(state: SequentialState) -> SequentialState:
     checks = _swing_steps(grid, state.tolerance, swing)
     above = consistency.look_side(xc, nc, xb, nb, float(grid[high])) > 0
     below = consistency.look_side(xc, nc, xb, nb, float(grid[low])) < 0
-    signs = [
-        consistency.restarted(wealth, consistency.sign_steps(beyond))
-        for wealth, beyond in ((state.signs_up, above), (state.signs_down, below))
-    ]
-    windows = state.pearson_windows + 1
-    # A sign test that starts afresh starts after this window: the windows so far, and
-    # their X^2, are what lies before its start.
-    starts = [
-        (windows, tuple(float(v) for v in pearson + newest)) if not any(wealth) else kept
-        for wealth, kept in zip(
-            signs, zip(state.sign_starts, state.pearson_at_starts, strict=True), strict=True
-        )
-    ]
     return replace(
         state,
         swing_up=consistency.restarted(state.swing_up, checks[0]),
         swing_down=consistency.restarted(state.swing_down, checks[1]),
-        signs_up=signs[0],
-        signs_down=signs[1],
+        signs_up=consistency.restarted(state.signs_up, consistency.sign_steps(above)),
+        signs_down=consistency.restarted(state.signs_down, consistency.sign_steps(below)),
         looks_with_errors=state.looks_with_errors + 1,
         looks_above=state.looks_above + above,
         looks_below=state.looks_below + below,
         swing_log_likelihood=tuple(float(v) for v in whole_run),
         pearson=tuple(float(v) for v in pearson),
         pearson_newest=tuple(float(v) for v in newest),
-        pearson_windows=windows,
-        sign_starts=(starts[0][0], starts[1][0]),
-        pearson_at_starts=(starts[0][1], starts[1][1]),
+        pearson_windows=state.pearson_windows + 1,
     )
 
 
@@ -314,23 +292,6 @@ def dispersion_of(state: SequentialState, *, newest: bool = True) -> float:
     return dispersion.dispersion_factor(float(np.min(sum(terms))), windows)
 
 
-def checked_dispersion_of(state: SequentialState, side: int) -> float:
-    """The dispersion the failure a consistency check confirms divides by, on `side` (0: the
-    increase, 1: the decrease): phi of the windows before the newest (`dispersion_of`), with
-    one rate ratio fitted to the windows before the side's restarted sign test started and
-    another to those since, when both are among them (`dispersion.two_ratio_pearson`, k - 2
-    degrees of freedom). A regression that began at that start is a step, which the two
-    ratios explain; swings within either segment are still dispersion."""
-    start, at_start = state.sign_starts[side], state.pearson_at_starts[side]
-    windows = state.pearson_windows - 1  # before the newest
-    if not 0 < start < windows or not at_start or not state.pearson:
-        return dispersion_of(state, newest=False)
-    before = np.asarray(at_start, dtype=np.float64)
-    since = np.asarray(state.pearson, dtype=np.float64) - before
-    pearson = dispersion.two_ratio_pearson(before, since)
-    return dispersion.dispersion_factor(pearson, windows, ratios=2)
-
-
 def sequential_counts(
     state: SequentialState,
     *,
@@ -369,17 +330,18 @@ def sequential_counts(
         raise ValueError("the state was built for another tolerance")
     # The quasi-likelihood: the log-likelihood divided by the dispersion (`dispersion`).
     # phi over every closed window: for the early pass, the interval and the failure on the
-    # count e-value alone; phi before the newest window, a step allowed at the sign test's
-    # start (`checked_dispersion_of`): for the failure with the checks, side by side.
+    # count e-value alone; phi before the newest window: for the failure with the checks.
     phi = dispersion_of(state)
     log_up, log_down = _log_e_values(log_likelihood / phi, grid)
+    phi_before = dispersion_of(state, newest=False)
     poisson_up, poisson_down = (
         (log_up, log_down) if phi == 1.0 else _log_e_values(log_likelihood, grid)
     )
-    phi_up, phi_down = checked_dispersion_of(state, 0), checked_dispersion_of(state, 1)
-    confirmed = {p: _log_e_values(log_likelihood / p, grid) for p in {phi_up, phi_down} - {phi}}
-    confirmed[phi] = (log_up, log_down)
-    confirmed_up, confirmed_down = confirmed[phi_up][0], confirmed[phi_down][1]
+    confirmed_up, confirmed_down = (
+        (log_up, log_down)
+        if phi_before == phi
+        else _log_e_values(log_likelihood / phi_before, grid)
+    )
     alpha = 1.0 - confidence
     sides = 2 if direction == "either" else 1
     threshold = sides / alpha

@@ -170,11 +170,10 @@ def test_constant_regressions_fail_by_the_look_in_the_table(
     ("look", "looks_to_fail"),
     [
         # (after 0, 2, 5 good looks); before the restarts 10x 1/2/3, 5x 2/3/5, 3x 4/7/9;
-        # with the restarts and before the dispersion estimate (round 5) 1/1/1, 2/2/2, 4/4/4;
-        # round 5's one-ratio dispersion 1/1/1, 2/4/5, 4/5/6
+        # with the restarts and before the dispersion estimate (round 5) 1/1/1, 2/2/2, 4/4/4
         ((120, 1200, 48, 4800), (1, 1, 1)),  # 10x at 1%
-        ((60, 1200, 48, 4800), (2, 2, 2)),  # 5x
-        ((36, 1200, 48, 4800), (4, 4, 4)),  # 3x
+        ((60, 1200, 48, 4800), (2, 4, 5)),  # 5x
+        ((36, 1200, 48, 4800), (4, 5, 6)),  # 3x
     ],
 )
 @pytest.mark.parametrize("good_looks", [0, 2, 5])
@@ -183,10 +182,9 @@ def test_a_regression_from_partway_fails_by_the_look_in_the_table(
 ) -> None:
     # The good looks before the onset do not count against the checks (they restart), and
     # the newest window is judged with the dispersion of the windows before it, so a 10x
-    # onset fails at once; from the second bad window on, the windows since the sign
-    # test's restart get a rate ratio of their own, so the step does not read as
-    # dispersion (one ratio over good and bad windows cost 5x and 3x one to three looks:
-    # bench/judge_onset.py).
+    # onset fails at once; from the second bad window on, the change itself reads as
+    # dispersion (phi over the good and the bad windows), which costs 5x and 3x one to
+    # three looks (bench/judge_onset.py).
     decisions = run([(12, 1200, 48, 4800)] * good_looks + [look] * 10)
     assert decisions[-1] == "fail"
     assert len(decisions) - good_looks == looks_to_fail[(0, 2, 5).index(good_looks)]
@@ -195,13 +193,12 @@ def test_a_regression_from_partway_fails_by_the_look_in_the_table(
 def test_a_2x_regression_from_partway_needs_the_restarted_sign_test() -> None:
     # Within the swing, so the sign test decides: six looks beyond in a row since the onset
     # (e=18 >= RESTARTED_LOOKS_E) after five good looks, the count e-value divided by the
-    # dispersion left after a step at the sign test's start: 7, as before round 5 (round
-    # 5's one-ratio dispersion: 9; > 10 before the restarts).
+    # dispersion the onset adds; 7 before round 5, > 10 before the restarts.
     good, bad = (12, 1200, 48, 4800), (24, 1200, 48, 4800)
     assert len(run([bad] * 10)) == 4
     decisions = run([good] * 5 + [bad] * 10)
     assert decisions[-1] == "fail"
-    assert len(decisions) - 5 == 7
+    assert len(decisions) - 5 == 9
 
 
 def test_restarted_starts_afresh_when_the_mixture_goes_below_1() -> None:
