@@ -107,7 +107,7 @@ def dispersion_factor(pearson: float, windows: int) -> float:
     >>> dispersion_factor(7.0, 10)  # X^2 under the median of chi2_9 (8.34): Poisson
     1.0
     >>> round(dispersion_factor(54.0, 10), 2)  # six times Poisson over 9 degrees
-    6.48
+    6.47
     """
     if windows < 2 or not math.isfinite(pearson) or pearson <= 0:
         return 1.0
