@@ -87,13 +87,13 @@ def misses(
                 tally["passed early"] += 1
             elif evidence.decision == "pass" and look == LOOKS:
                 tally["passed at look 10: the count e-value < 1/alpha"] += 1
-            elif look == LOOKS:  # inconclusive: the count e-value is there, the checks not
+            elif look == LOOKS:  # inconclusive: checks not agreeing, or the pass margin
                 continue
             elif look > LOOKS and evidence.decision in ("fail", "pass"):
-                tally[f"held by the consistency checks at look 10, {evidence.decision} by "
+                tally[f"held at look 10 (checks or pass margin), {evidence.decision} by "
                       f"look {look}"] += 1  # fmt: skip
             elif look == LOOKS + EXTRA:
-                tally["held by the consistency checks at look 10, inconclusive at 13"] += 1
+                tally["held at look 10 (checks or pass margin), inconclusive at 13"] += 1
             else:
                 continue
             break
