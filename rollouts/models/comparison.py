@@ -85,8 +85,8 @@ class Compare(ApiModel):
     pass_margin: CompareTolerance | None = Field(
         default=None,
         description="sequentialCounts: the regression the last look must rule out to pass "
-        "(default relative 1.0: twice the baseline's error rate); not ruled out: "
-        "inconclusive",
+        "a canary whose error rate came out above the baseline's (default relative 1.0: "
+        "twice the baseline's); not ruled out: inconclusive",
     )
 
     @model_validator(mode="after")
