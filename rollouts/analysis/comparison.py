@@ -312,7 +312,7 @@ def judge(
     phase = phases[evidence.decision]
     if evidence.decision == "inconclusive":
         count = metric.effective_count()
-        extra = compare.effective_extra_measurements() if metric.interval is not None else 0
+        extra = compare.effective_extra_measurements(count) if metric.interval is not None else 0
         if count is None or look < count + extra:
             waiting = (
                 f" (extra measurement {look - count + 1} of {extra})"

@@ -234,6 +234,14 @@ class SideCheck:
         checked = self._checked_level(self.count_e) >= threshold
         return checked or (alone_e >= threshold and self.dispersion_estimated)
 
+    def failing_e(self, threshold: float) -> float:
+        """The count e-value a failure at `threshold` rests on: `count_e` where a check
+        agrees, else the one of every window's dispersion (`alone_e`), which failed alone;
+        `count_e` when the side does not fail."""
+        if self._checked_level(self.count_e) >= threshold or math.isnan(self.alone_e):
+            return self.count_e
+        return self.alone_e if self.fails(threshold) else self.count_e
+
     @property
     def plain_level(self) -> float:
         """The largest threshold at which the plain judgment fails at this look: the

@@ -29,6 +29,16 @@ windows the count e-value divided by phi of every window may fail alone. Dividin
 phi >= 1 only shrinks the rejection set, so the bound under Poisson counts holds. phi may
 turn a failure into "not proven", never into a pass: a pass needs the judgment without phi
 not to hold or fail, at this look or (remembered in the state) any earlier one.
+
+A run that reaches its last look (`count`) having shown nothing has not ruled a regression
+out: 15 minutes at one request a second and 1% errors is 9 errors a side, and a canary at
+2x looks the same. So from the last look on a canary passes only when the e-value against
+'the ratio is at or beyond the pass margin' (`compare.passMargin`, default 2x) reaches
+1/alpha, or when it made no errors at all. That e-value is anytime-valid like the others,
+so the extra looks that follow an inconclusive last look (`extraMeasurements`, by default
+five times `count`) may ask again without passing a regression at the margin more often
+than alpha; the horizon grows with what the traffic can tell, and the rollout pauses only
+when even the extra looks could not decide.
 """
 
 from __future__ import annotations
@@ -39,7 +49,7 @@ from typing import Final
 
 import numpy as np
 
-from rollouts.analysis import consistency, dispersion, margin
+from rollouts.analysis import consistency, dispersion
 from rollouts.analysis.check_windows import CHECK_WINDOW_SECONDS, Window
 from rollouts.analysis.statistics import (
     Direction,
@@ -312,10 +322,13 @@ def sequential_counts(
       and so does the same e-value under per-look swings over the whole run (one quiet
       look of a canary whose rate swings does not pass it);
     - `either` checks both sides at alpha/2 each;
-    - otherwise `continue`, or at the final look `pass` (no regression shown) if a ratio of
-      1 + `pass_margin` (its inverse for `decrease`; both for `either`) is ruled out
-      (`margin`) or the canary's rate came out on the good side of the baseline's,
-      `inconclusive` if not — and `inconclusive` as well when the
+    - otherwise `continue`, or at the final look (and every look after it) `pass` (no
+      regression shown) if a ratio of 1 + `pass_margin` (its inverse for `decrease`; both
+      for `either`) is ruled out — the e-value against 'ratio at or beyond the margin' at
+      1/alpha, with phi and without, as the early pass but at the margin: anytime-valid,
+      so the extra looks may ask again — or if the canary has nothing to show on the bad
+      side (no canary errors for `increase`), `inconclusive` if not — and `inconclusive`
+      as well when the
       count e-value (with phi or without) is at 1/alpha there but the excess is not
       consistent or phi explains it away, or the judgment without phi failed at an earlier
       look: `inconclusive` (strong evidence, not decisive; the metric layer extends by
@@ -405,8 +418,10 @@ def sequential_counts(
         pass_e = min(_e(pass_logs[index]), _e(plain_pass_logs[index]))
         passes.append((pass_e, consistency.mixture_e(swing_pass), within_e))
     failing = [side for side in sides_judged if side.fails(threshold)]
-    worst = max(failing or sides_judged, key=lambda side: side.count_e)
-    worst_words, fail_e = worst.words, worst.count_e
+    # The e-value a failure rests on, in the evidence and its reason: with phi of every
+    # window when that one failed alone (the reason once showed "e=18.28 >= 20" for it).
+    worst = max(failing or sides_judged, key=lambda side: side.failing_e(threshold))
+    worst_words, fail_e = worst.words, worst.failing_e(threshold)
     pass_e = min(count for count, _, _ in passes)
     swing_pass_e = min(swing for _, swing, _ in passes)
     within_e = min(signs for _, _, signs in passes)
@@ -479,24 +494,33 @@ def sequential_counts(
             f"e={format_number(fail_e)}{held}",
         )
     if final:
-        leaning, unruled = _margins_at_last_look(state, direction, confidence, pass_margin, phi)
-        if unruled:
+        margins = _margin_e_values(
+            direction,
+            pass_margin,
+            grid,
+            against_above=np.minimum(log_down, poisson_down),
+            against_below=np.minimum(log_up, poisson_up),
+        )
+        margin_e = min(margins.values(), default=math.inf)
+        words = _ratio_words(list(margins))
+        if _nothing_on_the_bad_side(state, direction):
+            why, shown = "no errors that could show one", ""
+        elif not margins:
+            why, shown = "passMargin off", ""
+        elif margin_e >= threshold:
+            why = f"{words} ruled out (passMargin)"
+            shown = f", e={format_number(margin_e)} >= {format_number(threshold)}"
+        else:
             return replace(
                 evidence,
                 decision="inconclusive",
-                reason=f"no regression shown by the last look, but {_ratio_words(unruled)} not "
-                f"ruled out (passMargin): {rates}, e={format_number(fail_e)}",
+                reason=f"no regression shown, but {words} not ruled out (passMargin): {rates}, "
+                f"e={format_number(margin_e)} < {format_number(threshold)}",
             )
-        why = (
-            f"{_ratio_words(leaning)} ruled out"
-            if leaning
-            else "the canary's error rate no worse than the baseline's"
-        )
         return replace(
             evidence,
             decision="pass",
-            reason=f"no regression shown by the last look and {why}: {rates}, "
-            f"e={format_number(fail_e)}",
+            reason=f"no regression shown and {why}: {rates}{shown}",
         )
     if not held and pass_e >= threshold:
         swing_sign = ">=" if swing_pass_e >= threshold else "<"
@@ -524,23 +548,35 @@ def _ratio_words(ratios: list[float]) -> str:
     return " and ".join(f"{format_number(r)}x" for r in ratios)
 
 
-def _margins_at_last_look(
-    state: SequentialState,
+def _margin_e_values(
     direction: Direction,
-    confidence: float,
     pass_margin: float,
-    phi: float,
-) -> tuple[list[float], list[float]]:
-    """The pass margins the last look asks about, and those of them the data do not rule
-    out (`margin`). Only a side the canary leaned to is asked about: a canary whose error
-    rate came out no higher than the baseline's (the estimate at most 1) is not held for an
-    increase it did not show, nor one no lower for a decrease (with no errors at all,
-    nothing is ruled out and nothing leans). `either` splits alpha between its two sides,
-    as the failure does."""
-    ratios = _margin_ratios(direction, pass_margin)
-    level = 1.0 - (1.0 - confidence) / len(ratios)
-    estimate = _rate_ratio(state)
-    leaning = [r for r in ratios if (estimate > 1.0 if r > 1.0 else estimate < 1.0)]
-    log_likelihood = np.asarray(state.log_likelihood, dtype=np.float64) / phi
-    grid = _grid(state.tolerance)
-    return leaning, [r for r in leaning if not margin.rules_out(log_likelihood, grid, r, level)]
+    grid: FloatArray,
+    *,
+    against_above: FloatArray,
+    against_below: FloatArray,
+) -> dict[float, float]:
+    """For each pass margin `direction` asks about (1 + `pass_margin` for an increase, its
+    inverse for a decrease, both for `either`), the e-value against 'the ratio at or beyond
+    it': `against_above` / `against_below` (log e-values per grid point) at the margin's
+    grid point on the acceptable side (the nearest one inside: never overstated). A margin
+    beyond the grid's end has nothing there to rule out: left out (the rule is off)."""
+    e_values: dict[float, float] = {}
+    for ratio in _margin_ratios(direction, pass_margin):
+        target = math.log(ratio)
+        if ratio > 1.0 and target <= grid[-1]:
+            index = int(np.searchsorted(grid, target + 1e-12, side="left")) - 1
+            e_values[ratio] = _e(float(against_above[index]))
+        elif ratio < 1.0 and target >= grid[0]:
+            index = int(np.searchsorted(grid, target - 1e-12, side="left"))
+            e_values[ratio] = _e(float(against_below[index]))
+    return e_values
+
+
+def _nothing_on_the_bad_side(state: SequentialState, direction: Direction) -> bool:
+    """No count that could show the canary worse in any amount: no canary errors (an
+    increase is bad), no baseline errors (a decrease is), neither (`either`). With
+    nothing counted nothing can be ruled out, and a service that makes no errors must
+    still pass."""
+    canary, baseline = state.canary_errors == 0, state.baseline_errors == 0
+    return {"increase": canary, "decrease": baseline, "either": canary and baseline}[direction]

@@ -137,8 +137,15 @@ def test_defaults() -> None:
     assert compare.effective_confidence() == 0.95
     assert compare.effective_min_samples() == 100
     assert compare.effective_tolerance().relative == 0.1
-    assert compare.effective_extra_measurements() == 3
-    assert latency_metric().compare.effective_min_samples() == 10  # type: ignore[union-attr]
+    # Counts look up to five more horizons (count 5: 25 looks) before pausing; a sample
+    # test, and counts without a horizon, 3.
+    assert compare.effective_extra_measurements(5) == 25
+    assert compare.effective_extra_measurements(None) == 3
+    assert counts_metric(extraMeasurements=2).compare.effective_extra_measurements(5) == 2  # type: ignore[union-attr]
+    latency = latency_metric().compare
+    assert latency is not None
+    assert latency.effective_min_samples() == 10
+    assert latency.effective_extra_measurements(2) == 3
 
 
 # ---------------------------------------------------------------------------------------------
@@ -207,17 +214,21 @@ def test_a_last_look_that_cannot_rule_out_the_pass_margin_extends_then_is_inconc
 
 
 def test_a_wider_pass_margin_passes_what_it_rules_out() -> None:
-    # The same 10 against 5 rule out 10x (passMargin 9).
+    # 20 against 10 rule out 10x (passMargin 9), not 2x.
     metric = counts_metric(passMargin={"relative": 9})
-    result, phases = _looks(metric, [counts(2, 500, 1, 500)] * 5)
+    result, phases = _looks(metric, [counts(4, 500, 2, 500)] * 5)
     assert phases == ["Running"] * 4 + ["Successful"]
     assert "10x ruled out" in (last_evidence(result).reason or "")  # type: ignore[union-attr]
 
 
 def test_errors_during_the_extension_rule_the_margin_out() -> None:
     metric = counts_metric(extraMeasurements=3)
-    _, phases = _looks(metric, [counts(2, 500, 1, 500)] * 5 + [counts(40, 500, 40, 500)])
+    # 90 against 85 by the first extra look: 2x ruled out (with 40 a side, 50 against 45,
+    # not yet).
+    _, phases = _looks(metric, [counts(2, 500, 1, 500)] * 5 + [counts(80, 500, 80, 500)])
     assert phases == ["Running"] * 5 + ["Successful"]
+    _, phases = _looks(metric, [counts(2, 500, 1, 500)] * 5 + [counts(40, 500, 40, 500)])
+    assert phases == ["Running"] * 6
 
 
 @pytest.mark.parametrize(
@@ -261,7 +272,7 @@ def test_traffic_arriving_during_the_extension_decides() -> None:
     for _ in range(5):
         result = look(metric, result, counts(0, 10, 0, 10))
     assert assess_metric(metric, result).phase == "Running"
-    result = look(metric, result, counts(20, 500, 20, 500))
+    result = look(metric, result, counts(50, 500, 50, 500))
     assert assess_metric(metric, result).phase == "Successful"
 
 

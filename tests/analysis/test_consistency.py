@@ -107,7 +107,8 @@ def test_a_look_without_errors_is_no_evidence_for_the_swing_likelihood() -> None
 
 def test_one_bad_minute_does_not_fail_a_canary() -> None:
     # A 3x spike in the first minute, then the canary's rate is the baseline's: the count
-    # e-value alone would fail at once; the checks hold it, and the last look passes.
+    # e-value alone would fail at once; the checks hold it, and the last look passes once
+    # a doubling is ruled out (after 15 normal looks; after 9 it is not yet).
     spike = (36, 1200, 48, 4800)
     normal = (12, 1200, 48, 4800)
     state = SequentialState.start(TOLERANCE).update(*spike)
@@ -119,6 +120,9 @@ def test_one_bad_minute_does_not_fail_a_canary() -> None:
     decisions = run([spike] + [normal] * 9, final=False)
     assert "fail" not in decisions
     for _ in range(9):
+        state = state.update(*normal)
+    assert sequential_counts(state, final=True).decision == "inconclusive"
+    for _ in range(6):
         state = state.update(*normal)
     assert sequential_counts(state, final=True).decision == "pass"
 
@@ -229,6 +233,21 @@ def test_a_decrease_needs_consistency_too() -> None:
     normal = (48, 4800, 12, 1200)
     assert "fail" not in run([spike] + [normal] * 9, direction="decrease")
     assert run([(48, 4800, 120, 1200)] * 3, direction="decrease")[-1] == "fail"
+
+
+def test_a_failure_on_every_window_s_dispersion_reports_that_e_value() -> None:
+    # Found by the property below: from six windows the count e-value divided by phi of
+    # every window (20.68) failed alone while the one of the windows before the newest was
+    # 18.28; the evidence said "e=18.28 >= 20". It reports the e-value that failed.
+    looks = [(1, 1, 0, 1), (1, 1, 0, 1), (0, 1, 0, 1), (0, 28, 5, 457), (7, 7, 0, 7),
+             (1, 1, 0, 1), (1, 1, 0, 1)]  # fmt: skip
+    state = SequentialState.start(TOLERANCE)
+    for look in looks:
+        state = state.update(*look)
+    evidence = sequential_counts(state, min_samples=1)
+    assert evidence.decision == "fail"
+    assert evidence.e_value == pytest.approx(20.68, abs=0.01)
+    assert "e=20.68 >= 20" in evidence.reason and "alone e=20.68" in evidence.reason
 
 
 # ---------------------------------------------------------------------------------------------

@@ -270,27 +270,51 @@ def test_sequential_final_look_does_not_pass_what_it_could_not_see() -> None:
     final = sequential_counts(state, min_samples=100, final=True)
     assert final.decision == "inconclusive"
     assert "2x not ruled out (passMargin)" in final.reason
-    assert sequential_counts(state, final=True, pass_margin=1000.0).decision == "pass"
-    # `either` asks only about the side the canary leaned to; `decrease` has none here.
+    off = sequential_counts(state, final=True, pass_margin=1000.0)
+    assert off.decision == "pass" and "passMargin off" in off.reason
+    # `either` must rule out both sides (at alpha/2 each), `decrease` its own.
     either = sequential_counts(state, final=True, direction="either")
-    assert "but 2x not ruled out" in either.reason
+    assert "but 2x and 0.5x not ruled out" in either.reason and "< 40" in either.reason
     lower = sequential_counts(state, final=True, direction="decrease")
-    assert lower.decision == "pass" and "no worse than the baseline's" in lower.reason
-    mirrored = SequentialState.start(0.2).update(1, 1000, 2, 1000)
-    assert "but 0.5x not ruled out" in sequential_counts(
-        mirrored, final=True, direction="decrease"
-    ).reason
+    assert lower.decision == "inconclusive" and "but 0.5x not ruled out" in lower.reason
 
 
-@pytest.mark.parametrize(("canary", "baseline"), [(0, 0), (1, 1), (0, 3), (4, 5)])
-def test_sequential_final_look_passes_a_canary_no_worse_than_its_baseline(
-    canary: int, baseline: int
+def test_sequential_final_look_rules_the_margin_out_with_an_e_value() -> None:
+    # 100 errors a side: the e-value against 'ratio at or beyond 2x' (the early pass's
+    # mixture, at the margin) is far past 20; against 'beyond 10x' more so; 20 against 10
+    # rules out 10x, not 2x.
+    even = SequentialState.start(0.1).update(100, 10_000, 100, 10_000)
+    for direction, words in (("increase", "2x"), ("decrease", "0.5x"), ("either", "2x and 0.5x")):
+        final = sequential_counts(even, final=True, direction=direction)
+        assert final.decision == "pass", final.reason
+        assert f"and {words} ruled out (passMargin)" in final.reason
+    leaning = SequentialState.start(0.1).update(20, 2500, 10, 2500)
+    assert sequential_counts(leaning, final=True).decision == "inconclusive"
+    assert sequential_counts(leaning, final=True, pass_margin=9.0).decision == "pass"
+
+
+@pytest.mark.parametrize(
+    ("canary", "baseline", "decision"),
+    [(0, 0, "pass"), (0, 3, "pass"), (0, 50, "pass"), (1, 1, "inconclusive"),
+     (4, 5, "inconclusive")],
+)  # fmt: skip
+def test_sequential_final_look_passes_a_canary_without_errors(
+    canary: int, baseline: int, decision: str
 ) -> None:
-    # Too few errors to rule a doubling out, but the canary did not lean that way: no
-    # hold (a service that makes no errors would otherwise never pass).
+    # With no canary errors nothing can be ruled out and nothing is wrong: a pass (a
+    # service that makes no errors would otherwise never pass). A few errors, even no more
+    # than the baseline's, are too few to rule a doubling out: a 2x canary comes out no
+    # worse than that by chance (bench/judge.py: 4.8% of 2x at 1% and 60 req/min promoted
+    # when every "no worse" canary passed, 0.9% with this rule).
     state = SequentialState.start(0.1).update(canary, 100_000, baseline, 100_000)
     final = sequential_counts(state, final=True)
-    assert final.decision == "pass", final.reason
+    assert final.decision == decision, final.reason
+
+
+@pytest.mark.parametrize(("canary", "baseline"), [(0, 0), (3, 0), (50, 0)])
+def test_a_decrease_passes_with_no_baseline_errors(canary: int, baseline: int) -> None:
+    state = SequentialState.start(0.1).update(canary, 100_000, baseline, 100_000)
+    assert sequential_counts(state, final=True, direction="decrease").decision == "pass"
 
 
 def test_sequential_evidence_by_hand() -> None:

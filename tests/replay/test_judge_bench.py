@@ -70,9 +70,12 @@ def test_the_sprt_bound_matches_walds_formula() -> None:
 
 def test_the_look_setup_is_checked() -> None:
     bench = _bench()
+    # 30 looks, then up to 5 x 30 extra ones (75 minutes) by default; 3 when told.
     setup = bench.Setup(interval=30, horizon=15, scrape=15)
-    assert (setup.count, setup.minutes, setup.looks) == (30, 18, 35)
-    assert bench.Setup().count == 10 and bench.Setup().minutes == 14  # the recorded tables
+    assert (setup.count, setup.minutes, setup.looks) == (30, 91, 181)
+    short = bench.Setup(interval=30, horizon=15, scrape=15, extra_looks=3)
+    assert (short.count, short.minutes, short.looks) == (30, 18, 35)
+    assert bench.Setup().count == 10 and bench.Setup(extra_looks=3).minutes == 14
     assert bench.Setup(interval=30, scrape=30).count == 20  # a difference: a scrape a look
     with pytest.raises(ValueError, match="span 2 scrape"):
         bench.Setup(interval=30, scrape=30, looks_query="increase")  # increase() needs two
