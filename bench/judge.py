@@ -49,7 +49,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from margin_option import add_pass_margin_option, pass_margin_kwargs, pass_margin_words
+from margin_option import (
+    add_extra_looks_option,
+    add_pass_margin_option,
+    extra_looks,
+    pass_margin_kwargs,
+    pass_margin_words,
+)
 
 from rollouts.analysis.rank_tests import mann_whitney
 from rollouts.analysis.sequential import SequentialState, sequential_counts
@@ -83,10 +89,6 @@ SCENARIOS = (
     Scenario("bad 2x, 1% -> 2%, noisy canary, 1000 req", 1000, 0.01, 2.0, noisy=True),
     Scenario("bad 10x, 1% -> 10%, noisy canary, 1000", 1000, 0.01, 10.0, noisy=True),
 )
-# Looks the sequential judge may add past the horizon while it is inconclusive (too little
-# traffic, or count evidence the consistency checks do not confirm): `extraMeasurements`.
-EXTRA_LOOKS = 3
-
 
 @dataclass(frozen=True)
 class Release:
@@ -107,10 +109,15 @@ class Release:
         return self.look_baseline_errors.reshape(-1, self.looks_per_interval).sum(axis=1)
 
 
-def draw(rng: np.random.Generator, scenario: Scenario, horizon: int, looks: int = 1) -> Release:
-    """`horizon` intervals plus the sequential judge's extra looks (whole intervals), with
-    `looks` looks an interval, each at requests / looks."""
-    intervals = horizon + EXTRA_LOOKS
+def draw(
+    rng: np.random.Generator, scenario: Scenario, horizon: int, looks: int = 1,
+    extra: int | None = None,
+) -> Release:
+    """`horizon` intervals plus the sequential judge's extra looks (whole intervals; at
+    least the product's default, so that the draws do not depend on `extra` below it),
+    with `looks` looks an interval, each at requests / looks."""
+    most = max(extra_looks(None, horizon * looks), extra or 0)
+    intervals = horizon + -(-most // looks)
     blips = rng.random(intervals) < scenario.blip_chance
     base = np.where(blips, np.minimum(1.0, scenario.base_rate * 20), scenario.base_rate)
     swing = rng.gamma(2.0, 0.5, intervals) if scenario.noisy else 1.0
@@ -150,15 +157,16 @@ def fixed_mann_whitney(release: Release, horizon: int) -> tuple[str, int]:
 
 
 def sequential(
-    release: Release, horizon: int, pass_margin: float | None = None
+    release: Release, horizon: int, pass_margin: float | None = None, extra: int | None = None
 ) -> tuple[str, float]:
     """As the metric does: from the horizon on, an inconclusive look waits for at most
-    EXTRA_LOOKS more; inconclusive then (the rollout would pause) is neither a pass nor a
-    fail. Time in intervals (a look is 1 / looks_per_interval of one). `pass_margin`:
-    `sequential_counts`' (None: its default)."""
+    `extra` more (None: the product's default); inconclusive then (the rollout would
+    pause) is neither a pass nor a fail. Time in intervals (a look is 1 /
+    looks_per_interval of one). `pass_margin`: `sequential_counts`' (None: its default)."""
     state = SequentialState.start(TOLERANCE)
     k = release.looks_per_interval
-    count, last = horizon * k, horizon * k + EXTRA_LOOKS
+    count = horizon * k
+    last = count + extra_looks(extra, count)
     requests = float(release.requests // k)
     for look in range(1, last + 1):
         state = state.update(
@@ -199,18 +207,19 @@ def run(
     scenarios: tuple[str, ...] = (),
     judges: tuple[str, ...] = (),
     pass_margin: float | None = None,
+    extra: int | None = None,
 ) -> list[dict[str, object]]:
     """Every scenario whose name contains one of `scenarios` (all without), by the judges
     named in `judges` (all without); each scenario's draws do not depend on the others.
-    `pass_margin`: the sequential judge's (None: the product's default)."""
+    `pass_margin`, `extra`: the sequential judge's (None: the product's default)."""
     rows: list[dict[str, object]] = []
     chosen = dict(JUDGES)
-    chosen["sequential"] = functools.partial(sequential, pass_margin=pass_margin)
+    chosen["sequential"] = functools.partial(sequential, pass_margin=pass_margin, extra=extra)
     for index, scenario in enumerate(SCENARIOS):
         if scenarios and not any(word in scenario.name for word in scenarios):
             continue
         rng = np.random.default_rng([seed, index])
-        drawn = [draw(rng, scenario, horizon, looks) for _ in range(releases)]
+        drawn = [draw(rng, scenario, horizon, looks, extra) for _ in range(releases)]
         bad = scenario.ratio > 1 + TOLERANCE
         for name, judge in chosen.items():
             if judges and name not in judges:
@@ -246,10 +255,12 @@ def _print(
     horizon: int,
     looks: int,
     pass_margin: float | None = None,
+    extra: int | None = None,
 ) -> None:
     every = "" if looks == 1 else f"; the sequential judge looks {looks} times an interval"
     if words := pass_margin_words(pass_margin):
         every += f"; the sequential judge's {words}"
+    every += f"; it adds up to {extra_looks(extra, horizon * looks)} looks"
     print(f"releases per scenario: {releases}, seed {seed}, horizon {horizon} intervals{every}")
     print("false rb: good releases failed; miss: bad releases passed; decided: intervals to")
     print("the right decision (fail for bad, pass for good)")
@@ -279,9 +290,11 @@ def main() -> None:
     parser.add_argument("--scenarios", nargs="*", default=(), help="words of the scenarios")
     parser.add_argument("--judges", nargs="*", default=(), choices=list(JUDGES))
     add_pass_margin_option(parser)
+    add_extra_looks_option(parser)
     args = parser.parse_args()
     rows = run(args.releases, args.seed, args.horizon, args.looks_per_interval,
-               tuple(args.scenarios), tuple(args.judges), args.pass_margin)  # fmt: skip
+               tuple(args.scenarios), tuple(args.judges), args.pass_margin,
+               args.extra_looks)  # fmt: skip
     if args.json:
         if args.pass_margin is not None:  # the sequential judge's rows say theirs
             for row in rows:
@@ -290,7 +303,7 @@ def main() -> None:
         print(json.dumps(rows, indent=2))
     else:
         _print(rows, args.releases, args.seed, args.horizon, args.looks_per_interval,
-               args.pass_margin)  # fmt: skip
+               args.pass_margin, args.extra_looks)  # fmt: skip
 
 
 if __name__ == "__main__":

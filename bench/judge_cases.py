@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
+from margin_option import extra_looks
 
 from rollouts.sandbox.prometheus import PrometheusServer
 
 T0 = int(datetime(2025, 6, 1, tzinfo=UTC).timestamp())
-EXTRA_LOOKS = 3  # the sequential metric's extraMeasurements
 BOUNDS_MS = (10, 20, 30, 40, 50, 60, 75, 100, 125, 150, 200, 250, 300, 400, 500, 750, 1000,
              2000)  # fmt: skip
 MEDIAN_MS, SIGMA = 50.0, 0.5
@@ -47,6 +47,8 @@ class Setup:
     # The metric's compare.passMargin.relative (margin_option.OFF: the last-look rule off);
     # None: the catalog's (the product's default)
     pass_margin: float | None = None
+    # The metric's compare.extraMeasurements; None: the product's default (5 x count)
+    extra_looks: int | None = None
 
     def __post_init__(self) -> None:
         # increase() needs two scrapes in its window; a difference one scrape a look.
@@ -64,7 +66,7 @@ class Setup:
     @property
     def minutes(self) -> int:
         """Minutes drawn: the horizon, the extra looks, one minute to spare; at least 14."""
-        extra = math.ceil(EXTRA_LOOKS * self.interval / 60)
+        extra = math.ceil(extra_looks(self.extra_looks, self.count) * self.interval / 60)
         return max(14, self.horizon + extra + 1)
 
     @property

@@ -64,7 +64,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from judge_cases import CASES, SIGMA, T0, Case, Observed, Setup, observe, render_case
-from margin_option import add_pass_margin_option, pass_margin_words
+from margin_option import (
+    add_extra_looks_option,
+    add_pass_margin_option,
+    extra_looks,
+    pass_margin_words,
+)
 
 from rollouts.analysis.assessment import assess_metric, measure, new_result, record_measurement
 from rollouts.analysis.comparison import judge
@@ -91,18 +96,22 @@ def catalog_metric(
     name: str | None = None,
     overrides: tuple[tuple[str, str], ...] = (),
     pass_margin: float | None = None,
+    extra: int | None = None,
 ) -> Metric:
     """The template's metric, its args at their defaults (placeholders where required)
     but for `overrides` ((arg, value) pairs); `pass_margin` sets its
-    `compare.passMargin.relative` (validated as a manifest's would be)."""
+    `compare.passMargin.relative`, `extra` its `compare.extraMeasurements` (validated as a
+    manifest's would be)."""
     doc = yaml.safe_load((CATALOG / f"{template}.yaml").read_text(encoding="utf-8"))
     defaults = {a["name"]: a.get("value") or f"bench-{a['name']}" for a in doc["spec"]["args"]}
     defaults.update(overrides)
     doc = substitute_args(doc, defaults)
-    if pass_margin is not None:
-        for metric in doc["spec"]["metrics"]:
-            if name is None or metric["name"] == name:
+    for metric in doc["spec"]["metrics"]:
+        if name is None or metric["name"] == name:
+            if pass_margin is not None:
                 metric["compare"]["passMargin"] = {"relative": pass_margin}
+            if extra is not None:
+                metric["compare"]["extraMeasurements"] = extra
     loaded = load_cluster_analysis_template(doc)
     return next(m for m in loaded.spec.metrics if name is None or m.name == name)
 
@@ -164,10 +173,12 @@ def kayenta_judge(obs: dict[str, Observed], seed: int, setup: Setup) -> Outcome:
 
 
 def errors_metric(setup: Setup) -> Metric:
-    """The catalog's error-rate metric with the setup's look interval, horizon and pass
-    margin."""
+    """The catalog's error-rate metric with the setup's look interval, horizon, pass margin
+    and extra looks."""
     looks = (("interval", f"{setup.interval}s"), ("looks", str(setup.count)))
-    return catalog_metric("http-compare", "error-rate-vs-baseline", looks, setup.pass_margin)
+    return catalog_metric(
+        "http-compare", "error-rate-vs-baseline", looks, setup.pass_margin, setup.extra_looks
+    )
 
 
 def our_judge(obs: dict[str, Observed], seed: int, setup: Setup) -> Outcome:
@@ -370,6 +381,7 @@ def _fmt(value: float | None, spec: str) -> str:
 def print_table(rows: list[dict[str, Any]], releases: int, seed: int, setup: Setup) -> None:
     looks = "looks every minute" if setup.interval == 60 else f"looks every {setup.interval}s"
     margin = f"; ours: {words}" if (words := pass_margin_words(setup.pass_margin)) else ""
+    margin += f"; up to {extra_looks(setup.extra_looks, setup.count)} extra looks"
     print(f"releases per case: {releases}, seed {seed}; canary 20 req/s, stable 80 req/s "
           f"unless said; {looks}, horizon {setup.horizon} min, scrapes every {setup.scrape}s, "
           f"looks {setup.query_offset}s after a scrape, counted by "
@@ -416,9 +428,10 @@ def main() -> None:
     parser.add_argument("--caught-by", type=int, nargs="*", default=(),
                         help="minutes at which to print the share of bad releases failed")
     add_pass_margin_option(parser)
+    add_extra_looks_option(parser)
     args = parser.parse_args()
     setup = Setup(args.interval, args.horizon, args.scrape, args.query_offset, args.looks_query,
-                  args.pass_margin)  # fmt: skip
+                  args.pass_margin, args.extra_looks)  # fmt: skip
     started = time.perf_counter()
     rows, timings = run(args.releases, args.seed, setup, tuple(args.cases), tuple(args.judges),
                         tuple(args.caught_by))  # fmt: skip

@@ -1,14 +1,18 @@
-"""`--pass-margin R` of the judge benches: the sequentialCounts last-look rule's margin.
+"""`--pass-margin R` and `--extra-looks N` of the judge benches (sequentialCounts' rule from
+the last look on: its margin, and how many looks it may add).
 
 R is relative (1.0: the data must rule out twice the baseline's error rate for the last look
 to pass; `compare.passMargin.relative`), or `off`: OFF, a margin beyond the test's grid, so
 that nothing is left to rule out and the rule never holds a pass back. Unset (None): the
-product's default, whatever it is.
+product's default, whatever it is. N: `compare.extraMeasurements` (unset: the product's
+default, five times `count`).
 """
 
 from __future__ import annotations
 
 import argparse
+
+from rollouts.models.comparison import COUNTS_EXTRA_PER_LOOK
 
 OFF = 1000.0  # beyond the sequential test's grid of ratios: the rule is off
 
@@ -47,3 +51,19 @@ def pass_margin_words(margin: float | None) -> str:
 def pass_margin_kwargs(margin: float | None) -> dict[str, float]:
     """`sequential_counts`' keyword for the margin; none when unset (its own default)."""
     return {} if margin is None else {"pass_margin": margin}
+
+
+def add_extra_looks_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--extra-looks",
+        type=int,
+        default=None,
+        metavar="N",
+        help="sequentialCounts' extraMeasurements; default: the product's (5 x count)",
+    )
+
+
+def extra_looks(extra: int | None, count: int) -> int:
+    """The looks the sequential metric may add after `count`: `extra`, or the product's
+    default."""
+    return COUNTS_EXTRA_PER_LOOK * count if extra is None else extra
