@@ -88,6 +88,11 @@ SCENARIOS = (
     Scenario("good, 1% errors, noisy canary, 1000 req", 1000, 0.01, 1.0, noisy=True),
     Scenario("bad 2x, 1% -> 2%, noisy canary, 1000 req", 1000, 0.01, 2.0, noisy=True),
     Scenario("bad 10x, 1% -> 10%, noisy canary, 1000", 1000, 0.01, 10.0, noisy=True),
+    # Appended (round 7), so that the scenarios above keep their draws: the canary's traffic
+    # of the catalog's bench (20 req/s) at 0.1%, and 1 req/s at 1%, where 2x shows slowly.
+    Scenario("good, 0.1% errors, 1200 req/interval", 1200, 0.001, 1.0),
+    Scenario("bad 2x, 0.1% -> 0.2%, 1200 req", 1200, 0.001, 2.0),
+    Scenario("bad 2x, 1% -> 2%, 60 req/interval", 60, 0.01, 2.0),
 )
 
 @dataclass(frozen=True)
@@ -156,6 +161,9 @@ def fixed_mann_whitney(release: Release, horizon: int) -> tuple[str, int]:
     return evidence.decision, horizon
 
 
+MIN_SAMPLES = 100  # the sequential judge's minSamples (requests a side)
+
+
 def sequential(
     release: Release, horizon: int, pass_margin: float | None = None, extra: int | None = None
 ) -> tuple[str, float]:
@@ -179,14 +187,17 @@ def sequential(
         evidence = sequential_counts(
             state,
             confidence=CONFIDENCE,
-            min_samples=100,
+            min_samples=MIN_SAMPLES,
             final=look >= count,
             **pass_margin_kwargs(pass_margin),
         )
         state = evidence.state or state  # what the judgment remembers (a plain failure)
         if evidence.decision in ("fail", "pass"):
             return evidence.decision, look / k
-        if evidence.decision == "inconclusive" and look == last:
+        traffic = min(state.canary_requests, state.baseline_requests) >= MIN_SAMPLES
+        if evidence.decision == "inconclusive" and look >= count + extra_looks(
+            extra, count, traffic
+        ):
             return "inconclusive", look / k
     raise AssertionError("unreachable")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from rollouts.models.comparison import COUNTS_EXTRA_PER_LOOK
+from rollouts.models.comparison import COUNTS_EXTRA_PER_LOOK, DEFAULT_EXTRA_MEASUREMENTS
 
 OFF = 1000.0  # beyond the sequential test's grid of ratios: the rule is off
 
@@ -63,7 +63,9 @@ def add_extra_looks_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def extra_looks(extra: int | None, count: int) -> int:
+def extra_looks(extra: int | None, count: int, traffic: bool = True) -> int:
     """The looks the sequential metric may add after `count`: `extra`, or the product's
-    default."""
-    return COUNTS_EXTRA_PER_LOOK * count if extra is None else extra
+    default (`traffic`: both sides have minSamples; without, the short default)."""
+    if extra is not None:
+        return extra
+    return COUNTS_EXTRA_PER_LOOK * count if traffic else DEFAULT_EXTRA_MEASUREMENTS

@@ -312,7 +312,13 @@ def judge(
     phase = phases[evidence.decision]
     if evidence.decision == "inconclusive":
         count = metric.effective_count()
-        extra = compare.effective_extra_measurements(count) if metric.interval is not None else 0
+        minimum = compare.effective_min_samples()
+        traffic = min(evidence.canary, evidence.baseline) >= minimum
+        extra = (
+            compare.effective_extra_measurements(count, traffic=traffic)
+            if metric.interval is not None
+            else 0
+        )
         if count is None or look < count + extra:
             waiting = (
                 f" (extra measurement {look - count + 1} of {extra})"

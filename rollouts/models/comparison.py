@@ -85,7 +85,7 @@ class Compare(ApiModel):
         le=MAX_INT32,
         description="measurements added after count while the metric is inconclusive: too "
         "little traffic, or (sequentialCounts) passMargin not ruled out (default 3; "
-        "sequentialCounts: 5 x count)",
+        "sequentialCounts with minSamples on both sides: 5 x count)",
     )
     pass_margin: CompareTolerance | None = Field(
         default=None,
@@ -127,11 +127,14 @@ class Compare(ApiModel):
     def effective_min_samples(self) -> int:
         return DEFAULT_MIN_SAMPLES[self.test] if self.min_samples is None else self.min_samples
 
-    def effective_extra_measurements(self, count: int | None) -> int:
-        """Measurements added after `count` (the metric's) while inconclusive."""
+    def effective_extra_measurements(self, count: int | None, *, traffic: bool = True) -> int:
+        """Measurements added after `count` (the metric's) while inconclusive. `traffic`:
+        both sides have minSamples; without it the short default holds for counts too, so
+        that a canary no request reaches pauses the rollout soon rather than after five
+        horizons."""
         if self.extra_measurements is not None:
             return self.extra_measurements
-        if self.test == "sequentialCounts" and count is not None:
+        if self.test == "sequentialCounts" and count is not None and traffic:
             return COUNTS_EXTRA_PER_LOOK * count
         return DEFAULT_EXTRA_MEASUREMENTS
 

@@ -140,6 +140,7 @@ def test_defaults() -> None:
     # Counts look up to five more horizons (count 5: 25 looks) before pausing; a sample
     # test, and counts without a horizon, 3.
     assert compare.effective_extra_measurements(5) == 25
+    assert compare.effective_extra_measurements(5, traffic=False) == 3
     assert compare.effective_extra_measurements(None) == 3
     assert counts_metric(extraMeasurements=2).compare.effective_extra_measurements(5) == 2  # type: ignore[union-attr]
     latency = latency_metric().compare
@@ -264,6 +265,18 @@ def test_too_little_traffic_extends_then_is_inconclusive() -> None:
     assert "extra measurement 2 of 2" in (result.measurements[-2].message or "")
     message = assess_metric(metric, result).message or ""
     assert "too little traffic" in message and "after 7 measurements" in message
+
+
+def test_by_default_no_traffic_waits_three_looks_and_an_open_margin_five_horizons() -> None:
+    # count 5: an idle canary is Inconclusive after 5 + 3 looks; one with traffic whose
+    # doubling is not ruled out (2 errors against 1 a look) keeps looking, 5 + 25.
+    idle, phases = _looks(counts_metric(), [counts(0, 3, 0, 3)] * 40)
+    assert len(phases) == 8 and phases[-1] == "Inconclusive"
+    assert "too little traffic" in (assess_metric(counts_metric(), idle).message or "")
+    open_margin, phases = _looks(counts_metric(), [counts(2, 500, 1, 500)] * 40)
+    assert len(phases) == 30 and phases[-1] == "Inconclusive"
+    assert "extra measurement 25 of 25" in (open_margin.measurements[-2].message or "")
+    assert "2x not ruled out" in (assess_metric(counts_metric(), open_margin).message or "")
 
 
 def test_traffic_arriving_during_the_extension_decides() -> None:
