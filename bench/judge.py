@@ -194,7 +194,7 @@ def sequential(
         state = evidence.state or state  # what the judgment remembers (a plain failure)
         if evidence.decision in ("fail", "pass"):
             return evidence.decision, look / k
-        traffic = min(state.canary_requests, state.baseline_requests) >= MIN_SAMPLES
+        traffic = evidence.has_min_samples(MIN_SAMPLES)
         if evidence.decision == "inconclusive" and look >= count + extra_looks(
             extra, count, traffic
         ):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from rollouts.models.comparison import COUNTS_EXTRA_PER_LOOK, DEFAULT_EXTRA_MEASUREMENTS
+from rollouts.models.comparison import default_extra_measurements
 
 OFF = 1000.0  # beyond the sequential test's grid of ratios: the rule is off
 
@@ -68,4 +68,4 @@ def extra_looks(extra: int | None, count: int, traffic: bool = True) -> int:
     default (`traffic`: both sides have minSamples; without, the short default)."""
     if extra is not None:
         return extra
-    return COUNTS_EXTRA_PER_LOOK * count if traffic else DEFAULT_EXTRA_MEASUREMENTS
+    return default_extra_measurements("sequentialCounts", count, traffic=traffic)

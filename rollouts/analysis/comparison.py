@@ -312,8 +312,7 @@ def judge(
     phase = phases[evidence.decision]
     if evidence.decision == "inconclusive":
         count = metric.effective_count()
-        minimum = compare.effective_min_samples()
-        traffic = min(evidence.canary, evidence.baseline) >= minimum
+        traffic = evidence.has_min_samples(compare.effective_min_samples())
         extra = (
             compare.effective_extra_measurements(count, traffic=traffic)
             if metric.interval is not None

@@ -149,7 +149,7 @@ def mann_whitney(
         baseline=float(len(ys)),
         confidence=confidence,
     )
-    if len(xs) < max(1, min_samples) or len(ys) < max(1, min_samples):
+    if not base.has_min_samples(min_samples):
         return replace(
             base,
             reason=f"too few samples: canary {len(xs)}, baseline {len(ys)} "

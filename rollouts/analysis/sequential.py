@@ -447,7 +447,7 @@ def sequential_counts(
         f"ratio {format_number(estimate)} {format_interval(interval)}"
         + (f", dispersion {phi:.3g}" if phi > 1.0 else "")
     )
-    if min(state.canary_requests, state.baseline_requests) < max(1, min_samples):
+    if not evidence.has_min_samples(min_samples):
         return replace(
             evidence,
             decision="inconclusive",

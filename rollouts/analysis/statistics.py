@@ -96,6 +96,11 @@ class Evidence:
     looks: int = 1
     state: SequentialState | None = None
 
+    def has_min_samples(self, min_samples: int) -> bool:
+        """Both sides have at least `min_samples` (at least 1) samples or requests: below,
+        neither test decides, and the metric waits the short extension."""
+        return min(self.canary, self.baseline) >= max(1, min_samples)
+
 
 
 def finite_values(values: Samples) -> FloatArray:

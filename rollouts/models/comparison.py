@@ -34,6 +34,14 @@ COUNTS_EXTRA_PER_LOOK: Final = 5
 DEFAULT_PASS_MARGIN: Final = 1.0
 
 
+def default_extra_measurements(test: CompareTest, count: int | None, *, traffic: bool) -> int:
+    """`extraMeasurements` when unset: 5 x `count` for sequentialCounts once both sides have
+    minSamples (`traffic`), else 3."""
+    if test == "sequentialCounts" and count is not None and traffic:
+        return COUNTS_EXTRA_PER_LOOK * count
+    return DEFAULT_EXTRA_MEASUREMENTS
+
+
 class CompareTolerance(ApiModel):
     """How much worse the canary may be: `relative` to the baseline (0.1 = 10%) or
     `absolute` in the metric's unit (mannWhitney only)."""
@@ -134,9 +142,7 @@ class Compare(ApiModel):
         horizons."""
         if self.extra_measurements is not None:
             return self.extra_measurements
-        if self.test == "sequentialCounts" and count is not None and traffic:
-            return COUNTS_EXTRA_PER_LOOK * count
-        return DEFAULT_EXTRA_MEASUREMENTS
+        return default_extra_measurements(self.test, count, traffic=traffic)
 
     def effective_pass_margin(self) -> float:
         """The relative pass margin of sequentialCounts (1.0: a ratio of 2)."""
